@@ -1,0 +1,29 @@
+// mod_calc: calls libmath, a library loaded with `LoadFile`, through the global
+// scope: SITE CALC <a> <b> answers with their sum and product.
+import { API_VERSION, HANDLED, addHelp, argc, argv, replyError, reply } from "./sdk";
+
+@external("env", "math_add")
+declare function math_add(a: i32, b: i32): i32;
+
+@external("env", "math_mul")
+declare function math_mul(a: i32, b: i32): i32;
+
+export const calc_module: i32 = API_VERSION;
+
+export function module_init(): i32 {
+  addHelp("CALC", "<sp> a <sp> b");
+  return 0;
+}
+
+export function site_CALC(): i32 {
+  // argv(0) is SITE, argv(1) is CALC.
+  if (argc() != 4) {
+    replyError("501", "SITE CALC: usage: SITE CALC <a> <b>");
+    return HANDLED;
+  }
+  const a = I32.parseInt(argv(2));
+  const b = I32.parseInt(argv(3));
+  reply("200", "SITE CALC: " + a.toString() + " + " + b.toString() + " = " + math_add(a, b).toString() +
+    ", " + a.toString() + " * " + b.toString() + " = " + math_mul(a, b).toString());
+  return HANDLED;
+}

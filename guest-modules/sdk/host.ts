@@ -1,0 +1,38 @@
+// The guest's view of the host symbol table (host/abi/host-symbols.ts), one
+// explicit @external per symbol so renaming a file never changes the ABI.
+// test/unit/abi/sdk-abi.test.ts compiles this file and checks every import
+// against the host's table. `abort`, `trace` and `seed` are AssemblyScript's own
+// imports; the host provides them too.
+
+@external("env", "pr_time_now")
+export declare function pr_time_now(): f64;
+
+@external("env", "pr_log_debug")
+export declare function pr_log_debug(level: i32, msg: string): void;
+
+@external("env", "pr_trace_msg")
+export declare function pr_trace_msg(channel: string, level: i32, msg: string): void;
+
+@external("env", "pr_cmd_arg")
+export declare function pr_cmd_arg(): string;
+
+@external("env", "pr_cmd_argc")
+export declare function pr_cmd_argc(): i32;
+
+@external("env", "pr_cmd_argv")
+export declare function pr_cmd_argv(index: i32): string;
+
+@external("env", "pr_response_add")
+export declare function pr_response_add(code: string, msg: string): void;
+
+@external("env", "pr_response_add_err")
+export declare function pr_response_add_err(code: string, msg: string): void;
+
+@external("env", "pr_feat_add")
+export declare function pr_feat_add(feat: string): void;
+
+@external("env", "pr_help_add")
+export declare function pr_help_add(command: string, text: string): void;
+
+@external("env", "pr_session_user")
+export declare function pr_session_user(): string;

@@ -1,0 +1,89 @@
+// The wasm-dso SDK: everything a module author imports. A module is one file:
+//
+//   import { API_VERSION, HANDLED, reply } from "./sdk";
+//   export const hello_module: i32 = API_VERSION;   // mod_hello.c -> hello_module
+//   export function cmd_HELLO(): i32 { reply("200", "Hello"); return HANDLED; }
+//
+// See README.md ("Writing a module") for the export names the host looks for.
+import {
+  pr_cmd_arg,
+  pr_cmd_argc,
+  pr_cmd_argv,
+  pr_feat_add,
+  pr_help_add,
+  pr_log_debug,
+  pr_response_add,
+  pr_response_add_err,
+  pr_session_user,
+  pr_time_now,
+  pr_trace_msg,
+} from "./host";
+
+/** proftpd's PR_MODULE_API_VERSION; export it as `NAME_module`. */
+export const API_VERSION: i32 = 0x20;
+
+/** Handler results: pass the command on, it is done, or it failed. */
+export const DECLINED: i32 = 0;
+export const HANDLED: i32 = 1;
+export const ERROR: i32 = -1;
+
+/** A line in the daemon's log at debug `level` (0 shows always). */
+export function log(msg: string, level: i32 = 0): void {
+  pr_log_debug(level, msg);
+}
+
+/** A line in the TraceLog on `channel` when `Trace channel:N` has N >= level. */
+export function traceMsg(channel: string, level: i32, msg: string): void {
+  pr_trace_msg(channel, level, msg);
+}
+
+/** Adds a reply line (`200 Hello`) to the command being handled. */
+export function reply(code: string, msg: string): void {
+  pr_response_add(code, msg);
+}
+
+/** Adds an error reply line (`550 No such file`) to the command being handled. */
+export function replyError(code: string, msg: string): void {
+  pr_response_add_err(code, msg);
+}
+
+/** Refuses a directive: dsod reports `Directive: msg on line N of 'file'`. */
+export function directiveError(msg: string): i32 {
+  pr_response_add_err("", msg);
+  return ERROR;
+}
+
+/** The argument of the command or directive: everything after its name. */
+export function arg(): string {
+  return pr_cmd_arg();
+}
+
+/** The number of words of the command or directive, its name included. */
+export function argc(): i32 {
+  return pr_cmd_argc();
+}
+
+/** Word `index` of the command or directive; 0 is its name. */
+export function argv(index: i32): string {
+  return pr_cmd_argv(index);
+}
+
+/** Adds a line to the FEAT reply; call it from module_init. */
+export function addFeature(feat: string): void {
+  pr_feat_add(feat);
+}
+
+/** Describes a command for HELP; call it from module_init. */
+export function addHelp(command: string, text: string): void {
+  pr_help_add(command, text);
+}
+
+/** The user the session logged in as, or "" (needs the `session` capability). */
+export function sessionUser(): string {
+  return pr_session_user();
+}
+
+/** Milliseconds since the epoch. */
+export function now(): f64 {
+  return pr_time_now();
+}

@@ -1,0 +1,269 @@
+/**
+ * The host's exported symbol table: the single definition of every symbol a
+ * guest can import from the `env` namespace, with its wasm type, the capability
+ * it belongs to and its implementation. The guest SDK declares the same symbols
+ * (guest-modules/sdk/host.ts); test/unit/abi/sdk-abi.test.ts compiles the SDK and
+ * checks its imports against this table, and docs/host-abi.md describes it.
+ *
+ * Like the symbols of proftpd's own executable, these are searched first when a
+ * guest's imports are resolved (mod_dso.c dlopens with RTLD_GLOBAL).
+ */
+import { DsoError, ErrorCodes } from "../errors.js";
+import type { FuncType, ValueType } from "../wasm/types.js";
+import type { GuestStrings } from "./guest-memory.js";
+
+/** `string` is an i32 pointer to an AssemblyScript string in the caller's memory. */
+export type AbiType = "i32" | "i64" | "f64" | "string";
+
+/** Named groups of host symbols; a module may import only from the capabilities it holds. */
+export const Capabilities = {
+  core: "core",
+  log: "log",
+  command: "command",
+  response: "response",
+  register: "register",
+  session: "session",
+} as const;
+
+export type Capability = (typeof Capabilities)[keyof typeof Capabilities];
+
+/** What a handler can see of the command (or directive) being dispatched. */
+export interface ActiveCommand {
+  /** The command or directive name, `argv[0]`. */
+  readonly name: string;
+  /** Everything after the name, as the client sent it. */
+  readonly arg: string;
+  readonly argv: readonly string[];
+  /** The logged-in user, if any. */
+  readonly user: string | undefined;
+  addResponse(code: string, message: string): void;
+  addError(code: string, message: string): void;
+}
+
+/** The services host symbols need from whoever embeds the host (the daemon, or a library user). */
+export interface HostServices {
+  log(importer: string, level: number, message: string): void;
+  trace(importer: string, channel: string, level: number, message: string): void;
+  activeCommand(): ActiveCommand | undefined;
+}
+
+/** Per-instance state that host symbols bound to that instance read and write. */
+export interface ImporterState {
+  readonly name: string;
+  readonly features: string[];
+  readonly help: Array<{ readonly command: string; readonly text: string }>;
+  /** Set once the instance exists; host symbols called earlier (from a start function) fail cleanly. */
+  strings: GuestStrings | undefined;
+}
+
+export interface HostSymbol {
+  readonly name: string;
+  readonly capability: Capability;
+  readonly params: readonly AbiType[];
+  readonly result: AbiType | "nil";
+  readonly doc: string;
+  bind(importer: ImporterState, services: HostServices): (...args: never[]) => unknown;
+}
+
+function wasmType(type: AbiType): ValueType {
+  return type === "string" ? "i32" : type;
+}
+
+export function hostSymbolType(symbol: HostSymbol): FuncType {
+  return {
+    params: symbol.params.map(wasmType),
+    results: symbol.result === "nil" ? [] : [wasmType(symbol.result)],
+  };
+}
+
+function stringsOf(importer: ImporterState, symbol: string): GuestStrings {
+  if (importer.strings === undefined) {
+    throw new DsoError(
+      ErrorCodes.GUEST_STRING,
+      `${importer.name}: host symbol '${symbol}' called before the instance was ready (from a start function)`,
+    );
+  }
+  return importer.strings;
+}
+
+function readString(importer: ImporterState, symbol: string, ptr: number): string {
+  try {
+    return stringsOf(importer, symbol).read(ptr);
+  } catch (cause) {
+    throw new DsoError(ErrorCodes.GUEST_STRING, `${importer.name}: invalid string passed to '${symbol}' (pointer ${ptr})`, {
+      cause,
+    });
+  }
+}
+
+function activeCommand(importer: ImporterState, services: HostServices, symbol: string): ActiveCommand {
+  const command = services.activeCommand();
+  if (command === undefined) {
+    throw new DsoError(ErrorCodes.GUEST_TRAP, `${importer.name}: '${symbol}' called outside a command or directive handler`);
+  }
+  return command;
+}
+
+const symbols: readonly HostSymbol[] = [
+  {
+    name: "abort",
+    capability: "core",
+    params: ["string", "string", "i32", "i32"],
+    result: "nil",
+    doc: "AssemblyScript's abort(): traps the caller with its message, file, line and column.",
+    bind: (importer) => (msg: number, file: number, line: number, column: number) => {
+      const text = msg === 0 ? "abort" : readString(importer, "abort", msg);
+      const where = file === 0 ? "" : ` at ${readString(importer, "abort", file)}:${line}:${column}`;
+      throw new DsoError(ErrorCodes.GUEST_TRAP, `${importer.name}: abort: ${text}${where}`);
+    },
+  },
+  {
+    name: "trace",
+    capability: "core",
+    params: ["string", "i32", "f64", "f64", "f64", "f64", "f64"],
+    result: "nil",
+    doc: "AssemblyScript's trace(): logs a message and up to five numbers at debug level 9.",
+    bind:
+      (importer, services) =>
+      (msg: number, count: number, ...values: number[]) => {
+        const numbers = values.slice(0, Math.max(0, Math.min(count, 5)));
+        const text = readString(importer, "trace", msg);
+        services.log(importer.name, 9, numbers.length === 0 ? `trace: ${text}` : `trace: ${text} ${numbers.join(", ")}`);
+      },
+  },
+  {
+    name: "seed",
+    capability: "core",
+    params: [],
+    result: "f64",
+    doc: "AssemblyScript's seed() for Math.random: a fresh random seed.",
+    bind: () => () => Math.random() * Number.MAX_SAFE_INTEGER,
+  },
+  {
+    name: "pr_time_now",
+    capability: "core",
+    params: [],
+    result: "f64",
+    doc: "Milliseconds since the epoch.",
+    bind: () => () => Date.now(),
+  },
+  {
+    name: "pr_log_debug",
+    capability: "log",
+    params: ["i32", "string"],
+    result: "nil",
+    doc: "proftpd's pr_log_debug(level, msg): a line in the daemon's log when its debug level is at least `level`.",
+    bind: (importer, services) => (level: number, msg: number) => {
+      services.log(importer.name, level, readString(importer, "pr_log_debug", msg));
+    },
+  },
+  {
+    name: "pr_trace_msg",
+    capability: "log",
+    params: ["string", "i32", "string"],
+    result: "nil",
+    doc: "proftpd's pr_trace_msg(channel, level, msg): a line in the TraceLog when `Trace channel:N` has N >= level.",
+    bind: (importer, services) => (channel: number, level: number, msg: number) => {
+      services.trace(
+        importer.name,
+        readString(importer, "pr_trace_msg", channel),
+        level,
+        readString(importer, "pr_trace_msg", msg),
+      );
+    },
+  },
+  {
+    name: "pr_cmd_arg",
+    capability: "command",
+    params: [],
+    result: "string",
+    doc: "The argument of the command being handled (everything after its name), or of the directive.",
+    bind: (importer, services) => () =>
+      stringsOf(importer, "pr_cmd_arg").create(activeCommand(importer, services, "pr_cmd_arg").arg),
+  },
+  {
+    name: "pr_cmd_argc",
+    capability: "command",
+    params: [],
+    result: "i32",
+    doc: "The number of words of the command or directive, its name included.",
+    bind: (importer, services) => () => activeCommand(importer, services, "pr_cmd_argc").argv.length,
+  },
+  {
+    name: "pr_cmd_argv",
+    capability: "command",
+    params: ["i32"],
+    result: "string",
+    doc: "Word `i` of the command or directive (0 is its name); an empty string past the end.",
+    bind: (importer, services) => (index: number) =>
+      stringsOf(importer, "pr_cmd_argv").create(activeCommand(importer, services, "pr_cmd_argv").argv[index] ?? ""),
+  },
+  {
+    name: "pr_response_add",
+    capability: "response",
+    params: ["string", "string"],
+    result: "nil",
+    doc: "proftpd's pr_response_add(code, msg): a reply line sent when the command completes.",
+    bind: (importer, services) => (code: number, msg: number) => {
+      activeCommand(importer, services, "pr_response_add").addResponse(
+        readString(importer, "pr_response_add", code),
+        readString(importer, "pr_response_add", msg),
+      );
+    },
+  },
+  {
+    name: "pr_response_add_err",
+    capability: "response",
+    params: ["string", "string"],
+    result: "nil",
+    doc: "proftpd's pr_response_add_err(code, msg): an error reply line sent when the command fails.",
+    bind: (importer, services) => (code: number, msg: number) => {
+      activeCommand(importer, services, "pr_response_add_err").addError(
+        readString(importer, "pr_response_add_err", code),
+        readString(importer, "pr_response_add_err", msg),
+      );
+    },
+  },
+  {
+    name: "pr_feat_add",
+    capability: "register",
+    params: ["string"],
+    result: "nil",
+    doc: "proftpd's pr_feat_add(feat): a line the module adds to the FEAT reply.",
+    bind: (importer) => (feat: number) => {
+      importer.features.push(readString(importer, "pr_feat_add", feat));
+    },
+  },
+  {
+    name: "pr_help_add",
+    capability: "register",
+    params: ["string", "string"],
+    result: "nil",
+    doc: "proftpd's pr_help_add(cmd, syntax): how HELP describes a command the module provides.",
+    bind: (importer) => (command: number, text: number) => {
+      importer.help.push({
+        command: readString(importer, "pr_help_add", command).toUpperCase(),
+        text: readString(importer, "pr_help_add", text),
+      });
+    },
+  },
+  {
+    name: "pr_session_user",
+    capability: "session",
+    params: [],
+    result: "string",
+    doc: "The name the session logged in as, or an empty string before login.",
+    bind: (importer, services) => () =>
+      stringsOf(importer, "pr_session_user").create(activeCommand(importer, services, "pr_session_user").user ?? ""),
+  },
+];
+
+/** The host symbols by name, in the order docs/host-abi.md lists them. */
+export const HOST_SYMBOLS: ReadonlyMap<string, HostSymbol> = new Map(symbols.map((s) => [s.name, s]));
+
+/**
+ * `env.memory` is not a shared symbol: every importer gets a memory of its own,
+ * made by the host with the importer's memory cap as its maximum, so the host
+ * owns the limit (mod_dso has no equivalent; ld.so shares one address space).
+ */
+export const HOST_MEMORY_SYMBOL = "memory";

@@ -1,0 +1,102 @@
+/**
+ * Every failure the host reports carries a stable `code` (Node core's rule: the
+ * message may improve, the code never changes). `docs/errors.md` lists each code;
+ * `test/unit/errors-doc.test.ts` keeps that table and this list equal.
+ */
+export const ErrorCodes = {
+  /** The bytes are not a WebAssembly binary, or a section is malformed. */
+  BAD_WASM: "DSO_ERR_BAD_WASM",
+  /** A module name breaks proftpd's rules (`mod_` prefix, `.c` ending, no path parts). */
+  BAD_MODULE_NAME: "DSO_ERR_BAD_MODULE_NAME",
+  /** No `mod_x.wasm` (or library file) where the module path says it should be. */
+  MODULE_NOT_FOUND: "DSO_ERR_MODULE_NOT_FOUND",
+  /** The binary does not export its `NAME_module` symbol. */
+  NO_MODULE_SYMBOL: "DSO_ERR_NO_MODULE_SYMBOL",
+  /** An export named like a handler or hook has the wrong type (the module protocol is broken). */
+  BAD_MODULE: "DSO_ERR_BAD_MODULE",
+  /** The module's API version is older than the host's. */
+  API_VERSION: "DSO_ERR_API_VERSION",
+  /** The module's init hook failed or trapped. */
+  INIT_FAILED: "DSO_ERR_INIT_FAILED",
+  /** A module of that name is already loaded (dynamically or compiled in). */
+  ALREADY_LOADED: "DSO_ERR_ALREADY_LOADED",
+  /** No module of that name is loaded. */
+  NOT_LOADED: "DSO_ERR_NOT_LOADED",
+  /** Other loaded instances are bound to the module's exports. */
+  HAS_DEPENDENTS: "DSO_ERR_HAS_DEPENDENTS",
+  /** Imports could not be resolved: undefined symbols or type mismatches. */
+  LINK: "DSO_ERR_LINK",
+  /** Needed dependencies import from each other in a cycle. */
+  DEPENDENCY_CYCLE: "DSO_ERR_DEPENDENCY_CYCLE",
+  /** A path that must be absolute is relative. */
+  NOT_ABSOLUTE: "DSO_ERR_NOT_ABSOLUTE",
+  /** A file could not be read (permissions, not a regular file, I/O error). */
+  FILE: "DSO_ERR_FILE",
+  /** The engine refused to instantiate a module that passed our own checks. */
+  INSTANTIATE: "DSO_ERR_INSTANTIATE",
+  /** Guest code trapped (unreachable, out of bounds, stack overflow...). */
+  GUEST_TRAP: "DSO_ERR_GUEST_TRAP",
+  /** A guest passed a pointer that is not a valid string in its memory. */
+  GUEST_STRING: "DSO_ERR_GUEST_STRING",
+  /** The operation would cut the daemon off its own core (`rmmod mod_dso.c`). */
+  PROTECTED: "DSO_ERR_PROTECTED",
+  /** A configuration file is invalid; the error names the file and line. */
+  CONFIG: "DSO_ERR_CONFIG",
+  /** A controls request or response broke the wire format. */
+  CTRLS_PROTOCOL: "DSO_ERR_CTRLS_PROTOCOL",
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** proftpd reports each failure with an errno; the controls and LoadModule lines show its text. */
+export const Errno = {
+  EINVAL: "Invalid argument",
+  ENOENT: "No such file or directory",
+  EEXIST: "File exists",
+  EACCES: "Permission denied",
+  EPERM: "Operation not permitted",
+  EBUSY: "Device or resource busy",
+} as const;
+
+export type ErrnoText = (typeof Errno)[keyof typeof Errno];
+
+export interface DsoErrorOptions {
+  cause?: unknown;
+  /**
+   * The strerror text proftpd prints for this failure (`error loading module
+   * 'mod_x.c': No such file or directory`). Failures proftpd has no errno for
+   * (link errors, malformed binaries) leave it out and show their message.
+   */
+  errno?: ErrnoText;
+  /** Extra lines (each link problem on its own line, for instance). */
+  details?: readonly string[];
+}
+
+export class DsoError extends Error {
+  readonly code: ErrorCode;
+  readonly errno: ErrnoText | undefined;
+  readonly details: readonly string[];
+
+  constructor(code: ErrorCode, message: string, options: DsoErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "DsoError";
+    this.code = code;
+    this.errno = options.errno;
+    this.details = options.details ?? [];
+  }
+
+  /** What proftpd would print after `error loading 'x': `: the errno text, else our own message. */
+  get reason(): string {
+    return this.errno ?? this.message;
+  }
+
+  /** Every line an operator should see: the detail lines when there are several, else the message. */
+  get lines(): readonly string[] {
+    return this.details.length > 0 ? this.details : [this.message];
+  }
+}
+
+/** True for errors raised by this package (matching on `code`, never on text). */
+export function isDsoError(value: unknown): value is DsoError {
+  return value instanceof DsoError;
+}

@@ -1,0 +1,81 @@
+/**
+ * Resolves one binary's imports against the scope, without running anything.
+ * Every import is tried and every failure collected, so one load reports all
+ * its undefined symbols and type mismatches together (wasmtime's
+ * instantiate_pre discipline: check everything before instantiating).
+ *
+ * Pure: the caller passes lookups over the scope and the providers.
+ */
+import { HOST_MEMORY_SYMBOL } from "../abi/host-symbols.js";
+import { externTypeMatches, formatExternType } from "../wasm/types.js";
+import type { ImportEntry, Limits } from "../wasm/types.js";
+import type { Definition } from "./scope.js";
+
+/** Imports from this namespace are looked up in the flat global scope. */
+export const GLOBAL_NAMESPACE = "env";
+
+export type Binding =
+  | { readonly import: ImportEntry; readonly definition: Definition }
+  | { readonly import: ImportEntry; readonly hostMemory: { readonly initial: number; readonly maximum: number } };
+
+export interface ResolveEnvironment {
+  /** The winning definition of a name in the global scope. */
+  lookupGlobal(name: string): Definition | undefined;
+  /** An export of the provider a namespace names; `undefined` if it has no such export. */
+  lookupDirect(namespace: string, name: string): Definition | undefined;
+  /** The most pages the importer's own memory may grow to. */
+  readonly memoryCapPages: number;
+}
+
+export interface ResolveResult {
+  readonly bindings: readonly Binding[];
+  /** One line per failure, each naming importer, symbol, expected and found. */
+  readonly problems: readonly string[];
+}
+
+function providerLabel(definition: Definition): string {
+  return definition.provider.name;
+}
+
+function resolveHostMemory(importer: string, limits: Limits, capPages: number): Binding | string {
+  if (limits.shared) return `${importer}: imports a shared memory, which the host does not provide`;
+  if (limits.min > capPages) {
+    return `${importer}: memory needs ${limits.min} pages, over its cap of ${capPages} pages`;
+  }
+  return {
+    import: { module: GLOBAL_NAMESPACE, name: HOST_MEMORY_SYMBOL, type: { kind: "memory", limits } },
+    hostMemory: { initial: limits.min, maximum: Math.min(limits.max ?? capPages, capPages) },
+  };
+}
+
+export function resolveImports(importer: string, imports: readonly ImportEntry[], env: ResolveEnvironment): ResolveResult {
+  const bindings: Binding[] = [];
+  const problems: string[] = [];
+  for (const entry of imports) {
+    const wanted = formatExternType(entry.type);
+    if (entry.module === GLOBAL_NAMESPACE && entry.name === HOST_MEMORY_SYMBOL && entry.type.kind === "memory") {
+      const result = resolveHostMemory(importer, entry.type.limits, env.memoryCapPages);
+      if (typeof result === "string") problems.push(result);
+      else bindings.push(result);
+      continue;
+    }
+    const direct = entry.module !== GLOBAL_NAMESPACE;
+    const definition = direct ? env.lookupDirect(entry.module, entry.name) : env.lookupGlobal(entry.name);
+    if (definition === undefined) {
+      problems.push(
+        direct
+          ? `${importer}: undefined symbol '${entry.name}' in ${entry.module} (${wanted})`
+          : `${importer}: undefined symbol '${entry.name}' (${wanted})`,
+      );
+      continue;
+    }
+    if (!externTypeMatches(definition.type, entry.type)) {
+      problems.push(
+        `${importer}: symbol '${entry.name}' has type ${formatExternType(definition.type)} in ${providerLabel(definition)}, but ${importer} imports ${wanted}`,
+      );
+      continue;
+    }
+    bindings.push({ import: entry, definition });
+  }
+  return { bindings, problems };
+}

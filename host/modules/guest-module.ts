@@ -1,0 +1,149 @@
+/**
+ * The module protocol of a WebAssembly DSO module: how its exports map onto
+ * proftpd's module struct. Like proftpd's cmdtab and conftab, it is static, read
+ * from the export section before anything runs:
+ *
+ *   NAME_module                     i32 global: the module API version
+ *   module_init / module_unload     () -> i32 hooks (init < 0 refuses the load)
+ *   sess_init                       () -> i32, when a session starts
+ *   cmd_X, pre_cmd_X, post_cmd_X,
+ *   post_cmd_err_X, log_cmd_X,
+ *   log_cmd_err_X                   () -> i32 handlers of FTP command X per phase
+ *   site_X                          () -> i32 handler of `SITE X`
+ *   conf_X                          () -> i32 handler of directive X
+ */
+import { DsoError, ErrorCodes } from "../errors.js";
+import type { ActiveCommand, ImporterState } from "../abi/host-symbols.js";
+import { formatExternType } from "../wasm/types.js";
+import type { ExportEntry, ExternType } from "../wasm/types.js";
+import { HandlerResults, Phases } from "./module-api.js";
+import type { CommandHandler, DirectiveHandler, EngineModule, HandlerResult, Phase } from "./module-api.js";
+
+const PHASE_PREFIXES: ReadonlyArray<readonly [string, Phase]> = [
+  ["post_cmd_err_", Phases.POST_CMD_ERR],
+  ["log_cmd_err_", Phases.LOG_CMD_ERR],
+  ["post_cmd_", Phases.POST_CMD],
+  ["log_cmd_", Phases.LOG_CMD],
+  ["pre_cmd_", Phases.PRE_CMD],
+  ["cmd_", Phases.CMD],
+];
+
+const HOOKS = ["module_init", "module_unload", "sess_init"] as const;
+const COMMAND_NAME = /^[A-Z][A-Z0-9_]*$/;
+
+type Entry =
+  | { readonly role: "hook"; readonly exportName: string }
+  | { readonly role: "command"; readonly exportName: string; readonly command: string; readonly phase: Phase }
+  | { readonly role: "site"; readonly exportName: string; readonly command: string }
+  | { readonly role: "directive"; readonly exportName: string; readonly directive: string };
+
+function classify(name: string): Entry | undefined {
+  if ((HOOKS as readonly string[]).includes(name)) return { role: "hook", exportName: name };
+  for (const [prefix, phase] of PHASE_PREFIXES) {
+    if (name.startsWith(prefix) && COMMAND_NAME.test(name.slice(prefix.length))) {
+      return { role: "command", exportName: name, command: name.slice(prefix.length), phase };
+    }
+  }
+  if (name.startsWith("site_") && COMMAND_NAME.test(name.slice(5))) {
+    return { role: "site", exportName: name, command: name.slice(5) };
+  }
+  if (name.startsWith("conf_") && name.length > 5) return { role: "directive", exportName: name, directive: name.slice(5) };
+  return undefined;
+}
+
+/** True for exports that belong to the module protocol or the AssemblyScript runtime, not to the global scope. */
+export function isProtocolExport(name: string, moduleSymbol: string | undefined): boolean {
+  return name === moduleSymbol || classify(name) !== undefined || isRuntimeExport(name);
+}
+
+/** Exports every AssemblyScript binary has; they never enter the global scope. */
+export function isRuntimeExport(name: string): boolean {
+  return name.startsWith("__") || name === "memory" || name === "table" || name === "_initialize" || name === "_start";
+}
+
+function isHandlerType(type: ExternType): boolean {
+  return type.kind === "func" && type.type.params.length === 0 && type.type.results.length === 1 && type.type.results[0] === "i32";
+}
+
+/** Every protocol export with the wrong type, as one problem line each. */
+export function protocolProblems(module: string, exports: readonly ExportEntry[]): string[] {
+  const problems: string[] = [];
+  for (const entry of exports) {
+    if (classify(entry.name) !== undefined && !isHandlerType(entry.type)) {
+      problems.push(`${module}: '${entry.name}' has type ${formatExternType(entry.type)}, must be func () -> i32`);
+    }
+  }
+  return problems;
+}
+
+/** Runs one guest entry point; the host wraps it to contain traps and enforce limits. */
+export type GuestInvoker = (entryPoint: string, fn: () => number, command: ActiveCommand | undefined) => number;
+
+function toResult(value: number): HandlerResult {
+  if (value === HandlerResults.HANDLED || value === HandlerResults.ERROR) return value;
+  return HandlerResults.DECLINED;
+}
+
+export interface GuestModuleParts {
+  readonly name: string;
+  readonly exports: WebAssembly.Exports;
+  readonly shape: readonly ExportEntry[];
+  readonly state: ImporterState;
+  readonly invoke: GuestInvoker;
+}
+
+/** Builds the engine's view of a linked guest module from its exports. */
+export function guestEngineModule(parts: GuestModuleParts): EngineModule {
+  const commands: CommandHandler[] = [];
+  const siteCommands: CommandHandler[] = [];
+  const directives: DirectiveHandler[] = [];
+  const call = (exportName: string, command: ActiveCommand | undefined): number => {
+    const fn = parts.exports[exportName] as () => number;
+    return parts.invoke(exportName, fn, command);
+  };
+  for (const entry of parts.shape) {
+    const role = classify(entry.name);
+    if (role === undefined) continue;
+    switch (role.role) {
+      case "command":
+        commands.push({ command: role.command, phase: role.phase, run: (cmd) => toResult(call(role.exportName, cmd)) });
+        break;
+      case "site":
+        siteCommands.push({ command: role.command, phase: Phases.CMD, run: (cmd) => toResult(call(role.exportName, cmd)) });
+        break;
+      case "directive":
+        directives.push({
+          name: role.directive,
+          run: (directive) => {
+            if (call(role.exportName, directive) === HandlerResults.ERROR) {
+              throw new DsoError(ErrorCodes.CONFIG, `rejected by ${parts.name}`);
+            }
+          },
+        });
+        break;
+      case "hook":
+        break;
+    }
+  }
+  const hook = (name: string): (() => number) | undefined =>
+    parts.shape.some((e) => e.name === name) ? () => call(name, undefined) : undefined;
+  const init = hook("module_init");
+  const sessInit = hook("sess_init");
+  const unload = hook("module_unload");
+  return {
+    name: parts.name,
+    kind: "dso",
+    commands,
+    siteCommands,
+    directives,
+    features: parts.state.features,
+    help: parts.state.help,
+    ...(init && {
+      init: () => {
+        if (init() < 0) throw new DsoError(ErrorCodes.INIT_FAILED, `module '${parts.name}' failed to initialize`);
+      },
+    }),
+    ...(sessInit && { sessionInit: () => void sessInit() }),
+    ...(unload && { unload: () => void unload() }),
+  };
+}

@@ -1,0 +1,735 @@
+/**
+ * The module host: mod_dso's loader and proftpd's module registry in one.
+ *
+ * A load reads every binary it needs (the module and, like DT_NEEDED, every
+ * library or module its imports name that is not loaded yet), validates and
+ * resolves every import of all of them, and only then instantiates them,
+ * dependencies first, and runs their init hooks. Any failure leaves the host
+ * exactly as it was: nothing is registered until everything has succeeded.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import path from "node:path";
+import { instantiateGuest } from "../abi/guest-memory.js";
+import { HOST_SYMBOLS, hostSymbolType } from "../abi/host-symbols.js";
+import type { ActiveCommand, HostServices, ImporterState } from "../abi/host-symbols.js";
+import { DsoError, Errno, ErrorCodes, isDsoError } from "../errors.js";
+import { GLOBAL_NAMESPACE, resolveImports } from "../linker/resolve.js";
+import type { Binding } from "../linker/resolve.js";
+import { SymbolScope } from "../linker/scope.js";
+import type { Definition, Provider, ShadowEvent } from "../linker/scope.js";
+import { readModuleShape } from "../wasm/reader.js";
+import { formatExternType } from "../wasm/types.js";
+import type { ModuleShape } from "../wasm/types.js";
+import { guestEngineModule, isProtocolExport, isRuntimeExport, protocolProblems } from "./guest-module.js";
+import { MODULE_API_VERSION } from "./module-api.js";
+import type { EngineModule } from "./module-api.js";
+import { isLibraryNamespace, moduleNameOfNamespace, parseModuleName, parseUnloadName } from "./module-name.js";
+
+/** mod_dso's version string, as proftpd prefixes its log lines (`mod_dso/0.5: ...`). */
+export const MOD_DSO_VERSION = "mod_dso/0.5";
+
+/** Default cap on a guest's linear memory: 256 pages of 64 KiB, 16 MiB. */
+export const DEFAULT_MEMORY_CAP_PAGES = 256;
+
+export type LogPriority = "error" | "notice" | "info" | "debug";
+
+/** The trace log (`TraceLog` + `Trace dso:N`): channels with levels. */
+export interface Tracer {
+  level(channel: string): number;
+  write(channel: string, level: number, message: string): void;
+}
+
+export interface ModuleHostOptions {
+  /** Where `mod_x.c` is found as `mod_x.wasm`, and needed libraries as `libfoo.wasm`. */
+  modulePath: string;
+  /** Modules built into the host, in `dsod -l` order; they are loaded first and always win. */
+  compiledIn?: readonly EngineModule[];
+  /** Modules rmmod refuses to remove (`mod_dso.c`: mod_dso.c refuses to unload itself). */
+  protectedModules?: readonly string[];
+  memoryCapPages?: number;
+  /** mod_dso's log lines (`mod_dso/0.5: module 'mod_x.c' already loaded`). */
+  log?: (priority: LogPriority, message: string) => void;
+  tracer?: Tracer;
+  /** Where guests' pr_log_debug lines go; defaults to `log` at debug priority. */
+  guestLog?: (importer: string, level: number, message: string) => void;
+}
+
+type UnitKind = "library" | "module";
+
+interface Unit {
+  readonly kind: UnitKind;
+  readonly name: string;
+  readonly namespace: string;
+  readonly file: string;
+  readonly hash: string;
+  readonly size: number;
+  readonly shape: ModuleShape;
+  readonly provider: Provider;
+  readonly explicit: boolean;
+  readonly loadedAt: Date;
+  readonly instance: WebAssembly.Instance;
+  readonly memory: WebAssembly.Memory | undefined;
+  readonly bindings: readonly Binding[];
+  readonly publicSymbols: readonly string[];
+  readonly dependencies: ReadonlySet<Unit>;
+  readonly dependents: Set<Unit>;
+  readonly engineModule: EngineModule | undefined;
+  holders: number;
+  detached: boolean;
+  faulted: boolean;
+}
+
+interface PlannedUnit {
+  readonly kind: UnitKind;
+  readonly name: string;
+  readonly namespace: string;
+  readonly file: string;
+  readonly hash: string;
+  readonly size: number;
+  readonly shape: ModuleShape;
+  readonly compiled: WebAssembly.Module;
+  readonly explicit: boolean;
+  readonly provider: Provider;
+  readonly moduleSymbol: string | undefined;
+}
+
+interface Plan {
+  readonly order: PlannedUnit[];
+  readonly byNamespace: Map<string, PlannedUnit>;
+  readonly visiting: Set<string>;
+  readonly problems: string[];
+}
+
+/** One binding of an import, as `lsmod -v` and `lookup` show it. */
+export interface BindingInfo {
+  readonly namespace: string;
+  readonly symbol: string;
+  readonly provider: string;
+  readonly type: string;
+}
+
+export interface LoadedUnitInfo {
+  readonly name: string;
+  readonly kind: "static" | "dso" | "library";
+  readonly file?: string;
+  readonly sha256?: string;
+  readonly size?: number;
+  readonly memoryBytes?: number;
+  readonly loadedAt?: Date;
+  /** False for a dependency loaded because another module needed it. */
+  readonly explicit: boolean;
+  readonly exports: readonly string[];
+  readonly bindings: readonly BindingInfo[];
+  readonly dependents: readonly string[];
+  readonly sessions: number;
+}
+
+export interface SymbolInfo {
+  readonly symbol: string;
+  readonly provider: string;
+  readonly providerKind: Provider["kind"];
+  readonly type: string;
+  readonly shadowed: ReadonlyArray<{ readonly provider: string; readonly type: string }>;
+}
+
+/** A session's view of the engine: the module set it started with, kept until release. */
+export interface ModuleSet {
+  readonly modules: readonly EngineModule[];
+  release(): void;
+}
+
+const HOST_PROVIDER: Provider = { kind: "host", name: "host", seq: 0 };
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function fileError(file: string, cause: unknown): DsoError {
+  const code = (cause as NodeJS.ErrnoException).code;
+  if (code === "ENOENT" || code === "ENOTDIR") {
+    return new DsoError(ErrorCodes.MODULE_NOT_FOUND, `'${file}' does not exist`, { errno: Errno.ENOENT, cause });
+  }
+  if (code === "EACCES" || code === "EPERM") {
+    return new DsoError(ErrorCodes.FILE, `'${file}' cannot be read`, { errno: Errno.EACCES, cause });
+  }
+  return new DsoError(ErrorCodes.FILE, `'${file}' cannot be read: ${(cause as Error).message}`, { cause });
+}
+
+function describeTrap(error: unknown): string {
+  if (isDsoError(error)) return error.message;
+  if (error instanceof RangeError && /call stack/i.test(error.message)) return "stack overflow";
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+export class ModuleHost {
+  #modulePath: string;
+  readonly #compiledIn: ReadonlyMap<string, EngineModule>;
+  readonly #protected: ReadonlySet<string>;
+  readonly #memoryCapPages: number;
+  readonly #log: (priority: LogPriority, message: string) => void;
+  readonly #tracer: Tracer | undefined;
+  readonly #services: HostServices;
+  readonly #scope = new SymbolScope();
+  readonly #compiled = new Map<string, { compiled: WebAssembly.Module; shape: ModuleShape }>();
+  readonly #units = new Map<string, Unit>();
+  readonly #byNamespace = new Map<string, Unit>();
+  readonly #byProvider = new Map<Provider, Unit>();
+  /** Engine order: compiled-in modules first, then loaded ones, oldest first (lsmod order). */
+  #engine: EngineModule[];
+  #seq = 0;
+  readonly #activeCommands: ActiveCommand[] = [];
+
+  constructor(options: ModuleHostOptions) {
+    this.#modulePath = options.modulePath;
+    this.#compiledIn = new Map((options.compiledIn ?? []).map((m) => [m.name, m]));
+    this.#protected = new Set(options.protectedModules ?? []);
+    this.#memoryCapPages = options.memoryCapPages ?? DEFAULT_MEMORY_CAP_PAGES;
+    this.#log = options.log ?? (() => {});
+    this.#tracer = options.tracer;
+    const guestLog = options.guestLog ?? ((importer, _level, message) => this.#log("debug", `${importer}: ${message}`));
+    this.#services = {
+      log: guestLog,
+      trace: (_importer, channel, level, message) => this.#trace(channel, level, message),
+      activeCommand: () => this.#activeCommands.at(-1),
+    };
+    for (const symbol of HOST_SYMBOLS.values()) {
+      this.#scope.add([{ name: symbol.name, type: { kind: "func", type: hostSymbolType(symbol) }, provider: HOST_PROVIDER }]);
+    }
+    this.#engine = [...this.#compiledIn.values()];
+    for (const module of this.#engine) module.init?.();
+  }
+
+  /** Where later loads look (ModulePath affects only the loads after it, as in mod_dso.c). */
+  get modulePath(): string {
+    return this.#modulePath;
+  }
+
+  /** ModulePath: checks on the directory are the directive's; the host only remembers it. */
+  setModulePath(directory: string): void {
+    this.#modulePath = directory;
+  }
+
+  #traceOn(level: number): boolean {
+    return this.#tracer !== undefined && this.#tracer.level("dso") >= level;
+  }
+
+  #trace(channel: string, level: number, message: string): void {
+    if (this.#tracer !== undefined && this.#tracer.level(channel) >= level) this.#tracer.write(channel, level, message);
+  }
+
+  /** True when a module of that name is in the engine (`<IfModule>`'s test). */
+  isLoaded(name: string): boolean {
+    return this.#engine.some((m) => m.name === name);
+  }
+
+  /** The engine's modules in load order, oldest first. */
+  engineModules(): readonly EngineModule[] {
+    return this.#engine;
+  }
+
+  /** Names of the modules in the engine, in lsmod order. */
+  listModules(): string[] {
+    return this.#engine.map((m) => m.name);
+  }
+
+  /** `LoadModule` / `insmod`: loads `mod_x.c` from the module path, with any needed dependencies. */
+  loadModule(name: string): void {
+    const parsed = parseModuleName(name);
+    const modulePath = this.#modulePath;
+    const stemPath = path.join(modulePath, parsed.stem);
+    this.#trace("dso", 5, `loading module '${stemPath}'`);
+    if (this.isLoaded(name)) {
+      this.#trace("dso", 7, `looking for symbol '${parsed.symbol}' in loaded module`);
+      return this.#alreadyLoaded(name);
+    }
+    const builtIn = this.#compiledIn.get(name);
+    if (builtIn !== undefined) {
+      // proftpd falls back to the executable itself ('self') and finds the static module there.
+      this.#trace("dso", 7, `looking for symbol '${parsed.symbol}' in loaded module`);
+      builtIn.init?.();
+      this.#engine.push(builtIn);
+      this.#trace("dso", 8, `module '${stemPath}' successfully loaded`);
+      return;
+    }
+    const plan = this.#newPlan();
+    this.#planUnit(plan, { kind: "module", name, namespace: parsed.stem, file: `${stemPath}.wasm`, explicit: true }, [name]);
+    this.#execute(plan);
+    this.#trace("dso", 8, `module '${stemPath}' successfully loaded`);
+  }
+
+  #alreadyLoaded(name: string): never {
+    this.#log("info", `${MOD_DSO_VERSION}: module '${name}' already loaded`);
+    this.#trace("dso", 1, `module '${name}' already loaded`);
+    throw new DsoError(ErrorCodes.ALREADY_LOADED, `module '${name}' already loaded`, { errno: Errno.EEXIST });
+  }
+
+  /** `LoadFile`: loads a library into the global scope, where it stays until the host closes. */
+  loadFile(file: string): void {
+    if (!path.isAbsolute(file)) {
+      throw new DsoError(ErrorCodes.NOT_ABSOLUTE, "must be an absolute path", { errno: Errno.EINVAL });
+    }
+    const namespace = path.basename(file).replace(/\.wasm$/, "");
+    const existing = this.#byNamespace.get(namespace);
+    if (existing !== undefined) {
+      // proftpd accepts the same LoadFile twice; a different file under a taken name would be ambiguous.
+      if (existing.file === file) return;
+      throw new DsoError(ErrorCodes.ALREADY_LOADED, `a library named '${namespace}' is already loaded from '${existing.file}'`, {
+        errno: Errno.EEXIST,
+      });
+    }
+    this.#trace("dso", 5, `loading library '${file}'`);
+    const plan = this.#newPlan();
+    this.#planUnit(plan, { kind: "library", name: namespace, namespace, file, explicit: true }, [file]);
+    this.#execute(plan);
+    this.#trace("dso", 8, `library '${file}' successfully loaded`);
+  }
+
+  /** `rmmod`: removes a module from the engine; a dynamically loaded one is unlinked and released. */
+  unloadModule(name: string): void {
+    parseUnloadName(name);
+    if (this.#protected.has(name)) {
+      throw new DsoError(ErrorCodes.PROTECTED, `module '${name}' cannot be unloaded`, { errno: Errno.EPERM });
+    }
+    const index = this.#engine.findIndex((m) => m.name === name);
+    if (index < 0) throw new DsoError(ErrorCodes.NOT_LOADED, `module '${name}' is not loaded`, { errno: Errno.ENOENT });
+    const unit = this.#units.get(name);
+    if (unit !== undefined && unit.dependents.size > 0) {
+      const names = [...unit.dependents].map((d) => d.name).join(", ");
+      throw new DsoError(ErrorCodes.HAS_DEPENDENTS, `module '${name}' is needed by ${names}`, { errno: Errno.EBUSY });
+    }
+    this.#trace("dso", 5, `unloading module '${name}'`);
+    if (unit === undefined) {
+      // A compiled-in module leaves the engine only; its code stays, as proftpd's lt_dlclose(NULL).
+      this.#engine.splice(index, 1);
+    } else {
+      this.#detach(unit);
+    }
+    this.#trace("dso", 8, `module '${name}' successfully unloaded`);
+  }
+
+  /** Unloads every module newest first, then every library: the host's shutdown. */
+  close(): void {
+    for (const module of [...this.#engine].reverse()) {
+      const unit = this.#units.get(module.name);
+      if (unit !== undefined && !unit.detached) this.#detach(unit, true);
+    }
+    for (const unit of [...this.#units.values()].reverse()) this.#detach(unit, true);
+  }
+
+  /** A snapshot of the engine for a new session; the units stay alive until `release()`. */
+  acquireModules(): ModuleSet {
+    const modules = [...this.#engine];
+    const held = modules.flatMap((m) => {
+      const unit = this.#units.get(m.name);
+      return unit === undefined ? [] : [unit];
+    });
+    for (const unit of held) unit.holders++;
+    let released = false;
+    return {
+      modules,
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const unit of held) {
+          unit.holders--;
+          if (unit.detached && unit.holders === 0) this.#finalize(unit);
+        }
+      },
+    };
+  }
+
+  /** Runs a handler with `command` as the one host symbols see (pr_response_add, pr_cmd_arg...). */
+  withCommand<T>(command: ActiveCommand, run: () => T): T {
+    this.#activeCommands.push(command);
+    try {
+      return run();
+    } finally {
+      this.#activeCommands.pop();
+    }
+  }
+
+  /** Where `symbol` resolves in the global scope, with the definitions it shadows. */
+  lookup(symbol: string): SymbolInfo | undefined {
+    const found = this.#scope.lookup(symbol);
+    if (found === undefined) return undefined;
+    return {
+      symbol,
+      provider: found.winner.provider.name,
+      providerKind: found.winner.provider.kind,
+      type: formatExternType(found.winner.type),
+      shadowed: found.shadowed.map((d) => ({ provider: d.provider.name, type: formatExternType(d.type) })),
+    };
+  }
+
+  /** Number of names in the global scope. */
+  get scopeSize(): number {
+    return this.#scope.size;
+  }
+
+  /** Details of every module in the engine (lsmod -v), then of every library. */
+  describe(): LoadedUnitInfo[] {
+    const modules = this.#engine.map((m) => {
+      const unit = this.#units.get(m.name);
+      return unit === undefined
+        ? { name: m.name, kind: "static" as const, explicit: true, exports: [], bindings: [], dependents: [], sessions: 0 }
+        : this.#unitInfo(unit);
+    });
+    const libraries = [...this.#units.values()].filter((u) => u.kind === "library").map((u) => this.#unitInfo(u));
+    return [...modules, ...libraries];
+  }
+
+  #unitInfo(unit: Unit): LoadedUnitInfo {
+    return {
+      name: unit.name,
+      kind: unit.kind === "library" ? "library" : "dso",
+      file: unit.file,
+      sha256: unit.hash,
+      size: unit.size,
+      memoryBytes: unit.memory?.buffer.byteLength ?? 0,
+      loadedAt: unit.loadedAt,
+      explicit: unit.explicit,
+      exports: unit.publicSymbols,
+      bindings: unit.bindings.map((b) => ({
+        namespace: b.import.module,
+        symbol: b.import.name,
+        provider: "definition" in b ? b.definition.provider.name : "host",
+        type: formatExternType(b.import.type),
+      })),
+      dependents: [...unit.dependents].map((d) => d.name),
+      sessions: unit.holders,
+    };
+  }
+
+  #newPlan(): Plan {
+    return { order: [], byNamespace: new Map(), visiting: new Set(), problems: [] };
+  }
+
+  #readBinary(file: string): { bytes: Uint8Array<ArrayBuffer>; hash: string } {
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      const stat = statSync(file);
+      if (!stat.isFile()) throw new DsoError(ErrorCodes.FILE, `'${file}' is not a regular file`, { errno: Errno.EACCES });
+      bytes = readFileSync(file);
+    } catch (cause) {
+      throw isDsoError(cause) ? cause : fileError(file, cause);
+    }
+    return { bytes, hash: sha256(bytes) };
+  }
+
+  #compile(file: string, bytes: Uint8Array<ArrayBuffer>, hash: string): { compiled: WebAssembly.Module; shape: ModuleShape } {
+    const cached = this.#compiled.get(hash);
+    if (cached !== undefined) return cached;
+    let shape: ModuleShape;
+    try {
+      shape = readModuleShape(bytes);
+    } catch (cause) {
+      throw isDsoError(cause)
+        ? new DsoError(cause.code, `'${file}': ${cause.message}`, { cause })
+        : new DsoError(ErrorCodes.BAD_WASM, `'${file}': not a WebAssembly binary`, { cause });
+    }
+    let compiled: WebAssembly.Module;
+    try {
+      compiled = new WebAssembly.Module(bytes);
+    } catch (cause) {
+      throw new DsoError(ErrorCodes.BAD_WASM, `'${file}': ${(cause as Error).message}`, { cause });
+    }
+    const entry = { compiled, shape };
+    this.#compiled.set(hash, entry);
+    return entry;
+  }
+
+  /** Reads, compiles and checks one binary, then plans whatever its imports name (DT_NEEDED). */
+  #planUnit(
+    plan: Plan,
+    unit: { kind: UnitKind; name: string; namespace: string; file: string; explicit: boolean },
+    chain: readonly string[],
+  ): void {
+    const { bytes, hash } = this.#readBinary(unit.file);
+    const { compiled, shape } = this.#compile(unit.file, bytes, hash);
+    let moduleSymbol: string | undefined;
+    if (unit.kind === "module") {
+      moduleSymbol = parseModuleName(unit.name).symbol;
+      this.#checkModuleSymbol(unit.name, moduleSymbol, shape);
+      const problems = protocolProblems(unit.name, shape.exports);
+      if (problems.length > 0) {
+        throw new DsoError(ErrorCodes.BAD_MODULE, problems.join("; "), { details: problems });
+      }
+    }
+    plan.visiting.add(unit.namespace);
+    const needed = new Set(shape.imports.filter((i) => i.module !== GLOBAL_NAMESPACE).map((i) => i.module));
+    for (const namespace of needed) {
+      if (this.#byNamespace.has(namespace) || plan.byNamespace.has(namespace)) continue;
+      if (plan.visiting.has(namespace)) {
+        throw new DsoError(ErrorCodes.DEPENDENCY_CYCLE, `dependency cycle: ${[...chain, moduleNameOfNamespace(namespace) ?? namespace].join(" -> ")}`);
+      }
+      this.#planNeeded(plan, namespace, unit.name, chain);
+    }
+    plan.visiting.delete(unit.namespace);
+    const planned: PlannedUnit = {
+      ...unit,
+      hash,
+      size: bytes.byteLength,
+      shape,
+      compiled,
+      moduleSymbol,
+      provider: { kind: unit.kind, name: unit.name, seq: ++this.#seq },
+    };
+    plan.order.push(planned);
+    plan.byNamespace.set(unit.namespace, planned);
+  }
+
+  #planNeeded(plan: Plan, namespace: string, neededBy: string, chain: readonly string[]): void {
+    const moduleName = moduleNameOfNamespace(namespace);
+    if (moduleName !== undefined) {
+      if (this.#compiledIn.has(moduleName)) {
+        plan.problems.push(`${neededBy}: needed module '${moduleName}' is compiled in and exports no symbols`);
+        return;
+      }
+      const stem = moduleName.slice(0, -2);
+      const file = path.join(this.#modulePath, `${stem}.wasm`);
+      this.#trace("dso", 5, `loading module '${path.join(this.#modulePath, stem)}' needed by ${neededBy}`);
+      this.#planNeededUnit(plan, { kind: "module", name: moduleName, namespace, file, explicit: false }, neededBy, chain);
+      return;
+    }
+    if (!isLibraryNamespace(namespace)) {
+      plan.problems.push(`${neededBy}: import namespace '${namespace}' names no library or module`);
+      return;
+    }
+    const file = path.join(this.#modulePath, `${namespace}.wasm`);
+    this.#trace("dso", 5, `loading library '${file}' needed by ${neededBy}`);
+    this.#planNeededUnit(plan, { kind: "library", name: namespace, namespace, file, explicit: false }, neededBy, chain);
+  }
+
+  #planNeededUnit(
+    plan: Plan,
+    unit: { kind: UnitKind; name: string; namespace: string; file: string; explicit: boolean },
+    neededBy: string,
+    chain: readonly string[],
+  ): void {
+    try {
+      this.#planUnit(plan, unit, [...chain, unit.name]);
+    } catch (error) {
+      if (!isDsoError(error) || error.code === ErrorCodes.DEPENDENCY_CYCLE) throw error;
+      plan.problems.push(...error.lines.map((line) => `${neededBy}: needed ${unit.kind} '${unit.name}': ${line}`));
+    }
+  }
+
+  #checkModuleSymbol(name: string, symbol: string, shape: ModuleShape): void {
+    this.#trace("dso", 7, `looking for symbol '${symbol}' in loaded module`);
+    const entry = shape.exports.find((e) => e.name === symbol);
+    if (entry === undefined || entry.type.kind !== "global" || typeof entry.constValue !== "number") {
+      this.#trace("dso", 1, `unable to find module symbol '${symbol}' in '${name}'`);
+      throw new DsoError(ErrorCodes.NO_MODULE_SYMBOL, `unable to find module symbol '${symbol}' in '${name}'`, {
+        errno: Errno.ENOENT,
+      });
+    }
+    if (entry.constValue < MODULE_API_VERSION) {
+      const hex = (n: number): string => `0x${n.toString(16)}`;
+      const message = `module '${name}' has wrong API version (${hex(entry.constValue)}), must be ${hex(MODULE_API_VERSION)}`;
+      this.#log("error", `${MOD_DSO_VERSION}: ${message}`);
+      throw new DsoError(ErrorCodes.API_VERSION, message, { errno: Errno.EACCES });
+    }
+  }
+
+  #definitionsOf(unit: PlannedUnit, filter: (name: string) => boolean): Definition[] {
+    return unit.shape.exports.filter((e) => filter(e.name)).map((e) => ({ name: e.name, type: e.type, provider: unit.provider }));
+  }
+
+  #publicNames(unit: PlannedUnit): string[] {
+    return unit.shape.exports
+      .map((e) => e.name)
+      .filter((name) => (unit.kind === "module" ? !isProtocolExport(name, unit.moduleSymbol) : !isRuntimeExport(name)));
+  }
+
+  #execute(plan: Plan): void {
+    const pendingScope = new SymbolScope();
+    const problems = [...plan.problems];
+    const resolved = new Map<PlannedUnit, readonly Binding[]>();
+    for (const unit of plan.order) {
+      const result = resolveImports(unit.name, unit.shape.imports, {
+        memoryCapPages: this.#memoryCapPages,
+        lookupGlobal: (name) => this.#scope.first(name) ?? pendingScope.first(name),
+        lookupDirect: (namespace, name) => {
+          const target = plan.byNamespace.get(namespace) ?? this.#byNamespace.get(namespace);
+          const entry = target?.shape.exports.find((e) => e.name === name);
+          return target === undefined || entry === undefined ? undefined : { name, type: entry.type, provider: target.provider };
+        },
+      });
+      problems.push(...result.problems);
+      resolved.set(unit, result.bindings);
+      if (unit.kind === "module") pendingScope.add(this.#definitionsOf(unit, (n) => this.#publicNames(unit).includes(n)));
+    }
+    if (problems.length > 0) {
+      for (const line of problems) this.#trace("dso", 1, line);
+      throw new DsoError(ErrorCodes.LINK, problems.join("; "), { details: problems });
+    }
+    const created: Unit[] = [];
+    try {
+      for (const unit of plan.order) created.push(this.#instantiate(unit, resolved.get(unit) ?? []));
+    } catch (error) {
+      for (const unit of created.reverse()) this.#runUnloadHook(unit);
+      for (const unit of plan.order) this.#byProvider.delete(unit.provider);
+      throw error;
+    }
+    for (const unit of created) this.#commit(unit);
+  }
+
+  #instantiate(planned: PlannedUnit, bindings: readonly Binding[]): Unit {
+    const state: ImporterState = { name: planned.name, features: [], help: [], strings: undefined };
+    const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
+    let memory: WebAssembly.Memory | undefined;
+    const dependencies = new Set<Unit>();
+    for (const binding of bindings) {
+      const namespace = (imports[binding.import.module] ??= {});
+      if ("hostMemory" in binding) {
+        memory = new WebAssembly.Memory(binding.hostMemory);
+        namespace[binding.import.name] = memory;
+        continue;
+      }
+      const { definition } = binding;
+      if (definition.provider.kind === "host") {
+        const symbol = HOST_SYMBOLS.get(definition.name);
+        if (symbol === undefined) throw new Error(`host symbol '${definition.name}' vanished`);
+        namespace[binding.import.name] = symbol.bind(state, this.#services) as WebAssembly.ImportValue;
+        continue;
+      }
+      const provider = this.#byProvider.get(definition.provider);
+      if (provider === undefined) throw new Error(`provider ${definition.provider.name} is not instantiated`);
+      dependencies.add(provider);
+      namespace[binding.import.name] = provider.instance.exports[definition.name] as WebAssembly.ImportValue;
+      if (this.#traceOn(9)) this.#trace("dso", 9, `binding '${definition.name}' of ${planned.name} to ${provider.name}`);
+    }
+    let instance: WebAssembly.Instance;
+    try {
+      const guest = instantiateGuest(planned.compiled, imports);
+      instance = guest.instance;
+      state.strings = guest.strings;
+    } catch (cause) {
+      const trapped = cause instanceof WebAssembly.RuntimeError || isDsoError(cause);
+      throw new DsoError(
+        trapped ? ErrorCodes.GUEST_TRAP : ErrorCodes.INSTANTIATE,
+        `${planned.name}: ${trapped ? "start function failed" : "cannot be instantiated"}: ${describeTrap(cause)}`,
+        { cause },
+      );
+    }
+    const unit: Unit = {
+      kind: planned.kind,
+      name: planned.name,
+      namespace: planned.namespace,
+      file: planned.file,
+      hash: planned.hash,
+      size: planned.size,
+      shape: planned.shape,
+      provider: planned.provider,
+      explicit: planned.explicit,
+      loadedAt: new Date(),
+      instance,
+      memory,
+      bindings,
+      publicSymbols: this.#publicNames(planned),
+      dependencies,
+      dependents: new Set(),
+      engineModule: undefined,
+      holders: 0,
+      detached: false,
+      faulted: false,
+    };
+    this.#byProvider.set(planned.provider, unit);
+    const engineModule =
+      planned.kind === "module"
+        ? guestEngineModule({
+            name: planned.name,
+            exports: instance.exports,
+            shape: planned.shape.exports,
+            state,
+            invoke: (entryPoint, fn, command) => this.#invoke(unit, entryPoint, fn, command),
+          })
+        : undefined;
+    const initialize = instance.exports._initialize;
+    try {
+      if (typeof initialize === "function") this.#invoke(unit, "_initialize", initialize as () => number, undefined);
+      engineModule?.init?.();
+    } catch (cause) {
+      this.#byProvider.delete(planned.provider);
+      const message =
+        planned.kind === "module" ? `module '${planned.name}' failed to initialize` : `library '${planned.name}' failed to initialize`;
+      if (planned.kind === "module") this.#log("error", `${MOD_DSO_VERSION}: ${message}`);
+      const reason = describeTrap(cause);
+      throw new DsoError(ErrorCodes.INIT_FAILED, message, {
+        errno: Errno.EPERM,
+        cause,
+        details: reason === message ? [] : [message, reason],
+      });
+    }
+    return Object.assign(unit, { engineModule });
+  }
+
+  /** Calls guest code: traps are contained and reported with module and entry point; a faulted instance is never called again. */
+  #invoke(unit: Unit, entryPoint: string, fn: () => number, command: ActiveCommand | undefined): number {
+    if (unit.faulted) {
+      throw new DsoError(ErrorCodes.GUEST_TRAP, `${unit.name}: not called after an earlier fault (${entryPoint})`);
+    }
+    if (command !== undefined) this.#activeCommands.push(command);
+    try {
+      return fn();
+    } catch (cause) {
+      unit.faulted = true;
+      const code = isDsoError(cause) ? cause.code : ErrorCodes.GUEST_TRAP;
+      const reason = describeTrap(cause);
+      this.#log("error", `${unit.name}: fault in ${entryPoint}: ${reason}`);
+      throw new DsoError(code, `${unit.name}: fault in ${entryPoint}: ${reason}`, { cause });
+    } finally {
+      if (command !== undefined) this.#activeCommands.pop();
+    }
+  }
+
+  #commit(unit: Unit): void {
+    this.#units.set(unit.name, unit);
+    this.#byNamespace.set(unit.namespace, unit);
+    for (const dependency of unit.dependencies) dependency.dependents.add(unit);
+    const definitions = unit.publicSymbols.map((name) => {
+      const entry = unit.shape.exports.find((e) => e.name === name);
+      return { name, type: entry?.type ?? { kind: "func" as const, type: { params: [], results: [] } }, provider: unit.provider };
+    });
+    for (const event of this.#scope.add(definitions)) this.#reportShadow(event);
+    if (unit.engineModule !== undefined) this.#engine.push(unit.engineModule);
+  }
+
+  #reportShadow(event: ShadowEvent): void {
+    this.#trace("dso", 7, `symbol '${event.name}' of ${event.shadowed.name} is shadowed by ${event.winner.name} (first definition wins)`);
+  }
+
+  #detach(unit: Unit, closing = false): void {
+    if (unit.detached) return;
+    unit.detached = true;
+    this.#engine = this.#engine.filter((m) => m !== unit.engineModule);
+    this.#scope.remove(unit.provider, unit.publicSymbols);
+    this.#units.delete(unit.name);
+    this.#byNamespace.delete(unit.namespace);
+    for (const dependency of unit.dependencies) {
+      dependency.dependents.delete(unit);
+      // A needed dependency goes with its last dependent, like a DT_NEEDED library at dlclose.
+      if (!closing && !dependency.explicit && dependency.dependents.size === 0) {
+        this.#trace("dso", 5, `unloading ${dependency.kind} '${dependency.name}', no longer needed`);
+        this.#detach(dependency);
+      }
+    }
+    if (unit.holders === 0) this.#finalize(unit);
+  }
+
+  #finalize(unit: Unit): void {
+    this.#byProvider.delete(unit.provider);
+    this.#runUnloadHook(unit);
+  }
+
+  #runUnloadHook(unit: Unit): void {
+    if (unit.faulted) return;
+    try {
+      unit.engineModule?.unload?.();
+    } catch (error) {
+      this.#log("error", `${unit.name}: unload hook failed: ${describeTrap(error)}`);
+    }
+  }
+}

@@ -1,0 +1,445 @@
+/**
+ * A bounds-checked reader of the WebAssembly binary format: the type, import,
+ * function, table, memory, global, export, start and data sections, enough to
+ * type-check every import and export before anything is compiled or run.
+ * Code and element sections are skipped by their declared size.
+ *
+ * Pure: bytes in, a ModuleShape out. Any malformed input raises a DsoError with
+ * code DSO_ERR_BAD_WASM naming the byte offset; nothing else escapes.
+ */
+import { DsoError, Errno, ErrorCodes } from "../errors.js";
+import type {
+  ExportEntry,
+  ExternType,
+  FuncType,
+  ImportEntry,
+  Limits,
+  ModuleShape,
+  ValueType,
+} from "./types.js";
+
+const MAGIC = [0x00, 0x61, 0x73, 0x6d] as const;
+const VERSION = 1;
+
+const SectionId = {
+  custom: 0,
+  type: 1,
+  import: 2,
+  function: 3,
+  table: 4,
+  memory: 5,
+  global: 6,
+  export: 7,
+  start: 8,
+  data: 11,
+  tag: 13,
+} as const;
+
+const VALUE_TYPES: ReadonlyMap<number, ValueType> = new Map([
+  [0x7f, "i32"],
+  [0x7e, "i64"],
+  [0x7d, "f32"],
+  [0x7c, "f64"],
+  [0x7b, "v128"],
+  [0x70, "funcref"],
+  [0x6f, "externref"],
+]);
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function malformed(offset: number, what: string): DsoError {
+  return new DsoError(ErrorCodes.BAD_WASM, `not a valid WebAssembly binary: ${what} at byte ${offset}`, {
+    errno: Errno.ENOENT,
+  });
+}
+
+class ByteReader {
+  readonly bytes: Uint8Array;
+  offset: number;
+  readonly end: number;
+
+  constructor(bytes: Uint8Array, start: number, end: number) {
+    this.bytes = bytes;
+    this.offset = start;
+    this.end = end;
+  }
+
+  get atEnd(): boolean {
+    return this.offset >= this.end;
+  }
+
+  byte(): number {
+    if (this.offset >= this.end) throw malformed(this.offset, "unexpected end");
+    return this.bytes[this.offset++] as number;
+  }
+
+  skip(count: number): void {
+    if (count > this.end - this.offset) throw malformed(this.offset, `length ${count} runs past the end`);
+    this.offset += count;
+  }
+
+  u32(): number {
+    let result = 0;
+    let shift = 0;
+    for (let i = 0; i < 5; i++) {
+      const b = this.byte();
+      result += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) {
+        if (result > 0xffffffff) throw malformed(this.offset - 1, "u32 out of range");
+        return result;
+      }
+      shift += 7;
+    }
+    throw malformed(this.offset, "u32 LEB128 longer than 5 bytes");
+  }
+
+  /** A signed LEB128 of up to `bits` bits, as a bigint (exact for i64). */
+  signed(bits: 32 | 64): bigint {
+    let result = 0n;
+    let shift = 0n;
+    const maxBytes = Math.ceil(bits / 7);
+    for (let i = 0; i < maxBytes; i++) {
+      const b = this.byte();
+      result |= BigInt(b & 0x7f) << shift;
+      shift += 7n;
+      if ((b & 0x80) === 0) {
+        if (b & 0x40) result -= 1n << shift;
+        return BigInt.asIntN(bits, result);
+      }
+    }
+    throw malformed(this.offset, `s${bits} LEB128 too long`);
+  }
+
+  name(): string {
+    const length = this.u32();
+    const start = this.offset;
+    this.skip(length);
+    try {
+      return utf8.decode(this.bytes.subarray(start, start + length));
+    } catch {
+      throw malformed(start, "name is not valid UTF-8");
+    }
+  }
+
+  valueType(): ValueType {
+    const at = this.offset;
+    const type = VALUE_TYPES.get(this.byte());
+    if (type === undefined) throw malformed(at, "unknown value type");
+    return type;
+  }
+
+  limits(allowShared: boolean): Limits {
+    const at = this.offset;
+    const flags = this.byte();
+    if (flags > (allowShared ? 0x03 : 0x01)) throw malformed(at, `unsupported limits flags 0x${flags.toString(16)}`);
+    const min = this.u32();
+    const max = flags & 0x01 ? this.u32() : undefined;
+    if (max !== undefined && max < min) throw malformed(at, "limits maximum below minimum");
+    const shared = (flags & 0x02) !== 0;
+    return max === undefined ? { min, shared } : { min, max, shared };
+  }
+
+  /** Reads a constant expression up to its `end`, returning its value when it is a plain constant. */
+  constExpr(): number | bigint | undefined {
+    let value: number | bigint | undefined;
+    let instructions = 0;
+    for (;;) {
+      const at = this.offset;
+      const op = this.byte();
+      instructions++;
+      switch (op) {
+        case 0x0b:
+          return instructions === 2 ? value : undefined;
+        case 0x41:
+          value = Number(this.signed(32));
+          break;
+        case 0x42:
+          value = this.signed(64);
+          break;
+        case 0x43:
+          value = new DataView(this.bytes.buffer, this.bytes.byteOffset + this.offset, 4).getFloat32(0, true);
+          this.skip(4);
+          break;
+        case 0x44:
+          this.skip(8);
+          value = new DataView(this.bytes.buffer, this.bytes.byteOffset + this.offset - 8, 8).getFloat64(0, true);
+          break;
+        case 0x23: // global.get
+        case 0xd2: // ref.func
+          this.u32();
+          value = undefined;
+          break;
+        case 0xd0: // ref.null
+          this.byte();
+          value = undefined;
+          break;
+        case 0x6a: // extended-const i32.add, i32.sub, i32.mul and their i64 forms
+        case 0x6b:
+        case 0x6c:
+        case 0x7c:
+        case 0x7d:
+        case 0x7e:
+          value = undefined;
+          break;
+        default:
+          throw malformed(at, `unsupported opcode 0x${op.toString(16)} in a constant expression`);
+      }
+    }
+  }
+}
+
+interface SectionState {
+  types: FuncType[];
+  funcTypes: FuncType[];
+  tables: Array<Extract<ExternType, { kind: "table" }>>;
+  memories: Array<Extract<ExternType, { kind: "memory" }>>;
+  globals: Array<{ type: Extract<ExternType, { kind: "global" }>; constValue: number | bigint | undefined }>;
+  tags: Array<Extract<ExternType, { kind: "tag" }>>;
+  imports: ImportEntry[];
+  exports: ExportEntry[];
+  definedMemories: Limits[];
+  hasStartFunction: boolean;
+  dataBytes: number;
+  customSections: string[];
+}
+
+function funcTypeAt(state: SectionState, index: number, at: number): FuncType {
+  const type = state.types[index];
+  if (type === undefined) throw malformed(at, `type index ${index} out of range`);
+  return type;
+}
+
+function readTypeSection(r: ByteReader, state: SectionState): void {
+  for (let n = r.u32(); n > 0; n--) {
+    const at = r.offset;
+    const form = r.byte();
+    if (form !== 0x60) throw malformed(at, `unsupported type form 0x${form.toString(16)}`);
+    const params: ValueType[] = [];
+    for (let p = r.u32(); p > 0; p--) params.push(r.valueType());
+    const results: ValueType[] = [];
+    for (let q = r.u32(); q > 0; q--) results.push(r.valueType());
+    state.types.push({ params, results });
+  }
+}
+
+function readImportSection(r: ByteReader, state: SectionState): void {
+  for (let n = r.u32(); n > 0; n--) {
+    const module = r.name();
+    const name = r.name();
+    const at = r.offset;
+    const kind = r.byte();
+    let type: ExternType;
+    switch (kind) {
+      case 0x00: {
+        const fn: ExternType = { kind: "func", type: funcTypeAt(state, r.u32(), at) };
+        state.funcTypes.push(fn.type);
+        type = fn;
+        break;
+      }
+      case 0x01: {
+        const table = { kind: "table", element: r.valueType(), limits: r.limits(false) } as const;
+        state.tables.push(table);
+        type = table;
+        break;
+      }
+      case 0x02: {
+        const memory = { kind: "memory", limits: r.limits(true) } as const;
+        state.memories.push(memory);
+        type = memory;
+        break;
+      }
+      case 0x03: {
+        const valueType = r.valueType();
+        const mutable = readMutability(r);
+        const global = { kind: "global", valueType, mutable } as const;
+        state.globals.push({ type: global, constValue: undefined });
+        type = global;
+        break;
+      }
+      case 0x04: {
+        r.byte();
+        const tag = { kind: "tag", type: funcTypeAt(state, r.u32(), at) } as const;
+        state.tags.push(tag);
+        type = tag;
+        break;
+      }
+      default:
+        throw malformed(at, `unknown import kind 0x${kind.toString(16)}`);
+    }
+    state.imports.push({ module, name, type });
+  }
+}
+
+function readMutability(r: ByteReader): boolean {
+  const at = r.offset;
+  const flag = r.byte();
+  if (flag > 1) throw malformed(at, "bad global mutability flag");
+  return flag === 1;
+}
+
+function readExportSection(r: ByteReader, state: SectionState): void {
+  for (let n = r.u32(); n > 0; n--) {
+    const name = r.name();
+    const at = r.offset;
+    const kind = r.byte();
+    const index = r.u32();
+    const missing = (): DsoError => malformed(at, `export '${name}' refers to a missing item ${index}`);
+    switch (kind) {
+      case 0x00: {
+        const type = state.funcTypes[index];
+        if (type === undefined) throw missing();
+        state.exports.push({ name, type: { kind: "func", type } });
+        break;
+      }
+      case 0x01: {
+        const table = state.tables[index];
+        if (table === undefined) throw missing();
+        state.exports.push({ name, type: table });
+        break;
+      }
+      case 0x02: {
+        const memory = state.memories[index];
+        if (memory === undefined) throw missing();
+        state.exports.push({ name, type: memory });
+        break;
+      }
+      case 0x03: {
+        const global = state.globals[index];
+        if (global === undefined) throw missing();
+        state.exports.push(
+          global.constValue === undefined || global.type.mutable
+            ? { name, type: global.type }
+            : { name, type: global.type, constValue: global.constValue },
+        );
+        break;
+      }
+      case 0x04: {
+        const tag = state.tags[index];
+        if (tag === undefined) throw missing();
+        state.exports.push({ name, type: tag });
+        break;
+      }
+      default:
+        throw malformed(at, `unknown export kind 0x${kind.toString(16)}`);
+    }
+  }
+}
+
+function readDataSection(r: ByteReader, state: SectionState): void {
+  for (let n = r.u32(); n > 0; n--) {
+    const at = r.offset;
+    const flags = r.u32();
+    if (flags === 2) r.u32();
+    if (flags === 0 || flags === 2) r.constExpr();
+    else if (flags !== 1) throw malformed(at, `unknown data segment flags ${flags}`);
+    const size = r.u32();
+    r.skip(size);
+    state.dataBytes += size;
+  }
+}
+
+function readSection(id: number, r: ByteReader, state: SectionState): void {
+  switch (id) {
+    case SectionId.custom:
+      state.customSections.push(r.name());
+      r.offset = r.end;
+      return;
+    case SectionId.type:
+      return readTypeSection(r, state);
+    case SectionId.import:
+      return readImportSection(r, state);
+    case SectionId.function:
+      for (let n = r.u32(); n > 0; n--) state.funcTypes.push(funcTypeAt(state, r.u32(), r.offset));
+      return;
+    case SectionId.table:
+      for (let n = r.u32(); n > 0; n--) state.tables.push({ kind: "table", element: r.valueType(), limits: r.limits(false) });
+      return;
+    case SectionId.memory:
+      for (let n = r.u32(); n > 0; n--) {
+        const limits = r.limits(true);
+        state.memories.push({ kind: "memory", limits });
+        state.definedMemories.push(limits);
+      }
+      return;
+    case SectionId.global:
+      for (let n = r.u32(); n > 0; n--) {
+        const valueType = r.valueType();
+        const mutable = readMutability(r);
+        state.globals.push({ type: { kind: "global", valueType, mutable }, constValue: r.constExpr() });
+      }
+      return;
+    case SectionId.export:
+      return readExportSection(r, state);
+    case SectionId.start:
+      r.u32();
+      state.hasStartFunction = true;
+      return;
+    case SectionId.data:
+      return readDataSection(r, state);
+    case SectionId.tag:
+      for (let n = r.u32(); n > 0; n--) {
+        const at = r.offset;
+        r.byte();
+        state.tags.push({ kind: "tag", type: funcTypeAt(state, r.u32(), at) });
+      }
+      return;
+    default:
+      // Element, code and data-count sections (and any we do not need) are skipped whole.
+      r.offset = r.end;
+  }
+}
+
+/** True when the bytes start with the WebAssembly magic number. */
+export function looksLikeWasm(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && MAGIC.every((b, i) => bytes[i] === b);
+}
+
+export function readModuleShape(bytes: Uint8Array): ModuleShape {
+  if (!looksLikeWasm(bytes)) {
+    throw new DsoError(ErrorCodes.BAD_WASM, "not a WebAssembly binary (bad magic number)", { errno: Errno.ENOENT });
+  }
+  const top = new ByteReader(bytes, 4, bytes.length);
+  const version = top.bytes.length >= 8 ? new DataView(bytes.buffer, bytes.byteOffset + 4, 4).getUint32(0, true) : -1;
+  if (version !== VERSION) throw malformed(4, `unsupported binary version ${version}`);
+  top.offset = 8;
+  const state: SectionState = {
+    types: [],
+    funcTypes: [],
+    tables: [],
+    memories: [],
+    globals: [],
+    tags: [],
+    imports: [],
+    exports: [],
+    definedMemories: [],
+    hasStartFunction: false,
+    dataBytes: 0,
+    customSections: [],
+  };
+  let lastId = 0;
+  while (!top.atEnd) {
+    const at = top.offset;
+    const id = top.byte();
+    const size = top.u32();
+    const start = top.offset;
+    top.skip(size);
+    if (id !== SectionId.custom) {
+      if (id > 13) throw malformed(at, `unknown section id ${id}`);
+      // The spec fixes the section order; the tag and data-count sections sit out of numeric order.
+      const rank = id === 12 ? 9.5 : id === 13 ? 5.5 : id;
+      if (rank <= lastId) throw malformed(at, `section ${id} out of order or repeated`);
+      lastId = rank;
+    }
+    const section = new ByteReader(bytes, start, start + size);
+    readSection(id, section, state);
+    if (section.offset !== section.end) throw malformed(section.offset, `section ${id} has trailing bytes`);
+  }
+  return {
+    imports: state.imports,
+    exports: state.exports,
+    definedMemories: state.definedMemories,
+    hasStartFunction: state.hasStartFunction,
+    dataBytes: state.dataBytes,
+    customSections: state.customSections,
+  };
+}
