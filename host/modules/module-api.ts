@@ -29,18 +29,43 @@ export const HandlerResults = {
 
 export type HandlerResult = (typeof HandlerResults)[keyof typeof HandlerResults];
 
+/**
+ * One FTP session, as handlers see it. Like a forked proftpd session, it keeps
+ * the module set it started with until it ends.
+ */
+export interface SessionState {
+  readonly id: number;
+  readonly remoteAddress: string;
+  /** The modules of this session, oldest first (handlers run newest first). */
+  readonly modules: readonly EngineModule[];
+  /** Set by USER, cleared by a successful PASS. */
+  pendingUser: string | undefined;
+  /** The logged-in user. */
+  user: string | undefined;
+  /** Set by QUIT: the session ends after the reply. */
+  closing: boolean;
+}
+
 export interface CommandHandler {
   /** Upper-case FTP command (`NOOP`), or SITE subcommand (`CHMOD`) for site handlers. */
   readonly command: string;
   readonly phase: Phase;
-  run(command: ActiveCommand): HandlerResult;
+  run(command: ActiveCommand, session: SessionState): HandlerResult;
+}
+
+/** Where a directive stands in the configuration. */
+export interface DirectiveContext {
+  readonly file: string;
+  readonly line: number;
+  /** True for the first directive of the main configuration file (ModuleOrder must be). */
+  readonly first: boolean;
 }
 
 export interface DirectiveHandler {
   /** As written in docs (`ModulePath`); matched case-insensitively, as proftpd does. */
   readonly name: string;
   /** Applies the directive; throws a DsoError (the text after `Directive: `) to refuse it. */
-  run(directive: ActiveCommand): void;
+  run(directive: ActiveCommand, context: DirectiveContext): void;
 }
 
 export interface HelpEntry {

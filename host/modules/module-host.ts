@@ -254,7 +254,15 @@ export class ModuleHost {
       return;
     }
     const plan = this.#newPlan();
-    this.#planUnit(plan, { kind: "module", name, namespace: parsed.stem, file: `${stemPath}.wasm`, explicit: true }, [name]);
+    const file = `${stemPath}.wasm`;
+    try {
+      this.#planUnit(plan, { kind: "module", name, namespace: parsed.stem, file, explicit: true }, [name]);
+    } catch (error) {
+      if (isDsoError(error) && error.code === ErrorCodes.MODULE_NOT_FOUND) {
+        this.#log("notice", `${MOD_DSO_VERSION}: unable to load '${name}'; check to see if '${file}' exists`);
+      }
+      throw error;
+    }
     this.#execute(plan);
     this.#trace("dso", 8, `module '${stemPath}' successfully loaded`);
   }
@@ -309,6 +317,27 @@ export class ModuleHost {
     this.#trace("dso", 8, `module '${name}' successfully unloaded`);
   }
 
+  /**
+   * ModuleOrder: the engine becomes exactly these modules, in this order; the
+   * others leave it (and can come back with insmod, like an rmmod'ed static
+   * module). The directive checks its arguments before calling this.
+   */
+  setModuleOrder(names: readonly string[]): string[] {
+    const byName = new Map(this.#engine.map((m) => [m.name, m]));
+    const ordered = names.map((name) => {
+      const module = byName.get(name);
+      if (module === undefined) throw new DsoError(ErrorCodes.NOT_LOADED, `no such module '${name}' loaded`, { errno: Errno.ENOENT });
+      return module;
+    });
+    const removed = this.#engine.filter((m) => !names.includes(m.name));
+    for (const module of removed) {
+      const unit = this.#units.get(module.name);
+      if (unit !== undefined) this.#detach(unit);
+    }
+    this.#engine = ordered;
+    return removed.map((m) => m.name);
+  }
+
   /** Unloads every module newest first, then every library: the host's shutdown. */
   close(): void {
     for (const module of [...this.#engine].reverse()) {
@@ -361,6 +390,17 @@ export class ModuleHost {
       type: formatExternType(found.winner.type),
       shadowed: found.shadowed.map((d) => ({ provider: d.provider.name, type: formatExternType(d.type) })),
     };
+  }
+
+  /**
+   * ld.so's dlsym(RTLD_DEFAULT, name): the winning wasm definition of `symbol`
+   * in the global scope (an exported function, global, memory or table), or
+   * undefined. Host symbols have no single address: they are bound per importer.
+   */
+  dlsym(symbol: string): WebAssembly.ExportValue | undefined {
+    const definition = this.#scope.first(symbol);
+    if (definition === undefined) return undefined;
+    return this.#byProvider.get(definition.provider)?.instance.exports[symbol];
   }
 
   /** Number of names in the global scope. */

@@ -1,0 +1,207 @@
+/**
+ * Runs a configuration the way proftpd's parser does: directive by directive,
+ * in order, each looked up among the modules in the engine at that moment. So
+ * after `LoadModule mod_x.c` the directives mod_x.c registers are known, and not
+ * before; `<IfModule>` is evaluated when the parser reaches it (the FAQ's guard
+ * around LoadModule works); `Include` reads files where it stands.
+ *
+ * Every failure is a ConfigError naming the directive, the reason, the line and
+ * the file that holds it (also inside an Include): proftpd's
+ * `fatal: <Directive>: <reason> on line N of '<file>'`.
+ */
+import path from "node:path";
+import type { ActiveCommand } from "../abi/host-symbols.js";
+import { isDsoError } from "../errors.js";
+import type { DirectiveHandler, EngineModule } from "../modules/module-api.js";
+import { ConfigError, lexConfig } from "./lexer.js";
+import type { ConfigLine } from "./lexer.js";
+import { formatSuggestions, suggestDirectives } from "./suggest.js";
+
+/** Where configuration text comes from: the filesystem for dsod, anything for tests. */
+export interface ConfigSource {
+  read(file: string): string;
+  /** The files an `Include` argument names, sorted; an argument without wildcards names itself. */
+  expand(pattern: string): string[];
+}
+
+export interface ConfigRunOptions {
+  readonly source: ConfigSource;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** The modules in the engine now, oldest first (re-read after every directive). */
+  readonly modules: () => readonly EngineModule[];
+  readonly isLoaded: (name: string) => boolean;
+  /** Lines proftpd logs while parsing (debug and "Did you mean" hints). */
+  readonly log: (priority: "notice" | "debug", message: string) => void;
+}
+
+/** proftpd stops following Includes at a depth that only a loop reaches. */
+const MAX_INCLUDE_DEPTH = 64;
+
+/** Sections proftpd has that dsod does not serve: directives inside them are refused, as CHECK_CONF refuses them. */
+const CONTEXT_SECTIONS = new Set(["<global", "<virtualhost", "<anonymous", "<directory", "<limit", "<class", "<ifdefine"]);
+
+interface Frame {
+  readonly lines: readonly ConfigLine[];
+  index: number;
+  readonly depth: number;
+}
+
+/** A directive as handlers see it; a guest's own refusal reason (pr_response_add_err) is kept in `errors`. */
+class DirectiveCall implements ActiveCommand {
+  readonly name: string;
+  readonly arg: string;
+  readonly argv: readonly string[];
+  readonly user = undefined;
+  readonly errors: string[] = [];
+
+  constructor(line: ConfigLine) {
+    this.name = line.name;
+    this.arg = line.args.join(" ");
+    this.argv = [line.name, ...line.args];
+  }
+
+  addResponse(): void {}
+
+  addError(_code: string, message: string): void {
+    this.errors.push(message);
+  }
+}
+
+function findDirective(modules: readonly EngineModule[], name: string): DirectiveHandler | undefined {
+  const wanted = name.toLowerCase();
+  // proftpd's stash puts the most recently loaded module's handler first.
+  for (let i = modules.length - 1; i >= 0; i--) {
+    const handler = (modules[i] as EngineModule).directives.find((d) => d.name.toLowerCase() === wanted);
+    if (handler !== undefined) return handler;
+  }
+  return undefined;
+}
+
+export class ConfigRunner {
+  readonly #options: ConfigRunOptions;
+  #directivesRun = 0;
+  readonly #sections: string[] = [];
+
+  constructor(options: ConfigRunOptions) {
+    this.#options = options;
+  }
+
+  /** Runs the main configuration file. */
+  run(file: string): void {
+    const stack: Frame[] = [{ lines: this.#lex(file, undefined), index: 0, depth: 0 }];
+    while (stack.length > 0) {
+      const frame = stack.at(-1) as Frame;
+      const line = frame.lines[frame.index++];
+      if (line === undefined) {
+        stack.pop();
+        continue;
+      }
+      const included = this.#step(line, frame, stack.length === 1);
+      if (included !== undefined) stack.push(...included);
+    }
+  }
+
+  #lex(file: string, at: ConfigLine | undefined): ConfigLine[] {
+    let text: string;
+    try {
+      text = this.#options.source.read(file);
+    } catch (cause) {
+      const reason = (cause as NodeJS.ErrnoException).code === "ENOENT" ? "No such file or directory" : (cause as Error).message;
+      if (at === undefined) throw new ConfigError(`unable to read configuration file '${file}': ${reason}`, file, 0, { cause });
+      throw new ConfigError(`Include: error including '${file}': ${reason}`, at.file, at.line, { cause, directive: "Include" });
+    }
+    return lexConfig(text, file, this.#options.env);
+  }
+
+  /** Runs one line; returns frames to push for an Include. */
+  #step(line: ConfigLine, frame: Frame, mainFile: boolean): Frame[] | undefined {
+    const lower = line.name.toLowerCase();
+    if (lower === "<ifmodule") {
+      this.#ifModule(line, frame);
+      return undefined;
+    }
+    if (lower === "</ifmodule>") {
+      if (this.#sections.at(-1) === "<IfModule>") this.#sections.pop();
+      return undefined;
+    }
+    if (CONTEXT_SECTIONS.has(lower)) {
+      this.#sections.push(`${line.name.slice(1).replace(/^./, (c) => c.toUpperCase())}`);
+      return undefined;
+    }
+    if (lower.startsWith("</")) {
+      if (this.#sections.length > 0 && this.#sections.at(-1) !== "<IfModule>") this.#sections.pop();
+      return undefined;
+    }
+    if (lower === "include") return this.#include(line, frame);
+    const first = mainFile && this.#directivesRun === 0;
+    this.#directivesRun++;
+    const handler = findDirective(this.#options.modules(), line.name);
+    if (handler === undefined) {
+      const known = this.#options.modules().flatMap((m) => m.directives.map((d) => d.name));
+      for (const hint of formatSuggestions(suggestDirectives(line.name, known))) this.#options.log("notice", hint);
+      throw new ConfigError(`unknown configuration directive '${line.name}'`, line.file, line.line, { directive: line.name });
+    }
+    const context = this.#sections.find((s) => s !== "<IfModule>");
+    if (context !== undefined) {
+      throw new ConfigError(`${handler.name}: directive not allowed in <${context}> context`, line.file, line.line, {
+        directive: handler.name,
+      });
+    }
+    const command = new DirectiveCall(line);
+    try {
+      handler.run(command, { file: line.file, line: line.line, first });
+    } catch (cause) {
+      if (cause instanceof ConfigError) throw cause;
+      const reason = command.errors.length > 0 ? command.errors.join("; ") : isDsoError(cause) ? cause.message : String(cause);
+      throw new ConfigError(`${handler.name}: ${reason}`, line.file, line.line, { cause, directive: handler.name });
+    }
+    return undefined;
+  }
+
+  /** mod_core.c start_ifmodule: true sections are entered; false ones skipped to their matching end. */
+  #ifModule(line: ConfigLine, frame: Frame): void {
+    const arg = line.args[0] ?? "";
+    const negated = arg.startsWith("!");
+    const name = negated ? arg.slice(1) : arg;
+    const use = this.#options.isLoaded(name) !== negated;
+    // proftpd prints the '!' twice here ('!!mod_x.c'); the reference records it, so we keep it.
+    this.#options.log("debug", `<IfModule>: ${use ? "using" : "skipping"} '${negated ? "!" : ""}${arg}' section at line ${line.line}`);
+    if (use) {
+      this.#sections.push("<IfModule>");
+      return;
+    }
+    let nesting = 1;
+    while (nesting > 0) {
+      const next = frame.lines[frame.index++];
+      if (next === undefined) {
+        const last = frame.lines.at(-1) ?? line;
+        throw new ConfigError("<IfModule>: unclosed <IfModule> context", last.file, last.line, { directive: "<IfModule>" });
+      }
+      const lower = next.name.toLowerCase();
+      if (lower === "<ifmodule") nesting++;
+      else if (lower === "</ifmodule>") nesting--;
+    }
+  }
+
+  #include(line: ConfigLine, frame: Frame): Frame[] {
+    const arg = line.args[0];
+    if (arg === undefined) throw new ConfigError("Include: missing parameters", line.file, line.line, { directive: "Include" });
+    if (frame.depth >= MAX_INCLUDE_DEPTH) {
+      throw new ConfigError(`Include: too many levels of Include (${MAX_INCLUDE_DEPTH}), an Include loop?`, line.file, line.line, {
+        directive: "Include",
+      });
+    }
+    const pattern = path.isAbsolute(arg) ? arg : path.join(path.dirname(line.file), arg);
+    let files: string[];
+    try {
+      files = this.#options.source.expand(pattern);
+    } catch (cause) {
+      throw new ConfigError(`Include: error including '${pattern}': ${(cause as Error).message}`, line.file, line.line, {
+        cause,
+        directive: "Include",
+      });
+    }
+    // Frames run last-pushed first, so push the files in reverse to read them in order.
+    return files.reverse().map((file) => ({ lines: this.#lex(file, line), index: 0, depth: frame.depth + 1 }));
+  }
+}

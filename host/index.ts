@@ -1,0 +1,20 @@
+/**
+ * wasm-dso's embedding API: a ModuleHost loads WebAssembly DSO modules and
+ * libraries and links them ld.so-style against the host's symbol table.
+ */
+export { ModuleHost, DEFAULT_MEMORY_CAP_PAGES, MOD_DSO_VERSION } from "./modules/module-host.js";
+export type {
+  BindingInfo,
+  LoadedUnitInfo,
+  LogPriority,
+  ModuleHostOptions,
+  ModuleSet,
+  SymbolInfo,
+  Tracer,
+} from "./modules/module-host.js";
+export { DsoError, ErrorCodes, isDsoError } from "./errors.js";
+export type { ErrorCode } from "./errors.js";
+export { HOST_SYMBOLS } from "./abi/host-symbols.js";
+export type { ActiveCommand, HostSymbol } from "./abi/host-symbols.js";
+export { HandlerResults, MODULE_API_VERSION, Phases } from "./modules/module-api.js";
+export type { CommandHandler, DirectiveHandler, EngineModule, SessionState } from "./modules/module-api.js";

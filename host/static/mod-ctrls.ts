@@ -1,0 +1,124 @@
+/**
+ * mod_ctrls.c, compiled in: the Controls* directives (modules/mod_ctrls.c's
+ * conftab). The socket server itself is host/controls/server.ts.
+ */
+import { DEFAULT_SOCKET_ACL, parseSocketAcl } from "../controls/acl.js";
+import type { Acl } from "../controls/acl.js";
+import type { AccountResolver } from "../system/accounts.js";
+import { DsoError, ErrorCodes } from "../errors.js";
+import type { ActiveCommand } from "../abi/host-symbols.js";
+import type { EngineModule } from "../modules/module-api.js";
+
+export interface CtrlsSettings {
+  engine: boolean;
+  socketPath: string;
+  /** ControlsSocketOwner: uid and gid the socket is chowned to (root's by default, as proftpd). */
+  socketOwner: { uid: number; gid: number } | undefined;
+  /** Deny-by-default, as the manual says (proftpd 1.3.8 wrongly allows all; upstream #2210 fixed it). */
+  socketAcl: Acl;
+  maxClients: number;
+  logFile: string | undefined;
+}
+
+function refuse(message: string): DsoError {
+  return new DsoError(ErrorCodes.CONFIG, message);
+}
+
+function arg(directive: ActiveCommand, index: number): string {
+  const value = directive.argv[index];
+  if (value === undefined) throw refuse("missing parameters");
+  return value;
+}
+
+/** proftpd's get_boolean(): on/off, yes/no, true/false, 1/0. */
+function parseBoolean(value: string): boolean | undefined {
+  const lower = value.toLowerCase();
+  if (["on", "yes", "true", "1"].includes(lower)) return true;
+  if (["off", "no", "false", "0"].includes(lower)) return false;
+  return undefined;
+}
+
+function positiveInteger(value: string, what: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw refuse(`${what} must be greater than zero: '${value}'`);
+  return Number(value);
+}
+
+export function createCtrlsModule(defaultSocket: string, accounts: AccountResolver): { module: EngineModule; settings: CtrlsSettings } {
+  const settings: CtrlsSettings = {
+    engine: true,
+    socketPath: defaultSocket,
+    socketOwner: undefined,
+    socketAcl: DEFAULT_SOCKET_ACL,
+    maxClients: 5,
+    logFile: undefined,
+  };
+  const module: EngineModule = {
+    name: "mod_ctrls.c",
+    kind: "static",
+    commands: [],
+    siteCommands: [],
+    features: [],
+    help: [],
+    directives: [
+      {
+        name: "ControlsEngine",
+        run: (directive) => {
+          const value = parseBoolean(arg(directive, 1));
+          if (value === undefined) throw refuse("expected Boolean parameter");
+          settings.engine = value;
+        },
+      },
+      {
+        name: "ControlsSocket",
+        run: (directive) => {
+          const path = arg(directive, 1);
+          if (!path.startsWith("/")) throw refuse("must be an absolute path");
+          // sockaddr_un.sun_path holds 108 bytes on Linux, the terminating NUL included.
+          if (Buffer.byteLength(path) > 107) throw refuse(`socket path '${path}' is too long (at most 107 bytes)`);
+          settings.socketPath = path;
+        },
+      },
+      {
+        name: "ControlsSocketOwner",
+        run: (directive) => {
+          const user = arg(directive, 1);
+          const group = arg(directive, 2);
+          const uid = accounts.uidOf(user);
+          if (uid === undefined) throw refuse(`unknown user '${user}'`);
+          const gid = accounts.gidOf(group);
+          if (gid === undefined) throw refuse(`unknown group '${group}'`);
+          settings.socketOwner = { uid, gid };
+        },
+      },
+      {
+        name: "ControlsSocketACL",
+        run: (directive) => {
+          settings.socketAcl = parseSocketAcl(directive.argv.slice(1), accounts);
+        },
+      },
+      {
+        name: "ControlsMaxClients",
+        run: (directive) => {
+          settings.maxClients = positiveInteger(arg(directive, 1), "max clients");
+        },
+      },
+      {
+        name: "ControlsLog",
+        run: (directive) => {
+          const path = arg(directive, 1);
+          if (!path.startsWith("/")) throw refuse("must be an absolute path");
+          settings.logFile = path;
+        },
+      },
+      {
+        // proftpd handles requests on a timer tick; dsod handles each as it arrives, so the
+        // interval is accepted for compatibility and has no effect.
+        name: "ControlsInterval",
+        run: (directive) => {
+          positiveInteger(arg(directive, 1), "interval");
+        },
+      },
+    ],
+  };
+  return { module, settings };
+}
