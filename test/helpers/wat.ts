@@ -10,7 +10,7 @@ import path from "node:path";
 import wabtInit from "wabt";
 
 type Wabt = Awaited<ReturnType<typeof wabtInit>>;
-type Features = NonNullable<Parameters<Wabt["parseWat"]>[2]>;
+type Features = NonNullable<Parameters<Wabt["parseWat"]>[2]> & { readonly multi_memory?: boolean };
 
 /** Instantiating wabt's own wasm build takes tens of milliseconds; do it once per test file. */
 let wabtInstance: Promise<Wabt> | undefined;
@@ -24,8 +24,14 @@ function getWabt(): Promise<Wabt> {
  * Compiles WebAssembly text to a binary. Multi-value, mutable globals, bulk
  * memory and reference types are on (wabt's defaults); pass `features` for
  * proposals such as threads (shared memories) or exceptions (tags).
+ * wabt's feature flags are typed for its documented set only; others it knows
+ * (multi_memory) are passed through as is.
  */
-export async function wat(text: string, features: Features = {}): Promise<Uint8Array<ArrayBuffer>> {
+export async function wat(
+  text: string,
+  features: Features = {},
+  options: { readonly validate?: boolean } = {},
+): Promise<Uint8Array<ArrayBuffer>> {
   const wabt = await getWabt();
   const module = wabt.parseWat("fixture.wat", text, features);
   try {
@@ -33,7 +39,8 @@ export async function wat(text: string, features: Features = {}): Promise<Uint8A
     // wabt.js's validate() ignores the features given to parseWat (a shared
     // memory fails with "memories may not be shared" even with threads on), so
     // text that needs a proposal is only parsed; the engine validates it on load.
-    if (Object.keys(features).length === 0) module.validate();
+    // `validate: false` makes binaries the engine must refuse (a bad function body).
+    if (Object.keys(features).length === 0 && options.validate !== false) module.validate();
     const { buffer } = module.toBinary({});
     // Copy out of wabt's heap into a buffer of our own.
     return new Uint8Array(buffer);

@@ -146,7 +146,7 @@ describe("readModuleShape: exports", () => {
         (import "env" "g_in" (global $gin i64))
         (table $t (export "table") 3 funcref)
         (memory $m (export "memory") 2 8)
-        (global (export "g_in_again") (global.get $gin))
+        (global (export "g_in_again") i64 (global.get $gin))
         (export "g_imported" (global $gin)))`),
     );
     expect(shape.exports).toEqual([
@@ -326,6 +326,7 @@ describe("readModuleShape: malformed binaries are DSO_ERR_BAD_WASM with the offe
     expectMalformed(binary(section(6, [0x01, 0x7c, 0x00, 0x44, 0x00, 0x00])), "length 8 runs past the end at byte 14");
   });
 
+  // LEB128 errors name the byte after the longest allowed encoding.
   it("u32 LEB128 longer than 5 bytes", () => {
     expectMalformed(binary(section(1, [0x80, 0x80, 0x80, 0x80, 0x80, 0x00])), "u32 LEB128 longer than 5 bytes at byte 15");
     // The section size itself.
@@ -339,11 +340,11 @@ describe("readModuleShape: malformed binaries are DSO_ERR_BAD_WASM with the offe
   it("s32 and s64 LEB128 too long in a constant expression", () => {
     expectMalformed(
       binary(section(6, [0x01, 0x7f, 0x00, 0x41, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0x0b])),
-      "s32 LEB128 too long at byte 18",
+      "s32 LEB128 too long at byte 19",
     );
     expectMalformed(
       binary(section(6, [0x01, 0x7e, 0x00, 0x42, ...new Array<number>(10).fill(0x80), 0x00, 0x0b])),
-      "s64 LEB128 too long at byte 23",
+      "s64 LEB128 too long at byte 24",
     );
   });
 
@@ -379,14 +380,17 @@ describe("readModuleShape: malformed binaries are DSO_ERR_BAD_WASM with the offe
   });
 
   it("unknown import and export kinds", () => {
-    expectMalformed(binary(section(2, [0x01, ...str("env"), ...str("x"), 0x05, 0x00])), "unknown import kind 0x5 at byte 18");
+    expectMalformed(binary(section(2, [0x01, ...str("env"), ...str("x"), 0x05, 0x00])), "unknown import kind 0x5 at byte 17");
     expectMalformed(binary(section(7, [0x01, ...str("x"), 0x07, 0x00])), "unknown export kind 0x7 at byte 13");
   });
 
-  it("type index out of range", () => {
-    // In an import: the offset of the import's kind byte.
-    expectMalformed(binary(section(2, [0x01, ...str("env"), ...str("f"), 0x00, 0x03])), "type index 3 out of range at byte 18");
-    // In the function section: the offset of the bad index (byte 12), as for the import above, not the byte after it.
+  it("type index out of range in an import", () => {
+    // The offset of the import's kind byte.
+    expectMalformed(binary(section(2, [0x01, ...str("env"), ...str("f"), 0x00, 0x03])), "type index 3 out of range at byte 17");
+  });
+
+  it("type index out of range in the function section", () => {
+    // In the function section: the offset of the bad index itself (byte 14), not of the byte after it.
     expectMalformed(binary(section(1, [0x00]), section(3, [0x01, 0x05])), "type index 5 out of range at byte 14");
   });
 

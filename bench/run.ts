@@ -1,0 +1,92 @@
+/**
+ * `npm run bench`: runs the link and call benchmarks, prints one table and
+ * writes it as JSON to bench/results/<timestamp>.json and bench/results/latest.json.
+ *
+ * Ratios are computed within this one run (each row against its anchor, run
+ * interleaved with it), because absolute times on a shared 2-core VM drift
+ * between runs far more than ratios do (docs: shared/reference/baselines.md §4).
+ *
+ * BENCH_LINK_SPLIT=1 fills the link benchmark's scope from 1,000-export
+ * libraries, skipping the ~35 s LoadFile of one 100,000-export library.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { runCalls } from "./calls.js";
+import { runLink } from "./link.js";
+import { formatNumber } from "./stats.js";
+import type { Row } from "./stats.js";
+
+/** The source tree's bench/results, whether this runs as dist/bench/run.js or from elsewhere in the tree. */
+const RESULTS_DIR = fileURLToPath(new URL("../../bench/results/", import.meta.url));
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function table(rows: readonly Row[]): string {
+  const header = ["benchmark", "median", "spread", "unit", "ratio", "vs", "note"];
+  const lines = rows.map((r) => [
+    r.name,
+    formatNumber(r.figure),
+    `${formatNumber(r.spread[0])}–${formatNumber(r.spread[1])} (${r.spreadKind}, ${r.samples})`,
+    r.unit,
+    r.anchor === r.name ? "anchor" : `${r.ratio.toFixed(2)}x`,
+    r.anchor === r.name ? "" : anchorLabel(r, rows),
+    r.note ?? "",
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
+  const format = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === 1 || i === 4 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return [format(header), format(widths.map((w) => "-".repeat(w))), ...lines.map(format)].join("\n");
+}
+
+/** A short name for the anchor: its position in the table, so long names are not repeated. */
+function anchorLabel(row: Row, rows: readonly Row[]): string {
+  return `#${rows.findIndex((r) => r.name === row.anchor) + 1}`;
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const startNs = process.hrtime.bigint();
+  if (globalThis.gc === undefined) log("bench: run with --expose-gc (npm run bench does) so GC happens between phases");
+  const splitLibraries = process.env.BENCH_LINK_SPLIT === "1";
+
+  const rows: Row[] = [];
+  rows.push(...runLink({ splitLibraries, log }));
+  globalThis.gc?.();
+  rows.push(...(await runCalls(log)));
+
+  const durationS = Number(process.hrtime.bigint() - startNs) / 1e9;
+  const numbered = table(rows)
+    .split("\n")
+    .map((line, i) => (i < 2 ? `    ${line}` : `${String(i - 1).padStart(2)}  ${line}`))
+    .join("\n");
+  process.stdout.write(`${numbered}\n\ntotal ${durationS.toFixed(1)} s, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
+
+  const result = {
+    date: started.toISOString(),
+    durationS,
+    node: process.version,
+    v8: process.versions.v8,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? "unknown",
+    loadAverage: os.loadavg(),
+    options: { splitLibraries },
+    rows,
+  };
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const json = `${JSON.stringify(result, null, 2)}\n`;
+  // Colons are not allowed in Windows file names; the rest is the ISO timestamp.
+  const file = path.join(RESULTS_DIR, `${started.toISOString().replaceAll(":", "-")}.json`);
+  writeFileSync(file, json);
+  writeFileSync(path.join(RESULTS_DIR, "latest.json"), json);
+  log(`bench: wrote ${path.relative(process.cwd(), file)} and latest.json`);
+}
+
+await main();

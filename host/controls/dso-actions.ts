@@ -1,0 +1,186 @@
+/**
+ * mod_dso's controls (modules/mod_dso.c dso_handle_insmod, dso_handle_lsmod,
+ * dso_handle_rmmod), answering with proftpd's lines byte for byte:
+ *
+ *   insmod mod_x.c ...  'mod_x.c' loaded | error loading 'mod_x.c': <reason>
+ *   lsmod               Loaded Modules: then `  mod_x.c` per module, oldest first
+ *   rmmod mod_x.c ...   'mod_x.c' unloaded | error unloading 'mod_x.c': <reason>
+ *
+ * As in 1.3.8 every name is processed even after a failure (master stops at
+ * the first one). Unlike 1.3.8, which answers 0 whenever the handler ran, the
+ * status is -1 when any name failed, so that dsoctl can exit non-zero.
+ *
+ * Beyond proftpd, `lsmod -v` details each module: file, sha256, size, memory,
+ * load time, exports, import bindings, dependents and the sessions holding
+ * it. Every detail is a `    key: value` line of its own, so a long import
+ * list never meets the wire's 1023-byte line limit and scripts can read it
+ * line by line. There is no JSON form on the wire: `dsoctl --json` wraps the
+ * status and lines of any action, and proftpd's ftpdctl can talk to dsod.
+ *
+ * Pure: the functions take the host and return the response.
+ */
+import { ErrorCodes, isDsoError } from "../errors.js";
+import type { LoadedUnitInfo } from "../modules/module-host.js";
+import { checkAcl } from "./acl.js";
+import type { AclTable } from "./acl.js";
+import type { ControlsAction, ControlsResult } from "./server.js";
+import { ControlsStatus } from "./status.js";
+
+/** The part of ModuleHost the controls drive. */
+export interface DsoControlsHost {
+  loadModule(name: string): void;
+  unloadModule(name: string): void;
+  listModules(): readonly string[];
+  describe(): readonly LoadedUnitInfo[];
+}
+
+/** The actions ModuleControlsACLs knows (mod_dso.c dso_acttab), in its order. */
+export const DSO_ACTIONS = ["insmod", "lsmod", "rmmod"] as const;
+
+/** mod_dso.c dso_acttab's descriptions, shown by `help`. */
+const DESCRIPTIONS: Readonly<Record<(typeof DSO_ACTIONS)[number], string>> = {
+  insmod: "load modules",
+  lsmod: "list modules",
+  rmmod: "unload modules",
+};
+
+const VERBOSE_FLAG = "-v";
+
+function result(ok: boolean, lines: readonly string[]): ControlsResult {
+  return { status: ok ? ControlsStatus.OK : ControlsStatus.FAILED, lines };
+}
+
+const MISSING_PARAMETERS = result(false, ["missing required parameters"]);
+const WRONG_PARAMETERS = result(false, ["wrong number of parameters"]);
+
+/** The text after `error loading 'x': ` (several lines for a link failure). */
+function loadReasons(error: unknown): readonly string[] {
+  if (!isDsoError(error)) {
+    return [error instanceof Error ? error.message : String(error)];
+  }
+  switch (error.code) {
+    case ErrorCodes.ALREADY_LOADED:
+      return ["Already loaded"];
+    case ErrorCodes.BAD_MODULE_NAME:
+      return ["Bad module name"];
+    default:
+      // proftpd prints strerror(errno); failures it has no errno for
+      // (undefined symbols, type mismatches) get one line per problem.
+      return error.errno === undefined ? error.lines : [error.errno];
+  }
+}
+
+/** The text after `error unloading 'x': `. */
+function unloadReason(host: DsoControlsHost, name: string, error: unknown): string {
+  if (!isDsoError(error)) {
+    return error instanceof Error ? error.message : String(error);
+  }
+  switch (error.code) {
+    case ErrorCodes.NOT_LOADED:
+      return "Module not loaded";
+    case ErrorCodes.BAD_MODULE_NAME:
+      return "Bad module name";
+    case ErrorCodes.PROTECTED:
+      // mod_dso.c answers EPERM when asked to unload itself.
+      return "Operation not permitted";
+    case ErrorCodes.HAS_DEPENDENTS: {
+      // proftpd cannot get here (dlclose just drops a reference); EBUSY's
+      // text keeps its frame and the names say what to rmmod first.
+      const dependents = host.describe().find((unit) => unit.name === name)?.dependents ?? [];
+      return `${error.reason} (needed by ${dependents.join(", ")})`;
+    }
+    default:
+      return error.reason;
+  }
+}
+
+/** `insmod mod_x.c ...`: loads each name in turn. */
+export function insmod(host: DsoControlsHost, args: readonly string[]): ControlsResult {
+  if (args.length === 0) {
+    return MISSING_PARAMETERS;
+  }
+  let ok = true;
+  const lines: string[] = [];
+  for (const name of args) {
+    try {
+      host.loadModule(name);
+      lines.push(`'${name}' loaded`);
+    } catch (error) {
+      ok = false;
+      lines.push(...loadReasons(error).map((reason) => `error loading '${name}': ${reason}`));
+    }
+  }
+  return result(ok, lines);
+}
+
+/** `rmmod mod_x.c ...`: unloads each name in turn. */
+export function rmmod(host: DsoControlsHost, args: readonly string[]): ControlsResult {
+  if (args.length === 0) {
+    return MISSING_PARAMETERS;
+  }
+  let ok = true;
+  const lines: string[] = [];
+  for (const name of args) {
+    try {
+      host.unloadModule(name);
+      lines.push(`'${name}' unloaded`);
+    } catch (error) {
+      ok = false;
+      lines.push(`error unloading '${name}': ${unloadReason(host, name, error)}`);
+    }
+  }
+  return result(ok, lines);
+}
+
+function unitDetails(unit: LoadedUnitInfo): string[] {
+  const lines = [`  ${unit.name}`, `    kind: ${unit.kind}`];
+  if (!unit.explicit) {
+    lines.push("    loaded as a dependency");
+  }
+  if (unit.file !== undefined) lines.push(`    file: ${unit.file}`);
+  if (unit.sha256 !== undefined) lines.push(`    sha256: ${unit.sha256}`);
+  if (unit.size !== undefined) lines.push(`    size: ${unit.size} bytes`);
+  if (unit.memoryBytes !== undefined) lines.push(`    memory: ${unit.memoryBytes} bytes`);
+  if (unit.loadedAt !== undefined) lines.push(`    loaded: ${unit.loadedAt.toISOString()}`);
+  lines.push(...unit.exports.map((symbol) => `    export: ${symbol}`));
+  lines.push(...unit.bindings.map((b) => `    import: ${b.namespace}.${b.symbol} -> ${b.provider}`));
+  lines.push(...unit.dependents.map((name) => `    needed by: ${name}`));
+  lines.push(`    sessions: ${unit.sessions}`);
+  return lines;
+}
+
+/**
+ * `lsmod`: `Loaded Modules:` then each module indented by two spaces, in load
+ * order (oldest first, a new module last). `lsmod -v` adds each module's
+ * details and then the libraries, which proftpd's lsmod never lists.
+ */
+export function lsmod(host: DsoControlsHost, args: readonly string[]): ControlsResult {
+  if (args.length === 0) {
+    return result(true, ["Loaded Modules:", ...host.listModules().map((name) => `  ${name}`)]);
+  }
+  if (args.length > 1 || args[0] !== VERBOSE_FLAG) {
+    return WRONG_PARAMETERS;
+  }
+  const units = host.describe();
+  const modules = units.filter((unit) => unit.kind !== "library");
+  const libraries = units.filter((unit) => unit.kind === "library");
+  return result(true, [
+    "Loaded Modules:",
+    ...modules.flatMap(unitDetails),
+    ...(libraries.length > 0 ? ["Loaded Libraries:", ...libraries.flatMap(unitDetails)] : []),
+  ]);
+}
+
+/**
+ * mod_dso's three controls, each guarded by its ModuleControlsACLs entry.
+ * `acls` is read per request so that a reloaded config applies at once.
+ */
+export function dsoControlsActions(host: DsoControlsHost, acls: () => AclTable): ControlsAction[] {
+  const handlers = { insmod, lsmod, rmmod };
+  return DSO_ACTIONS.map((name) => ({
+    name,
+    description: DESCRIPTIONS[name],
+    acl: (caller) => checkAcl(acls(), name, caller.uid, caller.gid),
+    handler: (args) => handlers[name](host, args),
+  }));
+}

@@ -1,0 +1,419 @@
+/**
+ * The controls server: mod_ctrls's half of `ftpdctl`, on an AF_UNIX socket
+ * (src/ctrls.c pr_ctrls_accept / pr_ctrls_recv_request, modules/mod_ctrls.c).
+ *
+ * Each connection carries one request and gets one response:
+ *   1. identify the peer by SO_PEERCRED (the kernel's word, not the client's);
+ *   2. check ControlsSocketACL, at accept time as proftpd does, so a denied
+ *      client gets `access denied` whatever it asks, `help` included;
+ *   3. decode one request within REQUEST_LIMITS before `requestTimeoutMs`;
+ *   4. dispatch: `help`, a registered action (its ACL before its arguments),
+ *      or `unsupported action requested`;
+ *   5. send the response and close.
+ *
+ * Unlike proftpd, requests are handled as soon as they are complete, not on
+ * the next ControlsInterval tick (observed 1.2 s per ftpdctl call, §9 of the
+ * reference): handlers are synchronous, so each one still runs to completion
+ * before any other JavaScript, which keeps an insmod atomic.
+ *
+ * `dispatchRequest`, `helpLines` and the ControlsLog formatters are pure; the
+ * class is the shell around them.
+ */
+import { chmodSync, closeSync, lstatSync, openSync, unlinkSync, writeSync } from "node:fs";
+import { createConnection, createServer } from "node:net";
+import type { Server, Socket } from "node:net";
+import { DsoError, ErrorCodes } from "../errors.js";
+import type { Tracer } from "../modules/module-host.js";
+import { SystemAccounts } from "../system/accounts.js";
+import { aclAllows, DEFAULT_SOCKET_ACL } from "./acl.js";
+import type { Acl } from "./acl.js";
+import { peerCredentials } from "./peer-credentials.js";
+import { ControlsStatus } from "./status.js";
+import { encodeMessage, MessageDecoder, REQUEST_LIMITS, RESPONSE_LIMITS } from "./wire.js";
+
+/** Who sent a request: SO_PEERCRED ids plus their names for logs and handlers. */
+export interface ControlsCaller {
+  readonly uid: number;
+  /** The primary gid only, as proftpd: supplementary groups are never seen. */
+  readonly gid: number;
+  readonly pid: number;
+  readonly user: string;
+  readonly group: string;
+}
+
+export interface ControlsResult {
+  readonly status: number;
+  readonly lines: readonly string[];
+}
+
+/** A registered control (pr_ctrls_register's action, description and callback). */
+export interface ControlsAction {
+  readonly name: string;
+  /** Shown by `help` as `name: description`. */
+  readonly description: string;
+  /** The action's ACL (ModuleControlsACLs for mod_dso's), asked before the handler sees any argument. */
+  acl(caller: ControlsCaller): boolean;
+  /** Runs synchronously, so that nothing else happens while it changes the module set. */
+  handler(args: readonly string[], caller: ControlsCaller): ControlsResult;
+}
+
+/** Names for ids, as pr_auth_uid2name / gid2name (the number itself when unknown). */
+export interface AccountNames {
+  userName(uid: number): string;
+  groupName(gid: number): string;
+}
+
+export interface ControlsServerOptions {
+  /** ControlsSocket: an absolute path of at most 107 bytes (sun_path). */
+  readonly socketPath: string;
+  readonly actions: readonly ControlsAction[];
+  /** ControlsSocketACL, read per connection so that a reloaded config applies at once. */
+  readonly socketAcl?: () => Acl;
+  /** ControlsMaxClients: connections served at once; more are refused with a reply. */
+  readonly maxClients?: number;
+  /**
+   * How long a client may take to send its whole request, from connect. proftpd
+   * has no such limit on the socket, only ControlsAuthFreshness (10 s) on the
+   * client's socket file; without one a silent client would hold a slot forever.
+   */
+  readonly requestTimeoutMs?: number;
+  /** ControlsLog: a file that gets proftpd's mod_ctrls lines. */
+  readonly controlsLog?: string;
+  readonly accounts?: AccountNames;
+  /** The `ctrls` trace channel. */
+  readonly tracer?: Tracer;
+}
+
+/** mod_ctrls's defaults: ControlsMaxClients 5; ControlsAuthFreshness 10 s. */
+export const DEFAULT_MAX_CLIENTS = 5;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
+/** modules/mod_ctrls.c MOD_CTRLS_VERSION, the tag of every ControlsLog line. */
+export const MOD_CTRLS_VERSION = "mod_ctrls/0.9.5";
+
+/**
+ * The socket is made 0777 like mod_ctrls's: identity comes from SO_PEERCRED
+ * and every request passes ControlsSocketACL and the action's ACL, so the file
+ * mode is not the guard. A tighter mode would turn `access denied` into a
+ * connect error for exactly the users Debian's `lsmod allow user *` admits.
+ * Operators who want the kernel to keep others out restrict the directory.
+ */
+const SOCKET_MODE = 0o777;
+
+const HELP_ACTION = "help";
+/** mod_ctrls.c ctrls_acttab: `help` is mod_ctrls's own, with no ACL of its own. */
+const HELP_DESCRIPTION = "describe all registered controls";
+const TRACE_CHANNEL = "ctrls";
+
+const ACCESS_DENIED: ControlsResult = { status: ControlsStatus.ACCESS_DENIED, lines: ["access denied"] };
+
+/** `help`: every action as `name: description`, sorted by name, help itself included. */
+export function helpLines(actions: readonly ControlsAction[]): string[] {
+  return [{ name: HELP_ACTION, description: HELP_DESCRIPTION }, ...actions]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((action) => `${action.name}: ${action.description}`);
+}
+
+type Trace = (level: number, message: string) => void;
+
+/**
+ * What the server answers to a request from a caller who passed the socket
+ * ACL. The action's ACL is checked before its handler runs, so a denied
+ * `insmod` with no argument answers `access denied`, not `missing required
+ * parameters` (observed on 1.3.8). Trace lines are those of src/ctrls.c.
+ */
+export function dispatchRequest(
+  actions: readonly ControlsAction[],
+  argv: readonly string[],
+  caller: ControlsCaller,
+  trace: Trace = () => {},
+): ControlsResult {
+  const [name = "", ...args] = argv;
+  if (name === HELP_ACTION) {
+    return { status: ControlsStatus.OK, lines: helpLines(actions) };
+  }
+  const action = actions.find((candidate) => candidate.name === name);
+  if (action === undefined) {
+    return { status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] };
+  }
+  trace(19, `known action '${name}' requested`);
+  trace(7, `calling '${name}' control handler`);
+  const result = action.acl(caller) ? runHandler(action, args, caller) : ACCESS_DENIED;
+  trace(19, `ran '${name}' ctrl, callback value = ${result.status}`);
+  return result;
+}
+
+function runHandler(action: ControlsAction, args: readonly string[], caller: ControlsCaller): ControlsResult {
+  try {
+    return action.handler(args, caller);
+  } catch (error) {
+    // A handler bug must not take the daemon down with it; the client sees what broke.
+    return { status: ControlsStatus.FAILED, lines: [`${action.name}: ${error instanceof Error ? error.message : String(error)}`] };
+  }
+}
+
+/** `root/root client`, as mod_ctrls names a peer in every ControlsLog line. */
+export function clientLabel(caller: ControlsCaller): string {
+  return `${caller.user}/${caller.group} client`;
+}
+
+export function acceptedMessage(caller: ControlsCaller): string {
+  return `accepted connection from ${clientLabel(caller)}`;
+}
+
+export function closedMessage(caller: ControlsCaller): string {
+  return `closed connection to ${clientLabel(caller)}`;
+}
+
+/**
+ * The ControlsLog lines of one exchange (§7): the request only when it has
+ * arguments (`recvd from root/root client: 'insmod mod_copy.c'`), then the
+ * status and each response line wrapped in quotes.
+ */
+export function exchangeMessages(caller: ControlsCaller, argv: readonly string[] | undefined, result: ControlsResult): string[] {
+  const client = clientLabel(caller);
+  return [
+    ...(argv !== undefined && argv.length > 1 ? [`recvd from ${client}: '${argv.join(" ")}'`] : []),
+    `sent to ${client}: return value: ${result.status}`,
+    ...result.lines.map((line) => `sent to ${client}: '${line}'`),
+  ];
+}
+
+const pad = (value: number, width = 2): string => String(value).padStart(width, "0");
+
+/** `2026-11-26 18:57:02,393 mod_ctrls/0.9.5[8245]: <message>`, local time like proftpd's log files. */
+export function formatControlsLogLine(when: Date, pid: number, message: string): string {
+  const date = `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}`;
+  const time = `${pad(when.getHours())}:${pad(when.getMinutes())}:${pad(when.getSeconds())},${pad(when.getMilliseconds(), 3)}`;
+  return `${date} ${time} ${MOD_CTRLS_VERSION}[${pid}]: ${message}`;
+}
+
+function socketError(message: string, cause?: unknown): DsoError {
+  return new DsoError(ErrorCodes.FILE, message, cause === undefined ? {} : { cause });
+}
+
+/** Resolves with true when a server answers on `path`, false when the file is a dead socket. */
+function probe(path: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "ECONNREFUSED") {
+        resolve(false);
+      } else {
+        reject(socketError(`cannot check the controls socket '${path}': ${error.message}`, error));
+      }
+    });
+  });
+}
+
+export class ControlsServer {
+  readonly #path: string;
+  readonly #actions: readonly ControlsAction[];
+  readonly #socketAcl: () => Acl;
+  readonly #maxClients: number;
+  readonly #timeoutMs: number;
+  readonly #logFile: string | undefined;
+  readonly #accounts: AccountNames;
+  readonly #tracer: Tracer | undefined;
+  /** Every open connection, refused ones included, so that close() ends them all. */
+  readonly #sockets = new Set<Socket>();
+  /** The connections being served; ControlsMaxClients caps this set. */
+  readonly #serving = new Set<Socket>();
+  #server: Server | undefined;
+  #logFd: number | undefined;
+
+  constructor(options: ControlsServerOptions) {
+    this.#path = options.socketPath;
+    this.#actions = options.actions;
+    this.#socketAcl = options.socketAcl ?? (() => DEFAULT_SOCKET_ACL);
+    this.#maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
+    this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#logFile = options.controlsLog;
+    this.#accounts = options.accounts ?? new SystemAccounts();
+    this.#tracer = options.tracer;
+  }
+
+  get socketPath(): string {
+    return this.#path;
+  }
+
+  /**
+   * Binds the socket. A socket file nobody answers on is left over from a
+   * crash and is replaced; one a server answers on means another daemon owns
+   * it, and start fails rather than steal it. Any other file is left alone.
+   * Throws DsoError (FILE).
+   */
+  async start(): Promise<void> {
+    if (this.#server !== undefined) {
+      throw socketError(`the controls server is already listening on '${this.#path}'`);
+    }
+    await this.#removeStaleSocket();
+    if (this.#logFile !== undefined) {
+      try {
+        this.#logFd = openSync(this.#logFile, "a", 0o640);
+      } catch (cause) {
+        throw socketError(`unable to open ControlsLog '${this.#logFile}': ${(cause as Error).message}`, cause);
+      }
+    }
+    const server = createServer((socket) => this.#accept(socket));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ path: this.#path }, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+      chmodSync(this.#path, SOCKET_MODE);
+    } catch (cause) {
+      server.close();
+      this.#closeLog();
+      throw socketError(`unable to bind the controls socket '${this.#path}': ${(cause as Error).message}`, cause);
+    }
+    this.#server = server;
+  }
+
+  /** Drops the clients being served, stops listening and removes the socket file. */
+  async close(): Promise<void> {
+    const server = this.#server;
+    if (server === undefined) {
+      return;
+    }
+    this.#server = undefined;
+    for (const socket of this.#sockets) {
+      socket.destroy();
+    }
+    // libuv unlinks the socket path when the listening pipe closes.
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.#closeLog();
+  }
+
+  async #removeStaleSocket(): Promise<void> {
+    let isSocket: boolean;
+    try {
+      isSocket = lstatSync(this.#path).isSocket();
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === "ENOENT") {
+        return;
+      }
+      throw socketError(`cannot check the controls socket '${this.#path}': ${(cause as Error).message}`, cause);
+    }
+    if (!isSocket) {
+      throw socketError(`'${this.#path}' exists and is not a socket`);
+    }
+    if (await probe(this.#path)) {
+      throw socketError(`another dsod is running on '${this.#path}'`);
+    }
+    unlinkSync(this.#path);
+  }
+
+  #closeLog(): void {
+    if (this.#logFd !== undefined) {
+      closeSync(this.#logFd);
+      this.#logFd = undefined;
+    }
+  }
+
+  #log(message: string): void {
+    if (this.#logFd === undefined) {
+      return;
+    }
+    try {
+      writeSync(this.#logFd, `${formatControlsLogLine(new Date(), process.pid, message)}\n`);
+    } catch {
+      // As proftpd's log writes: a full disk must not stop the controls from answering.
+    }
+  }
+
+  #trace(level: number, message: string): void {
+    if (this.#tracer !== undefined && this.#tracer.level(TRACE_CHANNEL) >= level) {
+      this.#tracer.write(TRACE_CHANNEL, level, message);
+    }
+  }
+
+  #accept(socket: Socket): void {
+    // A client that vanishes mid-reply (EPIPE, ECONNRESET) is its own problem, not the daemon's.
+    socket.on("error", () => {});
+    // One deadline for the whole connection, not an idle timer: a client
+    // dripping a byte at a time, or never closing after its answer, still
+    // gives its slot back.
+    const deadline = setTimeout(() => socket.destroy(), this.#timeoutMs);
+    this.#sockets.add(socket);
+    socket.once("close", () => {
+      clearTimeout(deadline);
+      this.#sockets.delete(socket);
+      this.#serving.delete(socket);
+    });
+    if (this.#serving.size >= this.#maxClients) {
+      socket.end(
+        encodeMessage(ControlsStatus.BUSY, [
+          `too many controls clients (ControlsMaxClients ${this.#maxClients}), try again later`,
+        ]),
+      );
+      socket.resume();
+      return;
+    }
+    this.#serving.add(socket);
+    this.#trace(5, "checking client credentials using SO_PEERCRED");
+    let caller: ControlsCaller;
+    try {
+      const { uid, gid, pid } = peerCredentials(socket);
+      caller = { uid, gid, pid, user: this.#accounts.userName(uid), group: this.#accounts.groupName(gid) };
+    } catch (error) {
+      this.#trace(1, (error as Error).message);
+      socket.end(encodeMessage(ACCESS_DENIED.status, ACCESS_DENIED.lines));
+      socket.resume();
+      return;
+    }
+    this.#log(acceptedMessage(caller));
+    socket.once("close", () => this.#log(closedMessage(caller)));
+    let answered = false;
+    const answer = (argv: readonly string[] | undefined, result: ControlsResult): void => {
+      answered = true;
+      this.#reply(socket, caller, argv, result);
+    };
+    if (!aclAllows(this.#socketAcl(), caller.uid, caller.gid)) {
+      answer(undefined, ACCESS_DENIED);
+    }
+    const decoder = new MessageDecoder(REQUEST_LIMITS);
+    socket.on("data", (chunk: Buffer) => {
+      if (answered) {
+        return;
+      }
+      let request;
+      try {
+        request = decoder.push(chunk);
+      } catch (error) {
+        answer(undefined, { status: ControlsStatus.FAILED, lines: [(error as Error).message] });
+        return;
+      }
+      if (request !== undefined) {
+        answer(request.args, dispatchRequest(this.#actions, request.args, caller, (level, message) => this.#trace(level, message)));
+      }
+    });
+    socket.once("end", () => {
+      if (!answered && decoder.pendingBytes > 0) {
+        answer(undefined, { status: ControlsStatus.FAILED, lines: ["controls request is truncated"] });
+      }
+    });
+  }
+
+  #reply(socket: Socket, caller: ControlsCaller, argv: readonly string[] | undefined, result: ControlsResult): void {
+    let bytes: Buffer;
+    let sent = result;
+    try {
+      bytes = encodeMessage(result.status, result.lines, RESPONSE_LIMITS);
+    } catch (error) {
+      sent = { status: ControlsStatus.FAILED, lines: [(error as Error).message] };
+      bytes = encodeMessage(sent.status, sent.lines);
+    }
+    for (const message of exchangeMessages(caller, argv, sent)) {
+      this.#log(message);
+    }
+    socket.end(bytes);
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * One configuration generation: a ModuleHost with the compiled-in modules, and
+ * the settings its directives left behind, made by running a config file. A
+ * SIGHUP builds a new generation and swaps it in only if it succeeds, so a
+ * broken config keeps the old one serving (proftpd re-parses in place and dies
+ * on a bad config; we keep serving, as the issue asks).
+ */
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { hostname } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { ConfigRunner } from "../config/config-runner.js";
+import type { ConfigSource } from "../config/config-runner.js";
+import { DEFAULT_CONTROLS_SOCKET } from "../controls/default-socket.js";
+import { ModuleHost } from "../modules/module-host.js";
+import type { LogPriority } from "../modules/module-host.js";
+import { createCompiledInModules } from "../static/index.js";
+import type { CompiledInModules } from "../static/index.js";
+import { createCtrlsModule } from "../static/mod-ctrls.js";
+import type { CtrlsSettings } from "../static/mod-ctrls.js";
+import { createDsoModule } from "../static/mod-dso.js";
+import type { DsoSettings } from "../static/mod-dso.js";
+import { SystemAccounts } from "../system/accounts.js";
+import { formatLogLine } from "./log-format.js";
+import { TraceLog } from "./trace-log.js";
+
+/** The package's own folder: the default ModulePath is its dist/libexec, our $prefix/libexec. */
+function packageRoot(): string {
+  const start = path.dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "package.json"))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${start}`);
+  }
+}
+
+export const DEFAULT_MODULE_PATH = path.join(packageRoot(), "dist", "libexec");
+
+/** The modules `dsod -l` lists, in its order: proftpd's static_modules[] with mod_dso and mod_ctrls last. */
+export const COMPILED_IN_ORDER = ["mod_core.c", "mod_auth_file.c", "mod_auth.c", "mod_site.c", "mod_dso.c", "mod_ctrls.c"];
+
+export interface DaemonLog {
+  (priority: LogPriority, message: string): void;
+}
+
+/** Writes proftpd-shaped log lines to stderr; `debug` lines only at `-d` levels above 0. */
+export function stderrLog(debugLevel: number): DaemonLog {
+  const host = hostname();
+  return (priority, message) => {
+    if (priority === "debug" && debugLevel === 0) return;
+    process.stderr.write(`${formatLogLine(new Date(), host, process.pid, message)}\n`);
+  };
+}
+
+export interface Generation {
+  readonly host: ModuleHost;
+  readonly compiledIn: CompiledInModules;
+  readonly dso: DsoSettings;
+  readonly ctrls: CtrlsSettings;
+  readonly traceLog: TraceLog;
+  readonly configFile: string;
+}
+
+function fileSource(): ConfigSource {
+  return {
+    read: (file) => readFileSync(file, "utf8"),
+    expand: (pattern) => {
+      const dir = path.dirname(pattern);
+      const base = path.basename(pattern);
+      if (!/[*?[]/.test(base)) return [pattern];
+      // Globs in the last component, as proftpd's Include uses them (`/etc/dsod/conf.d/*.conf`).
+      const regex = new RegExp(`^${base.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")}$`);
+      return readdirSync(dir)
+        .filter((name) => regex.test(name))
+        .sort()
+        .map((name) => path.join(dir, name));
+    },
+  };
+}
+
+/** Builds a generation from a config file; throws the config's ConfigError, leaving nothing running. */
+export function buildGeneration(configFile: string, log: DaemonLog, debugLevel: number): Generation {
+  const accounts = new SystemAccounts();
+  const traceLog = new TraceLog();
+  let host: ModuleHost | undefined;
+  const hostRef = (): ModuleHost => {
+    if (host === undefined) throw new Error("mod_dso.c used before the host exists");
+    return host;
+  };
+  const dso = createDsoModule({ host: hostRef, accounts, log });
+  const ctrls = createCtrlsModule(DEFAULT_CONTROLS_SOCKET, accounts);
+  const compiledIn = createCompiledInModules({ extra: [dso.module, ctrls.module], coreDirectives: traceLog.directives() });
+  host = new ModuleHost({
+    modulePath: DEFAULT_MODULE_PATH,
+    compiledIn: compiledIn.modules,
+    protectedModules: ["mod_dso.c", "mod_ctrls.c"],
+    log,
+    tracer: traceLog,
+    // pr_log_debug(level, msg): shown when dsod's debug level (-d) is at least `level`.
+    guestLog: (importer, level, message) => {
+      if (level <= debugLevel) log("info", `${importer}: ${message}`);
+    },
+  });
+  const runner = new ConfigRunner({
+    source: fileSource(),
+    env: { ...process.env, DSOD_CONFIG_DIR: path.dirname(path.resolve(configFile)) },
+    modules: () => hostRef().engineModules(),
+    isLoaded: (name) => hostRef().isLoaded(name),
+    log: (priority, message) => log(priority, message),
+  });
+  try {
+    runner.run(path.resolve(configFile));
+  } catch (error) {
+    host.close();
+    throw error;
+  }
+  return { host, compiledIn, dso: dso.settings, ctrls: ctrls.settings, traceLog, configFile: path.resolve(configFile) };
+}

@@ -1,0 +1,493 @@
+import { spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { applyActionAcl, EMPTY_ACL_TABLE, parseActionAcl, parseSocketAcl } from "../../../host/controls/acl.js";
+import type { Acl, AclTable } from "../../../host/controls/acl.js";
+import { dsoControlsActions, DSO_ACTIONS } from "../../../host/controls/dso-actions.js";
+import {
+  ControlsServer,
+  dispatchRequest,
+  exchangeMessages,
+  formatControlsLogLine,
+  helpLines,
+} from "../../../host/controls/server.js";
+import type { ControlsAction, ControlsCaller } from "../../../host/controls/server.js";
+import { ControlsStatus } from "../../../host/controls/status.js";
+import { encodeMessage, MessageDecoder, RESPONSE_LIMITS } from "../../../host/controls/wire.js";
+import { ErrorCodes } from "../../../host/errors.js";
+import type { EngineModule } from "../../../host/modules/module-api.js";
+import { ModuleHost } from "../../../host/modules/module-host.js";
+import { SystemAccounts } from "../../../host/system/accounts.js";
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const LIBEXEC = join(ROOT, "dist", "libexec");
+const FIXTURES = join(ROOT, "dist", "test-fixtures");
+
+const accounts = new SystemAccounts();
+const me = accounts.userName(process.getuid?.() ?? 0);
+const myGroup = accounts.groupName(process.getgid?.() ?? 0);
+
+function staticModule(name: string): EngineModule {
+  return { name, kind: "static", commands: [], siteCommands: [], directives: [], features: [], help: [] };
+}
+
+function actionAcls(...directives: string[][]): AclTable {
+  return directives.reduce(
+    (table, args) => applyActionAcl(table, parseActionAcl(args, DSO_ACTIONS, accounts)),
+    EMPTY_ACL_TABLE,
+  );
+}
+
+interface Reply {
+  readonly status: number;
+  readonly lines: readonly string[];
+}
+
+/**
+ * A client in this process, on the wire format alone: sends `bytes` (by
+ * default one request for `argv`) and resolves with the response, or
+ * "closed" when the server hangs up without one.
+ */
+function send(socketPath: string, request: readonly string[] | Buffer, options: { end?: boolean } = {}): Promise<Reply | "closed"> {
+  return new Promise((resolve, reject) => {
+    const decoder = new MessageDecoder(RESPONSE_LIMITS);
+    const socket = createConnection(socketPath, () => {
+      socket.write(Buffer.isBuffer(request) ? request : encodeMessage(0, request));
+      if (options.end === true) socket.end();
+    });
+    socket.on("data", (chunk: Buffer) => {
+      const message = decoder.push(chunk);
+      if (message !== undefined) {
+        socket.destroy();
+        resolve({ status: message.status, lines: message.args });
+      }
+    });
+    socket.on("close", () => resolve("closed"));
+    socket.on("error", reject);
+  });
+}
+
+const ok = (...lines: string[]): Reply => ({ status: ControlsStatus.OK, lines });
+const failed = (...lines: string[]): Reply => ({ status: ControlsStatus.FAILED, lines });
+const denied: Reply = { status: ControlsStatus.ACCESS_DENIED, lines: ["access denied"] };
+
+/** The ControlsLog's messages, prefix checked and stripped. */
+function logMessages(file: string): string[] {
+  if (!existsSync(file)) return [];
+  const prefix = new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d,\\d{3} mod_ctrls/0\\.9\\.5\\[${process.pid}\\]: `);
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => {
+      expect(line).toMatch(prefix);
+      return line.replace(prefix, "");
+    });
+}
+
+/**
+ * Waits until every connection the log shows accepted is also closed: the
+ * server logs `closed connection` when it sees the client's end, which may
+ * come after the client already has its answer.
+ */
+async function settledLog(file: string): Promise<string[]> {
+  const count = (messages: string[], prefix: string): number => messages.filter((m) => m.startsWith(prefix)).length;
+  for (let i = 0; i < 200; i++) {
+    const messages = logMessages(file);
+    if (count(messages, "accepted connection from ") === count(messages, "closed connection to ")) return messages;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`connections left open in ${file}`);
+}
+
+const dir = mkdtempSync(join(tmpdir(), "dso-cs-"));
+const socketPath = join(dir, "ctl.sock");
+const logFile = join(dir, "controls.log");
+const traced: string[] = [];
+let host: ModuleHost;
+let acls: AclTable;
+let socketAcl: Acl;
+let server: ControlsServer;
+
+function newHost(): ModuleHost {
+  return new ModuleHost({
+    modulePath: LIBEXEC,
+    compiledIn: ["mod_core.c", "mod_dso.c", "mod_ls.c"].map(staticModule),
+    protectedModules: ["mod_dso.c"],
+  });
+}
+
+beforeAll(async () => {
+  // A client spawned as nobody must traverse the directory to reach the socket.
+  chmodSync(dir, 0o755);
+  server = new ControlsServer({
+    socketPath,
+    actions: dsoControlsActions({
+      loadModule: (name) => host.loadModule(name),
+      unloadModule: (name) => host.unloadModule(name),
+      listModules: () => host.listModules(),
+      describe: () => host.describe(),
+    }, () => acls),
+    socketAcl: () => socketAcl,
+    controlsLog: logFile,
+    maxClients: 2,
+    requestTimeoutMs: 400,
+    tracer: { level: () => 20, write: (channel, level, message) => traced.push(`<${channel}:${level}>: ${message}`) },
+  });
+  await server.start();
+});
+
+afterAll(async () => {
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  await settledLog(logFile);
+  host = newHost();
+  acls = actionAcls(["all", "allow", "user", me]);
+  socketAcl = parseSocketAcl(["allow", "user", "*"], accounts);
+  traced.length = 0;
+  if (existsSync(logFile)) truncateSync(logFile, 0);
+});
+
+describe("ControlsServer: mod_dso's ftpdctl lines (§6)", () => {
+  const ask = (...argv: string[]): Promise<Reply | "closed"> => send(socketPath, argv);
+
+  it("insmod loads, and answers proftpd's reason for each failure", async () => {
+    expect(await ask("insmod", "mod_test.c")).toEqual(ok("'mod_test.c' loaded"));
+    expect(await ask("insmod", "mod_test.c")).toEqual(failed("error loading 'mod_test.c': Already loaded"));
+    expect(await ask("insmod", "mod_ls.c")).toEqual(failed("error loading 'mod_ls.c': Already loaded"));
+    expect(await ask("insmod", "mod_nonexistent.c")).toEqual(failed("error loading 'mod_nonexistent.c': No such file or directory"));
+    for (const name of ["foo", "mod_copy", "/usr/lib/proftpd/mod_ban.c"]) {
+      expect(await ask("insmod", name)).toEqual(failed(`error loading '${name}': Bad module name`));
+    }
+    expect(await ask("insmod")).toEqual(failed("missing required parameters"));
+  });
+
+  it("insmod processes every name and fails if any failed", async () => {
+    expect(await ask("insmod", "mod_counter.c", "mod_counter.c", "mod_nope.c")).toEqual(
+      failed(
+        "'mod_counter.c' loaded",
+        "error loading 'mod_counter.c': Already loaded",
+        "error loading 'mod_nope.c': No such file or directory",
+      ),
+    );
+    expect(await ask("insmod", "mod_test.c", "mod_sql.c")).toEqual(ok("'mod_test.c' loaded", "'mod_sql.c' loaded"));
+  });
+
+  it("insmod: wrong API version, failing init, and one line per link problem", async () => {
+    host.setModulePath(FIXTURES);
+    expect(await ask("insmod", "mod_badapi.c")).toEqual(failed("error loading 'mod_badapi.c': Permission denied"));
+    expect(await ask("insmod", "mod_initfail.c")).toEqual(failed("error loading 'mod_initfail.c': Operation not permitted"));
+    expect(await ask("insmod", "mod_undef.c")).toEqual(
+      failed(
+        "error loading 'mod_undef.c': mod_undef.c: undefined symbol 'no_such_symbol' (func (i32) -> i32)",
+        "error loading 'mod_undef.c': mod_undef.c: undefined symbol 'another_missing' (func () -> nil)",
+      ),
+    );
+  });
+
+  it("rmmod unloads, and answers proftpd's reason for each failure", async () => {
+    await ask("insmod", "mod_test.c");
+    expect(await ask("rmmod", "mod_test.c")).toEqual(ok("'mod_test.c' unloaded"));
+    expect(await ask("rmmod", "mod_test.c")).toEqual(failed("error unloading 'mod_test.c': Module not loaded"));
+    expect(await ask("rmmod", "mod_nonexistent.c")).toEqual(failed("error unloading 'mod_nonexistent.c': Module not loaded"));
+    for (const name of ["foo.c", "mod_copy", "mod_copy.cpp"]) {
+      expect(await ask("rmmod", name)).toEqual(failed(`error unloading '${name}': Bad module name`));
+    }
+    expect(await ask("rmmod")).toEqual(failed("missing required parameters"));
+    expect(await ask("rmmod", "mod_dso.c")).toEqual(failed("error unloading 'mod_dso.c': Operation not permitted"));
+  });
+
+  it("rmmod of a static module works, and insmod brings it back last", async () => {
+    expect(await ask("rmmod", "mod_ls.c", "mod_core.c")).toEqual(ok("'mod_ls.c' unloaded", "'mod_core.c' unloaded"));
+    expect(await ask("insmod", "mod_ls.c")).toEqual(ok("'mod_ls.c' loaded"));
+    expect(await ask("lsmod")).toEqual(ok("Loaded Modules:", "  mod_dso.c", "  mod_ls.c"));
+  });
+
+  it("rmmod refuses a module others are bound to, naming them", async () => {
+    expect(await ask("insmod", "mod_sql_mysql.c")).toEqual(ok("'mod_sql_mysql.c' loaded"));
+    expect(await ask("rmmod", "mod_sql.c")).toEqual(
+      failed("error unloading 'mod_sql.c': Device or resource busy (needed by mod_sql_mysql.c)"),
+    );
+  });
+
+  it("lsmod lists in load order, two spaces in; extra arguments are refused", async () => {
+    await ask("insmod", "mod_test.c", "mod_counter.c");
+    expect(await ask("lsmod")).toEqual(
+      ok("Loaded Modules:", "  mod_core.c", "  mod_dso.c", "  mod_ls.c", "  mod_test.c", "  mod_counter.c"),
+    );
+    expect(await ask("lsmod", "extra")).toEqual(failed("wrong number of parameters"));
+    expect(await ask("lsmod", "-v", "extra")).toEqual(failed("wrong number of parameters"));
+  });
+
+  it("lsmod -v details modules, bindings, dependents and libraries", async () => {
+    await ask("insmod", "mod_counter.c");
+    const reply = await ask("lsmod", "-v");
+    if (reply === "closed") throw new Error("no reply");
+    const [info] = host.describe().filter((unit) => unit.name === "mod_counter.c");
+    const counter = reply.lines.slice(reply.lines.indexOf("  mod_counter.c"), reply.lines.indexOf("Loaded Libraries:"));
+    expect(counter).toEqual([
+      "  mod_counter.c",
+      "    kind: dso",
+      `    file: ${join(LIBEXEC, "mod_counter.wasm")}`,
+      `    sha256: ${info?.sha256}`,
+      `    size: ${info?.size} bytes`,
+      "    memory: 65536 bytes",
+      `    loaded: ${info?.loadedAt?.toISOString()}`,
+      ...(info?.exports ?? []).map((symbol) => `    export: ${symbol}`),
+      ...(info?.bindings ?? []).map((b) => `    import: ${b.namespace}.${b.symbol} -> ${b.provider}`),
+      "    sessions: 0",
+    ]);
+    expect(counter).toContain("    import: libcounter.counter_next -> libcounter");
+    expect(reply.lines.slice(0, 3)).toEqual(["Loaded Modules:", "  mod_core.c", "    kind: static"]);
+    const libraries = reply.lines.slice(reply.lines.indexOf("Loaded Libraries:"));
+    expect(libraries.slice(0, 4)).toEqual([
+      "Loaded Libraries:",
+      "  libcounter",
+      "    kind: library",
+      "    loaded as a dependency",
+    ]);
+    expect(libraries).toContain("    needed by: mod_counter.c");
+  });
+
+  it("help lists every action sorted, and unknown actions are unsupported", async () => {
+    expect(await ask("help")).toEqual(
+      ok("help: describe all registered controls", "insmod: load modules", "lsmod: list modules", "rmmod: unload modules"),
+    );
+    expect(await ask("frobnicate")).toEqual({ status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] });
+  });
+});
+
+describe("ControlsServer: ACLs (§5)", () => {
+  const ask = (...argv: string[]): Promise<Reply | "closed"> => send(socketPath, argv);
+
+  it("without ModuleControlsACLs everyone is denied, help still answers", async () => {
+    acls = EMPTY_ACL_TABLE;
+    expect(await ask("lsmod")).toEqual(denied);
+    expect(await ask("insmod", "mod_test.c")).toEqual(denied);
+    expect(await ask("rmmod", "mod_dso.c")).toEqual(denied);
+    expect(await ask("help")).toMatchObject({ status: ControlsStatus.OK });
+    expect(host.listModules()).not.toContain("mod_test.c");
+  });
+
+  it("the ACL is checked before the arguments", async () => {
+    acls = actionAcls(["lsmod", "allow", "user", me]);
+    expect(await ask("insmod")).toEqual(denied);
+    expect(await ask("rmmod")).toEqual(denied);
+    expect(await ask("lsmod", "extra")).toEqual(failed("wrong number of parameters"));
+  });
+
+  it("allow and deny rules per action, by user and by primary group", async () => {
+    acls = actionAcls(["lsmod", "deny", "user", me], ["insmod", "allow", "group", myGroup]);
+    expect(await ask("lsmod")).toEqual(denied);
+    expect(await ask("insmod", "mod_test.c")).toEqual(ok("'mod_test.c' loaded"));
+    acls = actionAcls(["all", "deny", "user", "*"]);
+    expect(await ask("lsmod")).toEqual(denied);
+  });
+
+  it("a socket ACL that denies answers access denied to every action, help included", async () => {
+    socketAcl = parseSocketAcl(["deny", "user", me], accounts);
+    expect(await ask("help")).toEqual(denied);
+    expect(await ask("lsmod")).toEqual(denied);
+    expect(await ask("frobnicate")).toEqual(denied);
+  });
+
+  it.runIf(process.getuid?.() === 0)("identifies a client spawned as nobody and denies it by `allow user root`", async () => {
+    acls = actionAcls(["all", "allow", "user", "root"]);
+    const request = encodeMessage(0, ["lsmod"]).toString("base64");
+    const script = `
+      const socket = require("node:net").createConnection(${JSON.stringify(socketPath)});
+      socket.on("connect", () => socket.write(Buffer.from(${JSON.stringify(request)}, "base64")));
+      const chunks = [];
+      socket.on("data", (c) => chunks.push(c));
+      socket.on("close", () => {
+        const b = Buffer.concat(chunks);
+        const lines = [];
+        for (let at = 8; at < b.length; at += 4 + b.readUInt32LE(at)) lines.push(b.subarray(at + 4, at + 4 + b.readUInt32LE(at)).toString());
+        process.stdout.write(JSON.stringify({ status: b.readInt32LE(0), lines }));
+      });`;
+    const child = spawn(process.execPath, ["-e", script], { uid: 65534, gid: 65534, cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toEqual(denied);
+    expect(await settledLog(logFile)).toEqual([
+      "accepted connection from nobody/nogroup client",
+      "sent to nobody/nogroup client: return value: -2",
+      "sent to nobody/nogroup client: 'access denied'",
+      "closed connection to nobody/nogroup client",
+    ]);
+    expect(await ask("lsmod")).toEqual(ok("Loaded Modules:", "  mod_core.c", "  mod_dso.c", "  mod_ls.c"));
+  });
+});
+
+describe("ControlsServer: bad clients", () => {
+  const header = (status: number, argc: number): Buffer => {
+    const bytes = Buffer.alloc(8);
+    bytes.writeInt32LE(status, 0);
+    bytes.writeUInt32LE(argc, 4);
+    return bytes;
+  };
+  const stillServing = async (): Promise<void> => {
+    expect(await send(socketPath, ["lsmod"])).toEqual(ok("Loaded Modules:", "  mod_core.c", "  mod_dso.c", "  mod_ls.c"));
+  };
+
+  it("garbage bytes get a line naming the problem", async () => {
+    expect(await send(socketPath, Buffer.from("GET / HTTP/1.0\r\n\r\n"))).toEqual(
+      failed("controls request has 1414012975 arguments, more than the maximum of 32"),
+    );
+    await stillServing();
+  });
+
+  it("an oversized argument, too many arguments, or bad UTF-8 is refused", async () => {
+    const long = Buffer.concat([header(0, 2), encodeMessage(0, ["insmod", `mod_${"x".repeat(300)}.c`]).subarray(8)]);
+    expect(await send(socketPath, long)).toEqual(failed("controls request argument 2 is 306 bytes, more than the maximum of 256"));
+    expect(await send(socketPath, encodeMessage(0, ["insmod", ...Array.from({ length: 32 }, (_, i) => `mod_${i}.c`)]))).toEqual(
+      failed("controls request has 33 arguments, more than the maximum of 32"),
+    );
+    const badUtf8 = Buffer.concat([header(0, 1), Buffer.from([2, 0, 0, 0, 0xc3, 0x28])]);
+    expect(await send(socketPath, badUtf8)).toEqual(failed("controls request action is not valid UTF-8"));
+    await stillServing();
+  });
+
+  it("a request cut short by the client's end is refused; a silent or half-sent client is closed", async () => {
+    const half = encodeMessage(0, ["insmod", "mod_test.c"]).subarray(0, 13);
+    expect(await send(socketPath, half, { end: true })).toEqual(failed("controls request is truncated"));
+    const started = Date.now();
+    expect(await send(socketPath, half)).toBe("closed");
+    expect(await send(socketPath, Buffer.alloc(0))).toBe("closed");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2 * 400 - 50);
+    await stillServing();
+  });
+
+  it("connections beyond ControlsMaxClients are refused with a reply, and served once slots free up", async () => {
+    const silent = [send(socketPath, Buffer.alloc(0)), send(socketPath, Buffer.alloc(0))];
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await send(socketPath, ["lsmod"])).toEqual({
+      status: ControlsStatus.BUSY,
+      lines: ["too many controls clients (ControlsMaxClients 2), try again later"],
+    });
+    expect(await Promise.all(silent)).toEqual(["closed", "closed"]);
+    await stillServing();
+  });
+});
+
+describe("ControlsServer: ControlsLog and ctrls trace (§7)", () => {
+  it("logs an accepted insmod and an lsmod denied by its ACL in proftpd's lines", async () => {
+    acls = actionAcls(["insmod", "allow", "user", me]);
+    await send(socketPath, ["insmod", "mod_test.c"]);
+    await settledLog(logFile);
+    await send(socketPath, ["lsmod"]);
+    const client = `${me}/${myGroup} client`;
+    expect(await settledLog(logFile)).toEqual([
+      `accepted connection from ${client}`,
+      `recvd from ${client}: 'insmod mod_test.c'`,
+      `sent to ${client}: return value: 0`,
+      `sent to ${client}: ''mod_test.c' loaded'`,
+      `closed connection to ${client}`,
+      `accepted connection from ${client}`,
+      `sent to ${client}: return value: -2`,
+      `sent to ${client}: 'access denied'`,
+      `closed connection to ${client}`,
+    ]);
+    expect(traced).toEqual([
+      "<ctrls:5>: checking client credentials using SO_PEERCRED",
+      "<ctrls:19>: known action 'insmod' requested",
+      "<ctrls:7>: calling 'insmod' control handler",
+      "<ctrls:19>: ran 'insmod' ctrl, callback value = 0",
+      "<ctrls:5>: checking client credentials using SO_PEERCRED",
+      "<ctrls:19>: known action 'lsmod' requested",
+      "<ctrls:7>: calling 'lsmod' control handler",
+      "<ctrls:19>: ran 'lsmod' ctrl, callback value = -2",
+    ]);
+  });
+});
+
+describe("ControlsServer: the socket file", () => {
+  const other = join(dir, "other.sock");
+
+  it("is mode 0777 like mod_ctrls's, and removed on close", async () => {
+    const second = new ControlsServer({ socketPath: other, actions: [] });
+    await second.start();
+    expect(statSync(other).mode & 0o777).toBe(0o777);
+    await second.close();
+    expect(existsSync(other)).toBe(false);
+  });
+
+  it("replaces a stale socket nobody answers on", async () => {
+    // A daemon killed by SIGKILL leaves its socket file behind with nobody listening.
+    const script = `require("node:net").createServer().listen(${JSON.stringify(other)}, () => process.stdout.write("ready"))`;
+    const crashed = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise((resolve) => crashed.stdout.once("data", resolve));
+    const exited = new Promise((resolve) => crashed.on("exit", resolve));
+    crashed.kill("SIGKILL");
+    await exited;
+    expect(statSync(other).isSocket()).toBe(true);
+    const second = new ControlsServer({ socketPath: other, actions: [], socketAcl: () => socketAcl });
+    await second.start();
+    expect(await send(other, ["help"])).toEqual(ok("help: describe all registered controls"));
+    await second.close();
+  });
+
+  it("refuses a socket a live server answers on, and a file that is no socket", async () => {
+    const second = new ControlsServer({ socketPath, actions: [] });
+    await expect(second.start()).rejects.toMatchObject({
+      code: ErrorCodes.FILE,
+      message: `another dsod is running on '${socketPath}'`,
+    });
+    writeFileSync(other, "not a socket");
+    await expect(new ControlsServer({ socketPath: other, actions: [] }).start()).rejects.toMatchObject({
+      code: ErrorCodes.FILE,
+      message: `'${other}' exists and is not a socket`,
+    });
+    rmSync(other);
+    await stillAnswering();
+  });
+
+  async function stillAnswering(): Promise<void> {
+    expect(await send(socketPath, ["help"])).toMatchObject({ status: ControlsStatus.OK });
+  }
+});
+
+describe("pure cores", () => {
+  const caller: ControlsCaller = { uid: 0, gid: 0, pid: 1, user: "root", group: "root" };
+  const action = (name: string, allowed: boolean): ControlsAction => ({
+    name,
+    description: `${name} things`,
+    acl: () => allowed,
+    handler: (args) => ({ status: 0, lines: [`${name} ${args.join(",")}`] }),
+  });
+
+  it("formats ControlsLog lines with local time and milliseconds", () => {
+    expect(formatControlsLogLine(new Date(2026, 10, 26, 8, 7, 2, 3), 8245, "accepted connection from root/root client")).toBe(
+      "2026-11-26 08:07:02,003 mod_ctrls/0.9.5[8245]: accepted connection from root/root client",
+    );
+  });
+
+  it("logs the request only when it has arguments", () => {
+    expect(exchangeMessages(caller, ["lsmod"], { status: 0, lines: ["Loaded Modules:"] })).toEqual([
+      "sent to root/root client: return value: 0",
+      "sent to root/root client: 'Loaded Modules:'",
+    ]);
+    expect(exchangeMessages(caller, ["rmmod", "mod_a.c", "mod_b.c"], { status: -1, lines: [] })).toEqual([
+      "recvd from root/root client: 'rmmod mod_a.c mod_b.c'",
+      "sent to root/root client: return value: -1",
+    ]);
+  });
+
+  it("dispatches: help sorted, ACL first, unknown unsupported, handler errors contained", () => {
+    const actions = [action("zap", true), action("add", false)];
+    expect(helpLines(actions)).toEqual(["add: add things", "help: describe all registered controls", "zap: zap things"]);
+    expect(dispatchRequest(actions, ["zap", "a", "b"], caller)).toEqual({ status: 0, lines: ["zap a,b"] });
+    expect(dispatchRequest(actions, ["add"], caller)).toEqual(denied);
+    expect(dispatchRequest(actions, ["nope"], caller)).toEqual({ status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] });
+    const broken: ControlsAction = { ...action("boom", true), handler: () => { throw new Error("exploded"); } };
+    expect(dispatchRequest([broken], ["boom"], caller)).toEqual(failed("boom: exploded"));
+  });
+});

@@ -1,0 +1,88 @@
+import { describe, expect, it } from "vitest";
+import { ControlLineReader, MAX_COMMAND_BYTES, parseCommandLine } from "../../../host/ftp/command-line.js";
+import type { LineEvent } from "../../../host/ftp/command-line.js";
+
+const bytes = (text: string): Uint8Array => Buffer.from(text, "latin1");
+
+function lines(events: readonly LineEvent[]): string[] {
+  return events.flatMap((e) => (e.kind === "line" ? [e.text] : []));
+}
+
+describe("ControlLineReader", () => {
+  it("splits CRLF and bare LF lines, in order, across reads", () => {
+    const reader = new ControlLineReader();
+    expect(lines(reader.push(bytes("USER demo\r\nPA")))).toEqual(["USER demo"]);
+    expect(lines(reader.push(bytes("SS demo\r\nNOOP\nSY")))).toEqual(["PASS demo", "NOOP"]);
+    expect(lines(reader.push(bytes("ST\r\n")))).toEqual(["SYST"]);
+  });
+
+  it("decodes UTF-8 (RFC 2640)", () => {
+    const reader = new ControlLineReader();
+    expect(lines(reader.push(Buffer.from("TEST grüße\r\n", "utf8")))).toEqual(["TEST grüße"]);
+  });
+
+  it("refuses Telnet options and strips IAC sequences as netio.c does", () => {
+    const reader = new ControlLineReader();
+    // IAC WILL 1, IAC DO 3, IAC IP, IAC DM, IAC IAC (an escaped 255), IAC x (kept).
+    const events = reader.push(Uint8Array.of(255, 251, 1, 78, 255, 253, 3, 79, 255, 244, 255, 242, 79, 80, 255, 255, 255, 65, 13, 10));
+    expect(events.filter((e) => e.kind === "telnet").map((e) => (e.kind === "telnet" ? [...e.reply] : []))).toEqual([
+      [255, 254, 1],
+      [255, 252, 3],
+    ]);
+    const line = events.find((e) => e.kind === "line");
+    expect(line?.kind === "line" && Buffer.from(line.text, "utf8")).toEqual(Buffer.from("NOOP\uFFFD\uFFFDA", "utf8"));
+  });
+
+  it("keeps the Telnet state across reads", () => {
+    const reader = new ControlLineReader();
+    expect(reader.push(Uint8Array.of(78, 255))).toEqual([]);
+    expect(reader.push(Uint8Array.of(252))).toEqual([]);
+    expect(reader.push(Uint8Array.of(7, 79, 13, 10))).toEqual([
+      { kind: "telnet", reply: Uint8Array.of(255, 254, 7) },
+      { kind: "line", text: "NO" },
+    ]);
+  });
+
+  it("takes a line of MAX_COMMAND_BYTES and drops a longer one without a reply", () => {
+    const reader = new ControlLineReader();
+    const longest = "A".repeat(MAX_COMMAND_BYTES);
+    expect(MAX_COMMAND_BYTES).toBe(4100);
+    expect(reader.push(bytes(`${longest}\r\n`))).toEqual([{ kind: "line", text: longest }]);
+    expect(reader.push(bytes(`${longest}B\r\nNOOP\r\n`))).toEqual([{ kind: "too-long" }, { kind: "line", text: "NOOP" }]);
+    expect(reader.push(bytes(`${longest}B\nNOOP\n`))).toEqual([{ kind: "too-long" }, { kind: "line", text: "NOOP" }]);
+  });
+
+  it("reports an overflow once a line runs past three command buffers, then reads nothing more", () => {
+    const reader = new ControlLineReader();
+    expect(reader.push(bytes("A".repeat(3 * 4102 - 1)))).toEqual([]);
+    expect(reader.push(bytes("AA\r\nNOOP\r\n"))).toEqual([{ kind: "overflow" }]);
+    expect(reader.push(bytes("NOOP\r\n"))).toEqual([]);
+  });
+});
+
+describe("parseCommandLine", () => {
+  it("upper-cases the name and keeps the argument as sent", () => {
+    expect(parseCommandLine("test  Hello World")).toEqual({ name: "TEST", arg: " Hello World", argv: ["test", "Hello", "World"] });
+    expect(parseCommandLine("USER demo")).toEqual({ name: "USER", arg: "demo", argv: ["USER", "demo"] });
+    expect(parseCommandLine("NOOP")).toEqual({ name: "NOOP", arg: "", argv: ["NOOP"] });
+  });
+
+  it("reads quoted words with backslash escapes (pr_str_get_word)", () => {
+    expect(parseCommandLine('TEST "a b" "c\\"d" e')?.argv).toEqual(["TEST", "a b", 'c"d', "e"]);
+  });
+
+  it("keeps SITE arguments' embedded white space as empty words", () => {
+    expect(parseCommandLine("SITE HELLO  bob")).toEqual({ name: "SITE", arg: "HELLO  bob", argv: ["SITE", "HELLO", "", "bob"] });
+  });
+
+  it("strips leftover CR/LF and a leading CR, and turns CR NUL into CR (RFC 2640)", () => {
+    expect(parseCommandLine("\rNOOP\r")?.name).toBe("NOOP");
+    expect(parseCommandLine("TEST a\r\0b")?.arg).toBe("a\rb");
+  });
+
+  it("makes no command of an empty line or one with leading white space", () => {
+    expect(parseCommandLine("")).toBeUndefined();
+    expect(parseCommandLine(" NOOP")).toBeUndefined();
+    expect(parseCommandLine("\tNOOP")).toBeUndefined();
+  });
+});

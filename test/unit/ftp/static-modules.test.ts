@@ -1,0 +1,313 @@
+import { describe, expect, it } from "vitest";
+import type { ActiveCommand } from "../../../host/abi/host-symbols.js";
+import { cryptHash } from "../../../host/auth/crypt.js";
+import { isDsoError } from "../../../host/errors.js";
+import { parseCommandLine } from "../../../host/ftp/command-line.js";
+import { dispatchCommand } from "../../../host/ftp/dispatch.js";
+import { HandlerResults, Phases } from "../../../host/modules/module-api.js";
+import type { DirectiveHandler, EngineModule, SessionState } from "../../../host/modules/module-api.js";
+import { createCompiledInModules } from "../../../host/static/index.js";
+import type { CompiledInModules } from "../../../host/static/index.js";
+import { helpTable } from "../../../host/static/mod-core.js";
+
+function directive(argv: string[]): ActiveCommand {
+  return {
+    name: argv[0] ?? "",
+    arg: argv.slice(1).join(" "),
+    argv,
+    user: undefined,
+    addResponse: () => {},
+    addError: () => {},
+  };
+}
+
+function apply(compiled: CompiledInModules, argv: string[]): void {
+  const name = (argv[0] ?? "").toLowerCase();
+  const handler: DirectiveHandler | undefined = compiled.modules
+    .flatMap((m) => m.directives)
+    .find((d) => d.name.toLowerCase() === name);
+  if (handler === undefined) throw new Error(`no handler for ${argv[0]}`);
+  handler.run(directive(argv));
+}
+
+function refusal(compiled: CompiledInModules, argv: string[]): string {
+  try {
+    apply(compiled, argv);
+  } catch (error) {
+    if (isDsoError(error)) return error.message;
+    throw error;
+  }
+  throw new Error(`${argv.join(" ")} was accepted`);
+}
+
+/** A guest-like module: TEST with help and a feature, and SITE HELLO. */
+const guest: EngineModule = {
+  name: "mod_test.c",
+  kind: "dso",
+  commands: [
+    {
+      command: "TEST",
+      phase: Phases.CMD,
+      run: (cmd) => {
+        cmd.addResponse("200", `Hello: ${cmd.arg}`);
+        return HandlerResults.HANDLED;
+      },
+    },
+  ],
+  siteCommands: [
+    {
+      command: "HELLO",
+      phase: Phases.CMD,
+      run: (cmd) => {
+        cmd.addResponse("200", `SITE HELLO: hello, ${cmd.argv[2] ?? "world"}`);
+        return HandlerResults.HANDLED;
+      },
+    },
+  ],
+  directives: [],
+  features: ["TEST", "MDTM"],
+  help: [
+    { command: "TEST", text: "[<sp> text]" },
+    { command: "HELLO", text: "[<sp> name]" },
+  ],
+};
+
+function setup(modules: EngineModule[] = []) {
+  const compiled = createCompiledInModules();
+  compiled.authFile.setPath("/etc/dsod.passwd");
+  compiled.authFile.load(`demo:${cryptHash("demo", "sha512", "saltsalt")}:1000:1000::/tmp:/bin/false\n`);
+  const state: SessionState = {
+    id: 7,
+    remoteAddress: "127.0.0.1",
+    modules: [...compiled.modules, ...modules],
+    pendingUser: undefined,
+    user: undefined,
+    closing: false,
+  };
+  const send = (text: string): readonly string[] => {
+    const line = parseCommandLine(text);
+    if (line === undefined) throw new Error(text);
+    return dispatchCommand(state, line).lines;
+  };
+  return { compiled, state, send };
+}
+
+describe("createCompiledInModules", () => {
+  it("lists the modules in proftpd's -l order, with extra ones after mod_site.c", () => {
+    const extra: EngineModule = { ...guest, name: "mod_dso.c", kind: "static" };
+    expect(createCompiledInModules({ extra: [extra] }).modules.map((m) => m.name)).toEqual([
+      "mod_core.c",
+      "mod_auth_file.c",
+      "mod_auth.c",
+      "mod_site.c",
+      "mod_dso.c",
+    ]);
+  });
+
+  it("adds the daemon's core directives to mod_core.c", () => {
+    const traceLog: DirectiveHandler = { name: "TraceLog", run: () => {} };
+    const core = createCompiledInModules({ coreDirectives: [traceLog] }).modules[0];
+    expect(core?.directives.at(-1)).toBe(traceLog);
+  });
+});
+
+describe("mod_core.c directives", () => {
+  it("records the base config of proftpd-behavior.md §1", () => {
+    const compiled = createCompiledInModules();
+    for (const line of [
+      ["ServerType", "standalone"],
+      ["ServerName", "dso-ref"],
+      ["DefaultAddress", "127.0.0.1"],
+      ["Port", "2121"],
+      ["UseIPv6", "off"],
+      ["User", "nobody"],
+      ["Group", "nogroup"],
+      ["PidFile", "/tmp/w/proftpd.pid"],
+      ["ScoreboardFile", "/tmp/w/proftpd.scoreboard"],
+      ["WtmpLog", "off"],
+      ["ServerAdmin", "ftp@example.org"],
+      ["TimeoutIdle", "00:01:30"],
+    ]) {
+      apply(compiled, line);
+    }
+    expect(compiled.core).toEqual({
+      serverType: "standalone",
+      serverName: "dso-ref",
+      serverAdmin: "ftp@example.org",
+      defaultAddress: "127.0.0.1",
+      port: 2121,
+      useIPv6: false,
+      user: "nobody",
+      group: "nogroup",
+      pidFile: "/tmp/w/proftpd.pid",
+      scoreboardFile: "/tmp/w/proftpd.scoreboard",
+      timeoutIdle: 90,
+    });
+    expect(compiled.auth).toEqual({ wtmpLog: false });
+  });
+
+  it("refuses bad values with proftpd's texts", () => {
+    const compiled = createCompiledInModules();
+    expect(refusal(compiled, ["ServerName"])).toBe("missing parameters");
+    expect(refusal(compiled, ["ServerType", "forking"])).toBe("type must be either 'inetd' or 'standalone'");
+    expect(refusal(compiled, ["ServerType", "inetd"])).toBe("type 'inetd' is not supported; dsod runs standalone only");
+    expect(refusal(compiled, ["DefaultAddress"])).toBe("wrong number of parameters");
+    expect(refusal(compiled, ["Port", "65536"])).toBe("value must be between 0 and 65535");
+    expect(refusal(compiled, ["Port", "ftp"])).toBe("value must be between 0 and 65535");
+    expect(refusal(compiled, ["UseIPv6", "maybe"])).toBe("expected Boolean parameter");
+    expect(refusal(compiled, ["PidFile", "run/x.pid"])).toBe("unable to set PidFile 'run/x.pid': Invalid argument");
+    expect(refusal(compiled, ["ScoreboardFile", "sb"])).toBe("unable to use 'sb': Invalid argument");
+    expect(refusal(compiled, ["TimeoutIdle", "soon"])).toBe("error parsing timeout value 'soon': Invalid argument");
+  });
+});
+
+describe("mod_auth_file.c AuthUserFile", () => {
+  it("takes an absolute path and refuses a relative one as proftpd does", () => {
+    const compiled = createCompiledInModules();
+    apply(compiled, ["AuthUserFile", "/etc/dsod.passwd"]);
+    expect(compiled.authFile.path).toBe("/etc/dsod.passwd");
+    expect(refusal(compiled, ["authuserfile", "dsod.passwd"])).toBe("unable to use relative path for authuserfile 'dsod.passwd'.");
+    expect(refusal(compiled, ["AuthUserFile"])).toBe("wrong number of parameters");
+    expect(refusal(compiled, ["AuthUserFile", "/a", "/b"])).toBe("wrong number of parameters");
+  });
+
+  it("checks passwords with crypt(3) and reports skipped lines", () => {
+    const compiled = createCompiledInModules();
+    compiled.authFile.setPath("/etc/dsod.passwd");
+    const warnings = compiled.authFile.load(`demo:${cryptHash("pw", "md5", "abc")}:1:1::/:/bin/sh\nbroken\n`);
+    expect(warnings).toEqual(["Malformed entry in AuthUserFile file (field count 1 != 7) on line 2 of '/etc/dsod.passwd', skipping"]);
+    expect(compiled.authFile.authenticate("demo", "pw")).toBe(true);
+    expect(compiled.authFile.authenticate("demo", "nope")).toBe(false);
+    expect(compiled.authFile.authenticate("nobody", "pw")).toBe(false);
+  });
+});
+
+describe("mod_auth.c USER and PASS", () => {
+  it("logs in with proftpd's replies", () => {
+    const { send, state } = setup();
+    expect(send("USER demo")).toEqual(["331 Password required for demo"]);
+    expect(state.pendingUser).toBe("demo");
+    expect(send("PASS demo")).toEqual(["230 User demo logged in"]);
+    expect(state.user).toBe("demo");
+    expect(state.pendingUser).toBeUndefined();
+    expect(send("PASS demo")).toEqual(["503 You are already logged in"]);
+    expect(send("USER demo")).toEqual(["230 User demo logged in"]);
+    expect(send("USER other")).toEqual(["501 Reauthentication not supported"]);
+  });
+
+  it("refuses PASS before USER, USER without a name, and a wrong password", () => {
+    const { send, state } = setup();
+    expect(send("PASS demo")).toEqual(["503 Login with USER first"]);
+    expect(send("USER")).toEqual(["500 USER: command requires a parameter"]);
+    expect(send(`USER ${"x".repeat(257)}`)).toEqual(["501 Login incorrect."]);
+    expect(send("USER ghost")).toEqual(["331 Password required for ghost"]);
+    expect(send("PASS demo")).toEqual(["530 Login incorrect."]);
+    expect(state.user).toBeUndefined();
+  });
+
+  it("ends the session at the third failed PASS (MaxLoginAttempts 3)", () => {
+    const { send, state } = setup();
+    send("USER demo");
+    expect(send("PASS a")).toEqual(["530 Login incorrect."]);
+    expect(send("PASS b")).toEqual(["530 Login incorrect."]);
+    expect(state.closing).toBe(false);
+    expect(send("PASS c")).toEqual(["530 Login incorrect."]);
+    expect(state.closing).toBe(true);
+  });
+});
+
+describe("mod_core.c commands", () => {
+  it("answers NOOP, SYST and QUIT before login", () => {
+    const { send, state } = setup();
+    expect(send("NOOP")).toEqual(["200 NOOP command successful"]);
+    expect(send("SYST")).toEqual(["215 UNIX Type: L8"]);
+    expect(send("QUIT")).toEqual(["221 Goodbye."]);
+    expect(state.closing).toBe(true);
+  });
+
+  it("lists the session's commands in HELP, 8 to a line, padded to 8 columns", () => {
+    const { send } = setup([guest]);
+    expect(send("HELP")).toEqual([
+      "214-The following commands are recognized (* =>'s unimplemented):",
+      " QUIT    SYST    HELP    NOOP    FEAT    USER    PASS    SITE    ",
+      " TEST    ",
+      "214 Direct comments to root@localhost",
+    ]);
+    expect(send("help test")).toEqual(["214 Syntax: TEST [<sp> text]"]);
+    expect(send("HELP HELLO")).toEqual(["502 Unknown command 'HELLO'"]);
+  });
+
+  it("cuts names to 8 columns in the HELP table", () => {
+    expect(helpTable(["A", "LONGCOMMAND"])).toEqual(["A       LONGCOMM"]);
+  });
+
+  it("lists features sorted, or says there are none", () => {
+    expect(setup([guest]).send("FEAT")).toEqual(["211-Features:", " MDTM", " TEST", "211 End"]);
+    expect(setup().send("FEAT")).toEqual(["211 No features supported"]);
+    expect(setup().send("FEAT x")).toEqual(["501 Invalid number of parameters"]);
+  });
+
+  it("names ServerAdmin at the end of HELP when set", () => {
+    const { compiled, send } = setup();
+    apply(compiled, ["ServerAdmin", "ops@example.org"]);
+    expect(send("HELP").at(-1)).toBe("214 Direct comments to ops@example.org");
+  });
+});
+
+describe("mod_site.c", () => {
+  it("runs a module's SITE subcommand after login, and refuses it before", () => {
+    const { send } = setup([guest]);
+    expect(send("SITE HELLO bob")).toEqual(["530 Please login with USER and PASS"]);
+    send("USER demo");
+    send("PASS demo");
+    expect(send("site hello bob")).toEqual(["200 SITE HELLO: hello, bob"]);
+    expect(send("SITE NOPE x")).toEqual(["500 'SITE NOPE' not understood"]);
+    expect(send("SITE")).toEqual(["500 'SITE' requires parameters"]);
+  });
+
+  it("lists every SITE subcommand of the session, newest module first, in SITE HELP", () => {
+    const { send } = setup([guest]);
+    expect(send("SITE HELP")).toEqual([
+      "214-The following SITE commands are recognized (* =>'s unimplemented)",
+      " HELLO",
+      " HELP",
+      "214 Direct comments to root@localhost",
+    ]);
+    expect(send("SITE HELP hello")).toEqual(["214 Syntax: SITE HELLO [<sp> name]"]);
+    expect(send("SITE HELP HELP")).toEqual(["214 Syntax: SITE HELP [<sp> site-command]"]);
+    expect(send("SITE HELP bogus")).toEqual(["502 Unknown command 'SITE HELP bogus'"]);
+  });
+
+  it("lets a newer module's DECLINED pass a SITE subcommand on to an older one", () => {
+    const seen: string[] = [];
+    const decliner: EngineModule = {
+      ...guest,
+      name: "mod_decline.c",
+      commands: [],
+      siteCommands: [
+        {
+          command: "HELLO",
+          phase: Phases.CMD,
+          run: () => {
+            seen.push("decliner");
+            return HandlerResults.DECLINED;
+          },
+        },
+      ],
+    };
+    const { send } = setup([guest, decliner]);
+    send("USER demo");
+    send("PASS demo");
+    expect(send("SITE HELLO ann")).toEqual(["200 SITE HELLO: hello, ann"]);
+    expect(seen).toEqual(["decliner"]);
+  });
+
+  it("answers `500 SITE not understood` once mod_site.c is gone", () => {
+    const { send, state } = setup();
+    const withoutSite: SessionState = { ...state, modules: state.modules.filter((m) => m.name !== "mod_site.c") };
+    const line = parseCommandLine("SITE HELP");
+    if (line === undefined) throw new Error("no command");
+    expect(send("NOOP")).toEqual(["200 NOOP command successful"]);
+    expect(dispatchCommand(withoutSite, line).lines).toEqual(["500 SITE not understood"]);
+  });
+});
