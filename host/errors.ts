@@ -42,6 +42,8 @@ export const ErrorCodes = {
   PROTECTED: "DSO_ERR_PROTECTED",
   /** A configuration file is invalid; the error names the file and line. */
   CONFIG: "DSO_ERR_CONFIG",
+  /** The controls socket cannot be bound: another daemon answers on it, or the path is not a socket. */
+  CTRLS_SOCKET: "DSO_ERR_CTRLS_SOCKET",
   /** A controls request or response broke the wire format. */
   CTRLS_PROTOCOL: "DSO_ERR_CTRLS_PROTOCOL",
 } as const;

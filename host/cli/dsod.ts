@@ -34,6 +34,7 @@ function fatal(log: DaemonLog, error: unknown): number {
   if (error instanceof ConfigError) {
     // An error before any line (the file cannot be read) has no line to name.
     log("error", `Fatal: ${error.line > 0 ? error.proftpdText() : error.message}`);
+    for (const hint of error.details) log("error", `Fatal: ${hint}`);
   } else if (isDsoError(error)) {
     for (const line of error.lines) log("error", `Fatal: ${line}`);
   } else {

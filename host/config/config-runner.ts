@@ -138,8 +138,11 @@ export class ConfigRunner {
     const handler = findDirective(this.#options.modules(), line.name);
     if (handler === undefined) {
       const known = this.#options.modules().flatMap((m) => m.directives.map((d) => d.name));
-      for (const hint of formatSuggestions(suggestDirectives(line.name, known))) this.#options.log("notice", hint);
-      throw new ConfigError(`unknown configuration directive '${line.name}'`, line.file, line.line, { directive: line.name });
+      // proftpd logs its "Did you mean" hints after the fatal line; they travel as details.
+      throw new ConfigError(`unknown configuration directive '${line.name}'`, line.file, line.line, {
+        directive: line.name,
+        details: formatSuggestions(suggestDirectives(line.name, known)),
+      });
     }
     const context = this.#sections.find((s) => s !== "<IfModule>");
     if (context !== undefined) {

@@ -30,6 +30,7 @@ import type { Acl } from "./acl.js";
 import { peerCredentials } from "./peer-credentials.js";
 import { ControlsStatus } from "./status.js";
 import { encodeMessage, MessageDecoder, REQUEST_LIMITS, RESPONSE_LIMITS } from "./wire.js";
+import type { DecodedMessage } from "./wire.js";
 
 /** Who sent a request: SO_PEERCRED ids plus their names for logs and handlers. */
 export interface ControlsCaller {
@@ -189,7 +190,7 @@ export function formatControlsLogLine(when: Date, pid: number, message: string):
 }
 
 function socketError(message: string, cause?: unknown): DsoError {
-  return new DsoError(ErrorCodes.FILE, message, cause === undefined ? {} : { cause });
+  return new DsoError(ErrorCodes.CTRLS_SOCKET, message, cause === undefined ? {} : { cause });
 }
 
 /** Resolves with true when a server answers on `path`, false when the file is a dead socket. */
@@ -384,7 +385,7 @@ export class ControlsServer {
       if (answered) {
         return;
       }
-      let request;
+      let request: DecodedMessage | undefined;
       try {
         request = decoder.push(chunk);
       } catch (error) {

@@ -92,7 +92,9 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
             if (isDsoError(error)) {
               for (const line of error.lines) options.log("notice", `${MOD_DSO_VERSION}: unable to open '${file}': ${line}`);
             }
-            throw refuse(`error loading '${file}': ${isDsoError(error) ? error.message : String(error)}`);
+            // The file is named once, in proftpd's frame: drop the host's own `'<file>': ` prefix.
+            const reason = isDsoError(error) ? (error.errno ?? error.message.replace(`'${file}': `, "")) : String(error);
+            throw refuse(`error loading '${file}': ${reason}`);
           }
         },
       },

@@ -438,12 +438,12 @@ describe("ControlsServer: the socket file", () => {
   it("refuses a socket a live server answers on, and a file that is no socket", async () => {
     const second = new ControlsServer({ socketPath, actions: [] });
     await expect(second.start()).rejects.toMatchObject({
-      code: ErrorCodes.FILE,
+      code: ErrorCodes.CTRLS_SOCKET,
       message: `another dsod is running on '${socketPath}'`,
     });
     writeFileSync(other, "not a socket");
     await expect(new ControlsServer({ socketPath: other, actions: [] }).start()).rejects.toMatchObject({
-      code: ErrorCodes.FILE,
+      code: ErrorCodes.CTRLS_SOCKET,
       message: `'${other}' exists and is not a socket`,
     });
     rmSync(other);

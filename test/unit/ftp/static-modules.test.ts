@@ -27,7 +27,7 @@ function apply(compiled: CompiledInModules, argv: string[]): void {
     .flatMap((m) => m.directives)
     .find((d) => d.name.toLowerCase() === name);
   if (handler === undefined) throw new Error(`no handler for ${argv[0]}`);
-  handler.run(directive(argv));
+  handler.run(directive(argv), { file: "/etc/dsod.conf", line: 14, first: false });
 }
 
 function refusal(compiled: CompiledInModules, argv: string[]): string {

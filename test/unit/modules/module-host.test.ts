@@ -6,7 +6,7 @@ import type { ActiveCommand } from "../../../host/abi/host-symbols.js";
 import { DsoError, Errno, ErrorCodes } from "../../../host/errors.js";
 import type { ErrnoText, ErrorCode } from "../../../host/errors.js";
 import { HandlerResults } from "../../../host/modules/module-api.js";
-import type { EngineModule, HandlerResult, SessionState } from "../../../host/modules/module-api.js";
+import type { DirectiveContext, EngineModule, HandlerResult, SessionState } from "../../../host/modules/module-api.js";
 import { ModuleHost } from "../../../host/modules/module-host.js";
 import type { LogPriority, ModuleHostOptions } from "../../../host/modules/module-host.js";
 import { FIXTURES_DIR, LIBEXEC_DIR, fixture, libexec } from "../../helpers/paths.js";
@@ -56,6 +56,9 @@ function fakeCommand(argv: readonly string[], user?: string): FakeCommand {
     addError: (code, message) => replies.push(`error ${code} ${message}`),
   };
 }
+
+/** Where a directive stands in the configuration; a guest's directive handler does not look. */
+const CONTEXT: DirectiveContext = { file: "/etc/dsod.conf", line: 3, first: false };
 
 function session(modules: readonly EngineModule[]): SessionState {
   return { id: 1, remoteAddress: "127.0.0.1", modules, pendingUser: undefined, user: undefined, closing: false };
@@ -212,12 +215,12 @@ describe("ModuleHost: loading the example modules", () => {
     expect(run(host, "mod_test.c", ["TEST"])).toEqual({ result: HandlerResults.HANDLED, replies: ["200 Hello from mod_test"] });
 
     const directive = fakeCommand(["TestGreeting", "Howdy"]);
-    host.withCommand(directive, () => m.directives[0]?.run(directive));
+    host.withCommand(directive, () => m.directives[0]?.run(directive, CONTEXT));
     expect(run(host, "mod_test.c", ["TEST", "a", "b"]).replies).toEqual(["200 Howdy: a b"]);
 
     // A refused directive: the guest adds an error line and returns ERROR.
     const wrong = fakeCommand(["TestGreeting", "a", "b"]);
-    const refused = failure(() => m.directives[0]?.run(wrong));
+    const refused = failure(() => m.directives[0]?.run(wrong, CONTEXT));
     expect(refused).toEqual({ code: ErrorCodes.CONFIG, errno: undefined, lines: ["rejected by mod_test.c"] });
     expect(wrong.replies).toEqual(["error  wrong number of parameters"]);
 

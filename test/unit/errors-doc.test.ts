@@ -1,0 +1,61 @@
+// fastify's test/internals/errors.test.js, for our codes: every code in
+// ErrorCodes is documented in docs/errors.md, and the doc lists no code that
+// does not exist.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { ErrorCodes } from "../../host/errors.js";
+import { DOCS_DIR } from "../helpers/paths.js";
+
+interface Row {
+  readonly code: string;
+  readonly meaning: string;
+  readonly whatToDo: string;
+}
+
+/** The rows of the `| Code | Meaning | What to do |` table. */
+function documentedRows(markdown: string): Row[] {
+  const lines = markdown.split("\n");
+  const header = lines.findIndex((l) => /^\|\s*Code\s*\|\s*Meaning\s*\|\s*What to do\s*\|\s*$/.test(l));
+  if (header < 0) throw new Error("docs/errors.md has no | Code | Meaning | What to do | table");
+  const rows: Row[] = [];
+  for (const line of lines.slice(header + 2)) {
+    if (!line.startsWith("|")) break;
+    // Cells may contain `\|`-free inline code only; split on the column bars.
+    const cells = line.slice(1, line.endsWith("|") ? -1 : undefined).split("|").map((c) => c.trim());
+    const [code = "", meaning = "", whatToDo = ""] = cells;
+    rows.push({ code: code.replace(/^`(.*)`$/, "$1"), meaning, whatToDo });
+  }
+  return rows;
+}
+
+const markdown = readFileSync(path.join(DOCS_DIR, "errors.md"), "utf8");
+const rows = documentedRows(markdown);
+const codes: readonly string[] = Object.values(ErrorCodes);
+
+describe("docs/errors.md", () => {
+  it("has a table separator under its header", () => {
+    expect(markdown).toMatch(/\| Code \| Meaning \| What to do \|\n\| --- \| --- \| --- \|\n/);
+  });
+
+  it("documents every error code", () => {
+    const documented = new Set(rows.map((r) => r.code));
+    expect(codes.filter((c) => !documented.has(c))).toEqual([]);
+  });
+
+  it("documents no code that does not exist", () => {
+    expect(rows.map((r) => r.code).filter((c) => !codes.includes(c))).toEqual([]);
+  });
+
+  it("has exactly one row per code", () => {
+    expect(rows.map((r) => r.code).sort()).toEqual([...codes].sort());
+  });
+
+  it("says what each code means and what to do, in three columns", () => {
+    for (const row of rows) {
+      expect(row.meaning, row.code).not.toBe("");
+      expect(row.whatToDo, row.code).not.toBe("");
+    }
+    expect(rows.every((r) => markdown.includes(`| \`${r.code}\` | ${r.meaning} | ${r.whatToDo} |`))).toBe(true);
+  });
+});
