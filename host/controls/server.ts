@@ -27,6 +27,7 @@ import type { Tracer } from "../modules/module-host.js";
 import { SystemAccounts } from "../system/accounts.js";
 import { aclAllows, DEFAULT_SOCKET_ACL } from "./acl.js";
 import type { Acl } from "./acl.js";
+import { formatTimestamp } from "../daemon/log-format.js";
 import { peerCredentials } from "./peer-credentials.js";
 import { ControlsStatus } from "./status.js";
 import { encodeMessage, MessageDecoder, REQUEST_LIMITS, RESPONSE_LIMITS } from "./wire.js";
@@ -184,9 +185,7 @@ const pad = (value: number, width = 2): string => String(value).padStart(width, 
 
 /** `2026-11-26 18:57:02,393 mod_ctrls/0.9.5[8245]: <message>`, local time like proftpd's log files. */
 export function formatControlsLogLine(when: Date, pid: number, message: string): string {
-  const date = `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}`;
-  const time = `${pad(when.getHours())}:${pad(when.getMinutes())}:${pad(when.getSeconds())},${pad(when.getMilliseconds(), 3)}`;
-  return `${date} ${time} ${MOD_CTRLS_VERSION}[${pid}]: ${message}`;
+  return `${formatTimestamp(when)} ${MOD_CTRLS_VERSION}[${pid}]: ${message}`;
 }
 
 function socketError(message: string, cause?: unknown): DsoError {

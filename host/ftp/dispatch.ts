@@ -117,12 +117,13 @@ export interface DispatchResult {
 type PhaseResult = 1 | -1 | 0;
 
 /**
- * The `500 X not understood` text of `_dispatch` when no CMD handler took the
- * command: the command name, with `_` shown as a space. (proftpd 1.3.8 does
- * not quote it; mod_site.c's `'SITE X' not understood` does.)
+ * The `500 'X' not understood` reply when no CMD handler took the command: the
+ * command name, with `_` shown as a space, as `_dispatch` prints it. proftpd
+ * 1.3.8 leaves the name unquoted; dsod quotes it as mod_site.c's `'SITE X' not
+ * understood` does, the form our issue tracker settled on.
  */
 export function notUnderstood(name: string): string {
-  return `${name.replaceAll("_", " ")} not understood`;
+  return `'${name.replaceAll("_", " ")}' not understood`;
 }
 
 /**
@@ -132,7 +133,7 @@ export function notUnderstood(name: string): string {
  * In each phase handlers run newest module first; DECLINED passes the command
  * on, the first HANDLED ends the phase, and so does the first ERROR except in
  * the LOG phases, where every handler still runs (Bug#3633). When no CMD
- * handler took the command the reply is `500 X not understood`.
+ * handler took the command the reply is `500 'X' not understood`.
  */
 export function dispatchCommand(session: SessionState, line: CommandLine, options: DispatchOptions = {}): DispatchResult {
   const preLogin = options.preLoginCommands ?? PRE_LOGIN_COMMANDS;

@@ -158,15 +158,15 @@ describe("dispatchCommand", () => {
     expect(trace).toEqual(["cmd-b", "post-b", "log-b", "log-a"]);
   });
 
-  it("answers `500 X not understood` when no CMD handler exists, or all decline", () => {
+  it("answers `500 'X' not understood` when no CMD handler exists, or all decline", () => {
     const trace: string[] = [];
     const module = fakeModule("mod_a.c", [
       traced(trace, "decline", "Y", Phases.CMD, HandlerResults.DECLINED),
       traced(trace, "log-err", "FOO", Phases.LOG_CMD_ERR, HandlerResults.DECLINED),
     ]);
-    expect(run(session([module]), "foo bar")).toEqual({ lines: ["500 FOO not understood"], ok: false });
-    expect(run(session([module]), "Y")).toEqual({ lines: ["500 Y not understood"], ok: false });
-    expect(run(session([module]), "A_B")).toEqual({ lines: ["500 A B not understood"], ok: false });
+    expect(run(session([module]), "foo bar")).toEqual({ lines: ["500 'FOO' not understood"], ok: false });
+    expect(run(session([module]), "Y")).toEqual({ lines: ["500 'Y' not understood"], ok: false });
+    expect(run(session([module]), "A_B")).toEqual({ lines: ["500 'A B' not understood"], ok: false });
     expect(trace).toEqual(["log-err", "decline"]);
   });
 
@@ -183,7 +183,7 @@ describe("dispatchCommand", () => {
     expect(trace).toEqual([]);
     expect(run(state, "NOOP").lines).toEqual(["200 NOOP command successful"]);
     // An unknown command is not understood, logged in or not.
-    expect(run(state, "FOO").lines).toEqual(["500 FOO not understood"]);
+    expect(run(state, "FOO").lines).toEqual(["500 'FOO' not understood"]);
   });
 
   it("turns a throwing handler into a 451 naming no internals, reports the fault, and goes on", () => {

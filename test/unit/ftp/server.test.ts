@@ -119,7 +119,7 @@ describe("FtpServer with the compiled-in modules and real guest modules", () => 
     expect(await client.send("PASS wrong")).toEqual(["530 Login incorrect."]);
     expect(await client.send("PASS demo")).toEqual(["230 User demo logged in"]);
     expect(await client.send("TEST hi")).toEqual(["200 Hello from mod_test: hi"]);
-    expect(await client.send("FOO bar")).toEqual(["500 FOO not understood"]);
+    expect(await client.send("FOO bar")).toEqual(["500 'FOO' not understood"]);
     expect(await client.send("")).toEqual(["500 Invalid command: try being more creative"]);
     expect(await client.send("QUIT")).toEqual(["221 Goodbye."]);
     await client.closed();
@@ -174,7 +174,7 @@ describe("FtpServer with the compiled-in modules and real guest modules", () => 
     host.unloadModule("mod_test.c");
     try {
       const fresh = await login();
-      expect(await fresh.send("TEST x")).toEqual(["500 TEST not understood"]);
+      expect(await fresh.send("TEST x")).toEqual(["500 'TEST' not understood"]);
       expect(await old.send("TEST still")).toEqual(["200 Hello from mod_test: still"]);
       expect(await fresh.send("FEAT")).toEqual(["211 No features supported"]);
       fresh.destroy();

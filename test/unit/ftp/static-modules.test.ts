@@ -302,12 +302,12 @@ describe("mod_site.c", () => {
     expect(seen).toEqual(["decliner"]);
   });
 
-  it("answers `500 SITE not understood` once mod_site.c is gone", () => {
+  it("answers `500 'SITE' not understood` once mod_site.c is gone", () => {
     const { send, state } = setup();
     const withoutSite: SessionState = { ...state, modules: state.modules.filter((m) => m.name !== "mod_site.c") };
     const line = parseCommandLine("SITE HELP");
     if (line === undefined) throw new Error("no command");
     expect(send("NOOP")).toEqual(["200 NOOP command successful"]);
-    expect(dispatchCommand(withoutSite, line).lines).toEqual(["500 SITE not understood"]);
+    expect(dispatchCommand(withoutSite, line).lines).toEqual(["500 'SITE' not understood"]);
   });
 });

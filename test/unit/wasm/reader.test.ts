@@ -1,7 +1,9 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { DsoError, Errno, ErrorCodes } from "../../../host/errors.js";
 import { looksLikeWasm, readModuleShape } from "../../../host/wasm/reader.js";
 import type { ModuleShape } from "../../../host/wasm/types.js";
+import { libexec } from "../../helpers/paths.js";
 import { wat } from "../../helpers/wat.js";
 
 // ---------------------------------------------------------------------------
@@ -184,9 +186,7 @@ describe("readModuleShape: exports", () => {
     expect("constValue" in (exportOf(shape, "mutable") ?? {})).toBe(false);
   });
 
-  it("reads the NAME_module value of a real AssemblyScript module", async () => {
-    const { readFileSync } = await import("node:fs");
-    const { libexec } = await import("../../helpers/paths.js");
+  it("reads the NAME_module value of a real AssemblyScript module", () => {
     const shape = readModuleShape(readFileSync(libexec("mod_test.wasm")));
     expect(exportOf(shape, "test_module")).toEqual({
       name: "test_module",
@@ -423,10 +423,8 @@ describe("readModuleShape: malformed binaries are DSO_ERR_BAD_WASM with the offe
     expectMalformed(binary(section(6, [0x01, 0x7f, 0x00, 0x01, 0x0b])), "unsupported opcode 0x1 in a constant expression at byte 13");
   });
 
-  it("never throws anything but a DsoError on any truncation of a real module", async () => {
+  it("never throws anything but a DsoError on any truncation of a real module", () => {
     // Cutting a valid binary at every length exercises every read path's bounds check.
-    const { readFileSync } = await import("node:fs");
-    const { libexec } = await import("../../helpers/paths.js");
     const full = readFileSync(libexec("mod_calc.wasm"));
     const cuts: number[] = [];
     for (let length = 0; length < full.length; length++) {
