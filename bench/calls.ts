@@ -174,12 +174,13 @@ export async function runCalls(log: (line: string) => void): Promise<Row[]> {
     }
 
     const group = "calls";
+    const label = (c: Case): string => `${group}: ${c.name}`;
     const [intra, ...rest] = cases as [Case, ...Case[]];
-    const anchor = rowOf({ group, name: intra.name, unit: "ns/call", note: `n=${intra.n}` }, intra.samples);
+    const anchor = rowOf({ group, name: label(intra), unit: "ns/call", note: `n=${intra.n}` }, intra.samples);
     return [
       anchor,
       ...rest.map((c) =>
-        rowOf({ group, name: c.name, unit: "ns/call", note: `n=${c.n}` }, c.samples, {
+        rowOf({ group, name: label(c), unit: "ns/call", note: `n=${c.n}` }, c.samples, {
           name: anchor.name,
           figure: anchor.figure,
         }),

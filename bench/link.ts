@@ -32,16 +32,19 @@ const TARGET_RATIO = 1.5;
 
 /** Resolves per sample: one resolve is ~0.1 ms, too short to time alone against hrtime's overhead and jitter. */
 const RESOLVES_PER_SAMPLE = 50;
-const RESOLVE_SAMPLES = 15;
-const CYCLES_PER_SAMPLE = 3;
-const CYCLE_SAMPLES = 15;
+const RESOLVE_SAMPLES = 25;
+const CYCLES_PER_SAMPLE = 4;
+const CYCLE_SAMPLES = 25;
 
 export interface LinkOptions {
   /**
    * Fill the host's scope from N/1,000 libraries of 1,000 exports instead of
    * one library of N. ModuleHost's LoadFile is quadratic in a library's export
-   * count (about 35 s for 100k), so this is the quick mode for development;
-   * the scope the module resolves against has the same names either way.
+   * count (35–50 s for 100k), so this is the quick mode for development.
+   * The scope has the same names either way, but the module's imports then
+   * bind to 100 provider instances instead of one, and in a first look that
+   * made the cycle slower at 100k (2.8x against 1.3x with one library, on a
+   * loaded machine): the cycle rows of the two modes are not comparable.
    */
   readonly splitLibraries: boolean;
   readonly log: (line: string) => void;
@@ -157,7 +160,7 @@ function benchCycle(dir: string, options: LinkOptions): Row[] {
     const setupGroup = "link: loadFile (setup, 1 sample)";
     const setupName = (size: number): string =>
       options.splitLibraries
-        ? `${setupGroup}, ${size / IMPORTS} libraries of 1,000 exports`
+        ? `${setupGroup}, ${size / IMPORTS} ${size === IMPORTS ? "library" : "libraries"} of 1,000 exports`
         : `${setupGroup}, 1 library of ${size.toLocaleString("en-US")} exports`;
     const first = hosts[0] as HostUnderTest;
     const setupAnchor = rowOf({ group: setupGroup, name: setupName(first.size), unit: "ms" }, [first.loadFileMs]);

@@ -7,7 +7,9 @@
  * between runs far more than ratios do (docs: shared/reference/baselines.md §4).
  *
  * BENCH_LINK_SPLIT=1 fills the link benchmark's scope from 1,000-export
- * libraries, skipping the ~35 s LoadFile of one 100,000-export library.
+ * libraries, skipping the 35–50 s LoadFile of one 100,000-export library
+ * (quadratic in ModuleHost); its loadModule rows are not comparable with the
+ * default's (see LinkOptions in link.ts), so the JSON records the mode.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";

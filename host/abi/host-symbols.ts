@@ -80,7 +80,7 @@ function stringsOf(importer: ImporterState, symbol: string): GuestStrings {
   if (importer.strings === undefined) {
     throw new DsoError(
       ErrorCodes.GUEST_STRING,
-      `${importer.name}: host symbol '${symbol}' called before the instance was ready (from a start function)`,
+      `host symbol '${symbol}' called before the instance was ready (from a start function)`,
     );
   }
   return importer.strings;
@@ -90,7 +90,7 @@ function readString(importer: ImporterState, symbol: string, ptr: number): strin
   try {
     return stringsOf(importer, symbol).read(ptr);
   } catch (cause) {
-    throw new DsoError(ErrorCodes.GUEST_STRING, `${importer.name}: invalid string passed to '${symbol}' (pointer ${ptr})`, {
+    throw new DsoError(ErrorCodes.GUEST_STRING, `invalid string passed to '${symbol}' (pointer ${ptr})`, {
       cause,
     });
   }
@@ -99,7 +99,7 @@ function readString(importer: ImporterState, symbol: string, ptr: number): strin
 function activeCommand(importer: ImporterState, services: HostServices, symbol: string): ActiveCommand {
   const command = services.activeCommand();
   if (command === undefined) {
-    throw new DsoError(ErrorCodes.GUEST_TRAP, `${importer.name}: '${symbol}' called outside a command or directive handler`);
+    throw new DsoError(ErrorCodes.GUEST_TRAP, `'${symbol}' called outside a command or directive handler`);
   }
   return command;
 }
@@ -114,7 +114,7 @@ const symbols: readonly HostSymbol[] = [
     bind: (importer) => (msg: number, file: number, line: number, column: number) => {
       const text = msg === 0 ? "abort" : readString(importer, "abort", msg);
       const where = file === 0 ? "" : ` at ${readString(importer, "abort", file)}:${line}:${column}`;
-      throw new DsoError(ErrorCodes.GUEST_TRAP, `${importer.name}: abort: ${text}${where}`);
+      throw new DsoError(ErrorCodes.GUEST_TRAP, `abort: ${text}${where}`);
     },
   },
   {

@@ -61,13 +61,17 @@ export class Daemon {
     try {
       loadUsers(generation, log);
       daemon = new Daemon(generation, log, debugLevel);
+      // Signals are ours before the "listening" line: a SIGHUP right after it must reload, not kill.
+      daemon.#installSignals();
       await daemon.#listen();
     } catch (error) {
-      if (daemon !== undefined) await daemon.#controls?.close();
+      if (daemon !== undefined) {
+        await daemon.#ftp.close();
+        await daemon.#controls?.close();
+      }
       generation.host.close();
       throw error;
     }
-    daemon.#installSignals();
     return daemon;
   }
 

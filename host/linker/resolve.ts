@@ -52,7 +52,6 @@ export function resolveImports(importer: string, imports: readonly ImportEntry[]
   const bindings: Binding[] = [];
   const problems: string[] = [];
   for (const entry of imports) {
-    const wanted = formatExternType(entry.type);
     if (entry.module === GLOBAL_NAMESPACE && entry.name === HOST_MEMORY_SYMBOL && entry.type.kind === "memory") {
       const result = resolveHostMemory(importer, entry.type.limits, env.memoryCapPages);
       if (typeof result === "string") problems.push(result);
@@ -62,6 +61,7 @@ export function resolveImports(importer: string, imports: readonly ImportEntry[]
     const direct = entry.module !== GLOBAL_NAMESPACE;
     const definition = direct ? env.lookupDirect(entry.module, entry.name) : env.lookupGlobal(entry.name);
     if (definition === undefined) {
+      const wanted = formatExternType(entry.type);
       problems.push(
         direct
           ? `${importer}: undefined symbol '${entry.name}' in ${entry.module} (${wanted})`
@@ -71,7 +71,7 @@ export function resolveImports(importer: string, imports: readonly ImportEntry[]
     }
     if (!externTypeMatches(definition.type, entry.type)) {
       problems.push(
-        `${importer}: symbol '${entry.name}' has type ${formatExternType(definition.type)} in ${providerLabel(definition)}, but ${importer} imports ${wanted}`,
+        `${importer}: symbol '${entry.name}' has type ${formatExternType(definition.type)} in ${providerLabel(definition)}, but ${importer} imports ${formatExternType(entry.type)}`,
       );
       continue;
     }

@@ -20,7 +20,7 @@ import { SymbolScope } from "../linker/scope.js";
 import type { Definition, Provider, ShadowEvent } from "../linker/scope.js";
 import { readModuleShape } from "../wasm/reader.js";
 import { formatExternType } from "../wasm/types.js";
-import type { ModuleShape } from "../wasm/types.js";
+import type { ExternType, ModuleShape } from "../wasm/types.js";
 import { guestEngineModule, isProtocolExport, isRuntimeExport, protocolProblems } from "./guest-module.js";
 import { MODULE_API_VERSION } from "./module-api.js";
 import type { EngineModule } from "./module-api.js";
@@ -71,6 +71,9 @@ interface Unit {
   readonly instance: WebAssembly.Instance;
   readonly memory: WebAssembly.Memory | undefined;
   readonly bindings: readonly Binding[];
+  /** What the unit put in the global scope (nothing for a needed library). */
+  readonly publicDefinitions: readonly Definition[];
+  /** Its exports other than the protocol's and the runtime's, shown by lsmod -v. */
   readonly publicSymbols: readonly string[];
   readonly dependencies: ReadonlySet<Unit>;
   readonly dependents: Set<Unit>;
@@ -442,6 +445,18 @@ export class ModuleHost {
     };
   }
 
+  readonly #exportTypeCache = new WeakMap<ModuleShape, ReadonlyMap<string, ExternType>>();
+
+  /** A shape's exports by name, built once: direct binding looks names up per import. */
+  #exportTypes(shape: ModuleShape): ReadonlyMap<string, ExternType> {
+    let types = this.#exportTypeCache.get(shape);
+    if (types === undefined) {
+      types = new Map(shape.exports.map((e) => [e.name, e.type]));
+      this.#exportTypeCache.set(shape, types);
+    }
+    return types;
+  }
+
   #newPlan(): Plan {
     return { order: [], byNamespace: new Map(), visiting: new Set(), problems: [] };
   }
@@ -573,14 +588,20 @@ export class ModuleHost {
     }
   }
 
-  #definitionsOf(unit: PlannedUnit, filter: (name: string) => boolean): Definition[] {
-    return unit.shape.exports.filter((e) => filter(e.name)).map((e) => ({ name: e.name, type: e.type, provider: unit.provider }));
+  /** The exports a unit puts in the global scope: all but the module protocol's and the runtime's. */
+  #publicDefinitions(unit: PlannedUnit): Definition[] {
+    return unit.shape.exports
+      .filter((e) => (unit.kind === "module" ? !isProtocolExport(e.name, unit.moduleSymbol) : !isRuntimeExport(e.name)))
+      .map((e) => ({ name: e.name, type: e.type, provider: unit.provider }));
   }
 
-  #publicNames(unit: PlannedUnit): string[] {
-    return unit.shape.exports
-      .map((e) => e.name)
-      .filter((name) => (unit.kind === "module" ? !isProtocolExport(name, unit.moduleSymbol) : !isRuntimeExport(name)));
+  /**
+   * Modules and LoadFile libraries enter the global scope. A library loaded only
+   * because an import names it stays local to its dependents (RTLD_LOCAL): a
+   * dependency never changes which definition other modules see.
+   */
+  #entersGlobalScope(unit: { kind: UnitKind; explicit: boolean }): boolean {
+    return unit.kind === "module" || unit.explicit;
   }
 
   #execute(plan: Plan): void {
@@ -593,13 +614,14 @@ export class ModuleHost {
         lookupGlobal: (name) => this.#scope.first(name) ?? pendingScope.first(name),
         lookupDirect: (namespace, name) => {
           const target = plan.byNamespace.get(namespace) ?? this.#byNamespace.get(namespace);
-          const entry = target?.shape.exports.find((e) => e.name === name);
-          return target === undefined || entry === undefined ? undefined : { name, type: entry.type, provider: target.provider };
+          const type = target === undefined ? undefined : this.#exportTypes(target.shape).get(name);
+          return target === undefined || type === undefined ? undefined : { name, type, provider: target.provider };
         },
       });
       problems.push(...result.problems);
       resolved.set(unit, result.bindings);
-      if (unit.kind === "module") pendingScope.add(this.#definitionsOf(unit, (n) => this.#publicNames(unit).includes(n)));
+      // Pending modules rank after every loaded one, so the loaded scope is searched first.
+      if (unit.kind === "module") pendingScope.add(this.#publicDefinitions(unit));
     }
     if (problems.length > 0) {
       for (const line of problems) this.#trace("dso", 1, line);
@@ -641,13 +663,15 @@ export class ModuleHost {
       namespace[binding.import.name] = provider.instance.exports[definition.name] as WebAssembly.ImportValue;
       if (this.#traceOn(9)) this.#trace("dso", 9, `binding '${definition.name}' of ${planned.name} to ${provider.name}`);
     }
+    const publicDefinitions = this.#publicDefinitions(planned);
     let instance: WebAssembly.Instance;
     try {
       const guest = instantiateGuest(planned.compiled, imports);
       instance = guest.instance;
       state.strings = guest.strings;
     } catch (cause) {
-      const trapped = cause instanceof WebAssembly.RuntimeError || isDsoError(cause);
+      // Only a start function runs guest code here; any other failure is the engine refusing the module.
+      const trapped = planned.shape.hasStartFunction && (cause instanceof WebAssembly.RuntimeError || isDsoError(cause));
       throw new DsoError(
         trapped ? ErrorCodes.GUEST_TRAP : ErrorCodes.INSTANTIATE,
         `${planned.name}: ${trapped ? "start function failed" : "cannot be instantiated"}: ${describeTrap(cause)}`,
@@ -668,7 +692,8 @@ export class ModuleHost {
       instance,
       memory,
       bindings,
-      publicSymbols: this.#publicNames(planned),
+      publicDefinitions: this.#entersGlobalScope(planned) ? publicDefinitions : [],
+      publicSymbols: publicDefinitions.map((d) => d.name),
       dependencies,
       dependents: new Set(),
       engineModule: undefined,
@@ -729,11 +754,7 @@ export class ModuleHost {
     this.#units.set(unit.name, unit);
     this.#byNamespace.set(unit.namespace, unit);
     for (const dependency of unit.dependencies) dependency.dependents.add(unit);
-    const definitions = unit.publicSymbols.map((name) => {
-      const entry = unit.shape.exports.find((e) => e.name === name);
-      return { name, type: entry?.type ?? { kind: "func" as const, type: { params: [], results: [] } }, provider: unit.provider };
-    });
-    for (const event of this.#scope.add(definitions)) this.#reportShadow(event);
+    for (const event of this.#scope.add(unit.publicDefinitions)) this.#reportShadow(event);
     if (unit.engineModule !== undefined) this.#engine.push(unit.engineModule);
   }
 
@@ -745,7 +766,7 @@ export class ModuleHost {
     if (unit.detached) return;
     unit.detached = true;
     this.#engine = this.#engine.filter((m) => m !== unit.engineModule);
-    this.#scope.remove(unit.provider, unit.publicSymbols);
+    this.#scope.remove(unit.provider, unit.publicDefinitions.map((d) => d.name));
     this.#units.delete(unit.name);
     this.#byNamespace.delete(unit.namespace);
     for (const dependency of unit.dependencies) {

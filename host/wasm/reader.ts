@@ -7,7 +7,7 @@
  * Pure: bytes in, a ModuleShape out. Any malformed input raises a DsoError with
  * code DSO_ERR_BAD_WASM naming the byte offset; nothing else escapes.
  */
-import { DsoError, Errno, ErrorCodes } from "../errors.js";
+import { DsoError, ErrorCodes } from "../errors.js";
 import type {
   ExportEntry,
   ExternType,
@@ -48,9 +48,7 @@ const VALUE_TYPES: ReadonlyMap<number, ValueType> = new Map([
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 function malformed(offset: number, what: string): DsoError {
-  return new DsoError(ErrorCodes.BAD_WASM, `not a valid WebAssembly binary: ${what} at byte ${offset}`, {
-    errno: Errno.ENOENT,
-  });
+  return new DsoError(ErrorCodes.BAD_WASM, `not a valid WebAssembly binary: ${what} at byte ${offset}`);
 }
 
 class ByteReader {
@@ -157,8 +155,8 @@ class ByteReader {
           value = this.signed(64);
           break;
         case 0x43:
-          value = new DataView(this.bytes.buffer, this.bytes.byteOffset + this.offset, 4).getFloat32(0, true);
           this.skip(4);
+          value = new DataView(this.bytes.buffer, this.bytes.byteOffset + this.offset - 4, 4).getFloat32(0, true);
           break;
         case 0x44:
           this.skip(8);
@@ -349,7 +347,10 @@ function readSection(id: number, r: ByteReader, state: SectionState): void {
     case SectionId.import:
       return readImportSection(r, state);
     case SectionId.function:
-      for (let n = r.u32(); n > 0; n--) state.funcTypes.push(funcTypeAt(state, r.u32(), r.offset));
+      for (let n = r.u32(); n > 0; n--) {
+        const at = r.offset;
+        state.funcTypes.push(funcTypeAt(state, r.u32(), at));
+      }
       return;
     case SectionId.table:
       for (let n = r.u32(); n > 0; n--) state.tables.push({ kind: "table", element: r.valueType(), limits: r.limits(false) });
@@ -396,7 +397,7 @@ export function looksLikeWasm(bytes: Uint8Array): boolean {
 
 export function readModuleShape(bytes: Uint8Array): ModuleShape {
   if (!looksLikeWasm(bytes)) {
-    throw new DsoError(ErrorCodes.BAD_WASM, "not a WebAssembly binary (bad magic number)", { errno: Errno.ENOENT });
+    throw new DsoError(ErrorCodes.BAD_WASM, "not a WebAssembly binary (bad magic number)");
   }
   const top = new ByteReader(bytes, 4, bytes.length);
   const version = top.bytes.length >= 8 ? new DataView(bytes.buffer, bytes.byteOffset + 4, 4).getUint32(0, true) : -1;

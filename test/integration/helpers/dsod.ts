@@ -114,7 +114,7 @@ export class RunningDsod {
   }
 
   stop(): Promise<number | null> {
-    if (this.child.exitCode !== null) return Promise.resolve(this.child.exitCode);
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve(this.child.exitCode);
     return new Promise((resolve) => {
       this.child.once("exit", (code) => resolve(code));
       this.child.kill("SIGTERM");

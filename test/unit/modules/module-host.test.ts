@@ -423,12 +423,18 @@ describe("ModuleHost: the ld.so scope", () => {
     expect(bound?.provider).toBe(host.lookup("math_add")?.provider);
   });
 
-  it("resolves env imports against a needed library loaded in the same load", () => {
-    // ld.so puts a DT_NEEDED library in the new object's scope; libcounter's counter_next
-    // is global after the load (lookup shows it), so it must satisfy env.counter_next too.
+  it("keeps a needed library local: its exports never enter the global scope", () => {
+    // mod_dso.c dlopens with RTLD_GLOBAL, but a library loaded only because an import names it
+    // is local to its dependents here, so a dependency cannot change what other modules bind to.
     const { host } = harness({ modulePath: watDir });
-    host.loadModule("mod_bothcounter.c");
-    expect(host.lookup("counter_next")?.provider).toBe("libcounter");
+    expect(() => host.loadModule("mod_bothcounter.c")).toThrow(
+      expect.objectContaining({ code: ErrorCodes.LINK, lines: ["mod_bothcounter.c: undefined symbol 'counter_next' (func () -> i32)"] }),
+    );
+    expect(host.describe()).toEqual([]);
+    host.setModulePath(LIBEXEC_DIR);
+    host.loadModule("mod_counter.c");
+    expect(host.describe().map((u) => u.name)).toEqual(["mod_counter.c", "libcounter"]);
+    expect(host.lookup("counter_next")).toBeUndefined();
   });
 });
 
@@ -769,7 +775,7 @@ describe("ModuleHost: every bad guest fails with its own code, errno and lines",
         errno: Errno.EPERM,
         lines: [
           "module 'mod_outside.c' failed to initialize",
-          "mod_outside.c: fault in module_init: mod_outside.c: 'pr_cmd_argc' called outside a command or directive handler",
+          "mod_outside.c: fault in module_init: 'pr_cmd_argc' called outside a command or directive handler",
         ],
       }),
     },
