@@ -28,6 +28,18 @@ export const ErrorCodes = {
   LINK: "DSO_ERR_LINK",
   /** Needed dependencies import from each other in a cycle. */
   DEPENDENCY_CYCLE: "DSO_ERR_DEPENDENCY_CYCLE",
+  /** A module or library file is unsafe to load: writable by others, not a regular file, owned by another user, or a symlink out of the module path. */
+  UNSAFE_FILE: "DSO_ERR_UNSAFE_FILE",
+  /** A file's SHA-256 differs from the one it is pinned to in the config. */
+  INTEGRITY: "DSO_ERR_INTEGRITY",
+  /** A module imports a host symbol from a capability it was not granted. */
+  CAPABILITY: "DSO_ERR_CAPABILITY",
+  /** A module's memory breaks its cap (its own memory has no maximum, or a maximum over the cap). */
+  MEMORY_LIMIT: "DSO_ERR_MEMORY_LIMIT",
+  /** Guest code ran past its CPU budget and was interrupted. */
+  INTERRUPTED: "DSO_ERR_INTERRUPTED",
+  /** The module is disabled after faults and not called until its backoff ends (or for good). */
+  DISABLED: "DSO_ERR_DISABLED",
   /** A path that must be absolute is relative. */
   NOT_ABSOLUTE: "DSO_ERR_NOT_ABSOLUTE",
   /** A file could not be read (permissions, not a regular file, I/O error). */

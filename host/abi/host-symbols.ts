@@ -23,6 +23,8 @@ export const Capabilities = {
   response: "response",
   register: "register",
   session: "session",
+  /** WASI (wasi_snapshot_preview1), confined to the directories the config names. */
+  filesystem: "filesystem",
 } as const;
 
 export type Capability = (typeof Capabilities)[keyof typeof Capabilities];

@@ -93,6 +93,7 @@ export function buildGeneration(configFile: string, log: DaemonLog, debugLevel: 
     modulePath: DEFAULT_MODULE_PATH,
     compiledIn: compiledIn.modules,
     protectedModules: ["mod_dso.c", "mod_ctrls.c"],
+    policy: (unit) => dso.settings.policies.resolve(unit),
     log,
     tracer: traceLog,
     // pr_log_debug(level, msg): shown when dsod's debug level (-d) is at least `level`.

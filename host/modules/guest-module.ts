@@ -76,8 +76,8 @@ export function protocolProblems(module: string, exports: readonly ExportEntry[]
   return problems;
 }
 
-/** Runs one guest entry point; the host wraps it to contain traps and enforce limits. */
-export type GuestInvoker = (entryPoint: string, fn: () => number, command: ActiveCommand | undefined) => number;
+/** Runs the guest export `entryPoint`; the host wraps it to contain traps and enforce limits. */
+export type GuestInvoker = (entryPoint: string, command: ActiveCommand | undefined) => number;
 
 function toResult(value: number): HandlerResult {
   if (value === HandlerResults.HANDLED || value === HandlerResults.ERROR) return value;
@@ -86,10 +86,11 @@ function toResult(value: number): HandlerResult {
 
 export interface GuestModuleParts {
   readonly name: string;
-  readonly exports: WebAssembly.Exports;
   readonly shape: readonly ExportEntry[];
   readonly state: ImporterState;
   readonly invoke: GuestInvoker;
+  /** Told of every directive applied, so a re-instantiated module can be configured again. */
+  readonly onDirective: (argv: readonly string[]) => void;
 }
 
 /** Builds the engine's view of a linked guest module from its exports. */
@@ -97,10 +98,7 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
   const commands: CommandHandler[] = [];
   const siteCommands: CommandHandler[] = [];
   const directives: DirectiveHandler[] = [];
-  const call = (exportName: string, command: ActiveCommand | undefined): number => {
-    const fn = parts.exports[exportName] as () => number;
-    return parts.invoke(exportName, fn, command);
-  };
+  const call = (exportName: string, command: ActiveCommand | undefined): number => parts.invoke(exportName, command);
   for (const entry of parts.shape) {
     const role = classify(entry.name);
     if (role === undefined) continue;
@@ -118,6 +116,7 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
             if (call(role.exportName, directive) === HandlerResults.ERROR) {
               throw new DsoError(ErrorCodes.CONFIG, `rejected by ${parts.name}`);
             }
+            parts.onDirective(directive.argv);
           },
         });
         break;

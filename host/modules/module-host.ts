@@ -23,14 +23,17 @@ import { formatExternType } from "../wasm/types.js";
 import type { ExternType, ModuleShape } from "../wasm/types.js";
 import { guestEngineModule, isProtocolExport, isRuntimeExport, protocolProblems } from "./guest-module.js";
 import { MODULE_API_VERSION } from "./module-api.js";
+import { readModuleFile } from "./module-file.js";
+import { DEFAULT_POLICY } from "./policy.js";
+import type { UnitPolicy } from "./policy.js";
+import { capabilityNeeds, capabilityProblems } from "../linker/capabilities.js";
+import type { CapabilityBinding, CapabilityNeed } from "../linker/capabilities.js";
 import type { EngineModule } from "./module-api.js";
 import { isLibraryNamespace, moduleNameOfNamespace, parseModuleName, parseUnloadName } from "./module-name.js";
 
 /** mod_dso's version string, as proftpd prefixes its log lines (`mod_dso/0.5: ...`). */
 export const MOD_DSO_VERSION = "mod_dso/0.5";
 
-/** Default cap on a guest's linear memory: 256 pages of 64 KiB, 16 MiB. */
-export const DEFAULT_MEMORY_CAP_PAGES = 256;
 
 export type LogPriority = "error" | "notice" | "info" | "debug";
 
@@ -47,7 +50,8 @@ export interface ModuleHostOptions {
   compiledIn?: readonly EngineModule[];
   /** Modules rmmod refuses to remove (`mod_dso.c`: mod_dso.c refuses to unload itself). */
   protectedModules?: readonly string[];
-  memoryCapPages?: number;
+  /** Limits and capabilities per module or library name; DEFAULT_POLICY for all when absent. */
+  policy?: (unit: string) => UnitPolicy;
   /** mod_dso's log lines (`mod_dso/0.5: module 'mod_x.c' already loaded`). */
   log?: (priority: LogPriority, message: string) => void;
   tracer?: Tracer;
@@ -68,8 +72,12 @@ interface Unit {
   readonly provider: Provider;
   readonly explicit: boolean;
   readonly loadedAt: Date;
-  readonly instance: WebAssembly.Instance;
-  readonly memory: WebAssembly.Memory | undefined;
+  readonly compiled: WebAssembly.Module;
+  /** Replaced when the unit is re-instantiated after a fault. */
+  instance: WebAssembly.Instance;
+  memory: WebAssembly.Memory | undefined;
+  readonly state: ImporterState;
+  readonly sandbox: SandboxImports;
   readonly bindings: readonly Binding[];
   /** What the unit put in the global scope (nothing for a needed library). */
   readonly publicDefinitions: readonly Definition[];
@@ -77,10 +85,36 @@ interface Unit {
   readonly publicSymbols: readonly string[];
   readonly dependencies: ReadonlySet<Unit>;
   readonly dependents: Set<Unit>;
-  readonly engineModule: EngineModule | undefined;
+  /** The capabilities it uses, directly or through its providers (checked against its grant). */
+  readonly needs: readonly CapabilityNeed[];
+  engineModule: EngineModule | undefined;
+  /** The directives applied to it (argv), replayed when it is re-instantiated. */
+  readonly directives: Array<readonly string[]>;
   holders: number;
   detached: boolean;
+  /** Trapped or interrupted: never called again as it is. */
   faulted: boolean;
+  /** When its recent faults happened (ms), for the crash-loop limit. */
+  faults: number[];
+  /** When a faulted unit may be re-instantiated; undefined when it never will. */
+  retryAt: number | undefined;
+}
+
+/** Sandbox imports bound to one instance (the CPU-budget refuel hook, WASI). */
+interface SandboxImports {
+  fuel?: WebAssembly.Global;
+}
+
+/** A directive as it is replayed into a re-instantiated module. */
+function replayedDirective(argv: readonly string[]): ActiveCommand {
+  return {
+    name: argv[0] ?? "",
+    arg: argv.slice(1).join(" "),
+    argv,
+    user: undefined,
+    addResponse: () => {},
+    addError: () => {},
+  };
 }
 
 interface PlannedUnit {
@@ -170,7 +204,7 @@ export class ModuleHost {
   #modulePath: string;
   readonly #compiledIn: ReadonlyMap<string, EngineModule>;
   readonly #protected: ReadonlySet<string>;
-  readonly #memoryCapPages: number;
+  readonly #policy: (unit: string) => UnitPolicy;
   readonly #log: (priority: LogPriority, message: string) => void;
   readonly #tracer: Tracer | undefined;
   readonly #services: HostServices;
@@ -188,7 +222,7 @@ export class ModuleHost {
     this.#modulePath = options.modulePath;
     this.#compiledIn = new Map((options.compiledIn ?? []).map((m) => [m.name, m]));
     this.#protected = new Set(options.protectedModules ?? []);
-    this.#memoryCapPages = options.memoryCapPages ?? DEFAULT_MEMORY_CAP_PAGES;
+    this.#policy = options.policy ?? (() => DEFAULT_POLICY);
     this.#log = options.log ?? (() => {});
     this.#tracer = options.tracer;
     const guestLog = options.guestLog ?? ((importer, _level, message) => this.#log("debug", `${importer}: ${message}`));
@@ -461,16 +495,22 @@ export class ModuleHost {
     return { order: [], byNamespace: new Map(), visiting: new Set(), problems: [] };
   }
 
-  #readBinary(file: string): { bytes: Uint8Array<ArrayBuffer>; hash: string } {
-    let bytes: Uint8Array<ArrayBuffer>;
-    try {
-      const stat = statSync(file);
-      if (!stat.isFile()) throw new DsoError(ErrorCodes.FILE, `'${file}' is not a regular file`, { errno: Errno.EACCES });
-      bytes = readFileSync(file);
-    } catch (cause) {
-      throw isDsoError(cause) ? cause : fileError(file, cause);
+  /** Reads a unit's file safely (module-file.ts) and checks its integrity pin. */
+  #readBinary(unit: { name: string; file: string; explicit: boolean; kind: UnitKind }): { bytes: Uint8Array<ArrayBuffer>; hash: string } {
+    // LoadFile names its file itself; everything else comes from the module path and must stay in it.
+    const fromModulePath = !(unit.kind === "library" && unit.explicit);
+    const bytes = readModuleFile(unit.file, {
+      uid: process.geteuid?.() ?? 0,
+      ...(fromModulePath && { within: this.#modulePath }),
+    });
+    const hash = sha256(bytes);
+    const pinned = this.#policy(unit.name).sha256;
+    if (pinned !== undefined && pinned !== hash) {
+      throw new DsoError(ErrorCodes.INTEGRITY, `'${unit.file}' has SHA-256 ${hash}, but ${unit.name} is pinned to ${pinned}`, {
+        errno: Errno.EACCES,
+      });
     }
-    return { bytes, hash: sha256(bytes) };
+    return { bytes, hash };
   }
 
   #compile(file: string, bytes: Uint8Array<ArrayBuffer>, hash: string): { compiled: WebAssembly.Module; shape: ModuleShape } {
@@ -501,8 +541,9 @@ export class ModuleHost {
     unit: { kind: UnitKind; name: string; namespace: string; file: string; explicit: boolean },
     chain: readonly string[],
   ): void {
-    const { bytes, hash } = this.#readBinary(unit.file);
+    const { bytes, hash } = this.#readBinary(unit);
     const { compiled, shape } = this.#compile(unit.file, bytes, hash);
+    this.#checkDefinedMemories(unit.name, shape);
     let moduleSymbol: string | undefined;
     if (unit.kind === "module") {
       moduleSymbol = parseModuleName(unit.name).symbol;
@@ -571,6 +612,25 @@ export class ModuleHost {
     }
   }
 
+  /**
+   * A guest that brings its own memory is refused unless it declares a maximum
+   * within its cap: V8 would let it grow without bound (baselines.md §6), and
+   * rewriting its limits behind its back would change what it was built for.
+   */
+  #checkDefinedMemories(name: string, shape: ModuleShape): void {
+    const cap = this.#policy(name).memoryCapPages;
+    for (const limits of shape.definedMemories) {
+      if (limits.max === undefined || limits.max > cap) {
+        const declared = limits.max === undefined ? "no maximum" : `a maximum of ${limits.max} pages`;
+        throw new DsoError(
+          ErrorCodes.MEMORY_LIMIT,
+          `${name} defines its own memory with ${declared}; import env.memory or declare a maximum within its cap of ${cap} pages`,
+          { errno: Errno.EPERM },
+        );
+      }
+    }
+  }
+
   #checkModuleSymbol(name: string, symbol: string, shape: ModuleShape): void {
     this.#trace("dso", 7, `looking for symbol '${symbol}' in loaded module`);
     const entry = shape.exports.find((e) => e.name === symbol);
@@ -607,10 +667,12 @@ export class ModuleHost {
   #execute(plan: Plan): void {
     const pendingScope = new SymbolScope();
     const problems = [...plan.problems];
+    const plannedNeeds = new Map<Provider, readonly CapabilityNeed[]>();
     const resolved = new Map<PlannedUnit, readonly Binding[]>();
     for (const unit of plan.order) {
+      const policy = this.#policy(unit.name);
       const result = resolveImports(unit.name, unit.shape.imports, {
-        memoryCapPages: this.#memoryCapPages,
+        memoryCapPages: policy.memoryCapPages,
         lookupGlobal: (name) => this.#scope.first(name) ?? pendingScope.first(name),
         lookupDirect: (namespace, name) => {
           const target = plan.byNamespace.get(namespace) ?? this.#byNamespace.get(namespace);
@@ -620,16 +682,20 @@ export class ModuleHost {
       });
       problems.push(...result.problems);
       resolved.set(unit, result.bindings);
+      const needs = capabilityNeeds(result.bindings.map((b) => this.#capabilityBinding(b, plannedNeeds)));
+      plannedNeeds.set(unit.provider, needs);
+      problems.push(...capabilityProblems(unit.name, needs, policy.capabilities));
       // Pending modules rank after every loaded one, so the loaded scope is searched first.
       if (unit.kind === "module") pendingScope.add(this.#publicDefinitions(unit));
     }
     if (problems.length > 0) {
       for (const line of problems) this.#trace("dso", 1, line);
-      throw new DsoError(ErrorCodes.LINK, problems.join("; "), { details: problems });
+      const onlyCapabilities = problems.every((line) => line.includes("needs capability"));
+      throw new DsoError(onlyCapabilities ? ErrorCodes.CAPABILITY : ErrorCodes.LINK, problems.join("; "), { details: problems });
     }
     const created: Unit[] = [];
     try {
-      for (const unit of plan.order) created.push(this.#instantiate(unit, resolved.get(unit) ?? []));
+      for (const unit of plan.order) created.push(this.#instantiate(unit, resolved.get(unit) ?? [], plannedNeeds.get(unit.provider) ?? []));
     } catch (error) {
       for (const unit of created.reverse()) this.#runUnloadHook(unit);
       for (const unit of plan.order) this.#byProvider.delete(unit.provider);
@@ -638,8 +704,23 @@ export class ModuleHost {
     for (const unit of created) this.#commit(unit);
   }
 
-  #instantiate(planned: PlannedUnit, bindings: readonly Binding[]): Unit {
-    const state: ImporterState = { name: planned.name, features: [], help: [], strings: undefined };
+  #capabilityBinding(binding: Binding, plannedNeeds: ReadonlyMap<Provider, readonly CapabilityNeed[]>): CapabilityBinding {
+    if ("hostMemory" in binding) return { importName: binding.import.name, hostCapability: undefined, provider: undefined };
+    const { definition } = binding;
+    if (definition.provider.kind === "host") {
+      return { importName: binding.import.name, hostCapability: HOST_SYMBOLS.get(definition.name)?.capability, provider: undefined };
+    }
+    const needs = plannedNeeds.get(definition.provider) ?? this.#byProvider.get(definition.provider)?.needs ?? [];
+    return { importName: binding.import.name, hostCapability: undefined, provider: { name: definition.provider.name, needs } };
+  }
+
+  /** The import object of one instance: host symbols bound to its own state, providers' exports as they are now. */
+  #linkImports(
+    name: string,
+    bindings: readonly Binding[],
+    state: ImporterState,
+    sandbox: SandboxImports,
+  ): { imports: WebAssembly.Imports; memory: WebAssembly.Memory | undefined; dependencies: Set<Unit> } {
     const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
     let memory: WebAssembly.Memory | undefined;
     const dependencies = new Set<Unit>();
@@ -661,23 +742,45 @@ export class ModuleHost {
       if (provider === undefined) throw new Error(`provider ${definition.provider.name} is not instantiated`);
       dependencies.add(provider);
       namespace[binding.import.name] = provider.instance.exports[definition.name] as WebAssembly.ImportValue;
-      if (this.#traceOn(9)) this.#trace("dso", 9, `binding '${definition.name}' of ${planned.name} to ${provider.name}`);
+      if (this.#traceOn(9)) this.#trace("dso", 9, `binding '${definition.name}' of ${name} to ${provider.name}`);
     }
-    const publicDefinitions = this.#publicDefinitions(planned);
-    let instance: WebAssembly.Instance;
+    void sandbox;
+    return { imports, memory, dependencies };
+  }
+
+  #startInstance(name: string, compiled: WebAssembly.Module, shape: ModuleShape, imports: WebAssembly.Imports, state: ImporterState): WebAssembly.Instance {
     try {
-      const guest = instantiateGuest(planned.compiled, imports);
-      instance = guest.instance;
+      const guest = instantiateGuest(compiled, imports);
       state.strings = guest.strings;
+      return guest.instance;
     } catch (cause) {
       // Only a start function runs guest code here; any other failure is the engine refusing the module.
-      const trapped = planned.shape.hasStartFunction && (cause instanceof WebAssembly.RuntimeError || isDsoError(cause));
+      const trapped = shape.hasStartFunction && (cause instanceof WebAssembly.RuntimeError || isDsoError(cause));
       throw new DsoError(
         trapped ? ErrorCodes.GUEST_TRAP : ErrorCodes.INSTANTIATE,
-        `${planned.name}: ${trapped ? "start function failed" : "cannot be instantiated"}: ${describeTrap(cause)}`,
+        `${name}: ${trapped ? "start function failed" : "cannot be instantiated"}: ${describeTrap(cause)}`,
         { cause },
       );
     }
+  }
+
+  /** Runs a fresh instance's code in order: AssemblyScript's top level, the directives it was configured with, its init hook. */
+  #initialize(unit: Unit): void {
+    const initialize = unit.instance.exports._initialize;
+    if (typeof initialize === "function") this.#invoke(unit, "_initialize", undefined);
+    for (const argv of unit.directives) {
+      const handler = unit.engineModule?.directives.find((d) => d.name.toLowerCase() === (argv[0] ?? "").toLowerCase());
+      handler?.run(replayedDirective(argv), { file: "", line: 0, first: false });
+    }
+    unit.engineModule?.init?.();
+  }
+
+  #instantiate(planned: PlannedUnit, bindings: readonly Binding[], needs: readonly CapabilityNeed[]): Unit {
+    const state: ImporterState = { name: planned.name, features: [], help: [], strings: undefined };
+    const sandbox: SandboxImports = {};
+    const { imports, memory, dependencies } = this.#linkImports(planned.name, bindings, state, sandbox);
+    const publicDefinitions = this.#publicDefinitions(planned);
+    const instance = this.#startInstance(planned.name, planned.compiled, planned.shape, imports, state);
     const unit: Unit = {
       kind: planned.kind,
       name: planned.name,
@@ -686,36 +789,41 @@ export class ModuleHost {
       hash: planned.hash,
       size: planned.size,
       shape: planned.shape,
+      compiled: planned.compiled,
       provider: planned.provider,
       explicit: planned.explicit,
       loadedAt: new Date(),
       instance,
       memory,
+      state,
+      sandbox,
       bindings,
       publicDefinitions: this.#entersGlobalScope(planned) ? publicDefinitions : [],
       publicSymbols: publicDefinitions.map((d) => d.name),
       dependencies,
       dependents: new Set(),
+      needs,
       engineModule: undefined,
+      directives: [],
       holders: 0,
       detached: false,
       faulted: false,
+      faults: [],
+      retryAt: undefined,
     };
     this.#byProvider.set(planned.provider, unit);
-    const engineModule =
+    unit.engineModule =
       planned.kind === "module"
         ? guestEngineModule({
             name: planned.name,
-            exports: instance.exports,
             shape: planned.shape.exports,
             state,
-            invoke: (entryPoint, fn, command) => this.#invoke(unit, entryPoint, fn, command),
+            invoke: (entryPoint, command) => this.#invoke(unit, entryPoint, command),
+            onDirective: (argv) => unit.directives.push(argv),
           })
         : undefined;
-    const initialize = instance.exports._initialize;
     try {
-      if (typeof initialize === "function") this.#invoke(unit, "_initialize", initialize as () => number, undefined);
-      engineModule?.init?.();
+      this.#initialize(unit);
     } catch (cause) {
       this.#byProvider.delete(planned.provider);
       const message =
@@ -728,26 +836,74 @@ export class ModuleHost {
         details: reason === message ? [] : [message, reason],
       });
     }
-    return Object.assign(unit, { engineModule });
+    return unit;
   }
 
-  /** Calls guest code: traps are contained and reported with module and entry point; a faulted instance is never called again. */
-  #invoke(unit: Unit, entryPoint: string, fn: () => number, command: ActiveCommand | undefined): number {
-    if (unit.faulted) {
-      throw new DsoError(ErrorCodes.GUEST_TRAP, `${unit.name}: not called after an earlier fault (${entryPoint})`);
-    }
+  /**
+   * Calls guest code. A trap (or an interrupt) is contained: the call fails with
+   * a DsoError naming module, entry point and reason, the fault is logged, and
+   * the instance, which may be half-way through a change of its memory, is never
+   * called again: per its fault policy it is re-instantiated (after a backoff
+   * that doubles with each fault) or unloaded, and a crash loop unloads it.
+   */
+  #invoke(unit: Unit, entryPoint: string, command: ActiveCommand | undefined): number {
+    if (unit.faulted) this.#retry(unit, entryPoint);
+    // Looked up after a possible re-instantiation: never a function of the faulted instance.
+    const fn = unit.instance.exports[entryPoint] as () => number;
     if (command !== undefined) this.#activeCommands.push(command);
     try {
       return fn();
     } catch (cause) {
-      unit.faulted = true;
       const code = isDsoError(cause) ? cause.code : ErrorCodes.GUEST_TRAP;
       const reason = describeTrap(cause);
       this.#log("error", `${unit.name}: fault in ${entryPoint}: ${reason}`);
+      this.#onFault(unit);
       throw new DsoError(code, `${unit.name}: fault in ${entryPoint}: ${reason}`, { cause });
     } finally {
       if (command !== undefined) this.#activeCommands.pop();
     }
+  }
+
+  #onFault(unit: Unit): void {
+    unit.faulted = true;
+    const now = Date.now();
+    const policy = this.#policy(unit.name).fault;
+    unit.faults = [...unit.faults.filter((t) => now - t < policy.windowMs), now];
+    const crashLoop = unit.faults.length >= policy.maxFaults;
+    if (policy.action === "unload" || crashLoop) {
+      unit.retryAt = undefined;
+      if (unit.detached || unit.kind !== "module") return;
+      if (unit.dependents.size > 0) {
+        this.#log("error", `${unit.name}: disabled: other modules are bound to it (${[...unit.dependents].map((d) => d.name).join(", ")})`);
+        return;
+      }
+      const why = crashLoop ? `${unit.faults.length} faults within ${policy.windowMs / 1000} s` : "a fault (ModuleFaultPolicy unload)";
+      this.#log("error", `${unit.name}: unloaded after ${why}`);
+      this.#detach(unit);
+      return;
+    }
+    // Exponential backoff between reloads: 100 ms, 200 ms, ... capped at 30 s.
+    unit.retryAt = now + Math.min(100 * 2 ** (unit.faults.length - 1), 30_000);
+  }
+
+  /** Re-instantiates a faulted unit when its backoff has passed; otherwise the call is refused. */
+  #retry(unit: Unit, entryPoint: string): void {
+    const now = Date.now();
+    const reloadable = unit.retryAt !== undefined && !unit.detached && unit.dependents.size === 0;
+    if (!reloadable || now < (unit.retryAt ?? Infinity)) {
+      const when = reloadable ? `, retried in ${unit.retryAt! - now} ms` : "";
+      throw new DsoError(ErrorCodes.DISABLED, `${unit.name}: disabled after a fault (${entryPoint} not called${when})`);
+    }
+    this.#log("notice", `${unit.name}: re-instantiating after a fault`);
+    unit.state.features.length = 0;
+    unit.state.help.length = 0;
+    unit.state.strings = undefined;
+    const { imports, memory } = this.#linkImports(unit.name, unit.bindings, unit.state, unit.sandbox);
+    unit.instance = this.#startInstance(unit.name, unit.compiled, unit.shape, imports, unit.state);
+    unit.memory = memory;
+    unit.faulted = false;
+    unit.retryAt = undefined;
+    this.#initialize(unit);
   }
 
   #commit(unit: Unit): void {

@@ -11,6 +11,9 @@ import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import type { EngineModule } from "../modules/module-api.js";
 import { MOD_DSO_VERSION } from "../modules/module-host.js";
 import type { LogPriority, ModuleHost } from "../modules/module-host.js";
+import { Capabilities } from "../abi/host-symbols.js";
+import type { Capability } from "../abi/host-symbols.js";
+import { PolicyTable } from "../modules/policy.js";
 
 /** The actions mod_dso registers (dso_init): their ACLs come from ModuleControlsACLs. */
 export const DSO_ACTIONS = ["insmod", "lsmod", "rmmod"] as const;
@@ -18,6 +21,29 @@ export const DSO_ACTIONS = ["insmod", "lsmod", "rmmod"] as const;
 export interface DsoSettings {
   /** ModuleControlsACLs, per action; no entry means everyone is denied, root included. */
   acls: AclTable;
+  /** The sandbox directives' settings, per module or library. */
+  readonly policies: PolicyTable;
+}
+
+/** A wasm page: the unit of linear memory. */
+const PAGE_BYTES = 65536;
+/** 1 GiB, proxy-wasm-cpp-host's cap on a VM's memory: no module of ours needs more. */
+const MAX_MEMORY_PAGES = 16384;
+
+/** `16M`, `512K`, `1G` or plain bytes, rounded up to whole pages. */
+export function parseMemorySize(text: string): number {
+  const match = /^(\d+)([KMG]?)$/i.exec(text);
+  if (match === null) throw refuse(`invalid size '${text}' (a number of bytes with an optional K, M or G suffix)`);
+  const unit = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(match[2] ?? "").toUpperCase() as "" | "K" | "M" | "G"];
+  const pages = Math.ceil((Number(match[1]) * unit) / PAGE_BYTES);
+  if (pages < 1 || pages > MAX_MEMORY_PAGES) throw refuse(`size '${text}' is out of range (64K to 1G)`);
+  return pages;
+}
+
+/** Who a sandbox directive applies to: `*`, a module name (`mod_x.c`) or a library name (`libfoo`). */
+function unitName(text: string): string {
+  if (text === "*" || /^mod_[A-Za-z0-9_]+\.c$/.test(text) || /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(text)) return text;
+  throw refuse(`'${text}' names no module or library (use mod_x.c, a library name such as libfoo, or *)`);
 }
 
 export interface DsoModuleOptions {
@@ -71,7 +97,8 @@ export function checkModuleOrder(names: readonly string[], isLoaded: (name: stri
 }
 
 export function createDsoModule(options: DsoModuleOptions): { module: EngineModule; settings: DsoSettings } {
-  const settings: DsoSettings = { acls: EMPTY_ACL_TABLE };
+  const settings: DsoSettings = { acls: EMPTY_ACL_TABLE, policies: new PolicyTable() };
+  const known = Object.values(Capabilities) as string[];
   const module: EngineModule = {
     name: "mod_dso.c",
     kind: "static",
@@ -134,6 +161,80 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
           options.log("notice", `${MOD_DSO_VERSION}: ModuleOrder: module order is now:`);
           for (const name of names) options.log("notice", `${MOD_DSO_VERSION}:  ${name}`);
           for (const name of removed) options.log("notice", `${MOD_DSO_VERSION}: ModuleOrder: '${name}' removed from the engine`);
+        },
+      },
+      {
+        // Beyond proftpd: the sandbox's limits and grants, per module or library (docs/security.md).
+        name: "ModuleMemoryLimit",
+        run: (directive) => {
+          requireArgs(directive, 2);
+          settings.policies.setMemoryCap(unitName(directive.argv[1] as string), parseMemorySize(directive.argv[2] as string));
+        },
+      },
+      {
+        name: "ModuleCPULimit",
+        run: (directive) => {
+          requireArgs(directive, 2);
+          const value = directive.argv[2] as string;
+          const ms = value.toLowerCase() === "off" ? 0 : /^\d+$/.test(value) ? Number(value) : NaN;
+          if (!Number.isInteger(ms) || ms > 3_600_000) throw refuse(`invalid CPU limit '${value}' (milliseconds, or off)`);
+          settings.policies.setCpuBudget(unitName(directive.argv[1] as string), ms);
+        },
+      },
+      {
+        name: "ModuleFaultPolicy",
+        run: (directive) => {
+          requireArgs(directive, 2);
+          const action = directive.argv[2] as string;
+          if (action !== "reload" && action !== "unload") throw refuse(`second parameter must be 'reload' or 'unload', not '${action}'`);
+          const [maxText, windowText] = directive.argv.slice(3);
+          const maxFaults = maxText === undefined ? 5 : Number(maxText);
+          const windowSeconds = windowText === undefined ? 60 : Number(windowText);
+          if (!Number.isInteger(maxFaults) || maxFaults < 1 || !Number.isInteger(windowSeconds) || windowSeconds < 1) {
+            throw refuse("crash-loop limit must be a number of faults and a number of seconds, both at least 1");
+          }
+          settings.policies.setFaultPolicy(unitName(directive.argv[1] as string), { action, maxFaults, windowMs: windowSeconds * 1000 });
+        },
+      },
+      {
+        name: "ModuleCapabilities",
+        run: (directive) => {
+          requireArgs(directive, 2);
+          const names = directive.argv.slice(2).flatMap((word) => word.split(",")).filter((n) => n.length > 0);
+          const unknown = names.find((n) => !known.includes(n));
+          if (unknown !== undefined) throw refuse(`unknown capability '${unknown}' (known: ${known.join(", ")})`);
+          settings.policies.grant(unitName(directive.argv[1] as string), names as Capability[]);
+        },
+      },
+      {
+        name: "ModuleFilesystem",
+        run: (directive) => {
+          requireArgs(directive, 2);
+          const hostPath = directive.argv[2] as string;
+          if (!hostPath.startsWith("/")) throw refuse("must be an absolute path");
+          const mode = directive.argv[3] ?? "ro";
+          if (mode !== "ro" && mode !== "rw") throw refuse(`third parameter must be 'ro' or 'rw', not '${mode}'`);
+          const guestPath = directive.argv[4] ?? hostPath;
+          if (!guestPath.startsWith("/")) throw refuse(`the guest path '${guestPath}' must be absolute`);
+          let stat;
+          try {
+            stat = statSync(hostPath);
+          } catch (cause) {
+            throw new DsoError(ErrorCodes.CONFIG, `error checking '${hostPath}': ${(cause as Error).message}`, { cause });
+          }
+          if (!stat.isDirectory()) throw refuse(`${hostPath} is not a directory`);
+          settings.policies.addPreopen(unitName(directive.argv[1] as string), { hostPath, guestPath, writable: mode === "rw" });
+        },
+      },
+      {
+        name: "ModuleIntegrity",
+        run: (directive) => {
+          requireArgs(directive, 2);
+          const name = directive.argv[1] as string;
+          if (name === "*") throw refuse("a pin names one module or library, not '*'");
+          const match = /^sha256:([0-9a-f]{64})$/.exec(directive.argv[2] as string);
+          if (match === null) throw refuse(`'${directive.argv[2]}' is not a pin (sha256: followed by 64 lower-case hex digits)`);
+          settings.policies.pin(unitName(name), match[1] as string);
         },
       },
       {

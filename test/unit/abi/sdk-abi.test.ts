@@ -7,7 +7,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { HOST_MEMORY_SYMBOL, HOST_SYMBOLS, hostSymbolType } from "../../../host/abi/host-symbols.js";
 import { GLOBAL_NAMESPACE } from "../../../host/linker/resolve.js";
-import { DEFAULT_MEMORY_CAP_PAGES } from "../../../host/modules/module-host.js";
+import { DEFAULT_MEMORY_CAP_PAGES } from "../../../host/modules/policy.js";
 import { readModuleShape } from "../../../host/wasm/reader.js";
 import { formatExternType, formatFuncType } from "../../../host/wasm/types.js";
 import { DOCS_DIR, SDK_DIR } from "../../helpers/paths.js";

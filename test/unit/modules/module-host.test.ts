@@ -8,6 +8,7 @@ import type { ErrnoText, ErrorCode } from "../../../host/errors.js";
 import { HandlerResults } from "../../../host/modules/module-api.js";
 import type { DirectiveContext, EngineModule, HandlerResult, SessionState } from "../../../host/modules/module-api.js";
 import { ModuleHost } from "../../../host/modules/module-host.js";
+import { DEFAULT_POLICY } from "../../../host/modules/policy.js";
 import type { LogPriority, ModuleHostOptions } from "../../../host/modules/module-host.js";
 import { FIXTURES_DIR, LIBEXEC_DIR, fixture, libexec } from "../../helpers/paths.js";
 import { removeModuleDirs, wat, writeModuleDir } from "../../helpers/wat.js";
@@ -146,7 +147,7 @@ beforeAll(async () => {
     // A start function that traps while the engine instantiates.
     "mod_starttrap.wasm": await wat(`(module (global (export "starttrap_module") i32 ${API}) (func $s unreachable) (start $s))`),
     // No start function, but an active data segment past the end of memory: the engine refuses it.
-    "mod_dataoob.wasm": await wat(`(module (global (export "dataoob_module") i32 ${API}) (memory 1) (data (i32.const 65534) "abcd"))`),
+    "mod_dataoob.wasm": await wat(`(module (global (export "dataoob_module") i32 ${API}) (memory 1 1) (data (i32.const 65534) "abcd"))`),
     // Passes our reader (which skips code) but not the engine's validation.
     "mod_badcode.wasm": await wat(
       `(module (global (export "badcode_module") i32 ${API}) (func (export "f") (result i32)))`,
@@ -306,7 +307,7 @@ describe("ModuleHost: loading the example modules", () => {
       errno: undefined,
       lines: ["mod_bigmem.c: memory needs 300 pages, over its cap of 256 pages"],
     });
-    const capped = harness({ modulePath: watDir, memoryCapPages: 2 }).host;
+    const capped = harness({ modulePath: watDir, policy: () => ({ ...DEFAULT_POLICY, memoryCapPages: 2 }) }).host;
     expect(failure(() => capped.loadModule("mod_mem.c")).lines).toEqual(["mod_mem.c: memory needs 3 pages, over its cap of 2 pages"]);
   });
 });
@@ -757,7 +758,7 @@ describe("ModuleHost: every bad guest fails with its own code, errno and lines",
       name: "mod_dir.c",
       dir: () => watDir,
       expected: () => ({
-        code: ErrorCodes.FILE,
+        code: ErrorCodes.UNSAFE_FILE,
         errno: Errno.EACCES,
         lines: [`'${path.join(watDir, "mod_dir.wasm")}' is not a regular file`],
       }),
@@ -884,7 +885,7 @@ describe("ModuleHost: every bad guest fails with its own code, errno and lines",
 });
 
 describe("ModuleHost: traps are contained", () => {
-  it("reports a trap with module and entry point, stops calling the faulted instance, and keeps working", () => {
+  it("reports a trap with module and entry point, stops calling the faulted instance, and keeps working", async () => {
     const { host, logs } = harness({ modulePath: FIXTURES_DIR });
     host.loadModule("mod_trap.c");
     expect(run(host, "mod_trap.c", ["SITE", "OK", "before"]).replies).toEqual(["200 SITE OK: OK before"]);
@@ -894,12 +895,15 @@ describe("ModuleHost: traps are contained", () => {
       lines: ["mod_trap.c: fault in site_TRAP: unreachable"],
     });
     expect(logs).toEqual(["error: mod_trap.c: fault in site_TRAP: unreachable"]);
-    // Its memory may be inconsistent now: the instance is never entered again.
-    expect(failure(() => run(host, "mod_trap.c", ["SITE", "OK"]))).toEqual({
-      code: ErrorCodes.GUEST_TRAP,
-      errno: undefined,
-      lines: ["mod_trap.c: not called after an earlier fault (site_OK)"],
-    });
+    // Its memory may be inconsistent now: the instance is never entered again. Until the
+    // reload backoff (100 ms after a first fault) has passed, calls are refused.
+    const refused = failure(() => run(host, "mod_trap.c", ["SITE", "OK"]));
+    expect(refused.code).toBe(ErrorCodes.DISABLED);
+    expect(refused.lines[0]).toMatch(/^mod_trap\.c: disabled after a fault \(site_OK not called, retried in \d+ ms\)$/);
+    // Then a fresh instance answers, and the faulted one is gone for good.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(run(host, "mod_trap.c", ["SITE", "OK", "again"]).replies).toEqual(["200 SITE OK: OK again"]);
+    expect(logs.at(-1)).toBe("notice: mod_trap.c: re-instantiating after a fault");
     // The host still loads and runs other modules, and can unload the faulted one.
     host.setModulePath(LIBEXEC_DIR);
     host.loadModule("mod_test.c");

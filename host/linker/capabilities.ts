@@ -1,0 +1,56 @@
+/**
+ * Capabilities are checked against the importing unit, at link time. A unit
+ * needs the capability of every host symbol it imports, and also every
+ * capability its providers need: a library that wraps a privileged host symbol
+ * cannot lend that privilege to a module that lacks it (the colluding-plugins
+ * problem of proxy-wasm-cpp-host #140, as a re-export problem).
+ *
+ * Pure: bindings and grants in, needs and problem lines out.
+ */
+import type { Capability } from "../abi/host-symbols.js";
+
+export interface CapabilityNeed {
+  readonly capability: Capability;
+  /** The host symbol that needs it. */
+  readonly hostSymbol: string;
+  /** The import of this unit that leads there (equal to hostSymbol for a direct import). */
+  readonly importName: string;
+  /** The provider the import binds to, when the need is inherited from it. */
+  readonly via: string | undefined;
+}
+
+export interface CapabilityBinding {
+  readonly importName: string;
+  /** The host symbol's capability, for an import bound to the host. */
+  readonly hostCapability: Capability | undefined;
+  /** For an import bound to another unit: that unit's name and its own needs. */
+  readonly provider: { readonly name: string; readonly needs: readonly CapabilityNeed[] } | undefined;
+}
+
+/** Everything a unit needs, directly or through its providers, one entry per capability and origin. */
+export function capabilityNeeds(bindings: readonly CapabilityBinding[]): CapabilityNeed[] {
+  const needs = new Map<string, CapabilityNeed>();
+  const add = (need: CapabilityNeed): void => {
+    const key = `${need.capability}\0${need.hostSymbol}\0${need.via ?? ""}`;
+    if (!needs.has(key)) needs.set(key, need);
+  };
+  for (const binding of bindings) {
+    if (binding.hostCapability !== undefined) {
+      add({ capability: binding.hostCapability, hostSymbol: binding.importName, importName: binding.importName, via: undefined });
+    }
+    for (const inherited of binding.provider?.needs ?? []) {
+      add({ capability: inherited.capability, hostSymbol: inherited.hostSymbol, importName: binding.importName, via: binding.provider?.name });
+    }
+  }
+  return [...needs.values()];
+}
+
+export function capabilityProblems(importer: string, needs: readonly CapabilityNeed[], granted: ReadonlySet<Capability>): string[] {
+  return needs
+    .filter((need) => !granted.has(need.capability))
+    .map((need) =>
+      need.via === undefined
+        ? `${importer}: symbol '${need.hostSymbol}' needs capability '${need.capability}', which ${importer} is not granted`
+        : `${importer}: symbol '${need.importName}' of ${need.via} needs capability '${need.capability}' (it reaches host symbol '${need.hostSymbol}'), which ${importer} is not granted`,
+    );
+}
