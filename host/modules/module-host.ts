@@ -625,7 +625,6 @@ export class ModuleHost {
         throw new DsoError(
           ErrorCodes.MEMORY_LIMIT,
           `${name} defines its own memory with ${declared}; import env.memory or declare a maximum within its cap of ${cap} pages`,
-          { errno: Errno.EPERM },
         );
       }
     }

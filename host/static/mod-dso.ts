@@ -62,6 +62,15 @@ function requireArgs(directive: ActiveCommand, count: number): void {
   if (directive.argv.length - 1 < count) throw refuse("missing parameters");
 }
 
+/** Failures the host logs itself in proftpd's words; the rest are logged here before the fatal line. */
+const HOST_LOGGED: ReadonlySet<string> = new Set([
+  ErrorCodes.ALREADY_LOADED,
+  ErrorCodes.API_VERSION,
+  ErrorCodes.INIT_FAILED,
+  ErrorCodes.MODULE_NOT_FOUND,
+  ErrorCodes.BAD_MODULE_NAME,
+]);
+
 /** proftpd's frame for a failed load: the errno text where proftpd has one, our message otherwise. */
 function loadReason(error: unknown): string {
   if (!isDsoError(error)) return String(error);
@@ -133,7 +142,7 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
           try {
             options.host().loadModule(name);
           } catch (error) {
-            if (isDsoError(error) && error.errno === undefined) {
+            if (isDsoError(error) && !HOST_LOGGED.has(error.code)) {
               for (const line of error.lines) options.log("notice", `${MOD_DSO_VERSION}: ${line}`);
             }
             throw refuse(`error loading module '${name}': ${loadReason(error)}`);
