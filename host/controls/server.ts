@@ -183,6 +183,25 @@ export function exchangeMessages(caller: ControlsCaller, argv: readonly string[]
 
 const pad = (value: number, width = 2): string => String(value).padStart(width, "0");
 
+/**
+ * Fits a response into proftpd's limits (1024 lines, each under 1024 bytes)
+ * instead of failing it: a link error of a 100,000-import module keeps its
+ * status and first lines, and says how many more there were.
+ */
+export function fitResponseLines(lines: readonly string[]): string[] {
+  const maxLines = RESPONSE_LIMITS.maxArgs;
+  const maxBytes = RESPONSE_LIMITS.maxArgBytes;
+  const fit = (line: string): string => {
+    if (Buffer.byteLength(line) <= maxBytes) return line;
+    let cut = line.slice(0, maxBytes - 3);
+    while (Buffer.byteLength(`${cut}...`) > maxBytes) cut = cut.slice(0, -1);
+    return `${cut}...`;
+  };
+  if (lines.length <= maxLines) return lines.map(fit);
+  const kept = lines.slice(0, maxLines - 1).map(fit);
+  return [...kept, `(${lines.length - kept.length} more lines not shown: a response holds at most ${maxLines} lines)`];
+}
+
 /** `2026-11-26 18:57:02,393 mod_ctrls/0.9.5[8245]: <message>`, local time like proftpd's log files. */
 export function formatControlsLogLine(when: Date, pid: number, message: string): string {
   return `${formatTimestamp(when)} ${MOD_CTRLS_VERSION}[${pid}]: ${message}`;
@@ -404,9 +423,9 @@ export class ControlsServer {
 
   #reply(socket: Socket, caller: ControlsCaller, argv: readonly string[] | undefined, result: ControlsResult): void {
     let bytes: Buffer;
-    let sent = result;
+    let sent: ControlsResult = { status: result.status, lines: fitResponseLines(result.lines) };
     try {
-      bytes = encodeMessage(result.status, result.lines, RESPONSE_LIMITS);
+      bytes = encodeMessage(sent.status, sent.lines, RESPONSE_LIMITS);
     } catch (error) {
       sent = { status: ControlsStatus.FAILED, lines: [(error as Error).message] };
       bytes = encodeMessage(sent.status, sent.lines);

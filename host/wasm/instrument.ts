@@ -59,6 +59,10 @@ export const fuelExportName = "__dso_fuel";
 export const refuelImport = { module: "dso_sandbox", name: "refuel" } as const;
 /** How many times refuel may be entered without refilling before the guest traps (see the file comment). */
 export const REFUEL_RETRY_LIMIT = 16;
+/** Loop iterations counted in a local between charges to the global (see loopCheck). */
+export const LOOP_CHUNK = 1024;
+/** V8's limit on a function's locals (params included): kV8MaxWasmFunctionLocals. */
+const MAX_LOCALS = 50_000;
 
 export interface InstrumentedModule {
   readonly bytes: Uint8Array<ArrayBuffer>;
@@ -95,6 +99,9 @@ const Op = {
   if: 0x04,
   end: 0x0b,
   call: 0x10,
+  localGet: 0x20,
+  localSet: 0x21,
+  localTee: 0x22,
   globalGet: 0x23,
   globalSet: 0x24,
   i32Const: 0x41,
@@ -118,7 +125,10 @@ interface RawSection {
 /** What the earlier sections tell the later ones, filled in section order. */
 interface State {
   readonly bytes: Uint8Array;
-  typeCount: number;
+  /** Parameter count of each type (a loop counter local is numbered after params and locals). */
+  readonly typeParams: number[];
+  /** Type index of each defined function. */
+  readonly funcTypes: number[];
   /** Index of the `() -> ()` type used by the import and the slow path. */
   voidType: number;
   funcImports: number;
@@ -129,7 +139,6 @@ interface State {
   fuelGlobal: number;
   refuelFunc: number;
   slowFunc: number;
-  loopCheck: Uint8Array;
 }
 
 function splitSections(bytes: Uint8Array): RawSection[] {
@@ -169,13 +178,14 @@ function skipLimits(r: WasmReader): void {
   if (flags & 0x01) r.skipLeb(width);
 }
 
-function env(state: State, where: string, globalLimit: number, inCode: boolean): ExpressionEnv {
+function env(state: State, where: string, globalLimit: number, loopCheck?: Uint8Array): ExpressionEnv {
   return {
     funcCount: state.funcImports + state.definedFuncs,
     firstShiftedFunc: state.funcImports,
     globalLimit,
-    loopCheck: inCode ? state.loopCheck : undefined,
+    loopCheck,
     where,
+    stats: { loops: 0, calls: 0 },
   };
 }
 
@@ -200,10 +210,10 @@ function rewriteTypes(r: WasmReader, state: State): WasmWriter {
     const results = r.u32();
     for (let q = results; q > 0; q--) skipValueType(r);
     if (params === 0 && results === 0 && voidType < 0) voidType = i;
+    state.typeParams.push(params);
   }
   expectEnd(r, Section.type);
   const entries = r.bytes.subarray(entriesStart, r.end);
-  state.typeCount = count;
   if (voidType >= 0) {
     state.voidType = voidType;
     return w.u32(count).bytes(entries);
@@ -267,7 +277,12 @@ function rewriteFunctions(r: WasmReader | undefined, state: State): WasmWriter {
   if (r !== undefined) {
     count = r.u32();
     entriesStart = r.offset;
-    for (let i = 0; i < count; i++) r.u32();
+    for (let i = 0; i < count; i++) {
+      const at = r.offset;
+      const type = r.u32();
+      if (type >= state.typeParams.length) throw malformed(at, `type index ${type} out of range`);
+      state.funcTypes.push(type);
+    }
     expectEnd(r, Section.function);
   }
   state.definedFuncs = count;
@@ -290,7 +305,7 @@ function rewriteTables(r: WasmReader, state: State): WasmWriter {
       skipValueType(r);
       skipLimits(r);
       w.bytes(r.bytes.subarray(copyFrom, r.offset));
-      rewriteExpression(r, w, env(state, `table ${i} initializer`, state.globalImports, false));
+      rewriteExpression(r, w, env(state, `table ${i} initializer`, state.globalImports));
       copyFrom = r.offset;
     } else {
       skipValueType(r);
@@ -314,7 +329,7 @@ function rewriteGlobals(r: WasmReader | undefined, state: State): WasmWriter {
       w.bytes(r.bytes.subarray(typeStart, r.offset));
       // An initializer may read only the globals before it.
       const index = state.globalImports + i;
-      rewriteExpression(r, w, env(state, `global ${index} initializer`, index, false));
+      rewriteExpression(r, w, env(state, `global ${index} initializer`, index));
     }
     expectEnd(r, Section.global);
   }
@@ -368,7 +383,7 @@ function rewriteElements(r: WasmReader, state: State): WasmWriter {
     const flags = r.u32();
     if (flags > 7) throw malformed(at, `unknown element segment flags ${flags}`);
     w.u32(flags);
-    const where = env(state, `element segment ${i}`, globalCount, false);
+    const where = env(state, `element segment ${i}`, globalCount);
     // Bit 0: passive or declarative (no offset); bit 1: explicit table index (active) or declarative; bit 2: expressions.
     const active = (flags & 0x01) === 0;
     const copy = (from: number): void => {
@@ -418,7 +433,7 @@ function rewriteData(r: WasmReader, state: State): WasmWriter {
     w.u32(flags);
     if (flags > 2) throw malformed(at, `unknown data segment flags ${flags}`);
     if (flags === 2) w.u32(r.u32()); // memory index
-    if (flags !== 1) rewriteExpression(r, w, env(state, `data segment ${i}`, globalCount, false));
+    if (flags !== 1) rewriteExpression(r, w, env(state, `data segment ${i}`, globalCount));
     const sizeAt = r.offset;
     const size = r.u32();
     const from = r.offset;
@@ -448,15 +463,34 @@ function rewriteCode(r: WasmReader | undefined, state: State): WasmWriter {
       const bodyReader = new WasmReader(r.bytes, r.offset, r.offset + size);
       r.skip(size);
       try {
-        const localsStart = bodyReader.offset;
-        for (let n = bodyReader.u32(); n > 0; n--) {
-          bodyReader.u32();
+        const declCount = bodyReader.u32();
+        const declsStart = bodyReader.offset;
+        let locals = state.typeParams[state.funcTypes[i] as number] ?? 0;
+        for (let n = declCount; n > 0; n--) {
+          locals += bodyReader.u32();
           skipValueType(bodyReader);
         }
-        const bodyOut = new WasmWriter(size + 64);
-        bodyOut.bytes(bodyReader.bytes.subarray(localsStart, bodyReader.offset)).bytes(state.loopCheck);
-        rewriteExpression(bodyReader, bodyOut, env(state, `function ${funcIndex}`, globalCount, true));
+        const decls = bodyReader.bytes.subarray(declsStart, bodyReader.offset);
+        // The loop counter is a new i32 local numbered after every existing one,
+        // so no existing local.get/set needs renumbering.
+        const counter = locals;
+        const expression = env(state, `function ${funcIndex}`, globalCount, loopCheck(state, counter));
+        const code = new WasmWriter(size + 64);
+        rewriteExpression(bodyReader, code, expression);
         if (!bodyReader.atEnd) throw malformed(bodyReader.offset, `function ${funcIndex} has bytes after its final end`);
+        const bodyOut = new WasmWriter(code.length + decls.length + 32);
+        if (expression.stats.loops > 0) {
+          if (counter + 1 > MAX_LOCALS) throw malformed(sizeAt, `function ${funcIndex} has too many locals to add a loop counter`);
+          bodyOut.u32(declCount + 1).bytes(decls).bytes([1, I32]);
+        } else {
+          bodyOut.u32(declCount).bytes(decls);
+        }
+        // A function that calls nothing runs its straight-line code once per
+        // entry and meters its loops itself: its entry check can go. Any call
+        // (imports included: they may be other guests' exports, calling back)
+        // keeps it, so every cycle and every fan-out through calls is metered.
+        if (expression.stats.calls > 0) bodyOut.bytes(entryCheck(state));
+        bodyOut.bytes(code.view());
         w.sized(bodyOut);
       } catch (error) {
         // Name the function in every failure, including truncation found by the byte reader.
@@ -477,7 +511,7 @@ function slowPathBody(state: State): WasmWriter {
     new WasmWriter(16).byte(Op.globalGet).bytes(fuel).byte(Op.i32Const).s32(limit).byte(Op.i32LtS);
   return new WasmWriter(48)
     .byte(0) // no locals
-    .bytes(fuelBelow(-REFUEL_RETRY_LIMIT).view())
+    .bytes(fuelBelow(-REFUEL_RETRY_LIMIT * LOOP_CHUNK).view())
     .bytes([Op.if, Op.emptyBlock, Op.unreachable, Op.end])
     .byte(Op.call)
     .u32(state.refuelFunc)
@@ -529,16 +563,42 @@ function rewriteNames(r: WasmReader, state: State): WasmWriter | undefined {
   }
 }
 
-function fuelCheck(state: State): Uint8Array {
+/** fuel -= 1; if (fuel < 0) call $slow — at the entry of every function that calls anything. */
+function entryCheck(state: State): Uint8Array {
   const fuel = lebU32(state.fuelGlobal);
-  // fuel -= 1; if (fuel < 0) call $slow. Two loads of the global rather than a
-  // scratch local: no function's local declarations change, and the branch is
-  // almost never taken, so it predicts well.
   return Uint8Array.from([
     Op.globalGet, ...fuel, Op.i32Const, 1, Op.i32Sub, Op.globalSet, ...fuel,
     Op.globalGet, ...fuel, Op.i32Const, 0, Op.i32LtS,
     Op.if, Op.emptyBlock, Op.call, ...lebU32(state.slowFunc), Op.end,
   ]);
+}
+
+/**
+ * At each loop header: count down a local, and only every LOOP_CHUNK
+ * iterations charge the global (by LOOP_CHUNK) and maybe call $slow.
+ *
+ * Why a local: a global is memory to V8, so decrementing it every iteration
+ * adds a load and a store to each iteration of every loop; on a store-bound
+ * loop (the sieve in bench/cpu.ts) that nearly doubled the time. The local
+ * lives in a register. It starts at 0 (locals are zeroed), so the first
+ * iteration of each call charges a whole chunk: fuel is over-charged, never
+ * under-charged, and an invocation runs at most LOOP_CHUNK iterations before
+ * the global sees them.
+ *
+ *     if ((c = c - 1) < 0) { c = LOOP_CHUNK - 1; fuel -= LOOP_CHUNK; if (fuel < 0) call $slow }
+ */
+function loopCheck(state: State, counter: number): Uint8Array {
+  const fuel = lebU32(state.fuelGlobal);
+  const c = lebU32(counter);
+  return new WasmWriter(48)
+    .byte(Op.localGet).bytes(c).byte(Op.i32Const).s32(1).byte(Op.i32Sub).byte(Op.localTee).bytes(c)
+    .byte(Op.i32Const).s32(0).byte(Op.i32LtS)
+    .bytes([Op.if, Op.emptyBlock])
+    .byte(Op.i32Const).s32(LOOP_CHUNK - 1).byte(Op.localSet).bytes(c)
+    .byte(Op.globalGet).bytes(fuel).byte(Op.i32Const).s32(LOOP_CHUNK).byte(Op.i32Sub).byte(Op.globalSet).bytes(fuel)
+    .byte(Op.globalGet).bytes(fuel).byte(Op.i32Const).s32(0).byte(Op.i32LtS)
+    .bytes([Op.if, Op.emptyBlock, Op.call, ...lebU32(state.slowFunc), Op.end, Op.end])
+    .finish();
 }
 
 /**
@@ -562,7 +622,8 @@ function instrument(bytes: Uint8Array): InstrumentedModule {
   const sections = splitSections(bytes);
   const state: State = {
     bytes,
-    typeCount: 0,
+    typeParams: [],
+    funcTypes: [],
     voidType: 0,
     funcImports: 0,
     globalImports: 0,
@@ -571,7 +632,6 @@ function instrument(bytes: Uint8Array): InstrumentedModule {
     fuelGlobal: 0,
     refuelFunc: 0,
     slowFunc: 0,
-    loopCheck: new Uint8Array(0),
   };
   const find = (id: number): WasmReader | undefined => {
     const s = sections.find((section) => section.id === id);
@@ -593,7 +653,6 @@ function instrument(bytes: Uint8Array): InstrumentedModule {
   const globals = rewriteGlobals(find(Section.global), state);
   replaced.set(Section.global, globals);
   state.fuelGlobal = state.globalImports + state.definedGlobals;
-  state.loopCheck = fuelCheck(state);
   replaced.set(Section.export, rewriteExports(find(Section.export), state));
   const start = find(Section.start);
   if (start !== undefined) replaced.set(Section.start, rewriteStart(start, state));

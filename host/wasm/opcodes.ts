@@ -35,6 +35,15 @@ export interface ExpressionEnv {
   readonly loopCheck: Uint8Array | undefined;
   /** "function 12" or "global 3 initializer", for error messages. */
   readonly where: string;
+  /** Filled in while rewriting: what the instrumenter needs to know about the expression afterwards. */
+  readonly stats: ExpressionStats;
+}
+
+export interface ExpressionStats {
+  /** `loop` instructions seen. */
+  loops: number;
+  /** Call instructions of any kind (direct, indirect, by reference, tail), to imports too. */
+  calls: number;
 }
 
 /** Single-byte value types, incl. the GC shorthands: their extent is one byte whatever V8 thinks of them. */
@@ -172,6 +181,7 @@ export function rewriteExpression(r: WasmReader, w: WasmWriter, env: ExpressionE
       case 0x03: // loop: every backward branch lands here, so this is where the check goes
         skipBlockType(r);
         depth++;
+        env.stats.loops++;
         if (env.loopCheck !== undefined) {
           flush(r.offset);
           w.bytes(env.loopCheck);
@@ -201,12 +211,15 @@ export function rewriteExpression(r: WasmReader, w: WasmWriter, env: ExpressionE
         break;
       case 0x07: case 0x08: case 0x09: // catch tag, throw tag, rethrow depth
       case 0x0c: case 0x0d: // br, br_if
-      case 0x14: case 0x15: // call_ref, return_call_ref (type index)
       case 0x20: case 0x21: case 0x22: // local.get/set/tee
       case 0x25: case 0x26: // table.get/set
       case 0x3f: case 0x40: // memory.size/grow (memory index)
       case 0xd5: case 0xd6: // br_on_null, br_on_non_null
         r.u32();
+        break;
+      case 0x14: case 0x15: // call_ref, return_call_ref (type index)
+        r.u32();
+        env.stats.calls++;
         break;
       case 0x0e: // br_table
         for (let n = r.u32(); n > 0; n--) r.u32();
@@ -216,6 +229,7 @@ export function rewriteExpression(r: WasmReader, w: WasmWriter, env: ExpressionE
       case 0x12: // return_call
       case 0xd2: {
         // ref.func
+        if (op !== 0xd2) env.stats.calls++;
         flush(r.offset);
         const indexAt = r.offset;
         const index = r.u32();
@@ -228,6 +242,7 @@ export function rewriteExpression(r: WasmReader, w: WasmWriter, env: ExpressionE
       case 0x13: // return_call_indirect
         r.u32();
         r.u32();
+        env.stats.calls++;
         break;
       case 0x1c: // select with value types
         for (let n = r.u32(); n > 0; n--) skipValueType(r);

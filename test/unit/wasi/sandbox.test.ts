@@ -4,7 +4,18 @@
  * preopens stay unchanged.
  */
 import { execFileSync } from "node:child_process";
-import { constants, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { E, OFlags } from "../../../host/wasi/errno.js";
@@ -315,19 +326,35 @@ describe("a component swapped for a symlink between the check and the open", () 
     }
   });
 
-  it("keeps mkdir and unlink inside when a parent is swapped", () => {
-    mkdirSync(path.join(tree.root, "a"));
-    const root = rootWithSwap(() => {
-      renameSync(path.join(tree.root, "a"), path.join(tree.root, "a.old"));
-      symlinkSync(tree.outside, path.join(tree.root, "a"));
-    });
-    try {
-      const made = root.resolve([], "a/evil", false);
-      expect(() => root.atParent(made.rel, (host) => mkdirSync(host))).toThrow();
-      expect(existsSync(path.join(tree.outside, "evil"))).toBe(false);
-      outsideUnchanged();
-    } finally {
-      root.close();
+  it("keeps mkdir, unlink and rename inside when a parent is swapped", () => {
+    const ops: Array<[string, (root: SandboxRoot) => void]> = [
+      ["mkdir", (root) => root.atParent(root.resolve([], "a/evil", false).rel, (host) => mkdirSync(host))],
+      ["unlink", (root) => root.atParent(root.resolve([], "a/secret.txt", false).rel, (host) => unlinkSync(host))],
+      [
+        "rename",
+        (root) => {
+          const from = root.resolve([], "a/secret.txt", false).rel;
+          root.atParent(from, (host) => renameSync(host, path.join(tree.root, "stolen.txt")));
+        },
+      ],
+    ];
+    for (const [name, op] of ops) {
+      rmSync(path.join(tree.root, "a"), { recursive: true, force: true });
+      rmSync(path.join(tree.root, "a.old"), { recursive: true, force: true });
+      mkdirSync(path.join(tree.root, "a"));
+      writeFileSync(path.join(tree.root, "a", "secret.txt"), "decoy");
+      const root = rootWithSwap(() => {
+        renameSync(path.join(tree.root, "a"), path.join(tree.root, "a.old"));
+        symlinkSync(tree.outside, path.join(tree.root, "a"));
+      });
+      try {
+        expect(() => op(root), name).toThrow();
+        expect(existsSync(path.join(tree.outside, "evil")), name).toBe(false);
+        expect(existsSync(path.join(tree.root, "stolen.txt")), name).toBe(false);
+        outsideUnchanged();
+      } finally {
+        root.close();
+      }
     }
   });
 });

@@ -1,0 +1,214 @@
+/**
+ * A corpus of hostile guests and configs tried against the real daemon: each
+ * gets a clear error (never a stack trace), and afterwards dsod still serves
+ * FTP and controls.
+ */
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { wat } from "../helpers/wat.js";
+import { FtpControl } from "./helpers/ftp-client.js";
+import { LIBEXEC, RunningDsod, baseConfig, dsoctl, logMessages, runDsod, tempDir, writeConfig } from "./helpers/dsod.js";
+
+const API = "(i32.const 32)";
+
+function leb(value: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = value & 0x7f;
+    value >>>= 7;
+    if (value !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (value !== 0);
+  return out;
+}
+
+function section(id: number, body: number[]): number[] {
+  return [id, ...leb(body.length), ...body];
+}
+
+function name(text: string): number[] {
+  const bytes = [...Buffer.from(text)];
+  return [...leb(bytes.length), ...bytes];
+}
+
+/** A module with `count` function imports `env.sym_N: () -> nil` and its module symbol. */
+function importBomb(stem: string, count: number): Buffer {
+  const imports: number[] = [...leb(count)];
+  for (let i = 0; i < count; i++) imports.push(...name("env"), ...name(`sym_${i}`), 0x00, 0x00);
+  return Buffer.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, [0x01, 0x60, 0x00, 0x00]),
+    ...section(2, imports),
+    ...section(6, [0x01, 0x7f, 0x00, 0x41, 0x20, 0x0b]),
+    ...section(7, [0x01, ...name(`${stem.slice(4)}_module`), 0x03, 0x00]),
+  ]);
+}
+
+/** A module importing env.memory (min `pages`) with one data segment of `size` bytes at offset 0. */
+function dataBomb(stem: string, pages: number, size: number): Buffer {
+  const data = Buffer.alloc(size, 0x41);
+  return Buffer.concat([
+    Buffer.from([
+      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+      ...section(2, [0x01, ...name("env"), ...name("memory"), 0x02, 0x00, ...leb(pages)]),
+      ...section(6, [0x01, 0x7f, 0x00, 0x41, 0x20, 0x0b]),
+      ...section(7, [0x01, ...name(`${stem.slice(4)}_module`), 0x03, 0x00]),
+      0x0b, ...leb(size + 5 + leb(size).length), 0x01, 0x00, 0x41, 0x00, 0x0b, ...leb(size),
+    ]),
+    data,
+  ]);
+}
+
+let mods: string;
+let daemon: RunningDsod;
+const good = readFileSync(`${LIBEXEC}/mod_test.wasm`);
+
+beforeAll(async () => {
+  const dir = tempDir();
+  mods = path.join(dir, "mods");
+  mkdirSync(mods);
+  chmodSync(mods, 0o755);
+  const files: Record<string, Uint8Array> = {
+    "mod_empty.wasm": new Uint8Array(),
+    "mod_elf.wasm": Buffer.from("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00", "latin1"),
+    "mod_text.wasm": Buffer.from("#!/bin/sh\nrm -rf /\n"),
+    "mod_trunc8.wasm": good.subarray(0, 8),
+    "mod_trunchalf.wasm": good.subarray(0, good.length >> 1),
+    "mod_trunclast.wasm": good.subarray(0, good.length - 1),
+    "mod_bomb.wasm": importBomb("mod_bomb", 100_000),
+    "mod_bigdata.wasm": dataBomb("mod_bigdata", 1, 20 * 1024 * 1024),
+    "mod_hugemem.wasm": dataBomb("mod_hugemem", 60_000, 16),
+    "mod_badptr.wasm": await wat(`(module
+      (import "env" "memory" (memory 1))
+      (import "env" "pr_response_add" (func $reply (param i32 i32)))
+      (global (export "badptr_module") i32 ${API})
+      (export "memory" (memory 0))
+      (func (export "site_BADPTR") (result i32) (call $reply (i32.const -16) (i32.const 7)) (i32.const 1)))`),
+    "mod_startloop.wasm": await wat(`(module
+      (global (export "startloop_module") i32 ${API})
+      (func $forever (loop $l (br $l)))
+      (start $forever))`),
+  };
+  // Corrupted copies: bytes flipped at fixed, spread-out places in a real guest.
+  for (const at of [9, 20, 100, 400, 1000, 2000, 4000]) {
+    const copy = Buffer.from(good);
+    copy[at] = (copy[at] ?? 0) ^ 0xff;
+    files[`mod_flip${at}.wasm`] = copy;
+  }
+  for (const [file, bytes] of Object.entries(files)) writeFileSync(path.join(mods, file), bytes);
+  const config = writeConfig(dir, [baseConfig(dir), `ModulePath ${mods}`, "ModuleCPULimit * 500"].join("\n"));
+  daemon = await RunningDsod.start(config, `${dir}/dsod.sock`);
+}, 60_000);
+
+afterAll(async () => {
+  await daemon.stop();
+});
+
+async function expectServing(): Promise<void> {
+  const { client } = await FtpControl.connect(daemon.port);
+  try {
+    await client.login();
+    expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
+  } finally {
+    client.close();
+  }
+  const lsmod = await dsoctl(["-s", daemon.socket, "lsmod"]);
+  expect(lsmod.stdout.split("\n")[0]).toBe("dsoctl: Loaded Modules:");
+}
+
+describe("hostile guests through insmod", () => {
+  it.each([
+    ["mod_empty.c", "'MODS/mod_empty.wasm': not a WebAssembly binary (bad magic number)"],
+    ["mod_elf.c", "'MODS/mod_elf.wasm': not a WebAssembly binary (bad magic number)"],
+    ["mod_text.c", "'MODS/mod_text.wasm': not a WebAssembly binary (bad magic number)"],
+    // A bare header is a valid, empty module: it lacks its module symbol (proftpd's ENOENT).
+    ["mod_trunc8.c", "No such file or directory"],
+  ])("%s is refused with a clear line", async (module, reason) => {
+    const result = await dsoctl(["-s", daemon.socket, "insmod", module]);
+    expect(result.stdout).toBe(`dsoctl: error loading '${module}': ${reason.replace("MODS", mods)}\n`);
+    expect(result.status).toBe(3);
+    await expectServing();
+  });
+
+  it("refuses truncated and corrupted binaries without a stack trace", async () => {
+    for (const module of ["mod_trunchalf.c", "mod_trunclast.c", "mod_flip9.c", "mod_flip20.c", "mod_flip100.c", "mod_flip400.c", "mod_flip1000.c", "mod_flip2000.c", "mod_flip4000.c"]) {
+      const result = await dsoctl(["-s", daemon.socket, "insmod", module]);
+      // A flipped byte may land where it changes nothing that matters; then the module loads and is removed again.
+      if (result.status === 0) {
+        expect((await dsoctl(["-s", daemon.socket, "rmmod", module])).status).toBe(0);
+        continue;
+      }
+      expect(result.stdout).toMatch(new RegExp(`^dsoctl: error loading '${module.replace(".", "\\.")}': .+\\n`));
+      expect(result.stdout).not.toMatch(/\n\s+at /);
+    }
+    expect(daemon.stderr).not.toMatch(/\n\s+at /);
+    await expectServing();
+  });
+
+  it("links an import bomb of 100,000 imports only to report what is undefined", async () => {
+    const result = await dsoctl(["-s", daemon.socket, "insmod", "mod_bomb.c"]);
+    expect(result.status).toBe(3);
+    const lines = result.stdout.trimEnd().split("\n");
+    expect(lines[0]).toBe("dsoctl: error loading 'mod_bomb.c': mod_bomb.c: undefined symbol 'sym_0' (func () -> nil)");
+    expect(lines).toHaveLength(1024);
+    expect(lines.at(-1)).toBe("dsoctl: (98977 more lines not shown: a response holds at most 1024 lines)");
+    await expectServing();
+  });
+
+  it("refuses data segments larger than memory and memories over the cap", async () => {
+    const big = await dsoctl(["-s", daemon.socket, "insmod", "mod_bigdata.c"]);
+    expect(big.stdout).toMatch(/^dsoctl: error loading 'mod_bigdata\.c': mod_bigdata\.c: cannot be instantiated: .*data segment.*out of bounds/);
+    const huge = await dsoctl(["-s", daemon.socket, "insmod", "mod_hugemem.c"]);
+    expect(huge.stdout).toBe("dsoctl: error loading 'mod_hugemem.c': mod_hugemem.c: memory needs 60000 pages, over its cap of 256 pages\n");
+    await expectServing();
+  });
+
+  it("contains a handler that passes a pointer outside its memory", async () => {
+    expect((await dsoctl(["-s", daemon.socket, "insmod", "mod_badptr.c"])).stdout).toBe("dsoctl: 'mod_badptr.c' loaded\n");
+    const { client } = await FtpControl.connect(daemon.port);
+    try {
+      await client.login();
+      expect(await client.send("SITE BADPTR")).toEqual(["451 Requested action aborted: local error in processing."]);
+      expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
+    } finally {
+      client.close();
+    }
+    expect(logMessages(daemon.stderr).join("\n")).toMatch(/mod_badptr\.c: fault in site_BADPTR: invalid string passed to 'pr_response_add' \(pointer -16\)/);
+    await expectServing();
+  });
+});
+
+describe("hostile configs", () => {
+  function check(text: string | Buffer): { status: number | null; stderr: string } {
+    const dir = tempDir();
+    const file = path.join(dir, "dsod.conf");
+    writeFileSync(file, text);
+    const result = runDsod(["-t", "-c", file]);
+    return { status: result.status, stderr: result.stderr };
+  }
+
+  it.each([
+    ["binary garbage", Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 131 + 7) % 256))],
+    ["a 4 MB line", `ServerName ${"x".repeat(4 * 1024 * 1024)}\nBogus`],
+    ["NUL bytes", "ServerName a\0b\nLoadModule mod_\0test.c\n"],
+    ["an unterminated quote", 'ServerName "never closed\nLoadModule mod_nope.c\n'],
+    ["10,000 nested false sections", `${"<IfModule mod_nope.c>\n".repeat(10_000)}${"</IfModule>\n".repeat(9_999)}`],
+  ])("%s gets a Fatal line and exit 1, never a stack trace", (_label, text) => {
+    const result = check(text);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/Fatal: /);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("an Include loop is stopped with a clear error", () => {
+    const dir = tempDir();
+    const file = path.join(dir, "loop.conf");
+    writeFileSync(file, `Include ${file}\n`);
+    const result = runDsod(["-t", "-c", file]);
+    expect(result.status).toBe(1);
+    expect(logMessages(result.stderr)).toEqual([
+      `Fatal: Include: too many levels of Include (64), an Include loop? on line 1 of '${file}'`,
+    ]);
+  });
+});
