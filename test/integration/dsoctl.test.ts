@@ -699,6 +699,13 @@ describe("garbage on the controls socket", () => {
   });
 });
 
+/** Expects dsod on `config` to refuse to start; one that starts anyway is stopped, not leaked. */
+async function expectStartRefused(config: string, socket: string, reason: RegExp): Promise<void> {
+  const attempt = RunningDsod.start(config, socket);
+  attempt.then((daemon) => running.push(daemon)).catch(() => {});
+  await expect(attempt).rejects.toThrow(reason);
+}
+
 describe("the controls socket file", () => {
   it("a second dsod on the same ControlsSocket refuses to start while the first answers", async () => {
     const first = await startDsod([...OPEN_ACLS, "LoadModule mod_test.c"]);
@@ -707,7 +714,7 @@ describe("the controls socket file", () => {
       [`DefaultAddress 127.0.0.1`, `Port 0`, `AuthUserFile ${PASSWD}`, `ControlsSocket ${first.socket}`, ...OPEN_ACLS].join("\n"),
       "second.conf",
     );
-    await expect(RunningDsod.start(second, first.socket)).rejects.toThrow(/Fatal: another dsod is running on '.*dsod\.sock'/);
+    await expectStartRefused(second, first.socket, /Fatal: another dsod is running on '.*dsod\.sock'/);
     expect((await ctl(first.socket, ["lsmod"])).stdout).toBe(lsmodOutput([...COMPILED_IN, "mod_test.c"]));
     expect(lstatSync(first.socket).isSocket()).toBe(true);
   });
@@ -729,7 +736,7 @@ describe("the controls socket file", () => {
       [`DefaultAddress 127.0.0.1`, `Port 0`, `AuthUserFile ${PASSWD}`, `ControlsSocket ${first.socket}`, ...OPEN_ACLS].join("\n"),
       "second.conf",
     );
-    await expect(RunningDsod.start(second, first.socket)).rejects.toThrow(/exists and is not a socket/);
+    await expectStartRefused(second, first.socket, /exists and is not a socket/);
     expect(readFileSync(first.socket, "utf8")).toBe("not a socket\n");
     // The first dsod's controls are unreachable now, but its shutdown must not delete a file it does not own.
     expect(await first.daemon.stop()).toBe(0);
