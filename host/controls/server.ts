@@ -19,7 +19,8 @@
  * `dispatchRequest`, `helpLines` and the ControlsLog formatters are pure; the
  * class is the shell around them.
  */
-import { chmodSync, closeSync, lstatSync, openSync, unlinkSync, writeSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, linkSync, lstatSync, openSync, statSync, unlinkSync, writeSync } from "node:fs";
+import path from "node:path";
 import { createConnection, createServer } from "node:net";
 import type { Server, Socket } from "node:net";
 import { DsoError, ErrorCodes } from "../errors.js";
@@ -68,6 +69,8 @@ export interface AccountNames {
 export interface ControlsServerOptions {
   /** ControlsSocket: an absolute path of at most 107 bytes (sun_path). */
   readonly socketPath: string;
+  /** ControlsSocketOwner: who the socket file belongs to; unchanged (the daemon's user) when absent. */
+  readonly socketOwner?: { readonly uid: number; readonly gid: number } | undefined;
   readonly actions: readonly ControlsAction[];
   /** ControlsSocketACL, read per connection so that a reloaded config applies at once. */
   readonly socketAcl?: () => Acl;
@@ -101,6 +104,9 @@ export const MOD_CTRLS_VERSION = "mod_ctrls/0.9.5";
  * Operators who want the kernel to keep others out restrict the directory.
  */
 const SOCKET_MODE = 0o777;
+
+/** How long an answered client may keep its connection open before it is closed for it. */
+const REPLY_GRACE_MS = 1_000;
 
 const HELP_ACTION = "help";
 /** mod_ctrls.c ctrls_acttab: `help` is mod_ctrls's own, with no ACL of its own. */
@@ -243,10 +249,14 @@ export class ControlsServer {
   /** The connections being served; ControlsMaxClients caps this set. */
   readonly #serving = new Set<Socket>();
   #server: Server | undefined;
+  readonly #owner: { readonly uid: number; readonly gid: number } | undefined;
+  /** The socket file this server created, to remove only that one on close. */
+  #bound: { dev: number; ino: number } | undefined;
   #logFd: number | undefined;
 
   constructor(options: ControlsServerOptions) {
     this.#path = options.socketPath;
+    this.#owner = options.socketOwner;
     this.#actions = options.actions;
     this.#socketAcl = options.socketAcl ?? (() => DEFAULT_SOCKET_ACL);
     this.#maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
@@ -280,17 +290,31 @@ export class ControlsServer {
     }
     const server = createServer((socket) => this.#accept(socket));
     try {
+      // Bound under a private name and linked into place: link() fails if another dsod took the
+      // path meanwhile, so the check for a stale socket and the bind cannot race.
+      const temporary = path.join(path.dirname(this.#path), `.dsod-${process.pid}-${Date.now()}.sock`);
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
-        server.listen({ path: this.#path }, () => {
+        server.listen({ path: temporary }, () => {
           server.off("error", reject);
           resolve();
         });
       });
-      chmodSync(this.#path, SOCKET_MODE);
+      try {
+        chmodSync(temporary, SOCKET_MODE);
+        if (this.#owner !== undefined) chownSync(temporary, this.#owner.uid, this.#owner.gid);
+        linkSync(temporary, this.#path);
+      } finally {
+        unlinkSync(temporary);
+      }
+      const bound = statSync(this.#path);
+      this.#bound = { dev: bound.dev, ino: bound.ino };
     } catch (cause) {
       server.close();
       this.#closeLog();
+      if ((cause as NodeJS.ErrnoException).code === "EEXIST") {
+        throw socketError(`another dsod bound '${this.#path}' while this one was starting`, cause);
+      }
       throw socketError(`unable to bind the controls socket '${this.#path}': ${(cause as Error).message}`, cause);
     }
     this.#server = server;
@@ -306,8 +330,15 @@ export class ControlsServer {
     for (const socket of this.#sockets) {
       socket.destroy();
     }
-    // libuv unlinks the socket path when the listening pipe closes.
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    // Only our own socket is removed: a file or another dsod's socket now at the path stays.
+    try {
+      const now = lstatSync(this.#path);
+      if (this.#bound !== undefined && now.dev === this.#bound.dev && now.ino === this.#bound.ino) unlinkSync(this.#path);
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code !== "ENOENT") throw cause;
+    }
+    this.#bound = undefined;
     this.#closeLog();
   }
 
@@ -415,7 +446,7 @@ export class ControlsServer {
       }
     });
     socket.once("end", () => {
-      if (!answered && decoder.pendingBytes > 0) {
+      if (!answered && decoder.inMessage) {
         answer(undefined, { status: ControlsStatus.FAILED, lines: ["controls request is truncated"] });
       }
     });
@@ -433,6 +464,8 @@ export class ControlsServer {
     for (const message of exchangeMessages(caller, argv, sent)) {
       this.#log(message);
     }
-    socket.end(bytes);
+    // Half-closed now (a client still writing its request must not get EPIPE before it reads the
+    // answer), destroyed a moment later so a client that never closes cannot hold a slot.
+    socket.end(bytes, () => setTimeout(() => socket.destroy(), REPLY_GRACE_MS).unref());
   }
 }

@@ -132,7 +132,7 @@ function readUint(buf: Buffer, offset: number): number {
  * checked against the limits as soon as its 4 bytes arrive, before any byte
  * it announces is awaited, so a hostile peer cannot make us buffer more than
  * one maximal message. A message cut short simply stays pending; use
- * `pendingBytes` on end-of-stream to tell a clean close from a truncation.
+ * `inMessage` on end-of-stream to tell a clean close from a truncation.
  */
 export class MessageDecoder {
   readonly #limits: WireLimits;
@@ -148,6 +148,15 @@ export class MessageDecoder {
   /** Bytes received but not yet returned as part of a message. */
   get pendingBytes(): number {
     return this.#buffer.length;
+  }
+
+  /**
+   * True once any part of a message has arrived and the message is not
+   * complete: a stream that ends now was cut short, even at an argument
+   * boundary (where no bytes are left pending).
+   */
+  get inMessage(): boolean {
+    return this.#status !== undefined || this.#buffer.length > 0;
   }
 
   /**

@@ -95,6 +95,7 @@ export class Daemon {
     mkdirSync(path.dirname(ctrls.socketPath), { recursive: true });
     const controls = new ControlsServer({
       socketPath: ctrls.socketPath,
+      socketOwner: ctrls.socketOwner,
       // Read through the current generation, so a SIGHUP's new ACLs apply to the next request.
       actions: dsoControlsActions(
         {

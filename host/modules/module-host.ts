@@ -21,6 +21,9 @@ import type { Definition, Provider, ShadowEvent } from "../linker/scope.js";
 import { readModuleShape } from "../wasm/reader.js";
 import { formatExternType } from "../wasm/types.js";
 import type { ExternType, ModuleShape } from "../wasm/types.js";
+import { Capabilities } from "../abi/host-symbols.js";
+import { createWasi, WASI_TYPES } from "../wasi/wasi.js";
+import type { Wasi } from "../wasi/wasi.js";
 import { guestEngineModule, isProtocolExport, isRuntimeExport, protocolProblems } from "./guest-module.js";
 import { MODULE_API_VERSION } from "./module-api.js";
 import { readModuleFile } from "./module-file.js";
@@ -103,6 +106,9 @@ interface Unit {
 /** Sandbox imports bound to one instance (the CPU-budget refuel hook, WASI). */
 interface SandboxImports {
   fuel?: WebAssembly.Global;
+  wasi?: Wasi;
+  /** The memory WASI reads and writes: the imported one, or the one the instance exports. */
+  memory?: WebAssembly.Memory | undefined;
 }
 
 /** A directive as it is replayed into a re-instantiated module. */
@@ -177,6 +183,14 @@ export interface ModuleSet {
 }
 
 const HOST_PROVIDER: Provider = { kind: "host", name: "host", seq: 0 };
+
+/**
+ * WASI preview1 is provided by the host, never loaded as a library. It needs
+ * the `filesystem` capability, and reaches only the unit's ModuleFilesystem
+ * directories (none by default), through host/wasi's checked paths.
+ */
+const WASI_NAMESPACE = "wasi_snapshot_preview1";
+const WASI_PROVIDER: Provider = { kind: "host", name: "wasi", seq: 0 };
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
@@ -554,7 +568,9 @@ export class ModuleHost {
       }
     }
     plan.visiting.add(unit.namespace);
-    const needed = new Set(shape.imports.filter((i) => i.module !== GLOBAL_NAMESPACE).map((i) => i.module));
+    const needed = new Set(
+      shape.imports.filter((i) => i.module !== GLOBAL_NAMESPACE && i.module !== WASI_NAMESPACE).map((i) => i.module),
+    );
     for (const namespace of needed) {
       if (this.#byNamespace.has(namespace) || plan.byNamespace.has(namespace)) continue;
       if (plan.visiting.has(namespace)) {
@@ -674,6 +690,10 @@ export class ModuleHost {
         memoryCapPages: policy.memoryCapPages,
         lookupGlobal: (name) => this.#scope.first(name) ?? pendingScope.first(name),
         lookupDirect: (namespace, name) => {
+          if (namespace === WASI_NAMESPACE) {
+            const wasi = WASI_TYPES[name];
+            return wasi === undefined ? undefined : { name, type: { kind: "func", type: wasi }, provider: WASI_PROVIDER };
+          }
           const target = plan.byNamespace.get(namespace) ?? this.#byNamespace.get(namespace);
           const type = target === undefined ? undefined : this.#exportTypes(target.shape).get(name);
           return target === undefined || type === undefined ? undefined : { name, type, provider: target.provider };
@@ -706,6 +726,9 @@ export class ModuleHost {
   #capabilityBinding(binding: Binding, plannedNeeds: ReadonlyMap<Provider, readonly CapabilityNeed[]>): CapabilityBinding {
     if ("hostMemory" in binding) return { importName: binding.import.name, hostCapability: undefined, provider: undefined };
     const { definition } = binding;
+    if (definition.provider === WASI_PROVIDER) {
+      return { importName: binding.import.name, hostCapability: Capabilities.filesystem, provider: undefined };
+    }
     if (definition.provider.kind === "host") {
       return { importName: binding.import.name, hostCapability: HOST_SYMBOLS.get(definition.name)?.capability, provider: undefined };
     }
@@ -731,6 +754,18 @@ export class ModuleHost {
         continue;
       }
       const { definition } = binding;
+      if (definition.provider === WASI_PROVIDER) {
+        sandbox.wasi ??= createWasi({
+          preopens: this.#policy(name).preopens,
+          memory: () => {
+            if (sandbox.memory === undefined) throw new DsoError(ErrorCodes.GUEST_TRAP, `${name} has no memory for WASI to use`);
+            return sandbox.memory;
+          },
+          log: (stream, text) => this.#services.log(name, 0, `${stream}: ${text}`),
+        });
+        namespace[binding.import.name] = sandbox.wasi.imports[definition.name] as WebAssembly.ImportValue;
+        continue;
+      }
       if (definition.provider.kind === "host") {
         const symbol = HOST_SYMBOLS.get(definition.name);
         if (symbol === undefined) throw new Error(`host symbol '${definition.name}' vanished`);
@@ -743,7 +778,6 @@ export class ModuleHost {
       namespace[binding.import.name] = provider.instance.exports[definition.name] as WebAssembly.ImportValue;
       if (this.#traceOn(9)) this.#trace("dso", 9, `binding '${definition.name}' of ${name} to ${provider.name}`);
     }
-    void sandbox;
     return { imports, memory, dependencies };
   }
 
@@ -780,6 +814,7 @@ export class ModuleHost {
     const { imports, memory, dependencies } = this.#linkImports(planned.name, bindings, state, sandbox);
     const publicDefinitions = this.#publicDefinitions(planned);
     const instance = this.#startInstance(planned.name, planned.compiled, planned.shape, imports, state);
+    sandbox.memory = memory ?? (instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined);
     const unit: Unit = {
       kind: planned.kind,
       name: planned.name,
@@ -897,9 +932,13 @@ export class ModuleHost {
     unit.state.features.length = 0;
     unit.state.help.length = 0;
     unit.state.strings = undefined;
+    unit.sandbox.wasi?.close();
+    delete unit.sandbox.wasi;
     const { imports, memory } = this.#linkImports(unit.name, unit.bindings, unit.state, unit.sandbox);
     unit.instance = this.#startInstance(unit.name, unit.compiled, unit.shape, imports, unit.state);
     unit.memory = memory;
+    const exported = unit.instance.exports.memory;
+    unit.sandbox.memory = memory ?? (exported instanceof WebAssembly.Memory ? exported : undefined);
     unit.faulted = false;
     unit.retryAt = undefined;
     this.#initialize(unit);
@@ -938,6 +977,7 @@ export class ModuleHost {
   #finalize(unit: Unit): void {
     this.#byProvider.delete(unit.provider);
     this.#runUnloadHook(unit);
+    unit.sandbox.wasi?.close();
   }
 
   #runUnloadHook(unit: Unit): void {

@@ -12,7 +12,7 @@ import type { EngineModule } from "../modules/module-api.js";
 export interface CtrlsSettings {
   engine: boolean;
   socketPath: string;
-  /** ControlsSocketOwner: uid and gid the socket is chowned to (root's by default, as proftpd). */
+  /** ControlsSocketOwner: uid and gid the socket is chowned to; the daemon's own when unset. */
   socketOwner: { uid: number; gid: number } | undefined;
   /** Deny-by-default, as the manual says (proftpd 1.3.8 wrongly allows all; upstream #2210 fixed it). */
   socketAcl: Acl;

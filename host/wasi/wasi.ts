@@ -192,6 +192,11 @@ function parseSignature(signature: string): WasiFuncType {
   };
 }
 
+/** The wasm type of every preview1 function, for the linker to check imports before any instance exists. */
+export const WASI_TYPES: Readonly<Record<string, WasiFuncType>> = Object.fromEntries(
+  Object.entries(SIGNATURES).map(([name, signature]) => [name, parseSignature(signature)]),
+);
+
 /** Largest number of guest fds open at once: a guest cannot exhaust the daemon's own descriptors. */
 const MAX_FDS = 1024;
 /** A line longer than this is logged in pieces, so a guest without newlines cannot grow the buffer forever. */
@@ -866,9 +871,7 @@ export function createWasi(options: WasiOptions): Wasi {
 
   let closed = false;
   const imports: Record<string, (...args: never[]) => unknown> = {};
-  const types: Record<string, WasiFuncType> = {};
-  for (const [name, signature] of Object.entries(SIGNATURES)) {
-    types[name] = parseSignature(signature);
+  for (const name of Object.keys(SIGNATURES)) {
     const fn = impl[name] as ((...args: unknown[]) => number) | undefined;
     if (fn === undefined) {
       imports[name] = () => E.NOSYS;
@@ -886,7 +889,7 @@ export function createWasi(options: WasiOptions): Wasi {
 
   return {
     imports,
-    types,
+    types: WASI_TYPES,
     close() {
       if (closed) return;
       closed = true;

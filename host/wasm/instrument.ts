@@ -14,30 +14,36 @@
  *    every function reference is renumbered);
  *  - a defined mutable i32 global, initially 0, exported as `__dso_fuel`;
  *  - a defined function (the last one) holding the slow path;
- *  - at every defined function's entry and right after every `loop` block type:
+ *  - at the entry of every defined function that contains a call of any kind:
  *
- *        fuel = fuel - 1; if (fuel < 0) call $slow
+ *        fuel -= 1; if (fuel < 0) call $slow
+ *
+ *  - right after every `loop` block type, a countdown in a new i32 local that
+ *    charges the global only every LOOP_CHUNK iterations (see loopCheck):
+ *
+ *        if (--c < 0) { c = LOOP_CHUNK - 1; fuel -= LOOP_CHUNK; if (fuel < 0) call $slow }
  *
  *    Every backward branch targets a loop header and every call (direct,
  *    indirect, tail) enters a function, so no path runs unbounded without
- *    passing a check. Straight-line code between checks is bounded by the
- *    function's size.
+ *    passing a check. A function without calls skips the entry check: its
+ *    straight-line code is bounded by its size and its loops meter themselves.
  *
  * The slow path:
  *
- *        if (fuel < -16) unreachable     ;; refuel was entered 16 times without refilling
+ *        if (fuel < -16 * LOOP_CHUNK) unreachable  ;; refuel keeps failing to refill (its throws are being caught)
  *        call $refuel                    ;; host: throw if the budget is spent, else refill
  *        if (fuel < 0) unreachable       ;; refuel returned without refilling
  *
- * Host protocol: `refuel` either sets `__dso_fuel` to a positive refill (e.g.
- * 1e5–1e6 checks) or stops the guest, by throwing (the JS exception unwinds the
+ * Host protocol: `refuel` either sets `__dso_fuel` to a positive refill (a
+ * unit is one call or one loop iteration, over-charged by up to a chunk per
+ * function invocation; 1e5–1e6 units is ~0.1–10 ms of guest work) or stops the guest, by throwing (the JS exception unwinds the
  * wasm stack and reaches the caller as is) or by returning without refilling
  * (an immediate trap). The traps matter for guests using exception handling:
  * V8 lets wasm `catch_all` catch a JS exception thrown by an import, so a guest
  * could catch refuel's throw and loop on; traps (and wasm stack overflows) are
  * not catchable by wasm (checked on Node 20), and since every check
- * decrements before calling, a guest that keeps catching reaches -16 and
- * traps. The host then sees a WebAssembly.RuntimeError ("unreachable") and
+ * charges before calling, a guest that keeps catching reaches the floor and
+ * traps (after at most 16 * LOOP_CHUNK further refuel calls). The host then sees a WebAssembly.RuntimeError ("unreachable") and
  * should report its own budget error (it knows its deadline passed).
  *
  * Safety of the rewrite against hostile input: guest code may not name the
