@@ -6,6 +6,14 @@
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-Wall", "-Wextra"],
       "xcode_settings": { "OTHER_CFLAGS": ["-Wall", "-Wextra"] }
+    },
+    {
+      "target_name": "watchdog",
+      "sources": ["host/sandbox/native/watchdog.cc"],
+      "cflags": ["-Wall", "-Wextra", "-Wno-cast-function-type"],
+      "cflags_cc": ["-pthread"],
+      "ldflags": ["-pthread"],
+      "xcode_settings": { "OTHER_CFLAGS": ["-Wall", "-Wextra"] }
     }
   ]
 }

@@ -38,6 +38,8 @@ export const ErrorCodes = {
   MEMORY_LIMIT: "DSO_ERR_MEMORY_LIMIT",
   /** Guest code ran past its CPU budget and was interrupted. */
   INTERRUPTED: "DSO_ERR_INTERRUPTED",
+  /** A sandbox mechanism is missing: the native watchdog that enforces CPU budgets is not built. */
+  SANDBOX: "DSO_ERR_SANDBOX",
   /** The module is disabled after faults and not called until its backoff ends (or for good). */
   DISABLED: "DSO_ERR_DISABLED",
   /** A path that must be absolute is relative. */

@@ -22,6 +22,7 @@ import { readModuleShape } from "../wasm/reader.js";
 import { formatExternType } from "../wasm/types.js";
 import type { ExternType, ModuleShape } from "../wasm/types.js";
 import { Capabilities } from "../abi/host-symbols.js";
+import { callGuarded, watchdogUnavailable } from "../sandbox/watchdog.js";
 import { createWasi, WASI_TYPES } from "../wasi/wasi.js";
 import type { Wasi } from "../wasi/wasi.js";
 import { guestEngineModule, isProtocolExport, isRuntimeExport, protocolProblems } from "./guest-module.js";
@@ -76,6 +77,7 @@ interface Unit {
   readonly explicit: boolean;
   readonly loadedAt: Date;
   readonly compiled: WebAssembly.Module;
+  readonly policy: UnitPolicy;
   /** Replaced when the unit is re-instantiated after a fault. */
   instance: WebAssembly.Instance;
   memory: WebAssembly.Memory | undefined;
@@ -103,9 +105,8 @@ interface Unit {
   retryAt: number | undefined;
 }
 
-/** Sandbox imports bound to one instance (the CPU-budget refuel hook, WASI). */
+/** Sandbox imports bound to one instance (WASI). */
 interface SandboxImports {
-  fuel?: WebAssembly.Global;
   wasi?: Wasi;
   /** The memory WASI reads and writes: the imported one, or the one the instance exports. */
   memory?: WebAssembly.Memory | undefined;
@@ -135,6 +136,8 @@ interface PlannedUnit {
   readonly explicit: boolean;
   readonly provider: Provider;
   readonly moduleSymbol: string | undefined;
+  /** Resolved once per load: the hot path never looks a policy up. */
+  readonly policy: UnitPolicy;
 }
 
 interface Plan {
@@ -579,8 +582,14 @@ export class ModuleHost {
       this.#planNeeded(plan, namespace, unit.name, chain);
     }
     plan.visiting.delete(unit.namespace);
+    const policy = this.#policy(unit.name);
+    if (policy.cpuBudgetMs > 0) {
+      const missing = watchdogUnavailable();
+      if (missing !== undefined) throw missing;
+    }
     const planned: PlannedUnit = {
       ...unit,
+      policy,
       hash,
       size: bytes.byteLength,
       shape,
@@ -685,7 +694,7 @@ export class ModuleHost {
     const plannedNeeds = new Map<Provider, readonly CapabilityNeed[]>();
     const resolved = new Map<PlannedUnit, readonly Binding[]>();
     for (const unit of plan.order) {
-      const policy = this.#policy(unit.name);
+      const { policy } = unit;
       const result = resolveImports(unit.name, unit.shape.imports, {
         memoryCapPages: policy.memoryCapPages,
         lookupGlobal: (name) => this.#scope.first(name) ?? pendingScope.first(name),
@@ -781,16 +790,25 @@ export class ModuleHost {
     return { imports, memory, dependencies };
   }
 
-  #startInstance(name: string, compiled: WebAssembly.Module, shape: ModuleShape, imports: WebAssembly.Imports, state: ImporterState): WebAssembly.Instance {
+  #startInstance(
+    name: string,
+    compiled: WebAssembly.Module,
+    shape: ModuleShape,
+    imports: WebAssembly.Imports,
+    state: ImporterState,
+    policy: UnitPolicy,
+  ): WebAssembly.Instance {
     try {
-      const guest = instantiateGuest(compiled, imports);
+      // A start function is guest code too: it runs under the unit's CPU budget.
+      const guest =
+        policy.cpuBudgetMs > 0 ? callGuarded(() => instantiateGuest(compiled, imports), policy.cpuBudgetMs) : instantiateGuest(compiled, imports);
       state.strings = guest.strings;
       return guest.instance;
     } catch (cause) {
       // Only a start function runs guest code here; any other failure is the engine refusing the module.
       const trapped = shape.hasStartFunction && (cause instanceof WebAssembly.RuntimeError || isDsoError(cause));
       throw new DsoError(
-        trapped ? ErrorCodes.GUEST_TRAP : ErrorCodes.INSTANTIATE,
+        trapped ? (isDsoError(cause) ? cause.code : ErrorCodes.GUEST_TRAP) : ErrorCodes.INSTANTIATE,
         `${name}: ${trapped ? "start function failed" : "cannot be instantiated"}: ${describeTrap(cause)}`,
         { cause },
       );
@@ -813,7 +831,7 @@ export class ModuleHost {
     const sandbox: SandboxImports = {};
     const { imports, memory, dependencies } = this.#linkImports(planned.name, bindings, state, sandbox);
     const publicDefinitions = this.#publicDefinitions(planned);
-    const instance = this.#startInstance(planned.name, planned.compiled, planned.shape, imports, state);
+    const instance = this.#startInstance(planned.name, planned.compiled, planned.shape, imports, state, planned.policy);
     sandbox.memory = memory ?? (instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined);
     const unit: Unit = {
       kind: planned.kind,
@@ -824,6 +842,7 @@ export class ModuleHost {
       size: planned.size,
       shape: planned.shape,
       compiled: planned.compiled,
+      policy: planned.policy,
       provider: planned.provider,
       explicit: planned.explicit,
       loadedAt: new Date(),
@@ -884,9 +903,11 @@ export class ModuleHost {
     if (unit.faulted) this.#retry(unit, entryPoint);
     // Looked up after a possible re-instantiation: never a function of the faulted instance.
     const fn = unit.instance.exports[entryPoint] as () => number;
+    const budget = unit.policy.cpuBudgetMs;
     if (command !== undefined) this.#activeCommands.push(command);
     try {
-      return fn();
+      // The native watchdog interrupts V8 itself past the budget: guests pay nothing per iteration.
+      return budget > 0 ? callGuarded(fn, budget) : fn();
     } catch (cause) {
       const code = isDsoError(cause) ? cause.code : ErrorCodes.GUEST_TRAP;
       const reason = describeTrap(cause);
@@ -901,7 +922,7 @@ export class ModuleHost {
   #onFault(unit: Unit): void {
     unit.faulted = true;
     const now = Date.now();
-    const policy = this.#policy(unit.name).fault;
+    const policy = unit.policy.fault;
     unit.faults = [...unit.faults.filter((t) => now - t < policy.windowMs), now];
     const crashLoop = unit.faults.length >= policy.maxFaults;
     if (policy.action === "unload" || crashLoop) {
@@ -935,7 +956,7 @@ export class ModuleHost {
     unit.sandbox.wasi?.close();
     delete unit.sandbox.wasi;
     const { imports, memory } = this.#linkImports(unit.name, unit.bindings, unit.state, unit.sandbox);
-    unit.instance = this.#startInstance(unit.name, unit.compiled, unit.shape, imports, unit.state);
+    unit.instance = this.#startInstance(unit.name, unit.compiled, unit.shape, imports, unit.state, unit.policy);
     unit.memory = memory;
     const exported = unit.instance.exports.memory;
     unit.sandbox.memory = memory ?? (exported instanceof WebAssembly.Memory ? exported : undefined);

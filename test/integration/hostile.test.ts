@@ -164,6 +164,14 @@ describe("hostile guests through insmod", () => {
     await expectServing();
   });
 
+  it("interrupts a start function that never returns", async () => {
+    const result = await dsoctl(["-s", daemon.socket, "insmod", "mod_startloop.c"]);
+    expect(result.stdout).toBe(
+      "dsoctl: error loading 'mod_startloop.c': mod_startloop.c: start function failed: guest call ran past its 500 ms CPU budget and was interrupted\n",
+    );
+    await expectServing();
+  });
+
   it("contains a handler that passes a pointer outside its memory", async () => {
     expect((await dsoctl(["-s", daemon.socket, "insmod", "mod_badptr.c"])).stdout).toBe("dsoctl: 'mod_badptr.c' loaded\n");
     const { client } = await FtpControl.connect(daemon.port);

@@ -107,6 +107,37 @@ describe("memory limits", () => {
   });
 });
 
+describe("CPU limits", () => {
+  it("interrupts a handler that never returns; the session gets 451 and the daemon goes on", async () => {
+    const { daemon } = await startDsod([`ModulePath ${FIXTURES}`, "ModuleCPULimit mod_spin.c 100", "LoadModule mod_spin.c"]);
+    const client = await connect(daemon);
+    const started = Date.now();
+    expect(await client.send("SITE SPIN")).toEqual(["451 Requested action aborted: local error in processing."]);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(logMessages(daemon.stderr)).toContain(
+      "mod_spin.c: fault in site_SPIN: guest call ran past its 100 ms CPU budget and was interrupted",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(await client.send("SITE PING")).toEqual(["200 SITE PING: pong"]);
+    await expectServing(daemon);
+  });
+
+  it("keeps other sessions served while one is interrupted", async () => {
+    const { daemon } = await startDsod([`ModulePath ${FIXTURES}`, "ModuleCPULimit * 200", "LoadModule mod_spin.c"]);
+    const spinner = await connect(daemon);
+    const other = await connect(daemon);
+    const spin = spinner.send("SITE SPIN");
+    expect(await other.send("NOOP")).toEqual(["200 NOOP command successful"]);
+    expect(await spin).toEqual(["451 Requested action aborted: local error in processing."]);
+  });
+
+  it("checks ModuleCPULimit's argument", () => {
+    expect(check(["ModuleCPULimit mod_spin.c soon"]).messages[0]).toMatch(
+      /^Fatal: ModuleCPULimit: invalid CPU limit 'soon' \(milliseconds, or off\) on line 1 of /,
+    );
+  });
+});
+
 describe("faults", () => {
   it("contains a stack overflow, then reloads the module after its backoff", async () => {
     const { daemon } = await startDsod([`ModulePath ${FIXTURES}`, "LoadModule mod_recurse.c", "LoadModule mod_trap.c"]);

@@ -1,0 +1,175 @@
+/*
+ * Wall-clock CPU budget for synchronous guest calls, enforced by V8 itself.
+ *
+ * Guests run on the daemon's main thread, so a guest stuck in a loop would
+ * stall every session. V8 checks for interrupts at every wasm loop header and
+ * function entry anyway, so the native addon (native/watchdog.cc, built by
+ * node-gyp from binding.gyp at the package root) asks V8 to terminate the
+ * call from a persistent watchdog thread when its budget runs out: the guest
+ * pays nothing per iteration, unlike fuel counters (1.3x measured on CPU-bound guests),
+ * and the call pays ~0.2 µs instead of vm `timeout`'s thread per call.
+ *
+ * What an interrupt leaves behind: nothing is rolled back. The instance's
+ * memory and globals are as the guest left them mid-loop (an AssemblyScript
+ * heap may be inconsistent; baselines.md §5), so the caller decides whether
+ * the instance is still fit to call — the fault policy's job, not this one's.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DsoError, ErrorCodes } from "../errors.js";
+
+/** The default budget of one guest call, as in the sandbox's CPU limit. */
+export const DEFAULT_BUDGET_MS = 250;
+
+/** `code` of the plain Error the addon throws for an interrupt (before callGuarded turns it into a DsoError). */
+export const NATIVE_INTERRUPT_CODE = "ERR_GUEST_INTERRUPTED";
+
+/** Counters of the watchdog in this thread (worker threads have their own). */
+export interface WatchdogStats {
+  /** Whether the watchdog thread exists yet (it starts on the first guarded call). */
+  readonly threadStarted: boolean;
+  /** Terminations requested, including any cancelled because the call returned just in time. */
+  readonly interrupts: number;
+  /** Times a call had to wake the watchdog thread (a futex syscall): once per burst of calls, not per call. */
+  readonly notifies: number;
+  /** Requests cancelled because the call had returned (or thrown) on its own just as its budget ran out: it keeps its result. */
+  readonly lateFires: number;
+  /** Times the watchdog thread woke up. */
+  readonly wakeups: number;
+  /** Guarded calls on the stack right now. */
+  readonly depth: number;
+}
+
+interface WatchdogAddon {
+  callGuarded(fn: () => unknown, budgetMs: number): unknown;
+  stats(): WatchdogStats;
+  setDisarmDelayForTesting(ns: number): void;
+}
+
+/**
+ * This file runs from host/sandbox/ (sources, under vitest) and from
+ * dist/host/sandbox/ (compiled), so walk up to the directory holding
+ * package.json rather than counting `..` (as peer-credentials.ts does).
+ */
+function packageRoot(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, "package.json"))) {
+      return dir;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) {
+      return undefined;
+    }
+    dir = parent;
+  }
+}
+
+function isAddon(value: unknown): value is WatchdogAddon {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof Reflect.get(value, "callGuarded") === "function" &&
+    typeof Reflect.get(value, "stats") === "function"
+  );
+}
+
+let loaded: WatchdogAddon | DsoError | undefined;
+
+/*
+ * There is no error code for "the sandbox cannot enforce CPU budgets" yet;
+ * DSO_ERR_INSTANTIATE is the nearest: the guest cannot be run under the
+ * sandbox's rules, so it must not be run at all.
+ */
+function loadAddon(): WatchdogAddon | DsoError {
+  const root = packageRoot();
+  if (root === undefined) {
+    return new DsoError(ErrorCodes.INSTANTIATE, "cannot enforce guest CPU budgets: package root not found");
+  }
+  const file = join(root, "build", "Release", "watchdog.node");
+  try {
+    const value: unknown = createRequire(join(root, "package.json"))(file);
+    if (isAddon(value)) {
+      return value;
+    }
+    return new DsoError(ErrorCodes.INSTANTIATE, `cannot enforce guest CPU budgets: ${file} has no callGuarded`);
+  } catch (cause) {
+    return new DsoError(
+      ErrorCodes.SANDBOX,
+      `cannot enforce guest CPU budgets: unable to load ${file} (run \`npm rebuild\` or \`npx node-gyp rebuild\`)`,
+      { cause },
+    );
+  }
+}
+
+function addon(): WatchdogAddon {
+  loaded ??= loadAddon();
+  if (loaded instanceof DsoError) {
+    throw loaded;
+  }
+  return loaded;
+}
+
+/**
+ * Undefined when the watchdog addon loads, else the DsoError every
+ * callGuarded would throw: the loader refuses a module with a CPU budget
+ * before any of its code runs, instead of failing at its first call.
+ */
+export function watchdogUnavailable(): DsoError | undefined {
+  loaded ??= loadAddon();
+  return loaded instanceof DsoError ? loaded : undefined;
+}
+
+function isNativeInterrupt(error: unknown): error is Error {
+  return error instanceof Error && Reflect.get(error, "code") === NATIVE_INTERRUPT_CODE;
+}
+
+/**
+ * Calls `fn()` synchronously and returns its result, interrupting it if it
+ * runs longer than `budgetMs` of wall-clock time (a positive number, at most
+ * 2^31-1); the interrupt throws a DsoError with code DSO_ERR_INTERRUPTED.
+ * Anything `fn` throws (a trap, a stack overflow RangeError, a host error)
+ * propagates unchanged, the same object.
+ *
+ * Nesting: when `fn` (through a host import) makes another guarded call, the
+ * outermost call's deadline bounds the whole tree and inner budgets are
+ * ignored. An interrupt unwinds every guest and host frame up to the
+ * outermost call, uncatchably (JS catch/finally blocks in between do not
+ * run), and only the outermost call throws the DsoError; so no guest can
+ * catch its own interrupt and carry on.
+ *
+ * Termination requested by someone else (worker.terminate()) is not
+ * swallowed: it keeps unwinding. Time spent where V8 does not check for
+ * interrupts (a synchronous compile of a huge module, a long native call in a
+ * host import) is not cut short; the interrupt lands at the next check.
+ *
+ * Throws a DsoError (DSO_ERR_INSTANTIATE) if the addon is not built.
+ */
+export function callGuarded<T>(fn: () => T, budgetMs: number): T {
+  const native = addon();
+  try {
+    return native.callGuarded(fn, budgetMs) as T;
+  } catch (error) {
+    if (isNativeInterrupt(error)) {
+      throw new DsoError(ErrorCodes.INTERRUPTED, `guest call ran past its ${budgetMs} ms CPU budget and was interrupted`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
+/**
+ * Tests only: busy-waits `ns` between fn's return and the disarm of every
+ * outermost call, so a test can make the budget run out in that window (0 turns it off).
+ */
+export function setDisarmDelayForTesting(ns: number): void {
+  addon().setDisarmDelayForTesting(ns);
+}
+
+/** The watchdog's counters for this thread; throws like callGuarded if the addon is not built. */
+export function watchdogStats(): WatchdogStats {
+  return addon().stats();
+}

@@ -1,0 +1,405 @@
+import { fileURLToPath } from "node:url";
+import vm from "node:vm";
+import { Worker } from "node:worker_threads";
+import { beforeAll, describe, expect, it } from "vitest";
+import { DsoError, ErrorCodes } from "../../../host/errors.js";
+import {
+  DEFAULT_BUDGET_MS,
+  NATIVE_INTERRUPT_CODE,
+  callGuarded,
+  setDisarmDelayForTesting,
+  watchdogStats,
+  watchdogUnavailable,
+} from "../../../host/sandbox/watchdog.js";
+import { wat } from "../../helpers/wat.js";
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+/**
+ * `spin` never returns (the shape the watchdog exists for); `count` runs a
+ * loop of n iterations (a call of tunable length); `add` is the trivial export;
+ * `recurse` overflows the stack; `trap` traps; `host` calls out to the
+ * importer (for nesting through a host function, as the linker wires it).
+ */
+const GUEST_WAT = `(module
+  (import "env" "host" (func $host (result i32)))
+  (global $g (mut i32) (i32.const 0))
+  (func (export "spin")
+    (loop $forever
+      (global.set $g (i32.add (global.get $g) (i32.const 1)))
+      (br $forever)))
+  (func (export "count") (param $n i32) (result i32) (local $i i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (local.get $i))
+  (func (export "add") (param i32 i32) (result i32)
+    (i32.add (local.get 0) (local.get 1)))
+  (func $recurse (export "recurse") (param $n i32) (result i32)
+    (i32.add (call $recurse (i32.add (local.get $n) (i32.const 1))) (i32.const 1)))
+  (func (export "trap") (unreachable))
+  (func (export "callHost") (result i32)
+    (i32.add (call $host) (i32.const 1)))
+  (func (export "counter") (result i32) (global.get $g)))`;
+
+/** The start function never returns: instantiation itself must be interruptible. */
+const START_LOOP_WAT = `(module
+  (func $start (loop $forever (br $forever)))
+  (start $start))`;
+
+interface GuestExports {
+  spin(): void;
+  count(n: number): number;
+  add(a: number, b: number): number;
+  recurse(n: number): number;
+  trap(): void;
+  callHost(): number;
+  counter(): number;
+}
+
+let guestModule: WebAssembly.Module;
+let startLoopModule: WebAssembly.Module;
+
+/** A fresh instance whose `env.host` import runs whatever the test sets in `host.impl`. */
+function instantiate(): { exports: GuestExports; host: { impl: () => number } } {
+  const host = { impl: (): number => 0 };
+  const instance = new WebAssembly.Instance(guestModule, { env: { host: () => host.impl() } });
+  return { exports: instance.exports as unknown as GuestExports, host };
+}
+
+beforeAll(async () => {
+  guestModule = new WebAssembly.Module(await wat(GUEST_WAT));
+  startLoopModule = new WebAssembly.Module(await wat(START_LOOP_WAT));
+});
+
+/** Runs `fn` and returns what it threw (failing the test if it returned). */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  expect.fail("expected a throw");
+}
+
+function expectInterrupt(error: unknown): asserts error is DsoError {
+  expect(error).toBeInstanceOf(DsoError);
+  expect((error as DsoError).code).toBe(ErrorCodes.INTERRUPTED);
+  expect(((error as DsoError).cause as { code?: unknown }).code).toBe(NATIVE_INTERRUPT_CODE);
+}
+
+/** Busy-waits `ms` in JS (interruptible by V8 like wasm: loop back-edges check for interrupts). */
+function busyWait(ms: number): number {
+  const until = performance.now() + ms;
+  let spins = 0;
+  while (performance.now() < until) spins++;
+  return spins;
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+describe("callGuarded (native watchdog)", () => {
+  it("loads the addon", () => {
+    expect(watchdogUnavailable()).toBeUndefined();
+    expect(DEFAULT_BUDGET_MS).toBe(250);
+  });
+
+  it("returns the value of a call that ends within budget", () => {
+    const { exports } = instantiate();
+    expect(callGuarded(() => exports.add(40, 2), 250)).toBe(42);
+    expect(callGuarded(() => "not a number", 250)).toBe("not a number");
+    expect(callGuarded(() => undefined, 250)).toBeUndefined();
+  });
+
+  it("interrupts an infinite wasm loop near its budget", () => {
+    const { exports } = instantiate();
+    const budget = 100;
+    const before = watchdogStats().interrupts;
+    const start = performance.now();
+    const error = thrown(() => callGuarded(() => exports.spin(), budget));
+    const elapsed = performance.now() - start;
+    expectInterrupt(error);
+    expect(error.message).toContain(`${budget} ms`);
+    expect(elapsed).toBeGreaterThanOrEqual(budget - 1);
+    expect(elapsed).toBeLessThan(budget + 100);
+    expect(watchdogStats().interrupts).toBe(before + 1);
+    // The loop really ran (it is not an up-front refusal), and left its state as is.
+    expect(exports.counter()).toBeGreaterThan(0);
+  });
+
+  it("interrupts a JS loop too (host code called by a guest is bounded the same way)", () => {
+    const error = thrown(() =>
+      callGuarded(() => {
+        for (;;) busyWait(1);
+      }, 30),
+    );
+    expectInterrupt(error);
+  });
+
+  it("lets a stack overflow in wasm propagate as RangeError, not as an interrupt", () => {
+    const { exports } = instantiate();
+    const before = watchdogStats().interrupts;
+    const error = thrown(() => callGuarded(() => exports.recurse(0), 10_000));
+    expect(error).toBeInstanceOf(RangeError);
+    expect(error).not.toBeInstanceOf(DsoError);
+    expect(watchdogStats().interrupts).toBe(before);
+  });
+
+  it("propagates a JS exception from fn unchanged (the same object)", () => {
+    const original = new TypeError("host import failed");
+    const error = thrown(() =>
+      callGuarded(() => {
+        throw original;
+      }, 250),
+    );
+    expect(error).toBe(original);
+    // A thrown non-Error value too.
+    expect(
+      thrown(() =>
+        callGuarded(() => {
+          throw 7;
+        }, 250),
+      ),
+    ).toBe(7);
+  });
+
+  it("propagates a wasm trap unchanged", () => {
+    const { exports } = instantiate();
+    expect(thrown(() => callGuarded(() => exports.trap(), 250))).toBeInstanceOf(WebAssembly.RuntimeError);
+  });
+
+  it("leaves JS running normally after an interrupt, and the instance callable", async () => {
+    const { exports } = instantiate();
+    expectInterrupt(thrown(() => callGuarded(() => exports.spin(), 20)));
+    // A following computation, unguarded.
+    let sum = 0;
+    for (let i = 0; i < 1_000_000; i++) sum += i;
+    expect(sum).toBe(499_999_500_000);
+    // A Promise and a timer.
+    await expect(Promise.resolve(5).then((v) => v * 2)).resolves.toBe(10);
+    const fired = await new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 5));
+    expect(fired).toBe(true);
+    // The same WebAssembly.Instance, a different export, guarded and not.
+    expect(exports.add(2, 3)).toBe(5);
+    expect(callGuarded(() => exports.count(1000), 250)).toBe(1000);
+    // And the interrupted export again: interrupted again, not broken.
+    expectInterrupt(thrown(() => callGuarded(() => exports.spin(), 20)));
+    expect(exports.add(1, 1)).toBe(2);
+  });
+
+  it("interrupts an instantiation whose start function never returns", () => {
+    const start = performance.now();
+    const error = thrown(() => callGuarded(() => new WebAssembly.Instance(startLoopModule, {}), 50));
+    expectInterrupt(error);
+    expect(performance.now() - start).toBeLessThan(150);
+  });
+
+  it("runs a burst of 100k guarded calls without spurious interrupts or a syscall per call", () => {
+    const { exports } = instantiate();
+    const before = watchdogStats();
+    const call = (): number => exports.add(1, 2);
+    let sum = 0;
+    for (let i = 0; i < 100_000; i++) sum += callGuarded(call, 250);
+    expect(sum).toBe(300_000);
+    const after = watchdogStats();
+    expect(after.interrupts).toBe(before.interrupts);
+    expect(after.depth).toBe(0);
+    // The watchdog is woken once per burst (or per linger period), not per call.
+    expect(after.notifies - before.notifies).toBeLessThan(100);
+  });
+
+  it("rejects a non-function fn and an invalid budget", () => {
+    expect(thrown(() => callGuarded(42 as unknown as () => number, 250))).toBeInstanceOf(TypeError);
+    for (const budget of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
+      expect(thrown(() => callGuarded(() => 1, budget))).toBeInstanceOf(RangeError);
+    }
+    expect(thrown(() => callGuarded(() => 1, "250" as unknown as number))).toBeInstanceOf(TypeError);
+    // A fractional budget is fine.
+    expect(callGuarded(() => 1, 0.5)).toBe(1);
+  });
+
+  it("does not swallow a timeout of node:vm nested inside a guarded call", () => {
+    const context = vm.createContext({});
+    const error = thrown(() => callGuarded(() => vm.runInContext("for (;;) {}", context, { timeout: 20 }), 5_000));
+    expect((error as { code?: unknown }).code).toBe("ERR_SCRIPT_EXECUTION_TIMEOUT");
+    expect(callGuarded(() => 3, 250)).toBe(3);
+  });
+
+  describe("nesting (guest -> host import -> guarded guest call)", () => {
+    it("lets the outermost deadline rule: the inner call cannot extend it", () => {
+      const outer = instantiate();
+      const inner = instantiate();
+      let innerCatchRan = false;
+      let innerFinallyRan = false;
+      let depthInside = -1;
+      outer.host.impl = () => {
+        depthInside = watchdogStats().depth;
+        try {
+          // A generous inner budget, ignored: the outer one (50 ms) rules.
+          return callGuarded(() => {
+            inner.exports.spin();
+            return 0;
+          }, 10_000);
+        } catch {
+          // Termination is uncatchable: a host function cannot swallow the
+          // interrupt and let the outer guest continue.
+          innerCatchRan = true;
+          return -1;
+        } finally {
+          innerFinallyRan = true;
+        }
+      };
+      const start = performance.now();
+      const error = thrown(() => callGuarded(() => outer.exports.callHost(), 50));
+      const elapsed = performance.now() - start;
+      expectInterrupt(error);
+      expect(error.message).toContain("50 ms");
+      expect(elapsed).toBeLessThan(150);
+      expect(depthInside).toBe(1);
+      expect(innerCatchRan).toBe(false);
+      expect(innerFinallyRan).toBe(false);
+      expect(watchdogStats().depth).toBe(0);
+      // Both instances remain callable.
+      expect(callGuarded(() => outer.exports.add(1, 2) + inner.exports.add(3, 4), 250)).toBe(10);
+    });
+
+    it("ignores a shorter inner budget: the inner call is bounded by the outer deadline only", () => {
+      const outer = instantiate();
+      outer.host.impl = () => callGuarded(() => (busyWait(60), 41), 10);
+      expect(callGuarded(() => outer.exports.callHost(), 2_000)).toBe(42);
+    });
+
+    it("propagates an exception from the inner call through the guest to the outer caller", () => {
+      const outer = instantiate();
+      const original = new Error("inner host failure");
+      outer.host.impl = () =>
+        callGuarded(() => {
+          throw original;
+        }, 250);
+      expect(thrown(() => callGuarded(() => outer.exports.callHost(), 250))).toBe(original);
+      expect(watchdogStats().depth).toBe(0);
+    });
+  });
+
+  /**
+   * Runs `fn` guarded with a 5 ms budget while the disarm is held back 50 ms,
+   * so the budget runs out after fn is done but before the disarm. On a loaded
+   * machine fn itself may be descheduled past the budget (a genuine
+   * interrupt), so retry until one attempt hits the window.
+   */
+  function inLateWindow(fn: () => number): { result: unknown; lateFires: number } {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const before = watchdogStats();
+      setDisarmDelayForTesting(50e6);
+      let result: unknown;
+      try {
+        result = callGuarded(fn, 5);
+      } catch (error) {
+        result = error;
+      } finally {
+        setDisarmDelayForTesting(0);
+      }
+      const after = watchdogStats();
+      expect(after.interrupts).toBe(before.interrupts + 1);
+      if (!(result instanceof DsoError)) return { result, lateFires: after.lateFires - before.lateFires };
+      expectInterrupt(result);
+    }
+    return expect.fail("the budget never ran out after fn returned");
+  }
+
+  it("cancels a termination requested after fn returned but before the disarm, keeping the result", () => {
+    const { exports } = instantiate();
+    const { result, lateFires } = inLateWindow(() => exports.add(20, 22));
+    expect(result).toBe(42);
+    expect(lateFires).toBe(1);
+    // A leaked termination would kill this unguarded JS uncatchably.
+    let x = 0;
+    for (let j = 0; j < 100_000; j++) x += j;
+    expect(x).toBe(4_999_950_000);
+    expect(callGuarded(() => exports.add(1, 2), 250)).toBe(3);
+  });
+
+  it("cancels it the same way when fn threw just before the budget ran out", () => {
+    const original = new Error("thrown in time");
+    const { result, lateFires } = inLateWindow(() => {
+      throw original;
+    });
+    expect(result).toBe(original);
+    expect(lateFires).toBe(1);
+    expect(callGuarded(() => 5, 250)).toBe(5);
+  });
+
+  it("never leaks a termination into later JS when hammered with budgets close to the call's length", () => {
+    const { exports } = instantiate();
+    const budgetMs = 1;
+    // Warm up to the optimising tier, then find a loop length that takes about the budget.
+    for (let i = 0; i < 200; i++) exports.count(10_000);
+    let n = 10_000;
+    for (;;) {
+      const start = performance.now();
+      exports.count(n);
+      if (performance.now() - start > budgetMs || n > 1 << 30) break;
+      n *= 2;
+    }
+    const before = watchdogStats();
+    let returned = 0;
+    let interrupted = 0;
+    const calls = 600;
+    for (let i = 0; i < calls; i++) {
+      // From a quarter to twice the calibrated length: the watchdog fires before, during and after the return.
+      const len = Math.floor(n * (0.25 + (i % 8) / 4));
+      try {
+        expect(callGuarded(() => exports.count(len), budgetMs)).toBe(len);
+        returned++;
+      } catch (error) {
+        expectInterrupt(error);
+        interrupted++;
+      }
+      // A leaked termination would kill this unguarded JS (uncatchably, failing the run).
+      let x = 0;
+      for (let j = 0; j < 200; j++) x += j;
+      expect(x).toBe(19_900);
+    }
+    const after = watchdogStats();
+    expect(returned + interrupted).toBe(calls);
+    expect(returned).toBeGreaterThan(0);
+    expect(interrupted).toBeGreaterThan(0);
+    // Every interrupt seen was requested; any other request was cancelled as late.
+    expect(after.interrupts - before.interrupts).toBe(interrupted + (after.lateFires - before.lateFires));
+  });
+
+  it("lets worker.terminate() end a worker stuck in a guarded call (a foreign termination is not swallowed)", async () => {
+    // Loaded directly in the worker: the addon is context-aware, one watchdog per thread.
+    const addonPath = fileURLToPath(new URL("../../../build/Release/watchdog.node", import.meta.url));
+    const worker = new Worker(
+      `const { parentPort, workerData } = require("node:worker_threads");
+       const addon = require(workerData);
+       parentPort.postMessage(addon.callGuarded(() => 1, 100));
+       parentPort.postMessage("spinning");
+       try { addon.callGuarded(() => { for (;;) {} }, 600000); } catch (e) { parentPort.postMessage("caught " + e.code); }
+       parentPort.postMessage("returned");`,
+      { eval: true, workerData: addonPath },
+    );
+    const messages: unknown[] = [];
+    worker.on("message", (m: unknown) => messages.push(m));
+    await new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (messages.includes("spinning")) resolve();
+        else setTimeout(check, 5);
+      };
+      check();
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const start = performance.now();
+    const code = await worker.terminate();
+    expect(performance.now() - start).toBeLessThan(2_000);
+    expect(code).toBe(1);
+    expect(messages).toEqual([1, "spinning"]);
+  });
+});
