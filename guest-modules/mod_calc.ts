@@ -1,6 +1,6 @@
 // mod_calc: calls libmath, a library loaded with `LoadFile`, through the global
 // scope: SITE CALC <a> <b> answers with their sum and product.
-import { API_VERSION, HANDLED, addHelp, argc, argv, replyError, reply } from "./sdk";
+import { API_VERSION, ERROR, HANDLED, addHelp, argc, argv, replyError, reply } from "./sdk";
 
 @external("env", "math_add")
 declare function math_add(a: i32, b: i32): i32;
@@ -19,7 +19,7 @@ export function site_CALC(): i32 {
   // argv(0) is SITE, argv(1) is CALC.
   if (argc() != 4) {
     replyError("501", "SITE CALC: usage: SITE CALC <a> <b>");
-    return HANDLED;
+    return ERROR;
   }
   const a = I32.parseInt(argv(2));
   const b = I32.parseInt(argv(3));

@@ -42,7 +42,7 @@ export function reply(code: string, msg: string): void {
   pr_response_add(code, msg);
 }
 
-/** Adds an error reply line (`550 No such file`) to the command being handled. */
+/** Adds an error reply line (`550 No such file`) to the command being handled; then return ERROR. */
 export function replyError(code: string, msg: string): void {
   pr_response_add_err(code, msg);
 }

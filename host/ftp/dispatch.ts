@@ -190,7 +190,8 @@ export function dispatchCommand(session: SessionState, line: CommandLine, option
   const failed = (): DispatchResult => {
     runPhase(Phases.POST_CMD_ERR);
     runPhase(Phases.LOG_CMD_ERR);
-    return { lines: errors.lines(), ok: false };
+    // A handler that failed after adding only reply lines still gets its answer out.
+    return { lines: errors.lines().length > 0 ? errors.lines() : responses.lines(), ok: false };
   };
 
   if (runPhase(Phases.PRE_CMD) < 0) return failed();
@@ -199,5 +200,6 @@ export function dispatchCommand(session: SessionState, line: CommandLine, option
   if (result !== 1) return failed();
   runPhase(Phases.POST_CMD);
   runPhase(Phases.LOG_CMD);
-  return { lines: responses.lines(), ok: true };
+  // And one that answered with error lines but returned HANDLED: the client must not wait forever.
+  return { lines: responses.lines().length > 0 ? responses.lines() : errors.lines(), ok: true };
 }

@@ -216,6 +216,54 @@ describe("capabilities", () => {
   });
 });
 
+describe("filesystem (WASI)", () => {
+  function tree(): { root: string; outside: string } {
+    const base = tempDir();
+    const root = path.join(base, "pub");
+    const outside = path.join(base, "private");
+    mkdirSync(path.join(root, "sub"), { recursive: true });
+    mkdirSync(outside);
+    writeFileSync(path.join(root, "hello.txt"), "hello from the granted directory\nsecond line\n");
+    writeFileSync(path.join(root, "sub", "deep.txt"), "deep file\n");
+    writeFileSync(path.join(outside, "secret.txt"), "the secret\n");
+    symlinkSync(path.join(outside, "secret.txt"), path.join(root, "escape.txt"));
+    symlinkSync("sub/deep.txt", path.join(root, "inside-link.txt"));
+    return { root, outside };
+  }
+
+  it("needs the filesystem capability", () => {
+    const result = check([`ModulePath ${FIXTURES}`, "LoadModule mod_files.c"]);
+    expect(result.messages[0]).toBe(
+      "mod_dso/0.5: mod_files.c: symbol 'path_open' needs capability 'filesystem', which mod_files.c is not granted",
+    );
+  });
+
+  it("reads inside the granted directory and refuses every escape with ENOTCAPABLE (76)", async () => {
+    const { root } = tree();
+    const { daemon } = await startDsod([
+      `ModulePath ${FIXTURES}`,
+      "ModuleCapabilities mod_files.c filesystem",
+      `ModuleFilesystem mod_files.c ${root} ro /pub`,
+      "LoadModule mod_files.c",
+    ]);
+    const client = await connect(daemon);
+    expect(await client.send("SITE CAT hello.txt")).toEqual(["200 SITE CAT: hello from the granted directory"]);
+    expect(await client.send("SITE CAT sub/deep.txt")).toEqual(["200 SITE CAT: deep file"]);
+    expect(await client.send("SITE CAT inside-link.txt")).toEqual(["200 SITE CAT: deep file"]);
+    for (const escape of ["../private/secret.txt", "sub/../../private/secret.txt", "/etc/passwd", "escape.txt"]) {
+      expect(await client.send(`SITE CAT ${escape}`)).toEqual(["550 SITE CAT: errno 76"]);
+    }
+    await expectServing(daemon);
+  });
+
+  it("gives a unit without ModuleFilesystem no directory at all", async () => {
+    const { daemon } = await startDsod([`ModulePath ${FIXTURES}`, "ModuleCapabilities mod_files.c filesystem", "LoadModule mod_files.c"]);
+    const client = await connect(daemon);
+    // fd 3 is no preopen: EBADF (8).
+    expect(await client.send("SITE CAT hello.txt")).toEqual(["550 SITE CAT: errno 8"]);
+  });
+});
+
 describe("loading safely", () => {
   it("refuses a module file writable by others", () => {
     const mods = moduleDir({ "mod_test.wasm": `${LIBEXEC}/mod_test.wasm` });

@@ -233,3 +233,25 @@ describe("dispatchCommand", () => {
     expect(seen).toEqual([{ name: "TEST", arg: "a b", argv: ["test", "a", "b"], user: "demo", id: 1 }]);
   });
 });
+
+describe("a handler whose reply lines do not match its result", () => {
+  it("still gets its error lines out when it returns HANDLED", () => {
+    const module = fakeModule("mod_x.c", [
+      handler("MIX", Phases.CMD, (cmd) => {
+        cmd.addError("550", "no such thing");
+        return HandlerResults.HANDLED;
+      }),
+    ]);
+    expect(run(session([module]), "MIX")).toEqual({ lines: ["550 no such thing"], ok: true });
+  });
+
+  it("still gets its reply lines out when it returns ERROR", () => {
+    const module = fakeModule("mod_x.c", [
+      handler("MIX", Phases.CMD, (cmd) => {
+        cmd.addResponse("200", "said anyway");
+        return HandlerResults.ERROR;
+      }),
+    ]);
+    expect(run(session([module]), "MIX")).toEqual({ lines: ["200 said anyway"], ok: false });
+  });
+});
