@@ -239,7 +239,9 @@ class Client {
     });
   }
 
+  /** One request at a time: the worker answers in order, and callers await each answer. */
   ask(request: ClientRequest): Promise<ClientResponse> {
+    if (this.#waiting !== undefined) throw new Error("bench: dispatch client asked twice at once");
     return new Promise((resolve, reject) => {
       this.#waiting = (response) => {
         this.#waiting = undefined;
@@ -259,10 +261,11 @@ export async function runDispatch(log: (line: string) => void): Promise<Row[]> {
   const targets = [await startTarget("guest"), await startTarget("ts")];
   const client = new Client();
   try {
-    const replies = await Promise.all(targets.map(async (t) => (await client.ask({ kind: "probe", port: t.port })) as { reply: string }));
+    // Both servers must give the same answer, or the comparison would not be of the same work.
     const expected = `200 ${GREETING}: x`;
-    for (const [i, r] of replies.entries()) {
-      if (r.reply !== expected) throw new Error(`bench: ${targets[i]?.label} server answered '${r.reply}', expected '${expected}'`);
+    for (const t of targets) {
+      const { reply } = (await client.ask({ kind: "probe", port: t.port })) as { reply: string };
+      if (reply !== expected) throw new Error(`bench: ${t.label} server answered '${reply}', expected '${expected}'`);
     }
     // Warm-up: both paths tier up (and the guest's handler leaves Liftoff) before anything is timed.
     for (const t of targets) {

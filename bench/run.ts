@@ -1,6 +1,10 @@
 /**
- * `npm run bench`: runs the link and call benchmarks, prints one table and
- * writes it as JSON to bench/results/<timestamp>.json and bench/results/latest.json.
+ * `npm run bench`: runs the benchmark sections listed in SECTIONS, prints one
+ * table and writes it as JSON to bench/results/<timestamp>.json and
+ * bench/results/latest.json.
+ *
+ * BENCH_ONLY=load,dispatch runs only the named sections (development runs;
+ * the JSON records which ran).
  *
  * Ratios are computed within this one run (each row against its anchor, run
  * interleaved with it), because absolute times on a shared 2-core VM drift
@@ -16,7 +20,11 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { runCalls } from "./calls.js";
+import { runControls } from "./controls.js";
+import { runDispatch } from "./dispatch.js";
 import { runLink } from "./link.js";
+import { runLoad } from "./load.js";
+import { runMemory } from "./memory.js";
 import { formatNumber } from "./stats.js";
 import type { Row } from "./stats.js";
 
@@ -52,16 +60,50 @@ function anchorLabel(row: Row, rows: readonly Row[]): string {
   return `#${rows.findIndex((r) => r.name === row.anchor) + 1}`;
 }
 
+interface SectionContext {
+  readonly splitLibraries: boolean;
+  readonly log: (line: string) => void;
+}
+
+/**
+ * The sections, in the order they run and print (the issue's numbering).
+ * This is the one list to extend: a section is a name and a function that
+ * returns its rows.
+ */
+const SECTIONS: ReadonlyArray<{ readonly name: string; readonly run: (context: SectionContext) => Row[] | Promise<Row[]> }> = [
+  // 1. insmod+rmmod cycles against native dlopen/dlclose.
+  { name: "load", run: ({ log }) => runLoad(log) },
+  // 2. Symbol resolution against the size of the global scope.
+  { name: "link", run: ({ splitLibraries, log }) => runLink({ splitLibraries, log }) },
+  // 3. ns per call of the paths a module's code takes.
+  { name: "calls", run: ({ log }) => runCalls(log) },
+  // 4. FTP commands/s through a guest handler against a compiled-in one.
+  { name: "dispatch", run: ({ log }) => runDispatch(log) },
+  // 5. Sandbox cost: CPU limits (to come).
+  // 6. Memory per loaded module and RSS after insmod/rmmod churn (child processes).
+  { name: "memory", run: ({ log }) => runMemory(log) },
+  // 7. dsoctl lsmod end to end and the request alone.
+  { name: "controls", run: ({ log }) => runControls(log) },
+];
+
 async function main(): Promise<void> {
   const started = new Date();
   const startNs = process.hrtime.bigint();
   if (globalThis.gc === undefined) log("bench: run with --expose-gc (npm run bench does) so GC happens between phases");
   const splitLibraries = process.env.BENCH_LINK_SPLIT === "1";
+  const only = process.env.BENCH_ONLY?.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  const unknown = only?.filter((name) => !SECTIONS.some((section) => section.name === name)) ?? [];
+  if (unknown.length > 0) throw new Error(`BENCH_ONLY names no section: ${unknown.join(", ")} (known: ${SECTIONS.map((s) => s.name).join(", ")})`);
+  const sections = SECTIONS.filter((section) => only === undefined || only.includes(section.name));
 
   const rows: Row[] = [];
-  rows.push(...runLink({ splitLibraries, log }));
-  globalThis.gc?.();
-  rows.push(...(await runCalls(log)));
+  for (const section of sections) {
+    const sectionStart = process.hrtime.bigint();
+    rows.push(...(await section.run({ splitLibraries, log })));
+    log(`bench: ${section.name} took ${(Number(process.hrtime.bigint() - sectionStart) / 1e9).toFixed(1)} s`);
+    // Each section starts from a collected heap; what one leaves behind is not the next one's GC work.
+    globalThis.gc?.();
+  }
 
   const durationS = Number(process.hrtime.bigint() - startNs) / 1e9;
   const numbered = table(rows)
@@ -79,7 +121,7 @@ async function main(): Promise<void> {
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? "unknown",
     loadAverage: os.loadavg(),
-    options: { splitLibraries },
+    options: { splitLibraries, sections: sections.map((section) => section.name) },
     rows,
   };
   mkdirSync(RESULTS_DIR, { recursive: true });

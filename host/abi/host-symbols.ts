@@ -98,7 +98,7 @@ function readString(importer: ImporterState, symbol: string, ptr: number): strin
   }
 }
 
-function activeCommand(importer: ImporterState, services: HostServices, symbol: string): ActiveCommand {
+function activeCommand(services: HostServices, symbol: string): ActiveCommand {
   const command = services.activeCommand();
   if (command === undefined) {
     throw new DsoError(ErrorCodes.GUEST_TRAP, `'${symbol}' called outside a command or directive handler`);
@@ -181,7 +181,7 @@ const symbols: readonly HostSymbol[] = [
     result: "string",
     doc: "The argument of the command being handled (everything after its name), or of the directive.",
     bind: (importer, services) => () =>
-      stringsOf(importer, "pr_cmd_arg").create(activeCommand(importer, services, "pr_cmd_arg").arg),
+      stringsOf(importer, "pr_cmd_arg").create(activeCommand(services, "pr_cmd_arg").arg),
   },
   {
     name: "pr_cmd_argc",
@@ -189,7 +189,7 @@ const symbols: readonly HostSymbol[] = [
     params: [],
     result: "i32",
     doc: "The number of words of the command or directive, its name included.",
-    bind: (importer, services) => () => activeCommand(importer, services, "pr_cmd_argc").argv.length,
+    bind: (_importer, services) => () => activeCommand(services, "pr_cmd_argc").argv.length,
   },
   {
     name: "pr_cmd_argv",
@@ -198,7 +198,7 @@ const symbols: readonly HostSymbol[] = [
     result: "string",
     doc: "Word `i` of the command or directive (0 is its name); an empty string past the end.",
     bind: (importer, services) => (index: number) =>
-      stringsOf(importer, "pr_cmd_argv").create(activeCommand(importer, services, "pr_cmd_argv").argv[index] ?? ""),
+      stringsOf(importer, "pr_cmd_argv").create(activeCommand(services, "pr_cmd_argv").argv[index] ?? ""),
   },
   {
     name: "pr_response_add",
@@ -207,7 +207,7 @@ const symbols: readonly HostSymbol[] = [
     result: "nil",
     doc: "proftpd's pr_response_add(code, msg): a reply line sent when the command completes.",
     bind: (importer, services) => (code: number, msg: number) => {
-      activeCommand(importer, services, "pr_response_add").addResponse(
+      activeCommand(services, "pr_response_add").addResponse(
         readString(importer, "pr_response_add", code),
         readString(importer, "pr_response_add", msg),
       );
@@ -220,7 +220,7 @@ const symbols: readonly HostSymbol[] = [
     result: "nil",
     doc: "proftpd's pr_response_add_err(code, msg): an error reply line sent when the command fails.",
     bind: (importer, services) => (code: number, msg: number) => {
-      activeCommand(importer, services, "pr_response_add_err").addError(
+      activeCommand(services, "pr_response_add_err").addError(
         readString(importer, "pr_response_add_err", code),
         readString(importer, "pr_response_add_err", msg),
       );
@@ -256,7 +256,7 @@ const symbols: readonly HostSymbol[] = [
     result: "string",
     doc: "The name the session logged in as, or an empty string before login.",
     bind: (importer, services) => () =>
-      stringsOf(importer, "pr_session_user").create(activeCommand(importer, services, "pr_session_user").user ?? ""),
+      stringsOf(importer, "pr_session_user").create(activeCommand(services, "pr_session_user").user ?? ""),
   },
 ];
 

@@ -7,6 +7,7 @@
  * Exit codes: 0 success; 1 a configuration error (as proftpd) or a failure to
  * start; 64 bad command-line usage.
  */
+import path from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError } from "../config/lexer.js";
 import { DEFAULT_CONTROLS_SOCKET } from "../controls/default-socket.js";
@@ -15,6 +16,7 @@ import { COMPILED_IN_ORDER, DEFAULT_MODULE_PATH, buildGeneration, stderrLog } fr
 import type { DaemonLog } from "../daemon/generation.js";
 import { isDsoError } from "../errors.js";
 import { DSOD_VERSION } from "../daemon/version.js";
+import { PACKAGE_ROOT } from "../system/package.js";
 
 const USAGE = `usage: dsod [options]
  -h, --help                 print this help and exit
@@ -27,7 +29,7 @@ const USAGE = `usage: dsod [options]
  -d, --debuglevel N         log debug messages up to level N (0-10)
 `;
 
-const DEFAULT_CONFIG = new URL("../../../examples/dsod.conf", import.meta.url).pathname;
+const DEFAULT_CONFIG = path.join(PACKAGE_ROOT, "examples", "dsod.conf");
 
 /** Prints a fatal error the way proftpd does, without a stack trace. */
 function fatal(log: DaemonLog, error: unknown): number {

@@ -7,25 +7,7 @@
  * Kept apart from server.ts so that dsoctl can import it without pulling in
  * the server, the ACLs or the peer-credentials addon (dsoctl start-up time).
  */
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { PACKAGE_ROOT } from "../system/package.js";
 
-/**
- * The directory holding package.json. This file runs from host/controls/
- * (sources, under vitest) and from dist/host/controls/ (built), so walk up
- * rather than count `..`.
- */
-function packageRoot(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "package.json"))) {
-      return dir;
-    }
-    if (dirname(dir) === dir) {
-      throw new Error(`no package.json above ${start}`);
-    }
-  }
-}
-
-export const DEFAULT_CONTROLS_SOCKET: string = join(packageRoot(), "run", "dsod.sock");
+export const DEFAULT_CONTROLS_SOCKET: string = join(PACKAGE_ROOT, "run", "dsod.sock");

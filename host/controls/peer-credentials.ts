@@ -8,12 +8,9 @@
  * Node has no SO_PEERCRED API (libuv #2255), hence the small N-API addon
  * built from native/peercred.c by node-gyp (binding.gyp at the package root).
  */
-import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
 import type { Socket } from "node:net";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { DsoError, ErrorCodes } from "../errors.js";
+import { REBUILD_HINT, loadNativeAddon } from "../system/package.js";
 
 export interface PeerCredentials {
   readonly uid: number;
@@ -24,25 +21,6 @@ export interface PeerCredentials {
 
 interface PeerCredAddon {
   getPeerCred(fd: number): PeerCredentials;
-}
-
-/**
- * This file runs from host/controls/ (sources, under vitest) and from
- * dist/host/controls/ (compiled), so walk up to the directory holding
- * package.json rather than counting `..`.
- */
-function packageRoot(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, "package.json"))) {
-      return dir;
-    }
-    const parent = dirname(dir);
-    if (parent === dir) {
-      return undefined;
-    }
-    dir = parent;
-  }
 }
 
 function isAddon(value: unknown): value is PeerCredAddon {
@@ -62,24 +40,14 @@ function addon(): PeerCredAddon {
 }
 
 function loadAddon(): PeerCredAddon | DsoError {
-  const root = packageRoot();
-  if (root === undefined) {
-    return new DsoError(ErrorCodes.CTRLS_PROTOCOL, "cannot check client credentials: package root not found");
+  const loaded = loadNativeAddon("peercred");
+  if ("reason" in loaded) {
+    return new DsoError(ErrorCodes.CTRLS_PROTOCOL, `cannot check client credentials: unable to load ${loaded.file} (${REBUILD_HINT})`, {
+      cause: loaded.reason,
+    });
   }
-  const file = join(root, "build", "Release", "peercred.node");
-  try {
-    const value: unknown = createRequire(join(root, "package.json"))(file);
-    if (isAddon(value)) {
-      return value;
-    }
-    return new DsoError(ErrorCodes.CTRLS_PROTOCOL, `cannot check client credentials: ${file} has no getPeerCred`);
-  } catch (cause) {
-    return new DsoError(
-      ErrorCodes.CTRLS_PROTOCOL,
-      `cannot check client credentials: unable to load ${file} (run \`npm rebuild\` or \`npx node-gyp rebuild\`)`,
-      { cause },
-    );
-  }
+  if (!isAddon(loaded.addon)) return new DsoError(ErrorCodes.CTRLS_PROTOCOL, "cannot check client credentials: the peercred addon has no getPeerCred");
+  return loaded.addon;
 }
 
 /**

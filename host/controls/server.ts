@@ -187,8 +187,6 @@ export function exchangeMessages(caller: ControlsCaller, argv: readonly string[]
   ];
 }
 
-const pad = (value: number, width = 2): string => String(value).padStart(width, "0");
-
 /**
  * Fits a response into proftpd's limits (1024 lines, each under 1024 bytes)
  * instead of failing it: a link error of a 100,000-import module keeps its

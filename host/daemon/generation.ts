@@ -5,10 +5,9 @@
  * broken config keeps the old one serving (proftpd re-parses in place and dies
  * on a bad config; we keep serving, as the issue asks).
  */
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { hostname } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { ConfigRunner } from "../config/config-runner.js";
 import type { ConfigSource } from "../config/config-runner.js";
 import { DEFAULT_CONTROLS_SOCKET } from "../controls/default-socket.js";
@@ -21,19 +20,12 @@ import type { CtrlsSettings } from "../static/mod-ctrls.js";
 import { createDsoModule } from "../static/mod-dso.js";
 import type { DsoSettings } from "../static/mod-dso.js";
 import { SystemAccounts } from "../system/accounts.js";
+import { PACKAGE_ROOT } from "../system/package.js";
 import { formatLogLine } from "./log-format.js";
 import { TraceLog } from "./trace-log.js";
 
-/** The package's own folder: the default ModulePath is its dist/libexec, our $prefix/libexec. */
-function packageRoot(): string {
-  const start = path.dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, "package.json"))) return dir;
-    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${start}`);
-  }
-}
-
-export const DEFAULT_MODULE_PATH = path.join(packageRoot(), "dist", "libexec");
+/** The default ModulePath: where the build writes the guest modules, our $prefix/libexec. */
+export const DEFAULT_MODULE_PATH = path.join(PACKAGE_ROOT, "dist", "libexec");
 
 /** The modules `dsod -l` lists, in its order: proftpd's static_modules[] with mod_dso and mod_ctrls last. */
 export const COMPILED_IN_ORDER = ["mod_core.c", "mod_auth_file.c", "mod_auth.c", "mod_site.c", "mod_dso.c", "mod_ctrls.c"];

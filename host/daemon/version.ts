@@ -1,16 +1,6 @@
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { PACKAGE_ROOT } from "../system/package.js";
 
-/** The package version, read from package.json (two levels above both host/daemon and dist/host/daemon... resolved by walking up). */
-function readVersion(): string {
-  for (const relative of ["../../package.json", "../../../package.json"]) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), "utf8")) as { name?: string; version?: string };
-      if (pkg.name === "wasm-dso" && pkg.version !== undefined) return pkg.version;
-    } catch {
-      continue;
-    }
-  }
-  return "unknown";
-}
-
-export const DSOD_VERSION = readVersion();
+/** The package version, as `dsod -v` prints it. */
+export const DSOD_VERSION: string = (JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }).version;

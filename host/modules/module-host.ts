@@ -8,7 +8,6 @@
  * exactly as it was: nothing is registered until everything has succeeded.
  */
 import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { instantiateGuest } from "../abi/guest-memory.js";
 import { HOST_SYMBOLS, hostSymbolType } from "../abi/host-symbols.js";
@@ -197,17 +196,6 @@ const WASI_PROVIDER: Provider = { kind: "host", name: "wasi", seq: 0 };
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
-}
-
-function fileError(file: string, cause: unknown): DsoError {
-  const code = (cause as NodeJS.ErrnoException).code;
-  if (code === "ENOENT" || code === "ENOTDIR") {
-    return new DsoError(ErrorCodes.MODULE_NOT_FOUND, `'${file}' does not exist`, { errno: Errno.ENOENT, cause });
-  }
-  if (code === "EACCES" || code === "EPERM") {
-    return new DsoError(ErrorCodes.FILE, `'${file}' cannot be read`, { errno: Errno.EACCES, cause });
-  }
-  return new DsoError(ErrorCodes.FILE, `'${file}' cannot be read: ${(cause as Error).message}`, { cause });
 }
 
 function describeTrap(error: unknown): string {

@@ -14,11 +14,8 @@
  * heap may be inconsistent; baselines.md §5), so the caller decides whether
  * the instance is still fit to call — the fault policy's job, not this one's.
  */
-import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { DsoError, ErrorCodes } from "../errors.js";
+import { REBUILD_HINT, loadNativeAddon } from "../system/package.js";
 
 /** The default budget of one guest call, as in the sandbox's CPU limit. */
 export const DEFAULT_BUDGET_MS = 250;
@@ -48,25 +45,6 @@ interface WatchdogAddon {
   setDisarmDelayForTesting(ns: number): void;
 }
 
-/**
- * This file runs from host/sandbox/ (sources, under vitest) and from
- * dist/host/sandbox/ (compiled), so walk up to the directory holding
- * package.json rather than counting `..` (as peer-credentials.ts does).
- */
-function packageRoot(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, "package.json"))) {
-      return dir;
-    }
-    const parent = dirname(dir);
-    if (parent === dir) {
-      return undefined;
-    }
-    dir = parent;
-  }
-}
-
 function isAddon(value: unknown): value is WatchdogAddon {
   return (
     typeof value === "object" &&
@@ -78,30 +56,15 @@ function isAddon(value: unknown): value is WatchdogAddon {
 
 let loaded: WatchdogAddon | DsoError | undefined;
 
-/*
- * There is no error code for "the sandbox cannot enforce CPU budgets" yet;
- * DSO_ERR_INSTANTIATE is the nearest: the guest cannot be run under the
- * sandbox's rules, so it must not be run at all.
- */
 function loadAddon(): WatchdogAddon | DsoError {
-  const root = packageRoot();
-  if (root === undefined) {
-    return new DsoError(ErrorCodes.INSTANTIATE, "cannot enforce guest CPU budgets: package root not found");
+  const loaded = loadNativeAddon("watchdog");
+  if ("reason" in loaded) {
+    return new DsoError(ErrorCodes.SANDBOX, `cannot enforce guest CPU budgets: unable to load ${loaded.file} (${REBUILD_HINT})`, {
+      cause: loaded.reason,
+    });
   }
-  const file = join(root, "build", "Release", "watchdog.node");
-  try {
-    const value: unknown = createRequire(join(root, "package.json"))(file);
-    if (isAddon(value)) {
-      return value;
-    }
-    return new DsoError(ErrorCodes.INSTANTIATE, `cannot enforce guest CPU budgets: ${file} has no callGuarded`);
-  } catch (cause) {
-    return new DsoError(
-      ErrorCodes.SANDBOX,
-      `cannot enforce guest CPU budgets: unable to load ${file} (run \`npm rebuild\` or \`npx node-gyp rebuild\`)`,
-      { cause },
-    );
-  }
+  if (!isAddon(loaded.addon)) return new DsoError(ErrorCodes.SANDBOX, "cannot enforce guest CPU budgets: the watchdog addon has no callGuarded");
+  return loaded.addon;
 }
 
 function addon(): WatchdogAddon {

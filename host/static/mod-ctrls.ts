@@ -5,9 +5,9 @@
 import { DEFAULT_SOCKET_ACL, parseSocketAcl } from "../controls/acl.js";
 import type { Acl } from "../controls/acl.js";
 import type { AccountResolver } from "../system/accounts.js";
-import { DsoError, ErrorCodes } from "../errors.js";
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import type { EngineModule } from "../modules/module-api.js";
+import { booleanParam, checkArgs, directiveError, param } from "./directives.js";
 
 export interface CtrlsSettings {
   engine: boolean;
@@ -20,26 +20,14 @@ export interface CtrlsSettings {
   logFile: string | undefined;
 }
 
-function refuse(message: string): DsoError {
-  return new DsoError(ErrorCodes.CONFIG, message);
-}
-
+/** The directive's parameter `index`, after proftpd's CHECK_ARGS for it. */
 function arg(directive: ActiveCommand, index: number): string {
-  const value = directive.argv[index];
-  if (value === undefined) throw refuse("missing parameters");
-  return value;
-}
-
-/** proftpd's get_boolean(): on/off, yes/no, true/false, 1/0. */
-function parseBoolean(value: string): boolean | undefined {
-  const lower = value.toLowerCase();
-  if (["on", "yes", "true", "1"].includes(lower)) return true;
-  if (["off", "no", "false", "0"].includes(lower)) return false;
-  return undefined;
+  checkArgs(directive, index);
+  return param(directive, index);
 }
 
 function positiveInteger(value: string, what: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw refuse(`${what} must be greater than zero: '${value}'`);
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw directiveError(`${what} must be greater than zero: '${value}'`);
   return Number(value);
 }
 
@@ -63,18 +51,17 @@ export function createCtrlsModule(defaultSocket: string, accounts: AccountResolv
       {
         name: "ControlsEngine",
         run: (directive) => {
-          const value = parseBoolean(arg(directive, 1));
-          if (value === undefined) throw refuse("expected Boolean parameter");
-          settings.engine = value;
+          checkArgs(directive, 1);
+          settings.engine = booleanParam(directive, 1);
         },
       },
       {
         name: "ControlsSocket",
         run: (directive) => {
           const path = arg(directive, 1);
-          if (!path.startsWith("/")) throw refuse("must be an absolute path");
+          if (!path.startsWith("/")) throw directiveError("must be an absolute path");
           // sockaddr_un.sun_path holds 108 bytes on Linux, the terminating NUL included.
-          if (Buffer.byteLength(path) > 107) throw refuse(`socket path '${path}' is too long (at most 107 bytes)`);
+          if (Buffer.byteLength(path) > 107) throw directiveError(`socket path '${path}' is too long (at most 107 bytes)`);
           settings.socketPath = path;
         },
       },
@@ -84,9 +71,9 @@ export function createCtrlsModule(defaultSocket: string, accounts: AccountResolv
           const user = arg(directive, 1);
           const group = arg(directive, 2);
           const uid = accounts.uidOf(user);
-          if (uid === undefined) throw refuse(`unknown user '${user}'`);
+          if (uid === undefined) throw directiveError(`unknown user '${user}'`);
           const gid = accounts.gidOf(group);
-          if (gid === undefined) throw refuse(`unknown group '${group}'`);
+          if (gid === undefined) throw directiveError(`unknown group '${group}'`);
           settings.socketOwner = { uid, gid };
         },
       },
@@ -106,7 +93,7 @@ export function createCtrlsModule(defaultSocket: string, accounts: AccountResolv
         name: "ControlsLog",
         run: (directive) => {
           const path = arg(directive, 1);
-          if (!path.startsWith("/")) throw refuse("must be an absolute path");
+          if (!path.startsWith("/")) throw directiveError("must be an absolute path");
           settings.logFile = path;
         },
       },

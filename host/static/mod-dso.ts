@@ -4,10 +4,10 @@
  * actions insmod/lsmod/rmmod live in host/controls/dso-actions.ts.
  */
 import { statSync } from "node:fs";
-import type { ActiveCommand } from "../abi/host-symbols.js";
 import { EMPTY_ACL_TABLE, applyActionAcl, parseActionAcl } from "../controls/acl.js";
 import type { AclTable, IdResolver } from "../controls/acl.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
+import { checkArgs, directiveError } from "./directives.js";
 import type { EngineModule } from "../modules/module-api.js";
 import { MOD_DSO_VERSION } from "../modules/module-host.js";
 import type { LogPriority, ModuleHost } from "../modules/module-host.js";
@@ -33,17 +33,17 @@ const MAX_MEMORY_PAGES = 16384;
 /** `16M`, `512K`, `1G` or plain bytes, rounded up to whole pages. */
 export function parseMemorySize(text: string): number {
   const match = /^(\d+)([KMG]?)$/i.exec(text);
-  if (match === null) throw refuse(`invalid size '${text}' (a number of bytes with an optional K, M or G suffix)`);
+  if (match === null) throw directiveError(`invalid size '${text}' (a number of bytes with an optional K, M or G suffix)`);
   const unit = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(match[2] ?? "").toUpperCase() as "" | "K" | "M" | "G"];
   const pages = Math.ceil((Number(match[1]) * unit) / PAGE_BYTES);
-  if (pages < 1 || pages > MAX_MEMORY_PAGES) throw refuse(`size '${text}' is out of range (64K to 1G)`);
+  if (pages < 1 || pages > MAX_MEMORY_PAGES) throw directiveError(`size '${text}' is out of range (64K to 1G)`);
   return pages;
 }
 
 /** Who a sandbox directive applies to: `*`, a module name (`mod_x.c`) or a library name (`libfoo`). */
 function unitName(text: string): string {
   if (text === "*" || /^mod_[A-Za-z0-9_]+\.c$/.test(text) || /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(text)) return text;
-  throw refuse(`'${text}' names no module or library (use mod_x.c, a library name such as libfoo, or *)`);
+  throw directiveError(`'${text}' names no module or library (use mod_x.c, a library name such as libfoo, or *)`);
 }
 
 export interface DsoModuleOptions {
@@ -51,15 +51,6 @@ export interface DsoModuleOptions {
   readonly host: () => ModuleHost;
   readonly accounts: IdResolver;
   readonly log: (priority: LogPriority, message: string) => void;
-}
-
-function refuse(message: string): DsoError {
-  return new DsoError(ErrorCodes.CONFIG, message);
-}
-
-function requireArgs(directive: ActiveCommand, count: number): void {
-  // CHECK_ARGS only checks the minimum; proftpd ignores extra arguments.
-  if (directive.argv.length - 1 < count) throw refuse("missing parameters");
 }
 
 /** Failures the host logs itself in proftpd's words; the rest are logged here before the fatal line. */
@@ -81,7 +72,7 @@ function loadReason(error: unknown): string {
 
 /** ModulePath's checks, in mod_dso.c set_modulepath's order. */
 export function checkModulePath(directory: string): void {
-  if (!directory.startsWith("/")) throw refuse("must be an absolute path");
+  if (!directory.startsWith("/")) throw directiveError("must be an absolute path");
   let stat;
   try {
     stat = statSync(directory);
@@ -90,18 +81,18 @@ export function checkModulePath(directory: string): void {
     const text = code === "ENOENT" ? "No such file or directory" : code === "EACCES" ? "Permission denied" : (cause as Error).message;
     throw new DsoError(ErrorCodes.CONFIG, `error checking '${directory}': ${text}`, { cause });
   }
-  if (!stat.isDirectory()) throw refuse(`${directory} is not a directory`);
+  if (!stat.isDirectory()) throw directiveError(`${directory} is not a directory`);
   // Any system user could replace modules in a world-writable directory (the manual's FAQ).
-  if (stat.mode & 0o002) throw refuse(`${directory} is world-writable`);
+  if (stat.mode & 0o002) throw directiveError(`${directory} is world-writable`);
 }
 
 /** ModuleOrder's argument checks (mod_dso.c set_moduleorder). */
 export function checkModuleOrder(names: readonly string[], isLoaded: (name: string) => boolean): void {
-  if (names.length === 0) throw refuse("wrong number of parameters");
+  if (names.length === 0) throw directiveError("wrong number of parameters");
   names.forEach((name, i) => {
     const earlier = names.indexOf(name);
-    if (earlier < i) throw refuse(`duplicate module name '${name}' as parameters ${earlier + 1} and ${i + 1}`);
-    if (!isLoaded(name)) throw refuse(`no such module '${name}' loaded`);
+    if (earlier < i) throw directiveError(`duplicate module name '${name}' as parameters ${earlier + 1} and ${i + 1}`);
+    if (!isLoaded(name)) throw directiveError(`no such module '${name}' loaded`);
   });
 }
 
@@ -119,9 +110,9 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
       {
         name: "LoadFile",
         run: (directive) => {
-          requireArgs(directive, 1);
+          checkArgs(directive, 1);
           const file = directive.argv[1] as string;
-          if (!file.startsWith("/")) throw refuse("must be an absolute path");
+          if (!file.startsWith("/")) throw directiveError("must be an absolute path");
           try {
             options.host().loadFile(file);
           } catch (error) {
@@ -130,14 +121,14 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
             }
             // The file is named once, in proftpd's frame: drop the host's own `'<file>': ` prefix.
             const reason = isDsoError(error) ? (error.errno ?? error.message.replace(`'${file}': `, "")) : String(error);
-            throw refuse(`error loading '${file}': ${reason}`);
+            throw directiveError(`error loading '${file}': ${reason}`);
           }
         },
       },
       {
         name: "LoadModule",
         run: (directive) => {
-          requireArgs(directive, 1);
+          checkArgs(directive, 1);
           const name = directive.argv[1] as string;
           try {
             options.host().loadModule(name);
@@ -145,14 +136,14 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
             if (isDsoError(error) && !HOST_LOGGED.has(error.code)) {
               for (const line of error.lines) options.log("notice", `${MOD_DSO_VERSION}: ${line}`);
             }
-            throw refuse(`error loading module '${name}': ${loadReason(error)}`);
+            throw directiveError(`error loading module '${name}': ${loadReason(error)}`);
           }
         },
       },
       {
         name: "ModulePath",
         run: (directive) => {
-          requireArgs(directive, 1);
+          checkArgs(directive, 1);
           const directory = directive.argv[1] as string;
           checkModulePath(directory);
           options.host().setModulePath(directory);
@@ -162,7 +153,7 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
         name: "ModuleOrder",
         run: (directive, context) => {
           // The manual: "make sure it is the very first directive". proftpd never checks; we do.
-          if (!context.first) throw refuse("must be the very first directive of the configuration");
+          if (!context.first) throw directiveError("must be the very first directive of the configuration");
           const names = directive.argv.slice(1);
           const host = options.host();
           checkModuleOrder(names, (name) => host.isLoaded(name));
@@ -176,31 +167,31 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
         // Beyond proftpd: the sandbox's limits and grants, per module or library (docs/security.md).
         name: "ModuleMemoryLimit",
         run: (directive) => {
-          requireArgs(directive, 2);
+          checkArgs(directive, 2);
           settings.policies.setMemoryCap(unitName(directive.argv[1] as string), parseMemorySize(directive.argv[2] as string));
         },
       },
       {
         name: "ModuleCPULimit",
         run: (directive) => {
-          requireArgs(directive, 2);
+          checkArgs(directive, 2);
           const value = directive.argv[2] as string;
           const ms = value.toLowerCase() === "off" ? 0 : /^\d+$/.test(value) ? Number(value) : NaN;
-          if (!Number.isInteger(ms) || ms > 3_600_000) throw refuse(`invalid CPU limit '${value}' (milliseconds, or off)`);
+          if (!Number.isInteger(ms) || ms > 3_600_000) throw directiveError(`invalid CPU limit '${value}' (milliseconds, or off)`);
           settings.policies.setCpuBudget(unitName(directive.argv[1] as string), ms);
         },
       },
       {
         name: "ModuleFaultPolicy",
         run: (directive) => {
-          requireArgs(directive, 2);
+          checkArgs(directive, 2);
           const action = directive.argv[2] as string;
-          if (action !== "reload" && action !== "unload") throw refuse(`second parameter must be 'reload' or 'unload', not '${action}'`);
+          if (action !== "reload" && action !== "unload") throw directiveError(`second parameter must be 'reload' or 'unload', not '${action}'`);
           const [maxText, windowText] = directive.argv.slice(3);
           const maxFaults = maxText === undefined ? 5 : Number(maxText);
           const windowSeconds = windowText === undefined ? 60 : Number(windowText);
           if (!Number.isInteger(maxFaults) || maxFaults < 1 || !Number.isInteger(windowSeconds) || windowSeconds < 1) {
-            throw refuse("crash-loop limit must be a number of faults and a number of seconds, both at least 1");
+            throw directiveError("crash-loop limit must be a number of faults and a number of seconds, both at least 1");
           }
           settings.policies.setFaultPolicy(unitName(directive.argv[1] as string), { action, maxFaults, windowMs: windowSeconds * 1000 });
         },
@@ -208,41 +199,41 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
       {
         name: "ModuleCapabilities",
         run: (directive) => {
-          requireArgs(directive, 2);
+          checkArgs(directive, 2);
           const names = directive.argv.slice(2).flatMap((word) => word.split(",")).filter((n) => n.length > 0);
           const unknown = names.find((n) => !known.includes(n));
-          if (unknown !== undefined) throw refuse(`unknown capability '${unknown}' (known: ${known.join(", ")})`);
+          if (unknown !== undefined) throw directiveError(`unknown capability '${unknown}' (known: ${known.join(", ")})`);
           settings.policies.grant(unitName(directive.argv[1] as string), names as Capability[]);
         },
       },
       {
         name: "ModuleFilesystem",
         run: (directive) => {
-          requireArgs(directive, 2);
+          checkArgs(directive, 2);
           const hostPath = directive.argv[2] as string;
-          if (!hostPath.startsWith("/")) throw refuse("must be an absolute path");
+          if (!hostPath.startsWith("/")) throw directiveError("must be an absolute path");
           const mode = directive.argv[3] ?? "ro";
-          if (mode !== "ro" && mode !== "rw") throw refuse(`third parameter must be 'ro' or 'rw', not '${mode}'`);
+          if (mode !== "ro" && mode !== "rw") throw directiveError(`third parameter must be 'ro' or 'rw', not '${mode}'`);
           const guestPath = directive.argv[4] ?? hostPath;
-          if (!guestPath.startsWith("/")) throw refuse(`the guest path '${guestPath}' must be absolute`);
+          if (!guestPath.startsWith("/")) throw directiveError(`the guest path '${guestPath}' must be absolute`);
           let stat;
           try {
             stat = statSync(hostPath);
           } catch (cause) {
             throw new DsoError(ErrorCodes.CONFIG, `error checking '${hostPath}': ${(cause as Error).message}`, { cause });
           }
-          if (!stat.isDirectory()) throw refuse(`${hostPath} is not a directory`);
+          if (!stat.isDirectory()) throw directiveError(`${hostPath} is not a directory`);
           settings.policies.addPreopen(unitName(directive.argv[1] as string), { hostPath, guestPath, writable: mode === "rw" });
         },
       },
       {
         name: "ModuleIntegrity",
         run: (directive) => {
-          requireArgs(directive, 2);
+          checkArgs(directive, 2);
           const name = directive.argv[1] as string;
-          if (name === "*") throw refuse("a pin names one module or library, not '*'");
+          if (name === "*") throw directiveError("a pin names one module or library, not '*'");
           const match = /^sha256:([0-9a-f]{64})$/.exec(directive.argv[2] as string);
-          if (match === null) throw refuse(`'${directive.argv[2]}' is not a pin (sha256: followed by 64 lower-case hex digits)`);
+          if (match === null) throw directiveError(`'${directive.argv[2]}' is not a pin (sha256: followed by 64 lower-case hex digits)`);
           settings.policies.pin(unitName(name), match[1] as string);
         },
       },

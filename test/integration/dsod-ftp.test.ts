@@ -5,32 +5,14 @@
  */
 import { existsSync } from "node:fs";
 import { Client } from "basic-ftp";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { daemonFixture } from "./helpers/fixture.js";
 import { FtpControl } from "./helpers/ftp-client.js";
-import { FIXTURES, LIBEXEC, RunningDsod, baseConfig, dsoctl, logMessages, tempDir, writeConfig } from "./helpers/dsod.js";
+import { FIXTURES, LIBEXEC, RunningDsod, baseConfig, dsoctl, logMessages, writeConfig } from "./helpers/dsod.js";
 
-const running: RunningDsod[] = [];
-const clients: FtpControl[] = [];
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close();
-  for (const daemon of running.splice(0)) await daemon.stop();
-});
-
-async function startDsod(lines: readonly string[]): Promise<{ daemon: RunningDsod; dir: string }> {
-  const dir = tempDir();
-  const config = writeConfig(dir, [baseConfig(dir), ...lines].join("\n"));
-  const daemon = await RunningDsod.start(config, `${dir}/dsod.sock`);
-  running.push(daemon);
-  return { daemon, dir };
-}
-
-async function connect(daemon: RunningDsod, login = true): Promise<FtpControl> {
-  const { client } = await FtpControl.connect(daemon.port);
-  clients.push(client);
-  if (login) await client.login();
-  return client;
-}
+const fixture = daemonFixture();
+const startDsod = fixture.start;
+const connect = fixture.connect;
 
 const EXAMPLE_MODULES = [
   `LoadFile ${LIBEXEC}/libmath.wasm`,
@@ -46,7 +28,7 @@ describe("dsod serving FTP", () => {
   it("answers through compiled-in and loaded modules, with proftpd's texts", async () => {
     const { daemon } = await startDsod(['ServerName "dsod test"', ...EXAMPLE_MODULES]);
     const { client, greeting } = await FtpControl.connect(daemon.port);
-    clients.push(client);
+    fixture.adoptClient(client);
     expect(greeting).toEqual(["220 ProFTPD Server (dsod test) [127.0.0.1]"]);
     expect(await client.send("TEST hi")).toEqual(["530 Please login with USER and PASS"]);
     expect(await client.send("USER demo")).toEqual(["331 Password required for demo"]);
@@ -167,7 +149,7 @@ describe("dsod start-up failures", () => {
     // A second dsod that started anyway is stopped with the others.
     const outcome = await RunningDsod.start(second, daemon.socket).then(
       (started) => {
-        running.push(started);
+        fixture.adopt(started);
         return "started";
       },
       (error: Error) => error.message,

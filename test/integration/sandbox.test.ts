@@ -6,32 +6,13 @@
 import { createHash } from "node:crypto";
 import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { FtpControl } from "./helpers/ftp-client.js";
-import { FIXTURES, LIBEXEC, RunningDsod, baseConfig, dsoctl, logMessages, runDsod, tempDir, writeConfig } from "./helpers/dsod.js";
+import { describe, expect, it } from "vitest";
+import { daemonFixture } from "./helpers/fixture.js";
+import { FIXTURES, LIBEXEC, RunningDsod, dsoctl, logMessages, runDsod, tempDir, writeConfig } from "./helpers/dsod.js";
 
-const running: RunningDsod[] = [];
-const clients: FtpControl[] = [];
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close();
-  for (const daemon of running.splice(0)) await daemon.stop();
-});
-
-async function startDsod(lines: readonly string[]): Promise<{ daemon: RunningDsod; dir: string }> {
-  const dir = tempDir();
-  const config = writeConfig(dir, [baseConfig(dir), ...lines].join("\n"));
-  const daemon = await RunningDsod.start(config, `${dir}/dsod.sock`);
-  running.push(daemon);
-  return { daemon, dir };
-}
-
-async function connect(daemon: RunningDsod): Promise<FtpControl> {
-  const { client } = await FtpControl.connect(daemon.port);
-  clients.push(client);
-  await client.login();
-  return client;
-}
+const fixture = daemonFixture();
+const startDsod = fixture.start;
+const connect = fixture.connect;
 
 /** After any fault: FTP and controls still answer. */
 async function expectServing(daemon: RunningDsod): Promise<void> {

@@ -1,0 +1,240 @@
+/**
+ * Memory benchmark, run in child processes of its own (`node --expose-gc`),
+ * so that what the other sections left in the heap, the code space and
+ * malloc's arenas does not count here:
+ *
+ * - loaded: one ModuleHost loads 1,000 distinct modules (copies of
+ *   mod_test.wasm, renamed mod_m0000.c ... mod_m0999.c with their module
+ *   symbol renamed to match and a unique custom section, so each is compiled
+ *   and cached on its own as a distinct third-party module would be). RSS,
+ *   JS heap and V8 `external` memory are read after a full GC before the
+ *   first load and after every 100; each step's delta / 100 is one sample of
+ *   the cost of one loaded module;
+ * - churn: 10,000 insmod+rmmod cycles of mod_test on one host; RSS after a
+ *   full GC before (after a warm-up of 100 cycles, so the host's own code
+ *   and its compile-cache entry are already paid for) and after. Run in
+ *   CHURN_RUNS separate processes for a spread.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { ModuleHost } from "../host/modules/module-host.js";
+import { isMain, LIBEXEC_DIR, printRows, withTarget, withUniqueSection } from "./load.js";
+import { rowOf } from "./stats.js";
+import type { Row } from "./stats.js";
+
+const LOADED = 1_000;
+const STEP = 100;
+const CYCLES = 10_000;
+const CHURN_WARMUP = 100;
+const CHURN_RUNS = 3;
+const GROWTH_TARGET_MB = 10;
+
+const MB = 1024 * 1024;
+
+interface Reading {
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly external: number;
+}
+
+interface LoadedResult {
+  readonly kind: "loaded";
+  readonly readings: Reading[];
+}
+
+interface ChurnResult {
+  readonly kind: "churn";
+  readonly before: Reading;
+  readonly after: Reading;
+  readonly peakRss: number;
+  readonly midRss: number;
+  readonly usPerCycle: number;
+}
+
+// ---------------------------------------------------------------------------
+// Renaming the module symbol: mod_m0042.c must export m0042_module.
+
+function readU32(bytes: Uint8Array, at: number): [value: number, next: number] {
+  let value = 0;
+  let shift = 0;
+  for (let i = at; ; i++) {
+    const b = bytes[i];
+    if (b === undefined) throw new Error("bench: truncated LEB128");
+    value += (b & 0x7f) * 2 ** shift;
+    shift += 7;
+    if ((b & 0x80) === 0) return [value, i + 1];
+  }
+}
+
+function u32(value: number): number[] {
+  const out: number[] = [];
+  let rest = value;
+  do {
+    let b = rest & 0x7f;
+    rest = Math.floor(rest / 128);
+    if (rest !== 0) b |= 0x80;
+    out.push(b);
+  } while (rest !== 0);
+  return out;
+}
+
+/** `bytes` with the export named `from` renamed `to`; only the export section is re-encoded. */
+export function renameExport(bytes: Uint8Array, from: string, to: string): Uint8Array<ArrayBuffer> {
+  const parts: Uint8Array[] = [bytes.subarray(0, 8)];
+  let at = 8;
+  let renamed = false;
+  while (at < bytes.length) {
+    const id = bytes[at] as number;
+    const [size, bodyAt] = readU32(bytes, at + 1);
+    const end = bodyAt + size;
+    if (id !== 7) {
+      parts.push(bytes.subarray(at, end));
+      at = end;
+      continue;
+    }
+    const body: number[] = [];
+    let [count, p] = readU32(bytes, bodyAt);
+    body.push(...u32(count));
+    for (; count > 0; count--) {
+      const [length, nameAt] = readU32(bytes, p);
+      let name = Buffer.from(bytes.subarray(nameAt, nameAt + length)).toString("utf8");
+      if (name === from) {
+        name = to;
+        renamed = true;
+      }
+      const encoded = Buffer.from(name, "utf8");
+      body.push(...u32(encoded.length), ...encoded, bytes[nameAt + length] as number);
+      const [, next] = readU32(bytes, nameAt + length + 1);
+      body.push(...bytes.subarray(nameAt + length + 1, next));
+      p = next;
+    }
+    parts.push(Uint8Array.from([7, ...u32(body.length), ...body]));
+    at = end;
+  }
+  if (!renamed) throw new Error(`bench: no export '${from}' to rename`);
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+// ---------------------------------------------------------------------------
+// The child side.
+
+async function settle(): Promise<Reading> {
+  // Several full GCs with turns of the event loop between them: a Memory's
+  // backing store is freed by a finalizer after the GC that found it dead.
+  for (let i = 0; i < 4; i++) {
+    globalThis.gc?.();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const usage = process.memoryUsage();
+  return { rss: usage.rss, heapUsed: usage.heapUsed, external: usage.external };
+}
+
+async function childLoaded(): Promise<LoadedResult> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "wasm-dso-bench-memory-"));
+  try {
+    const original = readFileSync(path.join(LIBEXEC_DIR, "mod_test.wasm"));
+    const names: string[] = [];
+    for (let i = 0; i < LOADED; i++) {
+      const stem = `m${String(i).padStart(4, "0")}`;
+      const bytes = withUniqueSection(renameExport(original, "test_module", `${stem}_module`), `memory ${i}`);
+      writeFileSync(path.join(dir, `mod_${stem}.wasm`), bytes);
+      names.push(`mod_${stem}.c`);
+    }
+    const host = new ModuleHost({ modulePath: dir, guestLog: () => {} });
+    const readings = [await settle()];
+    for (let i = 0; i < LOADED; i++) {
+      host.loadModule(names[i] as string);
+      if ((i + 1) % STEP === 0) readings.push(await settle());
+    }
+    if (host.listModules().length !== LOADED) throw new Error("bench: not every module loaded");
+    host.close();
+    return { kind: "loaded", readings };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function childChurn(): Promise<ChurnResult> {
+  const host = new ModuleHost({ modulePath: LIBEXEC_DIR, guestLog: () => {} });
+  const cycle = (): void => {
+    host.loadModule("mod_test.c");
+    host.unloadModule("mod_test.c");
+  };
+  for (let i = 0; i < CHURN_WARMUP; i++) cycle();
+  const before = await settle();
+  let peakRss = before.rss;
+  let midRss = 0;
+  const start = process.hrtime.bigint();
+  for (let i = 1; i <= CYCLES; i++) {
+    cycle();
+    if (i % 1_000 === 0) peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    // Halfway, after a GC too: growth that keeps climbing is a leak, growth that stops is a cache filling.
+    if (i === CYCLES / 2) midRss = (await settle()).rss;
+  }
+  const usPerCycle = Number(process.hrtime.bigint() - start) / 1e3 / CYCLES;
+  const after = await settle();
+  host.close();
+  return { kind: "churn", before, after, peakRss, midRss, usPerCycle };
+}
+
+// ---------------------------------------------------------------------------
+// The parent side.
+
+function runChild<T>(mode: "loaded" | "churn"): T {
+  const script = fileURLToPath(import.meta.url);
+  const result = spawnSync(process.execPath, ["--expose-gc", script, "--child", mode], { encoding: "utf8", maxBuffer: 1 << 20 });
+  if (result.status !== 0) throw new Error(`bench: memory child (${mode}) failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as T;
+}
+
+export function runMemory(log: (line: string) => void): Row[] {
+  const group = "memory";
+  const rows: Row[] = [];
+  const loaded = runChild<LoadedResult>("loaded");
+  const perModule = (field: keyof Reading): number[] =>
+    loaded.readings.slice(1).map((r, i) => (r[field] - (loaded.readings[i] as Reading)[field]) / STEP / 1024);
+  const first = loaded.readings[0] as Reading;
+  const last = loaded.readings.at(-1) as Reading;
+  const total = (field: keyof Reading): string => `${((last[field] - first[field]) / MB).toFixed(1)} MB`;
+  const where = `${LOADED.toLocaleString("en-US")} distinct mod_test copies loaded at once; per step of ${STEP}`;
+  rows.push(
+    rowOf({ group, name: `${group}: RSS per loaded module`, unit: "KiB/module", note: `${where}; total ${total("rss")}` }, perModule("rss")),
+    rowOf({ group, name: `${group}: JS heap per loaded module`, unit: "KiB/module", note: `heapUsed; total ${total("heapUsed")}` }, perModule("heapUsed")),
+    rowOf(
+      { group, name: `${group}: V8 external per loaded module`, unit: "KiB/module", note: `ArrayBuffers and wasm memories; total ${total("external")}` },
+      perModule("external"),
+    ),
+  );
+  log(`memory: loaded 1,000 modules: RSS ${(first.rss / MB).toFixed(0)} -> ${(last.rss / MB).toFixed(0)} MB`);
+
+  const churns: ChurnResult[] = [];
+  for (let i = 0; i < CHURN_RUNS; i++) churns.push(runChild<ChurnResult>("churn"));
+  const growth = churns.map((c) => (c.after.rss - c.before.rss) / MB);
+  const fmt = (values: number[]): string => values.map((v) => (v / MB).toFixed(1)).join("/");
+  const growthRow = rowOf(
+    {
+      group,
+      name: `${group}: RSS growth after ${CYCLES.toLocaleString("en-US")} insmod+rmmod cycles (mod_test, after gc)`,
+      unit: "MB",
+      note:
+        `${CHURN_RUNS} processes; RSS before ${fmt(churns.map((c) => c.before.rss))}, ` +
+        `at ${CYCLES / 2} ${fmt(churns.map((c) => c.midRss))}, after ${fmt(churns.map((c) => c.after.rss))}, ` +
+        `peak ${fmt(churns.map((c) => c.peakRss))} MB; heap growth ${churns.map((c) => ((c.after.heapUsed - c.before.heapUsed) / MB).toFixed(1)).join("/")} MB`,
+    },
+    growth,
+  );
+  rows.push(withTarget(growthRow, `< ${GROWTH_TARGET_MB} MB`, growthRow.figure < GROWTH_TARGET_MB));
+  log(`memory: churn ${churns.map((c) => c.usPerCycle.toFixed(0)).join("/")} µs/cycle`);
+  return rows;
+}
+
+if (isMain(import.meta.url)) {
+  const mode = process.argv[2] === "--child" ? process.argv[3] : undefined;
+  if (mode === "loaded") process.stdout.write(`${JSON.stringify(await childLoaded())}\n`);
+  else if (mode === "churn") process.stdout.write(`${JSON.stringify(await childChurn())}\n`);
+  // `node dist/bench/memory.js`: run alone.
+  else printRows(runMemory((line) => process.stderr.write(`${line}\n`)));
+}
