@@ -85,6 +85,12 @@ beforeAll(async () => {
       (global (export "badptr_module") i32 ${API})
       (export "memory" (memory 0))
       (func (export "site_BADPTR") (result i32) (call $reply (i32.const -16) (i32.const 7)) (i32.const 1)))`),
+    "mod_arith.wasm": await wat(`(module
+      (import "env" "memory" (memory 1))
+      (global (export "arith_module") i32 ${API})
+      (global $zero (mut i32) (i32.const 0))
+      (func (export "site_DIV") (result i32) (i32.div_s (i32.const 1) (global.get $zero)))
+      (func (export "site_OOB") (result i32) (i32.load (i32.const -16))))`),
     "mod_startloop.wasm": await wat(`(module
       (global (export "startloop_module") i32 ${API})
       (func $forever (loop $l (br $l)))
@@ -169,6 +175,24 @@ describe("hostile guests through insmod", () => {
     expect(result.stdout).toBe(
       "dsoctl: error loading 'mod_startloop.c': mod_startloop.c: start function failed: guest call ran past its 500 ms CPU budget and was interrupted\n",
     );
+    await expectServing();
+  });
+
+  it("contains a division by zero and an out-of-bounds access", async () => {
+    expect((await dsoctl(["-s", daemon.socket, "insmod", "mod_arith.c"])).stdout).toBe("dsoctl: 'mod_arith.c' loaded\n");
+    const { client } = await FtpControl.connect(daemon.port);
+    try {
+      await client.login();
+      expect(await client.send("SITE DIV")).toEqual(["451 Requested action aborted: local error in processing."]);
+      // The instance is re-instantiated after its backoff before the next call runs.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      expect(await client.send("SITE OOB")).toEqual(["451 Requested action aborted: local error in processing."]);
+    } finally {
+      client.close();
+    }
+    const log = logMessages(daemon.stderr).join("\n");
+    expect(log).toMatch(/mod_arith\.c: fault in site_DIV: divide by zero/);
+    expect(log).toMatch(/mod_arith\.c: fault in site_OOB: memory access out of bounds/);
     await expectServing();
   });
 
