@@ -3,12 +3,12 @@
  * and loaded modules, the session snapshot of the module set, faults contained,
  * SIGHUP and SIGTERM. Clients are raw sockets and the basic-ftp library.
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { Client } from "basic-ftp";
 import { describe, expect, it } from "vitest";
 import { daemonFixture } from "./helpers/fixture.js";
 import { FtpControl } from "./helpers/ftp-client.js";
-import { FIXTURES, LIBEXEC, RunningDsod, baseConfig, dsoctl, logMessages, writeConfig } from "./helpers/dsod.js";
+import { FIXTURES, LIBEXEC, RunningDsod, baseConfig, dsoctl, logMessages, runDsod, writeConfig } from "./helpers/dsod.js";
 
 const fixture = daemonFixture();
 const startDsod = fixture.start;
@@ -139,6 +139,18 @@ describe("dsod signals", () => {
     expect(await client.reply()).toEqual(["421 FTP server shutting down - Server shutting down"]);
     expect(existsSync(daemon.socket)).toBe(false);
     expect(logMessages(daemon.stderr)).toContain("dsod shutting down");
+  });
+});
+
+describe("dsod -t beside a running daemon", () => {
+  it("checks the same config without touching the running daemon's socket", async () => {
+    const { daemon, dir } = await startDsod(["LoadModule mod_test.c"]);
+    const before = statSync(daemon.socket).ino;
+    const result = runDsod(["-t", "-c", `${dir}/dsod.conf`]);
+    expect(result.stdout).toBe("Checking syntax of configuration file\nSyntax check OK\n");
+    expect(result.status).toBe(0);
+    expect(statSync(daemon.socket).ino).toBe(before);
+    expect((await dsoctl(["-s", daemon.socket, "lsmod"])).status).toBe(0);
   });
 });
 
