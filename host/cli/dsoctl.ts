@@ -37,6 +37,7 @@ import { DEFAULT_CONTROLS_SOCKET } from "../controls/default-socket.js";
 import { ControlsStatus } from "../controls/status.js";
 import { encodeMessage, MessageDecoder, REQUEST_LIMITS, RESPONSE_LIMITS } from "../controls/wire.js";
 import type { DecodedMessage } from "../controls/wire.js";
+import { exitQuietlyOnClosedOutput } from "../system/stdio.js";
 
 const PROGRAM = "dsoctl";
 
@@ -213,4 +214,5 @@ async function main(argv: readonly string[]): Promise<number> {
   return exitCodeOf(response.status);
 }
 
+exitQuietlyOnClosedOutput();
 process.exitCode = await main(process.argv.slice(2));

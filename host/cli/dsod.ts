@@ -17,6 +17,7 @@ import type { DaemonLog } from "../daemon/generation.js";
 import { isDsoError } from "../errors.js";
 import { DSOD_VERSION } from "../daemon/version.js";
 import { PACKAGE_ROOT } from "../system/package.js";
+import { exitQuietlyOnClosedOutput } from "../system/stdio.js";
 
 const USAGE = `usage: dsod [options]
  -h, --help                 print this help and exit
@@ -111,4 +112,5 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+exitQuietlyOnClosedOutput();
 process.exitCode = await main(process.argv.slice(2));
