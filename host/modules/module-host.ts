@@ -10,9 +10,11 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { instantiateGuest } from "../abi/guest-memory.js";
-import { HOST_SYMBOLS, hostSymbolType } from "../abi/host-symbols.js";
+import { Capabilities, HOST_SYMBOLS, hostSymbolType } from "../abi/host-symbols.js";
 import type { ActiveCommand, HostServices, ImporterState } from "../abi/host-symbols.js";
 import { DsoError, Errno, ErrorCodes, isDsoError } from "../errors.js";
+import { capabilityNeeds, capabilityProblems } from "../linker/capabilities.js";
+import type { CapabilityBinding, CapabilityNeed } from "../linker/capabilities.js";
 import { GLOBAL_NAMESPACE, resolveImports } from "../linker/resolve.js";
 import type { Binding } from "../linker/resolve.js";
 import { SymbolScope } from "../linker/scope.js";
@@ -20,7 +22,6 @@ import type { Definition, Provider, ShadowEvent } from "../linker/scope.js";
 import { readModuleShape } from "../wasm/reader.js";
 import { formatExternType } from "../wasm/types.js";
 import type { ExternType, ModuleShape } from "../wasm/types.js";
-import { Capabilities } from "../abi/host-symbols.js";
 import { callGuarded, watchdogUnavailable } from "../sandbox/watchdog.js";
 import { createWasi, WASI_TYPES } from "../wasi/wasi.js";
 import type { Wasi } from "../wasi/wasi.js";
@@ -29,14 +30,11 @@ import { MODULE_API_VERSION } from "./module-api.js";
 import { readModuleFile } from "./module-file.js";
 import { DEFAULT_POLICY } from "./policy.js";
 import type { UnitPolicy } from "./policy.js";
-import { capabilityNeeds, capabilityProblems } from "../linker/capabilities.js";
-import type { CapabilityBinding, CapabilityNeed } from "../linker/capabilities.js";
 import type { EngineModule } from "./module-api.js";
 import { isLibraryNamespace, moduleNameOfNamespace, parseModuleName, parseUnloadName } from "./module-name.js";
 
 /** mod_dso's version string, as proftpd prefixes its log lines (`mod_dso/0.5: ...`). */
 export const MOD_DSO_VERSION = "mod_dso/0.5";
-
 
 export type LogPriority = "error" | "notice" | "info" | "debug";
 
