@@ -25,6 +25,7 @@ import { runDispatch } from "./dispatch.js";
 import { runLink } from "./link.js";
 import { runLoad } from "./load.js";
 import { runMemory } from "./memory.js";
+import { runWatchdogBench } from "./watchdog.js";
 import { formatNumber } from "./stats.js";
 import type { Row } from "./stats.js";
 
@@ -79,7 +80,8 @@ const SECTIONS: ReadonlyArray<{ readonly name: string; readonly run: (context: S
   { name: "calls", run: ({ log }) => runCalls(log) },
   // 4. FTP commands/s through a guest handler against a compiled-in one.
   { name: "dispatch", run: ({ log }) => runDispatch(log) },
-  // 5. Sandbox cost: CPU limits (to come).
+  // 5. Sandbox cost: the CPU limit (native watchdog) on CPU-bound guests, limited against unlimited.
+  { name: "sandbox", run: ({ log }) => runWatchdogBench(log) },
   // 6. Memory per loaded module and RSS after insmod/rmmod churn (child processes).
   { name: "memory", run: ({ log }) => runMemory(log) },
   // 7. dsoctl lsmod end to end and the request alone.

@@ -7,16 +7,28 @@
  * module path. The file is checked through the descriptor it is read from, so
  * it cannot be swapped between the check and the read.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync, realpathSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, realpathSync } from "node:fs";
 import type { Stats } from "node:fs";
 import path from "node:path";
 import { DsoError, Errno, ErrorCodes } from "../errors.js";
 
 export interface FileCheckOptions {
-  /** For files found in the module path: the real module path they must stay inside. */
+  /** For files found in the module path: the module path's real path, which they must stay inside. */
   readonly within?: string;
   /** The daemon's uid (process.geteuid()); owners are checked only when it is 0. */
   readonly uid: number;
+  /**
+   * True when the content of the file with this identity is already known (and
+   * compiled): the file is still opened and checked, but not read again.
+   */
+  readonly known?: (identity: string) => boolean;
+}
+
+export interface ModuleFile {
+  /** Device, inode, size, modification and change times: any write changes it. */
+  readonly identity: string;
+  /** The content; undefined when `known` said the identity is known. */
+  readonly bytes: Uint8Array<ArrayBuffer> | undefined;
 }
 
 function unsafe(file: string, why: string): DsoError {
@@ -25,6 +37,13 @@ function unsafe(file: string, why: string): DsoError {
 
 function notFound(file: string, cause: unknown): DsoError {
   return new DsoError(ErrorCodes.MODULE_NOT_FOUND, `'${file}' does not exist`, { errno: Errno.ENOENT, cause });
+}
+
+function unreadable(file: string, cause: unknown): DsoError {
+  const code = (cause as NodeJS.ErrnoException).code;
+  if (code === "ENOENT" || code === "ENOTDIR") return notFound(file, cause);
+  if (code === "EACCES" || code === "EPERM") return new DsoError(ErrorCodes.FILE, `'${file}' cannot be read`, { errno: Errno.EACCES, cause });
+  return new DsoError(ErrorCodes.FILE, `'${file}' cannot be read: ${(cause as Error).message}`, { cause });
 }
 
 /** The checks on an opened file's status: pure, so every rule is unit-tested exactly. */
@@ -40,42 +59,49 @@ function isInside(root: string, file: string): boolean {
   return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative);
 }
 
-/** Reads a module or library file, refusing an unsafe one with DSO_ERR_UNSAFE_FILE. */
-export function readModuleFile(file: string, options: FileCheckOptions): Uint8Array<ArrayBuffer> {
-  let real: string;
+/** The real path of a module path, resolved once per ModulePath. */
+export function realModulePath(directory: string): string {
   try {
-    real = realpathSync(file);
+    return realpathSync(directory);
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") throw notFound(file, cause);
-    throw new DsoError(ErrorCodes.FILE, `'${file}' cannot be read: ${(cause as Error).message}`, { cause });
+    throw notFound(directory, cause);
   }
-  if (options.within !== undefined) {
-    let root: string;
-    try {
-      root = realpathSync(options.within);
-    } catch (cause) {
-      throw notFound(options.within, cause);
-    }
-    if (!isInside(root, real)) throw unsafe(file, `leads out of the module path (to '${real}')`);
+}
+
+/**
+ * The file's real path. A file named directly in a module path whose real path
+ * is known needs no resolving unless it is itself a symlink: one lstat instead
+ * of a realpath walk on every load.
+ */
+function realPathOf(file: string, within: string | undefined): string {
+  try {
+    if (within !== undefined && !lstatSync(file).isSymbolicLink()) return path.join(within, path.basename(file));
+    return realpathSync(file);
+  } catch (cause) {
+    throw unreadable(file, cause);
+  }
+}
+
+/** Opens, checks and (unless known) reads a module or library file; an unsafe one is DSO_ERR_UNSAFE_FILE. */
+export function readModuleFile(file: string, options: FileCheckOptions): ModuleFile {
+  const real = realPathOf(file, options.within);
+  if (options.within !== undefined && !isInside(options.within, real)) {
+    throw unsafe(file, `leads out of the module path (to '${real}')`);
   }
   let fd: number;
   try {
     // O_NOFOLLOW: the real path was resolved above; a symlink appearing there now is an attack.
     fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw notFound(file, cause);
-    if (code === "ELOOP") throw unsafe(file, "was replaced by a symlink while it was being opened");
-    if (code === "EACCES" || code === "EPERM") {
-      throw new DsoError(ErrorCodes.FILE, `'${file}' cannot be read`, { errno: Errno.EACCES, cause });
-    }
-    throw new DsoError(ErrorCodes.FILE, `'${file}' cannot be read: ${(cause as Error).message}`, { cause });
+    if ((cause as NodeJS.ErrnoException).code === "ELOOP") throw unsafe(file, "was replaced by a symlink while it was being opened");
+    throw unreadable(file, cause);
   }
   try {
-    const problem = fileProblem(fstatSync(fd), options.uid);
+    const stat = fstatSync(fd, { bigint: true });
+    const problem = fileProblem({ mode: Number(stat.mode), uid: Number(stat.uid), isFile: () => stat.isFile() }, options.uid);
     if (problem !== undefined) throw unsafe(file, problem);
-    return readFileSync(fd);
+    const identity = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+    return { identity, bytes: options.known?.(identity) === true ? undefined : readFileSync(fd) };
   } finally {
     closeSync(fd);
   }

@@ -21,13 +21,13 @@ import { SymbolScope } from "../linker/scope.js";
 import type { Definition, Provider, ShadowEvent } from "../linker/scope.js";
 import { readModuleShape } from "../wasm/reader.js";
 import { formatExternType } from "../wasm/types.js";
-import type { ExternType, ModuleShape } from "../wasm/types.js";
+import type { ExportEntry, ExternType, ModuleShape } from "../wasm/types.js";
 import { callGuarded, watchdogUnavailable } from "../sandbox/watchdog.js";
 import { createWasi, WASI_TYPES } from "../wasi/wasi.js";
 import type { Wasi } from "../wasi/wasi.js";
 import { guestEngineModule, isProtocolExport, isRuntimeExport, protocolProblems } from "./guest-module.js";
 import { MODULE_API_VERSION } from "./module-api.js";
-import { readModuleFile } from "./module-file.js";
+import { readModuleFile, realModulePath } from "./module-file.js";
 import { DEFAULT_POLICY } from "./policy.js";
 import type { UnitPolicy } from "./policy.js";
 import type { EngineModule } from "./module-api.js";
@@ -185,6 +185,20 @@ export interface ModuleSet {
 const HOST_PROVIDER: Provider = { kind: "host", name: "host", seq: 0 };
 
 /**
+ * Compiled modules kept for reloading: enough for every module of a large
+ * configuration to be rmmod'ed and insmod'ed again without recompiling, while
+ * a daemon that loads many rebuilt versions does not keep them all.
+ */
+const COMPILED_CACHE_SIZE = 256;
+
+interface CompiledEntry {
+  readonly compiled: WebAssembly.Module;
+  readonly shape: ModuleShape;
+  /** The binary's size in bytes. */
+  readonly size: number;
+}
+
+/**
  * WASI preview1 is provided by the host, never loaded as a library. It needs
  * the `filesystem` capability, and reaches only the unit's ModuleFilesystem
  * directories (none by default), through host/wasi's checked paths.
@@ -212,7 +226,12 @@ export class ModuleHost {
   readonly #tracer: Tracer | undefined;
   readonly #services: HostServices;
   readonly #scope = new SymbolScope();
-  readonly #compiled = new Map<string, { compiled: WebAssembly.Module; shape: ModuleShape }>();
+  /** Compiled modules by content hash, least recently used first; bounded so rebuilt modules do not pile up. */
+  readonly #compiled = new Map<string, CompiledEntry>();
+  /** Content hashes by file identity: a file unchanged since it was read is not read and hashed again. */
+  readonly #hashByIdentity = new Map<string, string>();
+  /** The module path's real path, resolved when the module path is set. */
+  #modulePathReal: string | undefined;
   readonly #units = new Map<string, Unit>();
   readonly #byNamespace = new Map<string, Unit>();
   readonly #byProvider = new Map<Provider, Unit>();
@@ -249,6 +268,7 @@ export class ModuleHost {
   /** ModulePath: checks on the directory are the directive's; the host only remembers it. */
   setModulePath(directory: string): void {
     this.#modulePath = directory;
+    this.#modulePathReal = undefined;
   }
 
   #traceOn(level: number): boolean {
@@ -498,15 +518,25 @@ export class ModuleHost {
     return { order: [], byNamespace: new Map(), visiting: new Set(), problems: [] };
   }
 
-  /** Reads a unit's file safely (module-file.ts) and checks its integrity pin. */
-  #readBinary(unit: { name: string; file: string; explicit: boolean; kind: UnitKind }): { bytes: Uint8Array<ArrayBuffer>; hash: string } {
+  /**
+   * Reads a unit's file safely (module-file.ts) and checks its integrity pin.
+   * Returns no bytes when the file is unchanged since its content was compiled.
+   */
+  #readBinary(unit: { name: string; file: string; explicit: boolean; kind: UnitKind }): {
+    bytes: Uint8Array<ArrayBuffer> | undefined;
+    hash: string;
+  } {
     // LoadFile names its file itself; everything else comes from the module path and must stay in it.
     const fromModulePath = !(unit.kind === "library" && unit.explicit);
-    const bytes = readModuleFile(unit.file, {
-      uid: process.geteuid?.() ?? 0,
-      ...(fromModulePath && { within: this.#modulePath }),
-    });
-    const hash = sha256(bytes);
+    const within = fromModulePath ? (this.#modulePathReal ??= realModulePath(this.#modulePath)) : undefined;
+    const known = (identity: string): boolean => {
+      const hash = this.#hashByIdentity.get(identity);
+      return hash !== undefined && this.#compiled.has(hash);
+    };
+    const file = readModuleFile(unit.file, { uid: process.geteuid?.() ?? 0, known, ...(within !== undefined && { within }) });
+    const hash = file.bytes === undefined ? (this.#hashByIdentity.get(file.identity) as string) : sha256(file.bytes);
+    if (file.bytes !== undefined) this.#hashByIdentity.set(file.identity, hash);
+    const bytes = file.bytes;
     const pinned = this.#policy(unit.name).sha256;
     if (pinned !== undefined && pinned !== hash) {
       throw new DsoError(ErrorCodes.INTEGRITY, `'${unit.file}' has SHA-256 ${hash}, but ${unit.name} is pinned to ${pinned}`, {
@@ -516,9 +546,15 @@ export class ModuleHost {
     return { bytes, hash };
   }
 
-  #compile(file: string, bytes: Uint8Array<ArrayBuffer>, hash: string): { compiled: WebAssembly.Module; shape: ModuleShape } {
+  #compile(file: string, bytes: Uint8Array<ArrayBuffer> | undefined, hash: string): CompiledEntry {
     const cached = this.#compiled.get(hash);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      // Most recently used goes last.
+      this.#compiled.delete(hash);
+      this.#compiled.set(hash, cached);
+      return cached;
+    }
+    if (bytes === undefined) throw new Error(`'${file}': compiled module ${hash} left the cache`);
     let shape: ModuleShape;
     try {
       shape = readModuleShape(bytes);
@@ -533,8 +569,12 @@ export class ModuleHost {
     } catch (cause) {
       throw new DsoError(ErrorCodes.BAD_WASM, `'${file}': ${(cause as Error).message}`, { cause });
     }
-    const entry = { compiled, shape };
+    const entry = { compiled, shape, size: bytes.byteLength };
     this.#compiled.set(hash, entry);
+    if (this.#compiled.size > COMPILED_CACHE_SIZE) {
+      const oldest = this.#compiled.keys().next().value as string;
+      this.#compiled.delete(oldest);
+    }
     return entry;
   }
 
@@ -545,7 +585,7 @@ export class ModuleHost {
     chain: readonly string[],
   ): void {
     const { bytes, hash } = this.#readBinary(unit);
-    const { compiled, shape } = this.#compile(unit.file, bytes, hash);
+    const { compiled, shape, size } = this.#compile(unit.file, bytes, hash);
     this.#checkDefinedMemories(unit.name, shape);
     let moduleSymbol: string | undefined;
     if (unit.kind === "module") {
@@ -577,7 +617,7 @@ export class ModuleHost {
       ...unit,
       policy,
       hash,
-      size: bytes.byteLength,
+      size,
       shape,
       compiled,
       moduleSymbol,
@@ -658,11 +698,25 @@ export class ModuleHost {
     }
   }
 
+  readonly #publicExportCache = new WeakMap<ModuleShape, Map<string, readonly ExportEntry[]>>();
+
   /** The exports a unit puts in the global scope: all but the module protocol's and the runtime's. */
   #publicDefinitions(unit: PlannedUnit): Definition[] {
-    return unit.shape.exports
-      .filter((e) => (unit.kind === "module" ? !isProtocolExport(e.name, unit.moduleSymbol) : !isRuntimeExport(e.name)))
-      .map((e) => ({ name: e.name, type: e.type, provider: unit.provider }));
+    // Classified once per compiled module and module symbol: a reload does not re-run the name rules.
+    let bySymbol = this.#publicExportCache.get(unit.shape);
+    if (bySymbol === undefined) {
+      bySymbol = new Map();
+      this.#publicExportCache.set(unit.shape, bySymbol);
+    }
+    const key = unit.kind === "module" ? (unit.moduleSymbol ?? "") : "\0library";
+    let exports = bySymbol.get(key);
+    if (exports === undefined) {
+      exports = unit.shape.exports.filter((e) =>
+        unit.kind === "module" ? !isProtocolExport(e.name, unit.moduleSymbol) : !isRuntimeExport(e.name),
+      );
+      bySymbol.set(key, exports);
+    }
+    return exports.map((e) => ({ name: e.name, type: e.type, provider: unit.provider }));
   }
 
   /**
