@@ -94,8 +94,15 @@ function unloadReason(host: DsoControlsHost, name: string, error: unknown): stri
   }
 }
 
-/** `insmod mod_x.c ...`: loads each name in turn. */
-export function insmod(host: DsoControlsHost, args: readonly string[]): ControlsResult {
+/**
+ * Runs `operation` on every name, as mod_dso.c 1.3.8 does (it does not stop at
+ * the first failure), collecting each name's line(s).
+ */
+function eachName(
+  args: readonly string[],
+  operation: (name: string) => string,
+  failure: (name: string, error: unknown) => readonly string[],
+): ControlsResult {
   if (args.length === 0) {
     return MISSING_PARAMETERS;
   }
@@ -103,33 +110,37 @@ export function insmod(host: DsoControlsHost, args: readonly string[]): Controls
   const lines: string[] = [];
   for (const name of args) {
     try {
-      host.loadModule(name);
-      lines.push(`'${name}' loaded`);
+      lines.push(operation(name));
     } catch (error) {
       ok = false;
-      lines.push(...loadReasons(error).map((reason) => `error loading '${name}': ${reason}`));
+      lines.push(...failure(name, error));
     }
   }
   return result(ok, lines);
 }
 
+/** `insmod mod_x.c ...`: loads each name in turn. */
+export function insmod(host: DsoControlsHost, args: readonly string[]): ControlsResult {
+  return eachName(
+    args,
+    (name) => {
+      host.loadModule(name);
+      return `'${name}' loaded`;
+    },
+    (name, error) => loadReasons(error).map((reason) => `error loading '${name}': ${reason}`),
+  );
+}
+
 /** `rmmod mod_x.c ...`: unloads each name in turn. */
 export function rmmod(host: DsoControlsHost, args: readonly string[]): ControlsResult {
-  if (args.length === 0) {
-    return MISSING_PARAMETERS;
-  }
-  let ok = true;
-  const lines: string[] = [];
-  for (const name of args) {
-    try {
+  return eachName(
+    args,
+    (name) => {
       host.unloadModule(name);
-      lines.push(`'${name}' unloaded`);
-    } catch (error) {
-      ok = false;
-      lines.push(`error unloading '${name}': ${unloadReason(host, name, error)}`);
-    }
-  }
-  return result(ok, lines);
+      return `'${name}' unloaded`;
+    },
+    (name, error) => [`error unloading '${name}': ${unloadReason(host, name, error)}`],
+  );
 }
 
 function unitDetails(unit: LoadedUnitInfo): string[] {
