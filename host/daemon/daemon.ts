@@ -128,8 +128,10 @@ export class Daemon {
     if (this.#stopping) return;
     this.#log("notice", "received SIGHUP -- master server reparsing configuration file");
     let next: Generation;
+    const current = this.#generation.host;
+    const removed = this.#generation.compiledIn.modules.map((m) => m.name).filter((name) => !current.isLoaded(name));
     try {
-      next = buildGeneration(this.#generation.configFile, this.#log, this.#debugLevel);
+      next = buildGeneration(this.#generation.configFile, this.#log, this.#debugLevel, removed);
       loadUsers(next, this.#log);
     } catch (error) {
       const text =

@@ -69,8 +69,17 @@ function fileSource(): ConfigSource {
   };
 }
 
-/** Builds a generation from a config file; throws the config's ConfigError, leaving nothing running. */
-export function buildGeneration(configFile: string, log: DaemonLog, debugLevel: number): Generation {
+/**
+ * Builds a generation from a config file; throws the config's ConfigError,
+ * leaving nothing running. `removedCompiledIn` are compiled-in modules a
+ * previous generation's rmmod took out of the engine.
+ */
+export function buildGeneration(
+  configFile: string,
+  log: DaemonLog,
+  debugLevel: number,
+  removedCompiledIn: readonly string[] = [],
+): Generation {
   const accounts = new SystemAccounts();
   const traceLog = new TraceLog();
   let host: ModuleHost | undefined;
@@ -93,6 +102,9 @@ export function buildGeneration(configFile: string, log: DaemonLog, debugLevel: 
       if (level <= debugLevel) log("info", `${importer}: ${message}`);
     },
   });
+  // proftpd re-reads its config without running modules_init() again: compiled-in modules
+  // removed with rmmod stay removed across a SIGHUP.
+  for (const name of removedCompiledIn) host.unloadModule(name);
   const runner = new ConfigRunner({
     source: fileSource(),
     env: { ...process.env, DSOD_CONFIG_DIR: path.dirname(path.resolve(configFile)) },

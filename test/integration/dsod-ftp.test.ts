@@ -117,6 +117,19 @@ describe("dsod signals", () => {
     expect(await old.send("TEST z")).toEqual(["200 Hello from mod_test: z"]);
   });
 
+  it("SIGHUP keeps a compiled-in module removed with rmmod out, as proftpd does", async () => {
+    const { daemon } = await startDsod(["LoadModule mod_test.c"]);
+    expect((await dsoctl(["-s", daemon.socket, "rmmod", "mod_site.c"])).stdout).toBe("dsoctl: 'mod_site.c' unloaded\n");
+    daemon.signal("SIGHUP");
+    await daemon.waitForLog(/received SIGHUP/);
+    // The reload has finished once lsmod shows the config's module again.
+    const lsmod = (await dsoctl(["-s", daemon.socket, "lsmod"])).stdout;
+    expect(lsmod).toContain("dsoctl:   mod_test.c\n");
+    expect(lsmod).not.toContain("mod_site.c");
+    const client = await connect(daemon);
+    expect(await client.send("SITE HELP")).toEqual(["500 'SITE' not understood"]);
+  });
+
   it("SIGHUP with a broken config keeps the running one and logs why", async () => {
     const { daemon, dir } = await startDsod(["LoadModule mod_test.c"]);
     const config = writeConfig(dir, [baseConfig(dir), "LoadModule mod_test.c", "LoadModule mod_nope.c"].join("\n"));
