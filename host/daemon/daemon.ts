@@ -47,10 +47,16 @@ export class Daemon {
     this.#log = log;
     this.#debugLevel = debugLevel;
     this.finished = new Promise((resolve) => (this.#finish = resolve));
+    const daemon = this;
     this.#ftp = new FtpServer({
       acquireModules: (): ModuleSet => this.#generation.host.acquireModules(),
-      serverName: generation.compiledIn.core.serverName,
-      idleTimeoutSeconds: generation.compiledIn.core.timeoutIdle,
+      // Read per connection, so a SIGHUP's ServerName and TimeoutIdle apply to new sessions.
+      get serverName() {
+        return daemon.#generation.compiledIn.core.serverName;
+      },
+      get idleTimeoutSeconds() {
+        return daemon.#generation.compiledIn.core.timeoutIdle;
+      },
       log: (message) => log("info", message),
     });
   }
@@ -141,6 +147,11 @@ export class Daemon {
     }
     const previous = this.#generation;
     this.#generation = next;
+    const [before, after] = [previous.compiledIn.core, next.compiledIn.core];
+    if (before.port !== after.port || before.defaultAddress !== after.defaultAddress) {
+      // The listening socket is bound once: a new address or port needs a restart.
+      this.#log("notice", "DefaultAddress/Port changed: restart dsod for them to take effect");
+    }
     // Open sessions hold the old modules (acquireModules); each is released when its last session ends.
     previous.host.close();
     if (next.ctrls.socketPath !== previous.ctrls.socketPath || next.ctrls.engine !== previous.ctrls.engine) {

@@ -107,10 +107,13 @@ describe("dsod signals", () => {
   it("SIGHUP re-reads the config: new sessions get the new module set, old ones keep theirs", async () => {
     const { daemon, dir } = await startDsod(["LoadModule mod_test.c"]);
     const old = await connect(daemon);
-    writeConfig(dir, [baseConfig(dir), "LoadModule mod_site_hello.c"].join("\n"));
+    writeConfig(dir, [baseConfig(dir), 'ServerName "reloaded"', "LoadModule mod_site_hello.c"].join("\n"));
     daemon.signal("SIGHUP");
     await daemon.waitForLog(/received SIGHUP -- master server reparsing configuration file/);
     expect((await dsoctl(["-s", daemon.socket, "lsmod"])).stdout).toContain("dsoctl:   mod_site_hello.c\n");
+    const { client: greeted, greeting } = await FtpControl.connect(daemon.port);
+    greeted.close();
+    expect(greeting).toEqual(["220 ProFTPD Server (reloaded) [127.0.0.1]"]);
     const fresh = await connect(daemon);
     expect(await fresh.send("TEST x")).toEqual(["500 'TEST' not understood"]);
     expect(await fresh.send("SITE HELLO y")).toEqual(["200 SITE HELLO: hello, y"]);
