@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigRunner } from "../../../host/config/config-runner.js";
 import { ConfigError } from "../../../host/config/lexer.js";
 import type { EngineModule } from "../../../host/modules/module-api.js";
-import { FUZZ_RUNS, FUZZ_SEED, report } from "./fuzz-settings.js";
+import { FUZZ_RUNS, FUZZ_SEED, FUZZ_TIMEOUT_MS, report } from "./fuzz-settings.js";
 
 /** Pieces of proftpd.conf syntax, assembled at random into whole files. */
 const token = fc.constantFrom(
@@ -69,5 +69,5 @@ describe("fuzz: the config parser", () => {
       report("config", inputs, crashes);
     }
     expect(crashes).toBe(0);
-  });
+  }, FUZZ_TIMEOUT_MS);
 });

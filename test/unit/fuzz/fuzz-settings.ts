@@ -10,3 +10,6 @@ export const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20261126);
 export function report(target: string, inputs: number, crashes: number): void {
   console.log(`fuzz ${target}: ${inputs} inputs tried, ${crashes} crashes`);
 }
+
+/** Long runs (`npm run fuzz`) need more than vitest's 5 s per test: about a millisecond an input at worst. */
+export const FUZZ_TIMEOUT_MS = Math.max(10_000, FUZZ_RUNS * 2);

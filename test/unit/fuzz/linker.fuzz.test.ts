@@ -4,7 +4,7 @@ import { resolveImports } from "../../../host/linker/resolve.js";
 import { SymbolScope } from "../../../host/linker/scope.js";
 import type { Definition, Provider } from "../../../host/linker/scope.js";
 import type { ExternType, ImportEntry, ValueType } from "../../../host/wasm/types.js";
-import { FUZZ_RUNS, FUZZ_SEED, report } from "./fuzz-settings.js";
+import { FUZZ_RUNS, FUZZ_SEED, FUZZ_TIMEOUT_MS, report } from "./fuzz-settings.js";
 
 const valueType = fc.constantFrom<ValueType>("i32", "i64", "f32", "f64");
 const limits = fc.record({ min: fc.nat(300), max: fc.option(fc.nat(400), { nil: undefined }), shared: fc.boolean() }).map((l) =>
@@ -52,5 +52,5 @@ describe("fuzz: the resolver", () => {
       report("linker", inputs, crashes);
     }
     expect(crashes).toBe(0);
-  });
+  }, FUZZ_TIMEOUT_MS);
 });

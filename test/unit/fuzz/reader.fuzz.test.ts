@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
 import { readModuleShape } from "../../../host/wasm/reader.js";
 import { libexec } from "../../helpers/paths.js";
-import { FUZZ_RUNS, FUZZ_SEED, report } from "./fuzz-settings.js";
+import { FUZZ_RUNS, FUZZ_SEED, FUZZ_TIMEOUT_MS, report } from "./fuzz-settings.js";
 
 const seedModule = new Uint8Array(readFileSync(libexec("mod_calc.wasm")));
 
@@ -50,5 +50,5 @@ describe("fuzz: the wasm section reader", () => {
       report("reader", inputs, crashes);
     }
     expect(crashes).toBe(0);
-  });
+  }, FUZZ_TIMEOUT_MS);
 });
