@@ -34,6 +34,14 @@ export interface ConfigRunOptions {
   readonly log: (priority: "notice" | "debug", message: string) => void;
 }
 
+/** strerror(3)'s words for the failures reading a config file meets, as proftpd prints them. */
+const STRERROR: Readonly<Record<string, string>> = {
+  ENOENT: "No such file or directory",
+  EACCES: "Permission denied",
+  EISDIR: "Is a directory",
+  ENOTDIR: "Not a directory",
+};
+
 /** proftpd stops following Includes at a depth that only a loop reaches. */
 const MAX_INCLUDE_DEPTH = 64;
 
@@ -106,7 +114,7 @@ export class ConfigRunner {
     try {
       text = this.#options.source.read(file);
     } catch (cause) {
-      const reason = (cause as NodeJS.ErrnoException).code === "ENOENT" ? "No such file or directory" : (cause as Error).message;
+      const reason = STRERROR[(cause as NodeJS.ErrnoException).code ?? ""] ?? (cause as Error).message;
       if (at === undefined) throw new ConfigError(`unable to read configuration file '${file}': ${reason}`, file, 0, { cause });
       throw new ConfigError(`Include: error including '${file}': ${reason}`, at.file, at.line, { cause, directive: "Include" });
     }

@@ -30,6 +30,20 @@ describe("dsod -t", () => {
   });
 });
 
+describe("dsod with a config it cannot read", () => {
+  it("says why in strerror's words, and exits 1", () => {
+    const dir = tempDir();
+    for (const [file, reason] of [
+      [`${dir}/missing.conf`, "No such file or directory"],
+      [dir, "Is a directory"],
+    ] as const) {
+      const result = runDsod(["-t", "-c", file]);
+      expect(result.status).toBe(1);
+      expect(logMessages(result.stderr)).toEqual([`Fatal: unable to read configuration file '${file}': ${reason}`]);
+    }
+  });
+});
+
 describe("dsod -l", () => {
   it("lists the compiled-in modules as proftpd -l does", () => {
     const result = runDsod(["-l"]);
