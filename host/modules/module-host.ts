@@ -295,8 +295,9 @@ export class ModuleHost {
   }
 
   /** `LoadModule` / `insmod`: loads `mod_x.c` from the module path, with any needed dependencies. */
-  loadModule(name: string): void {
-    const parsed = parseModuleName(name);
+  loadModule(requested: string): void {
+    const parsed = parseModuleName(requested);
+    const { name } = parsed;
     const modulePath = this.#modulePath;
     const stemPath = path.join(modulePath, parsed.stem);
     this.#trace("dso", 5, `loading module '${stemPath}'`);

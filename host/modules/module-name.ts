@@ -6,7 +6,10 @@
 import { DsoError, Errno, ErrorCodes } from "../errors.js";
 
 export interface ModuleName {
-  /** `mod_test.c` as given. */
+  /**
+   * `mod_test.c`: the name the module is registered under. proftpd registers
+   * `mod_<m->name>.c` whatever was asked for, so `mod_test.cpp` is `mod_test.c`.
+   */
   readonly name: string;
   /** `mod_test`: the file stem and the module's namespace for direct binding. */
   readonly stem: string;
@@ -32,7 +35,7 @@ export function parseModuleName(name: string): ModuleName {
   if (name.length < 5 || !name.startsWith("mod_") || hasPathParts(name)) throw badName(name);
   if (!name.endsWith(".c") && !name.endsWith(".cpp")) throw badName(name);
   const stem = name.slice(0, name.lastIndexOf("."));
-  return { name, stem, symbol: `${stem.slice("mod_".length)}_module` };
+  return { name: `${stem}.c`, stem, symbol: `${stem.slice("mod_".length)}_module` };
 }
 
 /** For rmmod: proftpd accepts only the `.c` form here. */

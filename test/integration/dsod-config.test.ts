@@ -78,6 +78,14 @@ describe("LoadModule", () => {
     expect(check([...guard, ...guard]).status).toBe(0);
   });
 
+  it("loads the .cpp form under the module's own name, mod_x.c", () => {
+    const result = check(["LoadModule mod_test.cpp", "<IfModule mod_test.c>", "  TestGreeting registered", "</IfModule>", "LoadModule mod_test.c"]);
+    expect(result.messages).toEqual([
+      "mod_dso/0.5: module 'mod_test.c' already loaded",
+      `Fatal: LoadModule: error loading module 'mod_test.c': Operation not permitted on line 5 of '${result.file}'`,
+    ]);
+  });
+
   it("reports a missing module with proftpd's notice and ENOENT", () => {
     const result = check(["LoadModule mod_nonexistent.c"]);
     expect(result.status).toBe(1);

@@ -25,8 +25,8 @@ describe("parseModuleName (LoadModule, insmod)", () => {
   it("splits a name into file stem and module symbol", () => {
     expect(parseModuleName("mod_test.c")).toEqual({ name: "mod_test.c", stem: "mod_test", symbol: "test_module" });
     expect(parseModuleName("mod_sql_mysql.c")).toEqual({ name: "mod_sql_mysql.c", stem: "mod_sql_mysql", symbol: "sql_mysql_module" });
-    // proftpd accepts the .cpp form for loading.
-    expect(parseModuleName("mod_x.cpp")).toEqual({ name: "mod_x.cpp", stem: "mod_x", symbol: "x_module" });
+    // proftpd accepts the .cpp form for loading, and registers the module as mod_x.c.
+    expect(parseModuleName("mod_x.cpp")).toEqual({ name: "mod_x.c", stem: "mod_x", symbol: "x_module" });
     // The name is cut at the last dot, as mod_dso.c does.
     expect(parseModuleName("mod_a.b.c")).toEqual({ name: "mod_a.b.c", stem: "mod_a.b", symbol: "a.b_module" });
   });
