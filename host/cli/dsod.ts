@@ -5,7 +5,7 @@
  * modules, `-V` the build settings, `-v` the version.
  *
  * Exit codes: 0 success; 1 a configuration error (as proftpd) or a failure to
- * start; 64 bad command-line usage.
+ * start; 64 bad command-line usage; 70 an internal error (a bug: please report).
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -92,6 +92,15 @@ async function main(argv: string[]): Promise<number> {
     return 64;
   }
   const log = stderrLog(debugLevel);
+  // A bug of ours must not reach the operator as a stack trace: one Fatal line (the
+  // stack only at debug level 10), then exit 70, EX_SOFTWARE.
+  const internalError = (error: unknown): void => {
+    log("error", `Fatal: internal error: ${error instanceof Error ? error.message : String(error)}`);
+    if (debugLevel >= 10 && error instanceof Error && error.stack !== undefined) log("debug", error.stack);
+    process.exit(70);
+  };
+  process.on("uncaughtException", internalError);
+  process.on("unhandledRejection", internalError);
   const configFile = values.config ?? DEFAULT_CONFIG;
   if (values.configtest) {
     process.stdout.write("Checking syntax of configuration file\n");
