@@ -34,6 +34,19 @@ export interface DsoControlsHost {
   describe(): readonly LoadedUnitInfo[];
 }
 
+/**
+ * The controls' view of whichever host is current: the daemon swaps hosts on
+ * SIGHUP, so every call asks `current()` again.
+ */
+export function currentHost(current: () => DsoControlsHost): DsoControlsHost {
+  return {
+    loadModule: (name) => current().loadModule(name),
+    unloadModule: (name) => current().unloadModule(name),
+    listModules: () => current().listModules(),
+    describe: () => current().describe(),
+  };
+}
+
 /** The actions ModuleControlsACLs knows (mod_dso.c dso_acttab), in its order. */
 export const DSO_ACTIONS = ["insmod", "lsmod", "rmmod"] as const;
 

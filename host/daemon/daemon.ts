@@ -9,7 +9,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { ConfigError } from "../config/lexer.js";
-import { dsoControlsActions } from "../controls/dso-actions.js";
+import { currentHost, dsoControlsActions } from "../controls/dso-actions.js";
 import { ControlsServer } from "../controls/server.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { FtpServer } from "../ftp/server.js";
@@ -104,12 +104,7 @@ export class Daemon {
       socketOwner: ctrls.socketOwner,
       // Read through the current generation, so a SIGHUP's new ACLs apply to the next request.
       actions: dsoControlsActions(
-        {
-          loadModule: (name) => this.#generation.host.loadModule(name),
-          unloadModule: (name) => this.#generation.host.unloadModule(name),
-          listModules: () => this.#generation.host.listModules(),
-          describe: () => this.#generation.host.describe(),
-        },
+        currentHost(() => this.#generation.host),
         () => this.#generation.dso.acls,
       ),
       socketAcl: () => this.#generation.ctrls.socketAcl,

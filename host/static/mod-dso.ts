@@ -5,6 +5,7 @@
  */
 import { statSync } from "node:fs";
 import { EMPTY_ACL_TABLE, applyActionAcl, parseActionAcl } from "../controls/acl.js";
+import { DSO_ACTIONS } from "../controls/dso-actions.js";
 import type { AclTable, IdResolver } from "../controls/acl.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { checkArgs, directiveError } from "./directives.js";
@@ -15,8 +16,6 @@ import { Capabilities } from "../abi/host-symbols.js";
 import type { Capability } from "../abi/host-symbols.js";
 import { PolicyTable } from "../modules/policy.js";
 
-/** The actions mod_dso registers (dso_init): their ACLs come from ModuleControlsACLs. */
-export const DSO_ACTIONS = ["insmod", "lsmod", "rmmod"] as const;
 
 export interface DsoSettings {
   /** ModuleControlsACLs, per action; no entry means everyone is denied, root included. */

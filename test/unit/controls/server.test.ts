@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { applyActionAcl, EMPTY_ACL_TABLE, parseActionAcl, parseSocketAcl } from "../../../host/controls/acl.js";
 import type { Acl, AclTable } from "../../../host/controls/acl.js";
-import { dsoControlsActions, DSO_ACTIONS } from "../../../host/controls/dso-actions.js";
+import { currentHost, dsoControlsActions, DSO_ACTIONS } from "../../../host/controls/dso-actions.js";
 import {
   ControlsServer,
   dispatchRequest,
@@ -125,12 +125,7 @@ beforeAll(async () => {
   chmodSync(dir, 0o755);
   server = new ControlsServer({
     socketPath,
-    actions: dsoControlsActions({
-      loadModule: (name) => host.loadModule(name),
-      unloadModule: (name) => host.unloadModule(name),
-      listModules: () => host.listModules(),
-      describe: () => host.describe(),
-    }, () => acls),
+    actions: dsoControlsActions(currentHost(() => host), () => acls),
     socketAcl: () => socketAcl,
     controlsLog: logFile,
     maxClients: 2,
