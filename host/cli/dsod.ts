@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { ConfigError } from "../config/lexer.js";
 import { DEFAULT_CONTROLS_SOCKET } from "../controls/default-socket.js";
 import { Daemon } from "../daemon/daemon.js";
-import { COMPILED_IN_ORDER, DEFAULT_MODULE_PATH, buildGeneration, stderrLog } from "../daemon/generation.js";
+import { DEFAULT_MODULE_PATH, buildGeneration, compiledInModuleNames, stderrLog } from "../daemon/generation.js";
 import type { DaemonLog } from "../daemon/generation.js";
 import { isDsoError } from "../errors.js";
 import { DSOD_VERSION } from "../daemon/version.js";
@@ -77,7 +77,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.list) {
-    process.stdout.write(`Compiled-in modules:\n${COMPILED_IN_ORDER.map((m) => `  ${m}\n`).join("")}`);
+    process.stdout.write(`Compiled-in modules:\n${compiledInModuleNames().map((m) => `  ${m}\n`).join("")}`);
     return 0;
   }
   if (values.settings) {

@@ -27,8 +27,6 @@ import { TraceLog } from "./trace-log.js";
 /** The default ModulePath: where the build writes the guest modules, our $prefix/libexec. */
 export const DEFAULT_MODULE_PATH = path.join(PACKAGE_ROOT, "dist", "libexec");
 
-/** The modules `dsod -l` lists, in its order: proftpd's static_modules[] with mod_dso and mod_ctrls last. */
-export const COMPILED_IN_ORDER = ["mod_core.c", "mod_auth_file.c", "mod_auth.c", "mod_site.c", "mod_dso.c", "mod_ctrls.c"];
 
 export interface DaemonLog {
   (priority: LogPriority, message: string): void;
@@ -69,6 +67,22 @@ function fileSource(): ConfigSource {
   };
 }
 
+/** The compiled-in modules in load order, what `dsod -l` lists: proftpd's static_modules[], mod_dso and mod_ctrls last. */
+function compiledInModules(accounts: SystemAccounts, traceLog: TraceLog, host: () => ModuleHost, log: DaemonLog) {
+  const dso = createDsoModule({ host, accounts, log });
+  const ctrls = createCtrlsModule(DEFAULT_CONTROLS_SOCKET, accounts);
+  const compiledIn = createCompiledInModules({ extra: [dso.module, ctrls.module], coreDirectives: traceLog.directives() });
+  return { dso, ctrls, compiledIn };
+}
+
+/** The names `dsod -l` prints. */
+export function compiledInModuleNames(): string[] {
+  const unused = (): never => {
+    throw new Error("no host: only the module list is wanted");
+  };
+  return compiledInModules(new SystemAccounts(), new TraceLog(), unused, () => {}).compiledIn.modules.map((m) => m.name);
+}
+
 /**
  * Builds a generation from a config file; throws the config's ConfigError,
  * leaving nothing running. `removedCompiledIn` are compiled-in modules a
@@ -87,9 +101,7 @@ export function buildGeneration(
     if (host === undefined) throw new Error("mod_dso.c used before the host exists");
     return host;
   };
-  const dso = createDsoModule({ host: hostRef, accounts, log });
-  const ctrls = createCtrlsModule(DEFAULT_CONTROLS_SOCKET, accounts);
-  const compiledIn = createCompiledInModules({ extra: [dso.module, ctrls.module], coreDirectives: traceLog.directives() });
+  const { dso, ctrls, compiledIn } = compiledInModules(accounts, traceLog, hostRef, log);
   host = new ModuleHost({
     modulePath: DEFAULT_MODULE_PATH,
     compiledIn: compiledIn.modules,
