@@ -25,6 +25,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ModuleHost } from "../host/modules/module-host.js";
+import { ByteWriter, header, section } from "./wasm-fixtures.js";
 import { MODULE_API_VERSION } from "../host/modules/module-api.js";
 import { elapsedNs, formatNumber, percentile, rowOf } from "./stats.js";
 import type { Row } from "./stats.js";
@@ -48,68 +49,6 @@ const WASM_COUNTS = {
 
 type WasmCase = keyof typeof WASM_COUNTS;
 
-// ---------------------------------------------------------------------------
-// A minimal wasm encoder. bench/wasm-fixtures.ts keeps its ByteWriter private,
-// and the large module needs code bodies and a data section it does not encode.
-
-function u32(value: number): number[] {
-  const out: number[] = [];
-  let rest = value >>> 0;
-  do {
-    let b = rest & 0x7f;
-    rest >>>= 7;
-    if (rest !== 0) b |= 0x80;
-    out.push(b);
-  } while (rest !== 0);
-  return out;
-}
-
-function s32(value: number): number[] {
-  const out: number[] = [];
-  let rest = value | 0;
-  for (;;) {
-    const b = rest & 0x7f;
-    rest >>= 7;
-    const done = (rest === 0 && (b & 0x40) === 0) || (rest === -1 && (b & 0x40) !== 0);
-    out.push(done ? b : b | 0x80);
-    if (done) return out;
-  }
-}
-
-function name(text: string): number[] {
-  const bytes = Buffer.from(text, "utf8");
-  return [...u32(bytes.length), ...bytes];
-}
-
-/** Collects parts and concatenates once: a 450 KB module built with spreads of arrays would be quadratic. */
-class Parts {
-  readonly #parts: Uint8Array[] = [];
-  #length = 0;
-  push(bytes: ArrayLike<number>): this {
-    const part = Uint8Array.from(bytes as ArrayLike<number>);
-    this.#parts.push(part);
-    this.#length += part.length;
-    return this;
-  }
-  get length(): number {
-    return this.#length;
-  }
-  toBytes(): Uint8Array<ArrayBuffer> {
-    const out = new Uint8Array(this.#length);
-    let at = 0;
-    for (const part of this.#parts) {
-      out.set(part, at);
-      at += part.length;
-    }
-    return out;
-  }
-}
-
-function section(out: Parts, id: number, body: Parts | ArrayLike<number>): void {
-  const bytes = body instanceof Parts ? body.toBytes() : Uint8Array.from(body);
-  out.push([id, ...u32(bytes.length)]).push(bytes);
-}
-
 const I32 = 0x7f;
 const Op = {
   localGet: 0x20,
@@ -130,17 +69,15 @@ const Op = {
  * section has the weight of real code (a large module is large in code, not
  * in export names).
  */
-function largeBody(k: number): number[] {
-  const code: number[] = [0x00 /* no locals */, Op.localGet, 0, Op.i32Const, ...s32(k)];
-  code.push(Op.i32Add);
+function largeBody(k: number): ByteWriter {
+  const code = new ByteWriter().byte(0x00 /* no locals */).byte(Op.localGet).u32(0).byte(Op.i32Const).s32(k).byte(Op.i32Add);
   for (let round = 0; round < 4; round++) {
-    code.push(Op.i32Const, ...s32(0x9e3779b1 + round * k), Op.i32Mul);
-    code.push(Op.localGet, 0, Op.i32Const, ...s32(5 + round), Op.i32Shl, Op.i32Xor);
-    code.push(Op.i32Const, ...s32(13), Op.i32ShrU, Op.localGet, 0, Op.i32Xor);
+    code.byte(Op.i32Const).s32(0x9e3779b1 + round * k).byte(Op.i32Mul);
+    code.byte(Op.localGet).u32(0).byte(Op.i32Const).s32(5 + round).byte(Op.i32Shl).byte(Op.i32Xor);
+    code.byte(Op.i32Const).s32(13).byte(Op.i32ShrU).byte(Op.localGet).u32(0).byte(Op.i32Xor);
   }
   // + load32(1024 + (k * 52 & 0xfffc)): inside the data segment, which starts at 1024.
-  code.push(Op.i32Const, ...s32(1024 + ((k * 52) & 0xfffc)), Op.i32Load, 2, 0, Op.i32Add, Op.end);
-  return [...u32(code.length), ...code];
+  return code.byte(Op.i32Const).s32(1024 + ((k * 52) & 0xfffc)).byte(Op.i32Load).u32(2).u32(0).byte(Op.i32Add).byte(Op.end);
 }
 
 /**
@@ -149,18 +86,21 @@ function largeBody(k: number): number[] {
  * each of `functions` functions, and initialises `dataBytes` of memory.
  */
 export function largeModuleBytes(functions = LARGE_FUNCTIONS, dataBytes = LARGE_DATA_BYTES): Uint8Array<ArrayBuffer> {
-  const out = new Parts().push([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-  section(out, 1, [...u32(1), 0x60, ...u32(1), I32, ...u32(1), I32]);
-  section(out, 2, [...u32(1), ...name("env"), ...name("memory"), 0x02, 0x01, ...u32(4), ...u32(16)]);
-  const funcs = new Parts().push(u32(functions));
-  for (let i = 0; i < functions; i++) funcs.push([0x00]);
+  const out = header();
+  section(out, 1, new ByteWriter().u32(1).byte(0x60).u32(1).byte(I32).u32(1).byte(I32));
+  section(out, 2, new ByteWriter().u32(1).name("env").name("memory").byte(0x02).byte(0x01).u32(4).u32(16));
+  const funcs = new ByteWriter().u32(functions);
+  for (let i = 0; i < functions; i++) funcs.u32(0);
   section(out, 3, funcs);
-  section(out, 6, [...u32(1), I32, 0x00, Op.i32Const, ...s32(MODULE_API_VERSION), Op.end]);
-  const exports = new Parts().push(u32(functions + 1)).push([...name("large_module"), 0x03, ...u32(0)]);
-  for (let i = 0; i < functions; i++) exports.push([...name(`large_fn_${String(i).padStart(4, "0")}`), 0x00, ...u32(i)]);
+  section(out, 6, new ByteWriter().u32(1).byte(I32).byte(0x00).byte(Op.i32Const).s32(MODULE_API_VERSION).byte(Op.end));
+  const exports = new ByteWriter().u32(functions + 1).name("large_module").byte(0x03).u32(0);
+  for (let i = 0; i < functions; i++) exports.name(`large_fn_${String(i).padStart(4, "0")}`).byte(0x00).u32(i);
   section(out, 7, exports);
-  const code = new Parts().push(u32(functions));
-  for (let i = 0; i < functions; i++) code.push(largeBody(i));
+  const code = new ByteWriter().u32(functions);
+  for (let i = 0; i < functions; i++) {
+    const body = largeBody(i);
+    code.u32(body.length).bytes(body.toBytes());
+  }
   section(out, 10, code);
   // Deterministic xorshift bytes: compressible data would not change load cost, but keep it honest.
   const data = new Uint8Array(dataBytes);
@@ -171,7 +111,7 @@ export function largeModuleBytes(functions = LARGE_FUNCTIONS, dataBytes = LARGE_
     x ^= x << 5;
     data[i] = x & 0xff;
   }
-  section(out, 11, new Parts().push([...u32(1), 0x00, Op.i32Const, ...s32(1024), Op.end, ...u32(dataBytes)]).push(data));
+  section(out, 11, new ByteWriter().u32(1).byte(0x00).byte(Op.i32Const).s32(1024).byte(Op.end).u32(dataBytes).bytes(data));
   return out.toBytes();
 }
 
@@ -181,11 +121,9 @@ export function largeModuleBytes(functions = LARGE_FUNCTIONS, dataBytes = LARGE_
  * differently, in ModuleHost and in V8's native module cache.
  */
 export function withUniqueSection(bytes: Uint8Array, tag: string): Uint8Array<ArrayBuffer> {
-  const body = [...name("wasm-dso-bench"), ...Buffer.from(tag, "utf8")];
-  const out = new Uint8Array(bytes.length + 1 + u32(body.length).length + body.length);
-  out.set(bytes, 0);
-  out.set([0x00, ...u32(body.length), ...body], bytes.length);
-  return out;
+  const out = new ByteWriter().bytes(bytes);
+  section(out, 0, new ByteWriter().name("wasm-dso-bench").bytes(Buffer.from(tag, "utf8")));
+  return out.toBytes();
 }
 
 // ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ const FUNC_TYPE = 0x60;
 const Op = { i32Const: 0x41, end: 0x0b } as const;
 
 /** A growable byte buffer; doubling keeps 100k-entry sections linear. */
-class ByteWriter {
+export class ByteWriter {
   #bytes = new Uint8Array(256);
   #length = 0;
 
@@ -92,11 +92,11 @@ class ByteWriter {
   }
 }
 
-function section(out: ByteWriter, id: number, body: ByteWriter): void {
+export function section(out: ByteWriter, id: number, body: ByteWriter): void {
   out.byte(id).u32(body.length).bytes(body.toBytes());
 }
 
-function header(): ByteWriter {
+export function header(): ByteWriter {
   return new ByteWriter().bytes(MAGIC_AND_VERSION);
 }
 
