@@ -10,8 +10,8 @@
  * `fatal: <Directive>: <reason> on line N of '<file>'`.
  */
 import path from "node:path";
-import type { ActiveCommand } from "../abi/host-symbols.js";
 import { isDsoError } from "../errors.js";
+import { DirectiveCall } from "../modules/directive-call.js";
 import type { DirectiveHandler, EngineModule } from "../modules/module-api.js";
 import { ConfigError, lexConfig } from "./lexer.js";
 import type { ConfigLine } from "./lexer.js";
@@ -52,27 +52,6 @@ interface Frame {
   readonly lines: readonly ConfigLine[];
   index: number;
   readonly depth: number;
-}
-
-/** A directive as handlers see it; a guest's own refusal reason (pr_response_add_err) is kept in `errors`. */
-class DirectiveCall implements ActiveCommand {
-  readonly name: string;
-  readonly arg: string;
-  readonly argv: readonly string[];
-  readonly user = undefined;
-  readonly errors: string[] = [];
-
-  constructor(line: ConfigLine) {
-    this.name = line.name;
-    this.arg = line.args.join(" ");
-    this.argv = [line.name, ...line.args];
-  }
-
-  addResponse(): void {}
-
-  addError(_code: string, message: string): void {
-    this.errors.push(message);
-  }
 }
 
 function findDirective(modules: readonly EngineModule[], name: string): DirectiveHandler | undefined {
@@ -158,7 +137,7 @@ export class ConfigRunner {
         directive: handler.name,
       });
     }
-    const command = new DirectiveCall(line);
+    const command = new DirectiveCall([line.name, ...line.args]);
     try {
       handler.run(command, { file: line.file, line: line.line, first });
     } catch (cause) {

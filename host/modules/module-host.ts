@@ -26,6 +26,7 @@ import { callGuarded, watchdogUnavailable } from "../sandbox/watchdog.js";
 import { createWasi, WASI_TYPES } from "../wasi/wasi.js";
 import type { Wasi } from "../wasi/wasi.js";
 import { guestEngineModule, isProtocolExport, isRuntimeExport, protocolProblems } from "./guest-module.js";
+import { DirectiveCall } from "./directive-call.js";
 import { MODULE_API_VERSION } from "./module-api.js";
 import { readModuleFile, realModulePath } from "./module-file.js";
 import { DEFAULT_POLICY } from "./policy.js";
@@ -107,18 +108,6 @@ interface SandboxImports {
   wasi?: Wasi;
   /** The memory WASI reads and writes: the imported one, or the one the instance exports. */
   memory?: WebAssembly.Memory | undefined;
-}
-
-/** A directive as it is replayed into a re-instantiated module. */
-function replayedDirective(argv: readonly string[]): ActiveCommand {
-  return {
-    name: argv[0] ?? "",
-    arg: argv.slice(1).join(" "),
-    argv,
-    user: undefined,
-    addResponse: () => {},
-    addError: () => {},
-  };
 }
 
 interface PlannedUnit {
@@ -862,7 +851,7 @@ export class ModuleHost {
     if (typeof initialize === "function") this.#invoke(unit, "_initialize", undefined);
     for (const argv of unit.directives) {
       const handler = unit.engineModule?.directives.find((d) => d.name.toLowerCase() === (argv[0] ?? "").toLowerCase());
-      handler?.run(replayedDirective(argv), { file: "", line: 0, first: false });
+      handler?.run(new DirectiveCall(argv), { file: "", line: 0, first: false });
     }
     unit.engineModule?.init?.();
   }
