@@ -51,6 +51,25 @@ function classify(name: string): Entry | undefined {
   return undefined;
 }
 
+const entriesByExports = new WeakMap<readonly ExportEntry[], ReadonlyArray<{ readonly entry: ExportEntry; readonly role: Entry }>>();
+
+/**
+ * The protocol exports of a binary, classified once per compiled module (its
+ * export list is shared by every load of it): reloading a module with
+ * thousands of exports does not run the name rules on each again.
+ */
+function protocolEntries(exports: readonly ExportEntry[]): ReadonlyArray<{ readonly entry: ExportEntry; readonly role: Entry }> {
+  let entries = entriesByExports.get(exports);
+  if (entries === undefined) {
+    entries = exports.flatMap((entry) => {
+      const role = classify(entry.name);
+      return role === undefined ? [] : [{ entry, role }];
+    });
+    entriesByExports.set(exports, entries);
+  }
+  return entries;
+}
+
 /** True for exports that belong to the module protocol or the AssemblyScript runtime, not to the global scope. */
 export function isProtocolExport(name: string, moduleSymbol: string | undefined): boolean {
   return name === moduleSymbol || classify(name) !== undefined || isRuntimeExport(name);
@@ -68,8 +87,8 @@ function isHandlerType(type: ExternType): boolean {
 /** Every protocol export with the wrong type, as one problem line each. */
 export function protocolProblems(module: string, exports: readonly ExportEntry[]): string[] {
   const problems: string[] = [];
-  for (const entry of exports) {
-    if (classify(entry.name) !== undefined && !isHandlerType(entry.type)) {
+  for (const { entry } of protocolEntries(exports)) {
+    if (!isHandlerType(entry.type)) {
       problems.push(`${module}: '${entry.name}' has type ${formatExternType(entry.type)}, must be func () -> i32`);
     }
   }
@@ -99,9 +118,7 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
   const siteCommands: CommandHandler[] = [];
   const directives: DirectiveHandler[] = [];
   const call = (exportName: string, command: ActiveCommand | undefined): number => parts.invoke(exportName, command);
-  for (const entry of parts.shape) {
-    const role = classify(entry.name);
-    if (role === undefined) continue;
+  for (const { role } of protocolEntries(parts.shape)) {
     switch (role.role) {
       case "command":
         commands.push({ command: role.command, phase: role.phase, run: (cmd) => toResult(call(role.exportName, cmd)) });
@@ -125,7 +142,7 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
     }
   }
   const hook = (name: string): (() => number) | undefined =>
-    parts.shape.some((e) => e.name === name) ? () => call(name, undefined) : undefined;
+    protocolEntries(parts.shape).some(({ role }) => role.role === "hook" && role.exportName === name) ? () => call(name, undefined) : undefined;
   const init = hook("module_init");
   const sessInit = hook("sess_init");
   const unload = hook("module_unload");

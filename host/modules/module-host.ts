@@ -9,7 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import path from "node:path";
-import { instantiateGuest } from "../abi/guest-memory.js";
+import { guestStrings } from "../abi/guest-memory.js";
 import { Capabilities, HOST_SYMBOLS, hostSymbolType } from "../abi/host-symbols.js";
 import type { ActiveCommand, HostServices, ImporterState } from "../abi/host-symbols.js";
 import { DsoError, Errno, ErrorCodes, isDsoError } from "../errors.js";
@@ -29,6 +29,8 @@ import { guestEngineModule, isProtocolExport, isRuntimeExport, protocolProblems 
 import { DirectiveCall } from "./directive-call.js";
 import { MODULE_API_VERSION } from "./module-api.js";
 import { readModuleFile, realModulePath } from "./module-file.js";
+import { MemoryPool } from "./memory-pool.js";
+import type { MemoryLimits } from "./memory-pool.js";
 import { DEFAULT_POLICY } from "./policy.js";
 import type { UnitPolicy } from "./policy.js";
 import type { EngineModule } from "./module-api.js";
@@ -94,7 +96,13 @@ interface Unit {
   /** The directives applied to it (argv), replayed when it is re-instantiated. */
   readonly directives: Array<readonly string[]>;
   holders: number;
+  /** Instances bound to its exports that may still run (committed, not finalized): a DT_NEEDED reference count. */
+  boundBy: number;
   detached: boolean;
+  /** Released: its instance is never called again. */
+  finalized: boolean;
+  /** An export was handed out by dlsym: code outside the host may still call the instance. */
+  exportsEscaped: boolean;
   /** Trapped or interrupted: never called again as it is. */
   faulted: boolean;
   /** When its recent faults happened (ms), for the crash-loop limit. */
@@ -199,6 +207,12 @@ function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+/** The limits of the memory the host gave a unit, if its binary imports one. */
+function hostMemoryLimits(bindings: readonly Binding[]): MemoryLimits | undefined {
+  for (const binding of bindings) if ("hostMemory" in binding) return binding.hostMemory;
+  return undefined;
+}
+
 function describeTrap(error: unknown): string {
   if (isDsoError(error)) return error.message;
   if (error instanceof RangeError && /call stack/i.test(error.message)) return "stack overflow";
@@ -228,6 +242,7 @@ export class ModuleHost {
   #engine: EngineModule[];
   #seq = 0;
   readonly #activeCommands: ActiveCommand[] = [];
+  readonly #memories = new MemoryPool();
 
   constructor(options: ModuleHostOptions) {
     this.#modulePath = options.modulePath;
@@ -413,7 +428,7 @@ export class ModuleHost {
         released = true;
         for (const unit of held) {
           unit.holders--;
-          if (unit.detached && unit.holders === 0) this.#finalize(unit);
+          this.#finalizeWhenUnused(unit);
         }
       },
     };
@@ -450,7 +465,11 @@ export class ModuleHost {
   dlsym(symbol: string): WebAssembly.ExportValue | undefined {
     const definition = this.#scope.first(symbol);
     if (definition === undefined) return undefined;
-    return this.#byProvider.get(definition.provider)?.instance.exports[symbol];
+    const unit = this.#byProvider.get(definition.provider);
+    if (unit === undefined) return undefined;
+    // The caller may keep it past rmmod: the instance's memory must then never be recycled.
+    unit.exportsEscaped = true;
+    return unit.instance.exports[symbol];
   }
 
   /** Number of names in the global scope. */
@@ -788,7 +807,7 @@ export class ModuleHost {
     for (const binding of bindings) {
       const namespace = (imports[binding.import.module] ??= {});
       if ("hostMemory" in binding) {
-        memory = new WebAssembly.Memory(binding.hostMemory);
+        memory = this.#memories.acquire(binding.hostMemory);
         namespace[binding.import.name] = memory;
         continue;
       }
@@ -825,15 +844,16 @@ export class ModuleHost {
     compiled: WebAssembly.Module,
     shape: ModuleShape,
     imports: WebAssembly.Imports,
+    memory: WebAssembly.Memory | undefined,
     state: ImporterState,
     policy: UnitPolicy,
   ): WebAssembly.Instance {
     try {
       // A start function is guest code too: it runs under the unit's CPU budget.
-      const guest =
-        policy.cpuBudgetMs > 0 ? callGuarded(() => instantiateGuest(compiled, imports), policy.cpuBudgetMs) : instantiateGuest(compiled, imports);
-      state.strings = guest.strings;
-      return guest.instance;
+      const instantiate = (): WebAssembly.Instance => new WebAssembly.Instance(compiled, imports);
+      const instance = policy.cpuBudgetMs > 0 ? callGuarded(instantiate, policy.cpuBudgetMs) : instantiate();
+      state.strings = guestStrings(instance, memory);
+      return instance;
     } catch (cause) {
       // Only a start function runs guest code here; any other failure is the engine refusing the module.
       const trapped = shape.hasStartFunction && (cause instanceof WebAssembly.RuntimeError || isDsoError(cause));
@@ -861,7 +881,7 @@ export class ModuleHost {
     const sandbox: SandboxImports = {};
     const { imports, memory, dependencies } = this.#linkImports(planned.name, bindings, state, sandbox);
     const publicDefinitions = this.#publicDefinitions(planned);
-    const instance = this.#startInstance(planned.name, planned.compiled, planned.shape, imports, state, planned.policy);
+    const instance = this.#startInstance(planned.name, planned.compiled, planned.shape, imports, memory, state, planned.policy);
     sandbox.memory = memory ?? (instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined);
     const unit: Unit = {
       kind: planned.kind,
@@ -889,7 +909,10 @@ export class ModuleHost {
       engineModule: undefined,
       directives: [],
       holders: 0,
+      boundBy: 0,
       detached: false,
+      finalized: false,
+      exportsEscaped: false,
       faulted: false,
       faults: [],
       retryAt: undefined,
@@ -930,6 +953,10 @@ export class ModuleHost {
    * that doubles with each fault) or unloaded, and a crash loop unloads it.
    */
   #invoke(unit: Unit, entryPoint: string, command: ActiveCommand | undefined): number {
+    if (unit.finalized) {
+      // A handler kept by an embedder past rmmod: its instance's memory may belong to another module now.
+      throw new DsoError(ErrorCodes.NOT_LOADED, `${unit.name}: unloaded (${entryPoint} not called)`, { errno: Errno.ENOENT });
+    }
     if (unit.faulted) this.#retry(unit, entryPoint);
     // Looked up after a possible re-instantiation: never a function of the faulted instance.
     const fn = unit.instance.exports[entryPoint] as () => number;
@@ -982,11 +1009,12 @@ export class ModuleHost {
     this.#log("notice", `${unit.name}: re-instantiating after a fault`);
     unit.state.features.length = 0;
     unit.state.help.length = 0;
+    unit.state.strings?.release();
     unit.state.strings = undefined;
     unit.sandbox.wasi?.close();
     delete unit.sandbox.wasi;
     const { imports, memory } = this.#linkImports(unit.name, unit.bindings, unit.state, unit.sandbox);
-    unit.instance = this.#startInstance(unit.name, unit.compiled, unit.shape, imports, unit.state, unit.policy);
+    unit.instance = this.#startInstance(unit.name, unit.compiled, unit.shape, imports, memory, unit.state, unit.policy);
     unit.memory = memory;
     const exported = unit.instance.exports.memory;
     unit.sandbox.memory = memory ?? (exported instanceof WebAssembly.Memory ? exported : undefined);
@@ -998,7 +1026,10 @@ export class ModuleHost {
   #commit(unit: Unit): void {
     this.#units.set(unit.name, unit);
     this.#byNamespace.set(unit.namespace, unit);
-    for (const dependency of unit.dependencies) dependency.dependents.add(unit);
+    for (const dependency of unit.dependencies) {
+      dependency.dependents.add(unit);
+      dependency.boundBy++;
+    }
     for (const event of this.#scope.add(unit.publicDefinitions)) this.#reportShadow(event);
     if (unit.engineModule !== undefined) this.#engine.push(unit.engineModule);
   }
@@ -1022,13 +1053,33 @@ export class ModuleHost {
         this.#detach(dependency);
       }
     }
-    if (unit.holders === 0) this.#finalize(unit);
+    this.#finalizeWhenUnused(unit, closing);
   }
 
-  #finalize(unit: Unit): void {
+  /**
+   * A detached unit is finalized once nothing can run it: no session holds it
+   * and no instance bound to its exports can still run (a session may hold a
+   * dependent that rmmod already detached).
+   */
+  #finalizeWhenUnused(unit: Unit, closing = false): void {
+    if (unit.detached && !unit.finalized && unit.holders === 0 && unit.boundBy === 0) this.#finalize(unit, closing);
+  }
+
+  #finalize(unit: Unit, closing: boolean): void {
     this.#byProvider.delete(unit.provider);
     this.#runUnloadHook(unit);
+    unit.finalized = true;
     unit.sandbox.wasi?.close();
+    unit.state.strings?.release();
+    // Nothing can run the instance now (no session holds it, no module is bound to it), unless dlsym gave it away.
+    const limits = hostMemoryLimits(unit.bindings);
+    if (!closing && !unit.exportsEscaped && unit.memory !== undefined && limits !== undefined) {
+      this.#memories.release(unit.memory, limits);
+    }
+    for (const dependency of unit.dependencies) {
+      dependency.boundBy--;
+      this.#finalizeWhenUnused(dependency, closing);
+    }
   }
 
   #runUnloadHook(unit: Unit): void {

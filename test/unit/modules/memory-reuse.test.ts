@@ -1,0 +1,198 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ActiveCommand } from "../../../host/abi/host-symbols.js";
+import { DsoError, ErrorCodes } from "../../../host/errors.js";
+import { MEMORY_POOL_LIMITS, MemoryPool } from "../../../host/modules/memory-pool.js";
+import { HandlerResults } from "../../../host/modules/module-api.js";
+import type { EngineModule } from "../../../host/modules/module-api.js";
+import { ModuleHost } from "../../../host/modules/module-host.js";
+import { removeModuleDirs, wat, writeModuleDir } from "../../helpers/wat.js";
+
+const PAGE = 65_536;
+const API = "(i32.const 0x20)";
+const SECRET = 0x5ec2e7;
+const MINE = 0x1234;
+
+function bytesOf(memory: WebAssembly.Memory): Uint8Array {
+  return new Uint8Array(memory.buffer);
+}
+
+describe("MemoryPool", () => {
+  it("hands back a released memory of the same limits, zeroed", () => {
+    const pool = new MemoryPool();
+    const memory = pool.acquire({ initial: 1, maximum: 4 });
+    bytesOf(memory).fill(0xab, 0, PAGE);
+    pool.release(memory, { initial: 1, maximum: 4 });
+    expect(pool.size).toBe(1);
+    const again = pool.acquire({ initial: 1, maximum: 4 });
+    expect(again).toBe(memory);
+    expect(bytesOf(again).every((b) => b === 0)).toBe(true);
+    expect(pool.size).toBe(0);
+  });
+
+  it("never hands a memory to a request with other limits", () => {
+    const pool = new MemoryPool();
+    const memory = pool.acquire({ initial: 1, maximum: 4 });
+    pool.release(memory, { initial: 1, maximum: 4 });
+    const other = pool.acquire({ initial: 1, maximum: 8 });
+    expect(other).not.toBe(memory);
+    expect(other.buffer.byteLength).toBe(PAGE);
+    expect(() => other.grow(7)).not.toThrow();
+    expect(() => other.grow(1)).toThrow(RangeError);
+    expect(pool.size).toBe(1);
+  });
+
+  it("leaves a memory that grew to the garbage collector", () => {
+    const pool = new MemoryPool();
+    const memory = pool.acquire({ initial: 1, maximum: 4 });
+    memory.grow(1);
+    pool.release(memory, { initial: 1, maximum: 4 });
+    expect(pool.size).toBe(0);
+    expect(pool.acquire({ initial: 1, maximum: 4 })).not.toBe(memory);
+  });
+
+  it(`keeps at most ${MEMORY_POOL_LIMITS.memories} memories`, () => {
+    const pool = new MemoryPool();
+    const limits = { initial: 1, maximum: 1 };
+    const memories = Array.from({ length: MEMORY_POOL_LIMITS.memories + 5 }, () => pool.acquire(limits));
+    for (const memory of memories) pool.release(memory, limits);
+    expect(pool.size).toBe(MEMORY_POOL_LIMITS.memories);
+  });
+
+  it(`keeps at most ${MEMORY_POOL_LIMITS.bytes / 1024 / 1024} MiB`, () => {
+    const pool = new MemoryPool();
+    const limits = { initial: 40, maximum: 40 };
+    const memories = Array.from({ length: 5 }, () => pool.acquire(limits));
+    for (const memory of memories) pool.release(memory, limits);
+    expect(pool.size).toBe(Math.floor(MEMORY_POOL_LIMITS.bytes / (40 * PAGE)));
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Through ModuleHost: a memory is recycled only when nothing can run its
+// instance again, and the next module never sees what the last one wrote.
+// ---------------------------------------------------------------------------
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = writeModuleDir({
+    // Writes a secret into its memory at init; secret_peek reads it back.
+    "mod_secret.wasm": await wat(`(module
+      (import "env" "memory" (memory 1 4))
+      (global (export "secret_module") i32 ${API})
+      (func (export "module_init") (result i32) (i32.store (i32.const 1000) (i32.const ${SECRET})) (i32.const 0))
+      (func (export "cmd_SECRET") (result i32) (i32.const 1))
+      (func (export "secret_peek") (result i32) (i32.load (i32.const 1000))))`),
+    // Refuses to load unless its memory starts zeroed, then writes its own value where the secret was.
+    "mod_fresh.wasm": await wat(`(module
+      (import "env" "memory" (memory 1 4))
+      (global (export "fresh_module") i32 ${API})
+      (func (export "module_init") (result i32)
+        (if (i32.ne (i32.load (i32.const 1000)) (i32.const 0)) (then (return (i32.const -1))))
+        (i32.store (i32.const 1000) (i32.const ${MINE}))
+        (i32.const 0)))`),
+    // A needed library with the same memory limits, holding a value its user checks.
+    "libkeep.wasm": await wat(`(module
+      (import "env" "memory" (memory 1 4))
+      (func (export "_initialize") (i32.store (i32.const 1000) (i32.const ${SECRET})))
+      (func (export "keep_get") (result i32) (i32.load (i32.const 1000))))`),
+    "mod_keeper.wasm": await wat(`(module
+      (import "libkeep" "keep_get" (func $get (result i32)))
+      (global (export "keeper_module") i32 ${API})
+      (func (export "cmd_KEEP") (result i32)
+        (if (result i32) (i32.eq (call $get) (i32.const ${SECRET})) (then (i32.const 1)) (else (i32.const -1)))))`),
+    // Asks the host for a string but does not export the AssemblyScript runtime to allocate it in.
+    "mod_noruntime.wasm": await wat(`(module
+      (import "env" "memory" (memory 1 4))
+      (import "env" "pr_cmd_arg" (func $arg (result i32)))
+      (global (export "noruntime_module") i32 ${API})
+      (func (export "cmd_ARG") (result i32) (drop (call $arg)) (i32.const 1)))`),
+  });
+});
+
+afterAll(() => removeModuleDirs());
+
+function command(argv: readonly string[]): ActiveCommand {
+  return { name: argv[0] ?? "", arg: argv.slice(1).join(" "), argv, user: undefined, addResponse: () => {}, addError: () => {} };
+}
+
+function handlerOf(modules: readonly EngineModule[], module: string, name: string): (argv: readonly string[]) => number {
+  const found = modules.find((m) => m.name === module)?.commands.find((h) => h.command === name && h.phase === "CMD");
+  if (found === undefined) throw new Error(`${module} has no CMD handler for ${name}`);
+  return (argv) => found.run(command(argv), { id: 1, remoteAddress: "127.0.0.1", modules, pendingUser: undefined, user: undefined, closing: false });
+}
+
+function failure(action: () => unknown): DsoError {
+  try {
+    action();
+  } catch (error) {
+    if (error instanceof DsoError) return error;
+    throw error;
+  }
+  throw new Error("expected a DsoError");
+}
+
+describe("ModuleHost: recycled memories", () => {
+  it("gives the next module a memory without a trace of the unloaded one", () => {
+    const host = new ModuleHost({ modulePath: dir });
+    for (let i = 0; i < 3; i++) {
+      host.loadModule("mod_secret.c");
+      host.unloadModule("mod_secret.c");
+      // module_init refuses the load if the secret is still there.
+      host.loadModule("mod_fresh.c");
+      host.unloadModule("mod_fresh.c");
+    }
+    host.close();
+  });
+
+  it("refuses a handler kept past rmmod instead of running it on a memory that is no longer its own", () => {
+    const host = new ModuleHost({ modulePath: dir });
+    host.loadModule("mod_secret.c");
+    const stale = handlerOf(host.engineModules(), "mod_secret.c", "SECRET");
+    expect(stale(["SECRET"])).toBe(HandlerResults.HANDLED);
+    host.unloadModule("mod_secret.c");
+    host.loadModule("mod_fresh.c");
+    const error = failure(() => stale(["SECRET"]));
+    expect(error.code).toBe(ErrorCodes.NOT_LOADED);
+    expect(error.message).toBe("mod_secret.c: unloaded (cmd_SECRET not called)");
+    host.close();
+  });
+
+  it("never recycles the memory of a module whose export dlsym handed out", () => {
+    const host = new ModuleHost({ modulePath: dir });
+    host.loadModule("mod_secret.c");
+    const peek = host.dlsym("secret_peek") as () => number;
+    host.unloadModule("mod_secret.c");
+    host.loadModule("mod_fresh.c");
+    // Still its own memory: had it gone to mod_fresh.c, peek would read 0x1234 (or fail mod_fresh's init).
+    expect(peek()).toBe(SECRET);
+    host.close();
+  });
+
+  it("keeps a needed library and its memory for a session that still holds its rmmod'ed user", () => {
+    const host = new ModuleHost({ modulePath: dir });
+    host.loadModule("mod_keeper.c");
+    const held = host.acquireModules();
+    host.unloadModule("mod_keeper.c");
+    expect(host.describe().map((u) => u.name)).toEqual([]);
+    host.loadModule("mod_fresh.c");
+    const keep = handlerOf(held.modules, "mod_keeper.c", "KEEP");
+    expect(keep(["KEEP"])).toBe(HandlerResults.HANDLED);
+    held.release();
+    host.unloadModule("mod_fresh.c");
+    // Released now: the library's memory went back zeroed, and mod_fresh.c loads on it.
+    host.loadModule("mod_fresh.c");
+    host.close();
+  });
+
+  it("names the missing runtime when the host cannot allocate a string in a guest", () => {
+    const host = new ModuleHost({ modulePath: dir, log: () => {} });
+    host.loadModule("mod_noruntime.c");
+    const error = failure(() => host.withCommand(command(["ARG", "x"]), () => handlerOf(host.engineModules(), "mod_noruntime.c", "ARG")(["ARG", "x"])));
+    expect(error.code).toBe(ErrorCodes.GUEST_STRING);
+    expect(error.message).toBe(
+      "mod_noruntime.c: fault in cmd_ARG: the module does not export its runtime (__new); build it with --exportRuntime",
+    );
+    host.close();
+  });
+});
