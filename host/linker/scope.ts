@@ -46,30 +46,39 @@ function precedes(a: Provider, b: Provider): boolean {
 }
 
 export class SymbolScope {
-  readonly #definitions = new Map<string, Definition[]>();
+  /**
+   * The winning definition of each name, looked up by every import: kept apart
+   * from the rare shadowed ones so that a lookup touches one entry, and adding a
+   * name nobody else defines allocates nothing.
+   */
+  readonly #winners = new Map<string, Definition>();
+  /** Later definitions of names defined more than once, in scope order. */
+  readonly #shadowed = new Map<string, Definition[]>();
 
   /** Number of distinct names in scope. */
   get size(): number {
-    return this.#definitions.size;
+    return this.#winners.size;
   }
 
   /** Adds a provider's definitions in scope order; returns who shadows whom. */
   add(definitions: readonly Definition[]): ShadowEvent[] {
     const events: ShadowEvent[] = [];
     for (const definition of definitions) {
-      const existing = this.#definitions.get(definition.name);
-      if (existing === undefined) {
-        this.#definitions.set(definition.name, [definition]);
+      const winner = this.#winners.get(definition.name);
+      if (winner === undefined) {
+        this.#winners.set(definition.name, definition);
         continue;
       }
-      let index = existing.length;
-      while (index > 0 && precedes(definition.provider, (existing[index - 1] as Definition).provider)) index--;
-      existing.splice(index, 0, definition);
-      const winner = existing[0] as Definition;
+      const all = [winner, ...(this.#shadowed.get(definition.name) ?? [])];
+      let index = all.length;
+      while (index > 0 && precedes(definition.provider, (all[index - 1] as Definition).provider)) index--;
+      all.splice(index, 0, definition);
+      this.#winners.set(definition.name, all[0] as Definition);
+      this.#shadowed.set(definition.name, all.slice(1));
       events.push({
         name: definition.name,
-        winner: winner.provider,
-        shadowed: (index === 0 ? (existing[1] as Definition) : definition).provider,
+        winner: (all[0] as Definition).provider,
+        shadowed: (index === 0 ? (all[1] as Definition) : definition).provider,
       });
     }
     return events;
@@ -78,22 +87,29 @@ export class SymbolScope {
   /** Removes every definition of `provider`. */
   remove(provider: Provider, names: Iterable<string>): void {
     for (const name of names) {
-      const existing = this.#definitions.get(name);
-      if (existing === undefined) continue;
-      const kept = existing.filter((d) => d.provider !== provider);
-      if (kept.length === 0) this.#definitions.delete(name);
-      else this.#definitions.set(name, kept);
+      const winner = this.#winners.get(name);
+      if (winner === undefined) continue;
+      const rest = this.#shadowed.get(name);
+      if (rest === undefined) {
+        if (winner.provider === provider) this.#winners.delete(name);
+        continue;
+      }
+      const kept = [winner, ...rest].filter((d) => d.provider !== provider);
+      const [first, ...later] = kept;
+      if (first === undefined) this.#winners.delete(name);
+      else this.#winners.set(name, first);
+      if (later.length === 0) this.#shadowed.delete(name);
+      else this.#shadowed.set(name, later);
     }
   }
 
   lookup(name: string): SymbolLookup | undefined {
-    const found = this.#definitions.get(name);
-    if (found === undefined) return undefined;
-    const [winner, ...shadowed] = found as [Definition, ...Definition[]];
-    return { winner, shadowed };
+    const winner = this.#winners.get(name);
+    if (winner === undefined) return undefined;
+    return { winner, shadowed: this.#shadowed.get(name) ?? [] };
   }
 
   first(name: string): Definition | undefined {
-    return this.#definitions.get(name)?.[0];
+    return this.#winners.get(name);
   }
 }
