@@ -69,25 +69,26 @@ export function realModulePath(directory: string): string {
 }
 
 /**
- * The file's real path. A file named directly in a module path whose real path
- * is known needs no resolving unless it is itself a symlink: one lstat instead
- * of a realpath walk on every load.
+ * The file's real path, checked to be inside `within` when given. A file named
+ * directly in a module path whose real path is known needs no resolving unless
+ * it is itself a symlink: one lstat instead of a realpath walk on every load,
+ * and a name joined to the module path's real path is inside it by construction.
  */
-function realPathOf(file: string, within: string | undefined): string {
+function checkedRealPath(file: string, within: string | undefined): string {
+  let real: string;
   try {
     if (within !== undefined && !lstatSync(file).isSymbolicLink()) return path.join(within, path.basename(file));
-    return realpathSync(file);
+    real = realpathSync(file);
   } catch (cause) {
     throw unreadable(file, cause);
   }
+  if (within !== undefined && !isInside(within, real)) throw unsafe(file, `leads out of the module path (to '${real}')`);
+  return real;
 }
 
 /** Opens, checks and (unless known) reads a module or library file; an unsafe one is DSO_ERR_UNSAFE_FILE. */
 export function readModuleFile(file: string, options: FileCheckOptions): ModuleFile {
-  const real = realPathOf(file, options.within);
-  if (options.within !== undefined && !isInside(options.within, real)) {
-    throw unsafe(file, `leads out of the module path (to '${real}')`);
-  }
+  const real = checkedRealPath(file, options.within);
   let fd: number;
   try {
     // O_NOFOLLOW: the real path was resolved above; a symlink appearing there now is an attack.

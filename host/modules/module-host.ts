@@ -531,7 +531,7 @@ export class ModuleHost {
    * Reads a unit's file safely (module-file.ts) and checks its integrity pin.
    * Returns no bytes when the file is unchanged since its content was compiled.
    */
-  #readBinary(unit: { name: string; file: string; explicit: boolean; kind: UnitKind }): {
+  #readBinary(unit: { name: string; file: string; explicit: boolean; kind: UnitKind }, policy: UnitPolicy): {
     bytes: Uint8Array<ArrayBuffer> | undefined;
     hash: string;
   } {
@@ -546,7 +546,7 @@ export class ModuleHost {
     const hash = file.bytes === undefined ? (this.#hashByIdentity.get(file.identity) as string) : sha256(file.bytes);
     if (file.bytes !== undefined) this.#hashByIdentity.set(file.identity, hash);
     const bytes = file.bytes;
-    const pinned = this.#policy(unit.name).sha256;
+    const pinned = policy.sha256;
     if (pinned !== undefined && pinned !== hash) {
       throw new DsoError(ErrorCodes.INTEGRITY, `'${unit.file}' has SHA-256 ${hash}, but ${unit.name} is pinned to ${pinned}`, {
         errno: Errno.EACCES,
@@ -593,9 +593,10 @@ export class ModuleHost {
     unit: { kind: UnitKind; name: string; namespace: string; file: string; explicit: boolean },
     chain: readonly string[],
   ): void {
-    const { bytes, hash } = this.#readBinary(unit);
+    const policy = this.#policy(unit.name);
+    const { bytes, hash } = this.#readBinary(unit, policy);
     const { compiled, shape, size } = this.#compile(unit.file, bytes, hash);
-    this.#checkDefinedMemories(unit.name, shape);
+    this.#checkDefinedMemories(unit.name, shape, policy.memoryCapPages);
     let moduleSymbol: string | undefined;
     if (unit.kind === "module") {
       moduleSymbol = parseModuleName(unit.name).symbol;
@@ -606,10 +607,7 @@ export class ModuleHost {
       }
     }
     plan.visiting.add(unit.namespace);
-    const needed = new Set(
-      shape.imports.filter((i) => i.module !== GLOBAL_NAMESPACE && i.module !== WASI_NAMESPACE).map((i) => i.module),
-    );
-    for (const namespace of needed) {
+    for (const namespace of this.#neededNamespaces(shape)) {
       if (this.#byNamespace.has(namespace) || plan.byNamespace.has(namespace)) continue;
       if (plan.visiting.has(namespace)) {
         throw new DsoError(ErrorCodes.DEPENDENCY_CYCLE, `dependency cycle: ${[...chain, moduleNameOfNamespace(namespace) ?? namespace].join(" -> ")}`);
@@ -617,7 +615,6 @@ export class ModuleHost {
       this.#planNeeded(plan, namespace, unit.name, chain);
     }
     plan.visiting.delete(unit.namespace);
-    const policy = this.#policy(unit.name);
     if (policy.cpuBudgetMs > 0) {
       const missing = watchdogUnavailable();
       if (missing !== undefined) throw missing;
@@ -634,6 +631,20 @@ export class ModuleHost {
     };
     plan.order.push(planned);
     plan.byNamespace.set(unit.namespace, planned);
+  }
+
+  readonly #neededCache = new WeakMap<ModuleShape, readonly string[]>();
+
+  /** The libraries and modules a binary's imports name (its DT_NEEDED list), read once per compiled module. */
+  #neededNamespaces(shape: ModuleShape): readonly string[] {
+    let needed = this.#neededCache.get(shape);
+    if (needed === undefined) {
+      needed = [
+        ...new Set(shape.imports.filter((i) => i.module !== GLOBAL_NAMESPACE && i.module !== WASI_NAMESPACE).map((i) => i.module)),
+      ];
+      this.#neededCache.set(shape, needed);
+    }
+    return needed;
   }
 
   #planNeeded(plan: Plan, namespace: string, neededBy: string, chain: readonly string[]): void {
@@ -677,8 +688,7 @@ export class ModuleHost {
    * within its cap: V8 would let it grow without bound (baselines.md §6), and
    * rewriting its limits behind its back would change what it was built for.
    */
-  #checkDefinedMemories(name: string, shape: ModuleShape): void {
-    const cap = this.#policy(name).memoryCapPages;
+  #checkDefinedMemories(name: string, shape: ModuleShape, cap: number): void {
     for (const limits of shape.definedMemories) {
       if (limits.max === undefined || limits.max > cap) {
         const declared = limits.max === undefined ? "no maximum" : `a maximum of ${limits.max} pages`;
