@@ -619,8 +619,13 @@ export class ModuleHost {
       const missing = watchdogUnavailable();
       if (missing !== undefined) throw missing;
     }
+    // Spelled out: an object spread here was a tenth of a warm insmod (V8's generic clone path).
     const planned: PlannedUnit = {
-      ...unit,
+      kind: unit.kind,
+      name: unit.name,
+      namespace: unit.namespace,
+      file: unit.file,
+      explicit: unit.explicit,
       policy,
       hash,
       size,
