@@ -26,6 +26,7 @@ import { FtpServer } from "../host/ftp/server.js";
 import { HandlerResults, Phases } from "../host/modules/module-api.js";
 import type { EngineModule } from "../host/modules/module-api.js";
 import { ModuleHost } from "../host/modules/module-host.js";
+import { tuneHeapForModuleChurn } from "../host/system/heap.js";
 import { createCompiledInModules } from "../host/static/index.js";
 import { isMain, LIBEXEC_DIR, percentileRows, printRows, withTarget } from "./load.js";
 import { rowOf } from "./stats.js";
@@ -345,6 +346,7 @@ function rowsOf(rates: ReadonlyMap<string, number[]>, latencies: ReadonlyMap<str
 if (!isMainThread && (workerData as { role?: string } | null)?.role === "dispatch-client") {
   serveClient();
 } else if (isMainThread && isMain(import.meta.url)) {
-  // `node --expose-gc dist/bench/dispatch.js`: run alone.
+  // `node --expose-gc dist/bench/dispatch.js`: run alone, with dsod's heap settings as under run.ts.
+  tuneHeapForModuleChurn();
   printRows(await runDispatch((line) => process.stderr.write(`${line}\n`)));
 }

@@ -25,6 +25,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ModuleHost } from "../host/modules/module-host.js";
+import { tuneHeapForModuleChurn } from "../host/system/heap.js";
 import { ByteWriter, header, section } from "./wasm-fixtures.js";
 import { MODULE_API_VERSION } from "../host/modules/module-api.js";
 import { elapsedNs, formatNumber, percentile, rowOf } from "./stats.js";
@@ -410,4 +411,8 @@ function rowsOf(
 }
 
 // `node --expose-gc dist/bench/load.js`: run alone.
-if (isMain(import.meta.url)) printRows(runLoad((line) => process.stderr.write(`${line}\n`)));
+if (isMain(import.meta.url)) {
+  // Alone as under run.ts: with dsod's heap settings.
+  tuneHeapForModuleChurn();
+  printRows(runLoad((line) => process.stderr.write(`${line}\n`)));
+}

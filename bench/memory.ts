@@ -14,6 +14,10 @@
  *   full GC before (after a warm-up of 100 cycles, so the host's own code
  *   and its compile-cache entry are already paid for) and after. Run in
  *   CHURN_RUNS separate processes for a spread.
+ *
+ * The children run with the V8 heap settings dsod runs with
+ * (host/system/heap.ts); the churn runs once more with V8's defaults, for
+ * comparison.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -22,6 +26,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
 import { ModuleHost } from "../host/modules/module-host.js";
+import { MODULE_HOST_V8_FLAGS, tuneHeapForModuleChurn } from "../host/system/heap.js";
 import { isMain, LIBEXEC_DIR, printRows, withTarget, withUniqueSection } from "./load.js";
 import { rowOf } from "./stats.js";
 import type { Row } from "./stats.js";
@@ -32,8 +37,6 @@ const CYCLES = 10_000;
 const CHURN_WARMUP = 100;
 const CHURN_RUNS = 3;
 const GROWTH_TARGET_MB = 10;
-/** Caps V8's young generation at 2 x 1 MB semi-spaces (Node 20's default maximum is 16 MB each). */
-const SEMI_SPACE_FLAG = "--max-semi-space-size=1";
 
 const MB = 1024 * 1024;
 
@@ -193,9 +196,11 @@ async function childChurn(): Promise<ChurnResult> {
 // ---------------------------------------------------------------------------
 // The parent side.
 
-function runChild<T>(mode: "loaded" | "churn", nodeFlags: readonly string[] = []): T {
+type Heap = "dsod" | "v8-defaults";
+
+function runChild<T>(mode: "loaded" | "churn", heap: Heap = "dsod"): T {
   const script = fileURLToPath(import.meta.url);
-  const result = spawnSync(process.execPath, ["--expose-gc", ...nodeFlags, script, "--child", mode], { encoding: "utf8", maxBuffer: 1 << 20 });
+  const result = spawnSync(process.execPath, ["--expose-gc", script, "--child", mode, heap], { encoding: "utf8", maxBuffer: 1 << 20 });
   if (result.status !== 0) throw new Error(`bench: memory child (${mode}) failed: ${result.stderr}`);
   return JSON.parse(result.stdout) as T;
 }
@@ -222,23 +227,23 @@ export function runMemory(log: (line: string) => void): Row[] {
 
   const churnName = `${group}: RSS growth after ${CYCLES.toLocaleString("en-US")} insmod+rmmod cycles (mod_test, after gc)`;
   const churns = Array.from({ length: CHURN_RUNS }, () => runChild<ChurnResult>("churn"));
-  const growthRow = churnRow(churnName, churns);
+  const growthRow = churnRow(`${churnName}, heap as dsod runs it (${MODULE_HOST_V8_FLAGS.join(" ")})`, churns);
   rows.push(withTarget(growthRow, `< ${GROWTH_TARGET_MB} MB`, growthRow.figure < GROWTH_TARGET_MB));
-  // What is left once the young generation's growth is taken out: what the cycles actually retain.
+  // The same churn with V8's default heap: its young generation grows under churn and keeps the space.
+  const defaults = Array.from({ length: CHURN_RUNS }, () => runChild<ChurnResult>("churn", "v8-defaults"));
+  const defaultsRow = churnRow(`${churnName}, V8's default heap`, defaults);
+  rows.push({ ...defaultsRow, anchor: growthRow.name, ratio: defaultsRow.figure / growthRow.figure });
+  // What is left of that once the young generation's growth is taken out: what the cycles actually retain.
   rows.push(
     rowOf(
-      { group, name: `${churnName}, minus V8 new-space growth`, unit: "MB", note: "same processes; no target, for diagnosis" },
-      churns.map((c) => (c.after.rss - c.before.rss - (c.after.newSpace - c.before.newSpace)) / MB),
+      { group, name: `${churnName}, V8's default heap, minus new-space growth`, unit: "MB", note: "same processes; no target, for diagnosis" },
+      defaults.map((c) => (c.after.rss - c.before.rss - (c.after.newSpace - c.before.newSpace)) / MB),
       { name: growthRow.name, figure: growthRow.figure },
     ),
   );
-  // The same churn with the young generation capped, as dsod could run: shows the cost and the effect of that remedy.
-  const capped = Array.from({ length: CHURN_RUNS }, () => runChild<ChurnResult>("churn", [SEMI_SPACE_FLAG]));
-  const cappedRow = churnRow(`${churnName}, node ${SEMI_SPACE_FLAG}`, capped);
-  rows.push({ ...cappedRow, anchor: growthRow.name, ratio: cappedRow.figure / growthRow.figure });
   log(
     `memory: churn ${churns.map((c) => c.usPerCycle.toFixed(0)).join("/")} µs/cycle; ` +
-      `with ${SEMI_SPACE_FLAG} ${capped.map((c) => c.usPerCycle.toFixed(0)).join("/")} µs/cycle`,
+      `with V8's default heap ${defaults.map((c) => c.usPerCycle.toFixed(0)).join("/")} µs/cycle`,
   );
   return rows;
 }
@@ -264,6 +269,7 @@ function churnRow(name: string, churns: readonly ChurnResult[]): Row {
 
 if (isMain(import.meta.url)) {
   const mode = process.argv[2] === "--child" ? process.argv[3] : undefined;
+  if (mode !== undefined && process.argv[4] !== "v8-defaults") tuneHeapForModuleChurn();
   if (mode === "loaded") process.stdout.write(`${JSON.stringify(await childLoaded())}\n`);
   else if (mode === "churn") process.stdout.write(`${JSON.stringify(await childChurn())}\n`);
   // `node dist/bench/memory.js`: run alone.

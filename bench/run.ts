@@ -10,6 +10,10 @@
  * interleaved with it), because absolute times on a shared 2-core VM drift
  * between runs far more than ratios do (docs: shared/reference/baselines.md §4).
  *
+ * The benchmarks run with the V8 heap settings dsod runs with
+ * (host/system/heap.ts), since they measure what the daemon does; the memory
+ * section also shows the churn with V8's defaults.
+ *
  * BENCH_LINK_SPLIT=1 fills the link benchmark's scope from 1,000-export
  * libraries, skipping the 35–50 s LoadFile of one 100,000-export library
  * (quadratic in ModuleHost); its loadModule rows are not comparable with the
@@ -26,6 +30,7 @@ import { runLink } from "./link.js";
 import { runLoad } from "./load.js";
 import { runMemory } from "./memory.js";
 import { runWatchdogBench } from "./watchdog.js";
+import { MODULE_HOST_V8_FLAGS, tuneHeapForModuleChurn } from "../host/system/heap.js";
 import { formatNumber } from "./stats.js";
 import type { Row } from "./stats.js";
 
@@ -89,6 +94,7 @@ const SECTIONS: ReadonlyArray<{ readonly name: string; readonly run: (context: S
 ];
 
 async function main(): Promise<void> {
+  tuneHeapForModuleChurn();
   const started = new Date();
   const startNs = process.hrtime.bigint();
   if (globalThis.gc === undefined) log("bench: run with --expose-gc (npm run bench does) so GC happens between phases");
@@ -123,7 +129,7 @@ async function main(): Promise<void> {
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? "unknown",
     loadAverage: os.loadavg(),
-    options: { splitLibraries, sections: sections.map((section) => section.name) },
+    options: { splitLibraries, sections: sections.map((section) => section.name), v8Flags: MODULE_HOST_V8_FLAGS },
     rows,
   };
   mkdirSync(RESULTS_DIR, { recursive: true });

@@ -17,6 +17,7 @@ export type {
 export { DsoError, ErrorCodes, isDsoError } from "./errors.js";
 export type { ErrorCode } from "./errors.js";
 export { HOST_SYMBOLS } from "./abi/host-symbols.js";
+export { MODULE_HOST_V8_FLAGS, tuneHeapForModuleChurn } from "./system/heap.js";
 export type { ActiveCommand, HostSymbol } from "./abi/host-symbols.js";
 export { HandlerResults, MODULE_API_VERSION, Phases } from "./modules/module-api.js";
 export type { CommandHandler, DirectiveHandler, EngineModule, SessionState } from "./modules/module-api.js";

@@ -17,6 +17,7 @@ import type { DaemonLog } from "../daemon/generation.js";
 import { isDsoError } from "../errors.js";
 import { DSOD_VERSION } from "../daemon/version.js";
 import { PACKAGE_ROOT } from "../system/package.js";
+import { tuneHeapForModuleChurn } from "../system/heap.js";
 import { exitQuietlyOnClosedOutput } from "../system/stdio.js";
 
 const USAGE = `usage: dsod [options]
@@ -47,6 +48,7 @@ function fatal(log: DaemonLog, error: unknown): number {
 }
 
 async function main(argv: string[]): Promise<number> {
+  tuneHeapForModuleChurn();
   let values;
   try {
     ({ values } = parseArgs({
