@@ -7,7 +7,8 @@
  * Kept apart from server.ts so that dsoctl can import it without pulling in
  * the server, the ACLs or the peer-credentials addon (dsoctl start-up time).
  */
-import { join } from "node:path";
-import { PACKAGE_ROOT } from "../system/package.js";
+import { PACKAGE_ROOT } from "../system/package-root.js";
+
+const { join } = process.getBuiltinModule("node:path");
 
 export const DEFAULT_CONTROLS_SOCKET: string = join(PACKAGE_ROOT, "run", "dsod.sock");

@@ -24,7 +24,7 @@ import type { LoadedUnitInfo } from "../modules/module-host.js";
 import { checkAcl } from "./acl.js";
 import type { AclTable } from "./acl.js";
 import type { ControlsAction, ControlsResult } from "./server.js";
-import { ControlsStatus } from "./status.js";
+import { ControlsStatus } from "./wire.js";
 
 /** The part of ModuleHost the controls drive. */
 export interface DsoControlsHost {

@@ -30,8 +30,7 @@ import { aclAllows, DEFAULT_SOCKET_ACL } from "./acl.js";
 import type { Acl } from "./acl.js";
 import { formatTimestamp } from "../daemon/log-format.js";
 import { peerCredentials } from "./peer-credentials.js";
-import { ControlsStatus } from "./status.js";
-import { encodeMessage, MessageDecoder, REQUEST_LIMITS, RESPONSE_LIMITS } from "./wire.js";
+import { ControlsStatus, encodeMessage, MessageDecoder, REQUEST_LIMITS, RESPONSE_LIMITS } from "./wire.js";
 import type { DecodedMessage } from "./wire.js";
 
 /** Who sent a request: SO_PEERCRED ids plus their names for logs and handlers. */

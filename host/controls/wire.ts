@@ -8,8 +8,34 @@
  * carries the handler's return value and one argument per output line.
  * Pure: bytes in, values out. The socket code feeds chunks as they arrive.
  */
-import { endianness } from "node:os";
 import { DsoError, ErrorCodes } from "../errors.js";
+
+/**
+ * The `status` int of a controls response. proftpd 1.3.8 handlers answer 0
+ * or -1 and ftpdctl ignores the value; upstream master (Issue #1114) gives
+ * each outcome its own PR_CTRLS_STATUS_* value and ftpdctl exits with its
+ * negation. We keep master's values where they are observed (access denied
+ * -2, unsupported action -7), so master's ftpdctl exits 2 and 7 against dsod
+ * as it would against proftpd, while 1.3.8's ftpdctl still just prints lines.
+ *
+ * Part of the wire format, with which the server and dsoctl share it: one
+ * module file fewer for dsoctl, which lives for one request.
+ */
+export const ControlsStatus = {
+  OK: 0,
+  /** A handler refused or failed (1.3.8's -1); also a malformed request. */
+  FAILED: -1,
+  /** The socket ACL or the action's ACL denied the client, or it could not be identified. */
+  ACCESS_DENIED: -2,
+  /** No handler for the action (`unsupported action requested`). */
+  UNSUPPORTED: -7,
+  /**
+   * ControlsMaxClients connections are already being served. Ours alone:
+   * proftpd leaves extra clients queued in listen() until the next tick; we
+   * answer at once so that a script can retry (EAGAIN's number).
+   */
+  BUSY: -11,
+} as const;
 
 /** The per-direction caps proftpd enforces on receipt (src/ctrls.c). */
 export interface WireLimits {
@@ -56,7 +82,8 @@ export interface DecodedMessage {
 }
 
 const INT_BYTES = 4;
-const LITTLE_ENDIAN = endianness() === "LE";
+/** os.endianness(), read off a typed array: node:os is not worth loading for dsoctl. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 function protocolError(message: string, cause?: unknown): DsoError {

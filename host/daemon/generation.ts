@@ -20,7 +20,7 @@ import type { CtrlsSettings } from "../static/mod-ctrls.js";
 import { createDsoModule } from "../static/mod-dso.js";
 import type { DsoSettings } from "../static/mod-dso.js";
 import { SystemAccounts } from "../system/accounts.js";
-import { PACKAGE_ROOT } from "../system/package.js";
+import { PACKAGE_ROOT } from "../system/package-root.js";
 import { formatLogLine } from "./log-format.js";
 import { TraceLog } from "./trace-log.js";
 

@@ -1,23 +1,9 @@
 /**
- * Where this package lives, and its native addons. Code runs from host/...
- * (sources, under vitest) and from dist/host/... (compiled), so the root is
- * found by walking up to package.json rather than by counting `..`.
- * Imports only node built-ins: dsoctl loads it and must start fast.
+ * This package's native addons, built by `npm ci` (node-gyp, binding.gyp).
  */
-import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-function findPackageRoot(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    if (dirname(dir) === dir) throw new Error(`no package.json above ${start}`);
-  }
-}
-
-export const PACKAGE_ROOT: string = findPackageRoot();
+import { join } from "node:path";
+import { PACKAGE_ROOT } from "./package-root.js";
 
 /**
  * Loads `build/Release/<name>.node`, built by `npm ci` (node-gyp, binding.gyp).

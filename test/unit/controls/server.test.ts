@@ -16,7 +16,7 @@ import {
   helpLines,
 } from "../../../host/controls/server.js";
 import type { ControlsAction, ControlsCaller } from "../../../host/controls/server.js";
-import { ControlsStatus } from "../../../host/controls/status.js";
+import { ControlsStatus } from "../../../host/controls/wire.js";
 import { encodeMessage, MessageDecoder, RESPONSE_LIMITS } from "../../../host/controls/wire.js";
 import { ErrorCodes } from "../../../host/errors.js";
 import type { EngineModule } from "../../../host/modules/module-api.js";
