@@ -16,7 +16,7 @@ import { DEFAULT_MODULE_PATH, buildGeneration, compiledInModuleNames, stderrLog 
 import type { DaemonLog } from "../daemon/generation.js";
 import { isDsoError } from "../errors.js";
 import { DSOD_VERSION } from "../daemon/version.js";
-import { PACKAGE_ROOT } from "../system/package.js";
+import { PACKAGE_ROOT } from "../system/package-root.js";
 import { tuneHeapForModuleChurn } from "../system/heap.js";
 import { exitQuietlyOnClosedOutput } from "../system/stdio.js";
 
