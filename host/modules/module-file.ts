@@ -7,7 +7,7 @@
  * module path. The file is checked through the descriptor it is read from, so
  * it cannot be swapped between the check and the read.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, realpathSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync, realpathSync } from "node:fs";
 import type { Stats } from "node:fs";
 import path from "node:path";
 import { DsoError, Errno, ErrorCodes } from "../errors.js";
@@ -68,35 +68,46 @@ export function realModulePath(directory: string): string {
   }
 }
 
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+function isSymlinkError(cause: unknown): boolean {
+  return (cause as NodeJS.ErrnoException).code === "ELOOP";
+}
+
 /**
- * The file's real path, checked to be inside `within` when given. A file named
- * directly in a module path whose real path is known needs no resolving unless
- * it is itself a symlink: one lstat instead of a realpath walk on every load,
- * and a name joined to the module path's real path is inside it by construction.
+ * Opens the file without following a symlink in its last component, so what
+ * is checked and read is the file itself. A file named directly in a module
+ * path whose real path is known is opened there in one call: it is inside by
+ * construction. Only a symlink (O_NOFOLLOW's ELOOP) costs a realpath walk,
+ * and is accepted when it leads to a file inside the module path.
  */
-function checkedRealPath(file: string, within: string | undefined): string {
+function openChecked(file: string, within: string | undefined): number {
+  if (within !== undefined) {
+    try {
+      return openSync(path.join(within, path.basename(file)), OPEN_FLAGS);
+    } catch (cause) {
+      if (!isSymlinkError(cause)) throw unreadable(file, cause);
+    }
+  }
   let real: string;
   try {
-    if (within !== undefined && !lstatSync(file).isSymbolicLink()) return path.join(within, path.basename(file));
     real = realpathSync(file);
   } catch (cause) {
     throw unreadable(file, cause);
   }
   if (within !== undefined && !isInside(within, real)) throw unsafe(file, `leads out of the module path (to '${real}')`);
-  return real;
+  try {
+    return openSync(real, OPEN_FLAGS);
+  } catch (cause) {
+    // The real path was just resolved: a symlink appearing there now is an attack.
+    if (isSymlinkError(cause)) throw unsafe(file, "was replaced by a symlink while it was being opened");
+    throw unreadable(file, cause);
+  }
 }
 
 /** Opens, checks and (unless known) reads a module or library file; an unsafe one is DSO_ERR_UNSAFE_FILE. */
 export function readModuleFile(file: string, options: FileCheckOptions): ModuleFile {
-  const real = checkedRealPath(file, options.within);
-  let fd: number;
-  try {
-    // O_NOFOLLOW: the real path was resolved above; a symlink appearing there now is an attack.
-    fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === "ELOOP") throw unsafe(file, "was replaced by a symlink while it was being opened");
-    throw unreadable(file, cause);
-  }
+  const fd = openChecked(file, options.within);
   try {
     const stat = fstatSync(fd, { bigint: true });
     const problem = fileProblem({ mode: Number(stat.mode), uid: Number(stat.uid), isFile: () => stat.isFile() }, options.uid);
