@@ -29,10 +29,15 @@ export interface CapabilityBinding {
 
 /** Everything a unit needs, directly or through its providers, one entry per capability and origin. */
 export function capabilityNeeds(bindings: readonly CapabilityBinding[]): CapabilityNeed[] {
-  const needs = new Map<string, CapabilityNeed>();
+  const needs: CapabilityNeed[] = [];
+  // Grouped by symbol name (a string whose hash V8 already has), not by a key joined per import.
+  const bySymbol = new Map<string, CapabilityNeed[]>();
   const add = (need: CapabilityNeed): void => {
-    const key = `${need.capability}\0${need.hostSymbol}\0${need.via ?? ""}`;
-    if (!needs.has(key)) needs.set(key, need);
+    const same = bySymbol.get(need.hostSymbol);
+    if (same === undefined) bySymbol.set(need.hostSymbol, [need]);
+    else if (same.some((n) => n.capability === need.capability && n.via === need.via)) return;
+    else same.push(need);
+    needs.push(need);
   };
   for (const binding of bindings) {
     if (binding.hostCapability !== undefined) {
@@ -42,7 +47,7 @@ export function capabilityNeeds(bindings: readonly CapabilityBinding[]): Capabil
       add({ capability: inherited.capability, hostSymbol: inherited.hostSymbol, importName: binding.importName, via: binding.provider?.name });
     }
   }
-  return [...needs.values()];
+  return needs;
 }
 
 export function capabilityProblems(importer: string, needs: readonly CapabilityNeed[], granted: ReadonlySet<Capability>): string[] {
