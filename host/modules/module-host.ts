@@ -864,9 +864,9 @@ export class ModuleHost {
     policy: UnitPolicy,
   ): WebAssembly.Instance {
     try {
-      // A start function is guest code too: it runs under the unit's CPU budget.
+      // A start function is guest code too: it runs under the unit's CPU budget. Without one, no guest code runs here.
       const instantiate = (): WebAssembly.Instance => new WebAssembly.Instance(compiled, imports);
-      const instance = policy.cpuBudgetMs > 0 ? callGuarded(instantiate, policy.cpuBudgetMs) : instantiate();
+      const instance = policy.cpuBudgetMs > 0 && shape.hasStartFunction ? callGuarded(instantiate, policy.cpuBudgetMs) : instantiate();
       state.strings = guestStrings(instance, memory);
       return instance;
     } catch (cause) {
