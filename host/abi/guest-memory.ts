@@ -8,8 +8,8 @@
  * for every guest instance, that was a tenth of an insmod and most of a large
  * module's link time. So the helpers are built once per linear memory instead:
  * the loader instantiates a small adapter module that imports the memory and
- * forwards `__new`/`__pin`/`__unpin` through a table to the AssemblyScript
- * runtime of whichever instance uses the memory. A memory the host recycles
+ * forwards `__new` through a table to the AssemblyScript runtime of whichever
+ * instance uses the memory. A memory the host recycles
  * (memory-pool.ts) keeps its helpers for the next module.
  */
 import { instantiateSync } from "@assemblyscript/loader";
@@ -30,21 +30,15 @@ interface LoaderHelpers {
   __newString(value: string): number;
 }
 
-/** The AssemblyScript runtime exports the helpers call, in the adapter's table order. */
-const RUNTIME_EXPORTS = ["__new", "__pin", "__unpin"] as const;
-
 /**
- * The adapter, in the binary format (no assembler at run time):
+ * The adapter, in the binary format (no assembler at run time). The loader's
+ * string helpers need only the memory and the runtime's allocator:
  *
  *   (module
  *     (type $new (func (param i32 i32) (result i32)))
- *     (type $pin (func (param i32) (result i32)))
- *     (type $unpin (func (param i32)))
  *     (import "env" "memory" (memory 0))
- *     (table (export "runtime") 3 funcref)
+ *     (table (export "runtime") 1 funcref)
  *     (func (export "__new") (type $new) (call_indirect (type $new) (local.get 0) (local.get 1) (i32.const 0)))
- *     (func (export "__pin") (type $pin) (call_indirect (type $pin) (local.get 0) (i32.const 1)))
- *     (func (export "__unpin") (type $unpin) (call_indirect (type $unpin) (local.get 0) (i32.const 2)))
  *     (export "memory" (memory 0)))
  *
  * An empty slot traps ("null function") instead of calling a stale instance.
@@ -52,32 +46,17 @@ const RUNTIME_EXPORTS = ["__new", "__pin", "__unpin"] as const;
 function adapterBinary(): Uint8Array<ArrayBuffer> {
   const I32 = 0x7f;
   const name = (text: string): number[] => [text.length, ...Buffer.from(text, "latin1")];
-  const vector = (items: number[][]): number[] => [items.length, ...items.flat()];
   const section = (id: number, content: number[]): number[] => [id, content.length, ...content];
-  const body = (code: number[]): number[] => [code.length + 2, 0x00 /* no locals */, ...code, 0x0b /* end */];
-  const [localGet, i32Const, callIndirect] = [0x20, 0x41, 0x11];
+  const [localGet, i32Const, callIndirect, end] = [0x20, 0x41, 0x11, 0x0b];
+  const newBody = [0x00 /* no locals */, localGet, 0, localGet, 1, i32Const, 0, callIndirect, 0, 0, end];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vector([[0x60, 2, I32, I32, 1, I32], [0x60, 1, I32, 1, I32], [0x60, 1, I32, 0]])),
-    ...section(2, vector([[...name("env"), ...name("memory"), 0x02, 0x00, 0]])),
-    ...section(3, vector([[0], [1], [2]])),
-    ...section(4, vector([[0x70, 0x00, RUNTIME_EXPORTS.length]])),
-    ...section(
-      7,
-      vector([
-        [...name("runtime"), 0x01, 0],
-        ...RUNTIME_EXPORTS.map((exported, index) => [...name(exported), 0x00, index]),
-        [...name("memory"), 0x02, 0],
-      ]),
-    ),
-    ...section(
-      10,
-      vector([
-        body([localGet, 0, localGet, 1, i32Const, 0, callIndirect, 0, 0]),
-        body([localGet, 0, i32Const, 1, callIndirect, 1, 0]),
-        body([localGet, 0, i32Const, 2, callIndirect, 2, 0]),
-      ]),
-    ),
+    ...section(1, [1, 0x60, 2, I32, I32, 1, I32]),
+    ...section(2, [1, ...name("env"), ...name("memory"), 0x02, 0x00, 0]),
+    ...section(3, [1, 0]),
+    ...section(4, [1, 0x70, 0x00, 1]),
+    ...section(7, [3, ...name("runtime"), 0x01, 0, ...name("__new"), 0x00, 0, ...name("memory"), 0x02, 0]),
+    ...section(10, [1, newBody.length, ...newBody]),
   ]);
 }
 
@@ -96,20 +75,18 @@ class MemoryHelpers {
     this.#runtime = exports.runtime as unknown as WebAssembly.Table;
   }
 
-  /** Points the table at `owner`'s runtime; a no-op while it already does. */
+  /** Points the table at `owner`'s allocator; a no-op while it already does. */
   use(owner: WebAssembly.Exports): void {
     if (this.#owner === owner) return;
-    RUNTIME_EXPORTS.forEach((exported, slot) => {
-      const fn = owner[exported];
-      this.#runtime.set(slot, typeof fn === "function" ? fn : null);
-    });
+    const allocate = owner.__new;
+    this.#runtime.set(0, typeof allocate === "function" ? allocate : null);
     this.#owner = owner;
   }
 
   /** Empties the table if it points at `owner`, so a recycled memory keeps no dead instance alive. */
   forget(owner: WebAssembly.Exports): void {
     if (this.#owner !== owner) return;
-    RUNTIME_EXPORTS.forEach((_, slot) => this.#runtime.set(slot, null));
+    this.#runtime.set(0, null);
     this.#owner = undefined;
   }
 }

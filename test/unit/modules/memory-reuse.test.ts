@@ -101,6 +101,27 @@ beforeAll(async () => {
       (global (export "keeper_module") i32 ${API})
       (func (export "cmd_KEEP") (result i32)
         (if (result i32) (i32.eq (call $get) (i32.const ${SECRET})) (then (i32.const 1)) (else (i32.const -1)))))`),
+    // Echoes its argument: the host allocates it with the module's __new (a bump allocator laid out as
+    // AssemblyScript's: id at ptr-8, byte size at ptr-4) and reads the reply back; "200" is static data.
+    "mod_echo.wasm": await wat(`(module
+      (import "env" "memory" (memory 1 4))
+      (import "env" "pr_cmd_arg" (func $arg (result i32)))
+      (import "env" "pr_response_add" (func $reply (param i32 i32)))
+      (global $next (mut i32) (i32.const 1024))
+      (global (export "echo_module") i32 ${API})
+      (data (i32.const 56) "\\02\\00\\00\\00\\06\\00\\00\\00\\32\\00\\30\\00\\30\\00")
+      (func (export "__new") (param $size i32) (param $id i32) (result i32) (local $ptr i32)
+        (local.set $ptr (i32.add (global.get $next) (i32.const 8)))
+        (i32.store (i32.sub (local.get $ptr) (i32.const 8)) (local.get $id))
+        (i32.store (i32.sub (local.get $ptr) (i32.const 4)) (local.get $size))
+        (global.set $next (i32.and (i32.add (i32.add (local.get $ptr) (local.get $size)) (i32.const 15)) (i32.const -16)))
+        (local.get $ptr))
+      (func (export "cmd_ECHO") (result i32) (local $text i32)
+        (local.set $text (call $arg))
+        ;; Refuses (-1) unless the host allocated the argument with this instance's own __new.
+        (if (i32.eq (global.get $next) (i32.const 1024)) (then (return (i32.const -1))))
+        (call $reply (i32.const 64) (local.get $text))
+        (i32.const 1)))`),
     // Asks the host for a string but does not export the AssemblyScript runtime to allocate it in.
     "mod_noruntime.wasm": await wat(`(module
       (import "env" "memory" (memory 1 4))
@@ -182,6 +203,22 @@ describe("ModuleHost: recycled memories", () => {
     host.unloadModule("mod_fresh.c");
     // Released now: the library's memory went back zeroed, and mod_fresh.c loads on it.
     host.loadModule("mod_fresh.c");
+    host.close();
+  });
+
+  it("passes strings both ways through a recycled memory, allocating with the instance that now uses it", () => {
+    const host = new ModuleHost({ modulePath: dir });
+    for (const text of ["one", "two", "three"]) {
+      host.loadModule("mod_echo.c");
+      const replies: string[] = [];
+      const echo: ActiveCommand = { ...command(["ECHO", text]), addResponse: (code, message) => replies.push(`${code} ${message}`) };
+      const handler = host.engineModules().find((m) => m.name === "mod_echo.c")?.commands.find((h) => h.command === "ECHO");
+      expect(host.withCommand(echo, () => handler?.run(echo, { id: 1, remoteAddress: "127.0.0.1", modules: [], pendingUser: undefined, user: undefined, closing: false }))).toBe(
+        HandlerResults.HANDLED,
+      );
+      expect(replies).toEqual([`200 ${text}`]);
+      host.unloadModule("mod_echo.c");
+    }
     host.close();
   });
 
