@@ -7,6 +7,9 @@
  * reader can subtract the loop's own cost. A no-op JS import bound outside
  * ModuleHost is the reference for "wasm→JS" alone: the host-symbol rows add
  * the binding's closure and the symbol's work (Date.now, the string read).
+ * The string is read twice over: as a literal (in the module's data segment,
+ * which the host reads once per instance) and as a copy made at run time
+ * (read through @assemblyscript/loader on every call).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -28,6 +31,8 @@ const LOG_MESSAGE = "bench: pr_log_debug";
 /** Where the string's 20-byte AssemblyScript object header starts; the pointer is 20 bytes on, 16-aligned like asc's. */
 const HEADER_AT = 12;
 const STRING_PTR = HEADER_AT + 20;
+/** Where `_initialize` copies the string object: outside every data segment, as a string built at run time is. */
+const RUNTIME_STRING_PTR = 4096 + 20;
 const STRING_RT_ID = 2;
 
 /** WAT escapes for little-endian bytes. */
@@ -79,6 +84,8 @@ const MODULE_WAT = `
   (export "memory" (memory 0))
   (global (export "bench_calls_module") i32 (i32.const 0x20))
   (data (i32.const ${HEADER_AT}) "${stringObject(LOG_MESSAGE)}")
+  (func (export "_initialize")
+    (memory.copy (i32.const ${RUNTIME_STRING_PTR - 20}) (i32.const ${HEADER_AT}) (i32.const ${20 + LOG_MESSAGE.length * 2})))
   (func $local (param i32) (result i32)
     (i32.add (local.get 0) (i32.const 1)))
   ${loop("bench_empty", "(local.set $acc (i32.add (local.get $acc) (local.get $i)))")}
@@ -86,6 +93,7 @@ const MODULE_WAT = `
   ${loop("bench_cross", "(local.set $acc (i32.add (local.get $acc) (call $cross (local.get $i))))")}
   ${loop("bench_host_num", "(drop (call $now))")}
   ${loop("bench_host_str", `(call $log (i32.const 0) (i32.const ${STRING_PTR}))`)}
+  ${loop("bench_host_str_runtime", `(call $log (i32.const 0) (i32.const ${RUNTIME_STRING_PTR}))`)}
 )`;
 
 /** The reference: the same loop calling a JS import bound by plain WebAssembly, no ModuleHost in between. */
@@ -145,7 +153,13 @@ export async function runCalls(log: (line: string) => void): Promise<Row[]> {
       { name: "intra-module call", fn: exported(host, "bench_intra"), n: 0, samples: [] },
       { name: "cross-module call (LoadFile'd library export)", fn: exported(host, "bench_cross"), n: 0, samples: [] },
       { name: "host symbol, numbers (pr_time_now)", fn: exported(host, "bench_host_num"), n: 0, samples: [] },
-      { name: "host symbol, string (pr_log_debug)", fn: exported(host, "bench_host_str"), n: 0, samples: [] },
+      { name: "host symbol, string literal (pr_log_debug)", fn: exported(host, "bench_host_str"), n: 0, samples: [] },
+      {
+        name: "host symbol, string built at run time (pr_log_debug)",
+        fn: exported(host, "bench_host_str_runtime"),
+        n: 0,
+        samples: [],
+      },
       { name: "ref: empty loop (loop cost only)", fn: exported(host, "bench_empty"), n: 0, samples: [] },
       {
         name: "ref: wasm->JS no-op import, no ModuleHost",

@@ -14,10 +14,15 @@
  */
 import { instantiateSync } from "@assemblyscript/loader";
 import { DsoError, ErrorCodes } from "../errors.js";
+import type { ByteRange } from "../wasm/types.js";
 
 /** String access into one guest instance's memory. */
 export interface GuestStrings {
-  /** Reads the AssemblyScript string at `ptr`; a bad pointer raises DSO_ERR_GUEST_STRING. */
+  /**
+   * Reads the AssemblyScript string at `ptr`; a bad pointer raises
+   * DSO_ERR_GUEST_STRING. A string that lies wholly in the module's static
+   * data (a literal) is read once per instance and remembered.
+   */
   read(ptr: number): string;
   /** Allocates `value` as a string in guest memory; a guest built without its runtime exported raises DSO_ERR_GUEST_STRING. */
   create(value: string): number;
@@ -102,11 +107,32 @@ function helpersOf(memory: WebAssembly.Memory): MemoryHelpers {
   return helpers;
 }
 
-/** String access for `instance`, whose memory is the one it exports or, failing that, `imported`. */
-export function guestStrings(instance: WebAssembly.Instance, imported: WebAssembly.Memory | undefined): GuestStrings {
+/** AssemblyScript's header before a string's characters: its runtime id at -8 and byte length at -4 (the loader reads both). */
+const STRING_HEADER_READ = 8;
+
+/**
+ * String access for `instance`, whose memory is the one it exports or, failing
+ * that, `imported`; `staticData` is where its binary's active data segments
+ * land (ModuleShape.staticData).
+ */
+export function guestStrings(
+  instance: WebAssembly.Instance,
+  imported: WebAssembly.Memory | undefined,
+  staticData: readonly ByteRange[],
+): GuestStrings {
   const exported = instance.exports.memory;
   const memory = exported instanceof WebAssembly.Memory ? exported : imported;
   const owner = instance.exports;
+  /**
+   * Literals by address. The loader spreads every string it reads into
+   * String.fromCharCode, about 1 µs even for a short one (README, Performance),
+   * and a module passes the same literals over and over (reply codes, log
+   * lines, help texts). AssemblyScript never writes its static data; a module
+   * that does anyway only changes what the host shows of its own strings.
+   */
+  const literals = new Map<number, string>();
+  const isLiteral = (ptr: number, byteLength: number): boolean =>
+    staticData.some((range) => ptr - STRING_HEADER_READ >= range.start && ptr + byteLength <= range.end);
   // Built on first use: a module that never passes a string costs nothing here.
   let memoryHelpers: MemoryHelpers | undefined;
   const ready = (): MemoryHelpers => {
@@ -116,9 +142,12 @@ export function guestStrings(instance: WebAssembly.Instance, imported: WebAssemb
   };
   return {
     read(ptr) {
+      const literal = literals.get(ptr);
+      if (literal !== undefined) return literal;
       try {
         const value = ready().helpers.__getString(ptr);
         if (value === null) throw new Error("null pointer");
+        if (isLiteral(ptr, value.length * 2)) literals.set(ptr, value);
         return value;
       } catch (cause) {
         throw new DsoError(ErrorCodes.GUEST_STRING, `pointer ${ptr} is not a string in guest memory`, { cause });

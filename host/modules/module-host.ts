@@ -867,7 +867,7 @@ export class ModuleHost {
       // A start function is guest code too: it runs under the unit's CPU budget. Without one, no guest code runs here.
       const instantiate = (): WebAssembly.Instance => new WebAssembly.Instance(compiled, imports);
       const instance = policy.cpuBudgetMs > 0 && shape.hasStartFunction ? callGuarded(instantiate, policy.cpuBudgetMs) : instantiate();
-      state.strings = guestStrings(instance, memory);
+      state.strings = guestStrings(instance, memory, shape.staticData);
       return instance;
     } catch (cause) {
       // Only a start function runs guest code here; any other failure is the engine refusing the module.

@@ -9,6 +9,7 @@
  */
 import { DsoError, ErrorCodes } from "../errors.js";
 import type {
+  ByteRange,
   ExportEntry,
   ExternType,
   FuncType,
@@ -198,6 +199,7 @@ interface SectionState {
   definedMemories: Limits[];
   hasStartFunction: boolean;
   dataBytes: number;
+  staticData: ByteRange[];
   customSections: string[];
 }
 
@@ -327,12 +329,15 @@ function readDataSection(r: ByteReader, state: SectionState): void {
   for (let n = r.u32(); n > 0; n--) {
     const at = r.offset;
     const flags = r.u32();
-    if (flags === 2) r.u32();
-    if (flags === 0 || flags === 2) r.constExpr();
+    const memoryIndex = flags === 2 ? r.u32() : 0;
+    let offset: number | bigint | undefined;
+    if (flags === 0 || flags === 2) offset = r.constExpr();
     else if (flags !== 1) throw malformed(at, `unknown data segment flags ${flags}`);
     const size = r.u32();
     r.skip(size);
     state.dataBytes += size;
+    // An i32.const offset is the segment's address (wasm reads it unsigned); a global's value is not known here.
+    if (memoryIndex === 0 && typeof offset === "number") state.staticData.push({ start: offset >>> 0, end: (offset >>> 0) + size });
   }
 }
 
@@ -415,6 +420,7 @@ export function readModuleShape(bytes: Uint8Array): ModuleShape {
     definedMemories: [],
     hasStartFunction: false,
     dataBytes: 0,
+    staticData: [],
     customSections: [],
   };
   let lastId = 0;
@@ -441,6 +447,7 @@ export function readModuleShape(bytes: Uint8Array): ModuleShape {
     definedMemories: state.definedMemories,
     hasStartFunction: state.hasStartFunction,
     dataBytes: state.dataBytes,
+    staticData: state.staticData,
     customSections: state.customSections,
   };
 }

@@ -39,6 +39,12 @@ export interface ExportEntry {
 }
 
 /** What the linker needs to know about a binary, read without compiling it. */
+/** Bytes [start, end) of linear memory. */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
 export interface ModuleShape {
   readonly imports: readonly ImportEntry[];
   readonly exports: readonly ExportEntry[];
@@ -48,6 +54,11 @@ export interface ModuleShape {
   readonly hasStartFunction: boolean;
   /** Bytes of active and passive data segments together. */
   readonly dataBytes: number;
+  /**
+   * Where the active data segments with a constant offset land in memory 0:
+   * the module's static data, AssemblyScript's string literals among it.
+   */
+  readonly staticData: readonly ByteRange[];
   readonly customSections: readonly string[];
 }
 

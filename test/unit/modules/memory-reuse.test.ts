@@ -122,6 +122,15 @@ beforeAll(async () => {
         (if (i32.eq (global.get $next) (i32.const 1024)) (then (return (i32.const -1))))
         (call $reply (i32.const 64) (local.get $text))
         (i32.const 1)))`),
+    // Logs a literal (in its data segment) and a copy of it made at run time, and can overwrite both.
+    "mod_literal.wasm": await wat(`(module
+      (import "env" "memory" (memory 1 4))
+      (import "env" "pr_log_debug" (func $log (param i32 i32)))
+      (global (export "literal_module") i32 ${API})
+      (data (i32.const 56) "\\02\\00\\00\\00\\06\\00\\00\\00\\6c\\00\\69\\00\\74\\00")
+      (func (export "_initialize") (memory.copy (i32.const 4088) (i32.const 56) (i32.const 14)))
+      (func (export "cmd_LOG") (result i32) (call $log (i32.const 0) (i32.const 64)) (call $log (i32.const 0) (i32.const 4096)) (i32.const 1))
+      (func (export "cmd_OVERWRITE") (result i32) (i32.store16 (i32.const 64) (i32.const 0x58)) (i32.store16 (i32.const 4096) (i32.const 0x58)) (i32.const 1)))`),
     // Asks the host for a string but does not export the AssemblyScript runtime to allocate it in.
     "mod_noruntime.wasm": await wat(`(module
       (import "env" "memory" (memory 1 4))
@@ -219,6 +228,28 @@ describe("ModuleHost: recycled memories", () => {
       expect(replies).toEqual([`200 ${text}`]);
       host.unloadModule("mod_echo.c");
     }
+    host.close();
+  });
+
+  it("reads a literal once per instance, and a string built at run time every time", () => {
+    const logged: string[] = [];
+    const host = new ModuleHost({ modulePath: dir, guestLog: (_importer, _level, message) => logged.push(message) });
+    const run = (name: string): void => {
+      const handler = host.engineModules().find((m) => m.name === "mod_literal.c")?.commands.find((h) => h.command === name);
+      const cmd = command([name]);
+      host.withCommand(cmd, () => handler?.run(cmd, { id: 1, remoteAddress: "127.0.0.1", modules: [], pendingUser: undefined, user: undefined, closing: false }));
+    };
+    host.loadModule("mod_literal.c");
+    run("LOG");
+    run("OVERWRITE");
+    run("LOG");
+    // The module wrote over its own literal: the host keeps showing the literal, and sees the run-time copy change.
+    expect(logged).toEqual(["lit", "lit", "lit", "Xit"]);
+    host.unloadModule("mod_literal.c");
+    host.loadModule("mod_literal.c");
+    logged.length = 0;
+    run("LOG");
+    expect(logged).toEqual(["lit", "lit"]);
     host.close();
   });
 

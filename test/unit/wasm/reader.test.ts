@@ -210,12 +210,29 @@ describe("readModuleShape: start, data and custom sections", () => {
     expect(shape.definedMemories).toEqual([{ min: 1, shared: false }]);
   });
 
+  it("lists where active segments with a constant offset land, and only those, as static data", async () => {
+    const shape = readModuleShape(
+      await wat(`(module
+        (import "env" "base" (global $base i32))
+        (memory 1)
+        (data (i32.const 1024) "abc")
+        (data "passive")
+        (data (global.get $base) "placed at run time")
+        (data (i32.const -16) "\\00\\01"))`),
+    );
+    expect(shape.staticData).toEqual([
+      { start: 1024, end: 1027 },
+      { start: 0xfffffff0, end: 0xfffffff2 },
+    ]);
+  });
+
   it("reads data segments with an explicit memory index (flags 2)", () => {
     const bytes = binary(
       section(5, [0x01, 0x00, 0x01]), // one memory, min 1
       section(11, [0x01, 0x02, 0x00, 0x41, 0x00, 0x0b, 0x03, 0x61, 0x62, 0x63]),
     );
     expect(readModuleShape(bytes).dataBytes).toBe(3);
+    expect(readModuleShape(bytes).staticData).toEqual([{ start: 0, end: 3 }]);
   });
 
   it("lists custom sections by name, in file order, wherever they appear", async () => {
@@ -238,6 +255,7 @@ describe("readModuleShape: start, data and custom sections", () => {
       definedMemories: [],
       hasStartFunction: false,
       dataBytes: 0,
+      staticData: [],
       customSections: [],
     });
   });
