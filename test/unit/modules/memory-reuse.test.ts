@@ -3,7 +3,7 @@ import type { ActiveCommand } from "../../../host/abi/host-symbols.js";
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
 import { MEMORY_POOL_LIMITS, MemoryPool } from "../../../host/modules/memory-pool.js";
 import { HandlerResults } from "../../../host/modules/module-api.js";
-import type { EngineModule } from "../../../host/modules/module-api.js";
+import type { EngineModule, SessionState } from "../../../host/modules/module-api.js";
 import { ModuleHost } from "../../../host/modules/module-host.js";
 import { removeModuleDirs, wat, writeModuleDir } from "../../helpers/wat.js";
 
@@ -146,10 +146,14 @@ function command(argv: readonly string[]): ActiveCommand {
   return { name: argv[0] ?? "", arg: argv.slice(1).join(" "), argv, user: undefined, addResponse: () => {}, addError: () => {} };
 }
 
+function session(modules: readonly EngineModule[]): SessionState {
+  return { id: 1, remoteAddress: "127.0.0.1", modules, pendingUser: undefined, user: undefined, closing: false };
+}
+
 function handlerOf(modules: readonly EngineModule[], module: string, name: string): (argv: readonly string[]) => number {
   const found = modules.find((m) => m.name === module)?.commands.find((h) => h.command === name && h.phase === "CMD");
   if (found === undefined) throw new Error(`${module} has no CMD handler for ${name}`);
-  return (argv) => found.run(command(argv), { id: 1, remoteAddress: "127.0.0.1", modules, pendingUser: undefined, user: undefined, closing: false });
+  return (argv) => found.run(command(argv), session(modules));
 }
 
 function failure(action: () => unknown): DsoError {
@@ -222,7 +226,7 @@ describe("ModuleHost: recycled memories", () => {
       const replies: string[] = [];
       const echo: ActiveCommand = { ...command(["ECHO", text]), addResponse: (code, message) => replies.push(`${code} ${message}`) };
       const handler = host.engineModules().find((m) => m.name === "mod_echo.c")?.commands.find((h) => h.command === "ECHO");
-      expect(host.withCommand(echo, () => handler?.run(echo, { id: 1, remoteAddress: "127.0.0.1", modules: [], pendingUser: undefined, user: undefined, closing: false }))).toBe(
+      expect(host.withCommand(echo, () => handler?.run(echo, session([])))).toBe(
         HandlerResults.HANDLED,
       );
       expect(replies).toEqual([`200 ${text}`]);
@@ -237,7 +241,7 @@ describe("ModuleHost: recycled memories", () => {
     const run = (name: string): void => {
       const handler = host.engineModules().find((m) => m.name === "mod_literal.c")?.commands.find((h) => h.command === name);
       const cmd = command([name]);
-      host.withCommand(cmd, () => handler?.run(cmd, { id: 1, remoteAddress: "127.0.0.1", modules: [], pendingUser: undefined, user: undefined, closing: false }));
+      host.withCommand(cmd, () => handler?.run(cmd, session([])));
     };
     host.loadModule("mod_literal.c");
     run("LOG");
