@@ -9,6 +9,7 @@
  * guest's imports are resolved (mod_dso.c dlopens with RTLD_GLOBAL).
  */
 import { DsoError, ErrorCodes } from "../errors.js";
+import type { TransferInfo } from "../modules/module-api.js";
 import type { FuncType, ValueType } from "../wasm/types.js";
 import type { GuestStrings } from "./guest-memory.js";
 
@@ -38,6 +39,16 @@ export interface ActiveCommand {
   readonly argv: readonly string[];
   /** The logged-in user, if any. */
   readonly user: string | undefined;
+  /** The session's working directory as the user sees it inside the jail; undefined for a directive. */
+  readonly cwd: string | undefined;
+  /**
+   * The file or directory the command names, as an absolute path the user sees
+   * inside the jail (never a host path); undefined for commands that name none.
+   * Handlers that decide the name themselves (STOU) set it.
+   */
+  path: string | undefined;
+  /** What the transfer moved, set before POST_CMD/LOG_CMD of a command with a data transfer. */
+  transfer: TransferInfo | undefined;
   addResponse(code: string, message: string): void;
   addError(code: string, message: string): void;
 }

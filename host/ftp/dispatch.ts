@@ -5,7 +5,7 @@
  */
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
-import type { EngineModule, HandlerResult, Phase, SessionState } from "../modules/module-api.js";
+import type { EngineModule, HandlerResult, Phase, SessionState, TransferInfo } from "../modules/module-api.js";
 import type { CommandLine } from "./command-line.js";
 
 /** proftpd's R_DUP: a continuation line that takes the code of the lines around it. */
@@ -94,16 +94,32 @@ export class ResponseList {
 
 /** A handler that threw, for the log; never shown to the client. */
 export interface HandlerFault {
+  readonly session: number;
   readonly module: string;
   readonly phase: Phase;
   readonly command: string;
   readonly error: unknown;
 }
 
+/** A reply that refuses a command before any handler runs (a <Limit> denial). */
+export interface Refusal {
+  readonly code: string;
+  readonly message: string;
+}
+
 export interface DispatchOptions {
   /** Commands allowed before login; PRE_LOGIN_COMMANDS unless given. */
   readonly preLoginCommands?: ReadonlySet<string>;
   readonly onFault?: (fault: HandlerFault) => void;
+  /**
+   * Checked once the session may run the command at all (it is logged in, or
+   * the command is allowed before login) and before PRE_CMD: a refusal ends the
+   * command with that reply, through POST_CMD_ERR and LOG_CMD_ERR, as
+   * proftpd's <Limit> checks refuse a command before its handlers act.
+   */
+  readonly authorize?: (session: SessionState, command: ActiveCommand) => Refusal | undefined;
+  /** The command's path as the user sees it, for ActiveCommand.path (see commandPath). */
+  readonly pathOf?: (session: SessionState, line: CommandLine) => string | undefined;
 }
 
 export interface DispatchResult {
@@ -126,6 +142,47 @@ export function notUnderstood(name: string): string {
   return `'${name.replaceAll("_", " ")}' not understood`;
 }
 
+/** proftpd's C_ANY: a handler registered for `*` sees every command (mod_log's LOG_CMD, mod_tls's checks). */
+export const ANY_COMMAND = "*";
+
+/** What a step of dispatch waits on: the Promise a compiled-in handler returned. */
+type Pending = Promise<HandlerResult>;
+
+class CommandState implements ActiveCommand {
+  readonly name: string;
+  readonly arg: string;
+  readonly argv: readonly string[];
+  readonly #session: SessionState;
+  path: string | undefined;
+  transfer: TransferInfo | undefined = undefined;
+  readonly responses = new ResponseList();
+  readonly errors = new ResponseList();
+
+  constructor(session: SessionState, line: CommandLine, path: string | undefined) {
+    this.#session = session;
+    this.name = line.name;
+    this.arg = line.arg;
+    this.argv = line.argv;
+    this.path = path;
+  }
+
+  get user(): string | undefined {
+    return this.#session.user;
+  }
+
+  get cwd(): string {
+    return this.#session.cwd;
+  }
+
+  addResponse(code: string, message: string): void {
+    this.responses.add(code, message);
+  }
+
+  addError(code: string, message: string): void {
+    this.errors.add(code, message);
+  }
+}
+
 /**
  * Runs one command through a session's modules, phase by phase as proftpd's
  * `pr_cmd_dispatch_phase`: PRE_CMD; then CMD; then POST_CMD and LOG_CMD when
@@ -134,29 +191,44 @@ export function notUnderstood(name: string): string {
  * on, the first HANDLED ends the phase, and so does the first ERROR except in
  * the LOG phases, where every handler still runs (Bug#3633). When no CMD
  * handler took the command the reply is `500 'X' not understood`.
+ *
+ * The result is a plain value when every handler answered at once, and a
+ * Promise when a compiled-in handler returned one (a transfer): dispatch then
+ * resumes where it stood once that handler settles.
  */
-export function dispatchCommand(session: SessionState, line: CommandLine, options: DispatchOptions = {}): DispatchResult {
+export function dispatchCommand(
+  session: SessionState,
+  line: CommandLine,
+  options: DispatchOptions = {},
+): DispatchResult | Promise<DispatchResult> {
+  const steps = dispatchSteps(session, line, options);
+  return drive(steps, steps.next());
+}
+
+type Steps = Generator<Pending, DispatchResult, HandlerResult>;
+
+function drive(steps: Steps, step: IteratorResult<Pending, DispatchResult>): DispatchResult | Promise<DispatchResult> {
+  if (step.done === true) return step.value;
+  // A rejection is thrown into the generator, whose try/catch around the call makes it a fault.
+  return step.value.then(
+    (result) => drive(steps, steps.next(result)),
+    (error: unknown) => drive(steps, steps.throw(error)),
+  );
+}
+
+function* dispatchSteps(session: SessionState, line: CommandLine, options: DispatchOptions): Steps {
   const preLogin = options.preLoginCommands ?? PRE_LOGIN_COMMANDS;
-  const responses = new ResponseList();
-  const errors = new ResponseList();
-  const command: ActiveCommand = {
-    name: line.name,
-    arg: line.arg,
-    argv: line.argv,
-    get user() {
-      return session.user;
-    },
-    addResponse: (code, message) => responses.add(code, message),
-    addError: (code, message) => errors.add(code, message),
-  };
-  const newestFirst: readonly EngineModule[] = [...session.modules].reverse();
+  const command = new CommandState(session, line, options.pathOf?.(session, line));
+  const { responses, errors } = command;
+  const modules = session.modules;
   let refusedLogin = false;
 
-  const runPhase = (phase: Phase): PhaseResult => {
+  function* runPhase(phase: Phase): Generator<Pending, PhaseResult, HandlerResult> {
     const logPhase = phase === Phases.LOG_CMD || phase === Phases.LOG_CMD_ERR;
-    for (const module of newestFirst) {
+    for (let m = modules.length - 1; m >= 0; m--) {
+      const module = modules[m] as EngineModule;
       for (const handler of module.commands) {
-        if (handler.command !== line.name || handler.phase !== phase) continue;
+        if (handler.phase !== phase || (handler.command !== line.name && handler.command !== ANY_COMMAND)) continue;
         if (session.user === undefined && !preLogin.has(line.name)) {
           // proftpd's requires_auth check: the handler is not called, and the
           // 530 is sent once, by the first phase that reaches a handler.
@@ -165,41 +237,48 @@ export function dispatchCommand(session: SessionState, line: CommandLine, option
           errors.add("530", LOGIN_REQUIRED_TEXT);
           return -1;
         }
-        const result = call(module, phase, () => handler.run(command, session));
+        let result: HandlerResult;
+        try {
+          const returned = handler.run(command, session);
+          result = typeof returned === "number" ? returned : yield returned;
+        } catch (error) {
+          options.onFault?.({ session: session.id, module: module.name, phase, command: line.name, error });
+          if (phase === Phases.PRE_CMD || phase === Phases.CMD) {
+            // Whatever the handler added before it failed is dropped: one reply, the 451.
+            errors.clear();
+            errors.add(HANDLER_FAULT_REPLY.code, HANDLER_FAULT_REPLY.message);
+          }
+          result = HandlerResults.ERROR;
+        }
         if (result === HandlerResults.HANDLED) return 1;
         if (result === HandlerResults.ERROR && !logPhase) return -1;
       }
     }
     return 0;
-  };
+  }
 
-  const call = (module: EngineModule, phase: Phase, run: () => HandlerResult): HandlerResult => {
-    try {
-      return run();
-    } catch (error) {
-      options.onFault?.({ module: module.name, phase, command: line.name, error });
-      if (phase === Phases.PRE_CMD || phase === Phases.CMD) {
-        // Whatever the handler added before it failed is dropped: one reply, the 451.
-        errors.clear();
-        errors.add(HANDLER_FAULT_REPLY.code, HANDLER_FAULT_REPLY.message);
-      }
-      return HandlerResults.ERROR;
-    }
-  };
-
-  const failed = (): DispatchResult => {
-    runPhase(Phases.POST_CMD_ERR);
-    runPhase(Phases.LOG_CMD_ERR);
+  function* failed(): Generator<Pending, DispatchResult, HandlerResult> {
+    yield* runPhase(Phases.POST_CMD_ERR);
+    yield* runPhase(Phases.LOG_CMD_ERR);
     // A handler that failed after adding only reply lines still gets its answer out.
-    return { lines: errors.lines().length > 0 ? errors.lines() : responses.lines(), ok: false };
-  };
+    const lines = errors.lines();
+    return { lines: lines.length > 0 ? lines : responses.lines(), ok: false };
+  }
 
-  if (runPhase(Phases.PRE_CMD) < 0) return failed();
-  const result = runPhase(Phases.CMD);
+  if (options.authorize !== undefined && (session.user !== undefined || preLogin.has(line.name))) {
+    const refusal = options.authorize(session, command);
+    if (refusal !== undefined) {
+      errors.add(refusal.code, refusal.message);
+      return yield* failed();
+    }
+  }
+  if ((yield* runPhase(Phases.PRE_CMD)) < 0) return yield* failed();
+  const result = yield* runPhase(Phases.CMD);
   if (result === 0) errors.add("500", notUnderstood(line.name));
-  if (result !== 1) return failed();
-  runPhase(Phases.POST_CMD);
-  runPhase(Phases.LOG_CMD);
+  if (result !== 1) return yield* failed();
+  yield* runPhase(Phases.POST_CMD);
+  yield* runPhase(Phases.LOG_CMD);
   // And one that answered with error lines but returned HANDLED: the client must not wait forever.
-  return { lines: responses.lines().length > 0 ? responses.lines() : errors.lines(), ok: true };
+  const lines = responses.lines();
+  return { lines: lines.length > 0 ? lines : errors.lines(), ok: true };
 }

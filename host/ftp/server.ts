@@ -1,16 +1,19 @@
 /**
- * The FTP control-connection server: proftpd's standalone listener and, per
- * connection, what its forked session process does (src/main.c cmd_loop).
- * Each session keeps the module set it started with until it ends, as a
- * forked child keeps the modules it was forked with.
+ * The FTP listener: proftpd's standalone daemon accepting connections, each
+ * served by a ControlSession as a forked session process would be. Each
+ * session keeps the module set it started with until it ends, as a forked
+ * child keeps the modules it was forked with.
  */
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import type { SessionState } from "../modules/module-api.js";
 import type { ModuleSet } from "../modules/module-host.js";
-import { ControlLineReader, parseCommandLine } from "./command-line.js";
-import { dispatchCommand } from "./dispatch.js";
+import type { SessionState } from "../modules/module-api.js";
+import { commandPath } from "./command-path.js";
+import type { CommandLine } from "./command-line.js";
+import { DataChannel } from "./data-channel.js";
+import type { DataChannelSettings } from "./data-channel.js";
 import type { DispatchOptions } from "./dispatch.js";
+import { ControlSession } from "./session.js";
 
 export interface FtpServerOptions {
   /** The module set for a new session (ModuleHost.acquireModules); released when the session ends. */
@@ -21,6 +24,10 @@ export interface FtpServerOptions {
   readonly idleTimeoutSeconds: number;
   /** Commands allowed before login; dispatch's PRE_LOGIN_COMMANDS unless given. */
   readonly preLoginCommands?: ReadonlySet<string>;
+  /** <Limit> checks and command paths, passed on to dispatch. */
+  readonly authorize?: DispatchOptions["authorize"];
+  /** PassivePorts, MasqueradeAddress, AllowForeignAddress..., read when a data connection is made. */
+  readonly dataSettings?: () => DataChannelSettings;
   /** Log lines: handler faults, over-long commands, failed session starts, socket errors. */
   readonly log?: (message: string) => void;
 }
@@ -28,12 +35,16 @@ export interface FtpServerOptions {
 /** pr_session_disconnect's text for PR_SESS_DISCONNECT_SERVER_SHUTDOWN (src/session.c). */
 export const DEFAULT_SHUTDOWN_MESSAGE = "Server shutting down";
 
-/** cmd_loop's reply to a line that makes no command (empty, or leading white space). */
-const INVALID_COMMAND = "500 Invalid command: try being more creative";
+/** proftpd's defaults for what the data connection needs, when the embedder gives none. */
+export const DEFAULT_DATA_SETTINGS: DataChannelSettings = {
+  passivePorts: undefined,
+  masqueradeAddress: undefined,
+  allowForeignAddress: false,
+  connectTimeoutMs: 300_000,
+};
 
-interface Connection {
-  readonly socket: net.Socket;
-  readonly session: SessionState;
+function commandPathOf(session: SessionState, line: CommandLine): string | undefined {
+  return commandPath(session, line);
 }
 
 /** The greeting with proftpd's default ServerIdent (src/session.c pr_session_send_banner). */
@@ -44,12 +55,22 @@ export function greeting(serverName: string, localAddress: string): string {
 export class FtpServer {
   readonly #options: FtpServerOptions;
   readonly #server: net.Server;
-  readonly #connections = new Set<Connection>();
+  readonly #sessions = new Set<ControlSession>();
+  readonly #dispatch: DispatchOptions;
   #nextId = 0;
 
   constructor(options: FtpServerOptions) {
     this.#options = options;
     this.#server = net.createServer((socket) => this.#accept(socket));
+    this.#dispatch = {
+      onFault: (fault) => {
+        const reason = fault.error instanceof Error ? fault.error.message : String(fault.error);
+        this.#log(`session ${fault.session}: ${fault.phase} handler of ${fault.module} for ${fault.command} failed: ${reason}`);
+      },
+      pathOf: (session, line) => (session.user === undefined ? undefined : commandPathOf(session, line)),
+      ...(options.preLoginCommands !== undefined && { preLoginCommands: options.preLoginCommands }),
+      ...(options.authorize !== undefined && { authorize: options.authorize }),
+    };
   }
 
   /** Starts listening; resolves with the bound address (port 0 picks a free port). */
@@ -65,7 +86,7 @@ export class FtpServer {
 
   /** Sessions now open. */
   get sessionCount(): number {
-    return this.#connections.size;
+    return this.#sessions.size;
   }
 
   /**
@@ -75,8 +96,8 @@ export class FtpServer {
    */
   close(message: string = DEFAULT_SHUTDOWN_MESSAGE): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    for (const connection of this.#connections) {
-      if (!connection.session.closing) this.#end(connection, [`421 FTP server shutting down - ${message}`]);
+    for (const session of this.#sessions) {
+      if (!session.state.closing) session.end([`421 FTP server shutting down - ${message}`]);
     }
     return closed;
   }
@@ -87,90 +108,48 @@ export class FtpServer {
 
   #accept(socket: net.Socket): void {
     const set = this.#options.acquireModules();
-    const session: SessionState = {
-      id: ++this.#nextId,
-      remoteAddress: socket.remoteAddress ?? "",
-      modules: set.modules,
-      pendingUser: undefined,
-      user: undefined,
-      closing: false,
-    };
-    const connection: Connection = { socket, session };
-    this.#connections.add(connection);
-    socket.once("close", () => {
-      this.#connections.delete(connection);
-      set.release();
-    });
-    socket.on("error", (error) => this.#log(`session ${session.id}: ${error.message}`));
+    const id = ++this.#nextId;
+    const dataSettings = this.#options.dataSettings ?? (() => DEFAULT_DATA_SETTINGS);
+    const session: ControlSession = new ControlSession(
+      socket,
+      (control): SessionState => {
+        const endpoints = { localAddress: socket.localAddress ?? "", remoteAddress: socket.remoteAddress ?? "" };
+        return {
+          id,
+          ...endpoints,
+          modules: set.modules,
+          pendingUser: undefined,
+          user: undefined,
+          account: undefined,
+          fs: undefined,
+          cwd: "/",
+          home: "/",
+          transferType: "A",
+          data: new DataChannel(endpoints, dataSettings),
+          control,
+          closing: false,
+        };
+      },
+      {
+        dispatch: this.#dispatch,
+        idleTimeoutSeconds: () => this.#options.idleTimeoutSeconds,
+        log: (message) => this.#log(message),
+        closed: () => {
+          this.#sessions.delete(session);
+          set.release();
+        },
+      },
+    );
+    this.#sessions.add(session);
 
     // modules_session_init: newest module first; a failing one ends the session.
     try {
-      for (const module of [...set.modules].reverse()) module.sessionInit?.();
+      for (let m = set.modules.length - 1; m >= 0; m--) set.modules[m]?.sessionInit?.();
     } catch (error) {
-      this.#log(`session ${session.id}: session init failed: ${error instanceof Error ? error.message : String(error)}`);
-      socket.destroy();
+      this.#log(`session ${id}: session init failed: ${error instanceof Error ? error.message : String(error)}`);
+      session.destroy();
       return;
     }
-
-    this.#write(connection, [greeting(this.#options.serverName, socket.localAddress ?? "")]);
-    const idle = this.#options.idleTimeoutSeconds;
-    if (idle > 0) {
-      socket.setTimeout(idle * 1000, () => {
-        this.#end(connection, [`421 Idle timeout (${idle} seconds): closing control connection`]);
-      });
-    }
-
-    const reader = new ControlLineReader();
-    socket.on("data", (chunk: Buffer) => {
-      for (const event of reader.push(chunk)) {
-        if (session.closing) return;
-        switch (event.kind) {
-          case "telnet":
-            socket.write(event.reply);
-            break;
-          case "too-long":
-            this.#log(`session ${session.id}: client sent too-long command, ignoring`);
-            break;
-          case "overflow":
-            this.#log(`session ${session.id}: client kept sending a too-long command, disconnecting`);
-            session.closing = true;
-            socket.destroy();
-            return;
-          case "line":
-            this.#command(connection, event.text);
-            break;
-        }
-      }
-    });
-  }
-
-  #command(connection: Connection, text: string): void {
-    const { session } = connection;
-    const line = parseCommandLine(text);
-    if (line === undefined) {
-      this.#write(connection, [INVALID_COMMAND]);
-      return;
-    }
-    const options: DispatchOptions = {
-      onFault: (fault) => {
-        const reason = fault.error instanceof Error ? fault.error.message : String(fault.error);
-        this.#log(`session ${session.id}: ${fault.phase} handler of ${fault.module} for ${fault.command} failed: ${reason}`);
-      },
-      ...(this.#options.preLoginCommands !== undefined && { preLoginCommands: this.#options.preLoginCommands }),
-    };
-    const result = dispatchCommand(session, line, options);
-    if (session.closing) this.#end(connection, result.lines);
-    else this.#write(connection, result.lines);
-  }
-
-  #write(connection: Connection, lines: readonly string[]): void {
-    if (lines.length > 0) connection.socket.write(lines.map((l) => `${l}\r\n`).join(""));
-  }
-
-  /** Sends the last lines and closes the connection once they are written. */
-  #end(connection: Connection, lines: readonly string[]): void {
-    connection.session.closing = true;
-    const { socket } = connection;
-    socket.end(lines.map((l) => `${l}\r\n`).join(""), () => socket.destroy());
+    session.open([greeting(this.#options.serverName, socket.localAddress ?? "")]);
   }
 }

@@ -10,6 +10,9 @@ export class DirectiveCall implements ActiveCommand {
   readonly arg: string;
   readonly argv: readonly string[];
   readonly user = undefined;
+  readonly cwd = undefined;
+  path = undefined;
+  transfer = undefined;
   readonly errors: string[] = [];
 
   constructor(argv: readonly string[]) {

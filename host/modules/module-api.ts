@@ -3,7 +3,10 @@
  * proftpd's `module` struct with its conftab, cmdtab and hooks. The engine
  * treats both kinds alike.
  */
+import type { SecureContext } from "node:tls";
 import type { ActiveCommand } from "../abi/host-symbols.js";
+import type { SessionFilesystem } from "../fs/session-fs.js";
+import type { DataChannel } from "../ftp/data-channel.js";
 
 /** proftpd's PR_MODULE_API_VERSION: a module built for an older API is refused. */
 export const MODULE_API_VERSION = 0x20;
@@ -29,6 +32,61 @@ export const HandlerResults = {
 
 export type HandlerResult = (typeof HandlerResults)[keyof typeof HandlerResults];
 
+/** The account a session logged in as (AuthUserFile's entry), as proftpd's session.user/uid/gid. */
+export interface SessionAccount {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  /** The home directory, a host path. */
+  readonly home: string;
+  /** Group names the account belongs to, primary first, for <Limit>'s AllowGroup/DenyGroup. */
+  readonly groups: readonly string[];
+}
+
+/**
+ * The control connection as handlers use it, beyond the reply lists.
+ * Implemented by the FTP server.
+ */
+export interface ControlChannel {
+  /**
+   * pr_response_send: writes a reply line now, before the command completes
+   * (mod_xfer's `150 Opening ...` before a transfer).
+   */
+  send(code: string, message: string): void;
+  /** True once AUTH TLS secured the control connection. */
+  readonly secure: boolean;
+  /**
+   * AUTH TLS: once the reply of the current command is written, the server
+   * starts a TLS handshake on the control connection with `context`. The
+   * session reads nothing more until it is done; a failed handshake ends it.
+   */
+  startTlsAfterReply(context: SecureContext): void;
+  /**
+   * Registers what happens to the command in progress when the client sends
+   * ABOR (or closes the control connection) while it runs; returns the
+   * function that unregisters it. Only one abort target at a time.
+   */
+  onAbort(abort: () => void): () => void;
+  /**
+   * Registers a function that runs when the session ends (the control
+   * connection closed for any reason): open data connections and file handles
+   * are closed there. Returns the function that unregisters it.
+   */
+  onClose(cleanup: () => void): () => void;
+}
+
+/** What a transfer moved, for POST_CMD/LOG_CMD handlers of RETR, STOR, STOU, APPE, LIST, NLST, MLSD. */
+export interface TransferInfo {
+  readonly direction: "upload" | "download";
+  /** Bytes sent or received on the data connection. */
+  readonly bytes: number;
+  /** The file's size once the transfer ended (for a listing: the bytes of the listing). */
+  readonly fileSize: number;
+  readonly durationMs: number;
+  /** True when the transfer completed (226); false when aborted or failed. */
+  readonly complete: boolean;
+}
+
 /**
  * One FTP session, as handlers see it. Like a forked proftpd session, it keeps
  * the module set it started with until it ends.
@@ -36,12 +94,27 @@ export type HandlerResult = (typeof HandlerResults)[keyof typeof HandlerResults]
 export interface SessionState {
   readonly id: number;
   readonly remoteAddress: string;
+  /** The address the client connected to (the server side of the control connection). */
+  readonly localAddress: string;
   /** The modules of this session, oldest first (handlers run newest first). */
   readonly modules: readonly EngineModule[];
   /** Set by USER, cleared by a successful PASS. */
   pendingUser: string | undefined;
   /** The logged-in user. */
   user: string | undefined;
+  /** The logged-in account, set with `user` by mod_auth.c. */
+  account: SessionAccount | undefined;
+  /** Where the user's files are: the jail made at login (DefaultRoot, else the whole filesystem). */
+  fs: SessionFilesystem | undefined;
+  /** The working directory as the user sees it inside `fs` (always absolute, `/` at the jail's root). */
+  cwd: string;
+  /** The user's home as they see it inside `fs`: `/` when DefaultRoot ~ jails them there; what `~` names. */
+  home: string;
+  /** TYPE: `A` (ASCII, converted on the wire) or `I` (binary). proftpd's default is ASCII. */
+  transferType: "A" | "I";
+  /** The data connection: what PASV/EPSV/PORT/EPRT set up, and PROT's protection level. */
+  readonly data: DataChannel;
+  readonly control: ControlChannel;
   /** Set by QUIT: the session ends after the reply. */
   closing: boolean;
 }
@@ -50,7 +123,13 @@ export interface CommandHandler {
   /** Upper-case FTP command (`NOOP`), or SITE subcommand (`CHMOD`) for site handlers. */
   readonly command: string;
   readonly phase: Phase;
-  run(command: ActiveCommand, session: SessionState): HandlerResult;
+  /**
+   * Handles the command. Only compiled-in modules may return a Promise (a
+   * transfer, a directory listing, a file operation): the session reads no
+   * further command until it settles, as a proftpd session process handles one
+   * command at a time. Guest handlers are synchronous.
+   */
+  run(command: ActiveCommand, session: SessionState): HandlerResult | Promise<HandlerResult>;
 }
 
 /** Where a directive stands in the configuration. */

@@ -6,6 +6,7 @@ import { DsoError, ErrorCodes } from "../../../host/errors.js";
 import { HandlerResults, Phases } from "../../../host/modules/module-api.js";
 import type { CommandHandler, EngineModule, HandlerResult, Phase, SessionState } from "../../../host/modules/module-api.js";
 import type { ActiveCommand } from "../../../host/abi/host-symbols.js";
+import { settled, testSession } from "../../helpers/session.js";
 
 type Run = (cmd: ActiveCommand, session: SessionState) => HandlerResult;
 
@@ -18,13 +19,13 @@ function fakeModule(name: string, commands: CommandHandler[]): EngineModule {
 }
 
 function session(modules: EngineModule[], loggedIn = true): SessionState {
-  return { id: 1, remoteAddress: "127.0.0.1", modules, pendingUser: undefined, user: loggedIn ? "demo" : undefined, closing: false };
+  return testSession(modules, loggedIn ? "demo" : undefined);
 }
 
 function run(state: SessionState, text: string, faults: HandlerFault[] = []) {
   const line = parseCommandLine(text);
   if (line === undefined) throw new Error(`no command in '${text}'`);
-  return dispatchCommand(state, line, { onFault: (fault) => faults.push(fault) });
+  return settled(dispatchCommand(state, line, { onFault: (fault) => faults.push(fault) }));
 }
 
 /** A handler that records its call in `trace` and answers `result`, adding `reply` when given. */
@@ -200,7 +201,7 @@ describe("dispatchCommand", () => {
     ]);
     const state = session([module]);
     expect(run(state, "X", faults)).toEqual({ lines: ["451 Requested action aborted: local error in processing."], ok: false });
-    expect(faults).toEqual([{ module: "mod_trap.c", phase: Phases.CMD, command: "X", error: trap }]);
+    expect(faults).toEqual([{ session: 1, module: "mod_trap.c", phase: Phases.CMD, command: "X", error: trap }]);
     expect(trace).toEqual(["post-err"]);
     expect(run(state, "NOOP", faults).lines).toEqual(["200 NOOP command successful"]);
   });

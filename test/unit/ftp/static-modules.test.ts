@@ -9,6 +9,7 @@ import type { DirectiveHandler, EngineModule, SessionState } from "../../../host
 import { createCompiledInModules } from "../../../host/static/index.js";
 import type { CompiledInModules } from "../../../host/static/index.js";
 import { helpTable } from "../../../host/static/mod-core.js";
+import { settled, testSession } from "../../helpers/session.js";
 
 function directive(argv: string[]): ActiveCommand {
   return {
@@ -16,6 +17,9 @@ function directive(argv: string[]): ActiveCommand {
     arg: argv.slice(1).join(" "),
     argv,
     user: undefined,
+    cwd: undefined,
+    path: undefined,
+    transfer: undefined,
     addResponse: () => {},
     addError: () => {},
   };
@@ -76,18 +80,11 @@ function setup(modules: EngineModule[] = []) {
   const compiled = createCompiledInModules();
   compiled.authFile.setPath("/etc/dsod.passwd");
   compiled.authFile.load(`demo:${cryptHash("demo", "sha512", "saltsalt")}:1000:1000::/tmp:/bin/false\n`);
-  const state: SessionState = {
-    id: 7,
-    remoteAddress: "127.0.0.1",
-    modules: [...compiled.modules, ...modules],
-    pendingUser: undefined,
-    user: undefined,
-    closing: false,
-  };
+  const state: SessionState = testSession([...compiled.modules, ...modules], undefined, { id: 7 });
   const send = (text: string): readonly string[] => {
     const line = parseCommandLine(text);
     if (line === undefined) throw new Error(text);
-    return dispatchCommand(state, line).lines;
+    return settled(dispatchCommand(state, line)).lines;
   };
   return { compiled, state, send };
 }
@@ -308,6 +305,6 @@ describe("mod_site.c", () => {
     const line = parseCommandLine("SITE HELP");
     if (line === undefined) throw new Error("no command");
     expect(send("NOOP")).toEqual(["200 NOOP command successful"]);
-    expect(dispatchCommand(withoutSite, line).lines).toEqual(["500 'SITE' not understood"]);
+    expect(settled(dispatchCommand(withoutSite, line)).lines).toEqual(["500 'SITE' not understood"]);
   });
 });

@@ -6,6 +6,7 @@ import { HandlerResults } from "../../../host/modules/module-api.js";
 import type { EngineModule, SessionState } from "../../../host/modules/module-api.js";
 import { ModuleHost } from "../../../host/modules/module-host.js";
 import { removeModuleDirs, wat, writeModuleDir } from "../../helpers/wat.js";
+import { settled, testCommand, testSession } from "../../helpers/session.js";
 
 const PAGE = 65_536;
 const API = "(i32.const 0x20)";
@@ -143,17 +144,17 @@ beforeAll(async () => {
 afterAll(() => removeModuleDirs());
 
 function command(argv: readonly string[]): ActiveCommand {
-  return { name: argv[0] ?? "", arg: argv.slice(1).join(" "), argv, user: undefined, addResponse: () => {}, addError: () => {} };
+  return testCommand(argv);
 }
 
 function session(modules: readonly EngineModule[]): SessionState {
-  return { id: 1, remoteAddress: "127.0.0.1", modules, pendingUser: undefined, user: undefined, closing: false };
+  return testSession(modules, undefined);
 }
 
 function handlerOf(modules: readonly EngineModule[], module: string, name: string): (argv: readonly string[]) => number {
   const found = modules.find((m) => m.name === module)?.commands.find((h) => h.command === name && h.phase === "CMD");
   if (found === undefined) throw new Error(`${module} has no CMD handler for ${name}`);
-  return (argv) => found.run(command(argv), session(modules));
+  return (argv) => settled(found.run(command(argv), session(modules)));
 }
 
 function failure(action: () => unknown): DsoError {

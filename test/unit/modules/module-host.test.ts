@@ -12,6 +12,7 @@ import { DEFAULT_POLICY } from "../../../host/modules/policy.js";
 import type { LogPriority, ModuleHostOptions } from "../../../host/modules/module-host.js";
 import { FIXTURES_DIR, LIBEXEC_DIR, fixture, libexec } from "../../helpers/paths.js";
 import { removeModuleDirs, wat, writeModuleDir } from "../../helpers/wat.js";
+import { settled, testSession } from "../../helpers/session.js";
 
 // ---------------------------------------------------------------------------
 // Harness: a real ModuleHost with a tracer and a log that record every line,
@@ -52,6 +53,9 @@ function fakeCommand(argv: readonly string[], user?: string): FakeCommand {
     arg: argv.slice(1).join(" "),
     argv,
     user,
+    cwd: undefined,
+    path: undefined,
+    transfer: undefined,
     replies,
     addResponse: (code, message) => replies.push(`${code} ${message}`),
     addError: (code, message) => replies.push(`error ${code} ${message}`),
@@ -62,7 +66,7 @@ function fakeCommand(argv: readonly string[], user?: string): FakeCommand {
 const CONTEXT: DirectiveContext = { file: "/etc/dsod.conf", line: 3, first: false };
 
 function session(modules: readonly EngineModule[]): SessionState {
-  return { id: 1, remoteAddress: "127.0.0.1", modules, pendingUser: undefined, user: undefined, closing: false };
+  return testSession(modules, undefined);
 }
 
 function engineModule(host: ModuleHost, name: string): EngineModule {
@@ -79,7 +83,7 @@ function run(host: ModuleHost, module: string, argv: readonly string[]): { resul
   const handler = (isSite ? m.siteCommands : m.commands).find((h) => h.command === wanted && h.phase === "CMD");
   if (handler === undefined) throw new Error(`${module} has no handler for ${argv.join(" ")}`);
   const command = fakeCommand(argv);
-  const result = host.withCommand(command, () => handler.run(command, session(host.engineModules())));
+  const result = settled(host.withCommand(command, () => handler.run(command, session(host.engineModules()))));
   return { result, replies: command.replies };
 }
 

@@ -1,0 +1,25 @@
+/**
+ * Paths as an FTP user sees them: absolute inside the session's jail, `/`
+ * being its root. Pure string work, after proftpd's dir_canonical_vpath
+ * (src/dirtree.c): relative names are taken against the working directory,
+ * `.` and empty components vanish, and `..` never climbs above `/`, as it
+ * cannot above a chroot. This is naming only; the jail itself is
+ * SessionFilesystem, which opens each component without following links out.
+ */
+
+/** The absolute virtual path for what the user typed, against `cwd`; `~` and `~/x` start at `home`. */
+export function virtualPath(cwd: string, typed: string, home = "/"): string {
+  let base = cwd;
+  let rest = typed;
+  if (typed === "~" || typed.startsWith("~/")) {
+    base = home;
+    rest = typed.slice(2);
+  }
+  const parts: string[] = [];
+  for (const part of (rest.startsWith("/") ? rest : `${base}/${rest}`).split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join("/")}`;
+}
