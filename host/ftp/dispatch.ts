@@ -229,7 +229,7 @@ function* dispatchSteps(session: SessionState, line: CommandLine, options: Dispa
       const module = modules[m] as EngineModule;
       for (const handler of module.commands) {
         if (handler.phase !== phase || (handler.command !== line.name && handler.command !== ANY_COMMAND)) continue;
-        if (session.user === undefined && !preLogin.has(line.name)) {
+        if (session.user === undefined && handler.requiresAuth !== false && !preLogin.has(line.name)) {
           // proftpd's requires_auth check: the handler is not called, and the
           // 530 is sent once, by the first phase that reaches a handler.
           if (refusedLogin) continue;
@@ -265,7 +265,7 @@ function* dispatchSteps(session: SessionState, line: CommandLine, options: Dispa
     return { lines: lines.length > 0 ? lines : responses.lines(), ok: false };
   }
 
-  if (options.authorize !== undefined && (session.user !== undefined || preLogin.has(line.name))) {
+  if (options.authorize !== undefined && session.user !== undefined) {
     const refusal = options.authorize(session, command);
     if (refusal !== undefined) {
       errors.add(refusal.code, refusal.message);

@@ -124,6 +124,13 @@ export interface CommandHandler {
   readonly command: string;
   readonly phase: Phase;
   /**
+   * False for a handler a client may reach before logging in (proftpd's
+   * cmdtab `requires_auth` FALSE: mod_tls.c's AUTH, PBSZ and PROT, for
+   * instance). Unset means the handler needs a login, unless the command is
+   * one of dispatch's PRE_LOGIN_COMMANDS.
+   */
+  readonly requiresAuth?: boolean;
+  /**
    * Handles the command. Only compiled-in modules may return a Promise (a
    * transfer, a directory listing, a file operation): the session reads no
    * further command until it settles, as a proftpd session process handles one

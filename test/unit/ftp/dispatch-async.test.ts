@@ -119,3 +119,15 @@ describe("dispatchCommand's C_ANY handlers, authorization and paths", () => {
     expect(asked).toBe(0);
   });
 });
+
+describe("dispatchCommand before login", () => {
+  it("runs a handler that declares requiresAuth false, and answers 530 for the same module's other commands", () => {
+    const mod = module("mod_tls.c", [
+      { ...handler("PBSZ", Phases.CMD, (cmd) => (cmd.addResponse("200", "PBSZ 0 successful"), HandlerResults.HANDLED)), requiresAuth: false },
+      handler("CCC", Phases.CMD, () => HandlerResults.HANDLED),
+    ]);
+    const session = testSession([mod], undefined);
+    expect(settled(dispatchCommand(session, line("PBSZ 0"))).lines).toEqual(["200 PBSZ 0 successful"]);
+    expect(settled(dispatchCommand(session, line("CCC"))).lines).toEqual(["530 Please login with USER and PASS"]);
+  });
+});
