@@ -36,3 +36,24 @@ export declare function pr_help_add(command: string, text: string): void;
 
 @external("env", "pr_session_user")
 export declare function pr_session_user(): string;
+
+@external("env", "pr_session_cwd")
+export declare function pr_session_cwd(): string;
+
+@external("env", "pr_cmd_path")
+export declare function pr_cmd_path(): string;
+
+@external("env", "pr_xfer_direction")
+export declare function pr_xfer_direction(): string;
+
+@external("env", "pr_xfer_bytes")
+export declare function pr_xfer_bytes(): f64;
+
+@external("env", "pr_xfer_file_size")
+export declare function pr_xfer_file_size(): f64;
+
+@external("env", "pr_xfer_duration_ms")
+export declare function pr_xfer_duration_ms(): f64;
+
+@external("env", "pr_xfer_complete")
+export declare function pr_xfer_complete(): i32;

@@ -9,14 +9,21 @@ import {
   pr_cmd_arg,
   pr_cmd_argc,
   pr_cmd_argv,
+  pr_cmd_path,
   pr_feat_add,
   pr_help_add,
   pr_log_debug,
   pr_response_add,
   pr_response_add_err,
+  pr_session_cwd,
   pr_session_user,
   pr_time_now,
   pr_trace_msg,
+  pr_xfer_bytes,
+  pr_xfer_complete,
+  pr_xfer_direction,
+  pr_xfer_duration_ms,
+  pr_xfer_file_size,
 } from "./host";
 
 /** proftpd's PR_MODULE_API_VERSION; export it as `NAME_module`. */
@@ -42,7 +49,11 @@ export function reply(code: string, msg: string): void {
   pr_response_add(code, msg);
 }
 
-/** Adds an error reply line (`550 No such file`) to the command being handled; then return ERROR. */
+/**
+ * Adds an error reply line (`550 No such file`) to the command being handled;
+ * then return ERROR. From a PRE_CMD handler this refuses the command before
+ * any other module acts: the client gets these lines (any code, `553` too).
+ */
 export function replyError(code: string, msg: string): void {
   pr_response_add_err(code, msg);
 }
@@ -86,4 +97,50 @@ export function sessionUser(): string {
 /** Milliseconds since the epoch. */
 export function now(): f64 {
   return pr_time_now();
+}
+
+/**
+ * The file or directory the command names, as an absolute path inside the
+ * session's jail (`/docs/a.txt`), or "" when it names none.
+ */
+export function cmdPath(): string {
+  return pr_cmd_path();
+}
+
+/** The last component of `path` (`a.txt` of `/docs/a.txt`); "" for `/`. */
+export function baseName(path: string): string {
+  return path.substring(path.lastIndexOf("/") + 1);
+}
+
+/** The session's working directory inside its jail (`/up`), or "" for a directive. */
+export function sessionCwd(): string {
+  return pr_session_cwd();
+}
+
+/**
+ * What a data transfer moved, read in POST_CMD/LOG_CMD (and their _ERR phases)
+ * of RETR, STOR, STOU, APPE, LIST, NLST and MLSD (needs the `transfer`
+ * capability). Numbers are f64 because sizes pass 2^31; -1 means the command
+ * has no transfer.
+ */
+export function xferBytes(): f64 {
+  return pr_xfer_bytes();
+}
+
+export function xferFileSize(): f64 {
+  return pr_xfer_file_size();
+}
+
+export function xferDurationMs(): f64 {
+  return pr_xfer_duration_ms();
+}
+
+/** `upload`, `download`, or "" without a transfer. */
+export function xferDirection(): string {
+  return pr_xfer_direction();
+}
+
+/** 1 when the transfer completed (226), 0 when aborted or failed, -1 without a transfer. */
+export function xferComplete(): i32 {
+  return pr_xfer_complete();
 }

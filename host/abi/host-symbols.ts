@@ -24,6 +24,8 @@ export const Capabilities = {
   response: "response",
   register: "register",
   session: "session",
+  /** What a data transfer moved (pr_xfer_*), for POST_CMD/LOG_CMD handlers. */
+  transfer: "transfer",
   /** WASI (wasi_snapshot_preview1), confined to the directories the config names. */
   filesystem: "filesystem",
 } as const;
@@ -115,6 +117,43 @@ function activeCommand(services: HostServices, symbol: string): ActiveCommand {
     throw new DsoError(ErrorCodes.GUEST_TRAP, `'${symbol}' called outside a command or directive handler`);
   }
   return command;
+}
+
+/** The transfer of the command being handled, or undefined before it ended or for a command without one. */
+function transferOf(services: HostServices, symbol: string): TransferInfo | undefined {
+  return activeCommand(services, symbol).transfer;
+}
+
+/** A string symbol that reads one optional field of the command: "" when it is unset. */
+function commandString(
+  name: string,
+  capability: Capability,
+  doc: string,
+  read: (command: ActiveCommand) => string | undefined,
+): HostSymbol {
+  return {
+    name,
+    capability,
+    params: [],
+    result: "string",
+    doc,
+    bind: (importer, services) => () => stringsOf(importer, name).create(read(activeCommand(services, name)) ?? ""),
+  };
+}
+
+/** A number of the transfer as f64 (sizes pass 2^31); -1 when the command has no transfer. */
+function transferNumber(name: string, doc: string, read: (transfer: TransferInfo) => number): HostSymbol {
+  return {
+    name,
+    capability: "transfer",
+    params: [],
+    result: "f64",
+    doc,
+    bind: (_importer, services) => () => {
+      const transfer = transferOf(services, name);
+      return transfer === undefined ? -1 : read(transfer);
+    },
+  };
 }
 
 const symbols: readonly HostSymbol[] = [
@@ -268,6 +307,52 @@ const symbols: readonly HostSymbol[] = [
     doc: "The name the session logged in as, or an empty string before login.",
     bind: (importer, services) => () =>
       stringsOf(importer, "pr_session_user").create(activeCommand(services, "pr_session_user").user ?? ""),
+  },
+  // In `command`, not `session`: pr_cmd_path of PWD, or of any relative name, shows it anyway.
+  commandString(
+    "pr_session_cwd",
+    "command",
+    "proftpd's pr_fs_getvwd(): the session's working directory as the user sees it inside the jail; an empty string for a directive.",
+    (command) => command.cwd,
+  ),
+  commandString(
+    "pr_cmd_path",
+    "command",
+    "The file or directory the command names, as an absolute path inside the jail (never a host path); an empty string when it names none.",
+    (command) => command.path,
+  ),
+  commandString(
+    "pr_xfer_direction",
+    "transfer",
+    "`upload` or `download` in POST_CMD/LOG_CMD (and their _ERR phases) of a command that transferred data; an empty string otherwise.",
+    (command) => command.transfer?.direction,
+  ),
+  transferNumber(
+    "pr_xfer_bytes",
+    "The bytes the transfer moved over the data connection; -1 without a transfer.",
+    (transfer) => transfer.bytes,
+  ),
+  transferNumber(
+    "pr_xfer_file_size",
+    "The file's size once the transfer ended (a listing's size for LIST/NLST/MLSD); -1 without a transfer.",
+    (transfer) => transfer.fileSize,
+  ),
+  transferNumber(
+    "pr_xfer_duration_ms",
+    "How long the transfer took, in milliseconds; -1 without a transfer.",
+    (transfer) => transfer.durationMs,
+  ),
+  {
+    name: "pr_xfer_complete",
+    capability: "transfer",
+    params: [],
+    result: "i32",
+    doc: "1 when the transfer completed (226), 0 when it was aborted or failed; -1 without a transfer.",
+    bind: (_importer, services) => () => {
+      const transfer = transferOf(services, "pr_xfer_complete");
+      if (transfer === undefined) return -1;
+      return transfer.complete ? 1 : 0;
+    },
   },
 ];
 

@@ -192,7 +192,7 @@ describe("capabilities", () => {
 
   it("rejects an unknown capability name", () => {
     expect(check(["ModuleCapabilities mod_x.c root"]).messages[0]).toMatch(
-      /^Fatal: ModuleCapabilities: unknown capability 'root' \(known: core, log, command, response, register, session, filesystem\) on line 1 of /,
+      /^Fatal: ModuleCapabilities: unknown capability 'root' \(known: core, log, command, response, register, session, transfer, filesystem\) on line 1 of /,
     );
   });
 });

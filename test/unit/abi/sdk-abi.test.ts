@@ -43,7 +43,7 @@ describe("the SDK's imports", () => {
     const expected = [...HOST_SYMBOLS.keys()].filter((name) => !ASSEMBLYSCRIPT_IMPORTS.includes(name));
     expect(expected.filter((name) => !declared.has(name))).toEqual([]);
     // Sanity: the check has something to check.
-    expect(expected.length).toBeGreaterThanOrEqual(11);
+    expect(expected.length).toBeGreaterThanOrEqual(18);
   });
 
   it("import the memory as env.memory, unshared and within the host's cap", () => {
