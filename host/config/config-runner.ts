@@ -8,11 +8,15 @@
  * Every failure is a ConfigError naming the directive, the reason, the line and
  * the file that holds it (also inside an Include): proftpd's
  * `fatal: <Directive>: <reason> on line N of '<file>'`.
+ *
+ * Sections must nest and close: proftpd silently ignores a stray
+ * `</IfModule>` and never notices a used `<IfModule>` left open; dsod refuses
+ * both, in the words proftpd uses for its other sections.
  */
 import path from "node:path";
 import { isDsoError } from "../errors.js";
 import { DirectiveCall } from "../modules/directive-call.js";
-import type { DirectiveHandler, EngineModule } from "../modules/module-api.js";
+import type { ConfigSection, DirectiveHandler, EngineModule } from "../modules/module-api.js";
 import { ConfigError, lexConfig } from "./lexer.js";
 import type { ConfigLine } from "./lexer.js";
 import { formatSuggestions, suggestDirectives } from "./suggest.js";
@@ -40,13 +44,34 @@ const STRERROR: Readonly<Record<string, string>> = {
   EACCES: "Permission denied",
   EISDIR: "Is a directory",
   ENOTDIR: "Not a directory",
+  ENXIO: "No such device or address",
+  ELOOP: "Too many levels of symbolic links",
+  EFBIG: "File too large",
 };
 
 /** proftpd stops following Includes at a depth that only a loop reaches. */
 const MAX_INCLUDE_DEPTH = 64;
 
-/** Sections proftpd has that dsod does not serve: directives inside them are refused, as CHECK_CONF refuses them. */
-const CONTEXT_SECTIONS = new Set(["<global", "<virtualhost", "<anonymous", "<directory", "<limit", "<class", "<ifdefine"]);
+/** Sections proftpd has that dsod does not serve, by their opening tag in lower case: directives inside them are refused. */
+const UNSERVED_SECTIONS: ReadonlyMap<string, string> = new Map([
+  ["<global", "<Global>"],
+  ["<virtualhost", "<VirtualHost>"],
+  ["<anonymous", "<Anonymous>"],
+  ["<class", "<Class>"],
+  ["<ifdefine", "<IfDefine>"],
+]);
+
+/**
+ * The sections dsod serves and the directives each admits (lower case); any
+ * other directive inside is refused as proftpd's CHECK_CONF refuses it. The
+ * directives' own handlers check the rest (AllowUser outside <Limit>).
+ */
+const SERVED_SECTIONS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ["<Directory>", new Set(["<limit>", "</directory>", "allowall", "denyall"])],
+  ["<Limit>", new Set(["</limit>", "order", "allowuser", "denyuser", "allowgroup", "denygroup", "allowall", "denyall"])],
+]);
+
+const IF_MODULE = "<IfModule>";
 
 interface Frame {
   readonly lines: readonly ConfigLine[];
@@ -67,7 +92,8 @@ function findDirective(modules: readonly EngineModule[], name: string): Directiv
 export class ConfigRunner {
   readonly #options: ConfigRunOptions;
   #directivesRun = 0;
-  readonly #sections: string[] = [];
+  /** The open sections, <IfModule> included, outermost first. */
+  readonly #sections: ConfigSection[] = [];
 
   constructor(options: ConfigRunOptions) {
     this.#options = options;
@@ -86,6 +112,47 @@ export class ConfigRunner {
       const included = this.#step(line, frame, stack.length === 1);
       if (included !== undefined) stack.push(...included);
     }
+    this.#checkAllClosed(file);
+  }
+
+  /** A section still open at the end: proftpd's words for an <IfModule> that a skip found unclosed, or main.c's. */
+  #checkAllClosed(file: string): void {
+    const open = this.#sections.at(-1);
+    if (open === undefined) return;
+    if (open.name === IF_MODULE) {
+      throw new ConfigError("<IfModule>: unclosed <IfModule> context", open.file, open.line, { directive: IF_MODULE });
+    }
+    throw new ConfigError(`error processing configuration file '${file}': unclosed configuration section`, file, 0, {
+      directive: open.name,
+      details: [`${open.name} opened on line ${open.line} of '${open.file}' is not closed`],
+    });
+  }
+
+  /** The innermost section that is a configuration context (not <IfModule>). */
+  #context(): ConfigSection | undefined {
+    return this.#sections.findLast((s) => s.name !== IF_MODULE);
+  }
+
+  #contextName(): string {
+    return this.#context()?.name ?? "server config";
+  }
+
+  #notAllowed(name: string, line: ConfigLine): ConfigError {
+    return new ConfigError(`${name}: directive not allowed in ${this.#contextName()} context`, line.file, line.line, { directive: name });
+  }
+
+  /**
+   * A closing tag for `section` while an <IfModule> opened inside that
+   * section is still open: the <IfModule> is what is unclosed.
+   */
+  #checkNoOpenIfModule(section: string, line: ConfigLine): void {
+    if (this.#sections.at(-1)?.name === IF_MODULE && this.#context()?.name === section) {
+      throw new ConfigError("<IfModule>: unclosed <IfModule> context", line.file, line.line, { directive: IF_MODULE });
+    }
+  }
+
+  #open(name: string, line: ConfigLine): void {
+    this.#sections.push({ name, args: line.args, file: line.file, line: line.line });
   }
 
   #lex(file: string, at: ConfigLine | undefined): ConfigLine[] {
@@ -93,7 +160,7 @@ export class ConfigRunner {
     try {
       text = this.#options.source.read(file);
     } catch (cause) {
-      const reason = STRERROR[(cause as NodeJS.ErrnoException).code ?? ""] ?? (cause as Error).message;
+      const reason = STRERROR[(cause as NodeJS.ErrnoException).code ?? ""] ?? (cause instanceof Error ? cause.message : String(cause));
       if (at === undefined) throw new ConfigError(`unable to read configuration file '${file}': ${reason}`, file, 0, { cause });
       throw new ConfigError(`Include: error including '${file}': ${reason}`, at.file, at.line, { cause, directive: "Include" });
     }
@@ -108,43 +175,53 @@ export class ConfigRunner {
       return undefined;
     }
     if (lower === "</ifmodule>") {
-      if (this.#sections.at(-1) === "<IfModule>") this.#sections.pop();
+      if (this.#sections.at(-1)?.name !== IF_MODULE) throw this.#notAllowed("</IfModule>", line);
+      this.#sections.pop();
       return undefined;
     }
-    if (CONTEXT_SECTIONS.has(lower)) {
-      this.#sections.push(`${line.name.slice(1).replace(/^./, (c) => c.toUpperCase())}`);
+    const unserved = UNSERVED_SECTIONS.get(lower);
+    if (unserved !== undefined) {
+      this.#open(unserved, line);
       return undefined;
     }
-    if (lower.startsWith("</")) {
-      if (this.#sections.length > 0 && this.#sections.at(-1) !== "<IfModule>") this.#sections.pop();
+    const unservedEnd = lower.startsWith("</") ? UNSERVED_SECTIONS.get(lower.slice(0, -1).replace("</", "<")) : undefined;
+    if (unservedEnd !== undefined) {
+      this.#checkNoOpenIfModule(unservedEnd, line);
+      if (this.#sections.at(-1)?.name !== unservedEnd) throw this.#notAllowed(`</${unservedEnd.slice(1)}`, line);
+      this.#sections.pop();
       return undefined;
     }
     if (lower === "include") return this.#include(line, frame);
     const first = mainFile && this.#directivesRun === 0;
     this.#directivesRun++;
-    const handler = findDirective(this.#options.modules(), line.name);
+    // The lexer names an opening tag `<Limit`; its handler is `<Limit>`, as in proftpd's conftab.
+    const opening = line.name.startsWith("<") && !line.name.startsWith("</");
+    const lookup = opening ? `${line.name}>` : line.name;
+    const handler = findDirective(this.#options.modules(), lookup);
     if (handler === undefined) {
       const known = this.#options.modules().flatMap((m) => m.directives.map((d) => d.name));
       // proftpd logs its "Did you mean" hints after the fatal line; they travel as details.
-      throw new ConfigError(`unknown configuration directive '${line.name}'`, line.file, line.line, {
-        directive: line.name,
-        details: formatSuggestions(suggestDirectives(line.name, known)),
+      throw new ConfigError(`unknown configuration directive '${lookup}'`, line.file, line.line, {
+        directive: lookup,
+        details: formatSuggestions(suggestDirectives(lookup, known)),
       });
     }
-    const context = this.#sections.find((s) => s !== "<IfModule>");
-    if (context !== undefined) {
-      throw new ConfigError(`${handler.name}: directive not allowed in <${context}> context`, line.file, line.line, {
-        directive: handler.name,
-      });
+    if (handler.name.startsWith("</")) this.#checkNoOpenIfModule(`<${handler.name.slice(2)}`, line);
+    const context = this.#context();
+    if (context !== undefined && !(SERVED_SECTIONS.get(context.name)?.has(handler.name.toLowerCase()) ?? false)) {
+      throw this.#notAllowed(handler.name, line);
     }
-    const command = new DirectiveCall([line.name, ...line.args]);
+    const command = new DirectiveCall([lookup, ...line.args]);
+    const sections = this.#sections.filter((s) => s.name !== IF_MODULE);
     try {
-      handler.run(command, { file: line.file, line: line.line, first });
+      handler.run(command, { file: line.file, line: line.line, first, sections });
     } catch (cause) {
       if (cause instanceof ConfigError) throw cause;
       const reason = command.errors.length > 0 ? command.errors.join("; ") : isDsoError(cause) ? cause.message : String(cause);
       throw new ConfigError(`${handler.name}: ${reason}`, line.file, line.line, { cause, directive: handler.name });
     }
+    if (opening) this.#open(handler.name, line);
+    else if (handler.name.startsWith("</")) this.#sections.pop();
     return undefined;
   }
 
@@ -157,7 +234,7 @@ export class ConfigRunner {
     // proftpd prints the '!' twice here ('!!mod_x.c'); the reference records it, so we keep it.
     this.#options.log("debug", `<IfModule>: ${use ? "using" : "skipping"} '${negated ? "!" : ""}${arg}' section at line ${line.line}`);
     if (use) {
-      this.#sections.push("<IfModule>");
+      this.#open(IF_MODULE, line);
       return;
     }
     let nesting = 1;

@@ -82,17 +82,20 @@ function isCommentSegment(text: string): boolean {
 /**
  * Splits a logical line into words like `pr_str_get_word(&ptr, 0)`:
  * - a word that starts with `#` ends the line (an inline comment), but `a#b` is a word;
- * - a word that starts with `"` runs to the next unescaped `"` (or the end of the line:
- *   proftpd does not report an unterminated quote), and inside it `\x` stands for `x`;
+ * - a word that starts with `"` runs to the next unescaped `"`, and inside it `\x` stands
+ *   for `x`; proftpd runs an unterminated quote silently to the end of the line, which
+ *   hides a missing quote's damage, so its index is returned and the line refused;
  * - outside quotes a backslash is an ordinary character, and a `"` after the first
  *   character is too;
  * - the character that ends a word (the closing quote or one space) is consumed, so
  *   `"a b"c` gives the two words `a b` and `c`.
- * Returns the words and the offset where the first one starts.
+ * Returns the words, the offset where the first one starts, and the index of a word whose
+ * quote is never closed.
  */
-function splitWords(text: string): { words: string[]; start: number } {
+function splitWords(text: string): { words: string[]; start: number; unterminated: number | undefined } {
   const words: string[] = [];
   let start = -1;
+  let unterminated: number | undefined;
   let pos = 0;
   const end = text.length;
   for (;;) {
@@ -112,6 +115,7 @@ function splitWords(text: string): { words: string[]; start: number } {
         pos++;
       }
       parts.push(text.slice(from, pos));
+      if (pos >= end) unterminated ??= words.length;
       words.push(parts.join(""));
     } else {
       const from = pos;
@@ -120,7 +124,7 @@ function splitWords(text: string): { words: string[]; start: number } {
     }
     pos++;
   }
-  return { words, start };
+  return { words, start, unterminated };
 }
 
 /** Counts the characters env substitution has added so far in one `lexConfig` call. */
@@ -209,7 +213,7 @@ function lexLogicalLine(
   env: Readonly<Record<string, string | undefined>>,
   budget: ExpansionBudget,
 ): ConfigLine | undefined {
-  const { words, start } = splitWords(segments.map((s) => s.text).join(""));
+  const { words, start, unterminated } = splitWords(segments.map((s) => s.text).join(""));
   if (words.length === 0) return undefined;
   let line = segments[0]?.line ?? 0;
   let offset = 0;
@@ -217,6 +221,12 @@ function lexLogicalLine(
     line = segment.line;
     offset += segment.text.length;
     if (offset > start) break;
+  }
+  if (unterminated !== undefined) {
+    // The words as written: %{env:...} is not expanded in a line that is refused anyway.
+    const directive = unterminated > 0 ? words[0] : undefined;
+    if (directive === undefined) throw new ConfigError("unterminated quoted string", file, line);
+    throw new ConfigError(`${directive}: unterminated quoted string`, file, line, { directive });
   }
   return toConfigLine(
     words.map((w) => expandEnv(w, env, budget, file, line)),

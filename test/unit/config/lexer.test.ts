@@ -176,15 +176,31 @@ describe("lexConfig: quoting", () => {
     expect(lex('A "a b"c "d"')).toEqual([{ line: 1, name: "A", args: ["a b", "c", "d"] }]);
   });
 
-  it("runs an unterminated quote to the end of the line, as proftpd does without an error", () => {
-    expect(lex('ServerName "dso ref\nPort 21\n')).toEqual([
-      { line: 1, name: "ServerName", args: ["dso ref"] },
-      { line: 2, name: "Port", args: ["21"] },
-    ]);
+  it("refuses an unterminated quote, which proftpd silently runs to the end of the line", () => {
+    const err = lexError('Port 21\nServerName "dso ref\nPort 21\n');
+    expect(err.proftpdText()).toBe("ServerName: unterminated quoted string on line 2 of '/etc/dsod.conf'");
+    expect(err.directive).toBe("ServerName");
+    expect(err.code).toBe(ErrorCodes.CONFIG);
   });
 
-  it("keeps a backslash that ends an unterminated quote", () => {
-    expect(lex('A "abc\\')).toEqual([{ line: 1, name: "A", args: ["abc\\"] }]);
+  it("counts a quote escaped at the end of the line as unterminated", () => {
+    expect(lexError('A "abc\\"').message).toBe("A: unterminated quoted string");
+    expect(lexError('A "abc\\').message).toBe("A: unterminated quoted string");
+  });
+
+  it("names no directive when the name itself is the unterminated word", () => {
+    const err = lexError('\n"Server Name x');
+    expect(err.proftpdText()).toBe("unterminated quoted string on line 2 of '/etc/dsod.conf'");
+    expect(err.directive).toBeUndefined();
+  });
+
+  it("reports an unterminated quote on the line the directive starts, across continuations", () => {
+    expect(lexError('\nA b \\\n  "c d\n').proftpdText()).toBe("A: unterminated quoted string on line 2 of '/etc/dsod.conf'");
+  });
+
+  it("does not take a quote inside a word, an escaped quote inside quotes or a comment for an unterminated one", () => {
+    expect(lex('A b"c "x\\"y" # "z')).toEqual([{ line: 1, name: "A", args: ['b"c', 'x"y'] }]);
+    expect(lex('# ServerName "x\nA "" ""')).toEqual([{ line: 2, name: "A", args: ["", ""] }]);
   });
 
   it("allows a quoted directive name", () => {
