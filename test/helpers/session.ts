@@ -2,7 +2,7 @@
  * Hand-built sessions and commands for unit tests of handlers and dispatch,
  * where no daemon runs: a ControlChannel that records what it is asked to do.
  */
-import type { SecureContext } from "node:tls";
+import type { TLSSocketOptions } from "node:tls";
 import type { ActiveCommand } from "../../host/abi/host-symbols.js";
 import { DataChannel } from "../../host/ftp/data-channel.js";
 import { DEFAULT_DATA_SETTINGS } from "../../host/ftp/server.js";
@@ -12,7 +12,8 @@ import type { ControlChannel, EngineModule, SessionState } from "../../host/modu
 export class RecordingControl implements ControlChannel {
   readonly sent: string[] = [];
   secure = false;
-  tlsContext: SecureContext | undefined;
+  tlsOptions: TLSSocketOptions | undefined;
+  tlsCleared = false;
   abortTarget: (() => void) | undefined;
   readonly cleanups = new Set<() => void>();
 
@@ -20,8 +21,12 @@ export class RecordingControl implements ControlChannel {
     this.sent.push(`${code} ${message}`);
   }
 
-  startTlsAfterReply(context: SecureContext): void {
-    this.tlsContext = context;
+  startTlsAfterReply(options: TLSSocketOptions): void {
+    this.tlsOptions = options;
+  }
+
+  clearTlsAfterReply(): void {
+    this.tlsCleared = true;
   }
 
   onAbort(abort: () => void): () => void {
