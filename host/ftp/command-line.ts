@@ -103,6 +103,22 @@ export class ControlLineReader {
     }
   }
 
+  /**
+   * An ABOR whose line end never came, taken as a whole command and cleared.
+   * Clients that follow RFC 959 4.1.3 literally (Python's ftplib) send
+   * `ABOR\r\n` as TCP urgent data: the kernel keeps the final urgent byte out
+   * of the normal stream, so only `ABOR\r` arrives. proftpd's
+   * pr_netio_telnet_gets2 looks for the same prefix during a transfer
+   * (peek_is_abor_cmd); the session asks while a command is in progress.
+   */
+  takeUnterminatedAbort(): boolean {
+    const line = this.#line;
+    if (line.length !== 5 || line[4] !== CR) return false;
+    if (Buffer.from(line.slice(0, 4)).toString("latin1").toUpperCase() !== "ABOR") return false;
+    this.#line = [];
+    return true;
+  }
+
   #take(byte: number, events: LineEvent[]): void {
     if (byte === LF) {
       const end = this.#line.at(-1) === CR ? this.#line.length - 1 : this.#line.length;

@@ -86,3 +86,24 @@ describe("parseCommandLine", () => {
     expect(parseCommandLine("\tNOOP")).toBeUndefined();
   });
 });
+
+describe("ControlLineReader.takeUnterminatedAbort", () => {
+  it("takes `ABOR\\r` left without its LF (sent as urgent data) and clears it", () => {
+    const reader = new ControlLineReader();
+    expect(reader.push(Buffer.from("NOOP\r\nABOR\r"))).toEqual([{ kind: "line", text: "NOOP" }]);
+    expect(reader.takeUnterminatedAbort()).toBe(true);
+    expect(reader.takeUnterminatedAbort()).toBe(false);
+    expect(reader.push(Buffer.from("NOOP\r\n"))).toEqual([{ kind: "line", text: "NOOP" }]);
+  });
+
+  it("leaves any other partial line alone", () => {
+    const reader = new ControlLineReader();
+    reader.push(Buffer.from("ABORT\r"));
+    expect(reader.takeUnterminatedAbort()).toBe(false);
+    reader.push(Buffer.from("\n"));
+    const other = new ControlLineReader();
+    other.push(Buffer.from("abor"));
+    expect(other.takeUnterminatedAbort()).toBe(false);
+    expect(other.push(Buffer.from("\r\n"))).toEqual([{ kind: "line", text: "abor" }]);
+  });
+});
