@@ -245,7 +245,7 @@ export class SessionFilesystem {
 
   /** Pure: the absolute virtual path for what the user typed, against `cwd`; `..` stops at `/`, `~` is the root. */
   resolve(cwd: string, userPath: string): string {
-    return virtualPath(cwd, userPath);
+    return virtualPath(cwd, userPath, "/");
   }
 
   /** Follows symlinks that stay inside the root; one pointing out fails with EACCES. */

@@ -7,11 +7,15 @@
  * SessionFilesystem, which opens each component without following links out.
  */
 
-/** The absolute virtual path for what the user typed, against `cwd`; `~` and `~/x` start at `home`. */
-export function virtualPath(cwd: string, typed: string, home = "/"): string {
+/**
+ * The absolute virtual path for what the user typed, against `cwd`; `~` and
+ * `~/x` start at `home` when one is given (the commands whose proftpd handler
+ * interpolates `~`), and are plain names otherwise.
+ */
+export function virtualPath(cwd: string, typed: string, home?: string): string {
   let base = cwd;
   let rest = typed;
-  if (typed === "~" || typed.startsWith("~/")) {
+  if (home !== undefined && (typed === "~" || typed.startsWith("~/"))) {
     base = home;
     rest = typed.slice(2);
   }

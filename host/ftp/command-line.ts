@@ -166,11 +166,11 @@ function isSpace(ch: string | undefined): boolean {
  * keep it, reads a `"quoted string"` (backslash escapes the next character)
  * or a run of non-space characters, and consumes the character that ended it.
  */
-function nextWord(text: string, from: number, preserveWhitespace: boolean): { word: string; next: number } | undefined {
+function nextWord(text: string, from: number, preserveWhitespace: boolean, ignoreQuotes = false): { word: string; next: number } | undefined {
   let at = from;
   if (!preserveWhitespace) while (at < text.length && isSpace(text[at])) at++;
   if (at >= text.length) return undefined;
-  const quoted = text[at] === '"';
+  const quoted = !ignoreQuotes && text[at] === '"';
   if (quoted) at++;
   let word = "";
   while (at < text.length && (quoted ? text[at] !== '"' : !isSpace(text[at]))) {
@@ -198,7 +198,8 @@ export function parseCommandLine(line: string): CommandLine | undefined {
   // SITE arguments keep embedded white space, so file names with several
   // spaces survive (PR_STR_FL_PRESERVE_WHITESPACE, chosen by a prefix test).
   const preserveWhitespace = text.slice(0, 4).toUpperCase() === "SITE";
-  const first = nextWord(text, 0, false);
+  // The command word is never a quoted string (proftpd 1.3.8b, PR_STR_FL_IGNORE_QUOTES, Issue #1683).
+  const first = nextWord(text, 0, false, true);
   if (first === undefined) return undefined;
   // RFC 2640 §3.1: a CR NUL pair in the argument stands for a bare CR.
   const arg = text.slice(first.next).replaceAll("\r\0", "\r");

@@ -25,6 +25,14 @@ const PATH_ARGUMENT = new Set([
   "MDTM",
 ]);
 
+/**
+ * Commands whose proftpd handler interpolates `~` as the user's home
+ * (dir_canonical_path in MKD, RMD, DELE, RNFR, RNTO; dir_best_path in
+ * mod_xfer.c; mod_ls.c's glob); the others (CWD, SIZE, MDTM, the facts
+ * commands) take `~` as a name.
+ */
+const TILDE_EXPANDED = new Set(["RETR", "STOR", "APPE", "MKD", "XMKD", "RMD", "XRMD", "DELE", "RNFR", "RNTO", "LIST", "NLST", "STAT"]);
+
 /** Commands that name the working directory when given no path. */
 const DIRECTORY_DEFAULT = new Set(["MLSD", "MLST", "LIST", "NLST", "STAT"]);
 
@@ -61,8 +69,9 @@ function afterWords(arg: string, count: number): string | undefined {
 
 /** The path `line` names, or undefined for a command that names none (or STOU, whose handler picks it). */
 export function commandPath(context: PathContext, line: CommandLine): string | undefined {
-  const { cwd, home } = context;
   const name = line.name;
+  const cwd = context.cwd;
+  const home = TILDE_EXPANDED.has(name) ? context.home : undefined;
   if (PATH_ARGUMENT.has(name)) return line.arg === "" ? undefined : virtualPath(cwd, line.arg, home);
   if (DIRECTORY_DEFAULT.has(name)) {
     const typed = name === "LIST" || name === "NLST" ? withoutListOptions(line.arg) : line.arg;
@@ -71,7 +80,7 @@ export function commandPath(context: PathContext, line: CommandLine): string | u
   switch (name) {
     case "CDUP":
     case "XCUP":
-      return virtualPath(cwd, "..", home);
+      return virtualPath(cwd, "..");
     case "PWD":
     case "XPWD":
       return cwd;

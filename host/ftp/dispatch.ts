@@ -8,6 +8,11 @@ import { HandlerResults, Phases } from "../modules/module-api.js";
 import type { EngineModule, HandlerResult, Phase, SessionState, TransferInfo } from "../modules/module-api.js";
 import type { CommandLine } from "./command-line.js";
 
+/** Reply text with CR and LF made spaces: a name a client sent cannot end the reply line and forge another. */
+export function replyText(text: string): string {
+  return /[\r\n]/.test(text) ? text.replace(/[\r\n]/g, " ") : text;
+}
+
 /** proftpd's R_DUP: a continuation line that takes the code of the lines around it. */
 export const CONTINUATION = "";
 
@@ -49,7 +54,9 @@ export class ResponseList {
     this.#responses.length = 0;
   }
 
-  add(code: string, message: string): void {
+  add(code: string, text: string): void {
+    // A client's own CR or LF echoed back would end the reply line early and forge the next one.
+    const message = replyText(text);
     if (code === CONTINUATION) {
       this.#responses.push({ code, message });
       return;

@@ -10,6 +10,7 @@ import type { FileHandle } from "node:fs/promises";
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import { FsError } from "../fs/session-fs.js";
 import type { SessionFilesystem } from "../fs/session-fs.js";
+import { virtualPath } from "../fs/virtual-path.js";
 import { unmapped } from "../ftp/data-address.js";
 import { errnoOf, strerror } from "../ftp/strerror.js";
 import { fileSource, receiveOverData, sendOverData, transferWhat } from "../ftp/transfer.js";
@@ -277,8 +278,8 @@ export function createXferModule(data: CoreDataSettings, options: XferOptions = 
   };
 
   /** The command's virtual path, which dispatch usually gives; handlers after mod_xfer's see it in cmd.path either way. */
-  const pathOf = (cmd: ActiveCommand, session: SessionState, fs: SessionFilesystem): string => {
-    cmd.path ??= fs.resolve(session.cwd, cmd.arg);
+  const pathOf = (cmd: ActiveCommand, session: SessionState): string => {
+    cmd.path ??= virtualPath(session.cwd, cmd.arg, session.home);
     return cmd.path;
   };
 
@@ -287,7 +288,7 @@ export function createXferModule(data: CoreDataSettings, options: XferOptions = 
     if (cmd.argv.length < 2) return refuse(cmd, "500", `'${displayable(cmd)}' not understood`);
     const fs = withFs(cmd, session);
     if (fs === undefined) return HandlerResults.ERROR;
-    const path = pathOf(cmd, session, fs);
+    const path = pathOf(cmd, session);
     let type: string;
     try {
       type = (await fs.stat(path)).type;
@@ -351,7 +352,7 @@ export function createXferModule(data: CoreDataSettings, options: XferOptions = 
     if (cmd.argv.length < 2) return refuse(cmd, "500", `'${displayable(cmd)}' not understood`);
     const fs = withFs(cmd, session);
     if (fs === undefined) return HandlerResults.ERROR;
-    const path = pathOf(cmd, session, fs);
+    const path = pathOf(cmd, session);
     const xfer = state(session);
     let type: string | undefined;
     try {

@@ -107,3 +107,9 @@ describe("ControlLineReader.takeUnterminatedAbort", () => {
     expect(other.push(Buffer.from("\r\n"))).toEqual([{ kind: "line", text: "abor" }]);
   });
 });
+
+describe("parseCommandLine's command word", () => {
+  it("is never a quoted string (proftpd 1.3.8b, Issue #1683)", () => {
+    expect(parseCommandLine('"HELP x"')).toEqual({ name: '"HELP', arg: 'x"', argv: ['"HELP', 'x"'] });
+  });
+});

@@ -3,7 +3,7 @@ import { parseCommandLine } from "../../../host/ftp/command-line.js";
 import { commandPath } from "../../../host/ftp/command-path.js";
 import { virtualPath } from "../../../host/fs/virtual-path.js";
 
-function pathOf(text: string, cwd = "/pub", home = "/"): string | undefined {
+function pathOf(text: string, cwd = "/pub", home = "/home/demo"): string | undefined {
   const line = parseCommandLine(text);
   if (line === undefined) throw new Error(text);
   return commandPath({ cwd, home }, line);
@@ -16,12 +16,16 @@ describe("virtualPath", () => {
     ["/a", "../../../..", "/"],
     ["/a", "/x/./y//z/", "/x/y/z"],
     ["/a", "..", "/"],
-    ["/a", "~", "/"],
-    ["/a", "~/x", "/x"],
     ["/a", "~x", "/a/~x"],
     ["/", "", "/"],
   ])("in %s, %s is %s", (cwd, typed, expected) => {
     expect(virtualPath(cwd, typed)).toBe(expected);
+  });
+
+  it("takes ~ as a name unless a home is given", () => {
+    expect(virtualPath("/a", "~")).toBe("/a/~");
+    expect(virtualPath("/a", "~", "/")).toBe("/");
+    expect(virtualPath("/a", "~/x", "/")).toBe("/x");
   });
 
   it("starts ~ at the home it is given", () => {
@@ -48,6 +52,11 @@ describe("commandPath", () => {
     ["RETR", undefined],
     ["STOU", undefined],
     ["NOOP", undefined],
+    ["DELE ~/f", "/home/demo/f"],
+    ["LIST ~", "/home/demo"],
+    ["CWD ~", "/pub/~"],
+    ["RETR ~/f", "/home/demo/f"],
+    ["SIZE ~/f", "/pub/~/f"],
   ])("%s names %s", (text, expected) => {
     expect(pathOf(text)).toBe(expected);
   });

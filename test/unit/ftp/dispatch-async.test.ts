@@ -131,3 +131,11 @@ describe("dispatchCommand before login", () => {
     expect(settled(dispatchCommand(session, line("CCC"))).lines).toEqual(["530 Please login with USER and PASS"]);
   });
 });
+
+describe("reply lines carry no client CR or LF", () => {
+  it("makes a CR or LF in the text a space, so a name cannot forge a second reply line", () => {
+    const mod = module("mod_x.c", [handler("SIZE", Phases.CMD, (cmd) => (cmd.addError("550", `${cmd.arg}: No such file or directory`), HandlerResults.ERROR))]);
+    const result = settled(dispatchCommand(testSession([mod], "demo"), line("SIZE a\rb\r230 forged")));
+    expect(result.lines).toEqual(["550 a b 230 forged: No such file or directory"]);
+  });
+});
