@@ -5,11 +5,20 @@
  * Each connection carries one request and gets one response:
  *   1. identify the peer by SO_PEERCRED (the kernel's word, not the client's);
  *   2. check ControlsSocketACL, at accept time as proftpd does, so a denied
- *      client gets `access denied` whatever it asks, `help` included;
- *   3. decode one request within REQUEST_LIMITS before `requestTimeoutMs`;
- *   4. dispatch: `help`, a registered action (its ACL before its arguments),
+ *      client gets `access denied` whatever it asks, `help` included, and is
+ *      closed without ever taking one of the ControlsMaxClients slots;
+ *   3. take a slot, or answer `too many controls clients` when none is free;
+ *   4. decode one request within REQUEST_LIMITS before `requestTimeoutMs`;
+ *   5. dispatch: `help`, a registered action (its ACL before its arguments),
  *      or `unsupported action requested`;
- *   5. send the response and close.
+ *   6. send the response and close.
+ *
+ * What a client can make the daemon hold is bounded whatever it does: one
+ * request (REQUEST_LIMITS) and one response (RESPONSE_LIMITS) per served
+ * connection, at most ControlsMaxClients of them, each for at most
+ * `requestTimeoutMs`; and at most MAX_REFUSED_OPEN refused connections, each
+ * answered with one short line. Bytes sent after the request are read and
+ * dropped, never buffered.
  *
  * Unlike proftpd, requests are handled as soon as they are complete, not on
  * the next ControlsInterval tick (observed 1.2 s per ftpdctl call, §9 of the
@@ -70,6 +79,8 @@ export interface ControlsServerOptions {
   readonly socketPath: string;
   /** ControlsSocketOwner: who the socket file belongs to; unchanged (the daemon's user) when absent. */
   readonly socketOwner?: { readonly uid: number; readonly gid: number } | undefined;
+  /** ControlsSocketMode: the socket file's permissions; DEFAULT_SOCKET_MODE (mod_ctrls's 0777) when absent. */
+  readonly socketMode?: number | undefined;
   readonly actions: readonly ControlsAction[];
   /** ControlsSocketACL, read per connection so that a reloaded config applies at once. */
   readonly socketAcl?: () => Acl;
@@ -96,16 +107,26 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 export const MOD_CTRLS_VERSION = "mod_ctrls/0.9.5";
 
 /**
- * The socket is made 0777 like mod_ctrls's: identity comes from SO_PEERCRED
- * and every request passes ControlsSocketACL and the action's ACL, so the file
- * mode is not the guard. A tighter mode would turn `access denied` into a
+ * mod_ctrls's PR_CTRLS_MODE: identity comes from SO_PEERCRED and every
+ * request passes ControlsSocketACL and the action's ACL, so by default the
+ * file mode is not the guard; a tighter mode would turn `access denied` into a
  * connect error for exactly the users Debian's `lsmod allow user *` admits.
- * Operators who want the kernel to keep others out restrict the directory.
+ * ControlsSocketMode (with ControlsSocketOwner) lets the kernel keep other
+ * users from connecting at all.
  */
-const SOCKET_MODE = 0o777;
+export const DEFAULT_SOCKET_MODE = 0o777;
 
 /** How long an answered client may keep its connection open before it is closed for it. */
 const REPLY_GRACE_MS = 1_000;
+
+/**
+ * Refused connections (denied, unidentified, busy) kept open at once, each
+ * for at most REPLY_GRACE_MS after its answer so that a client still writing
+ * its request reads the answer instead of EPIPE. Past this the oldest is
+ * closed at once: however fast denied users connect, they hold a bounded
+ * number of the daemon's descriptors and no slot.
+ */
+export const MAX_REFUSED_OPEN = 32;
 
 const HELP_ACTION = "help";
 /** mod_ctrls.c ctrls_acttab: `help` is mod_ctrls's own, with no ACL of its own. */
@@ -205,6 +226,21 @@ export function fitResponseLines(lines: readonly string[]): string[] {
   return [...kept, `(${lines.length - kept.length} more lines not shown: a response holds at most ${maxLines} lines)`];
 }
 
+/**
+ * What the server sends for `result`: its lines fitted into RESPONSE_LIMITS,
+ * framed. A result that still cannot be framed (a status that is no 32-bit
+ * integer) is sent as a failure saying why, so every client gets an answer.
+ */
+export function responseFor(result: ControlsResult): { readonly sent: ControlsResult; readonly bytes: Buffer } {
+  const sent: ControlsResult = { status: result.status, lines: fitResponseLines(result.lines) };
+  try {
+    return { sent, bytes: encodeMessage(sent.status, sent.lines, RESPONSE_LIMITS) };
+  } catch (error) {
+    const failed: ControlsResult = { status: ControlsStatus.FAILED, lines: [(error as Error).message] };
+    return { sent: failed, bytes: encodeMessage(failed.status, failed.lines) };
+  }
+}
+
 /** `2026-11-26 18:57:02,393 mod_ctrls/0.9.5[8245]: <message>`, local time like proftpd's log files. */
 export function formatControlsLogLine(when: Date, pid: number, message: string): string {
   return `${formatTimestamp(when)} ${MOD_CTRLS_VERSION}[${pid}]: ${message}`;
@@ -245,8 +281,11 @@ export class ControlsServer {
   readonly #sockets = new Set<Socket>();
   /** The connections being served; ControlsMaxClients caps this set. */
   readonly #serving = new Set<Socket>();
+  /** Refused connections still open, oldest first; MAX_REFUSED_OPEN caps this set. */
+  readonly #refused = new Set<Socket>();
   #server: Server | undefined;
   readonly #owner: { readonly uid: number; readonly gid: number } | undefined;
+  readonly #mode: number;
   /** The socket file this server created, to remove only that one on close. */
   #bound: { dev: number; ino: number } | undefined;
   #logFd: number | undefined;
@@ -254,6 +293,7 @@ export class ControlsServer {
   constructor(options: ControlsServerOptions) {
     this.#path = options.socketPath;
     this.#owner = options.socketOwner;
+    this.#mode = options.socketMode ?? DEFAULT_SOCKET_MODE;
     this.#actions = options.actions;
     this.#socketAcl = options.socketAcl ?? (() => DEFAULT_SOCKET_ACL);
     this.#maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
@@ -298,7 +338,7 @@ export class ControlsServer {
         });
       });
       try {
-        chmodSync(temporary, SOCKET_MODE);
+        chmodSync(temporary, this.#mode);
         if (this.#owner !== undefined) chownSync(temporary, this.#owner.uid, this.#owner.gid);
         linkSync(temporary, this.#path);
       } finally {
@@ -394,17 +434,8 @@ export class ControlsServer {
       clearTimeout(deadline);
       this.#sockets.delete(socket);
       this.#serving.delete(socket);
+      this.#refused.delete(socket);
     });
-    if (this.#serving.size >= this.#maxClients) {
-      socket.end(
-        encodeMessage(ControlsStatus.BUSY, [
-          `too many controls clients (ControlsMaxClients ${this.#maxClients}), try again later`,
-        ]),
-      );
-      socket.resume();
-      return;
-    }
-    this.#serving.add(socket);
     this.#trace(5, "checking client credentials using SO_PEERCRED");
     let caller: ControlsCaller;
     try {
@@ -412,22 +443,33 @@ export class ControlsServer {
       caller = { uid, gid, pid, user: this.#accounts.userName(uid), group: this.#accounts.groupName(gid) };
     } catch (error) {
       this.#trace(1, (error as Error).message);
-      socket.end(encodeMessage(ACCESS_DENIED.status, ACCESS_DENIED.lines));
-      socket.resume();
+      this.#refuse(socket, undefined, ACCESS_DENIED);
       return;
     }
     this.#log(acceptedMessage(caller));
     socket.once("close", () => this.#log(closedMessage(caller)));
+    // The socket ACL comes before the slot count (proftpd's ctrls_recv_cl_reqs checks it at accept
+    // too): a denied user is answered and closed at once, so no number of them can make root busy.
+    if (!aclAllows(this.#socketAcl(), caller.uid, caller.gid)) {
+      this.#refuse(socket, caller, ACCESS_DENIED);
+      return;
+    }
+    if (this.#serving.size >= this.#maxClients) {
+      this.#refuse(socket, caller, {
+        status: ControlsStatus.BUSY,
+        lines: [`too many controls clients (ControlsMaxClients ${this.#maxClients}), try again later`],
+      });
+      return;
+    }
+    this.#serving.add(socket);
     let answered = false;
     const answer = (argv: readonly string[] | undefined, result: ControlsResult): void => {
       answered = true;
       this.#reply(socket, caller, argv, result);
     };
-    if (!aclAllows(this.#socketAcl(), caller.uid, caller.gid)) {
-      answer(undefined, ACCESS_DENIED);
-    }
     const decoder = new MessageDecoder(REQUEST_LIMITS);
     socket.on("data", (chunk: Buffer) => {
+      // Whatever follows the request is read and dropped: it never piles up in the daemon.
       if (answered) {
         return;
       }
@@ -449,15 +491,27 @@ export class ControlsServer {
     });
   }
 
-  #reply(socket: Socket, caller: ControlsCaller, argv: readonly string[] | undefined, result: ControlsResult): void {
-    let bytes: Buffer;
-    let sent: ControlsResult = { status: result.status, lines: fitResponseLines(result.lines) };
-    try {
-      bytes = encodeMessage(sent.status, sent.lines, RESPONSE_LIMITS);
-    } catch (error) {
-      sent = { status: ControlsStatus.FAILED, lines: [(error as Error).message] };
-      bytes = encodeMessage(sent.status, sent.lines);
+  /**
+   * Answers a connection that will not be served (denied, unidentified or
+   * busy) without reading its request, and closes it soon after. It never
+   * holds a slot; past MAX_REFUSED_OPEN such connections the oldest is closed.
+   */
+  #refuse(socket: Socket, caller: ControlsCaller | undefined, result: ControlsResult): void {
+    this.#refused.add(socket);
+    if (this.#refused.size > MAX_REFUSED_OPEN) {
+      const [oldest] = this.#refused;
+      this.#refused.delete(oldest as Socket);
+      oldest?.destroy();
     }
+    if (caller !== undefined) {
+      for (const message of exchangeMessages(caller, undefined, result)) this.#log(message);
+    }
+    socket.resume();
+    socket.end(encodeMessage(result.status, result.lines), () => setTimeout(() => socket.destroy(), REPLY_GRACE_MS).unref());
+  }
+
+  #reply(socket: Socket, caller: ControlsCaller, argv: readonly string[] | undefined, result: ControlsResult): void {
+    const { sent, bytes } = responseFor(result);
     for (const message of exchangeMessages(caller, argv, sent)) {
       this.#log(message);
     }

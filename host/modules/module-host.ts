@@ -322,14 +322,35 @@ export class ModuleHost {
     const file = `${stemPath}.wasm`;
     try {
       this.#planUnit(plan, { kind: "module", name, namespace: parsed.stem, file, explicit: true }, [name]);
+      this.#execute(plan);
     } catch (error) {
-      if (isDsoError(error) && error.code === ErrorCodes.MODULE_NOT_FOUND) {
-        this.#log("notice", `${MOD_DSO_VERSION}: unable to load '${name}'; check to see if '${file}' exists`);
-      }
+      this.#logRefusal(name, file, error);
       throw error;
     }
-    this.#execute(plan);
     this.#trace("dso", 8, `module '${stemPath}' successfully loaded`);
+  }
+
+  /**
+   * Every refused load leaves its reason in the log, whether LoadModule,
+   * insmod or a SIGHUP's re-read asked for it, as mod_dso.c's dso_load_module
+   * logs its own failures. A wrong API version and a module's failed init were
+   * logged where they were found, in proftpd's words; only their other lines
+   * (the trap that failed the init) are added here.
+   */
+  #logRefusal(name: string, file: string, error: unknown): void {
+    if (!isDsoError(error)) {
+      this.#log("notice", `${MOD_DSO_VERSION}: unable to load '${name}': ${String(error)}`);
+      return;
+    }
+    if (error.code === ErrorCodes.MODULE_NOT_FOUND) {
+      this.#log("notice", `${MOD_DSO_VERSION}: unable to load '${name}'; check to see if '${file}' exists`);
+      return;
+    }
+    const loggedAtSource =
+      error.code === ErrorCodes.API_VERSION || (error.code === ErrorCodes.INIT_FAILED && error.message.startsWith("module '"));
+    for (const line of error.lines) {
+      if (!(loggedAtSource && line === error.message)) this.#log("notice", `${MOD_DSO_VERSION}: ${line}`);
+    }
   }
 
   #alreadyLoaded(name: string): never {

@@ -3,6 +3,7 @@
  * conftab). The socket server itself is host/controls/server.ts.
  */
 import { DEFAULT_SOCKET_ACL, parseSocketAcl } from "../controls/acl.js";
+import { DEFAULT_SOCKET_MODE } from "../controls/server.js";
 import type { Acl } from "../controls/acl.js";
 import type { AccountResolver } from "../system/accounts.js";
 import type { ActiveCommand } from "../abi/host-symbols.js";
@@ -14,6 +15,8 @@ export interface CtrlsSettings {
   socketPath: string;
   /** ControlsSocketOwner: uid and gid the socket is chowned to; the daemon's own when unset. */
   socketOwner: { uid: number; gid: number } | undefined;
+  /** ControlsSocketMode (dsod's): the socket file's permission bits; mod_ctrls's 0777 when unset. */
+  socketMode: number;
   /** Deny-by-default, as the manual says (proftpd 1.3.8 wrongly allows all; upstream #2210 fixed it). */
   socketAcl: Acl;
   maxClients: number;
@@ -26,6 +29,15 @@ function arg(directive: ActiveCommand, index: number): string {
   return param(directive, index);
 }
 
+/**
+ * An octal mode of the socket file's permission bits, as chmod(1) writes it
+ * (`770`, `0770`): set-id and sticky bits mean nothing on a socket and are refused.
+ */
+export function parseSocketMode(value: string): number {
+  if (!/^0?[0-7]{3}$/.test(value)) throw directiveError(`'${value}' is not a socket mode (octal permission bits, 000 to 777)`);
+  return Number.parseInt(value, 8);
+}
+
 function positiveInteger(value: string, what: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw directiveError(`${what} must be greater than zero: '${value}'`);
   return Number(value);
@@ -36,6 +48,7 @@ export function createCtrlsModule(defaultSocket: string, accounts: AccountResolv
     engine: true,
     socketPath: defaultSocket,
     socketOwner: undefined,
+    socketMode: DEFAULT_SOCKET_MODE,
     socketAcl: DEFAULT_SOCKET_ACL,
     maxClients: 5,
     logFile: undefined,
@@ -75,6 +88,14 @@ export function createCtrlsModule(defaultSocket: string, accounts: AccountResolv
           const gid = accounts.gidOf(group);
           if (gid === undefined) throw directiveError(`unknown group '${group}'`);
           settings.socketOwner = { uid, gid };
+        },
+      },
+      {
+        // Beyond proftpd, whose socket is always 0777: with ControlsSocketOwner, the kernel keeps
+        // users outside the owner and group from connecting at all (docs/security.md).
+        name: "ControlsSocketMode",
+        run: (directive) => {
+          settings.socketMode = parseSocketMode(arg(directive, 1));
         },
       },
       {

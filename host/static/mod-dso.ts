@@ -52,15 +52,6 @@ export interface DsoModuleOptions {
   readonly log: (priority: LogPriority, message: string) => void;
 }
 
-/** Failures the host logs itself in proftpd's words; the rest are logged here before the fatal line. */
-const HOST_LOGGED: ReadonlySet<string> = new Set([
-  ErrorCodes.ALREADY_LOADED,
-  ErrorCodes.API_VERSION,
-  ErrorCodes.INIT_FAILED,
-  ErrorCodes.MODULE_NOT_FOUND,
-  ErrorCodes.BAD_MODULE_NAME,
-]);
-
 /** proftpd's frame for a failed load: the errno text where proftpd has one, our message otherwise. */
 function loadReason(error: unknown): string {
   if (!isDsoError(error)) return String(error);
@@ -130,11 +121,9 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
           checkArgs(directive, 1);
           const name = directive.argv[1] as string;
           try {
+            // The host logs why it refused the module, as it does for insmod.
             options.host().loadModule(name);
           } catch (error) {
-            if (isDsoError(error) && !HOST_LOGGED.has(error.code)) {
-              for (const line of error.lines) options.log("notice", `${MOD_DSO_VERSION}: ${line}`);
-            }
             throw directiveError(`error loading module '${name}': ${loadReason(error)}`);
           }
         },

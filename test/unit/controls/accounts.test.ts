@@ -28,12 +28,13 @@ describe("account file parsing", () => {
     expect(parseAccountLine("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin")).toEqual({
       name: "nobody",
       id: 65534,
+      gid: 65534,
     });
     expect(parseAccountLine("daemon:x:1:")).toEqual({ name: "daemon", id: 1 });
   });
 
   it("skips comments, NIS compat lines and malformed ids", () => {
-    expect(parseAccountFile("# c:x:1:1\n+nis:x:2:2\n-nis:x:3:3\nbad:x:-1:0\nok:x:4:4\n")).toEqual([{ name: "ok", id: 4 }]);
+    expect(parseAccountFile("# c:x:1:1\n+nis:x:2:2\n-nis:x:3:3\nbad:x:-1:0\nok:x:4:4\n")).toEqual([{ name: "ok", id: 4, gid: 4 }]);
   });
 });
 

@@ -322,6 +322,54 @@ describe("ControlsServer: ACLs (§5)", () => {
   });
 });
 
+describe("ControlsServer: denied callers hold nothing", () => {
+  it.runIf(process.getuid?.() === 0)("a caller the socket ACL denies is answered at accept and never takes a slot", async () => {
+    socketAcl = parseSocketAcl(["allow", "user", me], accounts);
+    // nobody opens 6 connections, sends nothing and closes none: three times ControlsMaxClients.
+    const script = `
+      const net = require("node:net");
+      let answered = 0;
+      for (let i = 0; i < 6; i++) {
+        const socket = net.createConnection(${JSON.stringify(socketPath)});
+        socket.on("data", (chunk) => { if (++answered === 6) process.stdout.write("answered"); });
+        socket.on("error", () => {});
+      }
+      process.stdin.resume();`;
+    const child = spawn(process.execPath, ["-e", script], { uid: 65534, gid: 65534, cwd: dir, stdio: ["pipe", "pipe", "inherit"] });
+    try {
+      await new Promise((resolve) => child.stdout.once("data", resolve));
+      expect(await send(socketPath, ["lsmod"])).toEqual(ok("Loaded Modules:", "  mod_core.c", "  mod_dso.c", "  mod_ls.c"));
+      expect(await send(socketPath, ["help"])).toMatchObject({ status: ControlsStatus.OK });
+    } finally {
+      child.kill();
+    }
+    const nobody = (await settledLog(logFile)).filter((line) => line.includes("nobody/nogroup"));
+    expect(nobody.filter((line) => line === "sent to nobody/nogroup client: 'access denied'")).toHaveLength(6);
+    expect(nobody.filter((line) => line.startsWith("sent to ") && !line.endsWith("return value: -2") && !line.endsWith("'access denied'"))).toEqual([]);
+  });
+
+  it("a busy caller is identified and logged like any other", async () => {
+    const silent = [send(socketPath, Buffer.alloc(0)), send(socketPath, Buffer.alloc(0))];
+    await waitForAccepted(2);
+    expect(await send(socketPath, ["lsmod"])).toMatchObject({ status: ControlsStatus.BUSY });
+    await Promise.all(silent);
+    const client = `${me}/${myGroup} client`;
+    expect((await settledLog(logFile)).slice(2, 6)).toEqual([
+      `accepted connection from ${client}`,
+      `sent to ${client}: return value: -11`,
+      `sent to ${client}: 'too many controls clients (ControlsMaxClients 2), try again later'`,
+      `closed connection to ${client}`,
+    ]);
+  });
+});
+
+/** Waits until the ControlsLog shows `count` accepted connections. */
+async function waitForAccepted(count: number): Promise<void> {
+  while (logMessages(logFile).filter((line) => line.startsWith("accepted connection from ")).length < count) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 describe("ControlsServer: bad clients", () => {
   const header = (status: number, argc: number): Buffer => {
     const bytes = Buffer.alloc(8);
@@ -359,6 +407,32 @@ describe("ControlsServer: bad clients", () => {
     expect(await send(socketPath, Buffer.alloc(0))).toBe("closed");
     expect(Date.now() - started).toBeGreaterThanOrEqual(2 * 400 - 50);
     await stillServing();
+  });
+
+  it("a request dripped a byte at a time gets no more than the request timeout, counted from connect", async () => {
+    // 32 arguments of 256 bytes: the largest request there is, never finished at this pace.
+    const largest = encodeMessage(0, ["rmmod", ...Array.from({ length: 31 }, () => `mod_${"x".repeat(250)}.c`)]);
+    const socket = createConnection(socketPath);
+    socket.on("error", () => {});
+    const started = Date.now();
+    let sent = 0;
+    const drip = setInterval(() => {
+      if (!socket.destroyed && sent < largest.length) socket.write(largest.subarray(sent, ++sent));
+    }, 20);
+    const received: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => received.push(chunk));
+    await new Promise((resolve) => socket.once("close", resolve));
+    clearInterval(drip);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400 - 50);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(sent).toBeLessThan(largest.length);
+    expect(Buffer.concat(received)).toHaveLength(0);
+    await stillServing();
+  });
+
+  it("an announced argument over the limit is refused at once, without waiting for its bytes", async () => {
+    const huge = Buffer.concat([header(0, 2), Buffer.from([6, 0, 0, 0]), Buffer.from("insmod"), Buffer.from([0, 0, 0, 0x40])]);
+    expect(await send(socketPath, huge)).toEqual(failed("controls request argument 2 is 1073741824 bytes, more than the maximum of 256"));
   });
 
   it("connections beyond ControlsMaxClients are refused with a reply, and served once slots free up", async () => {
@@ -413,6 +487,38 @@ describe("ControlsServer: the socket file", () => {
     expect(statSync(other).mode & 0o777).toBe(0o777);
     await second.close();
     expect(existsSync(other)).toBe(false);
+  });
+
+  it("takes ControlsSocketMode for the socket file's permissions", async () => {
+    const guarded = new ControlsServer({ socketPath: other, actions: [], socketAcl: () => socketAcl, socketMode: 0o660 });
+    await guarded.start();
+    try {
+      expect(statSync(other).mode & 0o777).toBe(0o660);
+      expect(await send(other, ["help"])).toEqual(ok("help: describe all registered controls"));
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it.runIf(process.getuid?.() === 0)("with ControlsSocketOwner, the kernel keeps everyone outside owner and group from connecting", async () => {
+    const guarded = new ControlsServer({ socketPath: other, actions: [], socketAcl: () => socketAcl, socketMode: 0o660, socketOwner: { uid: 0, gid: 1 } });
+    await guarded.start();
+    const connectAs = (uid: number, gid: number): Promise<string> =>
+      new Promise((resolve) => {
+        const script = `require("node:net").createConnection(${JSON.stringify(other)}).on("connect", () => { process.stdout.write("connected"); process.exit(0); }).on("error", (e) => { process.stdout.write(e.code); process.exit(0); });`;
+        const child = spawn(process.execPath, ["-e", script], { uid, gid, cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
+        let stdout = "";
+        child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+        child.on("exit", () => resolve(stdout));
+      });
+    try {
+      expect([statSync(other).uid, statSync(other).gid]).toEqual([0, 1]);
+      // nobody/nogroup is neither the owner nor in group 1 (daemon): connect(2) itself is refused.
+      expect(await connectAs(65534, 65534)).toBe("EACCES");
+      expect(await connectAs(65534, 1)).toBe("connected");
+    } finally {
+      await guarded.close();
+    }
   });
 
   it("replaces a stale socket nobody answers on", async () => {
