@@ -34,8 +34,10 @@ export const ErrorCodes = {
   INTEGRITY: "DSO_ERR_INTEGRITY",
   /** A module imports a host symbol from a capability it was not granted. */
   CAPABILITY: "DSO_ERR_CAPABILITY",
-  /** A module's memory breaks its cap (its own memory has no maximum, or a maximum over the cap). */
+  /** A module's memory or tables break its cap (no maximum, or maxima that do not fit the cap together). */
   MEMORY_LIMIT: "DSO_ERR_MEMORY_LIMIT",
+  /** A binary declares more than a load limit allows (functions, globals, tables, table elements, segments, size). */
+  LOAD_LIMIT: "DSO_ERR_LOAD_LIMIT",
   /** Guest code ran past its CPU budget and was interrupted. */
   INTERRUPTED: "DSO_ERR_INTERRUPTED",
   /** A sandbox mechanism is missing: the native watchdog that enforces CPU budgets is not built. */
@@ -60,6 +62,8 @@ export const ErrorCodes = {
   CTRLS_SOCKET: "DSO_ERR_CTRLS_SOCKET",
   /** A controls request or response broke the wire format. */
   CTRLS_PROTOCOL: "DSO_ERR_CTRLS_PROTOCOL",
+  /** dsod could not become the User/Group its config names, or that identity could write the module path. */
+  PRIVILEGES: "DSO_ERR_PRIVILEGES",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -355,6 +355,8 @@ export class ControlsServer {
       throw socketError(`unable to bind the controls socket '${this.#path}': ${(cause as Error).message}`, cause);
     }
     this.#server = server;
+    // A failed accept (out of descriptors) is an 'error' event; unheard, it would end the daemon.
+    server.on("error", (error) => this.#trace(1, `unable to accept a controls connection: ${error.message}`));
   }
 
   /** Drops the clients being served, stops listening and removes the socket file. */

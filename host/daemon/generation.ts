@@ -5,12 +5,15 @@
  * broken config keeps the old one serving (proftpd re-parses in place and dies
  * on a bad config; we keep serving, as the issue asks).
  */
-import { readFileSync, readdirSync } from "node:fs";
 import { hostname } from "node:os";
 import path from "node:path";
+import { expandInclude, readConfigFile } from "../config/config-file.js";
 import { ConfigRunner } from "../config/config-runner.js";
 import type { ConfigSource } from "../config/config-runner.js";
 import { DEFAULT_CONTROLS_SOCKET } from "../controls/default-socket.js";
+import { Scoreboard } from "../ftp/scoreboard.js";
+import type { SessionState } from "../modules/module-api.js";
+import type { XferlogWriter } from "../xfer/xferlog.js";
 import { ModuleHost } from "../modules/module-host.js";
 import type { LogPriority } from "../modules/module-host.js";
 import { createCompiledInModules } from "../static/index.js";
@@ -41,6 +44,18 @@ export function stderrLog(debugLevel: number): DaemonLog {
   };
 }
 
+/** What the compiled-in modules need of the running daemon; `dsod -t` and `-l` run without one. */
+export interface DaemonRuntime {
+  /** The sessions now open (MaxClients and its siblings count them). */
+  readonly scoreboard: Scoreboard;
+  /** The port the FTP listener is bound to, for failed-login lines. */
+  readonly serverPort: () => number;
+  /** Ends a session after sending `lines` (mod_xfer.c's TimeoutNoTransfer). */
+  readonly endSession: (session: SessionState, lines: readonly string[]) => void;
+  /** TransferLog files, one handle per file for the daemon's life (a SIGHUP does not reopen them). */
+  readonly xferlog: XferlogWriter;
+}
+
 export interface Generation {
   readonly host: ModuleHost;
   readonly compiledIn: CompiledInModules;
@@ -50,28 +65,34 @@ export interface Generation {
   readonly configFile: string;
 }
 
+/** Config files from disk: regular files only, at most MAX_CONFIG_FILE_BYTES each (host/config/config-file.ts). */
 function fileSource(): ConfigSource {
-  return {
-    read: (file) => readFileSync(file, "utf8"),
-    expand: (pattern) => {
-      const dir = path.dirname(pattern);
-      const base = path.basename(pattern);
-      if (!/[*?[]/.test(base)) return [pattern];
-      // Globs in the last component, as proftpd's Include uses them (`/etc/dsod/conf.d/*.conf`).
-      const regex = new RegExp(`^${base.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")}$`);
-      return readdirSync(dir)
-        .filter((name) => regex.test(name))
-        .sort()
-        .map((name) => path.join(dir, name));
-    },
-  };
+  return { read: readConfigFile, expand: expandInclude };
 }
 
 /** The compiled-in modules in load order, what `dsod -l` lists: proftpd's static_modules[], mod_dso and mod_ctrls last. */
-function compiledInModules(accounts: SystemAccounts, traceLog: TraceLog, host: () => ModuleHost, log: DaemonLog) {
+function compiledInModules(
+  accounts: SystemAccounts,
+  traceLog: TraceLog,
+  host: () => ModuleHost,
+  log: DaemonLog,
+  runtime: DaemonRuntime | undefined,
+) {
   const dso = createDsoModule({ host, accounts, log });
-  const ctrls = createCtrlsModule(DEFAULT_CONTROLS_SOCKET, accounts);
-  const compiledIn = createCompiledInModules({ extra: [dso.module, ctrls.module], coreDirectives: traceLog.directives() });
+  const ctrls = createCtrlsModule(DEFAULT_CONTROLS_SOCKET, accounts, log);
+  const compiledIn = createCompiledInModules({
+    extra: [dso.module, ctrls.module],
+    coreDirectives: traceLog.directives(),
+    accounts,
+    log,
+    // pr_auth_gid2name, where the system knows the group (SystemAccounts answers the number itself when it does not).
+    groupName: (gid) => {
+      const name = accounts.groupName(gid);
+      return name === String(gid) ? undefined : name;
+    },
+    scoreboard: runtime?.scoreboard ?? new Scoreboard(),
+    ...(runtime !== undefined && { serverPort: runtime.serverPort, xfer: { endSession: runtime.endSession, xferlog: runtime.xferlog, log: (message) => log("info", message) } }),
+  });
   return { dso, ctrls, compiledIn };
 }
 
@@ -80,19 +101,21 @@ export function compiledInModuleNames(): string[] {
   const unused = (): never => {
     throw new Error("no host: only the module list is wanted");
   };
-  return compiledInModules(new SystemAccounts(), new TraceLog(), unused, () => {}).compiledIn.modules.map((m) => m.name);
+  return compiledInModules(new SystemAccounts(), new TraceLog(), unused, () => {}, undefined).compiledIn.modules.map((m) => m.name);
 }
 
 /**
  * Builds a generation from a config file; throws the config's ConfigError,
  * leaving nothing running. `removedCompiledIn` are compiled-in modules a
- * previous generation's rmmod took out of the engine.
+ * previous generation's rmmod took out of the engine; `runtime` is the running
+ * daemon the generation serves (none for `dsod -t`).
  */
 export function buildGeneration(
   configFile: string,
   log: DaemonLog,
   debugLevel: number,
   removedCompiledIn: readonly string[] = [],
+  runtime?: DaemonRuntime,
 ): Generation {
   const accounts = new SystemAccounts();
   const traceLog = new TraceLog();
@@ -101,7 +124,7 @@ export function buildGeneration(
     if (host === undefined) throw new Error("mod_dso.c used before the host exists");
     return host;
   };
-  const { dso, ctrls, compiledIn } = compiledInModules(accounts, traceLog, hostRef, log);
+  const { dso, ctrls, compiledIn } = compiledInModules(accounts, traceLog, hostRef, log, runtime);
   host = new ModuleHost({
     modulePath: DEFAULT_MODULE_PATH,
     compiledIn: compiledIn.modules,
@@ -126,6 +149,8 @@ export function buildGeneration(
   });
   try {
     runner.run(path.resolve(configFile));
+    // proftpd's core.postparse event: mod_tls.c checks its certificate and key together.
+    compiledIn.tls.postParse();
   } catch (error) {
     host.close();
     throw error;

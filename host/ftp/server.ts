@@ -3,17 +3,28 @@
  * served by a ControlSession as a forked session process would be. Each
  * session keeps the module set it started with until it ends, as a forked
  * child keeps the modules it was forked with.
+ *
+ * The listener guards the process the sessions share: MaxInstances bounds the
+ * sessions (so the descriptors the controls socket and the logs need stay
+ * free), MaxConnectionsPerHost the sessions of one client address, and
+ * running out of descriptors anyway (EMFILE) makes it refuse connections for
+ * a moment instead of failing.
  */
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import type { ModuleSet } from "../modules/module-host.js";
 import type { SessionState } from "../modules/module-api.js";
+import { systemClock } from "./clock.js";
+import type { Clock } from "./clock.js";
 import { commandPath } from "./command-path.js";
 import type { CommandLine } from "./command-line.js";
 import { DataChannel } from "./data-channel.js";
 import type { DataChannelSettings } from "./data-channel.js";
 import type { DispatchOptions } from "./dispatch.js";
-import { ControlSession } from "./session.js";
+import { Scoreboard, connectionsFrom, limitReply } from "./scoreboard.js";
+import type { ConnectionLimit } from "./scoreboard.js";
+import { ControlSession, LINGER_MS, sessionLabel } from "./session.js";
+import type { SessionTimeouts } from "./session.js";
 
 export interface FtpServerOptions {
   /** The module set for a new session (ModuleHost.acquireModules); released when the session ends. */
@@ -22,6 +33,18 @@ export interface FtpServerOptions {
   readonly serverName: string;
   /** TimeoutIdle in seconds; 0 turns it off. */
   readonly idleTimeoutSeconds: number;
+  /** TimeoutLogin in seconds; 0 turns it off. proftpd's default, 300, unless given. */
+  readonly loginTimeoutSeconds?: number;
+  /** TimeoutSession in seconds; off unless given. */
+  readonly sessionTimeoutSeconds?: number;
+  /** MaxInstances: sessions at once; 0 or absent, no limit. */
+  readonly maxInstances?: number;
+  /** MaxConnectionsPerHost: sessions from one client address, logged in or not. */
+  readonly maxConnectionsPerHost?: ConnectionLimit | undefined;
+  /** The sessions now open, for MaxConnectionsPerHost and mod_auth.c's MaxClients checks. */
+  readonly scoreboard?: Scoreboard;
+  /** Time for the session timers; the system clock unless given (tests move time by hand). */
+  readonly clock?: Clock;
   /** Commands allowed before login; dispatch's PRE_LOGIN_COMMANDS unless given. */
   readonly preLoginCommands?: ReadonlySet<string>;
   /** <Limit> checks and command paths, passed on to dispatch. */
@@ -31,6 +54,12 @@ export interface FtpServerOptions {
   /** Log lines: handler faults, over-long commands, failed session starts, socket errors. */
   readonly log?: (message: string) => void;
 }
+
+/** proftpd's PR_TUNABLE_TIMEOUTLOGIN. */
+export const DEFAULT_LOGIN_TIMEOUT = 300;
+
+/** How long the listener refuses connections after accept(2) ran out of descriptors. */
+export const DESCRIPTOR_BACKOFF_MS = 1000;
 
 /** pr_session_disconnect's text for PR_SESS_DISCONNECT_SERVER_SHUTDOWN (src/session.c). */
 export const DEFAULT_SHUTDOWN_MESSAGE = "Server shutting down";
@@ -57,11 +86,23 @@ export class FtpServer {
   readonly #server: net.Server;
   readonly #sessions = new Set<ControlSession>();
   readonly #dispatch: DispatchOptions;
+  readonly #scoreboard: Scoreboard;
+  readonly #clock: Clock;
   #nextId = 0;
+  /** Until when the listener refuses connections after EMFILE; 0 when it accepts. */
+  #backoffUntil = 0;
 
   constructor(options: FtpServerOptions) {
     this.#options = options;
+    this.#scoreboard = options.scoreboard ?? new Scoreboard();
+    this.#clock = options.clock ?? systemClock;
     this.#server = net.createServer((socket) => this.#accept(socket));
+    // proftpd's MaxInstances check closes the new descriptor before any session exists; so does Node's maxConnections.
+    this.#server.on("drop", () => {
+      this.#applyLimits();
+      if (this.#backoffUntil === 0) this.#log(`MaxInstances (${this.#server.maxConnections}) reached, new connection denied`);
+    });
+    this.#server.on("error", (error: NodeJS.ErrnoException) => this.#acceptFailed(error));
     this.#dispatch = {
       onFault: (fault) => {
         const reason = fault.error instanceof Error ? fault.error.message : String(fault.error);
@@ -75,6 +116,7 @@ export class FtpServer {
 
   /** Starts listening; resolves with the bound address (port 0 picks a free port). */
   listen(port: number, host?: string): Promise<AddressInfo> {
+    this.#applyLimits();
     return new Promise((resolve, reject) => {
       this.#server.once("error", reject);
       this.#server.listen(port, host, () => {
@@ -82,6 +124,43 @@ export class FtpServer {
         resolve(this.#server.address() as AddressInfo);
       });
     });
+  }
+
+  /** Reads MaxInstances again (after a SIGHUP); a backoff keeps its lower bound until it ends. */
+  #applyLimits(): void {
+    if (this.#backoffUntil !== 0) {
+      if (this.#clock.now() < this.#backoffUntil) return;
+      this.#backoffUntil = 0;
+    }
+    const max = this.#options.maxInstances ?? 0;
+    this.#server.maxConnections = max > 0 ? max : Infinity;
+  }
+
+  /**
+   * accept(2) failed. Out of descriptors (libuv has already closed the pending
+   * connections with its spare one), the listener takes no new session for
+   * DESCRIPTOR_BACKOFF_MS, so open sessions, the controls socket and the logs
+   * get the descriptors being freed; it says so once per backoff.
+   */
+  #acceptFailed(error: NodeJS.ErrnoException): void {
+    if (error.code !== "EMFILE" && error.code !== "ENFILE") {
+      this.#log(`unable to accept connection: ${error.message}`);
+      return;
+    }
+    if (this.#backoffUntil !== 0) return;
+    this.#backoffUntil = this.#clock.now() + DESCRIPTOR_BACKOFF_MS;
+    this.#server.maxConnections = Math.max(1, this.#sessions.size);
+    this.#log(
+      `unable to accept connection: ${error.message}; refusing connections for ${DESCRIPTOR_BACKOFF_MS} ms (lower MaxInstances or raise the descriptor limit)`,
+    );
+    this.#clock.schedule(DESCRIPTOR_BACKOFF_MS, () => this.#applyLimits());
+  }
+
+  /** Ends the session of `state` after sending `lines`, as pr_session_disconnect (mod_xfer.c's TimeoutNoTransfer). */
+  endSession(state: SessionState, lines: readonly string[]): void {
+    for (const session of this.#sessions) {
+      if (session.state === state) session.end(lines);
+    }
   }
 
   /** Sessions now open. */
@@ -106,9 +185,33 @@ export class FtpServer {
     this.#options.log?.(message);
   }
 
+  /** auth_scan_scoreboard's MaxConnectionsPerHost check, before the greeting: the 530, a log line, the end. */
+  #overHostLimit(socket: net.Socket, id: number): boolean {
+    const limit = this.#options.maxConnectionsPerHost;
+    const address = socket.remoteAddress ?? "";
+    // This connection is not on the scoreboard yet: proftpd counts its own entry too.
+    if (limit === undefined || limit.max === 0 || connectionsFrom(this.#scoreboard.entries(), address) + 1 <= limit.max) return false;
+    this.#log(`${sessionLabel({ id, remoteAddress: address })}: Connection refused (MaxConnectionsPerHost ${limit.max})`);
+    socket.on("error", () => {});
+    socket.end(`530 ${limitReply(limit)}\r\n`, () => socket.destroy());
+    this.#clock.schedule(LINGER_MS, () => socket.destroy());
+    return true;
+  }
+
+  #timeouts(): SessionTimeouts {
+    const options = this.#options;
+    return {
+      idle: options.idleTimeoutSeconds,
+      login: options.loginTimeoutSeconds ?? DEFAULT_LOGIN_TIMEOUT,
+      session: options.sessionTimeoutSeconds ?? 0,
+    };
+  }
+
   #accept(socket: net.Socket): void {
-    const set = this.#options.acquireModules();
+    this.#applyLimits();
     const id = ++this.#nextId;
+    if (this.#overHostLimit(socket, id)) return;
+    const set = this.#options.acquireModules();
     const dataSettings = this.#options.dataSettings ?? (() => DEFAULT_DATA_SETTINGS);
     const session: ControlSession = new ControlSession(
       socket,
@@ -132,21 +235,24 @@ export class FtpServer {
       },
       {
         dispatch: this.#dispatch,
-        idleTimeoutSeconds: () => this.#options.idleTimeoutSeconds,
+        timeouts: this.#timeouts(),
+        clock: this.#clock,
         log: (message) => this.#log(message),
         closed: () => {
           this.#sessions.delete(session);
+          this.#scoreboard.delete(session.state);
           set.release();
         },
       },
     );
     this.#sessions.add(session);
+    this.#scoreboard.add(session.state);
 
     // modules_session_init: newest module first; a failing one ends the session.
     try {
       for (let m = set.modules.length - 1; m >= 0; m--) set.modules[m]?.sessionInit?.();
     } catch (error) {
-      this.#log(`session ${id}: session init failed: ${error instanceof Error ? error.message : String(error)}`);
+      this.#log(`${sessionLabel(session.state)}: session init failed: ${error instanceof Error ? error.message : String(error)}`);
       session.destroy();
       return;
     }

@@ -11,13 +11,21 @@
  * Memory per session is bounded whatever the client does: lines are cut at
  * proftpd's CommandBufferSize, at most MAX_QUEUED_LINES wait, and a client that
  * does not read its replies stops being read until they drain.
+ *
+ * Time is bounded too, with proftpd's timers and texts: TimeoutLogin and
+ * TimeoutSession (mod_auth.c) and TimeoutIdle (mod_core.c) here, TimeoutNoTransfer
+ * and TimeoutStalled in mod_xfer.c; and a connection being closed is destroyed
+ * after TimeoutLinger even when its client never reads the last reply.
  */
 import type net from "node:net";
 import tls from "node:tls";
-import type { SecureContext } from "node:tls";
+import type { TLSSocketOptions } from "node:tls";
+import { TlsCarrier } from "../tls/carrier.js";
 import type { ControlChannel, SessionState } from "../modules/module-api.js";
+import { InactivityTimer } from "./clock.js";
+import type { Clock } from "./clock.js";
 import { ControlLineReader, parseCommandLine } from "./command-line.js";
-import { dispatchCommand } from "./dispatch.js";
+import { dispatchCommand, replyText } from "./dispatch.js";
 import type { DispatchOptions, DispatchResult } from "./dispatch.js";
 
 /** cmd_loop's reply to a line that makes no command (empty, or leading white space). */
@@ -29,13 +37,40 @@ export const MAX_QUEUED_LINES = 64;
 /** Reply bytes waiting for the client; past this no further command runs, and nothing is read, until they drain. */
 export const MAX_PENDING_REPLY_BYTES = 64 * 1024;
 
+/** PR_TUNABLE_TIMEOUTLINGER: how long a closing connection may take to deliver its last reply. */
+export const LINGER_MS = 10_000;
+
+/** A session's timers, in seconds; 0 turns one off. Read once, when the session starts, as a forked session reads its config. */
+export interface SessionTimeouts {
+  /** TimeoutIdle: no command for this long ends the session (not while a command, such as a transfer, runs). */
+  readonly idle: number;
+  /** TimeoutLogin: from the connection to a successful login. */
+  readonly login: number;
+  /** TimeoutSession: from the login to the end of the session, whatever it does. */
+  readonly session: number;
+}
+
 export interface SessionHooks {
   readonly dispatch: DispatchOptions;
-  /** TimeoutIdle in seconds (0: off); read when a command ends, so it may change. */
-  readonly idleTimeoutSeconds: () => number;
+  readonly timeouts: SessionTimeouts;
+  readonly clock: Clock;
   readonly log: (message: string) => void;
   /** Runs once the connection has closed, for any reason. */
   readonly closed: () => void;
+}
+
+/**
+ * The label of a session's log lines: its number, and the client as
+ * proftpd's session lines name it, `(remote_name[remote_ip])`; dsod does no
+ * reverse DNS lookups, so the name is the address.
+ */
+export function sessionLabel(session: Pick<SessionState, "id" | "remoteAddress">): string {
+  return `session ${session.id} (${session.remoteAddress}[${session.remoteAddress}])`;
+}
+
+/** `N seconds`, or `1 second`, as auth_login_timeout_cb words it. */
+function seconds(count: number): string {
+  return `${count} ${count !== 1 ? "seconds" : "second"}`;
 }
 
 function crlf(lines: readonly string[]): string {
@@ -47,27 +82,37 @@ function crlf(lines: readonly string[]): string {
 export class ControlSession implements ControlChannel {
   readonly state: SessionState;
   readonly #hooks: SessionHooks;
+  readonly #clock: Clock;
   #socket: net.Socket;
-  /** The TCP connection itself: TimeoutIdle watches it, under TLS too. */
+  /** The TCP connection itself: what is destroyed when a closing client will not read, under TLS too. */
   readonly #raw: net.Socket;
   #secure = false;
   readonly #reader = new ControlLineReader();
   readonly #queue: string[] = [];
   #busy = false;
-  #tlsContext: SecureContext | undefined;
+  #tlsOptions: TLSSocketOptions | undefined;
+  /** What the control connection's TLS runs over, so that CCC can take it off. */
+  #carrier: TlsCarrier | undefined;
+  #clearTls = false;
   #abort: (() => void) | undefined;
   readonly #cleanups = new Set<() => void>();
   #closed = false;
   #ending = false;
   #readPaused = false;
+  /** A command whose handlers returned a Promise is running (a transfer): the timers wait for it. */
+  #running = false;
+  #loggedIn = false;
+  #idle: InactivityTimer | undefined;
+  readonly #cancels: Array<() => void> = [];
 
   constructor(socket: net.Socket, makeState: (control: ControlChannel) => SessionState, hooks: SessionHooks) {
     this.#socket = socket;
     this.#raw = socket;
     this.#hooks = hooks;
+    this.#clock = hooks.clock;
     this.state = makeState(this);
     socket.once("close", () => this.#onClose());
-    socket.on("error", (error) => hooks.log(`session ${this.state.id}: ${error.message}`));
+    socket.on("error", (error) => hooks.log(`${sessionLabel(this.state)}: ${error.message}`));
     socket.on("data", this.#onData);
     socket.on("drain", () => this.#pump());
   }
@@ -79,11 +124,15 @@ export class ControlSession implements ControlChannel {
   }
 
   send(code: string, message: string): void {
-    this.#write([`${code} ${message}`]);
+    this.#write([`${code} ${replyText(message)}`]);
   }
 
-  startTlsAfterReply(context: SecureContext): void {
-    this.#tlsContext = context;
+  startTlsAfterReply(options: TLSSocketOptions): void {
+    this.#tlsOptions = options;
+  }
+
+  clearTlsAfterReply(): void {
+    this.#clearTls = true;
   }
 
   onAbort(abort: () => void): () => void {
@@ -100,13 +149,24 @@ export class ControlSession implements ControlChannel {
 
   // The control loop
 
-  /** Sends the greeting (or whatever opens the session) and starts the idle timer. */
+  /** Sends the greeting (or whatever opens the session) and starts the idle and login timers. */
   open(lines: readonly string[]): void {
     this.#write(lines);
-    this.#armIdleTimer();
+    this.#armIdle();
+    const login = this.#hooks.timeouts.login;
+    if (login > 0) {
+      this.#cancels.push(
+        this.#clock.schedule(login * 1000, () =>
+          this.#timedOut(`Login timeout (${seconds(login)})`, "Login timeout exceeded, disconnected"),
+        ),
+      );
+    }
   }
 
-  /** Sends the last lines and closes the connection once they are written. */
+  /**
+   * Sends the last lines and closes the connection once they are written, or
+   * after TimeoutLinger when the client does not read them.
+   */
   end(lines: readonly string[]): void {
     if (this.#ending) return;
     this.#ending = true;
@@ -114,6 +174,7 @@ export class ControlSession implements ControlChannel {
     this.#abort?.();
     const socket = this.#socket;
     socket.end(crlf(lines), () => socket.destroy());
+    this.#cancels.push(this.#clock.schedule(LINGER_MS, () => this.#raw.destroy()));
   }
 
   /** Drops the connection without a word (a client that broke the protocol). */
@@ -130,17 +191,24 @@ export class ControlSession implements ControlChannel {
           this.#socket.write(event.reply);
           break;
         case "too-long":
-          this.#hooks.log(`session ${this.state.id}: client sent too-long command, ignoring`);
+          this.#hooks.log(`${sessionLabel(this.state)}: client sent too-long command, ignoring`);
           break;
         case "overflow":
-          this.#hooks.log(`session ${this.state.id}: client kept sending a too-long command, disconnecting`);
+          this.#hooks.log(`${sessionLabel(this.state)}: client kept sending a too-long command, disconnecting`);
           this.destroy();
           return;
         case "line":
+          // cmd_loop resets the idle timer for each command read.
+          this.#idle?.touch();
           if (this.#busy && this.#abort !== undefined && /^\s*ABOR\s*$/i.test(event.text)) this.#abort();
           this.#queue.push(event.text);
           break;
       }
+    }
+    if (this.#busy && this.#abort !== undefined && this.#reader.takeUnterminatedAbort()) {
+      // ABOR sent as urgent data (Python's ftplib): its LF never arrives in the stream.
+      this.#abort();
+      this.#queue.push("ABOR");
     }
     this.#pump();
   };
@@ -173,49 +241,58 @@ export class ControlSession implements ControlChannel {
       return;
     }
     this.#busy = true;
-    // While a transfer runs the control connection is quiet by design: TimeoutIdle waits.
-    this.#raw.setTimeout(0);
+    this.#running = true;
     result.then(
       (settled) => {
         this.#busy = false;
+        this.#running = false;
         this.#abort = undefined;
         if (this.#closed || this.#ending) return;
+        // The end of a transfer is activity, as src/data.c resets the idle timer on every read and write.
+        this.#idle?.touch();
         this.#finish(settled);
-        this.#armIdleTimer();
         this.#pump();
       },
       (error: unknown) => {
         // dispatch turns handler failures into replies; reaching here is a bug, kept from the client.
         this.#busy = false;
-        this.#hooks.log(`session ${this.state.id}: internal error in ${line.name}: ${error instanceof Error ? error.message : String(error)}`);
+        this.#running = false;
+        this.#hooks.log(`${sessionLabel(this.state)}: internal error in ${line.name}: ${error instanceof Error ? error.message : String(error)}`);
         this.end(["421 Service not available, closing control connection"]);
       },
     );
   }
 
   #finish(result: DispatchResult): void {
+    if (!this.#loggedIn && this.state.user !== undefined) this.#onLogin();
     if (this.state.closing) {
       this.end(result.lines);
       return;
     }
     this.#write(result.lines);
-    const context = this.#tlsContext;
-    if (context !== undefined) {
-      this.#tlsContext = undefined;
-      this.#upgrade(context);
+    const options = this.#tlsOptions;
+    if (options !== undefined) {
+      this.#tlsOptions = undefined;
+      this.#upgrade(options);
+    }
+    if (this.#clearTls) {
+      this.#clearTls = false;
+      this.#downgrade();
     }
   }
 
   /** AUTH TLS: the rest of the control connection runs over TLS, started by the client's handshake. */
-  #upgrade(context: SecureContext): void {
+  #upgrade(options: TLSSocketOptions): void {
     const plain = this.#socket;
     plain.off("data", this.#onData);
     plain.removeAllListeners("drain");
-    const secured = new tls.TLSSocket(plain, { isServer: true, secureContext: context });
+    const carrier = new TlsCarrier(plain);
+    this.#carrier = carrier;
+    const secured = new tls.TLSSocket(carrier, options);
     this.#socket = secured;
     this.#busy = true;
     secured.on("error", (error) => {
-      this.#hooks.log(`session ${this.state.id}: TLS: ${error.message}`);
+      this.#hooks.log(`${sessionLabel(this.state)}: TLS: ${error.message}`);
       secured.destroy();
     });
     secured.once("secure", () => {
@@ -227,15 +304,61 @@ export class ControlSession implements ControlChannel {
     secured.on("drain", () => this.#pump());
   }
 
-  #armIdleTimer(): void {
-    const idle = this.#hooks.idleTimeoutSeconds();
-    this.#raw.setTimeout(idle > 0 ? idle * 1000 : 0);
-    if (idle > 0 && this.#raw.listenerCount("timeout") === 0) {
-      this.#raw.on("timeout", () => {
-        const seconds = this.#hooks.idleTimeoutSeconds();
-        this.end([`421 Idle timeout (${seconds} seconds): closing control connection`]);
-      });
+  /** CCC: TLS ends on the control connection; what follows the client's close_notify is clear text. */
+  #downgrade(): void {
+    const secured = this.#socket;
+    const carrier = this.#carrier;
+    if (carrier === undefined) return;
+    this.#busy = true;
+    carrier.clearAfterNextRecord((clearText) => {
+      secured.off("data", this.#onData);
+      secured.removeAllListeners("drain");
+      this.#carrier = undefined;
+      this.#secure = false;
+      this.#socket = this.#raw;
+      this.#raw.on("data", this.#onData);
+      this.#raw.on("drain", () => this.#pump());
+      this.#busy = false;
+      if (clearText.length > 0) this.#onData(clearText);
+      else this.#pump();
+    });
+    secured.end();
+  }
+
+  /** core_idle_timeout_cb: while a command (a transfer) runs the control connection is quiet by design, so the timer starts again. */
+  #armIdle(): void {
+    const idle = this.#hooks.timeouts.idle;
+    if (idle <= 0) return;
+    this.#idle = new InactivityTimer(this.#clock, idle * 1000, () => {
+      if (this.#running) this.#armIdle();
+      else this.#timedOut(`Idle timeout (${idle} seconds)`, "Client session idle timeout, disconnected");
+    });
+  }
+
+  /** setup_env's removal of the login timer, and the session timer auth_post_pass starts. */
+  #onLogin(): void {
+    this.#loggedIn = true;
+    for (const cancel of this.#cancels.splice(0)) cancel();
+    const session = this.#hooks.timeouts.session;
+    if (session > 0) {
+      this.#cancels.push(
+        this.#clock.schedule(session * 1000, () =>
+          this.#timedOut(`Session Timeout (${session} seconds)`, "FTP session timed out, disconnected"),
+        ),
+      );
     }
+  }
+
+  /** pr_response_send_async(R_421, ...) then pr_session_disconnect: the reply, a log line, the end. */
+  #timedOut(reply: string, logLine: string): void {
+    if (this.#ending || this.#closed) return;
+    this.#hooks.log(`${sessionLabel(this.state)}: ${logLine}`);
+    this.end([`421 ${reply}: closing control connection`]);
+  }
+
+  #stopTimers(): void {
+    this.#idle?.stop();
+    for (const cancel of this.#cancels.splice(0)) cancel();
   }
 
   #write(lines: readonly string[]): void {
@@ -245,12 +368,13 @@ export class ControlSession implements ControlChannel {
   #onClose(): void {
     this.#closed = true;
     this.state.closing = true;
+    this.#stopTimers();
     this.#abort?.();
     for (const cleanup of this.#cleanups) {
       try {
         cleanup();
       } catch (error) {
-        this.#hooks.log(`session ${this.state.id}: cleanup failed: ${error instanceof Error ? error.message : String(error)}`);
+        this.#hooks.log(`${sessionLabel(this.state)}: cleanup failed: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
     this.#cleanups.clear();

@@ -3,7 +3,7 @@
  * proftpd's `module` struct with its conftab, cmdtab and hooks. The engine
  * treats both kinds alike.
  */
-import type { SecureContext } from "node:tls";
+import type { TLSSocketOptions } from "node:tls";
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import type { SessionFilesystem } from "../fs/session-fs.js";
 import type { DataChannel } from "../ftp/data-channel.js";
@@ -60,7 +60,13 @@ export interface ControlChannel {
    * starts a TLS handshake on the control connection with `context`. The
    * session reads nothing more until it is done; a failed handshake ends it.
    */
-  startTlsAfterReply(context: SecureContext): void;
+  startTlsAfterReply(options: TLSSocketOptions): void;
+  /**
+   * CCC: once the reply of the current command is written, the server ends
+   * TLS on the control connection (its close_notify, then the client's) and
+   * reads clear text from then on. The data connections keep their PROT.
+   */
+  clearTlsAfterReply(): void;
   /**
    * Registers what happens to the command in progress when the client sends
    * ABOR (or closes the control connection) while it runs; returns the
@@ -139,12 +145,26 @@ export interface CommandHandler {
   run(command: ActiveCommand, session: SessionState): HandlerResult | Promise<HandlerResult>;
 }
 
+/** A configuration section a directive stands in: `<Directory /srv/ftp>` is `{ name: "<Directory>", args: ["/srv/ftp"] }`. */
+export interface ConfigSection {
+  readonly name: string;
+  readonly args: readonly string[];
+  readonly file: string;
+  readonly line: number;
+}
+
 /** Where a directive stands in the configuration. */
 export interface DirectiveContext {
   readonly file: string;
   readonly line: number;
   /** True for the first directive of the main configuration file (ModuleOrder must be). */
   readonly first: boolean;
+  /**
+   * The sections around the directive, outermost first; empty or absent in
+   * the server config. `<IfModule>` is not one: it only decides which lines
+   * are read. Handlers use it as proftpd's CHECK_CONF does.
+   */
+  readonly sections?: readonly ConfigSection[];
 }
 
 export interface DirectiveHandler {

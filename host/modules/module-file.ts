@@ -11,6 +11,8 @@ import { closeSync, constants, fstatSync, openSync, readFileSync, realpathSync }
 import type { Stats } from "node:fs";
 import path from "node:path";
 import { DsoError, Errno, ErrorCodes } from "../errors.js";
+import { switchedIdentity, writableBy } from "../system/privileges.js";
+import type { Identity } from "../system/privileges.js";
 
 export interface FileCheckOptions {
   /** For files found in the module path: the module path's real path, which they must stay inside. */
@@ -46,11 +48,16 @@ function unreadable(file: string, cause: unknown): DsoError {
   return new DsoError(ErrorCodes.FILE, `'${file}' cannot be read: ${(cause as Error).message}`, { cause });
 }
 
-/** The checks on an opened file's status: pure, so every rule is unit-tested exactly. */
-export function fileProblem(stat: Pick<Stats, "mode" | "uid" | "isFile">, uid: number): string | undefined {
+/**
+ * The checks on an opened file's status: pure, so every rule is unit-tested
+ * exactly. `switched` is the identity dsod gave root up for (User/Group): a
+ * file it could rewrite is refused too.
+ */
+export function fileProblem(stat: Pick<Stats, "mode" | "uid" | "gid" | "isFile">, uid: number, switched?: Identity): string | undefined {
   if (!stat.isFile()) return "is not a regular file";
   if (stat.mode & 0o002) return "is writable by others";
   if (uid === 0 && stat.uid !== 0) return `is owned by uid ${stat.uid}, not by root`;
+  if (switched !== undefined && writableBy(stat, switched)) return `could be replaced by ${switched.user}, the User dsod runs as`;
   return undefined;
 }
 
@@ -110,7 +117,11 @@ export function readModuleFile(file: string, options: FileCheckOptions): ModuleF
   const fd = openChecked(file, options.within);
   try {
     const stat = fstatSync(fd, { bigint: true });
-    const problem = fileProblem({ mode: Number(stat.mode), uid: Number(stat.uid), isFile: () => stat.isFile() }, options.uid);
+    const problem = fileProblem(
+      { mode: Number(stat.mode), uid: Number(stat.uid), gid: Number(stat.gid), isFile: () => stat.isFile() },
+      options.uid,
+      switchedIdentity(),
+    );
     if (problem !== undefined) throw unsafe(file, problem);
     const identity = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
     return { identity, bytes: options.known?.(identity) === true ? undefined : readFileSync(fd) };

@@ -30,10 +30,28 @@ export class AuthUserFile implements AuthSource {
     return warnings;
   }
 
-  /** authfile_chkpass: the first entry of that name, and crypt(3) of the password equal to its hash. */
-  authenticate(user: string, password: string): boolean {
-    const entry = findUser(this.#users, user);
-    return entry !== undefined && verifyCrypt(password, entry.hash);
+  /** authfile_getpwuid's name: the first entry with that uid (mod_ls.c's owner column). */
+  nameOf(uid: number): string | undefined {
+    return this.#users.find((entry) => entry.uid === uid)?.name;
+  }
+
+  /** authfile_getpwnam: the first entry of that name. */
+  lookup(user: string): AuthUser | undefined {
+    return findUser(this.#users, user);
+  }
+
+  /** authfile_chkpass: crypt(3) of the password equal to the entry's hash. */
+  check(account: AuthUser, password: string): boolean {
+    return verifyCrypt(password, account.hash);
+  }
+
+  /**
+   * A hash a password check costs as much as a real user's: mod_delay.c
+   * times one wrong password against it at startup, so that its first
+   * answers already take as long as a known user's. undefined without users.
+   */
+  sampleHash(): string | undefined {
+    return this.#users[0]?.hash;
   }
 }
 

@@ -5,10 +5,17 @@
  * identify the server.
  */
 import type { ActiveCommand } from "../abi/host-symbols.js";
+import { emptyLimitRules } from "../access/limit.js";
+import type { LimitRules } from "../access/limit.js";
 import { CONTINUATION } from "../ftp/dispatch.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
 import type { CommandHandler, DirectiveHandler, EngineModule, HandlerResult, HelpEntry, SessionState } from "../modules/module-api.js";
+import { CORE_DATA_FEATURES, CORE_DATA_HELP, createCoreData } from "./core-data.js";
+import type { CoreDataSettings } from "./core-data.js";
+import { CORE_DIRECTORY_HELP, CORE_FILE_FEATURES, CORE_NAME_HELP, CORE_OPTS_HELP, coreFileCommands, umaskDirective } from "./core-files.js";
+import type { CoreFilesOptions } from "./core-files.js";
 import { booleanParam, checkArgs, directiveError, param } from "./directives.js";
+import { limitDirectives } from "./limit-directives.js";
 
 export interface CoreSettings {
   /** ServerType: only `standalone` (inetd mode has no meaning for dsod). */
@@ -23,15 +30,23 @@ export interface CoreSettings {
   port: number;
   /** UseIPv6. */
   useIPv6: boolean;
-  /** User and Group: recorded for the daemon; dsod does not switch identity itself. */
+  /** User and Group: the identity dsod runs as once its sockets are bound (host/system/privileges.ts). */
   user: string | undefined;
   group: string | undefined;
-  /** PidFile: an absolute path, written by the daemon. */
+  /** PidFile: an absolute path, written by the daemon once it listens and removed when it exits. */
   pidFile: string | undefined;
-  /** ScoreboardFile: recorded; dsod keeps no scoreboard. */
+  /** ScoreboardFile: accepted for compatibility; dsod keeps its scoreboard in memory. */
   scoreboardFile: string | undefined;
+  /** MaxInstances: sessions at once; 0 for `none`; undefined for the default the descriptor limit allows (host/system/limits.ts). */
+  maxInstances: number | undefined;
   /** TimeoutIdle in seconds; 0 turns it off. */
   timeoutIdle: number;
+  /** What the <Limit> and <Directory> sections recorded; host/access/limit.ts evaluates it. */
+  limits: LimitRules;
+  /** Umask: the mode bits taken from files (and directories) a session creates; 022 by default. */
+  umask: number;
+  /** Umask's second argument: the directories' umask, when it differs. */
+  dirUmask: number | undefined;
 }
 
 /** proftpd's defaults where dsod has them; the server is named after the daemon. */
@@ -47,8 +62,12 @@ export function defaultCoreSettings(): CoreSettings {
     group: undefined,
     pidFile: undefined,
     scoreboardFile: undefined,
+    maxInstances: undefined,
     // PR_TUNABLE_TIMEOUTIDLE
     timeoutIdle: 600,
+    limits: emptyLimitRules(),
+    umask: 0o022,
+    dirUmask: undefined,
   };
 }
 
@@ -67,14 +86,22 @@ export function serverAdmin(settings: CoreSettings): string {
 }
 
 /** pr_str_get_duration, whole seconds only: `N` or `HH:MM:SS`. */
-function parseDuration(text: string): number | undefined {
+export function parseDuration(text: string): number | undefined {
   if (/^[0-9]+$/.test(text)) return Number(text);
   const clock = /^([0-9]+):([0-5][0-9]):([0-5][0-9])$/.exec(text);
   if (clock === null) return undefined;
   return Number(clock[1]) * 3600 + Number(clock[2]) * 60 + Number(clock[3]);
 }
 
-function directives(settings: CoreSettings): DirectiveHandler[] {
+/** What mod_core.c's daemon directives need from the daemon. */
+export interface CoreDaemonOptions {
+  /** pr_auth_getpwnam / pr_auth_getgrnam for User and Group; unchecked names without it. */
+  readonly accounts?: { uidOf(name: string): number | undefined; gidOf(name: string): number | undefined };
+  /** Where compatibility notices go. */
+  readonly log?: (priority: "notice", message: string) => void;
+}
+
+function directives(settings: CoreSettings, daemon: CoreDaemonOptions): DirectiveHandler[] {
   const absolute = (directive: ActiveCommand, describe: (path: string) => string): string => {
     checkArgs(directive, 1);
     const path = param(directive, 1);
@@ -135,14 +162,19 @@ function directives(settings: CoreSettings): DirectiveHandler[] {
       name: "User",
       run: (d) => {
         checkArgs(d, 1);
-        settings.user = param(d, 1);
+        const name = param(d, 1);
+        // set_user: the name must resolve now.
+        if (daemon.accounts !== undefined && daemon.accounts.uidOf(name) === undefined) throw directiveError(`Unknown user '${name}'`);
+        settings.user = name;
       },
     },
     {
       name: "Group",
       run: (d) => {
         checkArgs(d, 1);
-        settings.group = param(d, 1);
+        const name = param(d, 1);
+        if (daemon.accounts !== undefined && daemon.accounts.gidOf(name) === undefined) throw directiveError(`Unknown group '${name}'`);
+        settings.group = name;
       },
     },
     {
@@ -155,8 +187,26 @@ function directives(settings: CoreSettings): DirectiveHandler[] {
     {
       name: "ScoreboardFile",
       // set_scoreboard_path refuses a relative path with EINVAL.
-      run: (d) => {
+      run: (d, context) => {
         settings.scoreboardFile = absolute(d, (path) => `unable to use '${path}': Invalid argument`);
+        daemon.log?.(
+          "notice",
+          `ScoreboardFile on line ${context.line} of '${context.file}' is accepted for compatibility only: dsod keeps its scoreboard in memory and writes no file`,
+        );
+      },
+    },
+    {
+      name: "MaxInstances",
+      run: (d) => {
+        // set_maxinstances
+        checkArgs(d, 1);
+        const text = param(d, 1);
+        if (text.toLowerCase() === "none") {
+          settings.maxInstances = 0;
+          return;
+        }
+        if (!/^[0-9]+$/.test(text) || Number(text) < 1) throw directiveError("argument must be 'none' or a number greater than 0");
+        settings.maxInstances = Number(text);
       },
     },
     {
@@ -260,29 +310,50 @@ function commands(settings: CoreSettings): CommandHandler[] {
 
 /** mod_core.c's core_init help entries for the commands above, in its order. */
 const HELP: readonly HelpEntry[] = [
+  ...CORE_DIRECTORY_HELP,
   { command: "QUIT", text: "(close control connection)" },
+  ...CORE_DATA_HELP,
+  ...CORE_NAME_HELP,
   { command: "SYST", text: "(returns system type)" },
   { command: "HELP", text: "[<sp> command]" },
   { command: "NOOP", text: "(no operation)" },
   { command: "FEAT", text: "(returns feature list)" },
+  ...CORE_OPTS_HELP,
 ];
 
 export interface CoreModule {
   readonly module: EngineModule;
   readonly settings: CoreSettings;
+  /** What PassivePorts, MasqueradeAddress, AllowForeignAddress and TransferLog set (core-data.ts). */
+  readonly data: CoreDataSettings;
 }
 
-/** `extraDirectives` join mod_core.c's conftab: directives of proftpd's core that the daemon implements. */
-export function createCoreModule(extraDirectives: readonly DirectiveHandler[]): CoreModule {
+/**
+ * `extraDirectives` join mod_core.c's conftab: directives of proftpd's core
+ * that the daemon implements. `files` wires what the file commands read from
+ * other modules (RNTO's AllowOverwrite).
+ */
+export function createCoreModule(
+  extraDirectives: readonly DirectiveHandler[],
+  files: CoreFilesOptions = {},
+  daemon: CoreDaemonOptions = {},
+): CoreModule {
   const settings = defaultCoreSettings();
+  const data = createCoreData(() => settings.useIPv6);
   const module: EngineModule = {
     name: "mod_core.c",
     kind: "static",
-    commands: commands(settings),
+    commands: [...commands(settings), ...data.commands, ...coreFileCommands(files)],
     siteCommands: [],
-    directives: [...directives(settings), ...extraDirectives],
-    features: [],
+    directives: [
+      ...directives(settings, daemon),
+      umaskDirective(settings),
+      ...limitDirectives(settings.limits),
+      ...data.directives,
+      ...extraDirectives,
+    ],
+    features: [...CORE_DATA_FEATURES, ...CORE_FILE_FEATURES],
     help: HELP,
   };
-  return { module, settings };
+  return { module, settings, data: data.settings };
 }

@@ -43,7 +43,11 @@ function positiveInteger(value: string, what: string): number {
   return Number(value);
 }
 
-export function createCtrlsModule(defaultSocket: string, accounts: AccountResolver): { module: EngineModule; settings: CtrlsSettings } {
+export function createCtrlsModule(
+  defaultSocket: string,
+  accounts: AccountResolver,
+  log: (priority: "notice", message: string) => void = () => {},
+): { module: EngineModule; settings: CtrlsSettings } {
   const settings: CtrlsSettings = {
     engine: true,
     socketPath: defaultSocket,
@@ -122,8 +126,12 @@ export function createCtrlsModule(defaultSocket: string, accounts: AccountResolv
         // proftpd handles requests on a timer tick; dsod handles each as it arrives, so the
         // interval is accepted for compatibility and has no effect.
         name: "ControlsInterval",
-        run: (directive) => {
+        run: (directive, context) => {
           positiveInteger(arg(directive, 1), "interval");
+          log(
+            "notice",
+            `ControlsInterval on line ${context.line} of '${context.file}' is accepted for compatibility only: dsod answers each controls request as it arrives`,
+          );
         },
       },
     ],

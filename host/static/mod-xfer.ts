@@ -18,6 +18,7 @@ import type { ReceiveOutcome } from "../ftp/transfer.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
 import type { CommandHandler, DirectiveHandler, EngineModule, HandlerResult, HelpEntry, Phase, SessionState } from "../modules/module-api.js";
 import { XferlogWriter } from "../xfer/xferlog.js";
+import { sessionLabel } from "../ftp/session.js";
 import type { CoreDataSettings } from "./core-data.js";
 import { displayable } from "./core-data.js";
 import { checkArgs, directiveError, param } from "./directives.js";
@@ -66,6 +67,8 @@ export interface XferOptions {
    * it the no-transfer timer is not armed.
    */
   readonly endSession?: (session: SessionState, lines: readonly string[]) => void;
+  /** The daemon's log, for TimeoutNoTransfer's `FTP no transfer timeout, disconnected`. */
+  readonly log?: (message: string) => void;
   /** Random numbers in [0, 1) for STOU's names (mkstemp's XXXXXX). */
   readonly random?: () => number;
 }
@@ -523,7 +526,7 @@ export function createXferModule(data: CoreDataSettings, options: XferOptions = 
     if (!state(session).typeBeforeLogin) session.transferType = settings.defaultTransferMode === "binary" ? "I" : "A";
     const seconds = settings.timeoutNoTransfer;
     const endSession = options.endSession;
-    if (seconds !== undefined && seconds > 0 && endSession !== undefined) watchNoTransfer(session, seconds, endSession);
+    if (seconds !== undefined && seconds > 0 && endSession !== undefined) watchNoTransfer(session, seconds, endSession, options.log);
     return HandlerResults.DECLINED;
   };
 
@@ -637,7 +640,12 @@ export function createXferModule(data: CoreDataSettings, options: XferOptions = 
  * (N seconds): closing control connection` and ended; while a transfer runs
  * the timer only starts over.
  */
-function watchNoTransfer(session: SessionState, seconds: number, endSession: NonNullable<XferOptions["endSession"]>): void {
+function watchNoTransfer(
+  session: SessionState,
+  seconds: number,
+  endSession: NonNullable<XferOptions["endSession"]>,
+  log: XferOptions["log"],
+): void {
   const clock = session.data.clock;
   const limit = seconds * 1000;
   const armedAt = clock.now();
@@ -649,6 +657,7 @@ function watchNoTransfer(session: SessionState, seconds: number, endSession: Non
     }
     const idle = clock.now() - Math.max(armedAt, session.data.lastTransferAt);
     if (idle >= limit) {
+      log?.(`${sessionLabel(session)}: FTP no transfer timeout, disconnected`);
       endSession(session, [`421 No transfer timeout (${seconds} seconds): closing control connection`]);
       return;
     }

@@ -19,6 +19,8 @@ export interface AccountResolver extends IdResolver {
 export interface AccountEntry {
   readonly name: string;
   readonly id: number;
+  /** passwd(5) only: the primary group's id (group(5) lines have the members there). */
+  readonly gid?: number;
 }
 
 export interface SystemAccountsOptions {
@@ -41,14 +43,14 @@ const GETENT_TIMEOUT_MS = 5000;
  * are not entries.
  */
 export function parseAccountLine(line: string): AccountEntry | undefined {
-  const [name, , idText] = line.split(":");
+  const [name, , idText, gidText] = line.split(":");
   if (name === undefined || name === "" || idText === undefined || !DIGITS.test(idText)) {
     return undefined;
   }
   if (name.startsWith("#") || name.startsWith("+") || name.startsWith("-")) {
     return undefined;
   }
-  return { name, id: Number(idText) };
+  return gidText !== undefined && DIGITS.test(gidText) ? { name, id: Number(idText), gid: Number(gidText) } : { name, id: Number(idText) };
 }
 
 export function parseAccountFile(text: string): AccountEntry[] {
@@ -71,6 +73,13 @@ export class SystemAccounts implements AccountResolver {
 
   uidOf(name: string): number | undefined {
     return this.#idOf("passwd", name);
+  }
+
+  /** The user's primary group id (passwd's fourth field), for `User` without `Group`. */
+  primaryGidOf(name: string): number | undefined {
+    if (name === "" || name.includes(":") || name.includes("\n")) return undefined;
+    const match = (entry: AccountEntry): boolean => entry.name === name;
+    return (DIGITS.test(name) ? this.#fromFile("passwd", match) : this.#lookup("passwd", name, match))?.gid;
   }
 
   gidOf(name: string): number | undefined {

@@ -90,14 +90,23 @@ export class XferlogWriter {
     this.#problem = problem;
   }
 
-  /** Appends `entry` to the log at `file`; a log that cannot be opened is reported once and skipped. */
-  async write(file: string, entry: XferlogEntry): Promise<void> {
+  /**
+   * Opens the log at `file` now, as proftpd opens its logs while it is still
+   * root: dsod calls this before it becomes User, so a log in a root-only
+   * directory keeps working afterwards.
+   */
+  prepare(file: string): Promise<FileHandle | undefined> {
     let handle = this.#handles.get(file);
     if (handle === undefined) {
       handle = this.#open(file);
       this.#handles.set(file, handle);
     }
-    const opened = await handle;
+    return handle;
+  }
+
+  /** Appends `entry` to the log at `file`; a log that cannot be opened is reported once and skipped. */
+  async write(file: string, entry: XferlogEntry): Promise<void> {
+    const opened = await this.prepare(file);
     if (opened === undefined) return;
     try {
       await opened.write(formatXferlog(entry));

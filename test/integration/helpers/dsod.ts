@@ -81,9 +81,14 @@ export class RunningDsod {
     return this.#stderr;
   }
 
-  /** Starts dsod on `config` and waits for its `listening on ... port N` line. */
-  static start(config: string, socket: string, extraArgs: readonly string[] = []): Promise<RunningDsod> {
-    const child = spawn(process.execPath, [DSOD, "-n", "-c", config, ...extraArgs]);
+  /**
+   * Starts dsod on `config` and waits for its `listening on ... port N` line.
+   * `launcher` runs it through a program that execs it, keeping its PID
+   * (`["prlimit", "--nofile=512:512"]`).
+   */
+  static start(config: string, socket: string, extraArgs: readonly string[] = [], launcher: readonly string[] = []): Promise<RunningDsod> {
+    const [command = process.execPath, ...args] = [...launcher, process.execPath, DSOD, "-n", "-c", config, ...extraArgs];
+    const child = spawn(command, args);
     let stderr = "";
     return new Promise((resolve, reject) => {
       const onData = (chunk: Buffer): void => {

@@ -137,3 +137,20 @@ describe("ControlSession", () => {
     await closed;
   });
 });
+
+describe("ControlSession and ABOR sent as urgent data", () => {
+  it("aborts on `ABOR\\r` whose LF never comes (Python's ftplib sends it with MSG_OOB)", async () => {
+    const wait = waitingModule();
+    const { server, client } = await start(wait.module);
+    try {
+      expect(await client.send("WAIT")).toEqual(["150 waiting"]);
+      client.write("ABOR\r");
+      expect(await client.reply()).toEqual(["426 Transfer aborted. Data connection closed."]);
+      expect(await client.reply()).toEqual(["226 Abort successful"]);
+      expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
+    } finally {
+      client.destroy();
+      await server.close();
+    }
+  });
+});

@@ -76,7 +76,7 @@ describe("readModuleFile", () => {
 });
 
 describe("fileProblem", () => {
-  const stat = (mode: number, owner: number, isFile = true) => ({ mode, uid: owner, isFile: () => isFile });
+  const stat = (mode: number, owner: number, isFile = true, group = 0) => ({ mode, uid: owner, gid: group, isFile: () => isFile });
 
   it("accepts a regular file not writable by others", () => {
     expect(fileProblem(stat(0o644, 0), 0)).toBeUndefined();
@@ -87,5 +87,14 @@ describe("fileProblem", () => {
     expect(fileProblem(stat(0o666, 0), 0)).toBe("is writable by others");
     expect(fileProblem(stat(0o644, 1000), 0)).toBe("is owned by uid 1000, not by root");
     expect(fileProblem(stat(0o644, 0, false), 0)).toBe("is not a regular file");
+  });
+
+  it("refuses, once dsod runs as User/Group, a file that identity owns or may write through its group", () => {
+    const nobody = { user: "nobody", uid: 65534, group: "nogroup", gid: 65534 };
+    const replaceable = "could be replaced by nobody, the User dsod runs as";
+    expect(fileProblem(stat(0o444, 65534), 65534, nobody)).toBe(replaceable);
+    expect(fileProblem(stat(0o664, 0, true, 65534), 65534, nobody)).toBe(replaceable);
+    expect(fileProblem(stat(0o644, 0, true, 65534), 65534, nobody)).toBeUndefined();
+    expect(fileProblem(stat(0o664, 0, true, 0), 65534, nobody)).toBeUndefined();
   });
 });
