@@ -25,7 +25,19 @@ const NOBODY = { uid: 65534, gid: 65534 } as const; // nobody / nogroup
 const DAEMON = { uid: 1, gid: 1 } as const; // daemon / daemon
 const NOBODY_IN_DAEMON = { uid: 65534, gid: 1 } as const;
 
-const COMPILED_IN = ["mod_core.c", "mod_auth_file.c", "mod_auth.c", "mod_site.c", "mod_dso.c", "mod_ctrls.c"];
+const COMPILED_IN = [
+  "mod_core.c",
+  "mod_xfer.c",
+  "mod_auth_file.c",
+  "mod_auth.c",
+  "mod_ls.c",
+  "mod_site.c",
+  "mod_delay.c",
+  "mod_facts.c",
+  "mod_dso.c",
+  "mod_ctrls.c",
+  "mod_tls.c",
+];
 
 const running: RunningDsod[] = [];
 const clients: FtpControl[] = [];

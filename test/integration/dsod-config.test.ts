@@ -49,7 +49,7 @@ describe("dsod -l", () => {
     const result = runDsod(["-l"]);
     expect(result.status).toBe(0);
     expect(result.stdout).toBe(
-      "Compiled-in modules:\n  mod_core.c\n  mod_auth_file.c\n  mod_auth.c\n  mod_site.c\n  mod_dso.c\n  mod_ctrls.c\n",
+      "Compiled-in modules:\n  mod_core.c\n  mod_xfer.c\n  mod_auth_file.c\n  mod_auth.c\n  mod_ls.c\n  mod_site.c\n  mod_delay.c\n  mod_facts.c\n  mod_dso.c\n  mod_ctrls.c\n  mod_tls.c\n",
     );
   });
 });
@@ -230,10 +230,15 @@ describe("ModuleOrder", () => {
       "mod_dso/0.5: ModuleOrder: module order is now:",
       "mod_dso/0.5:  mod_core.c",
       "mod_dso/0.5:  mod_dso.c",
+      "mod_dso/0.5: ModuleOrder: 'mod_xfer.c' removed from the engine",
       "mod_dso/0.5: ModuleOrder: 'mod_auth_file.c' removed from the engine",
       "mod_dso/0.5: ModuleOrder: 'mod_auth.c' removed from the engine",
+      "mod_dso/0.5: ModuleOrder: 'mod_ls.c' removed from the engine",
       "mod_dso/0.5: ModuleOrder: 'mod_site.c' removed from the engine",
+      "mod_dso/0.5: ModuleOrder: 'mod_delay.c' removed from the engine",
+      "mod_dso/0.5: ModuleOrder: 'mod_facts.c' removed from the engine",
       "mod_dso/0.5: ModuleOrder: 'mod_ctrls.c' removed from the engine",
+      "mod_dso/0.5: ModuleOrder: 'mod_tls.c' removed from the engine",
     ]);
   });
 });

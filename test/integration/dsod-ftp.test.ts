@@ -42,7 +42,20 @@ describe("dsod serving FTP", () => {
     expect(await client.send("SITE SQL")).toEqual(["200 SITE SQL: 1 backend(s) registered"]);
     expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
     expect(await client.send("FROB")).toEqual(["500 'FROB' not understood"]);
-    expect(await client.send("FEAT")).toEqual(["211-Features:", " TEST", "211 End"]);
+    expect(await client.send("FEAT")).toEqual([
+      "211-Features:",
+      " EPRT",
+      " EPSV",
+      " MDTM",
+      " MFMT",
+      " MLST modify*;perm*;size*;type*;unique*;UNIX.group*;UNIX.groupname*;UNIX.mode*;UNIX.owner*;UNIX.ownername*;",
+      " REST STREAM",
+      " SIZE",
+      " TEST",
+      " TVFS",
+      " UTF8",
+      "211 End",
+    ]);
     const help = await client.send("HELP");
     expect(help[0]).toBe("214-The following commands are recognized (* =>'s unimplemented):");
     expect(help.join("\n")).toMatch(/ TEST {4}COUNT/);
@@ -70,7 +83,7 @@ describe("dsod serving FTP", () => {
       const response = await ftp.send("TEST from basic-ftp");
       expect(response.code).toBe(200);
       expect(response.message).toBe("200 Hello from mod_test: from basic-ftp");
-      expect([...(await ftp.features()).keys()]).toEqual(["TEST"]);
+      expect([...(await ftp.features()).keys()]).toEqual(["EPRT", "EPSV", "MDTM", "MFMT", "MLST", "REST", "SIZE", "TEST", "TVFS", "UTF8"]);
     } finally {
       ftp.close();
     }
