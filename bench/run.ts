@@ -29,6 +29,7 @@ import { runDispatch } from "./dispatch.js";
 import { runLink } from "./link.js";
 import { runLoad } from "./load.js";
 import { runMemory } from "./memory.js";
+import { runTransfer } from "./transfer.js";
 import { runWatchdogBench } from "./watchdog.js";
 import { MODULE_HOST_V8_FLAGS, tuneHeapForModuleChurn } from "../host/system/heap.js";
 import { formatNumber } from "./stats.js";
@@ -91,6 +92,8 @@ const SECTIONS: ReadonlyArray<{ readonly name: string; readonly run: (context: S
   { name: "memory", run: ({ log }) => runMemory(log) },
   // 7. dsoctl lsmod end to end and the request alone.
   { name: "controls", run: ({ log }) => runControls(log) },
+  // 8. Files over loopback (RETR, STOR, 50 parallel, LIST, RSS) against the machine's proftpd.
+  { name: "transfer", run: ({ log }) => runTransfer(log) },
 ];
 
 async function main(): Promise<void> {
