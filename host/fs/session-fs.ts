@@ -8,9 +8,10 @@
  * jail's root). A host path never leaves this file.
  *
  * Symlinks: one whose target stays inside the root is followed; one that leads
- * out fails with EACCES (FsError.escape set). proftpd's chroot would instead
- * look the target up inside the jail (usually ENOENT); refusing keeps the rule
- * the WASI sandbox has, and never even names the outside.
+ * out is refused (FsError.escape set) with ENOENT, the answer a proftpd user
+ * gets under chroot, where such a link dangles. Refusing, rather than looking
+ * the target up inside the jail as a chroot would, keeps the rule the WASI
+ * sandbox has and never even names the outside.
  *
  * Every call is asynchronous (node:fs/promises, the libuv pool), so a slow disk
  * or a big directory in one session never holds up the others. Failures are
@@ -112,7 +113,7 @@ function fail(errno: string, escape = false): never {
   throw new FsError(errno, strerror(errno), escape);
 }
 
-/** The jail's refusals as the errnos a user of proftpd would see: escapes are EACCES. */
+/** The jail's refusals as the errnos a user of proftpd would see: a way out is ENOENT, as a dangling link under chroot. */
 function refuse(reason: Refusal): never {
   switch (reason) {
     case "nul":
@@ -127,7 +128,7 @@ function refuse(reason: Refusal): never {
     case "above-root":
     case "symlink-outside":
     case "outside":
-      return fail("EACCES", true);
+      return fail("ENOENT", true);
   }
 }
 

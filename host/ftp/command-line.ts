@@ -55,6 +55,8 @@ export type LineEvent =
  */
 export class ControlLineReader {
   #telnetMode = 0;
+  /** An IAC IP was read and its IAC DM has not come yet. */
+  #interrupted = false;
   #line: number[] = [];
   /** Bytes dropped from the current over-long line; -1 while the line fits. */
   #discarded = -1;
@@ -82,8 +84,24 @@ export class ControlLineReader {
         }
         // IAC IP and IAC DM are dropped; IAC IAC is an escaped 255 byte; IAC
         // followed by anything else keeps both bytes.
-        if (byte === IP || byte === DM) return [];
-        return byte === IAC ? [IAC] : [IAC, byte];
+        if (byte === IP) {
+          this.#interrupted = true;
+          return [];
+        }
+        if (byte === DM) {
+          this.#interrupted = false;
+          return [];
+        }
+        if (byte === IAC) return [IAC];
+        if (this.#interrupted) {
+          // RFC 959's abort is IAC IP, then IAC DM sent as TCP urgent data (BSD
+          // ftp, lftp). proftpd reads urgent data inline (SO_OOBINLINE); Node
+          // cannot, so the kernel keeps the DM byte out of the stream and its
+          // IAC is left before the next command: that IAC goes too.
+          this.#interrupted = false;
+          return [byte];
+        }
+        return [IAC, byte];
       case WILL:
       case WONT:
         this.#telnetMode = 0;

@@ -113,3 +113,15 @@ describe("parseCommandLine's command word", () => {
     expect(parseCommandLine('"HELP x"')).toEqual({ name: '"HELP', arg: 'x"', argv: ['"HELP', 'x"'] });
   });
 });
+
+describe("ControlLineReader and RFC 959's abort sequence", () => {
+  it("reads IAC IP IAC DM ABOR as ABOR, and as ABOR too when the urgent DM byte never arrives", () => {
+    const full = new ControlLineReader();
+    expect(full.push(Uint8Array.of(255, 244, 255, 242, ...Buffer.from("ABOR\r\n")))).toEqual([{ kind: "line", text: "ABOR" }]);
+    const withoutUrgentByte = new ControlLineReader();
+    expect(withoutUrgentByte.push(Uint8Array.of(255, 244, 255, ...Buffer.from("ABOR\r\n")))).toEqual([{ kind: "line", text: "ABOR" }]);
+    // Without an IP before it, an IAC before a plain byte is kept, as netio.c keeps it.
+    const plain = new ControlLineReader();
+    expect(plain.push(Uint8Array.of(255, 65, 13, 10))).toEqual([{ kind: "line", text: "\uFFFDA" }]);
+  });
+});

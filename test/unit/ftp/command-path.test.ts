@@ -22,6 +22,10 @@ describe("virtualPath", () => {
     expect(virtualPath(cwd, typed)).toBe(expected);
   });
 
+  it("keeps a component with a NUL byte and all after it, so no `..` erases it", () => {
+    expect(virtualPath("/", "a\0b/../../c")).toBe("/a\0b/../../c");
+  });
+
   it("takes ~ as a name unless a home is given", () => {
     expect(virtualPath("/a", "~")).toBe("/a/~");
     expect(virtualPath("/a", "~", "/")).toBe("/");

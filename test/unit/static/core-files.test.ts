@@ -48,7 +48,7 @@ describe("CWD, CDUP and PWD", () => {
   it("refuses what is not a directory it may enter, with the path as typed", async () => {
     expect(await t.send("CWD nothere")).toEqual(["550 nothere: No such file or directory"]);
     expect(await t.send("CWD file.txt")).toEqual(["550 file.txt: Not a directory"]);
-    expect(await t.send("CWD out")).toEqual(["550 out: Permission denied"]);
+    expect(await t.send("CWD out")).toEqual(["550 out: No such file or directory"]);
     expect(await t.send("CWD dangling")).toEqual(["550 dangling: No such file or directory"]);
     expect(await t.send(`CWD ${"x".repeat(300)}`)).toEqual([`550 ${"x".repeat(300)}: File name too long`]);
     // dir_realpath does not interpolate `~` (MKD's dir_canonical_path does).
@@ -78,7 +78,7 @@ describe("MKD, RMD and DELE", () => {
   it("refuses existing names, asterisks and ways out", async () => {
     expect(await t.send("MKD sub")).toEqual(["550 sub: File exists"]);
     expect(await t.send("MKD a*b")).toEqual(["550 a*b: Invalid directory name"]);
-    expect(await t.send("MKD out/evil")).toEqual(["550 out/evil: Permission denied"]);
+    expect(await t.send("MKD out/evil")).toEqual(["550 out/evil: No such file or directory"]);
     expect(await t.send("MKD ../../made")).toEqual(['257 "/made" - Directory successfully created']);
     expect(existsSync(path.join(t.base, "made"))).toBe(false);
     expect(await t.send("MKD")).toEqual(["501 Invalid number of parameters"]);
@@ -97,7 +97,7 @@ describe("MKD, RMD and DELE", () => {
   });
 
   it("deletes a symlink, never what it points to, and nothing through one leading out", async () => {
-    expect(await t.send("DELE out/secret.txt")).toEqual(["550 out/secret.txt: Permission denied"]);
+    expect(await t.send("DELE out/secret.txt")).toEqual(["550 out/secret.txt: No such file or directory"]);
     expect(await t.send("DELE ln")).toEqual(["250 DELE command successful"]);
     expect(await t.send("DELE out")).toEqual(["250 DELE command successful"]);
     expect(readFileSync(path.join(t.root, "file.txt"), "utf8")).toBe("hello");
@@ -133,9 +133,9 @@ describe("RNFR and RNTO", () => {
 
   it("refuses names that do not exist and ways out", async () => {
     expect(await t.send("RNFR nothere")).toEqual(["550 nothere: No such file or directory"]);
-    expect(await t.send("RNFR out/secret.txt")).toEqual(["550 out/secret.txt: Permission denied"]);
+    expect(await t.send("RNFR out/secret.txt")).toEqual(["550 out/secret.txt: No such file or directory"]);
     await t.send("RNFR file.txt");
-    expect(await t.send("RNTO out/stolen.txt")).toEqual(["550 out/stolen.txt: Permission denied"]);
+    expect(await t.send("RNTO out/stolen.txt")).toEqual(["550 out/stolen.txt: No such file or directory"]);
     expect(readFileSync(path.join(t.root, "file.txt"), "utf8")).toBe("hello");
     outsideUnchanged();
   });
@@ -152,7 +152,7 @@ describe("SIZE and MDTM", () => {
     expect(await t.send("SIZE ln")).toEqual(["213 5"]);
     expect(await t.send("SIZE sub")).toEqual(["550 sub: not a regular file"]);
     expect(await t.send("SIZE nothere")).toEqual(["550 nothere: No such file or directory"]);
-    expect(await t.send("SIZE out/secret.txt")).toEqual(["550 out/secret.txt: Permission denied"]);
+    expect(await t.send("SIZE out/secret.txt")).toEqual(["550 out/secret.txt: No such file or directory"]);
     expect(await t.send("SIZE")).toEqual(["501 Invalid number of parameters"]);
   });
 

@@ -74,7 +74,7 @@ describe("MLSD", () => {
   it("refuses what is not a directory, or not there", async () => {
     expect(await t.send("MLSD file.txt")).toEqual(["550 'file.txt' is not a directory"]);
     expect(await t.send("MLSD nothere")).toEqual(["550 nothere: No such file or directory"]);
-    expect(await t.send("MLSD out")).toEqual(["550 out: Permission denied"]);
+    expect(await t.send("MLSD out")).toEqual(["550 out: No such file or directory"]);
     expect(t.sent).toEqual([]);
   });
 });
@@ -124,7 +124,7 @@ describe("MFMT", () => {
     expect(await t.send("MFMT 2020 file.txt")).toEqual(["501 2020: Invalid argument"]);
     expect(await t.send("MFMT 19000101000000 file.txt")).toEqual(["501 file.txt: Invalid argument"]);
     expect(await t.send("MFMT 20200102030405 nothere")).toEqual(["550 nothere: No such file or directory"]);
-    expect(await t.send("MFMT 20200102030405 out/secret.txt")).toEqual(["550 out/secret.txt: Permission denied"]);
+    expect(await t.send("MFMT 20200102030405 out/secret.txt")).toEqual(["550 out/secret.txt: No such file or directory"]);
     expect(await t.send("MFMT 20200102030405")).toEqual(["501 Invalid number of parameters"]);
     expect(statSync(path.join(t.outside, "secret.txt")).mtimeMs).not.toBe(Date.UTC(2020, 0, 2, 3, 4, 5));
   });

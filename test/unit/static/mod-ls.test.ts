@@ -133,8 +133,8 @@ describe("LIST", () => {
   it("answers 450 for what cannot be listed, after an empty transfer (dolist opens the data connection first)", async () => {
     expect(await t.send("LIST nothere")).toEqual(["450 nothere: No such file or directory"]);
     expect(await t.send("LIST -la nothere")).toEqual(["450 nothere: No such file or directory"]);
-    expect(await t.send("LIST out")).toEqual(["450 out: Permission denied"]);
-    expect(await t.send("LIST out/")).toEqual(["450 out/: Permission denied"]);
+    expect(await t.send("LIST out")).toEqual(["450 out: No such file or directory"]);
+    expect(await t.send("LIST out/")).toEqual(["450 out/: No such file or directory"]);
     expect(await t.send("LIST dangling")).toEqual(["450 dangling: No such file or directory"]);
     expect(t.sent).toEqual(Array(5).fill({ what: "file list", ascii: false, text: "" }));
   });
@@ -181,7 +181,7 @@ describe("NLST", () => {
     expect(await t.send("NLST *.none")).toEqual(["450 No files found"]);
     expect(await t.send("NLST nothere")).toEqual(["450 nothere: No such file or directory"]);
     expect(await t.send("NLST -a nothere")).toEqual(["450 -a nothere: No such file or directory"]);
-    expect(await t.send("NLST out")).toEqual(["450 out: Permission denied"]);
+    expect(await t.send("NLST out")).toEqual(["450 out: No such file or directory"]);
     expect(t.sent).toEqual([]);
   });
 });
@@ -210,6 +210,6 @@ describe("STAT", () => {
   it("answers 450 for what is not there", async () => {
     expect(await t.send("STAT nothere")).toEqual(["450 nothere: No such file or directory"]);
     expect(await t.send("STAT dangling")).toEqual(["450 dangling: No such file or directory"]);
-    expect(await t.send("STAT out/secret.txt")).toEqual(["450 out/secret.txt: Permission denied"]);
+    expect(await t.send("STAT out/secret.txt")).toEqual(["450 out/secret.txt: No such file or directory"]);
   });
 });
