@@ -11,14 +11,41 @@
  *    run directly and through callGuarded, on the same instance, interleaved
  *    sample by sample after a tier-up warm-up, with the geometric mean of the
  *    paired ratios. V8's interrupt checks are in the code either way, so the
- *    expected ratio is 1.0 plus one guarded call per sample.
+ *    expected ratio is 1.0 plus one guarded call per sample. The budget is CPU
+ *    time: each guarded call reads the thread's CPU clock once.
+ * 3. Load-time bombs (issue #12): how long ModuleHost takes to refuse a
+ *    46-byte module declaring a 10 M-element table, a 4 MB one of 1 M
+ *    functions and a 24 MiB data segment, each under its default load limit
+ *    (target < 50 ms each; compiling the function bomb alone took 451 ms).
+ * 4. The fair scheduler (host/ftp/scheduler.ts) on the NOOP path: one client,
+ *    one command at a time over loopback TCP, against a server that pumps
+ *    each connection's lines as ControlSession does, with and without asking
+ *    for each command's turn and charging the time it held the thread
+ *    (performance.now around its synchronous part); interleaved, paired, in
+ *    the server thread's CPU time per command (the client runs in a worker
+ *    thread with its own event loop; latency on a shared machine is too
+ *    noisy for a microsecond). That server only writes the reply, so what the
+ *    scheduler adds per command is set against what a NOOP costs dsod itself:
+ *    the CPU time of a real dsod (from /proc) over a stream of NOOPs, per NOOP
+ *    (target < 5%).
  *
  * `node dist/bench/watchdog.js` runs it alone and prints the rows.
  */
+import { spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { performance as nodePerformance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import vm from "node:vm";
+import { Worker } from "node:worker_threads";
 import wabtInit from "wabt";
-import { callGuarded, watchdogStats } from "../host/sandbox/watchdog.js";
+import { FairScheduler } from "../host/ftp/scheduler.js";
+import { ModuleHost } from "../host/modules/module-host.js";
+import { callGuarded, threadCpuTimeMs, watchdogStats } from "../host/sandbox/watchdog.js";
+import { PACKAGE_ROOT } from "../host/system/package-root.js";
 import { elapsedNs, formatNumber, rowOf } from "./stats.js";
 import type { Row } from "./stats.js";
 
@@ -197,7 +224,7 @@ function callVariants(exports: GuestExports): CallVariant[] {
  * Rows: per-call ns of each variant (the direct call is the anchor); per guest
  * the direct run (anchor) and the guarded one; then the geometric mean.
  */
-export async function runWatchdogBench(log: (line: string) => void = () => {}): Promise<Row[]> {
+async function runGuardRows(log: (line: string) => void): Promise<Row[]> {
   const exports = await instantiateGuests();
   const rows: Row[] = [];
   const interruptsBefore = watchdogStats().interrupts;
@@ -287,6 +314,296 @@ export async function runWatchdogBench(log: (line: string) => void = () => {}): 
   const interrupts = watchdogStats().interrupts - interruptsBefore;
   if (interrupts !== 0) throw new Error(`watchdog bench: ${interrupts} interrupt(s) requested during calls far within budget`);
   return rows;
+}
+
+// --- Load-time bombs ---------------------------------------------------------
+
+function leb(value: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = value & 0x7f;
+    value >>>= 7;
+    if (value !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (value !== 0);
+  return out;
+}
+
+function section(id: number, body: readonly number[] | Buffer): Buffer {
+  return Buffer.concat([Buffer.from([id, ...leb(body.length)]), Buffer.from(body)]);
+}
+
+const WASM_HEADER = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+
+/** A module: the sections `before` its global and export sections (the module symbol), then those `after`. */
+function withModuleSymbol(stem: string, before: readonly Buffer[], after: readonly Buffer[]): Buffer {
+  const symbol = Buffer.from(`${stem.slice(4)}_module`);
+  return Buffer.concat([
+    WASM_HEADER,
+    ...before,
+    section(6, [0x01, 0x7f, 0x00, 0x41, 0x20, 0x0b]),
+    section(7, [0x01, ...leb(symbol.length), ...symbol, 0x03, 0x00]),
+    ...after,
+  ]);
+}
+
+/** The three bombs of issue #12, each a valid module. */
+function bombs(): Record<string, Buffer> {
+  const functions = 1_000_000;
+  const bodies = Buffer.alloc(functions * 3);
+  for (let i = 0; i < functions; i++) bodies.set([0x02, 0x00, 0x0b], i * 3);
+  const data = 24 * 1024 * 1024;
+  const envMemory = [0x01, 0x03, ...Buffer.from("env"), 0x06, ...Buffer.from("memory"), 0x02, 0x00, 0x01];
+  return {
+    "mod_tablebomb.c": withModuleSymbol("mod_tablebomb", [section(4, [0x01, 0x70, 0x01, ...leb(10_000_000), ...leb(10_000_000)])], []),
+    "mod_fnbomb.c": withModuleSymbol(
+      "mod_fnbomb",
+      [section(1, [0x01, 0x60, 0x00, 0x00]), section(3, Buffer.concat([Buffer.from(leb(functions)), Buffer.alloc(functions)]))],
+      [section(10, Buffer.concat([Buffer.from(leb(functions)), bodies]))],
+    ),
+    "mod_databomb.c": withModuleSymbol(
+      "mod_databomb",
+      [section(2, envMemory)],
+      [section(11, Buffer.concat([Buffer.from([0x01, 0x01, ...leb(data)]), Buffer.alloc(data, 0x41)]))],
+    ),
+  };
+}
+
+const BOMB_LABELS: Readonly<Record<string, string>> = {
+  "mod_tablebomb.c": "10 M-element table (46 bytes)",
+  "mod_fnbomb.c": "1 M functions (4 MB)",
+  "mod_databomb.c": "24 MiB data segment",
+};
+
+/** Milliseconds for a fresh ModuleHost to refuse each bomb (a fresh host: nothing cached), SAMPLES times. */
+function runBombRows(log: (line: string) => void): Row[] {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "dso-bombs-"));
+  chmodSync(dir, 0o755);
+  try {
+    const files = bombs();
+    for (const [module, bytes] of Object.entries(files)) writeFileSync(path.join(dir, `${module.slice(0, -2)}.wasm`), bytes);
+    return Object.keys(files).map((module) => {
+      log(`bench: refusing ${module}`);
+      const ms: number[] = [];
+      for (let s = 0; s < SAMPLES; s++) {
+        const host = new ModuleHost({ modulePath: dir });
+        const start = process.hrtime.bigint();
+        try {
+          host.loadModule(module);
+        } catch {
+          ms.push(elapsedNs(start) / 1e6);
+          continue;
+        }
+        throw new Error(`watchdog bench: ${module} was not refused`);
+      }
+      return rowOf(
+        { group: "sandbox-limits", name: `load-time bomb refused: ${BOMB_LABELS[module]}`, unit: "ms", note: "target < 50 ms" },
+        ms,
+      );
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// --- The fair scheduler on a NOOP-like path -----------------------------------
+
+const NOOP_COMMANDS = 5_000;
+/** /proc counts CPU time in 10 ms ticks: 10,000 NOOPs of about 20 µs are 20 ticks. */
+const DSOD_NOOP_COMMANDS = 10_000;
+const DSOD_SAMPLES = 5;
+
+/**
+ * A server answering `200 NOOP command successful` per line, pumping its
+ * queue of lines as ControlSession.#pump does: synchronously, one after
+ * another; with a scheduler, each line first asks for its turn (stopping the
+ * pump until it comes) and is charged the time it held the thread.
+ */
+async function noopServer(scheduler: FairScheduler<net.Socket> | undefined): Promise<{ server: net.Server; port: number }> {
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    let pending = "";
+    const queue: string[] = [];
+    let waiting = false;
+    let granted = false;
+    const onTurn = (): void => {
+      waiting = false;
+      granted = true;
+      pump();
+    };
+    const pump = (): void => {
+      while (!waiting && queue.length > 0) {
+        if (scheduler !== undefined && !granted && !scheduler.request(socket, onTurn)) {
+          waiting = true;
+          return;
+        }
+        granted = false;
+        queue.shift();
+        if (scheduler === undefined) {
+          socket.write("200 NOOP command successful\r\n");
+          continue;
+        }
+        const start = performance.now();
+        socket.write("200 NOOP command successful\r\n");
+        scheduler.charge(socket, performance.now() - start);
+      }
+    };
+    socket.on("data", (chunk: Buffer) => {
+      pending += chunk.toString("latin1");
+      for (let end = pending.indexOf("\n"); end >= 0; end = pending.indexOf("\n")) {
+        queue.push(pending.slice(0, end));
+        pending = pending.slice(end + 1);
+      }
+      pump();
+    });
+    socket.on("close", () => scheduler?.forget(socket));
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return { server, port: (server.address() as net.AddressInfo).port };
+}
+
+/** Sends `count` NOOPs one at a time (send, wait for the reply). */
+async function noops(client: net.Socket, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const reply = once(client, "data");
+    client.write("NOOP\r\n");
+    await reply;
+  }
+}
+
+/**
+ * The client of the scheduler rows, in a worker thread: its own event loop,
+ * as a remote client would be, so the server's loop waits for each command
+ * as dsod's does. It keeps one connection per port and, for each message
+ * `{ port, count }`, sends `count` NOOPs there one at a time, then answers.
+ */
+const NOOP_CLIENT = `
+const net = require("node:net");
+const { parentPort } = require("node:worker_threads");
+const connections = new Map();
+function connection(port) {
+  let c = connections.get(port);
+  if (c === undefined) {
+    c = new Promise((resolve) => { const s = net.connect(port, "127.0.0.1", () => resolve(s)); s.setNoDelay(true); });
+    connections.set(port, c);
+  }
+  return c;
+}
+parentPort.on("message", async ({ port, count }) => {
+  const socket = await connection(port);
+  for (let i = 0; i < count; i++) await new Promise((resolve) => { socket.once("data", resolve); socket.write("NOOP\\r\\n"); });
+  parentPort.postMessage("done");
+});`;
+
+/** The server thread's CPU time per command (µs) while the worker sends `count` NOOPs to `port`. */
+async function serverCpuPerNoop(client: Worker, port: number, count: number): Promise<number> {
+  const start = threadCpuTimeMs();
+  const done = once(client, "message");
+  client.postMessage({ port, count });
+  await done;
+  return ((threadCpuTimeMs() - start) * 1000) / count;
+}
+
+/** dsod's CPU time per NOOP (µs), user and system from /proc, over `count` NOOPs one at a time, `samples` times. */
+async function dsodNoopCpu(count: number, samples: number): Promise<number[]> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "dso-noop-"));
+  const config = path.join(dir, "dsod.conf");
+  writeFileSync(
+    config,
+    ["DefaultAddress 127.0.0.1", "Port 0", `AuthUserFile ${path.join(PACKAGE_ROOT, "examples", "dsod.passwd")}`, `ControlsSocket ${dir}/dsod.sock`, ""].join("\n"),
+  );
+  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, "dist", "host", "cli", "dsod.js"), "-n", "-c", config]);
+  try {
+    let stderr = "";
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stderr.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString();
+        const match = /listening on \S+ port (\d+)/.exec(stderr);
+        if (match !== null) resolve(Number(match[1]));
+      });
+      child.once("exit", () => reject(new Error(`dsod exited before listening:\n${stderr}`)));
+    });
+    const client = net.connect(port, "127.0.0.1");
+    await once(client, "connect");
+    client.setNoDelay(true);
+    await once(client, "data");
+    const cpuMs = (): number => {
+      // Fields 14 and 15 of /proc/PID/stat (utime, stime), in clock ticks of 10 ms.
+      const fields = (readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1] ?? "").split(" ");
+      return (Number(fields[11]) + Number(fields[12])) * 10;
+    };
+    await noops(client, count);
+    const us: number[] = [];
+    for (let s = 0; s < samples; s++) {
+      const before = cpuMs();
+      await noops(client, count);
+      us.push(((cpuMs() - before) * 1000) / count);
+    }
+    client.destroy();
+    return us;
+  } finally {
+    child.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runSchedulerRows(log: (line: string) => void): Promise<Row[]> {
+  log("bench: fair scheduler on a NOOP-like path");
+  const scheduler = new FairScheduler<net.Socket>({
+    now: () => performance.now(),
+    idleTime: () => nodePerformance.nodeTiming.idleTime,
+    defer: (next) => setImmediate(next),
+    later: (ms, wake) => setTimeout(wake, ms),
+  });
+  const plain = await noopServer(undefined);
+  const fair = await noopServer(scheduler);
+  const client = new Worker(NOOP_CLIENT, { eval: true });
+  try {
+    await serverCpuPerNoop(client, plain.port, NOOP_COMMANDS);
+    await serverCpuPerNoop(client, fair.port, NOOP_COMMANDS);
+    const plainUs: number[] = [];
+    const fairUs: number[] = [];
+    const addedUs: number[] = [];
+    for (let s = 0; s < SAMPLES; s++) {
+      const first = s % 2 === 0;
+      const a = await serverCpuPerNoop(client, first ? plain.port : fair.port, NOOP_COMMANDS);
+      const b = await serverCpuPerNoop(client, first ? fair.port : plain.port, NOOP_COMMANDS);
+      const p = first ? a : b;
+      const f = first ? b : a;
+      plainUs.push(p);
+      fairUs.push(f);
+      addedUs.push(f - p);
+    }
+    log("bench: dsod's own NOOP");
+    const noop = rowOf(
+      { group: "sandbox-limits", name: "dsod NOOP: server CPU time per command", unit: "µs", note: "from /proc, one command at a time" },
+      await dsodNoopCpu(DSOD_NOOP_COMMANDS, DSOD_SAMPLES),
+    );
+    const pump = rowOf({ group: "sandbox-limits", name: "NOOP reply, server CPU per command: plain pump", unit: "µs" }, plainUs);
+    return [
+      pump,
+      rowOf({ group: "sandbox-limits", name: "NOOP reply, server CPU per command: with fair scheduler", unit: "µs" }, fairUs, {
+        name: pump.name,
+        figure: pump.figure,
+      }),
+      noop,
+      rowOf(
+        { group: "sandbox-limits", name: "fair scheduler: added per command, against dsod's NOOP", unit: "µs", note: "target < 5% of a NOOP" },
+        addedUs,
+        { name: noop.name, figure: noop.figure },
+      ),
+    ];
+  } finally {
+    await client.terminate();
+    plain.server.close();
+    fair.server.close();
+  }
+}
+
+/** The watchdog's rows, then issue #12's: load-time bomb refusals and the fair scheduler's cost. */
+export async function runWatchdogBench(log: (line: string) => void = () => {}): Promise<Row[]> {
+  return [...(await runGuardRows(log)), ...runBombRows(log), ...(await runSchedulerRows(log))];
 }
 
 // `node dist/bench/watchdog.js`: run alone.

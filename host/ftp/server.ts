@@ -23,6 +23,7 @@ import type { DataChannelSettings } from "./data-channel.js";
 import type { DispatchOptions } from "./dispatch.js";
 import { Scoreboard, connectionsFrom, limitReply } from "./scoreboard.js";
 import type { ConnectionLimit } from "./scoreboard.js";
+import type { FairScheduler } from "./scheduler.js";
 import { ControlSession, LINGER_MS, sessionLabel } from "./session.js";
 import type { SessionTimeouts } from "./session.js";
 
@@ -53,6 +54,8 @@ export interface FtpServerOptions {
   readonly dataSettings?: () => DataChannelSettings;
   /** Log lines: handler faults, over-long commands, failed session starts, socket errors. */
   readonly log?: (message: string) => void;
+  /** Fair queueing of sessions' commands (SessionCPUShare); commands run as they come without it. */
+  readonly scheduler?: FairScheduler<number>;
 }
 
 /** proftpd's PR_TUNABLE_TIMEOUTLOGIN. */
@@ -238,6 +241,7 @@ export class FtpServer {
         timeouts: this.#timeouts(),
         clock: this.#clock,
         log: (message) => this.#log(message),
+        ...(this.#options.scheduler !== undefined && { scheduler: this.#options.scheduler }),
         closed: () => {
           this.#sessions.delete(session);
           this.#scoreboard.delete(session.state);

@@ -20,6 +20,7 @@
 import type net from "node:net";
 import tls from "node:tls";
 import type { TLSSocketOptions } from "node:tls";
+import { performance } from "node:perf_hooks";
 import { TlsCarrier } from "../tls/carrier.js";
 import type { ControlChannel, SessionState } from "../modules/module-api.js";
 import { InactivityTimer } from "./clock.js";
@@ -27,6 +28,7 @@ import type { Clock } from "./clock.js";
 import { ControlLineReader, parseCommandLine } from "./command-line.js";
 import { dispatchCommand, replyText } from "./dispatch.js";
 import type { DispatchOptions, DispatchResult } from "./dispatch.js";
+import type { FairScheduler } from "./scheduler.js";
 
 /** cmd_loop's reply to a line that makes no command (empty, or leading white space). */
 const INVALID_COMMAND = "500 Invalid command: try being more creative";
@@ -57,6 +59,12 @@ export interface SessionHooks {
   readonly log: (message: string) => void;
   /** Runs once the connection has closed, for any reason. */
   readonly closed: () => void;
+  /**
+   * Decides when this session's next command may run, so that one session
+   * cannot hold the daemon (SessionCPUShare, docs/security.md); without it
+   * queued commands run as soon as the previous one is done.
+   */
+  readonly scheduler?: FairScheduler<number>;
 }
 
 /**
@@ -99,6 +107,10 @@ export class ControlSession implements ControlChannel {
   #closed = false;
   #ending = false;
   #readPaused = false;
+  /** The scheduler will call #onTurn when this session's next command may run. */
+  #awaitingTurn = false;
+  /** #onTurn granted a turn that no command has used yet. */
+  #hasTurn = false;
   /** A command whose handlers returned a Promise is running (a transfer): the timers wait for it. */
   #running = false;
   #loggedIn = false;
@@ -213,11 +225,30 @@ export class ControlSession implements ControlChannel {
     this.#pump();
   };
 
-  /** Runs queued commands while the client keeps up with their replies; pauses reading when it does not. */
+  readonly #onTurn = (): void => {
+    this.#awaitingTurn = false;
+    this.#hasTurn = true;
+    this.#pump();
+  };
+
+  /**
+   * Runs queued commands while the client keeps up with their replies, each
+   * when the scheduler gives this session its turn; pauses reading when the
+   * client falls behind.
+   */
   #pump(): void {
-    while (!this.#busy && !this.state.closing && this.#queue.length > 0) {
+    const scheduler = this.#hooks.scheduler;
+    while (!this.#busy && !this.#awaitingTurn && !this.state.closing && this.#queue.length > 0) {
       if (this.#socket.writableLength > MAX_PENDING_REPLY_BYTES) break;
+      if (scheduler !== undefined && !this.#hasTurn && !scheduler.request(this.state.id, this.#onTurn)) {
+        this.#awaitingTurn = true;
+        break;
+      }
+      this.#hasTurn = false;
+      const started = scheduler === undefined ? 0 : performance.now();
       this.#run(this.#queue.shift() as string);
+      // What the command cost the loop before it returned (a transfer's later I/O is not CPU the loop owes it).
+      scheduler?.charge(this.state.id, performance.now() - started);
     }
     const behind = this.#queue.length >= MAX_QUEUED_LINES || this.#socket.writableLength > MAX_PENDING_REPLY_BYTES;
     if (behind && !this.#readPaused) {
@@ -367,6 +398,7 @@ export class ControlSession implements ControlChannel {
 
   #onClose(): void {
     this.#closed = true;
+    this.#hooks.scheduler?.forget(this.state.id);
     this.state.closing = true;
     this.#stopTimers();
     this.#abort?.();

@@ -5,6 +5,8 @@
  */
 import { Capabilities } from "../abi/host-symbols.js";
 import type { Capability } from "../abi/host-symbols.js";
+import { DEFAULT_LOAD_LIMITS } from "../wasm/limits.js";
+import type { LoadLimitName, LoadLimits } from "../wasm/limits.js";
 
 /** What happens to a module whose instance trapped or was interrupted. */
 export type FaultAction = "reload" | "unload";
@@ -24,10 +26,12 @@ export interface Preopen {
 }
 
 export interface UnitPolicy {
-  /** Most 64 KiB pages the unit's linear memory may have. */
+  /** The unit's memory cap in 64 KiB pages: its linear memory and its tables' maxima together (memory-cap.ts). */
   readonly memoryCapPages: number;
-  /** Wall-clock budget of one call into the guest, in ms; 0 turns the limit off. */
+  /** CPU time (the calling thread's, not wall-clock time) one call into the guest may use, in ms; 0 turns the limit off. */
   readonly cpuBudgetMs: number;
+  /** What its binary may declare (ModuleLoadLimits), checked before it is compiled. */
+  readonly loadLimits: LoadLimits;
   readonly capabilities: ReadonlySet<Capability>;
   readonly fault: FaultPolicy;
   /** Directories the unit may reach through WASI; none unless granted. */
@@ -55,6 +59,7 @@ export const DEFAULT_FAULT_POLICY: FaultPolicy = { action: "reload", maxFaults: 
 export const DEFAULT_POLICY: UnitPolicy = {
   memoryCapPages: DEFAULT_MEMORY_CAP_PAGES,
   cpuBudgetMs: DEFAULT_CPU_BUDGET_MS,
+  loadLimits: DEFAULT_LOAD_LIMITS,
   capabilities: DEFAULT_CAPABILITIES,
   fault: DEFAULT_FAULT_POLICY,
   preopens: [],
@@ -65,6 +70,7 @@ export const DEFAULT_POLICY: UnitPolicy = {
 interface PolicySettings {
   memoryCapPages?: number;
   cpuBudgetMs?: number;
+  loadLimits?: Partial<Record<LoadLimitName, number>>;
   grants?: Set<Capability>;
   fault?: FaultPolicy;
   preopens?: Preopen[];
@@ -95,6 +101,11 @@ export class PolicyTable {
     this.#entry(name).cpuBudgetMs = ms;
   }
 
+  setLoadLimit(name: string, limit: LoadLimitName, value: number): void {
+    const entry = this.#entry(name);
+    entry.loadLimits = { ...entry.loadLimits, [limit]: value };
+  }
+
   grant(name: string, capabilities: readonly Capability[]): void {
     const entry = this.#entry(name);
     entry.grants = new Set([...(entry.grants ?? []), ...capabilities]);
@@ -119,6 +130,7 @@ export class PolicyTable {
     return {
       memoryCapPages: own.memoryCapPages ?? all.memoryCapPages ?? DEFAULT_POLICY.memoryCapPages,
       cpuBudgetMs: own.cpuBudgetMs ?? all.cpuBudgetMs ?? DEFAULT_POLICY.cpuBudgetMs,
+      loadLimits: own.loadLimits === undefined && all.loadLimits === undefined ? DEFAULT_LOAD_LIMITS : { ...DEFAULT_LOAD_LIMITS, ...all.loadLimits, ...own.loadLimits },
       capabilities: new Set([...DEFAULT_CAPABILITIES, ...(all.grants ?? []), ...(own.grants ?? [])]),
       fault: own.fault ?? all.fault ?? DEFAULT_POLICY.fault,
       preopens: [...(all.preopens ?? []), ...(own.preopens ?? [])],

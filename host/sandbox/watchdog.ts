@@ -1,5 +1,5 @@
 /*
- * Wall-clock CPU budget for synchronous guest calls, enforced by V8 itself.
+ * CPU budget for synchronous guest calls, in CPU time, enforced by V8 itself.
  *
  * Guests run on the daemon's main thread, so a guest stuck in a loop would
  * stall every session. V8 checks for interrupts at every wasm loop header and
@@ -7,7 +7,15 @@
  * node-gyp from binding.gyp at the package root) asks V8 to terminate the
  * call from a persistent watchdog thread when its budget runs out: the guest
  * pays nothing per iteration, unlike fuel counters (1.3x measured on CPU-bound guests),
- * and the call pays ~0.2 µs instead of vm `timeout`'s thread per call.
+ * and the call pays ~0.3 µs instead of vm `timeout`'s thread per call.
+ *
+ * The budget is the JS thread's own CPU time (its thread CPU clock), not
+ * wall-clock time: a process paused by SIGSTOP, a machine loaded by other
+ * processes, garbage collection on V8's helper threads, or a host call
+ * blocked in the kernel never use up a guest's budget; a guest that computes
+ * does. The watchdog looks at the thread's CPU clock when the budget has
+ * passed in wall-clock time (the earliest it can be used up), and again as
+ * often as there is budget left.
  *
  * What an interrupt leaves behind: nothing is rolled back. The instance's
  * memory and globals are as the guest left them mid-loop (an AssemblyScript
@@ -37,11 +45,14 @@ export interface WatchdogStats {
   readonly wakeups: number;
   /** Guarded calls on the stack right now. */
   readonly depth: number;
+  /** Times a call was past its budget in wall-clock time with CPU budget left (it was paused, preempted or blocked). */
+  readonly cpuRechecks: number;
 }
 
 interface WatchdogAddon {
   callGuarded(fn: () => unknown, budgetMs: number): unknown;
   stats(): WatchdogStats;
+  threadCpuTime(): number;
   setDisarmDelayForTesting(ns: number): void;
 }
 
@@ -50,7 +61,8 @@ function isAddon(value: unknown): value is WatchdogAddon {
     typeof value === "object" &&
     value !== null &&
     typeof Reflect.get(value, "callGuarded") === "function" &&
-    typeof Reflect.get(value, "stats") === "function"
+    typeof Reflect.get(value, "stats") === "function" &&
+    typeof Reflect.get(value, "threadCpuTime") === "function"
   );
 }
 
@@ -90,8 +102,8 @@ function isNativeInterrupt(error: unknown): error is Error {
 }
 
 /**
- * Calls `fn()` synchronously and returns its result, interrupting it if it
- * runs longer than `budgetMs` of wall-clock time (a positive number, at most
+ * Calls `fn()` synchronously and returns its result, interrupting it once it
+ * has used `budgetMs` of the thread's CPU time (a positive number, at most
  * 2^31-1); the interrupt throws a DsoError with code DSO_ERR_INTERRUPTED.
  * Anything `fn` throws (a trap, a stack overflow RangeError, a host error)
  * propagates unchanged, the same object.
@@ -130,6 +142,21 @@ export function callGuarded<T>(fn: () => T, budgetMs: number): T {
  */
 export function setDisarmDelayForTesting(ns: number): void {
   addon().setDisarmDelayForTesting(ns);
+}
+
+/**
+ * The calling thread's CPU time in ms (user and system), what CPU budgets
+ * count: how a session's command is charged (host/ftp/scheduler.ts). Without
+ * the addon, the process's CPU time, which also counts V8's and libuv's
+ * helper threads.
+ */
+export function threadCpuTimeMs(): number {
+  loaded ??= loadAddon();
+  if (loaded instanceof DsoError) {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  }
+  return loaded.threadCpuTime();
 }
 
 /** The watchdog's counters for this thread; throws like callGuarded if the addon is not built. */

@@ -2,12 +2,21 @@
  * A bounds-checked reader of the WebAssembly binary format: the type, import,
  * function, table, memory, global, export, start and data sections, enough to
  * type-check every import and export before anything is compiled or run.
- * Code and element sections are skipped by their declared size.
+ * Code sections are skipped by their declared size, element sections after
+ * their segment count.
+ *
+ * Given load limits (limits.ts), it refuses a binary as soon as what it has
+ * read declares more than they allow, before the rest is read: a vector's
+ * length is checked before its entries are, so a million-function bomb costs
+ * one LEB128.
  *
  * Pure: bytes in, a ModuleShape out. Any malformed input raises a DsoError with
- * code DSO_ERR_BAD_WASM naming the byte offset; nothing else escapes.
+ * code DSO_ERR_BAD_WASM naming the byte offset, a binary over a limit one with
+ * DSO_ERR_LOAD_LIMIT naming the limit and the value; nothing else escapes.
  */
 import { DsoError, ErrorCodes } from "../errors.js";
+import { overLimitText } from "./limits.js";
+import type { LoadLimitName, LoadLimits } from "./limits.js";
 import type {
   ByteRange,
   ExportEntry,
@@ -16,6 +25,7 @@ import type {
   ImportEntry,
   Limits,
   ModuleShape,
+  TableType,
   ValueType,
 } from "./types.js";
 
@@ -32,6 +42,7 @@ const SectionId = {
   global: 6,
   export: 7,
   start: 8,
+  element: 9,
   data: 11,
   tag: 13,
 } as const;
@@ -197,10 +208,32 @@ interface SectionState {
   imports: ImportEntry[];
   exports: ExportEntry[];
   definedMemories: Limits[];
+  definedTables: TableType[];
   hasStartFunction: boolean;
-  dataBytes: number;
   staticData: ByteRange[];
   customSections: string[];
+  footprint: { -readonly [K in LoadLimitName]: number };
+  limits: LoadLimits | undefined;
+}
+
+/** Refuses the binary if the footprint so far is over the limit `name`. */
+function enforce(state: SectionState, name: LoadLimitName): void {
+  const limit = state.limits?.[name];
+  const value = state.footprint[name];
+  if (limit !== undefined && value > limit) throw new DsoError(ErrorCodes.LOAD_LIMIT, overLimitText(name, value, limit));
+}
+
+/** Counts `count` more functions, globals, tables or element segments, refusing the binary past its limit. */
+function tally(state: SectionState, name: "functions" | "globals" | "tables" | "elementSegments", count: number): void {
+  state.footprint[name] += count;
+  enforce(state, name);
+}
+
+/** Counts a table (imported or defined) and its size, refusing the binary past either limit. */
+function tallyTable(state: SectionState, table: TableType): void {
+  tally(state, "tables", 1);
+  state.footprint.tableElements = Math.max(state.footprint.tableElements, table.limits.max ?? table.limits.min);
+  enforce(state, "tableElements");
 }
 
 function funcTypeAt(state: SectionState, index: number, at: number): FuncType {
@@ -232,12 +265,14 @@ function readImportSection(r: ByteReader, state: SectionState): void {
     switch (kind) {
       case 0x00: {
         const fn: ExternType = { kind: "func", type: funcTypeAt(state, r.u32(), at) };
+        tally(state, "functions", 1);
         state.funcTypes.push(fn.type);
         type = fn;
         break;
       }
       case 0x01: {
         const table = { kind: "table", element: r.valueType(), limits: r.limits(false) } as const;
+        tallyTable(state, table);
         state.tables.push(table);
         type = table;
         break;
@@ -252,6 +287,7 @@ function readImportSection(r: ByteReader, state: SectionState): void {
         const valueType = r.valueType();
         const mutable = readMutability(r);
         const global = { kind: "global", valueType, mutable } as const;
+        tally(state, "globals", 1);
         state.globals.push({ type: global, constValue: undefined });
         type = global;
         break;
@@ -335,10 +371,11 @@ function readDataSection(r: ByteReader, state: SectionState): void {
     else if (flags !== 1) throw malformed(at, `unknown data segment flags ${flags}`);
     const size = r.u32();
     r.skip(size);
-    state.dataBytes += size;
+    state.footprint.dataBytes += size;
     // An i32.const offset is the segment's address (wasm reads it unsigned); a global's value is not known here.
     if (memoryIndex === 0 && typeof offset === "number") state.staticData.push({ start: offset >>> 0, end: (offset >>> 0) + size });
   }
+  enforce(state, "dataBytes");
 }
 
 function readSection(id: number, r: ByteReader, state: SectionState): void {
@@ -351,14 +388,22 @@ function readSection(id: number, r: ByteReader, state: SectionState): void {
       return readTypeSection(r, state);
     case SectionId.import:
       return readImportSection(r, state);
-    case SectionId.function:
-      for (let n = r.u32(); n > 0; n--) {
+    case SectionId.function: {
+      const count = r.u32();
+      tally(state, "functions", count);
+      for (let n = count; n > 0; n--) {
         const at = r.offset;
         state.funcTypes.push(funcTypeAt(state, r.u32(), at));
       }
       return;
+    }
     case SectionId.table:
-      for (let n = r.u32(); n > 0; n--) state.tables.push({ kind: "table", element: r.valueType(), limits: r.limits(false) });
+      for (let n = r.u32(); n > 0; n--) {
+        const table = { kind: "table", element: r.valueType(), limits: r.limits(false) } as const;
+        tallyTable(state, table);
+        state.tables.push(table);
+        state.definedTables.push({ element: table.element, limits: table.limits });
+      }
       return;
     case SectionId.memory:
       for (let n = r.u32(); n > 0; n--) {
@@ -367,18 +412,26 @@ function readSection(id: number, r: ByteReader, state: SectionState): void {
         state.definedMemories.push(limits);
       }
       return;
-    case SectionId.global:
-      for (let n = r.u32(); n > 0; n--) {
+    case SectionId.global: {
+      const count = r.u32();
+      tally(state, "globals", count);
+      for (let n = count; n > 0; n--) {
         const valueType = r.valueType();
         const mutable = readMutability(r);
         state.globals.push({ type: { kind: "global", valueType, mutable }, constValue: r.constExpr() });
       }
       return;
+    }
     case SectionId.export:
       return readExportSection(r, state);
     case SectionId.start:
       r.u32();
       state.hasStartFunction = true;
+      return;
+    case SectionId.element:
+      // Only the count matters here; the segments themselves are the engine's to validate.
+      tally(state, "elementSegments", r.u32());
+      r.offset = r.end;
       return;
     case SectionId.data:
       return readDataSection(r, state);
@@ -390,7 +443,7 @@ function readSection(id: number, r: ByteReader, state: SectionState): void {
       }
       return;
     default:
-      // Element, code and data-count sections (and any we do not need) are skipped whole.
+      // Code and data-count sections (and any we do not need) are skipped whole.
       r.offset = r.end;
   }
 }
@@ -400,9 +453,16 @@ export function looksLikeWasm(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && MAGIC.every((b, i) => bytes[i] === b);
 }
 
-export function readModuleShape(bytes: Uint8Array): ModuleShape {
+/**
+ * Reads a binary's shape. With `limits`, a binary that declares more than
+ * they allow is refused (DSO_ERR_LOAD_LIMIT) as soon as that is known.
+ */
+export function readModuleShape(bytes: Uint8Array, limits?: LoadLimits): ModuleShape {
   if (!looksLikeWasm(bytes)) {
     throw new DsoError(ErrorCodes.BAD_WASM, "not a WebAssembly binary (bad magic number)");
+  }
+  if (limits !== undefined && bytes.length > limits.binarySize) {
+    throw new DsoError(ErrorCodes.LOAD_LIMIT, overLimitText("binarySize", bytes.length, limits.binarySize));
   }
   const top = new ByteReader(bytes, 4, bytes.length);
   const version = top.bytes.length >= 8 ? new DataView(bytes.buffer, bytes.byteOffset + 4, 4).getUint32(0, true) : -1;
@@ -418,10 +478,12 @@ export function readModuleShape(bytes: Uint8Array): ModuleShape {
     imports: [],
     exports: [],
     definedMemories: [],
+    definedTables: [],
     hasStartFunction: false,
-    dataBytes: 0,
     staticData: [],
     customSections: [],
+    footprint: { binarySize: bytes.length, functions: 0, globals: 0, tables: 0, tableElements: 0, elementSegments: 0, dataBytes: 0 },
+    limits,
   };
   let lastId = 0;
   while (!top.atEnd) {
@@ -445,9 +507,11 @@ export function readModuleShape(bytes: Uint8Array): ModuleShape {
     imports: state.imports,
     exports: state.exports,
     definedMemories: state.definedMemories,
+    definedTables: state.definedTables,
     hasStartFunction: state.hasStartFunction,
-    dataBytes: state.dataBytes,
+    dataBytes: state.footprint.dataBytes,
     staticData: state.staticData,
     customSections: state.customSections,
+    footprint: { ...state.footprint },
   };
 }

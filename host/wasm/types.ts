@@ -3,6 +3,8 @@
  * binary. Node 20's `WebAssembly.Module.imports()` gives names and kinds only, so
  * the linker works from these instead.
  */
+import type { LoadFootprint } from "./limits.js";
+
 export type ValueType = "i32" | "i64" | "f32" | "f64" | "v128" | "funcref" | "externref";
 
 export interface FuncType {
@@ -45,11 +47,19 @@ export interface ByteRange {
   readonly end: number;
 }
 
+/** A table as its section declares it. */
+export interface TableType {
+  readonly element: ValueType;
+  readonly limits: Limits;
+}
+
 export interface ModuleShape {
   readonly imports: readonly ImportEntry[];
   readonly exports: readonly ExportEntry[];
   /** The memories the module defines itself (not imported). */
   readonly definedMemories: readonly Limits[];
+  /** The tables the module defines itself (not imported). */
+  readonly definedTables: readonly TableType[];
   /** True when the binary has a start section: guest code then runs during instantiation. */
   readonly hasStartFunction: boolean;
   /** Bytes of active and passive data segments together. */
@@ -60,6 +70,8 @@ export interface ModuleShape {
    */
   readonly staticData: readonly ByteRange[];
   readonly customSections: readonly string[];
+  /** What it declares, in the units of its load limits (wasm/limits.ts). */
+  readonly footprint: LoadFootprint;
 }
 
 function formatValueList(types: readonly ValueType[]): string {

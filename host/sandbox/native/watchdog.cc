@@ -1,5 +1,16 @@
-// CPU watchdog for guest calls: interrupts V8 itself when a guarded call runs
-// past its wall-clock budget.
+// CPU watchdog for guest calls: interrupts V8 itself when a guarded call has
+// used its budget of CPU time.
+//
+// CPU time, not wall-clock time: the budget counts only what the JS thread
+// itself runs (its thread CPU clock, user and system time), so a process
+// stopped by SIGSTOP, a machine busy with other processes, or garbage
+// collection on V8's helper threads never uses up a guest's budget; a guest
+// that spins does. A thread cannot use CPU faster than wall-clock time passes,
+// so the watchdog first looks when the budget has passed in wall-clock time
+// (the earliest it could be used up), reads the JS thread's CPU clock, and if
+// some budget is left looks again when that much more wall-clock time has
+// passed: a call that runs uninterrupted is cut at its budget, one that was
+// paused gets its pause back.
 //
 // Why a native addon: V8 already polls for interrupts at every wasm loop
 // header and function entry (the stack-guard check Liftoff and TurboFan emit
@@ -22,9 +33,10 @@
 // leaks into whatever JS runs after the guarded call.
 //
 // Fast path (a call that ends within budget, with the watchdog already
-// sleeping past the new deadline): one clock read (vDSO, not a syscall), a
-// seq_cst store, load and exchange, and a v8::TryCatch (~120 ns in all, next
-// to ~45 us for vm's timeout). The watchdog thread is only signalled
+// sleeping past the new deadline): two clock reads (the wall clock through the
+// vDSO; the thread's CPU clock, a ~0.2 us syscall on Linux), a seq_cst store,
+// load and exchange, and a v8::TryCatch (~0.35 us in all, next to ~45 us for
+// vm's timeout). The watchdog thread is only signalled
 // (futex) when it is parked or would wake later than the new deadline, which
 // is once per burst of calls, not once per call.
 
@@ -33,6 +45,10 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
+#ifdef __APPLE__
+#include <mach/mach.h>
+#endif
 
 #include <atomic>
 #include <chrono>
@@ -79,6 +95,49 @@ void SpinFor(int64_t ns) {
   }
 }
 
+// The calling thread's CPU time (user and system), in ns.
+int64_t OwnCpuNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Another thread's CPU clock: how the watchdog reads the JS thread's.
+class ThreadCpuClock {
+ public:
+  // Called on the thread to be measured.
+  bool InitForCurrentThread() {
+#ifdef __APPLE__
+    port_ = pthread_mach_thread_np(pthread_self());
+    return port_ != MACH_PORT_NULL;
+#else
+    return pthread_getcpuclockid(pthread_self(), &clock_) == 0;
+#endif
+  }
+
+  // Its CPU time in ns, on the same scale as OwnCpuNs() read on that thread.
+  int64_t NowNs() const {
+#ifdef __APPLE__
+    thread_basic_info_data_t info;
+    mach_msg_type_number_t count = THREAD_BASIC_INFO_COUNT;
+    if (thread_info(port_, THREAD_BASIC_INFO, reinterpret_cast<thread_info_t>(&info), &count) != KERN_SUCCESS) return 0;
+    return (static_cast<int64_t>(info.user_time.seconds) + info.system_time.seconds) * 1000000000 +
+           (static_cast<int64_t>(info.user_time.microseconds) + info.system_time.microseconds) * 1000;
+#else
+    timespec ts{};
+    clock_gettime(clock_, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+#endif
+  }
+
+ private:
+#ifdef __APPLE__
+  mach_port_t port_ = MACH_PORT_NULL;
+#else
+  clockid_t clock_{};
+#endif
+};
+
 class Watchdog {
  public:
   explicit Watchdog(Isolate* isolate) : isolate_(isolate) {}
@@ -101,6 +160,7 @@ class Watchdog {
   // JS thread only. Returns false if the thread could not be started.
   bool EnsureThread() {
     if (started_) return true;
+    if (!js_cpu_.InitForCurrentThread()) return false;
     // The watchdog must never be picked to run a signal handler (SIGINT,
     // SIGCHLD...): Node expects those on its own threads, as its own helper
     // threads do. A new thread inherits the creator's mask, so block all
@@ -122,8 +182,10 @@ class Watchdog {
   void Arm(int64_t budget_ns) {
     const uint64_t gen = gen_.load(std::memory_order_relaxed) + 1;
     gen_.store(gen, std::memory_order_relaxed);
+    // The earliest the budget can be used up: a thread's CPU time grows no faster than the wall clock.
     const int64_t deadline = NowNs() + budget_ns;
     budget_ns_.store(budget_ns, std::memory_order_relaxed);
+    cpu_start_.store(OwnCpuNs(), std::memory_order_relaxed);
     deadline_.store(deadline, std::memory_order_relaxed);
     // seq_cst pairs with the watchdog's seq_cst store of wake_at_ followed by
     // its re-read of slot_ (a Dekker handshake): either the watchdog sees
@@ -167,6 +229,7 @@ class Watchdog {
   double notifies() const { return static_cast<double>(notifies_.load(std::memory_order_relaxed)); }
   double late_fires() const { return static_cast<double>(late); }
   double wakeups() const { return static_cast<double>(wakeups_.load(std::memory_order_relaxed)); }
+  double cpu_rechecks() const { return static_cast<double>(cpu_rechecks_.load(std::memory_order_relaxed)); }
   bool started() const { return started_; }
 
  private:
@@ -182,6 +245,10 @@ class Watchdog {
     // calls off the notify path without waking an idle daemon forever.
     uint64_t seen_gen = 0;
     bool lingered = false;
+    // When to read the armed call's CPU clock (next): its wall-clock deadline
+    // at first, then as much later as it had budget left at the last reading.
+    uint64_t checked_gen = 0;
+    int64_t check_at = 0;
     while (!stopping_) {
       wakeups_.fetch_add(1, std::memory_order_relaxed);
       const uint64_t word = slot_.load(std::memory_order_seq_cst);
@@ -189,12 +256,25 @@ class Watchdog {
       int64_t wake;
       if (word != 0 && (word & kClaimed) == 0) {
         const uint64_t gen = word >> 1;
-        // Possibly a later call's deadline if the slot moved on since the
-        // load; the compare-exchange below then fails, which is right.
-        const int64_t deadline = deadline_.load(std::memory_order_relaxed);
+        // The fields below may be a later call's if the slot moved on since
+        // the load: the compare-exchange then fails, and a wait computed from
+        // them is skipped by the re-read of slot_ before waiting.
+        if (gen != checked_gen) {
+          checked_gen = gen;
+          check_at = deadline_.load(std::memory_order_relaxed);
+        }
         seen_gen = gen;
         lingered = false;
-        if (now >= deadline) {
+        if (now >= check_at) {
+          const int64_t used = js_cpu_.NowNs() - cpu_start_.load(std::memory_order_relaxed);
+          const int64_t left = budget_ns_.load(std::memory_order_relaxed) - used;
+          if (left > 0) {
+            // Paused, preempted or blocked for part of the time: not the guest's to pay.
+            cpu_rechecks_.fetch_add(1, std::memory_order_relaxed);
+            check_at = now + left;
+          }
+        }
+        if (now >= check_at) {
           uint64_t expected = word;
           if (slot_.compare_exchange_strong(expected, word | kClaimed,
                                             std::memory_order_seq_cst)) {
@@ -207,7 +287,7 @@ class Watchdog {
           }
           continue;
         }
-        wake = deadline;
+        wake = check_at;
       } else {
         const uint64_t gen = gen_.load(std::memory_order_relaxed);
         if (gen != seen_gen || !lingered) {
@@ -243,6 +323,9 @@ class Watchdog {
   std::atomic<uint64_t> gen_{0};
   std::atomic<uint64_t> slot_{0};
   std::atomic<int64_t> deadline_{0};
+  // The JS thread's CPU time when the armed call started (ns).
+  std::atomic<int64_t> cpu_start_{0};
+  ThreadCpuClock js_cpu_;  // Set by EnsureThread, before the thread starts.
   // When the watchdog will next look at slot_ (kNever while parked). Starts
   // at kNever so the first Arm notifies.
   std::atomic<int64_t> wake_at_{kNever};
@@ -254,6 +337,7 @@ class Watchdog {
   std::atomic<uint64_t> interrupts_{0};
   std::atomic<uint64_t> notifies_{0};
   std::atomic<uint64_t> wakeups_{0};
+  std::atomic<uint64_t> cpu_rechecks_{0};
 };
 
 Watchdog* FromData(const FunctionCallbackInfo<Value>& args) {
@@ -271,7 +355,7 @@ void ThrowTypeError(Isolate* isolate, const char* message) {
 void ThrowInterrupted(Isolate* isolate, double budget_ms) {
   Local<Context> context = isolate->GetCurrentContext();
   char text[96];
-  snprintf(text, sizeof text, "guest call interrupted: ran past its %g ms budget",
+  snprintf(text, sizeof text, "guest call interrupted: ran past its %g ms CPU budget",
            budget_ms);
   Local<Value> error =
       Exception::Error(String::NewFromUtf8(isolate, text).ToLocalChecked());
@@ -288,7 +372,7 @@ void ThrowInterrupted(Isolate* isolate, double budget_ms) {
 }
 
 // callGuarded(fn, budgetMs): calls fn() with no arguments and returns its
-// result; interrupts it if it runs past budgetMs of wall-clock time.
+// result; interrupts it once it has used budgetMs of the thread's CPU time.
 void CallGuarded(const FunctionCallbackInfo<Value>& args) {
   Watchdog* wd = FromData(args);
   Isolate* isolate = args.GetIsolate();
@@ -379,8 +463,15 @@ void Stats(const FunctionCallbackInfo<Value>& args) {
   set("notifies", Number::New(isolate, wd->notifies()));
   set("wakeups", Number::New(isolate, wd->wakeups()));
   set("lateFires", Number::New(isolate, wd->late_fires()));
+  set("cpuRechecks", Number::New(isolate, wd->cpu_rechecks()));
   set("depth", Number::New(isolate, wd->depth));
   args.GetReturnValue().Set(out);
+}
+
+// threadCpuTime(): the calling (JS) thread's CPU time in ms, user and system,
+// for charging a session's command with what it used (host/ftp/scheduler.ts).
+void ThreadCpuTime(const FunctionCallbackInfo<Value>& args) {
+  args.GetReturnValue().Set(Number::New(args.GetIsolate(), static_cast<double>(OwnCpuNs()) / 1e6));
 }
 
 // Tests only: setDisarmDelayForTesting(ns).
@@ -417,5 +508,6 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   };
   method("callGuarded", CallGuarded);
   method("stats", Stats);
+  method("threadCpuTime", ThreadCpuTime);
   method("setDisarmDelayForTesting", SetDisarmDelay);
 }

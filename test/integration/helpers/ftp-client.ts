@@ -65,6 +65,11 @@ export class FtpControl {
     }
   }
 
+  /** Sends lines without waiting for their replies (pipelining). */
+  write(text: string): void {
+    this.#socket.write(text);
+  }
+
   async send(command: string): Promise<string[]> {
     this.#socket.write(`${command}\r\n`);
     return this.reply();

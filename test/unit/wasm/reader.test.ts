@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
+import { DEFAULT_LOAD_LIMITS } from "../../../host/wasm/limits.js";
+import type { LoadLimits } from "../../../host/wasm/limits.js";
 import { looksLikeWasm, readModuleShape } from "../../../host/wasm/reader.js";
 import type { ModuleShape } from "../../../host/wasm/types.js";
 import { libexec } from "../../helpers/paths.js";
@@ -253,10 +255,12 @@ describe("readModuleShape: start, data and custom sections", () => {
       imports: [],
       exports: [],
       definedMemories: [],
+      definedTables: [],
       hasStartFunction: false,
       dataBytes: 0,
       staticData: [],
       customSections: [],
+      footprint: { binarySize: 8, functions: 0, globals: 0, tables: 0, tableElements: 0, elementSegments: 0, dataBytes: 0 },
     });
   });
 
@@ -456,5 +460,134 @@ describe("readModuleShape: malformed binaries are DSO_ERR_BAD_WASM with the offe
     // A cut exactly between two sections is a valid (shorter) module.
     expect(cuts.length).toBeGreaterThan(0);
     expect(cuts.every((n) => n >= 8)).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Load limits: what a binary declares, and refusals before the rest is read
+// ---------------------------------------------------------------------------
+
+/** The DsoError readModuleShape throws under `limits`. */
+function limitFailure(bytes: Uint8Array, limits: Partial<LoadLimits>): DsoError {
+  try {
+    readModuleShape(bytes, { ...DEFAULT_LOAD_LIMITS, ...limits });
+  } catch (error) {
+    if (error instanceof DsoError) return error;
+    throw new Error(`expected a DsoError, got ${String(error)}`, { cause: error });
+  }
+  throw new Error("expected readModuleShape to throw");
+}
+
+function expectOverLimit(bytes: Uint8Array, limits: Partial<LoadLimits>, message: string): void {
+  const error = limitFailure(bytes, limits);
+  expect({ code: error.code, message: error.message }).toEqual({ code: ErrorCodes.LOAD_LIMIT, message });
+}
+
+describe("readModuleShape: footprint", () => {
+  it("counts imported and defined functions, globals and tables, the largest table, element segments and data", async () => {
+    const bytes = await wat(`(module
+      (import "env" "f" (func))
+      (import "env" "g" (global i32))
+      (import "libm" "t" (table 3 40 funcref))
+      (memory 1)
+      (table $a 2 5 funcref)
+      (table $b 100 externref)
+      (global i32 (i32.const 1))
+      (global (mut i64) (i64.const 2))
+      (func $x) (func $y) (func $z)
+      (elem (table $a) (i32.const 0) func $x $y)
+      (elem func $z)
+      (data (i32.const 0) "abcd")
+      (data "ef"))`);
+    const shape = readModuleShape(bytes);
+    expect(shape.footprint).toEqual({
+      binarySize: bytes.length,
+      functions: 4,
+      globals: 3,
+      tables: 3,
+      tableElements: 100,
+      elementSegments: 2,
+      dataBytes: 6,
+    });
+    expect(shape.definedTables).toEqual([
+      { element: "funcref", limits: { min: 2, max: 5, shared: false } },
+      { element: "externref", limits: { min: 100, shared: false } },
+    ]);
+  });
+
+  it("measures the real guests well inside the defaults", () => {
+    for (const file of ["mod_calc.wasm", "mod_upload_filter.wasm", "mod_xfer_stats.wasm"]) {
+      const { footprint } = readModuleShape(readFileSync(libexec(file)), DEFAULT_LOAD_LIMITS);
+      expect(footprint.functions * 100).toBeLessThan(DEFAULT_LOAD_LIMITS.functions);
+      expect(footprint.binarySize * 100).toBeLessThan(DEFAULT_LOAD_LIMITS.binarySize);
+      expect(footprint.dataBytes * 100).toBeLessThan(DEFAULT_LOAD_LIMITS.dataBytes);
+    }
+  });
+});
+
+describe("readModuleShape: load limits refuse a binary with DSO_ERR_LOAD_LIMIT, naming the limit and the value", () => {
+  it("a binary over its size, before any section is read", () => {
+    // A truncated section after the header: the size refusal comes first.
+    const bytes = new Uint8Array([...HEADER, 0x01, 0x7f]);
+    expectOverLimit(bytes, { binarySize: 9 }, "a binary of 10 bytes, over its limit of 9 (ModuleLoadLimits BinarySize)");
+    expect(() => readModuleShape(bytes, { ...DEFAULT_LOAD_LIMITS, binarySize: 10 })).toThrow(/section size|runs past the end/);
+  });
+
+  it("a million-function bomb, from the function section's count alone", () => {
+    // The count says 1,000,000 but no entry follows: refused before a single one is read.
+    const bytes = binary(section(1, [0x01, 0x60, 0x00, 0x00]), section(3, leb(1_000_000)));
+    expectOverLimit(bytes, {}, "1000000 functions, over its limit of 100000 (ModuleLoadLimits Functions)");
+  });
+
+  it("functions counted across imports and definitions", async () => {
+    const bytes = await wat(`(module (import "env" "a" (func)) (import "env" "b" (func)) (func) (func))`);
+    expectOverLimit(bytes, { functions: 3 }, "4 functions, over its limit of 3 (ModuleLoadLimits Functions)");
+    expect(readModuleShape(bytes, { ...DEFAULT_LOAD_LIMITS, functions: 4 }).footprint.functions).toBe(4);
+    expectOverLimit(bytes, { functions: 1 }, "2 functions, over its limit of 1 (ModuleLoadLimits Functions)");
+  });
+
+  it("globals, imported and defined", async () => {
+    const bytes = await wat(`(module (import "env" "g" (global i32)) (global i32 (i32.const 0)) (global i32 (i32.const 1)))`);
+    expectOverLimit(bytes, { globals: 2 }, "3 globals, over its limit of 2 (ModuleLoadLimits Globals)");
+  });
+
+  it("tables, and a 10 M-element table from its 46-byte declaration", async () => {
+    expectOverLimit(
+      await wat(`(module (import "env" "t" (table 1 1 funcref)) (table 1 1 funcref))`),
+      { tables: 1 },
+      "2 tables, over its limit of 1 (ModuleLoadLimits Tables)",
+    );
+    const bomb = await wat(`(module (table (export "t") 10000000 funcref) (global (export "tablebomb_module") i32 (i32.const 32)))`);
+    expect(bomb.length).toBeLessThan(64);
+    expectOverLimit(bomb, {}, "a table of 10000000 elements, over its limit of 100000 (ModuleLoadLimits TableElements)");
+  });
+
+  it("a table's declared maximum counts, imported or defined", async () => {
+    expectOverLimit(
+      await wat(`(module (table 1 200000 funcref))`),
+      {},
+      "a table of 200000 elements, over its limit of 100000 (ModuleLoadLimits TableElements)",
+    );
+    expectOverLimit(
+      await wat(`(module (import "libm" "t" (table 0 5000 externref)))`),
+      { tableElements: 4999 },
+      "a table of 5000 elements, over its limit of 4999 (ModuleLoadLimits TableElements)",
+    );
+  });
+
+  it("element segments, from the element section's count", () => {
+    const bytes = binary(section(9, leb(50_000)));
+    expectOverLimit(bytes, {}, "50000 element segments, over its limit of 10000 (ModuleLoadLimits ElementSegments)");
+  });
+
+  it("data segment bytes, active and passive together", async () => {
+    const bytes = await wat(`(module (memory 1) (data (i32.const 0) "abcdef") (data "ghij"))`);
+    expectOverLimit(bytes, { dataBytes: 9 }, "10 bytes of data segments, over its limit of 9 (ModuleLoadLimits DataBytes)");
+    expect(readModuleShape(bytes, { ...DEFAULT_LOAD_LIMITS, dataBytes: 10 }).dataBytes).toBe(10);
+  });
+
+  it("without limits, reads whatever the binary declares", () => {
+    const shape = readModuleShape(binary(section(9, leb(50_000))));
+    expect(shape.footprint.elementSegments).toBe(50_000);
   });
 });

@@ -1,0 +1,114 @@
+/**
+ * mod_dso's directives for issue #12's limits: ModuleLoadLimits and
+ * SessionCPUShare, run as the config reader runs them.
+ */
+import { describe, expect, it } from "vitest";
+import { DsoError, ErrorCodes } from "../../../host/errors.js";
+import { DEFAULT_SESSION_CPU_SHARE_MS } from "../../../host/ftp/scheduler.js";
+import { createDsoModule } from "../../../host/static/mod-dso.js";
+import { DEFAULT_LOAD_LIMITS } from "../../../host/wasm/limits.js";
+
+function dso(): ReturnType<typeof createDsoModule> {
+  return createDsoModule({
+    host: () => {
+      throw new Error("the limit directives never reach the host");
+    },
+    accounts: { uidOf: () => undefined, gidOf: () => undefined },
+    log: () => {},
+  });
+}
+
+/** Runs `line` (split on spaces) through the directive of that name; returns the error text, if any. */
+function run(module: ReturnType<typeof createDsoModule>, line: string): string | undefined {
+  const argv = line.split(" ");
+  const handler = module.module.directives.find((d) => d.name === argv[0]);
+  if (handler === undefined) throw new Error(`no directive ${argv[0]}`);
+  try {
+    void handler.run(
+      {
+        name: argv[0] as string,
+        arg: argv.slice(1).join(" "),
+        argv,
+        user: undefined,
+        cwd: undefined,
+        path: undefined,
+        transfer: undefined,
+        addResponse: () => {},
+        addError: () => {},
+      },
+      { file: "/etc/dsod.conf", line: 1, first: false },
+    );
+  } catch (error) {
+    if (!(error instanceof DsoError)) throw error;
+    expect(error.code).toBe(ErrorCodes.CONFIG);
+    return error.message;
+  }
+  return undefined;
+}
+
+describe("ModuleLoadLimits", () => {
+  it("sets one or several limits for a unit, keywords in any case, byte limits with a suffix", () => {
+    const module = dso();
+    expect(run(module, "ModuleLoadLimits mod_x.c Functions 200000 datAbytes 2M BinarySize 1G")).toBeUndefined();
+    expect(run(module, "ModuleLoadLimits * tables 4")).toBeUndefined();
+    expect(module.settings.policies.resolve("mod_x.c").loadLimits).toEqual({
+      ...DEFAULT_LOAD_LIMITS,
+      functions: 200_000,
+      dataBytes: 2 * 1024 * 1024,
+      binarySize: 1024 ** 3,
+      tables: 4,
+    });
+    expect(module.settings.policies.resolve("libfoo").loadLimits).toEqual({ ...DEFAULT_LOAD_LIMITS, tables: 4 });
+  });
+
+  it("refuses a line with any bad pair, setting none of it", () => {
+    const module = dso();
+    expect(run(module, "ModuleLoadLimits mod_x.c Globals 7 Imports 10")).toBe(
+      "unknown load limit 'Imports' (known: BinarySize, Functions, Globals, Tables, TableElements, ElementSegments, DataBytes)",
+    );
+    expect(module.settings.policies.resolve("mod_x.c").loadLimits).toBe(DEFAULT_LOAD_LIMITS);
+  });
+
+  it("checks its parameters", () => {
+    const module = dso();
+    expect(run(module, "ModuleLoadLimits mod_x.c Functions")).toBe("missing parameters");
+    expect(run(module, "ModuleLoadLimits mod_x.c Functions 10 Globals")).toBe("load limit 'Globals' has no value");
+    expect(run(module, "ModuleLoadLimits mod/x Functions 10")).toBe(
+      "'mod/x' names no module or library (use mod_x.c, a library name such as libfoo, or *)",
+    );
+    expect(run(module, "ModuleLoadLimits mod_x.c Functions 10K")).toBe("invalid Functions '10K' (a number)");
+    expect(run(module, "ModuleLoadLimits mod_x.c Functions -1")).toBe("invalid Functions '-1' (a number)");
+    expect(run(module, "ModuleLoadLimits mod_x.c DataBytes lots")).toBe(
+      "invalid DataBytes 'lots' (a number of bytes with an optional K, M or G suffix)",
+    );
+    expect(run(module, "ModuleLoadLimits mod_x.c TableElements 10000001")).toBe(
+      "TableElements '10000001' is over V8's own limit of 10000000",
+    );
+    expect(run(module, "ModuleLoadLimits mod_x.c BinarySize 2G")).toBe("BinarySize '2G' is over V8's own limit of 1073741824");
+    expect(run(module, "ModuleLoadLimits mod_x.c TableElements 10000000")).toBeUndefined();
+    expect(run(module, "ModuleLoadLimits mod_x.c Functions 0")).toBeUndefined();
+  });
+});
+
+describe("SessionCPUShare", () => {
+  it("defaults to 250 ms per second and takes 1 to 1000, or off", () => {
+    const module = dso();
+    expect(module.settings.sessionCpuShareMs).toBe(DEFAULT_SESSION_CPU_SHARE_MS);
+    expect(DEFAULT_SESSION_CPU_SHARE_MS).toBe(250);
+    expect(run(module, "SessionCPUShare 100")).toBeUndefined();
+    expect(module.settings.sessionCpuShareMs).toBe(100);
+    expect(run(module, "SessionCPUShare Off")).toBeUndefined();
+    expect(module.settings.sessionCpuShareMs).toBe(0);
+    expect(run(module, "SessionCPUShare 1000")).toBeUndefined();
+    expect(module.settings.sessionCpuShareMs).toBe(1000);
+  });
+
+  it("refuses anything else", () => {
+    const module = dso();
+    for (const value of ["0", "1001", "fast", "-5", "2.5", "010"]) {
+      expect(run(module, `SessionCPUShare ${value}`)).toBe(`invalid CPU share '${value}' (milliseconds per second, 1 to 1000, or off)`);
+    }
+    expect(run(module, "SessionCPUShare")).toBe("missing parameters");
+    expect(module.settings.sessionCpuShareMs).toBe(DEFAULT_SESSION_CPU_SHARE_MS);
+  });
+});
