@@ -10,6 +10,11 @@
  * the first one). Unlike 1.3.8, which answers 0 whenever the handler ran, the
  * status is -1 when any name failed, so that dsoctl can exit non-zero.
  *
+ * Each failure's first line is proftpd's, byte for byte; lines indented by two
+ * spaces under it say what proftpd leaves to its log or to guessing: the name
+ * meant (`did you mean 'mod_hello.c'?`), the file that is missing, the export
+ * a module lacks, the API versions found and expected.
+ *
  * Beyond proftpd, `lsmod -v` details each module: file, sha256, size, memory,
  * load time, exports, import bindings, dependents and the sessions holding
  * it. Every detail is a `    key: value` line of its own, so a long import
@@ -21,6 +26,7 @@
  */
 import { ErrorCodes, isDsoError } from "../errors.js";
 import type { LoadedUnitInfo } from "../modules/module-host.js";
+import { moduleSymbolHint, nameHint } from "../modules/name-hint.js";
 import { checkAcl } from "./acl.js";
 import type { AclTable } from "./acl.js";
 import type { ControlsAction, ControlsResult } from "./server.js";
@@ -66,20 +72,30 @@ function result(ok: boolean, lines: readonly string[]): ControlsResult {
 const MISSING_PARAMETERS = result(false, ["missing required parameters"]);
 const WRONG_PARAMETERS = result(false, ["wrong number of parameters"]);
 
-/** The text after `error loading 'x': ` (several lines for a link failure). */
-function loadReasons(error: unknown): readonly string[] {
+/** A line that explains the proftpd line above it. */
+function detail(line: string): string {
+  return `  ${line}`;
+}
+
+/** insmod's lines for one name that failed: proftpd's, then what it means. */
+function loadFailure(name: string, error: unknown): readonly string[] {
+  const failed = (reason: string): string => `error loading '${name}': ${reason}`;
   if (!isDsoError(error)) {
-    return [error instanceof Error ? error.message : String(error)];
+    return [failed(error instanceof Error ? error.message : String(error))];
   }
   switch (error.code) {
     case ErrorCodes.ALREADY_LOADED:
-      return ["Already loaded"];
+      return [failed("Already loaded")];
     case ErrorCodes.BAD_MODULE_NAME:
-      return ["Bad module name"];
+      return [failed("Bad module name"), ...nameHint(name).map(detail)];
+    case ErrorCodes.NO_MODULE_SYMBOL:
+      // proftpd's ENOENT reads as a missing file; here the file is there without its module symbol.
+      return [failed(error.reason), detail(moduleSymbolHint(name))];
     default:
       // proftpd prints strerror(errno); failures it has no errno for
       // (undefined symbols, type mismatches) get one line per problem.
-      return error.errno === undefined ? error.lines : [error.errno];
+      if (error.errno === undefined) return error.lines.map(failed);
+      return [failed(error.errno), ...error.lines.filter((line) => line !== error.errno).map(detail)];
   }
 }
 
@@ -140,7 +156,7 @@ export function insmod(host: DsoControlsHost, args: readonly string[]): Controls
       host.loadModule(name);
       return `'${name}' loaded`;
     },
-    (name, error) => loadReasons(error).map((reason) => `error loading '${name}': ${reason}`),
+    loadFailure,
   );
 }
 
@@ -152,7 +168,10 @@ export function rmmod(host: DsoControlsHost, args: readonly string[]): ControlsR
       host.unloadModule(name);
       return `'${name}' unloaded`;
     },
-    (name, error) => [`error unloading '${name}': ${unloadReason(host, name, error)}`],
+    (name, error) => [
+      `error unloading '${name}': ${unloadReason(host, name, error)}`,
+      ...(isDsoError(error) && error.code === ErrorCodes.BAD_MODULE_NAME ? nameHint(name).map(detail) : []),
+    ],
   );
 }
 
@@ -203,6 +222,7 @@ export function dsoControlsActions(host: DsoControlsHost, acls: () => AclTable):
   const handlers = { insmod, lsmod, rmmod };
   return DSO_ACTIONS.map((name) => ({
     name,
+    module: "mod_dso.c",
     description: DESCRIPTIONS[name],
     acl: (caller) => checkAcl(acls(), name, caller.uid, caller.gid),
     handler: (args) => handlers[name](host, args),

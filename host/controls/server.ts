@@ -9,8 +9,10 @@
  *      closed without ever taking one of the ControlsMaxClients slots;
  *   3. take a slot, or answer `too many controls clients` when none is free;
  *   4. decode one request within REQUEST_LIMITS before `requestTimeoutMs`;
- *   5. dispatch: `help`, a registered action (its ACL before its arguments),
- *      or `unsupported action requested`;
+ *   5. dispatch: an enabled action (its ACL before its arguments), or
+ *      `unsupported action requested`; mod_ctrls's own `help`, `lsctrl`,
+ *      `insctrl` and `rmctrl` (host/controls/ctrls-actions.ts) are always
+ *      registered beside the daemon's;
  *   6. send the response and close.
  *
  * What a client can make the daemon hold is bounded whatever it does: one
@@ -25,8 +27,8 @@
  * reference): handlers are synchronous, so each one still runs to completion
  * before any other JavaScript, which keeps an insmod atomic.
  *
- * `dispatchRequest`, `helpLines` and the ControlsLog formatters are pure; the
- * class is the shell around them.
+ * `dispatchRequest` and the ControlsLog formatters are pure; the class is
+ * the shell around them.
  */
 import { chmodSync, chownSync, closeSync, linkSync, lstatSync, openSync, statSync, unlinkSync, writeSync } from "node:fs";
 import path from "node:path";
@@ -35,8 +37,9 @@ import type { Server, Socket } from "node:net";
 import { DsoError, ErrorCodes } from "../errors.js";
 import type { Tracer } from "../modules/module-host.js";
 import { SystemAccounts } from "../system/accounts.js";
-import { aclAllows, DEFAULT_SOCKET_ACL } from "./acl.js";
-import type { Acl } from "./acl.js";
+import { aclAllows, DEFAULT_SOCKET_ACL, EMPTY_ACL_TABLE } from "./acl.js";
+import type { Acl, AclTable } from "./acl.js";
+import { ControlsRegistry, ctrlsControlsActions } from "./ctrls-actions.js";
 import { formatTimestamp } from "../daemon/log-format.js";
 import { peerCredentials } from "./peer-credentials.js";
 import { ControlsStatus, encodeMessage, MessageDecoder, REQUEST_LIMITS, RESPONSE_LIMITS } from "./wire.js";
@@ -60,6 +63,8 @@ export interface ControlsResult {
 /** A registered control (pr_ctrls_register's action, description and callback). */
 export interface ControlsAction {
   readonly name: string;
+  /** The module that registered it, as lsctrl shows it (`mod_dso.c`); `core` when absent. */
+  readonly module?: string;
   /** Shown by `help` as `name: description`. */
   readonly description: string;
   /** The action's ACL (ModuleControlsACLs for mod_dso's), asked before the handler sees any argument. */
@@ -81,7 +86,10 @@ export interface ControlsServerOptions {
   readonly socketOwner?: { readonly uid: number; readonly gid: number } | undefined;
   /** ControlsSocketMode: the socket file's permissions; DEFAULT_SOCKET_MODE (mod_ctrls's 0777) when absent. */
   readonly socketMode?: number | undefined;
+  /** The daemon's controls (mod_dso's); mod_ctrls's own are added by the server. */
   readonly actions: readonly ControlsAction[];
+  /** ControlsACLs, for mod_ctrls's own lsctrl, insctrl and rmctrl; read per request. Everyone is denied when absent. */
+  readonly ctrlsAcls?: () => AclTable;
   /** ControlsSocketACL, read per connection so that a reloaded config applies at once. */
   readonly socketAcl?: () => Acl;
   /** ControlsMaxClients: connections served at once; more are refused with a reply. */
@@ -97,6 +105,8 @@ export interface ControlsServerOptions {
   readonly accounts?: AccountNames;
   /** The `ctrls` trace channel. */
   readonly tracer?: Tracer;
+  /** The daemon's log, told once why callers cannot be identified (the native addon is missing, say). */
+  readonly log?: (priority: "error", message: string) => void;
 }
 
 /** mod_ctrls's defaults: ControlsMaxClients 5; ControlsAuthFreshness 10 s. */
@@ -128,27 +138,18 @@ const REPLY_GRACE_MS = 1_000;
  */
 export const MAX_REFUSED_OPEN = 32;
 
-const HELP_ACTION = "help";
-/** mod_ctrls.c ctrls_acttab: `help` is mod_ctrls's own, with no ACL of its own. */
-const HELP_DESCRIPTION = "describe all registered controls";
 const TRACE_CHANNEL = "ctrls";
 
 const ACCESS_DENIED: ControlsResult = { status: ControlsStatus.ACCESS_DENIED, lines: ["access denied"] };
-
-/** `help`: every action as `name: description`, sorted by name, help itself included. */
-export function helpLines(actions: readonly ControlsAction[]): string[] {
-  return [{ name: HELP_ACTION, description: HELP_DESCRIPTION }, ...actions]
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .map((action) => `${action.name}: ${action.description}`);
-}
 
 type Trace = (level: number, message: string) => void;
 
 /**
  * What the server answers to a request from a caller who passed the socket
- * ACL. The action's ACL is checked before its handler runs, so a denied
- * `insmod` with no argument answers `access denied`, not `missing required
- * parameters` (observed on 1.3.8). Trace lines are those of src/ctrls.c.
+ * ACL, among the enabled `actions`. The action's ACL is checked before its
+ * handler runs, so a denied `insmod` with no argument answers `access denied`,
+ * not `missing required parameters` (observed on 1.3.8). Trace lines are
+ * those of src/ctrls.c.
  */
 export function dispatchRequest(
   actions: readonly ControlsAction[],
@@ -157,9 +158,6 @@ export function dispatchRequest(
   trace: Trace = () => {},
 ): ControlsResult {
   const [name = "", ...args] = argv;
-  if (name === HELP_ACTION) {
-    return { status: ControlsStatus.OK, lines: helpLines(actions) };
-  }
   const action = actions.find((candidate) => candidate.name === name);
   if (action === undefined) {
     return { status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] };
@@ -270,13 +268,16 @@ function probe(path: string): Promise<boolean> {
 
 export class ControlsServer {
   readonly #path: string;
-  readonly #actions: readonly ControlsAction[];
+  readonly #registry = new ControlsRegistry();
   readonly #socketAcl: () => Acl;
   readonly #maxClients: number;
   readonly #timeoutMs: number;
   readonly #logFile: string | undefined;
   readonly #accounts: AccountNames;
   readonly #tracer: Tracer | undefined;
+  readonly #daemonLog: (priority: "error", message: string) => void;
+  /** Why callers could not be identified, as last logged: a missing addon is logged once, not per caller. */
+  #identityProblem: string | undefined;
   /** Every open connection, refused ones included, so that close() ends them all. */
   readonly #sockets = new Set<Socket>();
   /** The connections being served; ControlsMaxClients caps this set. */
@@ -294,13 +295,17 @@ export class ControlsServer {
     this.#path = options.socketPath;
     this.#owner = options.socketOwner;
     this.#mode = options.socketMode ?? DEFAULT_SOCKET_MODE;
-    this.#actions = options.actions;
+    this.#registry.add(options.actions);
+    // `rmctrl all` stops listening once its answer is on its way, as mod_ctrls closes its socket.
+    const stopListening = (): void => queueMicrotask(() => this.#server?.close());
+    this.#registry.add(ctrlsControlsActions(this.#registry, options.ctrlsAcls ?? (() => EMPTY_ACL_TABLE), stopListening));
     this.#socketAcl = options.socketAcl ?? (() => DEFAULT_SOCKET_ACL);
     this.#maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#logFile = options.controlsLog;
     this.#accounts = options.accounts ?? new SystemAccounts();
     this.#tracer = options.tracer;
+    this.#daemonLog = options.log ?? (() => {});
   }
 
   get socketPath(): string {
@@ -444,8 +449,14 @@ export class ControlsServer {
       const { uid, gid, pid } = peerCredentials(socket);
       caller = { uid, gid, pid, user: this.#accounts.userName(uid), group: this.#accounts.groupName(gid) };
     } catch (error) {
-      this.#trace(1, (error as Error).message);
-      this.#refuse(socket, undefined, ACCESS_DENIED);
+      // proftpd's line first; then why, for whoever is locked out (a missing native addon locks out everyone).
+      const reason = (error as Error).message;
+      this.#trace(1, reason);
+      if (reason !== this.#identityProblem) {
+        this.#identityProblem = reason;
+        this.#daemonLog("error", `${MOD_CTRLS_VERSION}: ${reason}`);
+      }
+      this.#refuse(socket, undefined, { status: ControlsStatus.ACCESS_DENIED, lines: ["access denied", `  ${reason}`] });
       return;
     }
     this.#log(acceptedMessage(caller));
@@ -483,7 +494,7 @@ export class ControlsServer {
         return;
       }
       if (request !== undefined) {
-        answer(request.args, dispatchRequest(this.#actions, request.args, caller, (level, message) => this.#trace(level, message)));
+        answer(request.args, dispatchRequest(this.#registry.enabled(), request.args, caller, (level, message) => this.#trace(level, message)));
       }
     });
     socket.once("end", () => {

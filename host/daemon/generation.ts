@@ -12,7 +12,7 @@ import { ConfigRunner } from "../config/config-runner.js";
 import type { ConfigSource } from "../config/config-runner.js";
 import { DEFAULT_CONTROLS_SOCKET } from "../controls/default-socket.js";
 import { Scoreboard } from "../ftp/scoreboard.js";
-import type { SessionState } from "../modules/module-api.js";
+import type { DirectiveHandler, SessionState } from "../modules/module-api.js";
 import type { XferlogWriter } from "../xfer/xferlog.js";
 import { ModuleHost } from "../modules/module-host.js";
 import type { LogPriority } from "../modules/module-host.js";
@@ -25,6 +25,8 @@ import type { DsoSettings } from "../static/mod-dso.js";
 import { SystemAccounts } from "../system/accounts.js";
 import { PACKAGE_ROOT } from "../system/package-root.js";
 import { formatLogLine } from "./log-format.js";
+import { systemLogDirective } from "./system-log.js";
+import type { SystemLogTarget } from "./system-log.js";
 import { TraceLog } from "./trace-log.js";
 
 /** The default ModulePath: where the build writes the guest modules, our $prefix/libexec. */
@@ -62,6 +64,8 @@ export interface Generation {
   readonly dso: DsoSettings;
   readonly ctrls: CtrlsSettings;
   readonly traceLog: TraceLog;
+  /** SystemLog: the file the daemon's log goes to, `none`, or undefined for stderr. */
+  readonly systemLog: SystemLogTarget | undefined;
   readonly configFile: string;
 }
 
@@ -77,12 +81,13 @@ function compiledInModules(
   host: () => ModuleHost,
   log: DaemonLog,
   runtime: DaemonRuntime | undefined,
+  daemonDirectives: readonly DirectiveHandler[] = [],
 ) {
   const dso = createDsoModule({ host, accounts, log });
   const ctrls = createCtrlsModule(DEFAULT_CONTROLS_SOCKET, accounts, log);
   const compiledIn = createCompiledInModules({
     extra: [dso.module, ctrls.module],
-    coreDirectives: traceLog.directives(),
+    coreDirectives: [...traceLog.directives(), ...daemonDirectives],
     accounts,
     log,
     // pr_auth_gid2name, where the system knows the group (SystemAccounts answers the number itself when it does not).
@@ -124,7 +129,10 @@ export function buildGeneration(
     if (host === undefined) throw new Error("mod_dso.c used before the host exists");
     return host;
   };
-  const { dso, ctrls, compiledIn } = compiledInModules(accounts, traceLog, hostRef, log, runtime);
+  let systemLog: SystemLogTarget | undefined;
+  const { dso, ctrls, compiledIn } = compiledInModules(accounts, traceLog, hostRef, log, runtime, [
+    systemLogDirective((target) => (systemLog = target)),
+  ]);
   host = new ModuleHost({
     modulePath: DEFAULT_MODULE_PATH,
     compiledIn: compiledIn.modules,
@@ -132,6 +140,7 @@ export function buildGeneration(
     policy: (unit) => dso.settings.policies.resolve(unit),
     log,
     tracer: traceLog,
+    debugLevel,
     // pr_log_debug(level, msg): shown when dsod's debug level (-d) is at least `level`.
     guestLog: (importer, level, message) => {
       if (level <= debugLevel) log("info", `${importer}: ${message}`);
@@ -155,5 +164,5 @@ export function buildGeneration(
     host.close();
     throw error;
   }
-  return { host, compiledIn, dso: dso.settings, ctrls: ctrls.settings, traceLog, configFile: path.resolve(configFile) };
+  return { host, compiledIn, dso: dso.settings, ctrls: ctrls.settings, traceLog, systemLog, configFile: path.resolve(configFile) };
 }

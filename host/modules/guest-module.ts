@@ -11,13 +11,19 @@
  *   log_cmd_err_X                   () -> i32 handlers of FTP command X per phase
  *   site_X                          () -> i32 handler of `SITE X`
  *   conf_X                          () -> i32 handler of directive X
+ *
+ * A module with site_X exports gets a SITE handler of its own in the chain,
+ * as each proftpd module registers its own C_SITE handlers (mod_site_misc.c's
+ * site_misc_mkdir...): module order decides who answers, and removing
+ * mod_site.c leaves them working.
  */
 import { DsoError, ErrorCodes } from "../errors.js";
 import type { ActiveCommand, ImporterState } from "../abi/host-symbols.js";
 import { formatExternType } from "../wasm/types.js";
 import type { ExportEntry, ExternType } from "../wasm/types.js";
+import { LOGIN_REQUIRED_TEXT } from "../ftp/dispatch.js";
 import { HandlerResults, Phases } from "./module-api.js";
-import type { CommandHandler, DirectiveHandler, EngineModule, HandlerResult, Phase } from "./module-api.js";
+import type { CommandHandler, DirectiveHandler, EngineModule, HandlerResult, HelpEntry, Phase } from "./module-api.js";
 
 const PHASE_PREFIXES: ReadonlyArray<readonly [string, Phase]> = [
   ["post_cmd_err_", Phases.POST_CMD_ERR],
@@ -103,6 +109,53 @@ function toResult(value: number): HandlerResult {
   return HandlerResults.DECLINED;
 }
 
+/**
+ * A module's own handler of SITE for its `subcommands`, as proftpd's
+ * modules check `cmd->argv[1]` in their C_SITE handlers (mod_site_misc.c):
+ *
+ *   SITE X ...     its X handler runs (after login); another word is DECLINED
+ *   SITE HELP      adds `X <syntax>` for each X (the syntax given to
+ *                  pr_help_add / addHelp), and declines: mod_site.c's HELP,
+ *                  if loaded, adds its own and the header and footer
+ *   SITE HELP X    `214 Syntax: SITE X <syntax>` for its own X; beyond
+ *                  proftpd, whose modules leave that to mod_site.c, which
+ *                  knows only its own (`502 Unknown command`)
+ *
+ * `help` is read at each call: a guest registers its entries in module_init.
+ */
+export function siteHandler(subcommands: readonly CommandHandler[], help: readonly HelpEntry[]): CommandHandler {
+  const syntaxOf = (name: string): string | undefined => help.find((entry) => entry.command === name)?.text;
+  const withSyntax = (name: string): string => {
+    const syntax = syntaxOf(name);
+    return syntax === undefined ? name : `${name} ${syntax}`;
+  };
+  return {
+    command: "SITE",
+    phase: Phases.CMD,
+    run: (cmd, session) => {
+      const name = cmd.argv[1]?.toUpperCase();
+      if (name === undefined) return HandlerResults.DECLINED;
+      const own = subcommands.find((handler) => handler.command === name);
+      if (own !== undefined) {
+        // mod_site.c lets HELP alone run before login; its other subcommands and other modules' need one.
+        if (session.user === undefined && name !== "HELP") {
+          cmd.addError("530", LOGIN_REQUIRED_TEXT);
+          return HandlerResults.ERROR;
+        }
+        return own.run(cmd, session);
+      }
+      if (name !== "HELP") return HandlerResults.DECLINED;
+      const target = cmd.argv[2]?.toUpperCase();
+      if (target !== undefined && subcommands.some((handler) => handler.command === target)) {
+        cmd.addResponse("214", `Syntax: SITE ${withSyntax(target)}`);
+        return HandlerResults.HANDLED;
+      }
+      for (const handler of subcommands) cmd.addResponse("214", withSyntax(handler.command));
+      return HandlerResults.DECLINED;
+    },
+  };
+}
+
 export interface GuestModuleParts {
   readonly name: string;
   readonly shape: readonly ExportEntry[];
@@ -146,6 +199,7 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
   const init = hook("module_init");
   const sessInit = hook("sess_init");
   const unload = hook("module_unload");
+  if (siteCommands.length > 0) commands.push(siteHandler(siteCommands, parts.state.help));
   return {
     name: parts.name,
     kind: "dso",

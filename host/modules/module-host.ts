@@ -8,6 +8,7 @@
  * exactly as it was: nothing is registered until everything has succeeded.
  */
 import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
 import path from "node:path";
 import { guestStrings } from "../abi/guest-memory.js";
 import { Capabilities, HOST_SYMBOLS, hostSymbolType } from "../abi/host-symbols.js";
@@ -20,6 +21,8 @@ import type { Binding } from "../linker/resolve.js";
 import { SymbolScope } from "../linker/scope.js";
 import type { Definition, Provider, ShadowEvent } from "../linker/scope.js";
 import { readModuleShape } from "../wasm/reader.js";
+import { loadLimitProblem, overLimitText } from "../wasm/limits.js";
+import type { LoadLimits } from "../wasm/limits.js";
 import { formatExternType } from "../wasm/types.js";
 import type { ExportEntry, ExternType, ModuleShape } from "../wasm/types.js";
 import { callGuarded, watchdogUnavailable } from "../sandbox/watchdog.js";
@@ -29,12 +32,17 @@ import { guestEngineModule, isProtocolExport, isRuntimeExport, protocolProblems 
 import { DirectiveCall } from "./directive-call.js";
 import { MODULE_API_VERSION } from "./module-api.js";
 import { readModuleFile, realModulePath } from "./module-file.js";
+import { shareMemoryCap } from "./memory-cap.js";
+import { checkGuestAbi } from "./guest-abi.js";
 import { MemoryPool } from "./memory-pool.js";
 import type { MemoryLimits } from "./memory-pool.js";
 import { DEFAULT_POLICY } from "./policy.js";
 import type { UnitPolicy } from "./policy.js";
 import type { EngineModule } from "./module-api.js";
 import { isLibraryNamespace, moduleNameOfNamespace, parseModuleName, parseUnloadName } from "./module-name.js";
+import type { ModuleName } from "./module-name.js";
+import { LOADED_LEVEL, dsoDebug } from "./dso-debug.js";
+import type { DebugLine } from "./dso-debug.js";
 
 /** mod_dso's version string, as proftpd prefixes its log lines (`mod_dso/0.5: ...`). */
 export const MOD_DSO_VERSION = "mod_dso/0.5";
@@ -61,6 +69,8 @@ export interface ModuleHostOptions {
   tracer?: Tracer;
   /** Where guests' pr_log_debug lines go; defaults to `log` at debug priority. */
   guestLog?: (importer: string, level: number, message: string) => void;
+  /** mod_dso's own pr_log_debug lines up to this level go to `log` at debug priority (`dsod -d N`); none when 0 or absent. */
+  debugLevel?: number;
 }
 
 type UnitKind = "library" | "module";
@@ -132,6 +142,8 @@ interface PlannedUnit {
   readonly moduleSymbol: string | undefined;
   /** Resolved once per load: the hot path never looks a policy up. */
   readonly policy: UnitPolicy;
+  /** Pages its memory may grow to: its cap less its tables' maxima. */
+  readonly memoryPages: number;
 }
 
 interface Plan {
@@ -227,6 +239,7 @@ export class ModuleHost {
   readonly #policy: (unit: string) => UnitPolicy;
   readonly #log: (priority: LogPriority, message: string) => void;
   readonly #tracer: Tracer | undefined;
+  readonly #debugLevel: number;
   readonly #services: HostServices;
   readonly #scope = new SymbolScope();
   /** Compiled modules by content hash, least recently used first; bounded so rebuilt modules do not pile up. */
@@ -251,6 +264,7 @@ export class ModuleHost {
     this.#policy = options.policy ?? (() => DEFAULT_POLICY);
     this.#log = options.log ?? (() => {});
     this.#tracer = options.tracer;
+    this.#debugLevel = options.debugLevel ?? 0;
     const guestLog = options.guestLog ?? ((importer, _level, message) => this.#log("debug", `${importer}: ${message}`));
     this.#services = {
       log: guestLog,
@@ -283,6 +297,31 @@ export class ModuleHost {
     if (this.#tracer !== undefined && this.#tracer.level(channel) >= level) this.#tracer.write(channel, level, message);
   }
 
+  /** One of mod_dso.c's pr_log_debug lines, shown up to the host's debug level. */
+  #debug(line: DebugLine): void {
+    if (line.level <= this.#debugLevel) this.#log("debug", `${MOD_DSO_VERSION}: ${line.text}`);
+  }
+
+  /** dso_load_module's DEBUG7 line once a module's file is open, with its modification time. */
+  #debugLoaded(stem: string, file: string | undefined): void {
+    if (file === undefined || this.#debugLevel < LOADED_LEVEL) return;
+    let modified: Date;
+    try {
+      modified = statSync(file).mtime;
+    } catch {
+      // proftpd prints the line only when stat() succeeds.
+      return;
+    }
+    this.#debug(dsoDebug.loaded(stem, file, modified));
+  }
+
+  /** dso_load_module when there is no file: libltdl's failure, its NOTICE, and the fall back to the executable ('self'). */
+  #noFile(requested: string, stemPath: string): void {
+    this.#debug(dsoDebug.noFile(requested));
+    this.#log("notice", `${MOD_DSO_VERSION}: unable to load '${requested}'; check to see if '${stemPath}.wasm' exists`);
+    this.#debug(dsoDebug.self);
+  }
+
   /** True when a module of that name is in the engine (`<IfModule>`'s test). */
   isLoaded(name: string): boolean {
     return this.#engine.some((m) => m.name === name);
@@ -304,19 +343,24 @@ export class ModuleHost {
     const { name } = parsed;
     const modulePath = this.#modulePath;
     const stemPath = path.join(modulePath, parsed.stem);
+    this.#debug(dsoDebug.loading(requested));
     this.#trace("dso", 5, `loading module '${stemPath}'`);
-    if (this.isLoaded(name)) {
-      this.#trace("dso", 7, `looking for symbol '${parsed.symbol}' in loaded module`);
-      return this.#alreadyLoaded(name);
-    }
     const builtIn = this.#compiledIn.get(name);
     if (builtIn !== undefined) {
-      // proftpd falls back to the executable itself ('self') and finds the static module there.
+      // A compiled-in module has no file: proftpd falls back to the executable ('self') and finds it there.
+      this.#noFile(requested, stemPath);
       this.#trace("dso", 7, `looking for symbol '${parsed.symbol}' in loaded module`);
+      if (this.isLoaded(name)) return this.#alreadyLoaded(name);
       builtIn.init?.();
       this.#engine.push(builtIn);
       this.#trace("dso", 8, `module '${stemPath}' successfully loaded`);
       return;
+    }
+    if (this.isLoaded(name)) {
+      // proftpd opens the file again before it finds the module loaded.
+      this.#debugLoaded(parsed.stem, this.#units.get(name)?.file);
+      this.#trace("dso", 7, `looking for symbol '${parsed.symbol}' in loaded module`);
+      return this.#alreadyLoaded(name);
     }
     const plan = this.#newPlan();
     const file = `${stemPath}.wasm`;
@@ -324,7 +368,7 @@ export class ModuleHost {
       this.#planUnit(plan, { kind: "module", name, namespace: parsed.stem, file, explicit: true }, [name]);
       this.#execute(plan);
     } catch (error) {
-      this.#logRefusal(name, file, error);
+      this.#logRefusal(parsed, requested, stemPath, error);
       throw error;
     }
     this.#trace("dso", 8, `module '${stemPath}' successfully loaded`);
@@ -335,21 +379,31 @@ export class ModuleHost {
    * insmod or a SIGHUP's re-read asked for it, as mod_dso.c's dso_load_module
    * logs its own failures. A wrong API version and a module's failed init were
    * logged where they were found, in proftpd's words; only their other lines
-   * (the trap that failed the init) are added here.
+   * (the trap that failed the init) are added here. Every failure also leaves
+   * its level-1 line in the trace log (`Trace dso:1`), as dso_load_module's.
    */
-  #logRefusal(name: string, file: string, error: unknown): void {
+  #logRefusal(parsed: ModuleName, requested: string, stemPath: string, error: unknown): void {
     if (!isDsoError(error)) {
-      this.#log("notice", `${MOD_DSO_VERSION}: unable to load '${name}': ${String(error)}`);
+      this.#log("notice", `${MOD_DSO_VERSION}: unable to load '${parsed.name}': ${String(error)}`);
+      this.#trace("dso", 1, `unable to load '${parsed.name}': ${String(error)}`);
       return;
     }
     if (error.code === ErrorCodes.MODULE_NOT_FOUND) {
-      this.#log("notice", `${MOD_DSO_VERSION}: unable to load '${name}'; check to see if '${file}' exists`);
+      // No file, so proftpd looks for the module in the executable, and does not find it there either.
+      this.#noFile(requested, stemPath);
+      this.#trace("dso", 7, `looking for symbol '${parsed.symbol}' in loaded module`);
+      const noSymbol = dsoDebug.noSymbol(parsed.symbol);
+      this.#debug(noSymbol);
+      this.#trace("dso", 1, noSymbol.text);
       return;
     }
     const loggedAtSource =
       error.code === ErrorCodes.API_VERSION || (error.code === ErrorCodes.INIT_FAILED && error.message.startsWith("module '"));
+    // Link problems and a missing module symbol were traced where they were found.
+    const tracedAtSource = error.code === ErrorCodes.LINK || error.code === ErrorCodes.CAPABILITY || error.code === ErrorCodes.NO_MODULE_SYMBOL;
     for (const line of error.lines) {
       if (!(loggedAtSource && line === error.message)) this.#log("notice", `${MOD_DSO_VERSION}: ${line}`);
+      if (!tracedAtSource) this.#trace("dso", 1, line);
     }
   }
 
@@ -373,11 +427,19 @@ export class ModuleHost {
         errno: Errno.EEXIST,
       });
     }
-    this.#trace("dso", 5, `loading library '${file}'`);
+    // dso_load_file's trace lines.
+    this.#trace("dso", 5, `loading file '${file}'`);
     const plan = this.#newPlan();
-    this.#planUnit(plan, { kind: "library", name: namespace, namespace, file, explicit: true }, [file]);
-    this.#execute(plan);
-    this.#trace("dso", 8, `library '${file}' successfully loaded`);
+    try {
+      this.#planUnit(plan, { kind: "library", name: namespace, namespace, file, explicit: true }, [file]);
+      this.#execute(plan);
+    } catch (error) {
+      // Beyond dso_load_file, which traces no failure: every refusal has its level-1 line.
+      const tracedAtSource = isDsoError(error) && (error.code === ErrorCodes.LINK || error.code === ErrorCodes.CAPABILITY);
+      if (!tracedAtSource) for (const line of isDsoError(error) ? error.lines : [String(error)]) this.#trace("dso", 1, line);
+      throw error;
+    }
+    this.#trace("dso", 8, `file '${file}' successfully loaded`);
   }
 
   /** `rmmod`: removes a module from the engine; a dynamically loaded one is unlinked and released. */
@@ -422,6 +484,28 @@ export class ModuleHost {
     }
     this.#engine = ordered;
     return removed.map((m) => m.name);
+  }
+
+  /** True for a module rmmod refuses to remove, and ModuleOrder must keep (`mod_dso.c`, `mod_ctrls.c`). */
+  isProtected(name: string): boolean {
+    return this.#protected.has(name);
+  }
+
+  /**
+   * A SIGHUP's or a shutdown's unload (mod_dso.c dso_restart_ev): each loaded
+   * module leaves newest first with its debug and trace lines, then close().
+   * Compiled-in modules stay, as proftpd's static ones do.
+   */
+  unloadAll(): void {
+    for (const module of [...this.#engine].reverse()) {
+      const unit = this.#units.get(module.name);
+      if (unit === undefined || unit.detached) continue;
+      this.#debug(dsoDebug.unloading(module.name));
+      this.#trace("dso", 5, `unloading module '${module.name}'`);
+      this.#detach(unit, true);
+      this.#trace("dso", 8, `module '${module.name}' successfully unloaded`);
+    }
+    this.close();
   }
 
   /** Unloads every module newest first, then every library: the host's shutdown. */
@@ -551,10 +635,14 @@ export class ModuleHost {
   /**
    * Reads a unit's file safely (module-file.ts) and checks its integrity pin.
    * Returns no bytes when the file is unchanged since its content was compiled.
+   * A file over its BinarySize limit is refused unread, and a fresh binary's
+   * sections are checked against the other load limits before it is hashed:
+   * a bomb costs a stat and a read, not a hash and a compile.
    */
   #readBinary(unit: { name: string; file: string; explicit: boolean; kind: UnitKind }, policy: UnitPolicy): {
     bytes: Uint8Array<ArrayBuffer> | undefined;
     hash: string;
+    shape: ModuleShape | undefined;
   } {
     // LoadFile names its file itself; everything else comes from the module path and must stay in it.
     const fromModulePath = !(unit.kind === "library" && unit.explicit);
@@ -563,36 +651,57 @@ export class ModuleHost {
       const hash = this.#hashByIdentity.get(identity);
       return hash !== undefined && this.#compiled.has(hash);
     };
-    const file = readModuleFile(unit.file, { uid: process.geteuid?.() ?? 0, known, ...(within !== undefined && { within }) });
-    const hash = file.bytes === undefined ? (this.#hashByIdentity.get(file.identity) as string) : sha256(file.bytes);
-    if (file.bytes !== undefined) this.#hashByIdentity.set(file.identity, hash);
+    const limit = policy.loadLimits.binarySize;
+    const refuseSize = (size: number): DsoError | undefined =>
+      size > limit ? new DsoError(ErrorCodes.LOAD_LIMIT, `${unit.name}: ${overLimitText("binarySize", size, limit)}`) : undefined;
+    const file = readModuleFile(unit.file, { uid: process.geteuid?.() ?? 0, known, refuseSize, ...(within !== undefined && { within }) });
     const bytes = file.bytes;
+    const shape = bytes === undefined ? undefined : this.#readShape(unit.name, unit.file, bytes, policy.loadLimits);
+    const hash = bytes === undefined ? (this.#hashByIdentity.get(file.identity) as string) : sha256(bytes);
+    if (bytes !== undefined) this.#hashByIdentity.set(file.identity, hash);
     const pinned = policy.sha256;
     if (pinned !== undefined && pinned !== hash) {
       throw new DsoError(ErrorCodes.INTEGRITY, `'${unit.file}' has SHA-256 ${hash}, but ${unit.name} is pinned to ${pinned}`, {
         errno: Errno.EACCES,
       });
     }
-    return { bytes, hash };
+    return { bytes, hash, shape };
   }
 
-  #compile(file: string, bytes: Uint8Array<ArrayBuffer> | undefined, hash: string): CompiledEntry {
-    const cached = this.#compiled.get(hash);
-    if (cached !== undefined) {
-      // Most recently used goes last.
-      this.#compiled.delete(hash);
-      this.#compiled.set(hash, cached);
-      return cached;
-    }
-    if (bytes === undefined) throw new Error(`'${file}': compiled module ${hash} left the cache`);
-    let shape: ModuleShape;
+  /** The binary's shape, read within `limits`: a refusal names the unit, a malformed binary its file. */
+  #readShape(name: string, file: string, bytes: Uint8Array, limits: LoadLimits): ModuleShape {
     try {
-      shape = readModuleShape(bytes);
+      return readModuleShape(bytes, limits);
     } catch (cause) {
+      if (isDsoError(cause) && cause.code === ErrorCodes.LOAD_LIMIT) throw new DsoError(cause.code, `${name}: ${cause.message}`, { cause });
       throw isDsoError(cause)
         ? new DsoError(cause.code, `'${file}': ${cause.message}`, { cause })
         : new DsoError(ErrorCodes.BAD_WASM, `'${file}': not a WebAssembly binary`, { cause });
     }
+  }
+
+  /**
+   * Compiles a binary whose shape was read, unless its content is compiled
+   * already. A cached compile is checked against `limits` again, since they
+   * may differ between the units that load it.
+   */
+  #compile(
+    name: string,
+    file: string,
+    read: { bytes: Uint8Array<ArrayBuffer> | undefined; hash: string; shape: ModuleShape | undefined },
+    limits: LoadLimits,
+  ): CompiledEntry {
+    const cached = this.#compiled.get(read.hash);
+    if (cached !== undefined) {
+      // Most recently used goes last.
+      this.#compiled.delete(read.hash);
+      this.#compiled.set(read.hash, cached);
+      const over = loadLimitProblem(cached.shape.footprint, limits);
+      if (over !== undefined) throw new DsoError(ErrorCodes.LOAD_LIMIT, `${name}: ${over}`);
+      return cached;
+    }
+    const { bytes, shape } = read;
+    if (bytes === undefined || shape === undefined) throw new Error(`'${file}': compiled module ${read.hash} left the cache`);
     let compiled: WebAssembly.Module;
     try {
       compiled = new WebAssembly.Module(bytes);
@@ -600,7 +709,7 @@ export class ModuleHost {
       throw new DsoError(ErrorCodes.BAD_WASM, `'${file}': ${(cause as Error).message}`, { cause });
     }
     const entry = { compiled, shape, size: bytes.byteLength };
-    this.#compiled.set(hash, entry);
+    this.#compiled.set(read.hash, entry);
     if (this.#compiled.size > COMPILED_CACHE_SIZE) {
       const oldest = this.#compiled.keys().next().value as string;
       this.#compiled.delete(oldest);
@@ -615,9 +724,11 @@ export class ModuleHost {
     chain: readonly string[],
   ): void {
     const policy = this.#policy(unit.name);
-    const { bytes, hash } = this.#readBinary(unit, policy);
-    const { compiled, shape, size } = this.#compile(unit.file, bytes, hash);
-    this.#checkDefinedMemories(unit.name, shape, policy.memoryCapPages);
+    const read = this.#readBinary(unit, policy);
+    if (unit.kind === "module" && unit.explicit) this.#debugLoaded(unit.namespace, unit.file);
+    const { compiled, shape, size } = this.#compile(unit.name, unit.file, read, policy.loadLimits);
+    checkGuestAbi(unit.name, shape);
+    const { memoryPages } = shareMemoryCap(unit.name, shape, policy.memoryCapPages);
     let moduleSymbol: string | undefined;
     if (unit.kind === "module") {
       moduleSymbol = parseModuleName(unit.name).symbol;
@@ -648,7 +759,8 @@ export class ModuleHost {
       file: unit.file,
       explicit: unit.explicit,
       policy,
-      hash,
+      memoryPages,
+      hash: read.hash,
       size,
       shape,
       compiled,
@@ -709,23 +821,6 @@ export class ModuleHost {
     }
   }
 
-  /**
-   * A guest that brings its own memory is refused unless it declares a maximum
-   * within its cap: V8 would let it grow without bound (baselines.md §6), and
-   * rewriting its limits behind its back would change what it was built for.
-   */
-  #checkDefinedMemories(name: string, shape: ModuleShape, cap: number): void {
-    for (const limits of shape.definedMemories) {
-      if (limits.max === undefined || limits.max > cap) {
-        const declared = limits.max === undefined ? "no maximum" : `a maximum of ${limits.max} pages`;
-        throw new DsoError(
-          ErrorCodes.MEMORY_LIMIT,
-          `${name} defines its own memory with ${declared}; import env.memory or declare a maximum within its cap of ${cap} pages`,
-        );
-      }
-    }
-  }
-
   #checkModuleSymbol(name: string, symbol: string, shape: ModuleShape): void {
     this.#trace("dso", 7, `looking for symbol '${symbol}' in loaded module`);
     const entry = shape.exports.find((e) => e.name === symbol);
@@ -781,7 +876,7 @@ export class ModuleHost {
     for (const unit of plan.order) {
       const { policy } = unit;
       const result = resolveImports(unit.name, unit.shape.imports, {
-        memoryCapPages: policy.memoryCapPages,
+        memoryCapPages: unit.memoryPages,
         lookupGlobal: (name) => this.#scope.first(name) ?? pendingScope.first(name),
         lookupDirect: (namespace, name) => {
           if (namespace === WASI_NAMESPACE) {

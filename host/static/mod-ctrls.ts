@@ -1,10 +1,13 @@
 /**
  * mod_ctrls.c, compiled in: the Controls* directives (modules/mod_ctrls.c's
- * conftab). The socket server itself is host/controls/server.ts.
+ * conftab). The socket server itself is host/controls/server.ts, and
+ * mod_ctrls's own controls (help, lsctrl, insctrl, rmctrl) are
+ * host/controls/ctrls-actions.ts.
  */
-import { DEFAULT_SOCKET_ACL, parseSocketAcl } from "../controls/acl.js";
+import { DEFAULT_SOCKET_ACL, EMPTY_ACL_TABLE, applyActionAcl, parseActionAcl, parseSocketAcl } from "../controls/acl.js";
+import { CTRLS_ACTIONS } from "../controls/ctrls-actions.js";
 import { DEFAULT_SOCKET_MODE } from "../controls/server.js";
-import type { Acl } from "../controls/acl.js";
+import type { Acl, AclTable } from "../controls/acl.js";
 import type { AccountResolver } from "../system/accounts.js";
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import type { EngineModule } from "../modules/module-api.js";
@@ -19,6 +22,8 @@ export interface CtrlsSettings {
   socketMode: number;
   /** Deny-by-default, as the manual says (proftpd 1.3.8 wrongly allows all; upstream #2210 fixed it). */
   socketAcl: Acl;
+  /** ControlsACLs, per mod_ctrls action; no entry means everyone is denied, root included. */
+  acls: AclTable;
   maxClients: number;
   logFile: string | undefined;
 }
@@ -54,6 +59,7 @@ export function createCtrlsModule(
     socketOwner: undefined,
     socketMode: DEFAULT_SOCKET_MODE,
     socketAcl: DEFAULT_SOCKET_ACL,
+    acls: EMPTY_ACL_TABLE,
     maxClients: 5,
     logFile: undefined,
   };
@@ -106,6 +112,14 @@ export function createCtrlsModule(
         name: "ControlsSocketACL",
         run: (directive) => {
           settings.socketAcl = parseSocketAcl(directive.argv.slice(1), accounts);
+        },
+      },
+      {
+        // set_ctrlsacls: ModuleControlsACLs' syntax and checks, for mod_ctrls's own actions
+        // (`: unknown action: 'lsmod'` for one of mod_dso's).
+        name: "ControlsACLs",
+        run: (directive) => {
+          settings.acls = applyActionAcl(settings.acls, parseActionAcl(directive.argv.slice(1), CTRLS_ACTIONS, accounts));
         },
       },
       {

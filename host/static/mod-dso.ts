@@ -9,12 +9,17 @@ import { DSO_ACTIONS } from "../controls/dso-actions.js";
 import type { AclTable, IdResolver } from "../controls/acl.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { checkArgs, directiveError } from "./directives.js";
+import { ConfigError } from "../config/lexer.js";
+import { moduleSymbolHint, nameHint } from "../modules/name-hint.js";
 import type { EngineModule } from "../modules/module-api.js";
 import { MOD_DSO_VERSION } from "../modules/module-host.js";
 import type { LogPriority, ModuleHost } from "../modules/module-host.js";
 import { Capabilities } from "../abi/host-symbols.js";
 import type { Capability } from "../abi/host-symbols.js";
 import { PolicyTable } from "../modules/policy.js";
+import { DEFAULT_SESSION_CPU_SHARE_MS } from "../ftp/scheduler.js";
+import { BYTE_LIMITS, LOAD_LIMIT_KEYWORDS, V8_LOAD_LIMITS, loadLimitNamed } from "../wasm/limits.js";
+import type { LoadLimitName } from "../wasm/limits.js";
 
 
 export interface DsoSettings {
@@ -22,6 +27,8 @@ export interface DsoSettings {
   acls: AclTable;
   /** The sandbox directives' settings, per module or library. */
   readonly policies: PolicyTable;
+  /** SessionCPUShare: CPU ms per second a session may use before its commands wait (host/ftp/scheduler.ts); 0 for off. */
+  sessionCpuShareMs: number;
 }
 
 /** A wasm page: the unit of linear memory. */
@@ -37,6 +44,25 @@ export function parseMemorySize(text: string): number {
   const pages = Math.ceil((Number(match[1]) * unit) / PAGE_BYTES);
   if (pages < 1 || pages > MAX_MEMORY_PAGES) throw directiveError(`size '${text}' is out of range (64K to 1G)`);
   return pages;
+}
+
+/** A ModuleLoadLimits value: a count, or for a byte limit a size with an optional K, M or G suffix; at most V8's own limit. */
+function parseLoadLimit(keyword: string, text: string): { name: LoadLimitName; value: number } {
+  const name = loadLimitNamed(keyword);
+  if (name === undefined) {
+    throw directiveError(`unknown load limit '${keyword}' (known: ${Object.values(LOAD_LIMIT_KEYWORDS).join(", ")})`);
+  }
+  const bytes = BYTE_LIMITS.has(name);
+  const match = (bytes ? /^(\d+)([KMG]?)$/i : /^(\d+)()$/).exec(text);
+  if (match === null) {
+    throw directiveError(`invalid ${LOAD_LIMIT_KEYWORDS[name]} '${text}' (${bytes ? "a number of bytes with an optional K, M or G suffix" : "a number"})`);
+  }
+  const unit = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(match[2] ?? "").toUpperCase() as "" | "K" | "M" | "G"];
+  const value = Number(match[1]) * unit;
+  if (value > V8_LOAD_LIMITS[name]) {
+    throw directiveError(`${LOAD_LIMIT_KEYWORDS[name]} '${text}' is over V8's own limit of ${V8_LOAD_LIMITS[name]}`);
+  }
+  return { name, value };
 }
 
 /** Who a sandbox directive applies to: `*`, a module name (`mod_x.c`) or a library name (`libfoo`). */
@@ -60,6 +86,19 @@ function loadReason(error: unknown): string {
   return error.reason;
 }
 
+/**
+ * What LoadModule's fatal line leaves unsaid, as `Fatal:` lines after it: the
+ * name meant (a bad name is refused before anything is logged), or the export
+ * a module file lacks (proftpd's ENOENT reads as a missing file). The other
+ * failures' reasons are in mod_dso's log lines before the fatal one.
+ */
+function loadModuleHints(name: string, error: unknown): string[] {
+  if (!isDsoError(error)) return [];
+  if (error.code === ErrorCodes.BAD_MODULE_NAME) return nameHint(name);
+  if (error.code === ErrorCodes.NO_MODULE_SYMBOL) return [moduleSymbolHint(name)];
+  return [];
+}
+
 /** ModulePath's checks, in mod_dso.c set_modulepath's order. */
 export function checkModulePath(directory: string): void {
   if (!directory.startsWith("/")) throw directiveError("must be an absolute path");
@@ -76,18 +115,28 @@ export function checkModulePath(directory: string): void {
   if (stat.mode & 0o002) throw directiveError(`${directory} is world-writable`);
 }
 
-/** ModuleOrder's argument checks (mod_dso.c set_moduleorder). */
-export function checkModuleOrder(names: readonly string[], isLoaded: (name: string) => boolean): void {
+/**
+ * ModuleOrder's argument checks, in mod_dso.c set_moduleorder's order: every
+ * name loaded, then no name twice. Then, beyond proftpd, `required` (the
+ * protected modules, which rmmod refuses to remove) must all be listed:
+ * without mod_dso.c, LoadModule would become an unknown directive and insmod
+ * could never be allowed again.
+ */
+export function checkModuleOrder(names: readonly string[], isLoaded: (name: string) => boolean, required: readonly string[] = []): void {
   if (names.length === 0) throw directiveError("wrong number of parameters");
+  for (const name of names) if (!isLoaded(name)) throw directiveError(`no such module '${name}' loaded`);
   names.forEach((name, i) => {
     const earlier = names.indexOf(name);
     if (earlier < i) throw directiveError(`duplicate module name '${name}' as parameters ${earlier + 1} and ${i + 1}`);
-    if (!isLoaded(name)) throw directiveError(`no such module '${name}' loaded`);
   });
+  const missing = required.find((name) => !names.includes(name));
+  if (missing !== undefined) {
+    throw directiveError(`'${missing}' is missing: ${required.join(" and ")} must stay in the engine (rmmod refuses to remove them too)`);
+  }
 }
 
 export function createDsoModule(options: DsoModuleOptions): { module: EngineModule; settings: DsoSettings } {
-  const settings: DsoSettings = { acls: EMPTY_ACL_TABLE, policies: new PolicyTable() };
+  const settings: DsoSettings = { acls: EMPTY_ACL_TABLE, policies: new PolicyTable(), sessionCpuShareMs: DEFAULT_SESSION_CPU_SHARE_MS };
   const known = Object.values(Capabilities) as string[];
   const module: EngineModule = {
     name: "mod_dso.c",
@@ -106,25 +155,31 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
           try {
             options.host().loadFile(file);
           } catch (error) {
-            if (isDsoError(error)) {
-              for (const line of error.lines) options.log("notice", `${MOD_DSO_VERSION}: unable to open '${file}': ${line}`);
-            }
             // The file is named once, in proftpd's frame: drop the host's own `'<file>': ` prefix.
-            const reason = isDsoError(error) ? (error.errno ?? error.message.replace(`'${file}': `, "")) : String(error);
+            const unprefixed = (line: string): string => line.replace(`'${file}': `, "");
+            if (isDsoError(error)) {
+              // dso_load_file's NOTICE; libltdl's words for a missing file.
+              const lines = error.code === ErrorCodes.MODULE_NOT_FOUND ? ["file not found"] : error.lines.map(unprefixed);
+              for (const line of lines) options.log("notice", `${MOD_DSO_VERSION}: unable to open '${file}': ${line}`);
+            }
+            const reason = isDsoError(error) ? (error.errno ?? unprefixed(error.message)) : String(error);
             throw directiveError(`error loading '${file}': ${reason}`);
           }
         },
       },
       {
         name: "LoadModule",
-        run: (directive) => {
+        run: (directive, context) => {
           checkArgs(directive, 1);
           const name = directive.argv[1] as string;
           try {
             // The host logs why it refused the module, as it does for insmod.
             options.host().loadModule(name);
           } catch (error) {
-            throw directiveError(`error loading module '${name}': ${loadReason(error)}`);
+            const message = `error loading module '${name}': ${loadReason(error)}`;
+            const hint = loadModuleHints(name, error);
+            if (hint.length === 0) throw directiveError(message);
+            throw new ConfigError(`LoadModule: ${message}`, context.file, context.line, { directive: "LoadModule", details: hint, cause: error });
           }
         },
       },
@@ -144,11 +199,13 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
           if (!context.first) throw directiveError("must be the very first directive of the configuration");
           const names = directive.argv.slice(1);
           const host = options.host();
-          checkModuleOrder(names, (name) => host.isLoaded(name));
+          const required = host.listModules().filter((name) => host.isProtected(name));
+          checkModuleOrder(names, (name) => host.isLoaded(name), required);
           const removed = host.setModuleOrder(names);
-          options.log("notice", `${MOD_DSO_VERSION}: ModuleOrder: module order is now:`);
-          for (const name of names) options.log("notice", `${MOD_DSO_VERSION}:  ${name}`);
-          for (const name of removed) options.log("notice", `${MOD_DSO_VERSION}: ModuleOrder: '${name}' removed from the engine`);
+          // set_moduleorder's report, as proftpd prints it: no mod_dso prefix, one ` mod_x.c` line each.
+          options.log("notice", "ModuleOrder: module order is now:");
+          for (const name of names) options.log("notice", ` ${name}`);
+          for (const name of removed) options.log("notice", `ModuleOrder: '${name}' removed from the engine`);
         },
       },
       {
@@ -167,6 +224,31 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
           const ms = value.toLowerCase() === "off" ? 0 : /^\d+$/.test(value) ? Number(value) : NaN;
           if (!Number.isInteger(ms) || ms > 3_600_000) throw directiveError(`invalid CPU limit '${value}' (milliseconds, or off)`);
           settings.policies.setCpuBudget(unitName(directive.argv[1] as string), ms);
+        },
+      },
+      {
+        // ModuleLoadLimits NAME KEYWORD VALUE [KEYWORD VALUE ...]: all given limits are checked before any is set.
+        name: "ModuleLoadLimits",
+        run: (directive) => {
+          checkArgs(directive, 3);
+          const pairs = directive.argv.slice(2);
+          if (pairs.length % 2 !== 0) throw directiveError(`load limit '${pairs.at(-1)}' has no value`);
+          const unit = unitName(directive.argv[1] as string);
+          const limits = [];
+          for (let i = 0; i < pairs.length; i += 2) limits.push(parseLoadLimit(pairs[i] as string, pairs[i + 1] as string));
+          for (const { name, value } of limits) settings.policies.setLoadLimit(unit, name, value);
+        },
+      },
+      {
+        name: "SessionCPUShare",
+        run: (directive) => {
+          checkArgs(directive, 1);
+          const value = directive.argv[1] as string;
+          const ms = value.toLowerCase() === "off" ? 0 : /^[1-9]\d*$/.test(value) ? Number(value) : NaN;
+          if (!(ms >= 0 && ms <= 1000)) {
+            throw directiveError(`invalid CPU share '${value}' (milliseconds per second, 1 to 1000, or off)`);
+          }
+          settings.sessionCpuShareMs = ms;
         },
       },
       {

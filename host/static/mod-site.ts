@@ -1,39 +1,32 @@
 /**
- * mod_site.c, compiled in: the SITE command. proftpd's other modules hook
- * SITE subcommands by registering SITE handlers of their own; here each
- * module lists them as `siteCommands`, and this module's SITE handler runs
- * them newest module first, DECLINED passing on, as the stash would.
+ * mod_site.c, compiled in: the SITE command's own subcommands HELP and CHMOD,
+ * dispatched as modules/mod_site.c does. Other modules' SITE subcommands are
+ * not ours: each module has its own SITE handler in the chain
+ * (host/modules/guest-module.ts siteHandler), so module order decides who
+ * answers. This module's CMD handler answers every subcommand it does not
+ * know with `500 'SITE X' not understood`, ending the chain: once mod_site.c
+ * is re-inserted, and so newest, other modules' subcommands go unanswered, as
+ * in proftpd. Its PRE_CMD and POST_CMD handlers frame SITE HELP with the
+ * header and footer that every module's lines go between.
  */
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import { siteChmodMode } from "../fs/chmod-mode.js";
 import { CONTINUATION, LOGIN_REQUIRED_TEXT, notUnderstood } from "../ftp/dispatch.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
-import type { CommandHandler, EngineModule, HandlerResult, SessionState } from "../modules/module-api.js";
+import type { CommandHandler, EngineModule, HandlerResult } from "../modules/module-api.js";
 import { literalTarget, refuseFs, sessionFs } from "./core-files.js";
 import { serverAdmin } from "./mod-core.js";
 import type { CoreSettings } from "./mod-core.js";
 
-/** mod_site.c's `_help` syntaxes for its own subcommands. */
+/** mod_site.c's `_help` table for its own subcommands, in its order. */
 const HELP_SYNTAX: ReadonlyMap<string, string> = new Map([
   ["HELP", "[<sp> site-command]"],
   ["CHMOD", "<sp> mode <sp> pathname"],
 ]);
 
-/** Every SITE subcommand of the session's modules, newest module first, each once. */
-export function siteCommandNames(modules: readonly EngineModule[]): string[] {
-  const names = new Set<string>();
-  for (const module of [...modules].reverse()) for (const handler of module.siteCommands) names.add(handler.command);
-  return [...names];
-}
-
-function siteSyntax(modules: readonly EngineModule[], name: string, self: EngineModule): string | undefined {
-  for (const module of [...modules].reverse()) {
-    if (!module.siteCommands.some((c) => c.command === name)) continue;
-    if (module === self) return HELP_SYNTAX.get(name);
-    const entry = module.help.find((e) => e.command === name);
-    if (entry !== undefined) return entry.text;
-  }
-  return undefined;
+/** True for `SITE HELP ...`, when site_pre_cmd and site_post_cmd add the header and footer. */
+function isHelp(cmd: ActiveCommand): boolean {
+  return cmd.argv[1]?.toUpperCase() === "HELP";
 }
 
 /**
@@ -80,20 +73,18 @@ function refuse(cmd: ActiveCommand, code: string, message: string): HandlerResul
 
 export function createSiteModule(core: CoreSettings): EngineModule {
   /**
-   * SITE HELP lists every SITE subcommand the session's modules provide, one
-   * a line, between mod_site.c's header (its PRE_CMD handler) and footer (its
-   * POST_CMD handler); `SITE HELP X` gives X's syntax from its module's help.
+   * site_help: `SITE HELP` lists mod_site.c's own subcommands (the other
+   * modules' SITE handlers added theirs before it); `SITE HELP X` gives X's
+   * syntax when X is one of them.
    */
-  const help = (cmd: ActiveCommand, session: SessionState): HandlerResult => {
+  const help = (cmd: ActiveCommand): HandlerResult => {
     const target = cmd.argv[2];
     if (target === undefined) {
-      cmd.addResponse("214", "The following SITE commands are recognized (* =>'s unimplemented)");
-      for (const name of siteCommandNames(session.modules)) cmd.addResponse(CONTINUATION, name);
-      cmd.addResponse("214", `Direct comments to ${serverAdmin(core)}`);
+      [...HELP_SYNTAX.keys()].forEach((name, i) => cmd.addResponse(i === 0 ? "214" : CONTINUATION, name));
       return HandlerResults.HANDLED;
     }
     const name = target.toUpperCase();
-    const syntax = siteSyntax(session.modules, name, module);
+    const syntax = HELP_SYNTAX.get(name);
     if (syntax === undefined) {
       cmd.addError("502", `Unknown command 'SITE ${cmd.arg}'`);
       return HandlerResults.ERROR;
@@ -101,7 +92,12 @@ export function createSiteModule(core: CoreSettings): EngineModule {
     cmd.addResponse("214", `Syntax: SITE ${name} ${syntax}`);
     return HandlerResults.HANDLED;
   };
+  const subcommands: CommandHandler[] = [
+    { command: "HELP", phase: Phases.CMD, run: help },
+    { command: "CHMOD", phase: Phases.CMD, run: siteChmod(core) },
+  ];
 
+  /** site_cmd and site_dispatch: this module's own table, and a 500 for anything else. */
   const site: CommandHandler = {
     command: "SITE",
     phase: Phases.CMD,
@@ -112,35 +108,45 @@ export function createSiteModule(core: CoreSettings): EngineModule {
         return HandlerResults.ERROR;
       }
       const name = word.toUpperCase();
-      // SITE itself is allowed before login; of its subcommands only HELP is
-      // (mod_site.c's site_commands table marks CHGRP and CHMOD requires_auth).
+      const handler = subcommands.find((h) => h.command === name);
+      if (handler === undefined) {
+        cmd.addError("500", `'SITE ${name}' not understood`);
+        return HandlerResults.ERROR;
+      }
+      // site_commands marks CHGRP and CHMOD requires_auth; HELP may run before login.
       if (session.user === undefined && name !== "HELP") {
         cmd.addError("530", LOGIN_REQUIRED_TEXT);
         return HandlerResults.ERROR;
       }
-      for (const owner of [...session.modules].reverse()) {
-        for (const handler of owner.siteCommands) {
-          if (handler.command !== name) continue;
-          const result = handler.run(cmd, session);
-          if (result !== HandlerResults.DECLINED) return result;
-        }
-      }
-      cmd.addError("500", `'SITE ${name}' not understood`);
-      return HandlerResults.ERROR;
+      return handler.run(cmd, session);
     },
   };
 
-  const module: EngineModule = {
+  return {
     name: "mod_site.c",
     kind: "static",
-    commands: [site],
-    siteCommands: [
-      { command: "HELP", phase: Phases.CMD, run: help },
-      { command: "CHMOD", phase: Phases.CMD, run: siteChmod(core) },
+    commands: [
+      {
+        command: "SITE",
+        phase: Phases.PRE_CMD,
+        run: (cmd) => {
+          if (isHelp(cmd)) cmd.addResponse("214", "The following SITE commands are recognized (* =>'s unimplemented)");
+          return HandlerResults.DECLINED;
+        },
+      },
+      site,
+      {
+        command: "SITE",
+        phase: Phases.POST_CMD,
+        run: (cmd) => {
+          if (isHelp(cmd)) cmd.addResponse("214", `Direct comments to ${serverAdmin(core)}`);
+          return HandlerResults.DECLINED;
+        },
+      },
     ],
+    siteCommands: subcommands,
     directives: [],
     features: [],
     help: [{ command: "SITE", text: "<sp> string" }],
   };
-  return module;
 }

@@ -116,7 +116,7 @@ describe("dsod -t takes <Limit> and <Directory>", () => {
       "</Directory>",
     ]);
     expect(good.messages).toEqual([]);
-    expect(good.stdout).toBe("Checking syntax of configuration file\nSyntax check OK\n");
+    expect(good.stdout).toBe("Checking syntax of configuration file\nSyntax check complete.\n");
     expect(good.status).toBe(0);
     const bad = check(["<Limit WRITE>", "  Port 2121", "</Limit>"]);
     expect(bad.messages).toEqual([`Fatal: Port: directive not allowed in <Limit> context on line 2 of '${bad.file}'`]);

@@ -249,13 +249,22 @@ describe("dsoctl insmod", () => {
     const { socket } = await startDsod(OPEN_ACLS);
     expect(await ctl(socket, ["insmod", "mod_nonexistent.c"])).toEqual({
       status: 3,
-      stdout: out("error loading 'mod_nonexistent.c': No such file or directory"),
+      stdout: out("error loading 'mod_nonexistent.c': No such file or directory", `  '${LIBEXEC}/mod_nonexistent.wasm' does not exist`),
       stderr: "",
     });
-    for (const name of ["foo", "mod_x", "/abs/mod_x.c", "../mod_x.c", "mod_/../mod_x.c", "mod_x.c/"]) {
+    // Under proftpd's line, the name meant, when there is one.
+    const meant: ReadonlyArray<readonly [string, string[]]> = [
+      ["foo", ["  did you mean 'mod_foo.c'?"]],
+      ["mod_x", ["  did you mean 'mod_x.c'?"]],
+      ["/abs/mod_x.c", ["  did you mean 'mod_x.c'?"]],
+      ["../mod_x.c", ["  did you mean 'mod_x.c'?"]],
+      ["mod_/../mod_x.c", ["  did you mean 'mod_x.c'?"]],
+      ["mod_x.c/", []],
+    ];
+    for (const [name, hint] of meant) {
       expect(await ctl(socket, ["insmod", name]), name).toEqual({
         status: 3,
-        stdout: out(`error loading '${name}': Bad module name`),
+        stdout: out(`error loading '${name}': Bad module name`, ...hint),
         stderr: "",
       });
     }
@@ -271,6 +280,7 @@ describe("dsoctl insmod", () => {
         "'mod_override.c' loaded",
         "error loading 'mod_test.c': Already loaded",
         "error loading 'mod_nope.c': No such file or directory",
+        `  '${LIBEXEC}/mod_nope.wasm' does not exist`,
         "'mod_site_hello.c' loaded",
       ),
       stderr: "",
@@ -295,12 +305,12 @@ describe("dsoctl insmod", () => {
     });
     expect(await ctl(socket, ["insmod", "mod_badapi.c"])).toEqual({
       status: 3,
-      stdout: out("error loading 'mod_badapi.c': Permission denied"),
+      stdout: out("error loading 'mod_badapi.c': Permission denied", "  module 'mod_badapi.c' has wrong API version (0x10), must be 0x20"),
       stderr: "",
     });
     expect(await ctl(socket, ["insmod", "mod_initfail.c"])).toEqual({
       status: 3,
-      stdout: out("error loading 'mod_initfail.c': Operation not permitted"),
+      stdout: out("error loading 'mod_initfail.c': Operation not permitted", "  module 'mod_initfail.c' failed to initialize"),
       stderr: "",
     });
     await daemon.waitForLog(/module 'mod_initfail\.c' failed to initialize/);
@@ -323,8 +333,11 @@ describe("dsoctl rmmod", () => {
       status: 3,
       stdout: out(
         "error unloading 'mod_x.cpp': Bad module name",
+        "  did you mean 'mod_x.c'?",
         "error unloading 'foo.c': Bad module name",
+        "  did you mean 'mod_foo.c'?",
         "error unloading 'mod_test': Bad module name",
+        "  did you mean 'mod_test.c'?",
       ),
       stderr: "",
     });
@@ -384,7 +397,15 @@ describe("dsoctl help, unknown actions and usage", () => {
     const { socket } = await startDsod(OPEN_ACLS);
     expect(await ctl(socket, ["help"])).toEqual({
       status: 0,
-      stdout: out("help: describe all registered controls", "insmod: load modules", "lsmod: list modules", "rmmod: unload modules"),
+      stdout: out(
+        "help: describe all registered controls",
+        "insctrl: enable a disabled control",
+        "insmod: load modules",
+        "lsctrl: list all registered controls",
+        "lsmod: list modules",
+        "rmctrl: disable a registered control",
+        "rmmod: unload modules",
+      ),
       stderr: "",
     });
     expect(await ctl(socket, ["frobnicate"])).toEqual({ status: 4, stdout: out("unsupported action requested"), stderr: "" });

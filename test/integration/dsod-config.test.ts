@@ -18,7 +18,7 @@ function check(lines: readonly string[]): { status: number | null; stdout: strin
 describe("dsod -t", () => {
   it("prints proftpd's lines and exits 0 for a good config", () => {
     const result = check(["LoadModule mod_test.c"]);
-    expect(result.stdout).toBe("Checking syntax of configuration file\nSyntax check OK\n");
+    expect(result.stdout).toBe("Checking syntax of configuration file\nSyntax check complete.\n");
     expect(result.messages).toEqual([]);
     expect(result.status).toBe(0);
   });
@@ -26,7 +26,10 @@ describe("dsod -t", () => {
   it("names the directive, reason, line and file of a fatal error, and exits 1", () => {
     const result = check(["# comment", "", "LoadModule foo.c"]);
     expect(result.status).toBe(1);
-    expect(result.messages).toEqual([`Fatal: LoadModule: error loading module 'foo.c': Invalid argument on line 3 of '${result.file}'`]);
+    expect(result.messages).toEqual([
+      `Fatal: LoadModule: error loading module 'foo.c': Invalid argument on line 3 of '${result.file}'`,
+      "Fatal: did you mean 'mod_foo.c'?",
+    ]);
   });
 });
 
@@ -68,6 +71,7 @@ describe("LoadModule", () => {
     const result = check(["LoadModule mod_core.c"]);
     expect(result.status).toBe(1);
     expect(result.messages).toEqual([
+      `mod_dso/0.5: unable to load 'mod_core.c'; check to see if '${LIBEXEC}/mod_core.wasm' exists`,
       "mod_dso/0.5: module 'mod_core.c' already loaded",
       `Fatal: LoadModule: error loading module 'mod_core.c': Operation not permitted on line 1 of '${result.file}'`,
     ]);
@@ -95,9 +99,17 @@ describe("LoadModule", () => {
     ]);
   });
 
-  it.each([["mod_foo"], ["Mod_test.c"], ["mod_test.so"], ["mod_../x.c"]])("refuses the bad name %s", (name) => {
+  it.each([
+    ["mod_foo", "mod_foo.c"],
+    ["Mod_test.c", "mod_test.c"],
+    ["mod_test.so", "mod_test.c"],
+    ["mod_../x.c", "mod_x.c"],
+  ])("refuses the bad name %s, saying it meant %s", (name, meant) => {
     const result = check([`LoadModule ${name}`]);
-    expect(result.messages).toEqual([`Fatal: LoadModule: error loading module '${name}': Invalid argument on line 1 of '${result.file}'`]);
+    expect(result.messages).toEqual([
+      `Fatal: LoadModule: error loading module '${name}': Invalid argument on line 1 of '${result.file}'`,
+      `Fatal: did you mean '${meant}'?`,
+    ]);
   });
 
   it("refuses a wrong API version and a failing init with proftpd's errnos", () => {
@@ -219,7 +231,8 @@ describe("ModuleOrder", () => {
     const result = check([
       "ModuleOrder \\",
       "  mod_core.c \\",
-      "  mod_dso.c",
+      "  mod_dso.c \\",
+      "  mod_ctrls.c",
       "LoadModule mod_test.c",
       "<IfModule mod_site.c>",
       "  Bogus",
@@ -227,18 +240,18 @@ describe("ModuleOrder", () => {
     ]);
     expect(result.status).toBe(0);
     expect(result.messages).toEqual([
-      "mod_dso/0.5: ModuleOrder: module order is now:",
-      "mod_dso/0.5:  mod_core.c",
-      "mod_dso/0.5:  mod_dso.c",
-      "mod_dso/0.5: ModuleOrder: 'mod_xfer.c' removed from the engine",
-      "mod_dso/0.5: ModuleOrder: 'mod_auth_file.c' removed from the engine",
-      "mod_dso/0.5: ModuleOrder: 'mod_auth.c' removed from the engine",
-      "mod_dso/0.5: ModuleOrder: 'mod_ls.c' removed from the engine",
-      "mod_dso/0.5: ModuleOrder: 'mod_site.c' removed from the engine",
-      "mod_dso/0.5: ModuleOrder: 'mod_delay.c' removed from the engine",
-      "mod_dso/0.5: ModuleOrder: 'mod_facts.c' removed from the engine",
-      "mod_dso/0.5: ModuleOrder: 'mod_ctrls.c' removed from the engine",
-      "mod_dso/0.5: ModuleOrder: 'mod_tls.c' removed from the engine",
+      "ModuleOrder: module order is now:",
+      " mod_core.c",
+      " mod_dso.c",
+      " mod_ctrls.c",
+      "ModuleOrder: 'mod_xfer.c' removed from the engine",
+      "ModuleOrder: 'mod_auth_file.c' removed from the engine",
+      "ModuleOrder: 'mod_auth.c' removed from the engine",
+      "ModuleOrder: 'mod_ls.c' removed from the engine",
+      "ModuleOrder: 'mod_site.c' removed from the engine",
+      "ModuleOrder: 'mod_delay.c' removed from the engine",
+      "ModuleOrder: 'mod_facts.c' removed from the engine",
+      "ModuleOrder: 'mod_tls.c' removed from the engine",
     ]);
   });
 });

@@ -176,7 +176,7 @@ describe("dsod -t beside a running daemon", () => {
     const { daemon, dir } = await startDsod(["LoadModule mod_test.c"]);
     const before = statSync(daemon.socket).ino;
     const result = runDsod(["-t", "-c", `${dir}/dsod.conf`]);
-    expect(result.stdout).toBe("Checking syntax of configuration file\nSyntax check OK\n");
+    expect(result.stdout).toBe("Checking syntax of configuration file\nSyntax check complete.\n");
     expect(result.status).toBe(0);
     expect(statSync(daemon.socket).ino).toBe(before);
     expect((await dsoctl(["-s", daemon.socket, "lsmod"])).status).toBe(0);

@@ -292,7 +292,7 @@ describe("loading safely", () => {
     chmodSync(path.join(mods, "mod_test.wasm"), 0o646);
     const { daemon } = await startDsod([`ModulePath ${mods}`]);
     const result = await dsoctl(["-s", daemon.socket, "insmod", "mod_test.c"]);
-    expect(result.stdout).toBe("dsoctl: error loading 'mod_test.c': Permission denied\n");
+    expect(result.stdout).toBe(`dsoctl: error loading 'mod_test.c': Permission denied\ndsoctl:   '${mods}/mod_test.wasm' is writable by others\n`);
     expect(result.status).toBe(3);
     await expectServing(daemon);
   });

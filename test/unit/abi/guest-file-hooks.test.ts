@@ -252,7 +252,7 @@ describe("mod_xfer_stats", () => {
     expect(m.help).toEqual([{ command: "XFERSTATS", text: "(show your bytes up and down)" }]);
     expect(m.siteCommands.map((c) => c.command)).toEqual(["XFERSTATS"]);
     expect(m.commands.map((c) => `${c.command}:${c.phase}`).sort()).toEqual(
-      ["APPE", "RETR", "STOR", "STOU"].flatMap((c) => [`${c}:LOG_CMD`, `${c}:LOG_CMD_ERR`]).sort(),
+      [...["APPE", "RETR", "STOR", "STOU"].flatMap((c) => [`${c}:LOG_CMD`, `${c}:LOG_CMD_ERR`]), "SITE:CMD"].sort(),
     );
   });
 

@@ -73,7 +73,7 @@ describe("dsoctl against a ControlsServer", () => {
   it("exits 3 when some operation failed, after printing every line", async () => {
     expect(await dsoctl("-s", socketPath, "insmod", "mod_test.c", "mod_nope.c")).toEqual({
       code: 3,
-      stdout: "dsoctl: 'mod_test.c' loaded\ndsoctl: error loading 'mod_nope.c': No such file or directory\n",
+      stdout: `dsoctl: 'mod_test.c' loaded\ndsoctl: error loading 'mod_nope.c': No such file or directory\ndsoctl:   '${LIBEXEC}/mod_nope.wasm' does not exist\n`,
       stderr: "",
     });
     expect(await dsoctl("-s", socketPath, "rmmod")).toEqual({ code: 3, stdout: "dsoctl: missing required parameters\n", stderr: "" });

@@ -8,13 +8,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { applyActionAcl, EMPTY_ACL_TABLE, parseActionAcl, parseSocketAcl } from "../../../host/controls/acl.js";
 import type { Acl, AclTable } from "../../../host/controls/acl.js";
 import { currentHost, dsoControlsActions, DSO_ACTIONS } from "../../../host/controls/dso-actions.js";
-import {
-  ControlsServer,
-  dispatchRequest,
-  exchangeMessages,
-  formatControlsLogLine,
-  helpLines,
-} from "../../../host/controls/server.js";
+import { helpLines } from "../../../host/controls/ctrls-actions.js";
+import { ControlsServer, dispatchRequest, exchangeMessages, formatControlsLogLine } from "../../../host/controls/server.js";
 import type { ControlsAction, ControlsCaller } from "../../../host/controls/server.js";
 import { ControlsStatus } from "../../../host/controls/wire.js";
 import { encodeMessage, MessageDecoder, RESPONSE_LIMITS } from "../../../host/controls/wire.js";
@@ -156,9 +151,11 @@ describe("ControlsServer: mod_dso's ftpdctl lines (§6)", () => {
     expect(await ask("insmod", "mod_test.c")).toEqual(ok("'mod_test.c' loaded"));
     expect(await ask("insmod", "mod_test.c")).toEqual(failed("error loading 'mod_test.c': Already loaded"));
     expect(await ask("insmod", "mod_ls.c")).toEqual(failed("error loading 'mod_ls.c': Already loaded"));
-    expect(await ask("insmod", "mod_nonexistent.c")).toEqual(failed("error loading 'mod_nonexistent.c': No such file or directory"));
-    for (const name of ["foo", "mod_copy", "/usr/lib/proftpd/mod_ban.c"]) {
-      expect(await ask("insmod", name)).toEqual(failed(`error loading '${name}': Bad module name`));
+    expect(await ask("insmod", "mod_nonexistent.c")).toEqual(
+      failed("error loading 'mod_nonexistent.c': No such file or directory", `  '${LIBEXEC}/mod_nonexistent.wasm' does not exist`),
+    );
+    for (const [name, meant] of [["foo", "mod_foo.c"], ["mod_copy", "mod_copy.c"], ["/usr/lib/proftpd/mod_ban.c", "mod_ban.c"]]) {
+      expect(await ask("insmod", name as string)).toEqual(failed(`error loading '${name}': Bad module name`, `  did you mean '${meant}'?`));
     }
     expect(await ask("insmod")).toEqual(failed("missing required parameters"));
   });
@@ -169,6 +166,7 @@ describe("ControlsServer: mod_dso's ftpdctl lines (§6)", () => {
         "'mod_counter.c' loaded",
         "error loading 'mod_counter.c': Already loaded",
         "error loading 'mod_nope.c': No such file or directory",
+        `  '${LIBEXEC}/mod_nope.wasm' does not exist`,
       ),
     );
     expect(await ask("insmod", "mod_test.c", "mod_sql.c")).toEqual(ok("'mod_test.c' loaded", "'mod_sql.c' loaded"));
@@ -176,8 +174,18 @@ describe("ControlsServer: mod_dso's ftpdctl lines (§6)", () => {
 
   it("insmod: wrong API version, failing init, and one line per link problem", async () => {
     host.setModulePath(FIXTURES);
-    expect(await ask("insmod", "mod_badapi.c")).toEqual(failed("error loading 'mod_badapi.c': Permission denied"));
-    expect(await ask("insmod", "mod_initfail.c")).toEqual(failed("error loading 'mod_initfail.c': Operation not permitted"));
+    expect(await ask("insmod", "mod_badapi.c")).toEqual(
+      failed("error loading 'mod_badapi.c': Permission denied", "  module 'mod_badapi.c' has wrong API version (0x10), must be 0x20"),
+    );
+    expect(await ask("insmod", "mod_initfail.c")).toEqual(
+      failed("error loading 'mod_initfail.c': Operation not permitted", "  module 'mod_initfail.c' failed to initialize"),
+    );
+    expect(await ask("insmod", "mod_nosym.c")).toEqual(
+      failed(
+        "error loading 'mod_nosym.c': No such file or directory",
+        "  the file was found, but it does not export 'nosym_module' (the module's API version)",
+      ),
+    );
     expect(await ask("insmod", "mod_undef.c")).toEqual(
       failed(
         "error loading 'mod_undef.c': mod_undef.c: undefined symbol 'no_such_symbol' (func (i32) -> i32)",
@@ -191,8 +199,8 @@ describe("ControlsServer: mod_dso's ftpdctl lines (§6)", () => {
     expect(await ask("rmmod", "mod_test.c")).toEqual(ok("'mod_test.c' unloaded"));
     expect(await ask("rmmod", "mod_test.c")).toEqual(failed("error unloading 'mod_test.c': Module not loaded"));
     expect(await ask("rmmod", "mod_nonexistent.c")).toEqual(failed("error unloading 'mod_nonexistent.c': Module not loaded"));
-    for (const name of ["foo.c", "mod_copy", "mod_copy.cpp"]) {
-      expect(await ask("rmmod", name)).toEqual(failed(`error unloading '${name}': Bad module name`));
+    for (const [name, meant] of [["foo.c", "mod_foo.c"], ["mod_copy", "mod_copy.c"], ["mod_copy.cpp", "mod_copy.c"]]) {
+      expect(await ask("rmmod", name as string)).toEqual(failed(`error unloading '${name}': Bad module name`, `  did you mean '${meant}'?`));
     }
     expect(await ask("rmmod")).toEqual(failed("missing required parameters"));
     expect(await ask("rmmod", "mod_dso.c")).toEqual(failed("error unloading 'mod_dso.c': Operation not permitted"));
@@ -252,7 +260,15 @@ describe("ControlsServer: mod_dso's ftpdctl lines (§6)", () => {
 
   it("help lists every action sorted, and unknown actions are unsupported", async () => {
     expect(await ask("help")).toEqual(
-      ok("help: describe all registered controls", "insmod: load modules", "lsmod: list modules", "rmmod: unload modules"),
+      ok(
+        "help: describe all registered controls",
+        "insctrl: enable a disabled control",
+        "insmod: load modules",
+        "lsctrl: list all registered controls",
+        "lsmod: list modules",
+        "rmctrl: disable a registered control",
+        "rmmod: unload modules",
+      ),
     );
     expect(await ask("frobnicate")).toEqual({ status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] });
   });
@@ -480,6 +496,13 @@ describe("ControlsServer: ControlsLog and ctrls trace (§7)", () => {
 
 describe("ControlsServer: the socket file", () => {
   const other = join(dir, "other.sock");
+  /** help on a server with no daemon actions: mod_ctrls's own. */
+  const CTRLS_HELP = [
+    "help: describe all registered controls",
+    "insctrl: enable a disabled control",
+    "lsctrl: list all registered controls",
+    "rmctrl: disable a registered control",
+  ];
 
   it("is mode 0777 like mod_ctrls's, and removed on close", async () => {
     const second = new ControlsServer({ socketPath: other, actions: [] });
@@ -494,7 +517,7 @@ describe("ControlsServer: the socket file", () => {
     await guarded.start();
     try {
       expect(statSync(other).mode & 0o777).toBe(0o660);
-      expect(await send(other, ["help"])).toEqual(ok("help: describe all registered controls"));
+      expect(await send(other, ["help"])).toEqual(ok(...CTRLS_HELP));
     } finally {
       await guarded.close();
     }
@@ -532,7 +555,7 @@ describe("ControlsServer: the socket file", () => {
     expect(statSync(other).isSocket()).toBe(true);
     const second = new ControlsServer({ socketPath: other, actions: [], socketAcl: () => socketAcl });
     await second.start();
-    expect(await send(other, ["help"])).toEqual(ok("help: describe all registered controls"));
+    expect(await send(other, ["help"])).toEqual(ok(...CTRLS_HELP));
     await second.close();
   });
 
@@ -584,7 +607,7 @@ describe("pure cores", () => {
 
   it("dispatches: help sorted, ACL first, unknown unsupported, handler errors contained", () => {
     const actions = [action("zap", true), action("add", false)];
-    expect(helpLines(actions)).toEqual(["add: add things", "help: describe all registered controls", "zap: zap things"]);
+    expect(helpLines(actions)).toEqual(["add: add things", "zap: zap things"]);
     expect(dispatchRequest(actions, ["zap", "a", "b"], caller)).toEqual({ status: 0, lines: ["zap a,b"] });
     expect(dispatchRequest(actions, ["add"], caller)).toEqual(denied);
     expect(dispatchRequest(actions, ["nope"], caller)).toEqual({ status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] });

@@ -111,7 +111,7 @@ describe("FtpServer with the compiled-in modules and real guest modules", () => 
       expect(await after.send("SITE HELLO bob")).toEqual(["200 SITE HELLO: hello, bob"]);
       expect(await after.send("SITE HELP")).toEqual([
         "214-The following SITE commands are recognized (* =>'s unimplemented)",
-        " HELLO",
+        " HELLO [<sp> name]",
         " HELP",
         " CHMOD",
         "214 Direct comments to root@localhost",
@@ -149,7 +149,7 @@ describe("FtpServer with the compiled-in modules and real guest modules", () => 
       expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
       expect(await client.send("TEST after")).toEqual(["200 Hello from mod_test: after"]);
       expect(logLines.filter((l) => l.includes("mod_trap.c"))).toEqual([
-        expect.stringMatching(/^session \d+: CMD handler of mod_site\.c for SITE failed: mod_trap\.c: fault in site_TRAP: /),
+        expect.stringMatching(/^session \d+: CMD handler of mod_trap\.c for SITE failed: mod_trap\.c: fault in site_TRAP: /),
       ]);
       client.destroy();
     } finally {

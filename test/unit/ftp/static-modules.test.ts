@@ -4,8 +4,9 @@ import { cryptHash } from "../../../host/auth/crypt.js";
 import { isDsoError } from "../../../host/errors.js";
 import { parseCommandLine } from "../../../host/ftp/command-line.js";
 import { dispatchCommand } from "../../../host/ftp/dispatch.js";
+import { siteHandler } from "../../../host/modules/guest-module.js";
 import { HandlerResults, Phases } from "../../../host/modules/module-api.js";
-import type { DirectiveHandler, EngineModule, SessionState } from "../../../host/modules/module-api.js";
+import type { CommandHandler, DirectiveHandler, EngineModule, HelpEntry, SessionState } from "../../../host/modules/module-api.js";
 import { createCompiledInModules } from "../../../host/static/index.js";
 import type { CompiledInModules } from "../../../host/static/index.js";
 import { helpTable } from "../../../host/static/mod-core.js";
@@ -44,7 +45,21 @@ function refusal(compiled: CompiledInModules, argv: string[]): string {
   throw new Error(`${argv.join(" ")} was accepted`);
 }
 
-/** A guest-like module: TEST with help and a feature, and SITE HELLO. */
+/** A guest-like module: TEST with help and a feature, and SITE HELLO through its own SITE handler. */
+const helloSite: CommandHandler[] = [
+  {
+    command: "HELLO",
+    phase: Phases.CMD,
+    run: (cmd) => {
+      cmd.addResponse("200", `SITE HELLO: hello, ${cmd.argv[2] ?? "world"}`);
+      return HandlerResults.HANDLED;
+    },
+  },
+];
+const guestHelp: HelpEntry[] = [
+  { command: "TEST", text: "[<sp> text]" },
+  { command: "HELLO", text: "[<sp> name]" },
+];
 const guest: EngineModule = {
   name: "mod_test.c",
   kind: "dso",
@@ -57,23 +72,12 @@ const guest: EngineModule = {
         return HandlerResults.HANDLED;
       },
     },
+    siteHandler(helloSite, guestHelp),
   ],
-  siteCommands: [
-    {
-      command: "HELLO",
-      phase: Phases.CMD,
-      run: (cmd) => {
-        cmd.addResponse("200", `SITE HELLO: hello, ${cmd.argv[2] ?? "world"}`);
-        return HandlerResults.HANDLED;
-      },
-    },
-  ],
+  siteCommands: helloSite,
   directives: [],
   features: ["TEST", "MDTM"],
-  help: [
-    { command: "TEST", text: "[<sp> text]" },
-    { command: "HELLO", text: "[<sp> name]" },
-  ],
+  help: guestHelp,
 };
 
 function setup(modules: EngineModule[] = []) {
@@ -244,17 +248,26 @@ describe("mod_site.c", () => {
     expect(await send("SITE")).toEqual(["500 'SITE' requires parameters"]);
   });
 
-  it("lists every SITE subcommand of the session, newest module first, in SITE HELP", async () => {
+  it("lists every SITE subcommand of the session with its syntax, newest module first, in SITE HELP", async () => {
     const { send } = setup([guest]);
     expect(await send("SITE HELP")).toEqual([
       "214-The following SITE commands are recognized (* =>'s unimplemented)",
-      " HELLO",
+      " HELLO [<sp> name]",
       " HELP",
       " CHMOD",
       "214 Direct comments to root@localhost",
     ]);
-    expect(await send("SITE HELP hello")).toEqual(["214 Syntax: SITE HELLO [<sp> name]"]);
-    expect(await send("SITE HELP HELP")).toEqual(["214 Syntax: SITE HELP [<sp> site-command]"]);
+    expect(await send("SITE HELP hello")).toEqual([
+      "214-The following SITE commands are recognized (* =>'s unimplemented)",
+      " Syntax: SITE HELLO [<sp> name]",
+      "214 Direct comments to root@localhost",
+    ]);
+    expect(await send("SITE HELP HELP")).toEqual([
+      "214-The following SITE commands are recognized (* =>'s unimplemented)",
+      " HELLO [<sp> name]",
+      " Syntax: SITE HELP [<sp> site-command]",
+      "214 Direct comments to root@localhost",
+    ]);
     expect(await send("SITE HELP bogus")).toEqual(["502 Unknown command 'SITE HELP bogus'"]);
   });
 
@@ -263,16 +276,20 @@ describe("mod_site.c", () => {
     const decliner: EngineModule = {
       ...guest,
       name: "mod_decline.c",
-      commands: [],
-      siteCommands: [
-        {
-          command: "HELLO",
-          phase: Phases.CMD,
-          run: () => {
-            seen.push("decliner");
-            return HandlerResults.DECLINED;
-          },
-        },
+      commands: [
+        siteHandler(
+          [
+            {
+              command: "HELLO",
+              phase: Phases.CMD,
+              run: () => {
+                seen.push("decliner");
+                return HandlerResults.DECLINED;
+              },
+            },
+          ],
+          [],
+        ),
       ],
     };
     const { send } = setup([guest, decliner]);

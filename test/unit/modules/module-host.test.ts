@@ -363,9 +363,9 @@ describe("ModuleHost: the ld.so scope", () => {
       shadowed: [{ provider: "mod_shadow.c", type: "func (i32, i32) -> i32" }],
     });
     expect(trace).toEqual([
-      `<dso:5>: loading library '${libexec("libmath.wasm")}'`,
+      `<dso:5>: loading file '${libexec("libmath.wasm")}'`,
       "<dso:7>: symbol 'math_add' of mod_shadow.c is shadowed by libmath (first definition wins)",
-      `<dso:8>: library '${libexec("libmath.wasm")}' successfully loaded`,
+      `<dso:8>: file '${libexec("libmath.wasm")}' successfully loaded`,
     ]);
     // mod_shadow_user now binds to libmath's math_add and mod_shadow's shadow_value.
     host.loadModule("mod_shadow_user.c");

@@ -69,7 +69,11 @@ describe("SITE CHMOD", () => {
   });
 
   it("has its syntax in SITE HELP", async () => {
-    expect(await t.send("SITE HELP CHMOD")).toEqual(["214 Syntax: SITE CHMOD <sp> mode <sp> pathname"]);
+    expect(await t.send("SITE HELP CHMOD")).toEqual([
+      "214-The following SITE commands are recognized (* =>'s unimplemented)",
+      " Syntax: SITE CHMOD <sp> mode <sp> pathname",
+      "214 Direct comments to root@localhost",
+    ]);
     expect(await t.send("SITE HELP")).toEqual([
       "214-The following SITE commands are recognized (* =>'s unimplemented)",
       " HELP",
