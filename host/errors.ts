@@ -14,6 +14,8 @@ export const ErrorCodes = {
   NO_MODULE_SYMBOL: "DSO_ERR_NO_MODULE_SYMBOL",
   /** An export named like a handler or hook has the wrong type (the module protocol is broken). */
   BAD_MODULE: "DSO_ERR_BAD_MODULE",
+  /** The binary was built without a compiler option the host ABI needs for the host symbols it imports (importMemory, exportRuntime). */
+  ABI: "DSO_ERR_ABI",
   /** The module's API version is older than the host's. */
   API_VERSION: "DSO_ERR_API_VERSION",
   /** The module's init hook failed or trapped. */

@@ -8,11 +8,12 @@
  * logged.
  *
  * Start order, as proftpd's: bind the FTP listener and the controls socket,
- * write the PidFile, then become User/Group for good (host/system/privileges.ts),
- * and only then say `listening`.
+ * write the PidFile, open the logs (TransferLog, SystemLog), then become
+ * User/Group for good (host/system/privileges.ts), and only then say `listening`.
  */
 import { mkdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import { limitReply } from "../access/limit-reply.js";
 import { verifyCrypt } from "../auth/crypt.js";
 import { ConfigError } from "../config/lexer.js";
@@ -20,19 +21,34 @@ import { currentHost, dsoControlsActions } from "../controls/dso-actions.js";
 import { ControlsServer } from "../controls/server.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { Scoreboard } from "../ftp/scoreboard.js";
+import { FairScheduler } from "../ftp/scheduler.js";
 import { FtpServer } from "../ftp/server.js";
 import type { ModuleSet } from "../modules/module-host.js";
 import { dataChannelSettings } from "../static/index.js";
 import { sessionJailRoot } from "../static/mod-auth.js";
+import { serverFqdn } from "../static/mod-core.js";
+import { greetingLine } from "../static/server-ident.js";
 import { SystemAccounts } from "../system/accounts.js";
 import { DESCRIPTORS_PER_SESSION, RESERVED_DESCRIPTORS, defaultMaxInstances, readOpenFilesLimit } from "../system/limits.js";
+import { loadNativeAddon } from "../system/package.js";
 import { PidFile } from "../system/pid-file.js";
 import { dropPrivileges, resolveIdentity, writableBy } from "../system/privileges.js";
 import type { Identity, ProcessIds } from "../system/privileges.js";
 import { buildGeneration } from "./generation.js";
+import { DaemonLogSink } from "./system-log.js";
 import type { DaemonLog, DaemonRuntime, Generation } from "./generation.js";
 import { XferlogWriter } from "../xfer/xferlog.js";
 import { DSOD_VERSION } from "./version.js";
+
+/**
+ * The native addons (binding.gyp's targets), loaded on first use by their
+ * modules. Before User, dsod loads them itself, as root, as proftpd loads its
+ * modules before it gives root up: Node keeps a loaded addon by its path, so
+ * the later loads find it even where the User may not read the package (a
+ * checkout in root's mode-700 home). Loaded later, there, every controls caller
+ * was denied (`cannot check client credentials: unable to load ...`).
+ */
+const NATIVE_ADDONS = ["peercred", "watchdog"] as const;
 
 /** The process's own ids, as privileges.ts acts on them. */
 const PROCESS_IDS: ProcessIds = {
@@ -74,7 +90,11 @@ export class Daemon {
   readonly #log: DaemonLog;
   readonly #debugLevel: number;
   readonly #runtime: DaemonRuntime;
+  /** Where #log's lines go: stderr, then the SystemLog file once it is open. */
+  readonly #sink: DaemonLogSink;
   readonly #ftp: FtpServer;
+  /** One for the daemon: every session's commands take their turns here (SessionCPUShare). */
+  readonly #scheduler: FairScheduler<number>;
   #controls: ControlsServer | undefined;
   #pidFile: PidFile | undefined;
   /** The port the FTP listener is bound to (Port 0 picks one). */
@@ -86,8 +106,10 @@ export class Daemon {
   /** Resolves with the exit code once the daemon has stopped. */
   readonly finished: Promise<number>;
 
-  private constructor(generation: Generation, log: DaemonLog, debugLevel: number, runtime: DaemonRuntime) {
+  private constructor(generation: Generation, sink: DaemonLogSink, debugLevel: number, runtime: DaemonRuntime) {
     this.#generation = generation;
+    this.#sink = sink;
+    const log = sink.log;
     this.#log = log;
     this.#debugLevel = debugLevel;
     this.#runtime = runtime;
@@ -95,11 +117,29 @@ export class Daemon {
     this.finished = new Promise((resolve) => (this.#finish = resolve));
     const daemon = this;
     const current = (): Generation => daemon.#generation;
+    this.#scheduler = new FairScheduler<number>({
+      shareMs: generation.dso.sessionCpuShareMs,
+      now: () => performance.now(),
+      idleTime: () => performance.nodeTiming.idleTime,
+      defer: (next) => setImmediate(next),
+      later: (ms, wake) => setTimeout(wake, ms).unref(),
+    });
     this.#ftp = new FtpServer({
       acquireModules: (): ModuleSet => this.#generation.host.acquireModules(),
       // Read per connection, so a SIGHUP's settings apply to new sessions (an open one keeps its own, as a forked one does).
       get serverName() {
         return current().compiledIn.core.serverName;
+      },
+      // ServerIdent, read per connection as ServerName is.
+      greeting: (localAddress) => {
+        const { core, data } = current().compiledIn;
+        return greetingLine(core.serverIdent, {
+          serverName: core.serverName,
+          serverFqdn: serverFqdn(core),
+          version: DSOD_VERSION,
+          localAddress,
+          masqueradeAddress: data.masqueradeAddress,
+        });
       },
       get idleTimeoutSeconds() {
         return current().compiledIn.core.timeoutIdle;
@@ -117,6 +157,7 @@ export class Daemon {
         return current().compiledIn.auth.maxConnectionsPerHost;
       },
       scoreboard: runtime.scoreboard,
+      scheduler: this.#scheduler,
       dataSettings: () => dataChannelSettings(current().compiledIn.data, current().compiledIn.xfer.timeoutStalled),
       // <Limit> and <Directory>: the current generation's rules, matched in the session's jail.
       authorize: (session, command) =>
@@ -125,8 +166,11 @@ export class Daemon {
     });
   }
 
-  static async start(configFile: string, log: DaemonLog, debugLevel: number): Promise<Daemon> {
+  static async start(configFile: string, stderr: DaemonLog, debugLevel: number): Promise<Daemon> {
     let daemon: Daemon | undefined;
+    // Everything the daemon and its generations log goes through the sink, so SystemLog takes all of it.
+    const sink = new DaemonLogSink(stderr, debugLevel);
+    const log = sink.log;
     const runtime: DaemonRuntime = {
       scoreboard: new Scoreboard(),
       serverPort: () => (daemon === undefined ? 0 : daemon.#port),
@@ -138,7 +182,7 @@ export class Daemon {
     const generation = buildGeneration(configFile, log, debugLevel, [], runtime);
     try {
       loadUsers(generation, log);
-      daemon = new Daemon(generation, log, debugLevel, runtime);
+      daemon = new Daemon(generation, sink, debugLevel, runtime);
       // Signals are ours before the "listening" line: a SIGHUP right after it must reload, not kill.
       daemon.#installSignals();
       await daemon.#listen();
@@ -149,6 +193,7 @@ export class Daemon {
         daemon.#pidFile?.remove();
       }
       generation.host.close();
+      sink.close();
       throw error;
     }
     return daemon;
@@ -177,6 +222,10 @@ export class Daemon {
     // TransferLog is opened while dsod is still root, as proftpd opens its logs.
     const transferLog = this.#generation.compiledIn.data.transferLog;
     if (transferLog !== undefined) await this.#runtime.xferlog.prepare(transferLog);
+    const systemLog = this.#generation.systemLog;
+    if (systemLog?.kind === "file") this.#log("notice", `logging to SystemLog '${systemLog.path}'`);
+    this.#sink.apply(systemLog);
+    if (switching) for (const name of NATIVE_ADDONS) loadNativeAddon(name);
     if (identity !== undefined) this.#becomeUser(identity);
     this.#logDescriptorBudget();
     this.#log("notice", `dsod Version ${DSOD_VERSION} (wasm-dso) standalone mode STARTUP`);
@@ -238,10 +287,12 @@ export class Daemon {
         () => this.#generation.dso.acls,
       ),
       socketAcl: () => this.#generation.ctrls.socketAcl,
+      ctrlsAcls: () => this.#generation.ctrls.acls,
       maxClients: ctrls.maxClients,
       ...(ctrls.logFile !== undefined && { controlsLog: ctrls.logFile }),
       accounts: new SystemAccounts(),
       tracer: this.#generation.traceLog,
+      log: this.#log,
     });
     await controls.start();
     this.#controls = controls;
@@ -271,6 +322,7 @@ export class Daemon {
       return;
     }
     const previous = this.#generation;
+    this.#scheduler.setShare(next.dso.sessionCpuShareMs);
     this.#generation = next;
     const [before, after] = [previous.compiledIn.core, next.compiledIn.core];
     if (before.port !== after.port || before.defaultAddress !== after.defaultAddress) {
@@ -281,8 +333,12 @@ export class Daemon {
       // The identity is given up once, and the PidFile written once, at start.
       this.#log("notice", "User/Group/PidFile changed: restart dsod for them to take effect");
     }
+    if (JSON.stringify(previous.systemLog) !== JSON.stringify(next.systemLog)) {
+      // Opened as root at start: after User, dsod may not be able to open another file.
+      this.#log("notice", "SystemLog changed: restart dsod for it to take effect");
+    }
     // Open sessions hold the old modules (acquireModules); each is released when its last session ends.
-    previous.host.close();
+    previous.host.unloadAll();
     if (next.ctrls.socketPath !== previous.ctrls.socketPath || next.ctrls.engine !== previous.ctrls.engine) {
       try {
         await this.#controls?.close();
@@ -307,8 +363,9 @@ export class Daemon {
       // After User, the socket's root-owned directory may not let dsod unlink it; the next start replaces it.
       this.#log("notice", `unable to remove the controls socket: ${error instanceof Error ? error.message : String(error)}`);
     }
-    this.#generation.host.close();
+    this.#generation.host.unloadAll();
     this.#pidFile?.remove();
+    this.#sink.close();
     this.#finish(0);
   }
 }

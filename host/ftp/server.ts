@@ -32,6 +32,8 @@ export interface FtpServerOptions {
   readonly acquireModules: () => ModuleSet;
   /** ServerName, shown in the greeting. */
   readonly serverName: string;
+  /** The 220 greeting for a connection to `localAddress` (dsod's ServerIdent); greeting() with serverName unless given. */
+  readonly greeting?: (localAddress: string) => string;
   /** TimeoutIdle in seconds; 0 turns it off. */
   readonly idleTimeoutSeconds: number;
   /** TimeoutLogin in seconds; 0 turns it off. proftpd's default, 300, unless given. */
@@ -79,9 +81,9 @@ function commandPathOf(session: SessionState, line: CommandLine): string | undef
   return commandPath(session, line);
 }
 
-/** The greeting with proftpd's default ServerIdent (src/session.c pr_session_send_banner). */
+/** The greeting with dsod's default ServerIdent: proftpd's shape, dsod's name (src/session.c pr_session_send_banner; host/static/server-ident.ts). */
 export function greeting(serverName: string, localAddress: string): string {
-  return `220 ProFTPD Server (${serverName}) [${localAddress}]`;
+  return `220 dsod Server (${serverName}) [${localAddress}]`;
 }
 
 export class FtpServer {
@@ -260,6 +262,7 @@ export class FtpServer {
       session.destroy();
       return;
     }
-    session.open([greeting(this.#options.serverName, socket.localAddress ?? "")]);
+    const localAddress = socket.localAddress ?? "";
+    session.open([this.#options.greeting?.(localAddress) ?? greeting(this.#options.serverName, localAddress)]);
   }
 }

@@ -24,6 +24,8 @@ export interface FileCheckOptions {
    * compiled): the file is still opened and checked, but not read again.
    */
   readonly known?: (identity: string) => boolean;
+  /** Given the file's size before it is read: an error it returns refuses the file unread (a load limit on its size). */
+  readonly refuseSize?: (size: number) => DsoError | undefined;
 }
 
 export interface ModuleFile {
@@ -123,6 +125,8 @@ export function readModuleFile(file: string, options: FileCheckOptions): ModuleF
       switchedIdentity(),
     );
     if (problem !== undefined) throw unsafe(file, problem);
+    const refusal = options.refuseSize?.(Number(stat.size));
+    if (refusal !== undefined) throw refusal;
     const identity = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
     return { identity, bytes: options.known?.(identity) === true ? undefined : readFileSync(fd) };
   } finally {

@@ -16,12 +16,16 @@ import { CORE_DIRECTORY_HELP, CORE_FILE_FEATURES, CORE_NAME_HELP, CORE_OPTS_HELP
 import type { CoreFilesOptions } from "./core-files.js";
 import { booleanParam, checkArgs, directiveError, param } from "./directives.js";
 import { limitDirectives } from "./limit-directives.js";
+import { DEFAULT_SERVER_IDENT, serverIdentDirective } from "./server-ident.js";
+import type { ServerIdent } from "./server-ident.js";
 
 export interface CoreSettings {
   /** ServerType: only `standalone` (inetd mode has no meaning for dsod). */
   serverType: "standalone";
   /** ServerName: shown in the greeting. */
   serverName: string;
+  /** ServerIdent: what the greeting says (host/static/server-ident.ts). */
+  serverIdent: ServerIdent;
   /** ServerAdmin: shown at the end of HELP and SITE HELP; see serverAdmin(). */
   serverAdmin: string | undefined;
   /** DefaultAddress: the server's address; proftpd still binds the wildcard address unless SocketBindTight is on. */
@@ -54,6 +58,7 @@ export function defaultCoreSettings(): CoreSettings {
   return {
     serverType: "standalone",
     serverName: "dsod",
+    serverIdent: DEFAULT_SERVER_IDENT,
     serverAdmin: undefined,
     defaultAddress: undefined,
     port: 21,
@@ -74,15 +79,18 @@ export function defaultCoreSettings(): CoreSettings {
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
 /**
- * ServerAdmin, or proftpd's default `root@<ServerFQDN>` (src/dirtree.c), where
- * the FQDN is the reverse-DNS name of the server's address. dsod does no DNS
- * lookups: a loopback or unset address is `localhost` (what /etc/hosts maps
- * 127.0.0.1 to), any other address stands for itself.
+ * proftpd's ServerFQDN, the reverse-DNS name of the server's address. dsod
+ * does no DNS lookups: a loopback or unset address is `localhost` (what
+ * /etc/hosts maps 127.0.0.1 to), any other address stands for itself.
  */
-export function serverAdmin(settings: CoreSettings): string {
-  if (settings.serverAdmin !== undefined) return settings.serverAdmin;
+export function serverFqdn(settings: CoreSettings): string {
   const address = settings.defaultAddress;
-  return `root@${address === undefined || LOOPBACK.test(address) ? "localhost" : address}`;
+  return address === undefined || LOOPBACK.test(address) ? "localhost" : address;
+}
+
+/** ServerAdmin, or proftpd's default `root@<ServerFQDN>` (src/dirtree.c). */
+export function serverAdmin(settings: CoreSettings): string {
+  return settings.serverAdmin ?? `root@${serverFqdn(settings)}`;
 }
 
 /** pr_str_get_duration, whole seconds only: `N` or `HH:MM:SS`. */
@@ -126,6 +134,7 @@ function directives(settings: CoreSettings, daemon: CoreDaemonOptions): Directiv
         settings.serverName = param(d, 1);
       },
     },
+    serverIdentDirective((ident) => (settings.serverIdent = ident)),
     {
       name: "ServerAdmin",
       run: (d) => {

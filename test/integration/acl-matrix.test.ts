@@ -8,9 +8,13 @@
  * ControlsSocketACL get `ControlsSocketACL allow user *` here, and the last row
  * checks the deny-by-default instead of 1.3.8's allow-all.
  */
-import { chmodSync } from "node:fs";
-import { afterEach, describe, expect, it } from "vitest";
-import { PASSWD, RunningDsod, dsoctl, tempDir, writeConfig } from "./helpers/dsod.js";
+import { spawn } from "node:child_process";
+import { chmodSync, copyFileSync, cpSync, linkSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { DSOCTL, PASSWD, ROOT as REPOSITORY, RunningDsod, tempDir, writeConfig } from "./helpers/dsod.js";
+import type { RunResult } from "./helpers/dsod.js";
 
 const ROOT = { uid: 0, gid: 0 };
 const NOBODY = { uid: 65534, gid: 65534 };
@@ -27,6 +31,63 @@ const running: RunningDsod[] = [];
 afterEach(async () => {
   for (const daemon of running.splice(0)) await daemon.stop();
 });
+
+/** True when every folder above `file` lets other users through, and they may run the file. */
+function othersCanRun(file: string): boolean {
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return false;
+    if (path.dirname(dir) === dir) return (statSync(file).mode & 0o001) !== 0;
+  }
+}
+
+/**
+ * dsoctl and the node that runs it, where the other users can read them. The
+ * checkout may be in a folder only root can enter (root's mode-700 home, a
+ * test-node copy under ~/.cache): there, dsoctl run as nobody could not even
+ * be loaded. So its compiled JavaScript (and package.json, by which it finds
+ * its package root) is copied to a world-readable temp folder, and a node
+ * others cannot reach is linked (or copied) there too.
+ */
+function readableDsoctl(): { node: string; dsoctl: string; dir: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), "dsoctl-"));
+  chmodSync(dir, 0o755);
+  const dist = path.dirname(path.dirname(path.dirname(DSOCTL)));
+  cpSync(path.join(dist, "host"), path.join(dir, "dist", "host"), {
+    recursive: true,
+    filter: (source) => !source.endsWith(".map") && !source.endsWith(".ts"),
+  });
+  copyFileSync(path.join(REPOSITORY, "package.json"), path.join(dir, "package.json"));
+  let node = process.execPath;
+  if (!othersCanRun(node)) {
+    node = path.join(dir, "node");
+    try {
+      linkSync(process.execPath, node);
+    } catch {
+      copyFileSync(process.execPath, node);
+    }
+    chmodSync(node, 0o755);
+  }
+  return { node, dsoctl: path.join(dir, path.relative(path.dirname(dist), DSOCTL)), dir };
+}
+
+const readable = process.geteuid?.() === 0 ? readableDsoctl() : undefined;
+afterAll(() => {
+  if (readable !== undefined) rmSync(readable.dir, { recursive: true, force: true });
+});
+
+/** The real dsoctl, run as `who`. */
+function dsoctl(args: readonly string[], who: Identity): Promise<RunResult> {
+  if (readable === undefined) throw new Error("running dsoctl as another user needs root");
+  const { node, dsoctl: script, dir } = readable;
+  return new Promise((resolve) => {
+    const child = spawn(node, [script, ...args], { ...who, cwd: dir });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}
 
 async function start(lines: readonly string[]): Promise<string> {
   const dir = tempDir();

@@ -140,7 +140,7 @@ describe("SIGHUP with a FIFO Include", () => {
     expect(await open.send("NOOP")).toEqual(["200 NOOP command successful"]);
     const { client, greeting } = await FtpControl.connect(daemon.port);
     fixture.adoptClient(client);
-    expect(greeting).toEqual(["220 ProFTPD Server (before) [127.0.0.1]"]);
+    expect(greeting).toEqual(["220 dsod Server (before) [127.0.0.1]"]);
     expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
   });
 });

@@ -29,7 +29,7 @@ describe("dsod serving FTP", () => {
     const { daemon } = await startDsod(['ServerName "dsod test"', ...EXAMPLE_MODULES]);
     const { client, greeting } = await FtpControl.connect(daemon.port);
     fixture.adoptClient(client);
-    expect(greeting).toEqual(["220 ProFTPD Server (dsod test) [127.0.0.1]"]);
+    expect(greeting).toEqual(["220 dsod Server (dsod test) [127.0.0.1]"]);
     expect(await client.send("TEST hi")).toEqual(["530 Please login with USER and PASS"]);
     expect(await client.send("USER demo")).toEqual(["331 Password required for demo"]);
     expect(await client.send("PASS wrong")).toEqual(["530 Login incorrect."]);
@@ -126,7 +126,7 @@ describe("dsod signals", () => {
     expect((await dsoctl(["-s", daemon.socket, "lsmod"])).stdout).toContain("dsoctl:   mod_site_hello.c\n");
     const { client: greeted, greeting } = await FtpControl.connect(daemon.port);
     greeted.close();
-    expect(greeting).toEqual(["220 ProFTPD Server (reloaded) [127.0.0.1]"]);
+    expect(greeting).toEqual(["220 dsod Server (reloaded) [127.0.0.1]"]);
     const fresh = await connect(daemon);
     expect(await fresh.send("TEST x")).toEqual(["500 'TEST' not understood"]);
     expect(await fresh.send("SITE HELLO y")).toEqual(["200 SITE HELLO: hello, y"]);

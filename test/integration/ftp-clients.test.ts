@@ -112,7 +112,7 @@ describe("curl", () => {
     const up = await run("curl", ["--max-time", "30", "-sS", "-v", "--ssl-reqd", "-k", "-T", path.join(local, "secret.bin"), `${served.url}/secret.bin`]);
     expect(up.status, up.stderr).toBe(0);
     const replies = curlReplies(up.stderr);
-    expect(replies.slice(0, 2)).toEqual(["220 ProFTPD Server (dsod) [127.0.0.1]", "234 AUTH SSL successful"]);
+    expect(replies.slice(0, 2)).toEqual(["220 dsod Server (dsod) [127.0.0.1]", "234 AUTH SSL successful"]);
     expect(replies).toContain("200 PBSZ 0 successful");
     expect(replies).toContain("200 Protection set to Private");
     expect(readFileSync(path.join(served.site.home, "secret.bin")).equals(data)).toBe(true);
@@ -209,7 +209,7 @@ out["login"] = ftp.login(user, password)
 out.update(session(ftp, ${passive ? "True" : "False"}))
 out["passive"] = ${passive ? "True" : "False"}
 `);
-      expect(out).toEqual({ welcome: "220 ProFTPD Server (dsod) [127.0.0.1]", login: "230 User alice logged in", ...expected(passive, false) });
+      expect(out).toEqual({ welcome: "220 dsod Server (dsod) [127.0.0.1]", login: "230 User alice logged in", ...expected(passive, false) });
     }
   });
 
@@ -309,7 +309,7 @@ describe("basic-ftp", () => {
     const client = new Client(10_000);
     try {
       const welcome = await client.access({ host: "127.0.0.1", port: served.port, user: served.site.user, password: served.site.password });
-      expect(welcome.message).toBe("220 ProFTPD Server (dsod) [127.0.0.1]");
+      expect(welcome.message).toBe("220 dsod Server (dsod) [127.0.0.1]");
       expect(await client.pwd()).toBe("/");
       await client.ensureDir("/docs/deep");
       expect(await client.pwd()).toBe("/docs/deep");

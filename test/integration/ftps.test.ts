@@ -147,7 +147,7 @@ describe("FTPS with Python's ftplib.FTP_TLS", () => {
     const result = await python(daemon.port, file, "py.bin", "reuse");
     expect(result).toEqual({
       replies: [
-        "220 ProFTPD Server (dsod) [127.0.0.1]",
+        "220 dsod Server (dsod) [127.0.0.1]",
         "234 AUTH TLS successful",
         "230 User demo logged in",
         "200 Protection set to Private",

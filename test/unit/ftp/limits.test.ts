@@ -147,7 +147,7 @@ describe("FtpServer's timers and limits", () => {
   it("ends a session that has not logged in after TimeoutLogin, with proftpd's 421 and log line", async () => {
     const { clock, log, connect } = await start({ loginTimeoutSeconds: 5 });
     const client = await connect();
-    expect(await client.reply()).toEqual(["220 ProFTPD Server (t) [127.0.0.1]"]);
+    expect(await client.reply()).toEqual(["220 dsod Server (t) [127.0.0.1]"]);
     clock.advance(4_999);
     expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
     clock.advance(1);
@@ -222,8 +222,8 @@ describe("FtpServer's timers and limits", () => {
     const { server, log, connect, port } = await start({ maxInstances: 2 });
     const first = await connect();
     const second = await connect();
-    expect(await first.reply()).toEqual(["220 ProFTPD Server (t) [127.0.0.1]"]);
-    expect(await second.reply()).toEqual(["220 ProFTPD Server (t) [127.0.0.1]"]);
+    expect(await first.reply()).toEqual(["220 dsod Server (t) [127.0.0.1]"]);
+    expect(await second.reply()).toEqual(["220 dsod Server (t) [127.0.0.1]"]);
     const third = net.connect(port, "127.0.0.1");
     let received = "";
     third.on("data", (chunk: Buffer) => (received += chunk.toString()));
@@ -233,7 +233,7 @@ describe("FtpServer's timers and limits", () => {
     first.destroy();
     await until(() => server.sessionCount === 1);
     const fourth = await connect();
-    expect(await fourth.reply()).toEqual(["220 ProFTPD Server (t) [127.0.0.1]"]);
+    expect(await fourth.reply()).toEqual(["220 dsod Server (t) [127.0.0.1]"]);
   });
 
   it("backs off for a second when accept(2) runs out of descriptors, saying so once, then serves again", async () => {
@@ -249,21 +249,21 @@ describe("FtpServer's timers and limits", () => {
     ]);
     // No session is open: one may start, the next is refused without a MaxInstances line.
     const first = await connect();
-    expect(await first.reply()).toEqual(["220 ProFTPD Server (t) [127.0.0.1]"]);
+    expect(await first.reply()).toEqual(["220 dsod Server (t) [127.0.0.1]"]);
     const refused = net.connect(port, "127.0.0.1");
     refused.on("error", () => {});
     await new Promise((resolve) => refused.once("close", resolve));
     expect(log).toHaveLength(1);
     clock.advance(DESCRIPTOR_BACKOFF_MS);
     const after = await connect();
-    expect(await after.reply()).toEqual(["220 ProFTPD Server (t) [127.0.0.1]"]);
+    expect(await after.reply()).toEqual(["220 dsod Server (t) [127.0.0.1]"]);
   });
 
   it("answers a connection past MaxConnectionsPerHost with its 530 instead of the greeting", async () => {
     const limit = { max: 1, message: LIMIT_MESSAGES.MaxConnectionsPerHost };
     const { log, connect } = await start({ maxConnectionsPerHost: limit });
     const first = await connect();
-    expect(await first.reply()).toEqual(["220 ProFTPD Server (t) [127.0.0.1]"]);
+    expect(await first.reply()).toEqual(["220 dsod Server (t) [127.0.0.1]"]);
     const second = await connect();
     expect(await second.reply()).toEqual(["530 Sorry, the maximum number of connections (1) for your host are already connected."]);
     await second.closed();

@@ -42,7 +42,7 @@ describe("FtpServer with the compiled-in modules and real guest modules", () => 
 
   async function login(): Promise<ControlClient> {
     const client = await ControlClient.connect(port);
-    expect(await client.reply()).toEqual(["220 ProFTPD Server (dso-ref) [127.0.0.1]"]);
+    expect(await client.reply()).toEqual(["220 dsod Server (dso-ref) [127.0.0.1]"]);
     expect(await client.send("USER demo")).toEqual(["331 Password required for demo"]);
     expect(await client.send("PASS demo")).toEqual(["230 User demo logged in"]);
     return client;
@@ -60,7 +60,7 @@ describe("FtpServer with the compiled-in modules and real guest modules", () => 
 
   it("greets, refuses commands before login, logs in and runs a guest command", async () => {
     const client = await ControlClient.connect(port);
-    expect(await client.reply()).toEqual(["220 ProFTPD Server (dso-ref) [127.0.0.1]"]);
+    expect(await client.reply()).toEqual(["220 dsod Server (dso-ref) [127.0.0.1]"]);
     expect(await client.send("TEST hi")).toEqual(["530 Please login with USER and PASS"]);
     expect(await client.send("SYST")).toEqual(["215 UNIX Type: L8"]);
     expect(await client.send("USER demo")).toEqual(["331 Password required for demo"]);
@@ -161,7 +161,7 @@ describe("FtpServer with the compiled-in modules and real guest modules", () => 
     const client = new Client(5000);
     try {
       const welcome = await client.connect("127.0.0.1", port);
-      expect(welcome).toEqual({ code: 220, message: "220 ProFTPD Server (dso-ref) [127.0.0.1]" });
+      expect(welcome).toEqual({ code: 220, message: "220 dsod Server (dso-ref) [127.0.0.1]" });
       expect(await client.login("demo", "demo")).toEqual({ code: 230, message: "230 User demo logged in" });
       expect(await client.send("TEST x")).toEqual({ code: 200, message: "200 Hello from mod_test: x" });
       const features = [...(await client.features()).keys()];
@@ -189,7 +189,7 @@ describe("FtpServer session ends", () => {
     const { server, released } = makeServer(1);
     const { port } = await server.listen(0, "127.0.0.1");
     const client = await ControlClient.connect(port);
-    expect(await client.reply()).toEqual(["220 ProFTPD Server (dsod) [127.0.0.1]"]);
+    expect(await client.reply()).toEqual(["220 dsod Server (dsod) [127.0.0.1]"]);
     expect(await client.reply()).toEqual(["421 Idle timeout (1 seconds): closing control connection"]);
     await client.closed();
     await server.close();

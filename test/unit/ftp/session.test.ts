@@ -62,7 +62,7 @@ async function start(module: EngineModule) {
   });
   const { port } = await server.listen(0, "127.0.0.1");
   const client = await ControlClient.connect(port);
-  expect(await client.reply()).toEqual(["220 ProFTPD Server (t) [127.0.0.1]"]);
+  expect(await client.reply()).toEqual(["220 dsod Server (t) [127.0.0.1]"]);
   return { server, client };
 }
 

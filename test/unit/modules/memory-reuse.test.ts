@@ -258,14 +258,14 @@ describe("ModuleHost: recycled memories", () => {
     host.close();
   });
 
-  it("names the missing runtime when the host cannot allocate a string in a guest", () => {
+  it("refuses at load a guest that asks for strings without exporting the runtime that allocates them", () => {
     const host = new ModuleHost({ modulePath: dir, log: () => {} });
-    host.loadModule("mod_noruntime.c");
-    const error = failure(() => host.withCommand(command(["ARG", "x"]), () => handlerOf(host.engineModules(), "mod_noruntime.c", "ARG")(["ARG", "x"])));
-    expect(error.code).toBe(ErrorCodes.GUEST_STRING);
+    const error = failure(() => host.loadModule("mod_noruntime.c"));
+    expect(error.code).toBe(ErrorCodes.ABI);
     expect(error.message).toBe(
-      "mod_noruntime.c: fault in cmd_ARG: the module does not export its runtime (__new); build it with --exportRuntime",
+      `mod_noruntime.c: built without "exportRuntime": true (asc --exportRuntime): it receives strings from host symbols ('pr_cmd_arg'), which the host allocates with the module's own __new; extend the SDK's config: "extends": "wasm-dso/asconfig.json"`,
     );
+    expect(host.listModules()).toEqual([]);
     host.close();
   });
 });
