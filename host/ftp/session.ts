@@ -200,7 +200,7 @@ export class ControlSession implements ControlChannel {
       if (this.state.closing) return;
       switch (event.kind) {
         case "telnet":
-          this.#socket.write(event.reply);
+          if (!this.#socket.writableEnded) this.#socket.write(event.reply);
           break;
         case "too-long":
           this.#hooks.log(`${sessionLabel(this.state)}: client sent too-long command, ignoring`);
@@ -392,8 +392,9 @@ export class ControlSession implements ControlChannel {
     for (const cancel of this.#cancels.splice(0)) cancel();
   }
 
+  /** Writes reply lines; once the session is ending (its last lines went out with end()), nothing more. */
   #write(lines: readonly string[]): void {
-    if (lines.length > 0 && !this.#socket.destroyed) this.#socket.write(crlf(lines));
+    if (lines.length > 0 && !this.#socket.destroyed && !this.#socket.writableEnded) this.#socket.write(crlf(lines));
   }
 
   #onClose(): void {
