@@ -15,7 +15,7 @@ import { virtualPath } from "../fs/virtual-path.js";
 import { notUnderstood } from "../ftp/dispatch.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
 import type { CommandHandler, DirectiveHandler, HandlerResult, HelpEntry, SessionState } from "../modules/module-api.js";
-import { directiveError, param } from "./directives.js";
+import { directiveError, param, parseBoolean } from "./directives.js";
 
 /** What the Umask directive sets. */
 export interface UmaskSettings {
@@ -65,18 +65,6 @@ export const CORE_FILE_FEATURES: readonly string[] = ["MDTM", "SIZE", "UTF8"];
 
 /** PR_OPTS_MAX_PARAM_COUNT (Bug#3870). */
 const OPTS_MAX_PARAMS = 8;
-
-/** pr_str_is_boolean's words. */
-const BOOLEAN_WORDS: ReadonlyMap<string, boolean> = new Map([
-  ["on", true],
-  ["off", false],
-  ["yes", true],
-  ["no", false],
-  ["true", true],
-  ["false", false],
-  ["1", true],
-  ["0", false],
-]);
 
 function refuse(cmd: ActiveCommand, code: string, message: string): HandlerResult {
   cmd.addError(code, message);
@@ -317,7 +305,7 @@ export function coreFileCommands(options: CoreFilesOptions = {}): CommandHandler
   /** lang_utf8: dsod's names are UTF-8 either way, so both answers are accepted as proftpd accepts them by default. */
   const optsUtf8: CommandHandler["run"] = (cmd) => {
     const method = cmd.name.replaceAll("_", " ");
-    const value = cmd.argv.length === 2 ? BOOLEAN_WORDS.get((cmd.argv[1] as string).toLowerCase()) : undefined;
+    const value = cmd.argv.length === 2 ? parseBoolean(cmd.argv[1] as string) : undefined;
     if (value === undefined) return refuse(cmd, "501", `'${method}' not understood`);
     return done(cmd, "200", `UTF8 set to ${value ? "on" : "off"}`);
   };

@@ -31,9 +31,14 @@ const BOOLEANS: ReadonlyMap<string, boolean> = new Map([
   ["0", false],
 ]);
 
+/** pr_str_is_boolean: on|off, yes|no, true|false, 1|0, in any case; undefined for anything else. */
+export function parseBoolean(text: string): boolean | undefined {
+  return BOOLEANS.get(text.toLowerCase());
+}
+
 /** get_boolean / pr_str_is_boolean: on|off, yes|no, true|false, 1|0, in any case. */
 export function booleanParam(directive: ActiveCommand, index: number): boolean {
-  const value = BOOLEANS.get(param(directive, index).toLowerCase());
+  const value = parseBoolean(param(directive, index));
   if (value === undefined) throw directiveError("expected Boolean parameter");
   return value;
 }

@@ -2,7 +2,7 @@
  * The values of mod_tls.c's policy directives, TLSRequired and TLSOptions,
  * parsed as set_tlsrequired and set_tlsoptions parse them.
  */
-import { directiveError } from "../static/directives.js";
+import { directiveError, parseBoolean } from "../static/directives.js";
 
 /**
  * TLSRequired's three settings (mod_tls.c's tls_required_on_ctrl, _data,
@@ -16,18 +16,6 @@ export interface TlsRequired {
 }
 
 export const TLS_NOT_REQUIRED: TlsRequired = { ctrl: 0, data: 0, auth: 0 };
-
-/** get_boolean's words, in any case. */
-const BOOLEANS: ReadonlyMap<string, boolean> = new Map([
-  ["on", true],
-  ["off", false],
-  ["yes", true],
-  ["no", false],
-  ["true", true],
-  ["false", false],
-  ["1", true],
-  ["0", false],
-]);
 
 /** set_tlsrequired's keywords, matched case-sensitively as its strcmp does. */
 const KEYWORDS: ReadonlyMap<string, TlsRequired> = new Map<string, TlsRequired>([
@@ -45,7 +33,7 @@ const KEYWORDS: ReadonlyMap<string, TlsRequired> = new Map<string, TlsRequired>(
 
 /** set_tlsrequired: `on`/`off` (any Boolean word) or one of its keywords; anything else is a `bad parameter`. */
 export function parseTlsRequired(value: string): TlsRequired {
-  const flag = BOOLEANS.get(value.toLowerCase());
+  const flag = parseBoolean(value);
   if (flag !== undefined) return flag ? { ctrl: 1, data: 1, auth: 1 } : TLS_NOT_REQUIRED;
   const required = KEYWORDS.get(value);
   if (required === undefined) throw directiveError("bad parameter");

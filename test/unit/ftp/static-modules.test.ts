@@ -10,20 +10,10 @@ import type { CommandHandler, DirectiveHandler, EngineModule, HelpEntry, Session
 import { createCompiledInModules } from "../../../host/static/index.js";
 import type { CompiledInModules } from "../../../host/static/index.js";
 import { helpTable } from "../../../host/static/mod-core.js";
-import { settled, testSession } from "../../helpers/session.js";
+import { settled, testCommand, testSession } from "../../helpers/session.js";
 
-function directive(argv: string[]): ActiveCommand {
-  return {
-    name: argv[0] ?? "",
-    arg: argv.slice(1).join(" "),
-    argv,
-    user: undefined,
-    cwd: undefined,
-    path: undefined,
-    transfer: undefined,
-    addResponse: () => {},
-    addError: () => {},
-  };
+function directive(argv: readonly string[]): ActiveCommand {
+  return testCommand(argv);
 }
 
 function apply(compiled: CompiledInModules, argv: string[]): void {

@@ -26,23 +26,13 @@ import {
   failedLoginWait,
   parseDelayDuration,
 } from "../../../host/static/mod-delay.js";
-import { RecordingControl, testSession } from "../../helpers/session.js";
+import { RecordingControl, testCommand, testSession } from "../../helpers/session.js";
 import { FakeClock } from "../ftp/data-helpers.js";
 
 const CHECK_MS = 30;
 
-function directive(argv: string[]): ActiveCommand {
-  return {
-    name: argv[0] ?? "",
-    arg: argv.slice(1).join(" "),
-    argv,
-    user: undefined,
-    cwd: undefined,
-    path: undefined,
-    transfer: undefined,
-    addResponse: () => {},
-    addError: () => {},
-  };
+function directive(argv: readonly string[]): ActiveCommand {
+  return testCommand(argv);
 }
 
 const noop: EngineModule = {

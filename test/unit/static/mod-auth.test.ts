@@ -19,7 +19,7 @@ import type { SessionState } from "../../../host/modules/module-api.js";
 import { AuthUserFile } from "../../../host/static/mod-auth-file.js";
 import { createAuthModule, defaultRootFor, groupsMatch, homeInJail, sessionJailRoot } from "../../../host/static/mod-auth.js";
 import type { AuthModuleOptions } from "../../../host/static/mod-auth.js";
-import { RecordingControl, testSession } from "../../helpers/session.js";
+import { RecordingControl, testCommand, testSession } from "../../helpers/session.js";
 
 const base = realpathSync(mkdtempSync(path.join(tmpdir(), "dsod-auth-")));
 for (const dir of ["demo", "jail/jailed", "homes/ann/pub"]) mkdirSync(path.join(base, dir), { recursive: true });
@@ -42,18 +42,8 @@ interface Opened {
   closed: boolean;
 }
 
-function directive(argv: string[]): ActiveCommand {
-  return {
-    name: argv[0] ?? "",
-    arg: argv.slice(1).join(" "),
-    argv,
-    user: undefined,
-    cwd: undefined,
-    path: undefined,
-    transfer: undefined,
-    addResponse: () => {},
-    addError: () => {},
-  };
+function directive(argv: readonly string[]): ActiveCommand {
+  return testCommand(argv);
 }
 
 function setup(overrides: Partial<AuthModuleOptions> = {}) {

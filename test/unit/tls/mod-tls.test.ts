@@ -20,7 +20,7 @@ import { createTlsModule } from "../../../host/static/mod-tls.js";
 import type { TlsModule } from "../../../host/static/mod-tls.js";
 import { DataTlsLog } from "../../../host/tls/data-connection.js";
 import { REPO_ROOT } from "../../helpers/paths.js";
-import { RecordingControl, settled, testSession } from "../../helpers/session.js";
+import { RecordingControl, settled, testCommand, testSession } from "../../helpers/session.js";
 
 const CERT = path.join(REPO_ROOT, "test", "fixtures", "tls", "cert.pem");
 const KEY = path.join(REPO_ROOT, "test", "fixtures", "tls", "key.pem");
@@ -34,17 +34,7 @@ afterEach(() => {
 });
 
 function directive(argv: readonly string[]): ActiveCommand {
-  return {
-    name: argv[0] ?? "",
-    arg: argv.slice(1).join(" "),
-    argv,
-    user: undefined,
-    cwd: undefined,
-    path: undefined,
-    transfer: undefined,
-    addResponse: () => {},
-    addError: () => {},
-  };
+  return testCommand(argv);
 }
 
 function apply(tlsModule: TlsModule, line: string): void {
