@@ -6,9 +6,6 @@
  * byte of state that crosses a chunk boundary, so the result never depends on
  * how the bytes were split.
  */
-import { Transform } from "node:stream";
-import type { TransformCallback } from "node:stream";
-
 const CR = 0x0d;
 const LF = 0x0a;
 const CRLF = Buffer.from([CR, LF]);
@@ -67,34 +64,4 @@ export class FromCrlf {
     this.#heldCr = false;
     return held ? Buffer.from([CR]) : Buffer.alloc(0);
   }
-}
-
-/**
- * A pass-through that converts for TYPE A when `convert` is given and calls
- * `moved` with each chunk's size on the wire side (before conversion coming
- * in, after it going out): the bytes a transfer counts, and the activity
- * TimeoutStalled watches.
- */
-export function wireStream(direction: "out" | "in", ascii: boolean, moved: (bytes: number) => void): Transform {
-  if (direction === "out") {
-    const converter = ascii ? new ToCrlf() : undefined;
-    return new Transform({
-      transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-        const out = converter === undefined ? chunk : converter.push(chunk);
-        moved(out.length);
-        done(null, out);
-      },
-    });
-  }
-  const converter = ascii ? new FromCrlf() : undefined;
-  return new Transform({
-    transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-      moved(chunk.length);
-      done(null, converter === undefined ? chunk : converter.push(chunk));
-    },
-    flush(done: TransformCallback): void {
-      const rest = converter?.end();
-      done(null, rest !== undefined && rest.length > 0 ? rest : undefined);
-    },
-  });
 }

@@ -181,6 +181,8 @@ export class DataChannel {
   /** Transfers in progress (proftpd's SF_XFER) and when one last began or ended, for TimeoutNoTransfer. */
   #transfers = 0;
   #lastTransferAt: number;
+  /** whenIdle's callers, woken when the last transfer ends. */
+  #idleWaiters: (() => void)[] = [];
 
   constructor(control: DataEndpoints, settings: () => DataChannelSettings, clock: Clock = systemClock) {
     this.#control = control;
@@ -200,7 +202,11 @@ export class DataChannel {
     return this.#lastTransferAt;
   }
 
-  /** A transfer starts (pr_data_open resets TimeoutNoTransfer); pair with endTransfer. */
+  /**
+   * A transfer starts (pr_data_open resets TimeoutNoTransfer); pair with
+   * endTransfer. Calls nest: a command may hold the channel for the whole of
+   * its transfer, the file's opening and closing included.
+   */
   beginTransfer(): void {
     this.#transfers++;
     this.#lastTransferAt = this.clock.now();
@@ -209,6 +215,19 @@ export class DataChannel {
   endTransfer(): void {
     this.#transfers = Math.max(0, this.#transfers - 1);
     this.#lastTransferAt = this.clock.now();
+    if (this.#transfers === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+  }
+
+  /**
+   * Resolves once no transfer is in progress (at once when none is). The
+   * session's end waits for it before closing what a transfer still uses,
+   * as proftpd's exit handlers run stor_abort before the process goes: an
+   * upload cut short by the client's leaving still removes its HiddenStores
+   * file, and one that completes still renames it into place.
+   */
+  whenIdle(): Promise<void> {
+    if (this.#transfers === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   get settings(): DataChannelSettings {

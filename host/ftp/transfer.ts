@@ -5,20 +5,29 @@
  * complete` (added to the command's replies), `425 Unable to build data
  * connection: <reason>`, or pr_data_abort's `4xx/5xx Transfer aborted. <why>`.
  *
- * Files stream through with backpressure (stream.pipeline), never whole in
- * memory. ABOR (and the control connection closing) aborts through
- * ControlChannel.onAbort with `426 Transfer aborted. Data connection closed.`,
- * after which the ABOR command answers for itself (RFC 959 4.1.3).
- * TimeoutStalled ends the session as proftpd's stalled timer does.
+ * Files move through data-copy.ts in large reused buffers, never whole in
+ * memory. ABOR aborts through ControlChannel.onAbort with `426 Transfer
+ * aborted. Data connection closed.`, after which the ABOR command answers for
+ * itself (RFC 959 4.1.3). TimeoutStalled ends the session as proftpd's stalled
+ * timer does.
+ *
+ * The control connection closing is noticed as proftpd's pr_data_xfer
+ * notices it, between one read of the data connection and the next
+ * (poll_ctrl): a download stops at once; an upload goes on until more data
+ * arrives, which is still written before the upload is aborted (a
+ * HiddenStores file is then removed). An upload whose data connection simply
+ * ends after the control connection closed is complete, as it is for
+ * proftpd: the file is kept (and a HiddenStores file renamed into place).
  */
 import type { FileHandle } from "node:fs/promises";
 import type { Duplex, Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import { HandlerResults } from "../modules/module-api.js";
 import type { HandlerResult, SessionState, TransferInfo } from "../modules/module-api.js";
-import { wireStream } from "./ascii.js";
+import { FromCrlf, ToCrlf } from "./ascii.js";
 import { InactivityTimer } from "./clock.js";
+import { FileSource, receiveChunks, sendChunks } from "./data-copy.js";
+import type { CopyOptions } from "./data-copy.js";
 import { DEFAULT_STALLED_TIMEOUT_MS, DataConnectionError } from "./data-channel.js";
 import { errnoOf, strerror } from "./strerror.js";
 
@@ -52,9 +61,6 @@ export interface ReceiveOutcome {
 
 /** pr_inet_lingering_abort's reply for a transfer ABOR stopped (src/netio.c). */
 export const ABORTED_REPLY = { code: "426", message: "Transfer aborted. Data connection closed." } as const;
-
-/** Buffer size on the file side: large reads and writes are what keep loopback transfers fast. */
-const FILE_CHUNK = 256 * 1024;
 
 /** PR_TUNABLE_TIMEOUTLINGER: how long a finished connection waits for the client to close its end. */
 const LINGER_MS = 10_000;
@@ -115,20 +121,31 @@ const STALLED = Symbol("TimeoutStalled");
 
 /**
  * The part both directions share: make the connection (sending the 150),
- * run `move` over it with the counting (and, for TYPE A, converting) stream,
- * watch for ABOR and TimeoutStalled, and close the connection.
+ * run `move` over it, watch for ABOR, the control connection closing and
+ * TimeoutStalled, and close the connection.
  */
 async function overData(
   session: SessionState,
   opening: string,
   direction: "out" | "in",
-  ascii: boolean,
-  move: (socket: Duplex, wire: ReturnType<typeof wireStream>, signal: AbortSignal) => Promise<void>,
+  move: (socket: Duplex, copy: CopyOptions & { readonly controlClosed: () => boolean }) => Promise<void>,
 ): Promise<Moved> {
   const data = session.data;
   const clock = data.clock;
   const controller = new AbortController();
-  const offAbort = session.control.onAbort(() => controller.abort());
+  let controlClosed = false;
+  // ABOR, or the session ending. A control connection that closed is told apart by the onClose
+  // that runs right after: an upload then goes on until more data arrives (see the top).
+  const offAbort = session.control.onAbort(() => {
+    if (direction !== "in" || !session.closing) controller.abort();
+    else
+      queueMicrotask(() => {
+        if (!controlClosed) controller.abort();
+      });
+  });
+  const offClose = session.control.onClose(() => {
+    controlClosed = true;
+  });
   data.beginTransfer();
   try {
     let socket: Duplex;
@@ -142,21 +159,27 @@ async function overData(
           : { code: "425", message: `Unable to build data connection: ${strerror(errnoOf(error) ?? "EIO")}` };
       return { ok: false, bytes: 0, durationMs: 0, failure: { kind: "reply", ...reply } };
     }
+    // Whatever the socket reports from now on is the copy's failure, or comes while it closes.
+    socket.on("error", () => {});
     const started = clock.now();
     let bytes = 0;
     const stalledMs = data.settings.stalledTimeoutMs ?? DEFAULT_STALLED_TIMEOUT_MS;
     const stall = new InactivityTimer(clock, stalledMs, () => controller.abort(STALLED));
-    const wire = wireStream(direction, ascii, (n) => {
-      bytes += n;
-      stall.touch();
-    });
+    const copy = {
+      moved: (n: number): void => {
+        bytes += n;
+        stall.touch();
+      },
+      signal: controller.signal,
+      controlClosed: () => controlClosed,
+    };
     try {
-      await move(socket, wire, controller.signal);
+      await move(socket, copy);
     } catch (error) {
       socket.destroy();
       const durationMs = clock.now() - started;
       if (controller.signal.reason === STALLED) return { ok: false, bytes, durationMs, failure: { kind: "stalled" } };
-      if (controller.signal.aborted) return { ok: false, bytes, durationMs, failure: { kind: "reply", ...ABORTED_REPLY } };
+      if (controller.signal.aborted || controlClosed) return { ok: false, bytes, durationMs, failure: { kind: "reply", ...ABORTED_REPLY } };
       return { ok: false, bytes, durationMs, failure: { kind: "reply", ...abortReply(errnoOf(error)) } };
     } finally {
       stall.stop();
@@ -167,6 +190,7 @@ async function overData(
   } finally {
     data.endTransfer();
     offAbort();
+    offClose();
   }
 }
 
@@ -206,7 +230,8 @@ function fail(session: SessionState, cmd: ActiveCommand, failure: Failure | unde
  * Sends `source` to the client over the data connection (RETR, LIST, NLST,
  * MLSD); sets `cmd.transfer`; HANDLED after adding `226 Transfer complete`,
  * ERROR with the failure's reply otherwise. `source` is always consumed or
- * destroyed (a file stream with autoClose closes its file either way).
+ * destroyed (a FileSource closes its file either way). A FileSource from
+ * fileSource() is read straight into reused buffers.
  */
 export async function sendOverData(
   session: SessionState,
@@ -214,9 +239,8 @@ export async function sendOverData(
   source: Readable,
   options: SendOptions,
 ): Promise<HandlerResult> {
-  const moved = await overData(session, openingText(options.ascii, options.what), "out", options.ascii, (socket, wire, signal) =>
-    pipeline(source, wire, socket, { signal }),
-  );
+  const convert = options.ascii ? new ToCrlf() : undefined;
+  const moved = await overData(session, openingText(options.ascii, options.what), "out", (socket, copy) => sendChunks(socket, source, convert, copy));
   if (!source.destroyed) source.destroy();
   const transfer: TransferInfo = {
     direction: "download",
@@ -240,8 +264,8 @@ export async function sendOverData(
  * appends). On failure the reply (425, 426, 452 ...) is added to `cmd`; on
  * success nothing is: the caller closes the file, renames a HiddenStores file
  * and then adds `226 Transfer complete`, as xfer_stor does. The handle stays
- * open either way; `cmd.transfer` is the caller's to set, once it knows the
- * file's size.
+ * open either way, with no write to it in flight; `cmd.transfer` is the
+ * caller's to set, once it knows the file's size.
  */
 export async function receiveOverData(
   session: SessionState,
@@ -250,22 +274,20 @@ export async function receiveOverData(
   options: ReceiveOptions,
 ): Promise<ReceiveOutcome> {
   const opening = options.unique === true ? `FILE: ${options.what}` : openingText(options.ascii, options.what);
-  const file = target.createWriteStream({
-    autoClose: false,
-    highWaterMark: FILE_CHUNK,
-    ...(options.start !== undefined && options.start > 0 && { start: options.start }),
-  });
-  try {
-    const moved = await overData(session, opening, "in", options.ascii, (socket, wire, signal) => pipeline(socket, wire, file, { signal }));
-    if (!moved.ok) fail(session, cmd, moved.failure);
-    return { complete: moved.ok, bytes: moved.bytes, durationMs: moved.durationMs };
-  } finally {
-    // Releases the stream's hold on the handle (autoClose is off), so the caller can close it.
-    file.destroy();
-  }
+  const convert = options.ascii ? new FromCrlf() : undefined;
+  const moved = await overData(session, opening, "in", (socket, copy) =>
+    receiveChunks(socket, target, convert, {
+      ...copy,
+      ...(options.start !== undefined && options.start > 0 && { start: options.start }),
+      stopWhen: copy.controlClosed,
+      stopReason: new Error("the control connection closed"),
+    }),
+  );
+  if (!moved.ok) fail(session, cmd, moved.failure);
+  return { complete: moved.ok, bytes: moved.bytes, durationMs: moved.durationMs };
 }
 
-/** A file's bytes as a stream for sendOverData, from `start`, in large reads; it closes the handle when done. */
+/** A file's bytes from `start` for sendOverData; it closes the handle when done. */
 export function fileSource(handle: FileHandle, start: number): Readable {
-  return handle.createReadStream({ start, highWaterMark: FILE_CHUNK, autoClose: true });
+  return new FileSource(handle, start);
 }

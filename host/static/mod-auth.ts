@@ -303,7 +303,8 @@ export function createAuthModule(options: AuthModuleOptions): AuthModule {
     session.home = cwd;
     session.pendingUser = undefined;
     jails.set(session, jail);
-    session.control.onClose(() => void fs.close());
+    // An upload running when the client goes still removes or renames its file before the jail closes.
+    session.control.onClose(() => void session.data.whenIdle().then(() => fs.close()));
     sessionLog("info", session, `USER ${user}: Login successful.`);
     cmd.addResponse("230", `User ${user} logged in`);
     return HandlerResults.HANDLED;

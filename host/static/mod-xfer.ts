@@ -446,17 +446,32 @@ export function createXferModule(data: CoreDataSettings, options: XferOptions = 
     complete,
   });
 
-  /** xfer_stor, for STOR, APPE and STOU (`pre` is the command's own PRE_CMD check). */
+  /**
+   * xfer_stor, for STOR, APPE and STOU (`pre` is the command's own PRE_CMD
+   * check). The data channel is held from the file's opening to its closing,
+   * so that a session ending meanwhile closes its filesystem only after the
+   * file is dealt with (DataChannel.whenIdle).
+   */
   const store = (pre: (cmd: ActiveCommand, session: SessionState) => Promise<HandlerResult>) => async (cmd: ActiveCommand, session: SessionState): Promise<HandlerResult> => {
     const note = await noted(cmd, session, pre);
     const fs = session.fs;
     if (fs === undefined || note?.kind !== "store") return HandlerResults.ERROR;
+    session.data.beginTransfer();
+    try {
+      return await storeFile(cmd, session, fs, note);
+    } finally {
+      session.data.endTransfer();
+    }
+  };
+
+  const storeFile = async (cmd: ActiveCommand, session: SessionState, fs: SessionFilesystem, note: Store): Promise<HandlerResult> => {
     const xfer = state(session);
-    const start = note.append ? 0 : xfer.restart;
+    // REST counts for APPE too: xfer_stor seeks to the end and then to the restart position.
+    const start = xfer.restart;
     let handle: FileHandle;
     try {
       if (note.hidden !== undefined) handle = await fs.openWrite(note.hidden, { exclusive: true });
-      else if (note.append) handle = await fs.openWrite(note.path, { append: true });
+      else if (note.append && start === 0) handle = await fs.openWrite(note.path, { append: true });
       else handle = await fs.openWrite(note.path, start > 0 ? { start } : {});
     } catch (error) {
       return refuse(cmd, "550", `${note.label}: ${errorText(error)}`);

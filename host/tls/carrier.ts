@@ -13,7 +13,10 @@
  * down, and sends nothing else in between). Everything after that record is
  * clear text, handed back whole. A client that skips its close_notify and
  * goes straight to clear text is recognised by the first byte, which cannot
- * start a TLS record.
+ * start a TLS record. The client's close_notify may come before the server's
+ * has gone out (Python's unwrap sends its own and only then waits): what TLS
+ * still writes, its close_notify, goes through until TLS has ended, and the
+ * client reads it before it sends any clear text.
  */
 import type { Socket } from "node:net";
 import { Duplex } from "node:stream";
@@ -42,7 +45,7 @@ export class TlsCarrier extends Duplex {
   readonly #raw: Socket;
   /** Set by clearAfterNextRecord until the client's close_notify has arrived. */
   #clearing: ((clearText: Buffer) => void) | undefined;
-  /** The connection is clear text again: the carrier no longer reads, writes, ends or destroys it. */
+  /** The connection's reads are clear text again: the carrier no longer reads, ends or destroys it (it writes until TLS ends). */
   #released = false;
   #held = Buffer.alloc(0);
 
@@ -103,10 +106,6 @@ export class TlsCarrier extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
-    if (this.#released) {
-      done();
-      return;
-    }
     this.#raw.write(chunk, done);
   }
 

@@ -58,18 +58,28 @@ export function secureDataConnection(socket: Socket, options: DataTlsOptions): P
       reject(refused(message));
     };
     const onSecure = (): void => {
-      if (options.requireReuse && !secured.isSessionReused()) {
-        settle();
-        options.log("notice", DataTlsLog.NOT_REUSED);
-        secured.on("error", () => {});
-        // tls_end_sess: a close_notify, then the connection goes.
-        secured.end(() => secured.destroy());
-        reject(refused(DataTlsLog.NOT_REUSED));
-        return;
-      }
       settle();
-      if (options.requireReuse) options.log("debug", DataTlsLog.REUSED);
-      resolve(secured);
+      // From here on the transfer deals with what the socket reports; until then nothing may go unheard.
+      secured.on("error", () => {});
+      // 'secure' fires from inside OpenSSL's handshake, before a TLS 1.3 server has sent its
+      // session tickets; a connection ended there (a short listing, a refusal) sends a broken
+      // close_notify that clients fail on (Python's ssl: SHUTDOWN_WHILE_IN_INIT). So the
+      // connection is used, or ended, from the next turn of the event loop on.
+      setImmediate(() => {
+        if (secured.destroyed) {
+          fail(`${DataTlsLog.FAILED}: the client closed the connection`);
+          return;
+        }
+        if (options.requireReuse && !secured.isSessionReused()) {
+          options.log("notice", DataTlsLog.NOT_REUSED);
+          // tls_end_sess: a close_notify, then the connection goes.
+          secured.end(() => secured.destroy());
+          reject(refused(DataTlsLog.NOT_REUSED));
+          return;
+        }
+        if (options.requireReuse) options.log("debug", DataTlsLog.REUSED);
+        resolve(secured);
+      });
     };
     const onError = (error: Error): void => fail(`${DataTlsLog.FAILED}: ${error.message}`);
     const onClose = (): void => fail(`${DataTlsLog.FAILED}: the client closed the connection`);

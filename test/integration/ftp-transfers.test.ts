@@ -4,7 +4,7 @@
  * exchanges on both): ABOR during a RETR as real clients send it, REST in
  * both directions, APPE, STOU, TYPE A on the wire, and uploads cut short.
  */
-import { existsSync, readFileSync, readdirSync, truncateSync, watch, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync, truncateSync, watch, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -79,8 +79,9 @@ describe("ABOR during a RETR", () => {
 });
 
 describe("restarts, appends, unique names", () => {
+  // A restarted STOR writes into an existing file: proftpd's xfer_pre_stor asks for AllowOverwrite first (without it: 550 Overwrite permission denied).
   it("REST then RETR sends the rest; REST then STOR overwrites from the offset (AllowStoreRestart on)", async () => {
-    const served = await fixture.serve(["AllowStoreRestart on"]);
+    const served = await fixture.serve(["AllowOverwrite on", "AllowStoreRestart on"]);
     const data = patternBytes(200_000, 11);
     writeFileSync(path.join(served.site.home, "r.bin"), data);
     const ftp = await fixture.login(served);
@@ -101,8 +102,9 @@ describe("restarts, appends, unique names", () => {
     expect((await ftp.retrieve("RETR r.bin")).data.length).toBe(200_000);
   });
 
+  // With AllowOverwrite off, proftpd refuses the STOR for that first (550 r.txt: Overwrite permission denied); APPE still gets the 451.
   it("refuses REST in ASCII mode and restarts without AllowStoreRestart, as proftpd", async () => {
-    const served = await fixture.serve();
+    const served = await fixture.serve(["AllowOverwrite on"]);
     writeFileSync(path.join(served.site.home, "r.txt"), "0123456789");
     const ftp = await fixture.login(served);
     expect(await ftp.send("TYPE A")).toEqual(["200 Type set to A"]);
@@ -130,8 +132,9 @@ describe("restarts, appends, unique names", () => {
     expect(readFileSync(path.join(served.site.home, "new.txt"), "utf8")).toBe("new\n");
   });
 
+  // proftpd checks AllowOverwrite against the file mkstemp has just made: without it, STOU is `550 ftpXXXXXX: Overwrite permission denied`.
   it("STOU stores under a fresh name it tells in `150 FILE: name`, never over an existing file", async () => {
-    const served = await fixture.serve();
+    const served = await fixture.serve(["AllowOverwrite on"]);
     writeFileSync(path.join(served.site.home, "taken.txt"), "mine\n");
     const ftp = await fixture.login(served);
     await ftp.send("TYPE I");
@@ -180,7 +183,10 @@ describe("uploads cut short", () => {
     expect(await ftp.send("STOR cut.bin")).toEqual(["150 Opening BINARY mode data connection for cut.bin"]);
     const socket = await dataSocket(data.socket);
     socket.write(patternBytes(1024 * 1024, 13));
-    await whenDir(served.site.home, (names) => names.includes(".in.cut.bin."));
+    // The server has read it all when the hidden file holds it: a reset arriving while sent data still
+    // waits unread is reported by libuv as a clean end (its POLLHUP short cut), a complete upload here.
+    const hidden = path.join(served.site.home, ".in.cut.bin.");
+    await whenDir(served.site.home, (names) => names.includes(".in.cut.bin.") && statSync(hidden).size === 1024 * 1024);
     // A reset, not a FIN: in stream mode a closed data connection is the end of the file, a complete upload.
     socket.resetAndDestroy();
     ftp.close();

@@ -1,7 +1,5 @@
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
-import { FromCrlf, ToCrlf, wireStream } from "../../../host/ftp/ascii.js";
+import { FromCrlf, ToCrlf } from "../../../host/ftp/ascii.js";
 
 /** Runs `converter` over `chunks`, flushing at the end when it can. */
 function run(converter: ToCrlf | FromCrlf, chunks: readonly string[]): string {
@@ -61,34 +59,5 @@ describe("TYPE A coming in (pr_ascii_ftp_from_crlf)", () => {
     const whole = run(new FromCrlf(), [text]);
     expect(whole).toBe("a\n\r\n\n\rb\r");
     for (const chunks of splits(text)) expect(run(new FromCrlf(), chunks)).toBe(whole);
-  });
-});
-
-describe("wireStream", () => {
-  it("counts the bytes on the wire: after conversion going out, before it coming in", async () => {
-    let out = 0;
-    const sent: Buffer[] = [];
-    await pipeline(Readable.from([Buffer.from("a\nb"), Buffer.from("\n")]), wireStream("out", true, (n) => (out += n)), async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) sent.push(chunk);
-    });
-    expect(Buffer.concat(sent).toString()).toBe("a\r\nb\r\n");
-    expect(out).toBe(6);
-
-    let into = 0;
-    const received: Buffer[] = [];
-    await pipeline(Readable.from([Buffer.from("a\r"), Buffer.from("\nb\r")]), wireStream("in", true, (n) => (into += n)), async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) received.push(chunk);
-    });
-    expect(Buffer.concat(received).toString()).toBe("a\nb\r");
-    expect(into).toBe(5);
-  });
-
-  it("passes binary data through untouched", async () => {
-    const bytes = Buffer.from("a\r\nb\n\r");
-    const received: Buffer[] = [];
-    await pipeline(Readable.from([bytes]), wireStream("in", false, () => {}), async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) received.push(chunk);
-    });
-    expect(Buffer.concat(received)).toEqual(bytes);
   });
 });

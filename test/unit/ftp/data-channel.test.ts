@@ -215,3 +215,24 @@ describe("TLS on the data connection", () => {
     await closed(client);
   });
 });
+
+describe("transfers in progress", () => {
+  it("count nested begins, and whenIdle waits for the last one to end", async () => {
+    const clock = new FakeClock();
+    const data = channel({}, LOOPBACK, clock);
+    await data.whenIdle();
+    data.beginTransfer();
+    data.beginTransfer();
+    let idle = false;
+    const waiting = data.whenIdle().then(() => (idle = true));
+    clock.advance(5);
+    data.endTransfer();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(idle).toBe(false);
+    expect(data.transferring).toBe(true);
+    data.endTransfer();
+    await waiting;
+    expect(data.transferring).toBe(false);
+    expect(data.lastTransferAt).toBe(5);
+  });
+});

@@ -11,7 +11,7 @@ import { abortReply, receiveOverData, sendOverData, transferWhat } from "../../.
 import { HandlerResults } from "../../../host/modules/module-api.js";
 import type { SessionState } from "../../../host/modules/module-api.js";
 import { RecordingControl, testCommand, testSession } from "../../helpers/session.js";
-import { FakeClock, connect, readAll, server, settings } from "./data-helpers.js";
+import { FakeClock, closed, connect, readAll, server, settings } from "./data-helpers.js";
 
 const LOOPBACK = { localAddress: "127.0.0.1", remoteAddress: "127.0.0.1" };
 
@@ -49,12 +49,14 @@ async function passiveClient(h: Harness): Promise<net.Socket> {
   const { port } = await h.session.data.listen();
   const client = await connect(port);
   cleanups.push(() => client.destroy());
+  // A transfer the server stops resets the client's end; the tests look at the server's side.
+  client.on("error", () => {});
   return client;
 }
 
 /** Waits (turn by turn of the event loop, no timer) until `condition` holds. */
-async function until(condition: () => boolean): Promise<void> {
-  for (let turns = 0; !condition(); turns++) {
+async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
+  for (let turns = 0; !(await condition()); turns++) {
     if (turns > 100_000) throw new Error("condition never held");
     await new Promise((resolve) => setImmediate(resolve));
   }
@@ -229,6 +231,75 @@ describe("receiving (STOR, APPE, STOU)", () => {
     expect((await outcome).complete).toBe(false);
     expect(h.errors).toEqual(["426 Transfer aborted. Data connection closed."]);
     await handle.close();
+  });
+});
+
+/** What the session does when the client closes the control connection (ControlSession's close): abort target first, then the cleanups. */
+function closeControl(h: Harness): void {
+  h.session.closing = true;
+  h.control.abortTarget?.();
+  for (const cleanup of h.control.cleanups) cleanup();
+}
+
+describe("the control connection closing during a transfer (pr_data_xfer's poll_ctrl)", () => {
+  it("lets an upload whose data connection then ends complete", async () => {
+    const h = harness();
+    const client = await passiveClient(h);
+    const file = path.join(dir, "kept");
+    const handle = await open(file, "w");
+    cleanups.push(() => handle.close().catch(() => undefined));
+    const outcome = receiveOverData(h.session, h.cmd, handle, { what: "kept", ascii: false });
+    client.write("all of it");
+    await until(() => h.control.sent.length === 1);
+    await until(async () => (await readFile(file, "latin1")) === "all of it");
+    closeControl(h);
+    await new Promise((resolve) => setImmediate(resolve));
+    client.end();
+    expect(await outcome).toMatchObject({ complete: true, bytes: 9 });
+    expect(h.errors).toEqual([]);
+  });
+
+  it("writes data that arrives after it, then stops the upload with 426", async () => {
+    const h = harness();
+    const client = await passiveClient(h);
+    const file = path.join(dir, "cut");
+    const handle = await open(file, "w");
+    cleanups.push(() => handle.close().catch(() => undefined));
+    const outcome = receiveOverData(h.session, h.cmd, handle, { what: "cut", ascii: false });
+    await until(() => h.control.sent.length === 1);
+    closeControl(h);
+    client.write("late");
+    expect(await outcome).toMatchObject({ complete: false, bytes: 4 });
+    expect(h.errors).toEqual(["426 Transfer aborted. Data connection closed."]);
+    expect(await readFile(file, "latin1")).toBe("late");
+  });
+
+  it("stops a download at once", async () => {
+    const h = harness();
+    const client = await passiveClient(h);
+    const received = readAll(client);
+    const source = new PassThrough();
+    const result = sendOverData(h.session, h.cmd, source, { what: "f", ascii: false });
+    source.write("first part");
+    await until(() => h.control.sent.length === 1);
+    closeControl(h);
+    expect(await result).toBe(HandlerResults.ERROR);
+    expect(h.errors).toEqual(["426 Transfer aborted. Data connection closed."]);
+    await received;
+  });
+
+  it("stops an upload at once when the server ends the session (a timeout, a shutdown)", async () => {
+    const h = harness();
+    const client = await passiveClient(h);
+    const handle = await open(path.join(dir, "ended"), "w");
+    cleanups.push(() => handle.close().catch(() => undefined));
+    const outcome = receiveOverData(h.session, h.cmd, handle, { what: "ended", ascii: false });
+    await until(() => h.control.sent.length === 1);
+    // ControlSession.end: the session is closing and the transfer is aborted; the connection closes later.
+    h.session.closing = true;
+    h.control.abortTarget?.();
+    expect((await outcome).complete).toBe(false);
+    await closed(client);
   });
 });
 

@@ -98,6 +98,13 @@ async function until(condition: () => boolean | Promise<boolean>): Promise<void>
   }
 }
 
+/** What the session does when the client closes the control connection (ControlSession's close): abort target first, then the cleanups. */
+function closeControl(s: Setup): void {
+  s.session.closing = true;
+  s.control.abortTarget?.();
+  for (const cleanup of s.control.cleanups) cleanup();
+}
+
 const exists = (file: string): Promise<boolean> => stat(path.join(root, file)).then(() => true, () => false);
 
 describe("RETR (xfer_pre_retr, xfer_retr)", () => {
@@ -210,6 +217,12 @@ describe("STOR and APPE (xfer_pre_stor, xfer_stor)", () => {
     expect(await readFile(path.join(root, "f"), "latin1")).toBe("012xy56789AB");
     await send(s.session, "REST 100");
     expect(await send(s.session, "STOR f")).toEqual(["554 REST: invalid f argument"]);
+    // xfer_stor seeks APPE's file to its end and then to the REST offset.
+    await send(s.session, "REST 4");
+    await overData(s, "APPE f", upload("AP"));
+    expect(await readFile(path.join(root, "f"), "latin1")).toBe("012xAP6789AB");
+    await send(s.session, "REST 100");
+    expect(await send(s.session, "APPE f")).toEqual(["554 REST: invalid f argument"]);
   });
 
   it("appends to a file that does not exist yet without asking AllowStoreRestart", async () => {
@@ -260,10 +273,11 @@ describe("HiddenStores", () => {
     const match = /\((?:\d+,){4}(\d+),(\d+)\)/.exec(pasv) as RegExpExecArray;
     const socket = await connect(Number(match[1]) * 256 + Number(match[2]));
     cleanups.push(() => socket.destroy());
+    // The server may drop the connection with "part" still unread: a reset for this end.
+    socket.on("error", () => {});
     const lines = send(s.session, "STOR up");
     socket.write("part");
     await until(() => s.control.sent.length === 1);
-    // What the control connection's end does to a transfer, as ABOR does.
     s.control.abortTarget?.();
     expect(await lines).toEqual(["426 Transfer aborted. Data connection closed."]);
     expect(await exists(".in.up.")).toBe(false);
@@ -275,6 +289,42 @@ describe("HiddenStores", () => {
     await writeFile(path.join(root, ".in.taken."), "");
     expect(await send(s.session, "STOR taken")).toEqual(["550 taken: Temporary hidden file /.in.taken. already exists"]);
     expect(await exists(".in.taken.")).toBe(true);
+  });
+
+  it("renames the hidden file into place when the client closes the control connection and then ends the upload", async () => {
+    const s = await setup();
+    directive(s, ["HiddenStores", "on"]);
+    const { fs } = s.session;
+    if (fs === undefined) throw new Error("no filesystem");
+    // As mod_auth does at login: the jail closes once no transfer holds the data channel.
+    let jailClosed = false;
+    s.control.onClose(() => void s.session.data.whenIdle().then(() => (jailClosed = true)));
+    const { lines } = await overData(s, "STOR up", async (socket) => {
+      socket.write("all");
+      await until(async () => (await readFile(path.join(root, ".in.up."), "latin1").catch(() => "")) === "all");
+      closeControl(s);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(jailClosed).toBe(false);
+      socket.end();
+    });
+    expect(lines).toEqual(["226 Transfer complete"]);
+    expect(await readFile(path.join(root, "up"), "latin1")).toBe("all");
+    expect(await exists(".in.up.")).toBe(false);
+    await until(() => jailClosed);
+  });
+
+  it("removes the hidden file when data arrives after the client closed the control connection", async () => {
+    const s = await setup();
+    directive(s, ["HiddenStores", "on"]);
+    const { lines } = await overData(s, "STOR up", async (socket) => {
+      socket.on("error", () => {});
+      await until(() => s.control.sent.length === 1);
+      closeControl(s);
+      socket.write("late");
+    });
+    expect(lines).toEqual(["426 Transfer aborted. Data connection closed."]);
+    expect(await exists(".in.up.")).toBe(false);
+    expect(await exists("up")).toBe(false);
   });
 
   it("reads its arguments as set_hiddenstores does", () => {

@@ -92,8 +92,12 @@ class Lines {
   }
 }
 
-/** A server that answers each line `200 <line>`, over TLS on a TlsCarrier, clearing TLS on `CCC`; then `200 clear <line>`. */
-async function server(): Promise<{ port: number; seen: string[] }> {
+/**
+ * A server that answers each line `200 <line>`, over TLS on a TlsCarrier,
+ * clearing TLS on `CCC`; then `200 clear <line>`. With `lateCloseNotify` its
+ * close_notify goes out only once the client's has arrived.
+ */
+async function server(lateCloseNotify = false): Promise<{ port: number; seen: string[] }> {
   const seen: string[] = [];
   const listener = net.createServer((socket) => {
     cleanups.push(() => socket.destroy());
@@ -114,10 +118,12 @@ async function server(): Promise<{ port: number; seen: string[] }> {
         return;
       }
       carrier.clearAfterNextRecord((rest) => {
+        if (lateCloseNotify) secured.end();
         socket.on("data", answerClear);
         if (rest.length > 0) answerClear(rest);
       });
-      secured.end("200 Clearing control channel protection\r\n");
+      if (lateCloseNotify) secured.write("200 Clearing control channel protection\r\n");
+      else secured.end("200 Clearing control channel protection\r\n");
     });
   });
   listener.listen(0, "127.0.0.1");
@@ -152,6 +158,30 @@ describe.each(["TLSv1.2", "TLSv1.3"] as const)("CCC over %s", (version) => {
     raw.write("NOOP\r\n");
     expect(await clear.next()).toBe("200 clear NOOP");
     expect(seen).toEqual(["tls NOOP", "tls CCC", "clear PWD", "clear NOOP"]);
+  });
+});
+
+describe("CCC with a client that sends its close_notify first (Python's unwrap)", () => {
+  it("still sends the server's close_notify, then takes clear text", async () => {
+    const { port, seen } = await server(true);
+    const raw = net.connect(port, "127.0.0.1");
+    cleanups.push(() => raw.destroy());
+    await once(raw, "connect");
+    const carrier = new ClientCarrier(raw);
+    const secured = tls.connect({ socket: carrier, rejectUnauthorized: false });
+    await once(secured, "secureConnect");
+    const lines = new Lines(secured);
+    secured.write("CCC\r\n");
+    expect(await lines.next()).toBe("200 Clearing control channel protection");
+    const ended = once(secured, "end");
+    secured.end();
+    // The server's close_notify, written after the client's arrived.
+    await ended;
+    carrier.release();
+    const clear = new Lines(raw);
+    raw.write("PWD\r\n");
+    expect(await clear.next()).toBe("200 clear PWD");
+    expect(seen).toEqual(["tls CCC", "clear PWD"]);
   });
 });
 
