@@ -7,7 +7,7 @@ import path from "node:path";
 import { Duplex, PassThrough, Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FromCrlf, ToCrlf } from "../../../host/ftp/ascii.js";
-import { CHUNK_BYTES, FileSource, receiveChunks, sendChunks } from "../../../host/ftp/data-copy.js";
+import { CHUNK_MAX_BYTES, FileSource, chunkSize, receiveChunks, sendChunks } from "../../../host/ftp/data-copy.js";
 import { readAll } from "./data-helpers.js";
 
 const cleanups: (() => unknown)[] = [];
@@ -116,7 +116,7 @@ async function until(condition: () => boolean): Promise<void> {
 
 describe("FileSource", () => {
   it("is a Readable of the file from its start offset that closes the handle at the end", async () => {
-    const bytes = pattern(CHUNK_BYTES + 1000);
+    const bytes = pattern(600_000);
     const handle = await fileWith("f", bytes);
     const source = new FileSource(handle, 10);
     const chunks: Buffer[] = [];
@@ -128,7 +128,7 @@ describe("FileSource", () => {
 
 describe("sendChunks", () => {
   it("sends a file from its offset and ends the connection", async () => {
-    const bytes = pattern(3 * CHUNK_BYTES + 12345);
+    const bytes = pattern(2 * CHUNK_MAX_BYTES + 12345);
     const source = new FileSource(await fileWith("big", bytes), 100);
     const { server, client } = await pair();
     const received = readAll(client);
@@ -140,13 +140,13 @@ describe("sendChunks", () => {
   });
 
   it("reads into a buffer again only once its write is done", async () => {
-    const bytes = pattern(5 * CHUNK_BYTES + 7);
+    const bytes = pattern(2 * CHUNK_MAX_BYTES + 7);
     const source = new FileSource(await fileWith("big", bytes), 0);
     const socket = new SlowSocket();
     await sendChunks(socket, source, undefined, copyOptions());
     source.destroy();
     expect(Buffer.concat(socket.received).equals(bytes)).toBe(true);
-    expect(socket.received.length).toBe(6);
+    expect(socket.received.length).toBe(3);
   });
 
   it("when aborted, settles only once the file read in flight is done (its buffer goes back to be reused)", async () => {
@@ -159,7 +159,7 @@ describe("sendChunks", () => {
         return super.readInto(buffer);
       }
     }
-    const source = new GatedSource(await fileWith("f", pattern(3 * CHUNK_BYTES)), 0);
+    const source = new GatedSource(await fileWith("f", pattern(CHUNK_MAX_BYTES + 1)), 0);
     const { server, client } = await pair();
     client.resume();
     const controller = new AbortController();
@@ -173,6 +173,32 @@ describe("sendChunks", () => {
     release();
     await expect(sent).rejects.toThrow("ABOR");
     source.destroy();
+  });
+
+  it("reads in 4 MiB chunks, and in smaller ones while other downloads hold the read budget", async () => {
+    expect(chunkSize()).toBe(CHUNK_MAX_BYTES);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    class HeldSource extends FileSource {
+      override async readInto(buffer: Buffer): Promise<Buffer | undefined> {
+        await gate;
+        return super.readInto(buffer);
+      }
+    }
+    const sends: Promise<void>[] = [];
+    const sources: FileSource[] = [];
+    for (let i = 0; i < 4; i++) {
+      const source = new HeldSource(await fileWith(`held${i}`, Buffer.from("x")), 0);
+      sources.push(source);
+      const { server, client } = await pair();
+      client.resume();
+      sends.push(sendChunks(server, source, undefined, copyOptions()));
+    }
+    expect(chunkSize()).toBe(1024 * 1024);
+    release();
+    await Promise.all(sends);
+    for (const source of sources) source.destroy();
+    expect(chunkSize()).toBe(CHUNK_MAX_BYTES);
   });
 
   it("converts with TYPE A's converter and counts the bytes on the wire, from any Readable", async () => {
