@@ -12,6 +12,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { problemLine } from "../host/linker/problems.js";
 import { resolveImports } from "../host/linker/resolve.js";
 import type { ResolveEnvironment } from "../host/linker/resolve.js";
 import { SymbolScope } from "../host/linker/scope.js";
@@ -72,7 +73,7 @@ function resolveOnce(imports: readonly ImportEntry[], env: ResolveEnvironment): 
   const result = resolveImports(MODULE_NAME, imports, env);
   // Checked on every call so a silently failing resolve cannot look fast.
   if (result.problems.length > 0 || result.bindings.length !== imports.length) {
-    throw new Error(`bench: resolve failed: ${result.problems.slice(0, 3).join("; ")}`);
+    throw new Error(`bench: resolve failed: ${result.problems.slice(0, 3).map(problemLine).join("; ")}`);
   }
 }
 

@@ -66,6 +66,8 @@ export const ErrorCodes = {
   CTRLS_PROTOCOL: "DSO_ERR_CTRLS_PROTOCOL",
   /** dsod could not become the User/Group its config names, or that identity could write the module path. */
   PRIVILEGES: "DSO_ERR_PRIVILEGES",
+  /** dsod could not listen on its address and port (in use, or not an address of this host). */
+  LISTEN: "DSO_ERR_LISTEN",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -82,12 +84,32 @@ export const Errno = {
 
 export type ErrnoText = (typeof Errno)[keyof typeof Errno];
 
+/**
+ * The errno each code carries (the errno column of docs/errors.md): proftpd's
+ * for the same failure. A code absent here has none, and shows its message.
+ * DSO_ERR_FILE alone adds EACCES where the failure is a permission (module-file.ts).
+ */
+export const ERRNO_OF_CODE: Readonly<Partial<Record<ErrorCode, keyof typeof Errno>>> = {
+  [ErrorCodes.BAD_MODULE_NAME]: "EINVAL",
+  [ErrorCodes.MODULE_NOT_FOUND]: "ENOENT",
+  [ErrorCodes.NO_MODULE_SYMBOL]: "ENOENT",
+  [ErrorCodes.API_VERSION]: "EACCES",
+  [ErrorCodes.INIT_FAILED]: "EPERM",
+  [ErrorCodes.ALREADY_LOADED]: "EEXIST",
+  [ErrorCodes.NOT_LOADED]: "ENOENT",
+  [ErrorCodes.HAS_DEPENDENTS]: "EBUSY",
+  [ErrorCodes.NOT_ABSOLUTE]: "EINVAL",
+  [ErrorCodes.PROTECTED]: "EPERM",
+  [ErrorCodes.UNSAFE_FILE]: "EACCES",
+  [ErrorCodes.INTEGRITY]: "EACCES",
+};
+
 export interface DsoErrorOptions {
   cause?: unknown;
   /**
    * The strerror text proftpd prints for this failure (`error loading module
-   * 'mod_x.c': No such file or directory`). Failures proftpd has no errno for
-   * (link errors, malformed binaries) leave it out and show their message.
+   * 'mod_x.c': No such file or directory`), where it is not the code's own
+   * (ERRNO_OF_CODE): only DSO_ERR_FILE's permission failures set it.
    */
   errno?: ErrnoText;
   /** Extra lines (each link problem on its own line, for instance). */
@@ -103,7 +125,8 @@ export class DsoError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "DsoError";
     this.code = code;
-    this.errno = options.errno;
+    const own = ERRNO_OF_CODE[code];
+    this.errno = options.errno ?? (own === undefined ? undefined : Errno[own]);
     this.details = options.details ?? [];
   }
 

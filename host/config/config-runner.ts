@@ -231,7 +231,8 @@ export class ConfigRunner {
     const negated = arg.startsWith("!");
     const name = negated ? arg.slice(1) : arg;
     const use = this.#options.isLoaded(name) !== negated;
-    // proftpd prints the '!' twice here ('!!mod_x.c'); the reference records it, so we keep it.
+    // proftpd 1.3.8 prints the '!' twice here ('!!mod_x.c': mod_core.c's start_ifmodule adds one to the argument that
+    // still has its own), so we keep it.
     this.#options.log("debug", `<IfModule>: ${use ? "using" : "skipping"} '${negated ? "!" : ""}${arg}' section at line ${line.line}`);
     if (use) {
       this.#open(IF_MODULE, line);

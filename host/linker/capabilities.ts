@@ -5,9 +5,10 @@
  * cannot lend that privilege to a module that lacks it (the colluding-plugins
  * problem of proxy-wasm-cpp-host #140, as a re-export problem).
  *
- * Pure: bindings and grants in, needs and problem lines out.
+ * Pure: bindings and grants in, needs and problems out.
  */
 import type { Capability } from "../abi/host-symbols.js";
+import type { LinkProblem } from "./problems.js";
 
 export interface CapabilityNeed {
   readonly capability: Capability;
@@ -50,12 +51,16 @@ export function capabilityNeeds(bindings: readonly CapabilityBinding[]): Capabil
   return needs;
 }
 
-export function capabilityProblems(importer: string, needs: readonly CapabilityNeed[], granted: ReadonlySet<Capability>): string[] {
+/** One problem per need the importer was not granted. */
+export function capabilityProblems(importer: string, needs: readonly CapabilityNeed[], granted: ReadonlySet<Capability>): LinkProblem[] {
   return needs
     .filter((need) => !granted.has(need.capability))
-    .map((need) =>
-      need.via === undefined
-        ? `${importer}: symbol '${need.hostSymbol}' needs capability '${need.capability}', which ${importer} is not granted`
-        : `${importer}: symbol '${need.importName}' of ${need.via} needs capability '${need.capability}' (it reaches host symbol '${need.hostSymbol}'), which ${importer} is not granted`,
-    );
+    .map((need) => ({
+      kind: "capability",
+      importer,
+      symbol: need.via === undefined ? need.hostSymbol : need.importName,
+      hostSymbol: need.hostSymbol,
+      capability: need.capability,
+      via: need.via,
+    }));
 }

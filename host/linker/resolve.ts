@@ -9,6 +9,7 @@
 import { HOST_MEMORY_SYMBOL } from "../abi/host-symbols.js";
 import { externTypeMatches, formatExternType } from "../wasm/types.js";
 import type { ImportEntry, Limits } from "../wasm/types.js";
+import type { LinkProblem } from "./problems.js";
 import type { Definition } from "./scope.js";
 
 /** Imports from this namespace are looked up in the flat global scope. */
@@ -29,19 +30,13 @@ export interface ResolveEnvironment {
 
 export interface ResolveResult {
   readonly bindings: readonly Binding[];
-  /** One line per failure, each naming importer, symbol, expected and found. */
-  readonly problems: readonly string[];
+  /** One per failure, each naming importer, symbol, expected and found (problems.ts words them). */
+  readonly problems: readonly LinkProblem[];
 }
 
-function providerLabel(definition: Definition): string {
-  return definition.provider.name;
-}
-
-function resolveHostMemory(importer: string, limits: Limits, capPages: number): Binding | string {
-  if (limits.shared) return `${importer}: imports a shared memory, which the host does not provide`;
-  if (limits.min > capPages) {
-    return `${importer}: memory needs ${limits.min} pages, over its cap of ${capPages} pages`;
-  }
+function resolveHostMemory(importer: string, limits: Limits, capPages: number): Binding | LinkProblem {
+  if (limits.shared) return { kind: "shared-memory", importer };
+  if (limits.min > capPages) return { kind: "memory-over-cap", importer, pages: limits.min, limit: capPages };
   return {
     import: { module: GLOBAL_NAMESPACE, name: HOST_MEMORY_SYMBOL, type: { kind: "memory", limits } },
     hostMemory: { initial: limits.min, maximum: Math.min(limits.max ?? capPages, capPages) },
@@ -50,29 +45,25 @@ function resolveHostMemory(importer: string, limits: Limits, capPages: number): 
 
 export function resolveImports(importer: string, imports: readonly ImportEntry[], env: ResolveEnvironment): ResolveResult {
   const bindings: Binding[] = [];
-  const problems: string[] = [];
+  const problems: LinkProblem[] = [];
   for (const entry of imports) {
     if (entry.module === GLOBAL_NAMESPACE && entry.name === HOST_MEMORY_SYMBOL && entry.type.kind === "memory") {
       const result = resolveHostMemory(importer, entry.type.limits, env.memoryCapPages);
-      if (typeof result === "string") problems.push(result);
+      if ("kind" in result) problems.push(result);
       else bindings.push(result);
       continue;
     }
     const direct = entry.module !== GLOBAL_NAMESPACE;
     const definition = direct ? env.lookupDirect(entry.module, entry.name) : env.lookupGlobal(entry.name);
     if (definition === undefined) {
-      const wanted = formatExternType(entry.type);
-      problems.push(
-        direct
-          ? `${importer}: undefined symbol '${entry.name}' in ${entry.module} (${wanted})`
-          : `${importer}: undefined symbol '${entry.name}' (${wanted})`,
-      );
+      const namespace = direct ? entry.module : undefined;
+      problems.push({ kind: "undefined-symbol", importer, symbol: entry.name, namespace, expected: formatExternType(entry.type) });
       continue;
     }
     if (!externTypeMatches(definition.type, entry.type)) {
-      problems.push(
-        `${importer}: symbol '${entry.name}' has type ${formatExternType(definition.type)} in ${providerLabel(definition)}, but ${importer} imports ${formatExternType(entry.type)}`,
-      );
+      const found = formatExternType(definition.type);
+      const expected = formatExternType(entry.type);
+      problems.push({ kind: "type-mismatch", importer, symbol: entry.name, provider: definition.provider.name, expected, found });
       continue;
     }
     bindings.push({ import: entry, definition });

@@ -213,7 +213,12 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
         if (init() < 0) throw new DsoError(ErrorCodes.INIT_FAILED, `module '${parts.name}' failed to initialize`);
       },
     }),
-    ...(sessInit && { sessionInit: () => void sessInit() }),
+    ...(sessInit && {
+      sessionInit: () => {
+        // modules_session_init (src/modules.c): a sess_init below 0 ends the session before the greeting.
+        if (sessInit() < 0) throw new DsoError(ErrorCodes.INIT_FAILED, `${parts.name}: error initializing session`);
+      },
+    }),
     ...(unload && { unload: () => void unload() }),
   };
 }

@@ -36,11 +36,11 @@ export interface ModuleFile {
 }
 
 function unsafe(file: string, why: string): DsoError {
-  return new DsoError(ErrorCodes.UNSAFE_FILE, `'${file}' ${why}`, { errno: Errno.EACCES });
+  return new DsoError(ErrorCodes.UNSAFE_FILE, `'${file}' ${why}`);
 }
 
 function notFound(file: string, cause: unknown): DsoError {
-  return new DsoError(ErrorCodes.MODULE_NOT_FOUND, `'${file}' does not exist`, { errno: Errno.ENOENT, cause });
+  return new DsoError(ErrorCodes.MODULE_NOT_FOUND, `'${file}' does not exist`, { cause });
 }
 
 function unreadable(file: string, cause: unknown): DsoError {

@@ -3,7 +3,7 @@
  * dso_unload_module_by_name): a module is named `mod_NAME.c`, lives in
  * `mod_NAME.so` (ours: `mod_NAME.wasm`) and exports the symbol `NAME_module`.
  */
-import { DsoError, Errno, ErrorCodes } from "../errors.js";
+import { DsoError, ErrorCodes } from "../errors.js";
 
 export interface ModuleName {
   /**
@@ -18,7 +18,7 @@ export interface ModuleName {
 }
 
 function badName(name: string): DsoError {
-  return new DsoError(ErrorCodes.BAD_MODULE_NAME, `bad module name '${name}'`, { errno: Errno.EINVAL });
+  return new DsoError(ErrorCodes.BAD_MODULE_NAME, `bad module name '${name}'`);
 }
 
 /**

@@ -1,30 +1,31 @@
 // fastify's test/internals/errors.test.js, for our codes: every code in
-// ErrorCodes is documented in docs/errors.md, and the doc lists no code that
-// does not exist.
-import { readFileSync } from "node:fs";
+// ErrorCodes is documented in docs/errors.md with the errno it carries, the
+// doc lists no code that does not exist, and every code is asserted by a test.
+import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ErrorCodes } from "../../host/errors.js";
-import { DOCS_DIR } from "../helpers/paths.js";
+import { ERRNO_OF_CODE, ErrorCodes } from "../../host/errors.js";
+import { DOCS_DIR, REPO_ROOT } from "../helpers/paths.js";
 
 interface Row {
   readonly code: string;
+  readonly errno: string;
   readonly meaning: string;
   readonly whatToDo: string;
 }
 
-/** The rows of the `| Code | Meaning | What to do |` table. */
+/** The rows of the `| Code | errno | Meaning | What to do |` table. */
 function documentedRows(markdown: string): Row[] {
   const lines = markdown.split("\n");
-  const header = lines.findIndex((l) => /^\|\s*Code\s*\|\s*Meaning\s*\|\s*What to do\s*\|\s*$/.test(l));
-  if (header < 0) throw new Error("docs/errors.md has no | Code | Meaning | What to do | table");
+  const header = lines.findIndex((l) => /^\|\s*Code\s*\|\s*errno\s*\|\s*Meaning\s*\|\s*What to do\s*\|\s*$/.test(l));
+  if (header < 0) throw new Error("docs/errors.md has no | Code | errno | Meaning | What to do | table");
   const rows: Row[] = [];
   for (const line of lines.slice(header + 2)) {
     if (!line.startsWith("|")) break;
     // Cells may contain `\|`-free inline code only; split on the column bars.
     const cells = line.slice(1, line.endsWith("|") ? -1 : undefined).split("|").map((c) => c.trim());
-    const [code = "", meaning = "", whatToDo = ""] = cells;
-    rows.push({ code: code.replace(/^`(.*)`$/, "$1"), meaning, whatToDo });
+    const [code = "", errno = "", meaning = "", whatToDo = ""] = cells;
+    rows.push({ code: code.replace(/^`(.*)`$/, "$1"), errno, meaning, whatToDo });
   }
   return rows;
 }
@@ -35,7 +36,7 @@ const codes: readonly string[] = Object.values(ErrorCodes);
 
 describe("docs/errors.md", () => {
   it("has a table separator under its header", () => {
-    expect(markdown).toMatch(/\| Code \| Meaning \| What to do \|\n\| --- \| --- \| --- \|\n/);
+    expect(markdown).toMatch(/\| Code \| errno \| Meaning \| What to do \|\n\| --- \| --- \| --- \| --- \|\n/);
   });
 
   it("documents every error code", () => {
@@ -51,11 +52,29 @@ describe("docs/errors.md", () => {
     expect(rows.map((r) => r.code).sort()).toEqual([...codes].sort());
   });
 
-  it("says what each code means and what to do, in three columns", () => {
+  it("says what each code means and what to do, in four columns", () => {
     for (const row of rows) {
       expect(row.meaning, row.code).not.toBe("");
       expect(row.whatToDo, row.code).not.toBe("");
     }
-    expect(rows.every((r) => markdown.includes(`| \`${r.code}\` | ${r.meaning} | ${r.whatToDo} |`))).toBe(true);
+    expect(rows.every((r) => markdown.includes(`| \`${r.code}\` | ${r.errno} | ${r.meaning} | ${r.whatToDo} |`))).toBe(true);
+  });
+
+  it("gives each code the errno it carries (ERRNO_OF_CODE), or none", () => {
+    // `ENOENT`, or — (with an aside after it for a code that sets one only sometimes).
+    const documented = rows.map((r) => [r.code, /^`(E[A-Z]+)`$/.exec(r.errno)?.[1] ?? (r.errno.startsWith("—") ? undefined : r.errno)]);
+    const actual = codes.map((code) => [code, ERRNO_OF_CODE[code as keyof typeof ERRNO_OF_CODE]]);
+    expect(Object.fromEntries(documented)).toEqual(Object.fromEntries(actual));
+  });
+
+  it("has every code asserted by a test other than this one", () => {
+    const testDir = path.join(REPO_ROOT, "test");
+    const sources = (readdirSync(testDir, { recursive: true }) as string[])
+      .filter((file) => file.endsWith(".ts") && !file.endsWith("errors-doc.test.ts"))
+      .map((file) => readFileSync(path.join(testDir, file), "utf8"))
+      .join("\n");
+    const keys = Object.entries(ErrorCodes);
+    const unasserted = keys.filter(([key, code]) => !sources.includes(`ErrorCodes.${key}`) && !sources.includes(code)).map(([, code]) => code);
+    expect(unasserted).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { GLOBAL_NAMESPACE, resolveImports } from "../../../host/linker/resolve.js";
-import type { ResolveEnvironment } from "../../../host/linker/resolve.js";
+import type { ResolveEnvironment, ResolveResult } from "../../../host/linker/resolve.js";
+import { problemLine } from "../../../host/linker/problems.js";
 import { SymbolScope } from "../../../host/linker/scope.js";
 import type { Definition, Provider } from "../../../host/linker/scope.js";
 import { readModuleShape } from "../../../host/wasm/reader.js";
@@ -12,6 +13,11 @@ import { wat } from "../../helpers/wat.js";
 
 const libfoo: Provider = { kind: "library", name: "libfoo", seq: 1 };
 const modLib: Provider = { kind: "module", name: "mod_lib.c", seq: 2 };
+
+/** The result with each problem as the line an operator reads. */
+function withLines(result: ResolveResult): { bindings: ResolveResult["bindings"]; problems: string[] } {
+  return { bindings: result.bindings, problems: result.problems.map(problemLine) };
+}
 
 let libfooShape: ModuleShape;
 let modLibShape: ModuleShape;
@@ -63,7 +69,7 @@ describe("resolveImports", () => {
       (import "mod_lib" "helper" (func (param f64) (result f64)))
       (import "libfoo" "limit" (global i64))`);
     const result = resolveImports("mod_x.c", imports, environment());
-    expect(result.problems).toEqual([]);
+    expect(result.problems.map(problemLine)).toEqual([]);
     expect(result.bindings.map((b) => ("definition" in b ? `${b.import.module}.${b.import.name} -> ${b.definition.provider.name}` : "memory"))).toEqual([
       "env.bar -> libfoo",
       "mod_lib.helper -> mod_lib.c",
@@ -74,7 +80,7 @@ describe("resolveImports", () => {
 
   it("reports an undefined env symbol with the type the importer wants", async () => {
     const imports = await importsOf(`(import "env" "nope" (func (param i32) (result i64)))`);
-    expect(resolveImports("mod_x.c", imports, environment())).toEqual({
+    expect(withLines(resolveImports("mod_x.c", imports, environment()))).toEqual({
       bindings: [],
       problems: ["mod_x.c: undefined symbol 'nope' (func (i32) -> i64)"],
     });
@@ -86,7 +92,7 @@ describe("resolveImports", () => {
       (import "mod_lib" "missing" (func))
       (import "libfoo" "helper" (func (param f64) (result f64)))
       (import "libnowhere" "x" (global (mut i32)))`);
-    expect(resolveImports("mod_x.c", imports, environment()).problems).toEqual([
+    expect(resolveImports("mod_x.c", imports, environment()).problems.map(problemLine)).toEqual([
       "mod_x.c: undefined symbol 'missing' in mod_lib (func () -> nil)",
       "mod_x.c: undefined symbol 'helper' in libfoo (func (f64) -> f64)",
       "mod_x.c: undefined symbol 'x' in libnowhere (global mut i32)",
@@ -95,17 +101,27 @@ describe("resolveImports", () => {
 
   it("reports a function signature mismatch in the documented format", async () => {
     const imports = await importsOf(`(import "env" "bar" (func (param i32)))`);
-    expect(resolveImports("mod_x.c", imports, environment())).toEqual({
+    expect(withLines(resolveImports("mod_x.c", imports, environment()))).toEqual({
       bindings: [],
       problems: ["mod_x.c: symbol 'bar' has type func (i32, i32) -> i32 in libfoo, but mod_x.c imports func (i32) -> nil"],
     });
+  });
+
+  it("carries each problem as data: importer, symbol, provider, expected and found types", async () => {
+    const imports = await importsOf(`
+      (import "env" "bar" (func (param i32)))
+      (import "mod_lib" "missing" (func))`);
+    expect(resolveImports("mod_x.c", imports, environment()).problems).toEqual([
+      { kind: "type-mismatch", importer: "mod_x.c", symbol: "bar", provider: "libfoo", expected: "func (i32) -> nil", found: "func (i32, i32) -> i32" },
+      { kind: "undefined-symbol", importer: "mod_x.c", symbol: "missing", namespace: "mod_lib", expected: "func () -> nil" },
+    ]);
   });
 
   it("treats result types as part of the signature, multi-value included", async () => {
     const imports = await importsOf(`
       (import "env" "bar" (func (param i32 i32) (result i64)))
       (import "env" "baz" (func (result i64 i64)))`);
-    expect(resolveImports("mod_x.c", imports, environment()).problems).toEqual([
+    expect(resolveImports("mod_x.c", imports, environment()).problems.map(problemLine)).toEqual([
       "mod_x.c: symbol 'bar' has type func (i32, i32) -> i32 in libfoo, but mod_x.c imports func (i32, i32) -> i64",
       "mod_x.c: symbol 'baz' has type func () -> i64 in libfoo, but mod_x.c imports func () -> (i64, i64)",
     ]);
@@ -116,7 +132,7 @@ describe("resolveImports", () => {
       (import "env" "counter" (global i32))
       (import "env" "limit" (global (mut i64)))
       (import "env" "limit" (global i32))`);
-    expect(resolveImports("mod_x.c", imports, environment()).problems).toEqual([
+    expect(resolveImports("mod_x.c", imports, environment()).problems.map(problemLine)).toEqual([
       "mod_x.c: symbol 'counter' has type global mut i32 in libfoo, but mod_x.c imports global i32",
       "mod_x.c: symbol 'limit' has type global i64 in libfoo, but mod_x.c imports global mut i64",
       "mod_x.c: symbol 'limit' has type global i64 in libfoo, but mod_x.c imports global i32",
@@ -128,7 +144,7 @@ describe("resolveImports", () => {
     const imports = await importsOf(`
       (import "libfoo" "heap" (memory 1 16))
       (import "libfoo" "handlers" (table 2 funcref))`, { multi_memory: true });
-    expect(resolveImports("mod_x.c", imports, environment()).problems).toEqual([]);
+    expect(resolveImports("mod_x.c", imports, environment()).problems.map(problemLine)).toEqual([]);
   });
 
   it("reports memory and table limit mismatches", async () => {
@@ -139,7 +155,7 @@ describe("resolveImports", () => {
       (import "libfoo" "handlers" (table 8 funcref))
       (import "libfoo" "handlers" (table 1 8 funcref))
       (import "libfoo" "handlers" (table 1 externref))`, { multi_memory: true, threads: true });
-    expect(resolveImports("mod_x.c", imports, environment()).problems).toEqual([
+    expect(resolveImports("mod_x.c", imports, environment()).problems.map(problemLine)).toEqual([
       "mod_x.c: symbol 'heap' has type memory 2..10 in libfoo, but mod_x.c imports memory 3..",
       "mod_x.c: symbol 'heap' has type memory 2..10 in libfoo, but mod_x.c imports memory 1..5",
       "mod_x.c: symbol 'heap' has type memory 2..10 in libfoo, but mod_x.c imports memory 1..10 shared",
@@ -154,7 +170,7 @@ describe("resolveImports", () => {
       (import "env" "counter" (func))
       (import "env" "bar" (global i32))
       (import "mod_lib" "lib_module" (func (result i32)))`);
-    expect(resolveImports("mod_x.c", imports, environment()).problems).toEqual([
+    expect(resolveImports("mod_x.c", imports, environment()).problems.map(problemLine)).toEqual([
       "mod_x.c: symbol 'counter' has type global mut i32 in libfoo, but mod_x.c imports func () -> nil",
       "mod_x.c: symbol 'bar' has type func (i32, i32) -> i32 in libfoo, but mod_x.c imports global i32",
       "mod_x.c: symbol 'lib_module' has type global i32 in mod_lib.c, but mod_x.c imports func () -> i32",
@@ -170,7 +186,7 @@ describe("resolveImports", () => {
       (import "env" "limit" (global i64))
       (import "env" "undefined_two" (global i32))`);
     const result = resolveImports("mod_x.c", imports, environment());
-    expect(result.problems).toEqual([
+    expect(result.problems.map(problemLine)).toEqual([
       "mod_x.c: undefined symbol 'undefined_one' (func () -> nil)",
       "mod_x.c: symbol 'bar' has type func (i32, i32) -> i32 in libfoo, but mod_x.c imports func () -> nil",
       "mod_x.c: undefined symbol 'gone' in mod_lib (func () -> nil)",
@@ -187,7 +203,7 @@ describe("resolveImports", () => {
       const env = environment(128);
       const binding = (entry: ImportEntry | undefined) => {
         const result = resolveImports("mod_x.c", entry === undefined ? [] : [entry], env);
-        expect(result.problems).toEqual([]);
+        expect(result.problems.map(problemLine)).toEqual([]);
         const [first] = result.bindings;
         return first !== undefined && "hostMemory" in first ? first.hostMemory : undefined;
       };
@@ -199,9 +215,9 @@ describe("resolveImports", () => {
 
     it("is exactly at the cap, or refused over it", async () => {
       const atCap = await importsOf(`(import "env" "memory" (memory 16))`);
-      expect(resolveImports("mod_x.c", atCap, environment(16)).problems).toEqual([]);
+      expect(resolveImports("mod_x.c", atCap, environment(16)).problems.map(problemLine)).toEqual([]);
       const overCap = await importsOf(`(import "env" "memory" (memory 17))`);
-      expect(resolveImports("mod_x.c", overCap, environment(16))).toEqual({
+      expect(withLines(resolveImports("mod_x.c", overCap, environment(16)))).toEqual({
         bindings: [],
         problems: ["mod_x.c: memory needs 17 pages, over its cap of 16 pages"],
       });
@@ -209,7 +225,7 @@ describe("resolveImports", () => {
 
     it("is never shared", async () => {
       const shared = await importsOf(`(import "env" "memory" (memory 1 2 shared))`, { threads: true });
-      expect(resolveImports("mod_x.c", shared, environment()).problems).toEqual([
+      expect(resolveImports("mod_x.c", shared, environment()).problems.map(problemLine)).toEqual([
         "mod_x.c: imports a shared memory, which the host does not provide",
       ]);
     });
@@ -217,7 +233,7 @@ describe("resolveImports", () => {
     it("is looked up in the scope like any symbol when it is not a memory", async () => {
       // Only a memory import named env.memory is the host's special memory.
       const imports = await importsOf(`(import "env" "memory" (func))`);
-      expect(resolveImports("mod_x.c", imports, environment()).problems).toEqual([
+      expect(resolveImports("mod_x.c", imports, environment()).problems.map(problemLine)).toEqual([
         "mod_x.c: undefined symbol 'memory' (func () -> nil)",
       ]);
     });

@@ -6,11 +6,17 @@ import { LIBEXEC_DIR } from "../../helpers/paths.js";
 // WebAssembly.Instance, a host memory, bound host functions and an engine
 // module; all of them must become garbage once the module is unloaded.
 //
-// Measured (Node 20.20, 2 shared cores), against the footprint after a
-// 200-cycle warm-up and a full GC:
-//   - 10,000 cycles take about 4 s; heapUsed is within -0.1..+0.4 MB;
-//   - RSS is +24..+31 MB, but that is a plateau (V8 code space and allocator
-//     pools), not growth: 20,000 to 50,000 cycles stay at +31..+32 MB.
+// Measured (2 shared cores), against the footprint after a 200-cycle warm-up
+// and a full GC, with V8's default heap (this process is not tuned as dsod is):
+//   - heapUsed is within -0.6..+0.6 MB on Node 20, 22 and 24;
+//   - Node 20.20: RSS +24..+31 MB, a plateau, not growth (20,000 to 50,000
+//     cycles stay at +31..+32 MB): V8 11 grows the young generation to 32 MB
+//     under churn and no GC of that version gives it back;
+//   - Node 22.23: RSS +2.0..+2.4 MB, Node 24.22: +5..+9 MB. Ordinary full GCs
+//     leave +45..+77 MB there: V8 12 and 13 grow the young generation to 32
+//     and 64 MB and keep the pages they free in a pool (trace-gc's "pooled:
+//     20 MB"), which only a memory-reducing GC returns; the last pass below is
+//     one (V8 11 takes the option but does an ordinary full GC).
 // So the margins are heapUsed +8 MB and RSS +40 MB against the warm-up, plus a
 // second-half check: from cycle 5,000 to 10,000 RSS may grow by 10 MB at most.
 // A leak of one instance per cycle costs far more: the Unit, its closures and
@@ -25,6 +31,8 @@ function collect(): NodeJS.MemoryUsage {
   if (gc === undefined) throw new Error("run with --expose-gc (vitest.config.ts passes it to the forks)");
   // Several passes: instances reachable only from finalizers need more than one.
   for (let i = 0; i < 4; i++) gc();
+  // What V8 keeps only as a cache of free pages and young-generation room, it returns here.
+  gc({ type: "major", execution: "sync", flavor: "last-resort" });
   return process.memoryUsage();
 }
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
 import { DEFAULT_SESSION_CPU_SHARE_MS } from "../../../host/ftp/scheduler.js";
-import { createDsoModule } from "../../../host/static/mod-dso.js";
+import { createDsoModule } from "../../../host/static/mod-dso/index.js";
 import { DEFAULT_LOAD_LIMITS } from "../../../host/wasm/limits.js";
 
 function dso(): ReturnType<typeof createDsoModule> {

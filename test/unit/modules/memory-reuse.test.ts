@@ -227,9 +227,7 @@ describe("ModuleHost: recycled memories", () => {
       const replies: string[] = [];
       const echo: ActiveCommand = { ...command(["ECHO", text]), addResponse: (code, message) => replies.push(`${code} ${message}`) };
       const handler = host.engineModules().find((m) => m.name === "mod_echo.c")?.commands.find((h) => h.command === "ECHO");
-      expect(host.withCommand(echo, () => handler?.run(echo, session([])))).toBe(
-        HandlerResults.HANDLED,
-      );
+      expect(handler?.run(echo, session([]))).toBe(HandlerResults.HANDLED);
       expect(replies).toEqual([`200 ${text}`]);
       host.unloadModule("mod_echo.c");
     }
@@ -242,7 +240,7 @@ describe("ModuleHost: recycled memories", () => {
     const run = (name: string): void => {
       const handler = host.engineModules().find((m) => m.name === "mod_literal.c")?.commands.find((h) => h.command === name);
       const cmd = command([name]);
-      host.withCommand(cmd, () => handler?.run(cmd, session([])));
+      handler?.run(cmd, session([]));
     };
     host.loadModule("mod_literal.c");
     run("LOG");

@@ -83,7 +83,7 @@ function run(host: ModuleHost, module: string, argv: readonly string[]): { resul
   const handler = (isSite ? m.siteCommands : m.commands).find((h) => h.command === wanted && h.phase === "CMD");
   if (handler === undefined) throw new Error(`${module} has no handler for ${argv.join(" ")}`);
   const command = fakeCommand(argv);
-  const result = settled(host.withCommand(command, () => handler.run(command, session(host.engineModules()))));
+  const result = settled(handler.run(command, session(host.engineModules())));
   return { result, replies: command.replies };
 }
 
@@ -220,7 +220,7 @@ describe("ModuleHost: loading the example modules", () => {
     expect(run(host, "mod_test.c", ["TEST"])).toEqual({ result: HandlerResults.HANDLED, replies: ["200 Hello from mod_test"] });
 
     const directive = fakeCommand(["TestGreeting", "Howdy"]);
-    host.withCommand(directive, () => m.directives[0]?.run(directive, CONTEXT));
+    m.directives[0]?.run(directive, CONTEXT);
     expect(run(host, "mod_test.c", ["TEST", "a", "b"]).replies).toEqual(["200 Howdy: a b"]);
 
     // A refused directive: the guest adds an error line and returns ERROR.
@@ -306,8 +306,9 @@ describe("ModuleHost: loading the example modules", () => {
     expect(host.modulePath).toBe(watDir);
     host.loadModule("mod_mem.c");
     expect(host.describe()[0]?.memoryBytes).toBe(3 * 65536);
+    // The memory cap has one code, whether the memory is imported or defined (sandbox-limits.test.ts).
     expect(failure(() => host.loadModule("mod_bigmem.c"))).toEqual({
-      code: ErrorCodes.LINK,
+      code: ErrorCodes.MEMORY_LIMIT,
       errno: undefined,
       lines: ["mod_bigmem.c: memory needs 300 pages, over its cap of 256 pages"],
     });
@@ -889,8 +890,9 @@ describe("ModuleHost: every bad guest fails with its own code, errno and lines",
 });
 
 describe("ModuleHost: traps are contained", () => {
-  it("reports a trap with module and entry point, stops calling the faulted instance, and keeps working", async () => {
-    const { host, logs } = harness({ modulePath: FIXTURES_DIR });
+  it("reports a trap with module and entry point, stops calling the faulted instance, and keeps working", () => {
+    let now = 1_000_000;
+    const { host, logs } = harness({ modulePath: FIXTURES_DIR, clock: () => now });
     host.loadModule("mod_trap.c");
     expect(run(host, "mod_trap.c", ["SITE", "OK", "before"]).replies).toEqual(["200 SITE OK: OK before"]);
     expect(failure(() => run(host, "mod_trap.c", ["SITE", "TRAP"]))).toEqual({
@@ -903,9 +905,13 @@ describe("ModuleHost: traps are contained", () => {
     // reload backoff (100 ms after a first fault) has passed, calls are refused.
     const refused = failure(() => run(host, "mod_trap.c", ["SITE", "OK"]));
     expect(refused.code).toBe(ErrorCodes.DISABLED);
-    expect(refused.lines[0]).toMatch(/^mod_trap\.c: disabled after a fault \(site_OK not called, retried in \d+ ms\)$/);
+    expect(refused.lines).toEqual(["mod_trap.c: disabled after a fault (site_OK not called, retried in 100 ms)"]);
+    now += 99;
+    expect(failure(() => run(host, "mod_trap.c", ["SITE", "OK"])).lines).toEqual([
+      "mod_trap.c: disabled after a fault (site_OK not called, retried in 1 ms)",
+    ]);
     // Then a fresh instance answers, and the faulted one is gone for good.
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    now += 1;
     expect(run(host, "mod_trap.c", ["SITE", "OK", "again"]).replies).toEqual(["200 SITE OK: OK again"]);
     expect(logs.at(-1)).toBe("notice: mod_trap.c: re-instantiating after a fault");
     // The host still loads and runs other modules, and can unload the faulted one.
@@ -916,11 +922,46 @@ describe("ModuleHost: traps are contained", () => {
     expect(host.listModules()).toEqual(["mod_test.c"]);
   });
 
-  it("a handler run without withCommand sees the command it is given", () => {
+  it("doubles the backoff with each fault, and unloads a module in a crash loop", () => {
+    let now = 5_000;
+    const fault = { action: "reload" as const, maxFaults: 3, windowMs: 10_000 };
+    const { host, logs } = harness({ modulePath: FIXTURES_DIR, clock: () => now, policy: () => ({ ...DEFAULT_POLICY, fault }) });
+    host.loadModule("mod_trap.c");
+    const trap = (): string => failure(() => run(host, "mod_trap.c", ["SITE", "TRAP"])).lines[0] ?? "";
+    const refusal = (): string => failure(() => run(host, "mod_trap.c", ["SITE", "OK"])).lines[0] ?? "";
+    trap();
+    expect(refusal()).toBe("mod_trap.c: disabled after a fault (site_OK not called, retried in 100 ms)");
+    now += 100;
+    expect(trap()).toBe("mod_trap.c: fault in site_TRAP: unreachable");
+    expect(refusal()).toBe("mod_trap.c: disabled after a fault (site_OK not called, retried in 200 ms)");
+    now += 200;
+    // The third fault within 10 s is a crash loop: the module leaves the engine and is never retried.
+    trap();
+    expect(logs.slice(-2)).toEqual([
+      "error: mod_trap.c: fault in site_TRAP: unreachable",
+      "error: mod_trap.c: unloaded after 3 faults within 10 s",
+    ]);
+    expect(host.listModules()).toEqual([]);
+  });
+
+  it("forgets faults older than the crash-loop window", () => {
+    let now = 0;
+    const fault = { action: "reload" as const, maxFaults: 2, windowMs: 1_000 };
+    const { host } = harness({ modulePath: FIXTURES_DIR, clock: () => now, policy: () => ({ ...DEFAULT_POLICY, fault }) });
+    host.loadModule("mod_trap.c");
+    failure(() => run(host, "mod_trap.c", ["SITE", "TRAP"]));
+    now += 1_000;
+    failure(() => run(host, "mod_trap.c", ["SITE", "TRAP"]));
+    expect(host.listModules()).toEqual(["mod_trap.c"]);
+    now += 100;
+    expect(run(host, "mod_trap.c", ["SITE", "OK", "x"]).replies).toEqual(["200 SITE OK: OK x"]);
+  });
+
+  it("a handler sees the command it is given", () => {
     const { host } = harness();
     host.loadModule("mod_test.c");
     const handler = engineModule(host, "mod_test.c").commands[0];
-    // Called without withCommand and with a command: the handler's own command is the active one.
+    // The command a handler is run with is the one its host symbols act on.
     const command = fakeCommand(["TEST", "x"]);
     expect(handler?.run(command, session([]))).toBe(HandlerResults.HANDLED);
     expect(command.replies).toEqual(["200 Hello from mod_test: x"]);

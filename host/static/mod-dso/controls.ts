@@ -24,13 +24,13 @@
  *
  * Pure: the functions take the host and return the response.
  */
-import { ErrorCodes, isDsoError } from "../errors.js";
-import type { LoadedUnitInfo } from "../modules/module-host.js";
-import { moduleSymbolHint, nameHint } from "../modules/name-hint.js";
-import { checkAcl } from "./acl.js";
-import type { AclTable } from "./acl.js";
-import type { ControlsAction, ControlsResult } from "./server.js";
-import { ControlsStatus } from "./wire.js";
+import { ErrorCodes, isDsoError } from "../../errors.js";
+import type { LoadedUnitInfo } from "../../modules/module-host.js";
+import { moduleSymbolHint, nameHint } from "../../modules/name-hint.js";
+import { checkAcl } from "../../controls/acl.js";
+import type { AclTable } from "../../controls/acl.js";
+import type { ControlsAction, ControlsResult } from "../../controls/server.js";
+import { ControlsStatus } from "../../controls/wire.js";
 
 /** The part of ModuleHost the controls drive. */
 export interface DsoControlsHost {

@@ -1,25 +1,27 @@
 /**
  * mod_dso.c, compiled in: the directives LoadFile, LoadModule, ModulePath,
- * ModuleOrder and ModuleControlsACLs (modules/mod_dso.c's conftab). The control
- * actions insmod/lsmod/rmmod live in host/controls/dso-actions.ts.
+ * ModuleOrder and ModuleControlsACLs (modules/mod_dso.c's conftab). Its control
+ * actions insmod/lsmod/rmmod are beside them, in controls.ts.
  */
 import { statSync } from "node:fs";
-import { EMPTY_ACL_TABLE, applyActionAcl, parseActionAcl } from "../controls/acl.js";
-import { DSO_ACTIONS } from "../controls/dso-actions.js";
-import type { AclTable, IdResolver } from "../controls/acl.js";
-import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
-import { checkArgs, directiveError } from "./directives.js";
-import { ConfigError } from "../config/lexer.js";
-import { moduleSymbolHint, nameHint } from "../modules/name-hint.js";
-import type { EngineModule } from "../modules/module-api.js";
-import { MOD_DSO_VERSION } from "../modules/module-host.js";
-import type { LogPriority, ModuleHost } from "../modules/module-host.js";
-import { Capabilities } from "../abi/host-symbols.js";
-import type { Capability } from "../abi/host-symbols.js";
-import { PolicyTable } from "../modules/policy.js";
-import { DEFAULT_SESSION_CPU_SHARE_MS } from "../ftp/scheduler.js";
-import { BYTE_LIMITS, LOAD_LIMIT_KEYWORDS, V8_LOAD_LIMITS, loadLimitNamed } from "../wasm/limits.js";
-import type { LoadLimitName } from "../wasm/limits.js";
+import { EMPTY_ACL_TABLE, applyActionAcl, parseActionAcl } from "../../controls/acl.js";
+import { DSO_ACTIONS } from "./controls.js";
+import type { AclTable } from "../../controls/acl.js";
+import type { IdResolver } from "../../system/accounts.js";
+import { DsoError, ErrorCodes, isDsoError } from "../../errors.js";
+import { checkArgs, directiveError } from "../directives.js";
+import { ConfigError } from "../../config/lexer.js";
+import { moduleSymbolHint, nameHint } from "../../modules/name-hint.js";
+import type { EngineModule } from "../../modules/module-api.js";
+import { BinaryError } from "../../modules/module-compiler.js";
+import { MOD_DSO_VERSION } from "../../modules/module-host.js";
+import type { LogPriority, ModuleHost } from "../../modules/module-host.js";
+import { Capabilities } from "../../abi/host-symbols.js";
+import type { Capability } from "../../abi/host-symbols.js";
+import { PolicyTable } from "../../modules/policy.js";
+import { DEFAULT_SESSION_CPU_SHARE_MS } from "../../ftp/scheduler.js";
+import { BYTE_LIMITS, LOAD_LIMIT_KEYWORDS, V8_LOAD_LIMITS, loadLimitNamed } from "../../wasm/limits.js";
+import type { LoadLimitName } from "../../wasm/limits.js";
 
 
 export interface DsoSettings {
@@ -155,14 +157,14 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
           try {
             options.host().loadFile(file);
           } catch (error) {
-            // The file is named once, in proftpd's frame: drop the host's own `'<file>': ` prefix.
-            const unprefixed = (line: string): string => line.replace(`'${file}': `, "");
+            // The file is named once, in proftpd's frame: a binary's own problem is said without its file.
+            const problem = error instanceof BinaryError ? error.problem : undefined;
             if (isDsoError(error)) {
               // dso_load_file's NOTICE; libltdl's words for a missing file.
-              const lines = error.code === ErrorCodes.MODULE_NOT_FOUND ? ["file not found"] : error.lines.map(unprefixed);
+              const lines = error.code === ErrorCodes.MODULE_NOT_FOUND ? ["file not found"] : problem !== undefined ? [problem] : error.lines;
               for (const line of lines) options.log("notice", `${MOD_DSO_VERSION}: unable to open '${file}': ${line}`);
             }
-            const reason = isDsoError(error) ? (error.errno ?? unprefixed(error.message)) : String(error);
+            const reason = isDsoError(error) ? (error.errno ?? problem ?? error.message) : String(error);
             throw directiveError(`error loading '${file}': ${reason}`);
           }
         },

@@ -1,0 +1,82 @@
+/**
+ * The types the module host shares with the rest of the daemon (sessions,
+ * controls, logs): what a loaded unit looks like from outside, and the log
+ * and trace sinks the host writes to. host/index.ts re-exports them.
+ */
+import type { Provider } from "../linker/scope.js";
+import type { EngineModule } from "./module-api.js";
+import type { UnitPolicy } from "./policy.js";
+
+/** mod_dso's version string, as proftpd prefixes its log lines (`mod_dso/0.5: ...`). */
+export const MOD_DSO_VERSION = "mod_dso/0.5";
+
+export type LogPriority = "error" | "notice" | "info" | "debug";
+
+/** The trace log (`TraceLog` + `Trace dso:N`): channels with levels. */
+export interface Tracer {
+  level(channel: string): number;
+  write(channel: string, level: number, message: string): void;
+}
+
+export type UnitKind = "library" | "module";
+
+/** One binding of an import, as `lsmod -v` and `lookup` show it. */
+export interface BindingInfo {
+  readonly namespace: string;
+  readonly symbol: string;
+  readonly provider: string;
+  readonly type: string;
+}
+
+export interface LoadedUnitInfo {
+  readonly name: string;
+  readonly kind: "static" | "dso" | "library";
+  readonly file?: string;
+  readonly sha256?: string;
+  readonly size?: number;
+  readonly memoryBytes?: number;
+  readonly loadedAt?: Date;
+  /** False for a dependency loaded because another module needed it. */
+  readonly explicit: boolean;
+  readonly exports: readonly string[];
+  readonly bindings: readonly BindingInfo[];
+  readonly dependents: readonly string[];
+  readonly sessions: number;
+}
+
+export interface SymbolInfo {
+  readonly symbol: string;
+  readonly provider: string;
+  readonly providerKind: Provider["kind"];
+  readonly type: string;
+  readonly shadowed: ReadonlyArray<{ readonly provider: string; readonly type: string }>;
+}
+
+/** A session's view of the engine: the module set it started with, kept until release. */
+export interface ModuleSet {
+  readonly modules: readonly EngineModule[];
+  release(): void;
+}
+
+export interface ModuleHostOptions {
+  /** Where `mod_x.c` is found as `mod_x.wasm`, and needed libraries as `libfoo.wasm`. */
+  modulePath: string;
+  /** Modules built into the host, in `dsod -l` order; they are loaded first and always win. */
+  compiledIn?: readonly EngineModule[];
+  /** Modules rmmod refuses to remove (`mod_dso.c`: mod_dso.c refuses to unload itself). */
+  protectedModules?: readonly string[];
+  /** Limits and capabilities per module or library name; DEFAULT_POLICY for all when absent. */
+  policy?: (unit: string) => UnitPolicy;
+  /**
+   * mod_dso's log lines (`mod_dso/0.5: module 'mod_x.c' already loaded`), worded from the loader's
+   * events (dso-log.ts); the events themselves are published on LOADER_CHANNEL whether or not it is set.
+   */
+  log?: (priority: LogPriority, message: string) => void;
+  tracer?: Tracer;
+  /** Where guests' pr_log_debug lines go; defaults to `log` at debug priority. */
+  guestLog?: (importer: string, level: number, message: string) => void;
+  /** mod_dso's own pr_log_debug lines up to this level go to `log` at debug priority (`dsod -d N`); none when 0 or absent. */
+  debugLevel?: number;
+  /** The clock of fault backoffs and crash-loop windows, in ms; Date.now when absent. */
+  clock?: () => number;
+}
