@@ -10,9 +10,11 @@
     {
       "target_name": "watchdog",
       "sources": ["host/sandbox/native/watchdog.cc"],
-      "cflags": ["-Wall", "-Wextra", "-Wno-cast-function-type"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-Wall", "-Wextra"],
       "cflags_cc": ["-pthread"],
       "ldflags": ["-pthread"],
+      "libraries": ["-ldl"],
       "xcode_settings": { "OTHER_CFLAGS": ["-Wall", "-Wextra"] }
     }
   ]

@@ -6,7 +6,8 @@
  * 1. Per-call cost: a trivial export called directly (the anchor) against the
  *    same call through callGuarded, with a closure made once and with a fresh
  *    closure per call (what a loader passing arguments would do), and against
- *    node:vm's `timeout`, the built-in way (a watchdog thread per call).
+ *    node:vm's `timeout`, the built-in way (a watchdog thread per call), which
+ *    is also what callGuarded falls back to when the addon is not built.
  * 2. Guest cost: three CPU-bound guests (an FNV hash, a sieve, recursive fib)
  *    run directly and through callGuarded, on the same instance, interleaved
  *    sample by sample after a tier-up warm-up, with the geometric mean of the
@@ -47,6 +48,7 @@ import { ModuleHost } from "../host/modules/module-host.js";
 import { callGuarded, threadCpuTimeMs, watchdogStats } from "../host/sandbox/watchdog.js";
 import { PACKAGE_ROOT } from "../host/system/package-root.js";
 import { elapsedNs, formatNumber, rowOf } from "./stats.js";
+import { FUNCREF, SectionId, dataBomb, functionBomb, leb, moduleBinary, section } from "./wasm-encoder.js";
 import type { Row } from "./stats.js";
 
 const SAMPLES = 15;
@@ -318,54 +320,13 @@ async function runGuardRows(log: (line: string) => void): Promise<Row[]> {
 
 // --- Load-time bombs ---------------------------------------------------------
 
-function leb(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value >>>= 7;
-    if (value !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (value !== 0);
-  return out;
-}
-
-function section(id: number, body: readonly number[] | Buffer): Buffer {
-  return Buffer.concat([Buffer.from([id, ...leb(body.length)]), Buffer.from(body)]);
-}
-
-const WASM_HEADER = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-
-/** A module: the sections `before` its global and export sections (the module symbol), then those `after`. */
-function withModuleSymbol(stem: string, before: readonly Buffer[], after: readonly Buffer[]): Buffer {
-  const symbol = Buffer.from(`${stem.slice(4)}_module`);
-  return Buffer.concat([
-    WASM_HEADER,
-    ...before,
-    section(6, [0x01, 0x7f, 0x00, 0x41, 0x20, 0x0b]),
-    section(7, [0x01, ...leb(symbol.length), ...symbol, 0x03, 0x00]),
-    ...after,
-  ]);
-}
-
 /** The three bombs of issue #12, each a valid module. */
-function bombs(): Record<string, Buffer> {
-  const functions = 1_000_000;
-  const bodies = Buffer.alloc(functions * 3);
-  for (let i = 0; i < functions; i++) bodies.set([0x02, 0x00, 0x0b], i * 3);
-  const data = 24 * 1024 * 1024;
-  const envMemory = [0x01, 0x03, ...Buffer.from("env"), 0x06, ...Buffer.from("memory"), 0x02, 0x00, 0x01];
+function bombs(): Record<string, Uint8Array> {
+  const table = [0x01, FUNCREF, 0x01, ...leb(10_000_000), ...leb(10_000_000)];
   return {
-    "mod_tablebomb.c": withModuleSymbol("mod_tablebomb", [section(4, [0x01, 0x70, 0x01, ...leb(10_000_000), ...leb(10_000_000)])], []),
-    "mod_fnbomb.c": withModuleSymbol(
-      "mod_fnbomb",
-      [section(1, [0x01, 0x60, 0x00, 0x00]), section(3, Buffer.concat([Buffer.from(leb(functions)), Buffer.alloc(functions)]))],
-      [section(10, Buffer.concat([Buffer.from(leb(functions)), bodies]))],
-    ),
-    "mod_databomb.c": withModuleSymbol(
-      "mod_databomb",
-      [section(2, envMemory)],
-      [section(11, Buffer.concat([Buffer.from([0x01, 0x01, ...leb(data)]), Buffer.alloc(data, 0x41)]))],
-    ),
+    "mod_tablebomb.c": moduleBinary("mod_tablebomb", [section(SectionId.table, table)]),
+    "mod_fnbomb.c": functionBomb("mod_fnbomb", 1_000_000),
+    "mod_databomb.c": dataBomb("mod_databomb", 24 * 1024 * 1024, "passive"),
   };
 }
 

@@ -19,13 +19,19 @@
  *   3   some operation failed (status -1: an insmod or rmmod name that failed,
  *       missing or wrong parameters)
  *   4   unsupported action
- *   69  cannot contact the server, or it closed without a usable response
- *       (EX_UNAVAILABLE)
+ *   69  cannot contact the server, or it closed without a usable response,
+ *       or this client cannot create the file dsod asks for to prove its
+ *       uid (EX_UNAVAILABLE)
  *   75  the server is busy serving ControlsMaxClients clients; try again
  *       (EX_TEMPFAIL)
  *
  * `--json` prints the response as one JSON object `{"status":N,"lines":[...]}`
  * instead of prefixed lines, for every action; the exit code is the same.
+ *
+ * A dsod without its peercred addon answers the request first with an
+ * IDENTIFY challenge naming a file; dsoctl creates it (exclusively, mode
+ * 0600, so that its owner is this process's uid), says `identify NAME`,
+ * waits for the real response and removes the file (docs/security.md).
  *
  * Start-up is kept lean: the process lives for one request, and each module
  * file the ESM loader resolves, reads and links costs it about a millisecond,
@@ -37,12 +43,21 @@
  * about 2 ms for these three.
  */
 import { DEFAULT_CONTROLS_SOCKET } from "../controls/default-socket.js";
-import { ControlsStatus, encodeMessage, MessageDecoder, REQUEST_LIMITS, RESPONSE_LIMITS } from "../controls/wire.js";
+import {
+  ControlsStatus,
+  encodeMessage,
+  IDENTIFY_ACTION,
+  identifyChallengePath,
+  MessageDecoder,
+  REQUEST_LIMITS,
+  RESPONSE_LIMITS,
+} from "../controls/wire.js";
 import type { DecodedMessage } from "../controls/wire.js";
 import { exitQuietlyOnClosedOutput } from "../system/stdio.js";
 
+const { closeSync, constants, fchmodSync, lstatSync, openSync, unlinkSync } = process.getBuiltinModule("node:fs");
 const { createConnection } = process.getBuiltinModule("node:net");
-const { isAbsolute } = process.getBuiltinModule("node:path");
+const { basename, dirname, isAbsolute } = process.getBuiltinModule("node:path");
 const { getSystemErrorMap, parseArgs } = process.getBuiltinModule("node:util");
 
 const PROGRAM = "dsoctl";
@@ -132,9 +147,33 @@ function strerror(error: NodeJS.ErrnoException): string {
 
 class UnavailableError extends Error {}
 
-/** Connects, sends the request and resolves with the one response. */
+/** Creates the file a challenge names, owned by this process's uid, and returns its name for `identify NAME`. */
+function createProof(file: string, socketPath: string): string {
+  const fail: (why: string) => never = (why) => {
+    throw new UnavailableError(`unable to prove this client's uid to '${socketPath}': ${why}`);
+  };
+  let fd: number;
+  try {
+    // A real directory, not a link a stranger's server set up to send root's file elsewhere.
+    if (!lstatSync(dirname(file)).isDirectory()) fail(`'${dirname(file)}' is not a directory`);
+    fd = openSync(file, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
+  } catch (error) {
+    if (error instanceof UnavailableError) throw error;
+    return fail(strerror(error as NodeJS.ErrnoException));
+  }
+  try {
+    // Exactly 0600, whatever the umask took away.
+    fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
+  }
+  return basename(file);
+}
+
+/** Connects, sends the request (and a proof of its uid if asked) and resolves with the one response. */
 function exchange(socketPath: string, request: Buffer, verbose: (line: string) => void): Promise<DecodedMessage> {
-  return new Promise((resolve, reject) => {
+  let proof: string | undefined;
+  return new Promise<DecodedMessage>((resolve, reject) => {
     const decoder = new MessageDecoder(RESPONSE_LIMITS);
     let connected = false;
     const socket = createConnection(socketPath, () => {
@@ -145,14 +184,26 @@ function exchange(socketPath: string, request: Buffer, verbose: (line: string) =
     });
     socket.on("data", (chunk: Buffer) => {
       try {
-        const response = decoder.push(chunk);
+        let response = decoder.push(chunk);
+        const file = response !== undefined && proof === undefined ? identifyChallengePath(response, socketPath) : undefined;
+        if (file !== undefined) {
+          verbose(`proving this client's uid with '${file}'`);
+          const name = createProof(file, socketPath);
+          proof = file;
+          socket.write(encodeMessage(0, [IDENTIFY_ACTION, name]));
+          response = decoder.push(Buffer.alloc(0));
+        }
         if (response !== undefined) {
           socket.destroy();
           resolve(response);
         }
       } catch (error) {
         socket.destroy();
-        reject(new UnavailableError(`error receiving response from '${socketPath}': ${(error as Error).message}`));
+        reject(
+          error instanceof UnavailableError
+            ? error
+            : new UnavailableError(`error receiving response from '${socketPath}': ${(error as Error).message}`),
+        );
       }
     });
     socket.on("error", (error: NodeJS.ErrnoException) => {
@@ -167,6 +218,13 @@ function exchange(socketPath: string, request: Buffer, verbose: (line: string) =
     socket.on("end", () => {
       reject(new UnavailableError(`error receiving response from '${socketPath}': connection closed by the server`));
     });
+  }).finally(() => {
+    if (proof === undefined) return;
+    try {
+      unlinkSync(proof);
+    } catch {
+      // dsod removed it already.
+    }
   });
 }
 

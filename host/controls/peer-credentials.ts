@@ -6,11 +6,13 @@
  * groups are not seen, exactly as proftpd (src/ctrls.c pr_ctrls_accept).
  *
  * Node has no SO_PEERCRED API (libuv #2255), hence the small N-API addon
- * built from native/peercred.c by node-gyp (binding.gyp at the package root).
+ * built from native/peercred.c by node-gyp (binding.gyp at the package root),
+ * or shipped prebuilt. Without it the controls server identifies callers by
+ * the files they create instead (file-identity.ts), and says so at start.
  */
 import type { Socket } from "node:net";
 import { DsoError, ErrorCodes } from "../errors.js";
-import { REBUILD_HINT, loadNativeAddon } from "../system/package.js";
+import { loadNativeAddon } from "../system/package.js";
 
 export interface PeerCredentials {
   readonly uid: number;
@@ -42,12 +44,20 @@ function addon(): PeerCredAddon {
 function loadAddon(): PeerCredAddon | DsoError {
   const loaded = loadNativeAddon("peercred");
   if ("reason" in loaded) {
-    return new DsoError(ErrorCodes.CTRLS_PROTOCOL, `cannot check client credentials: unable to load ${loaded.file} (${REBUILD_HINT})`, {
-      cause: loaded.reason,
-    });
+    const message = `cannot check client credentials: ${loaded.message}`;
+    return new DsoError(ErrorCodes.CTRLS_PROTOCOL, message, { cause: loaded.reason });
   }
   if (!isAddon(loaded.addon)) return new DsoError(ErrorCodes.CTRLS_PROTOCOL, "cannot check client credentials: the peercred addon has no getPeerCred");
   return loaded.addon;
+}
+
+/**
+ * Undefined when the addon loads, else why callers cannot be identified by
+ * the kernel (`cannot check client credentials: unable to load ...`).
+ */
+export function peerCredentialsUnavailable(): string | undefined {
+  loaded ??= loadAddon();
+  return loaded instanceof DsoError ? loaded.message : undefined;
 }
 
 /**

@@ -35,7 +35,40 @@ export const ControlsStatus = {
    * answer at once so that a script can retry (EAGAIN's number).
    */
   BUSY: -11,
+  /**
+   * Ours alone: dsod cannot read this connection's credentials from the kernel
+   * (its peercred addon is missing) and asks the client to prove its uid with
+   * a file (host/controls/file-identity.ts); the lines say how, for a client
+   * that does not know the exchange (EACCES's number).
+   */
+  IDENTIFY: -13,
 } as const;
+
+/** The first line of an IDENTIFY challenge; the second is the file to create. */
+export const IDENTIFY_CHALLENGE =
+  "dsod cannot read this client's credentials from the kernel: " +
+  "create the file below (exclusively, mode 0600) and send its name";
+
+/** The action of the message that answers a challenge: `identify NAME`. */
+export const IDENTIFY_ACTION = "identify";
+
+/** The directory dsod names in its challenges, beside the socket. */
+export function identifyDirectory(socketPath: string): string {
+  return `${socketPath}.identify`;
+}
+
+/**
+ * The file an IDENTIFY challenge names, or undefined when `message` is no
+ * such challenge. Only a fresh name (32 hex digits) in the identify directory
+ * of the socket the client chose is taken: a server (whoever it is) cannot
+ * make a client create a file anywhere else.
+ */
+export function identifyChallengePath(message: DecodedMessage, socketPath: string): string | undefined {
+  const [first, file, ...rest] = message.args;
+  if (message.status !== ControlsStatus.IDENTIFY || first !== IDENTIFY_CHALLENGE || rest.length > 0) return undefined;
+  const prefix = `${identifyDirectory(socketPath)}/`;
+  return file?.startsWith(prefix) === true && /^[0-9a-f]{32}$/.test(file.slice(prefix.length)) ? file : undefined;
+}
 
 /** The per-direction caps proftpd enforces on receipt (src/ctrls.c). */
 export interface WireLimits {

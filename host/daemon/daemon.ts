@@ -17,13 +17,16 @@ import { performance } from "node:perf_hooks";
 import { limitReply } from "../access/limit-reply.js";
 import { verifyCrypt } from "../auth/crypt.js";
 import { ConfigError } from "../config/lexer.js";
-import { currentHost, dsoControlsActions } from "../controls/dso-actions.js";
+import { currentHost, dsoControlsActions } from "../static/mod-dso/controls.js";
+import { moduleControlsActions } from "../controls/module-controls.js";
 import { ControlsServer } from "../controls/server.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { Scoreboard } from "../ftp/scoreboard.js";
 import { FairScheduler } from "../ftp/scheduler.js";
 import { FtpServer } from "../ftp/server.js";
 import type { ModuleSet } from "../modules/module-host.js";
+import { MOD_DSO_VERSION } from "../modules/types.js";
+import { watchdogNotice } from "../sandbox/watchdog.js";
 import { dataChannelSettings } from "../static/index.js";
 import { sessionJailRoot } from "../static/mod-auth.js";
 import { serverFqdn } from "../static/mod-core.js";
@@ -115,8 +118,8 @@ export class Daemon {
     this.#runtime = runtime;
     this.#defaultMaxInstances = defaultMaxInstances(readOpenFilesLimit());
     this.finished = new Promise((resolve) => (this.#finish = resolve));
-    const daemon = this;
-    const current = (): Generation => daemon.#generation;
+    const current = (): Generation => this.#generation;
+    const defaultMax = this.#defaultMaxInstances;
     this.#scheduler = new FairScheduler<number>({
       shareMs: generation.dso.sessionCpuShareMs,
       now: () => performance.now(),
@@ -151,7 +154,7 @@ export class Daemon {
         return current().compiledIn.auth.timeoutSession;
       },
       get maxInstances() {
-        return current().compiledIn.core.maxInstances ?? daemon.#defaultMaxInstances;
+        return current().compiledIn.core.maxInstances ?? defaultMax;
       },
       get maxConnectionsPerHost() {
         return current().compiledIn.auth.maxConnectionsPerHost;
@@ -206,7 +209,7 @@ export class Daemon {
     try {
       bound = await this.#ftp.listen(core.port, address);
     } catch (cause) {
-      throw new DsoError(ErrorCodes.FILE, `unable to bind to ${address} port ${core.port}: ${(cause as Error).message}`, { cause });
+      throw new DsoError(ErrorCodes.LISTEN, `unable to bind to ${address} port ${core.port}: ${(cause as Error).message}`, { cause });
     }
     this.#port = bound.port;
     await this.#startControls();
@@ -229,6 +232,8 @@ export class Daemon {
     if (identity !== undefined) this.#becomeUser(identity);
     this.#logDescriptorBudget();
     this.#log("notice", `dsod Version ${DSOD_VERSION} (wasm-dso) standalone mode STARTUP`);
+    const degraded = watchdogNotice();
+    if (degraded !== undefined) this.#log("notice", `${MOD_DSO_VERSION}: ${degraded}`);
     this.#log("notice", `listening on ${bound.address} port ${bound.port}`);
   }
 
@@ -287,6 +292,7 @@ export class Daemon {
         () => this.#generation.dso.acls,
       ),
       socketAcl: () => this.#generation.ctrls.socketAcl,
+      moduleActions: () => moduleControlsActions(this.#generation.host.engineModules()),
       ctrlsAcls: () => this.#generation.ctrls.acls,
       maxClients: ctrls.maxClients,
       ...(ctrls.logFile !== undefined && { controlsLog: ctrls.logFile }),

@@ -6,10 +6,17 @@
  * in that folder against the installed SDK, built with its own asconfig.json
  * extending `wasm-dso/asconfig.json`, then loaded by the installed dsod and
  * called over FTP.
+ *
+ * The same tarball is installed a second time as on a machine without a
+ * compiler (CC and CXX name none, and the tarball has no prebuilt addons,
+ * as `npm pack --ignore-scripts` skips prebuild.mjs): the install still succeeds, and the daemon from there serves FTP,
+ * loads a module and says at start what runs degraded. Given prebuilt
+ * addons (scripts/prebuild.mjs), the install script takes them instead.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import type { SpawnSyncReturns } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,10 +35,19 @@ function npmEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function npm(args: readonly string[], cwd: string): string {
-  const result = spawnSync("npm", [...args, "--no-audit", "--no-fund", "--loglevel=error"], { cwd, env: npmEnv(), encoding: "utf8" });
+/** Runs npm, failing on a non-zero exit; returns its stdout, and with `output`, its stderr after it. */
+function npm(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}, output = false): string {
+  const result = spawnSync("npm", [...args, "--no-audit", "--no-fund", "--loglevel=error"], { cwd, env: { ...npmEnv(), ...env }, encoding: "utf8" });
   if (result.status !== 0) throw new Error(`npm ${args.join(" ")} failed (${result.status}):\n${result.stdout}\n${result.stderr}`);
-  return result.stdout;
+  return output ? `${result.stdout}${result.stderr}` : result.stdout;
+}
+
+/** An empty project folder in `work`. */
+function project(name: string): string {
+  const dir = path.join(work, name);
+  mkdirSync(dir);
+  writeFileSync(path.join(dir, "package.json"), `${JSON.stringify({ name, private: true, type: "module" })}\n`);
+  return dir;
 }
 
 /** Packs `dir` into `into` without running its scripts (this tree is built already); returns npm's file list and the tarball. */
@@ -48,18 +64,26 @@ let work: string;
 let app: string;
 let installed: string;
 let packedFiles: string[];
+/** The same tarball, installed where the addons cannot be built. */
+let bare: string;
+let bareInstalled: string;
+let bareInstallOutput: string;
+/** The environment of a machine without a C or C++ compiler, for node-gyp's make. */
+let noCompiler: NodeJS.ProcessEnv;
 
 beforeAll(() => {
   work = mkdtempSync(path.join(tmpdir(), "dsod-pkg-"));
   const ours = pack(ROOT, work);
   packedFiles = ours.files;
   const loader = pack(LOADER, work);
-  app = path.join(work, "app");
-  mkdirSync(app);
-  writeFileSync(path.join(app, "package.json"), `${JSON.stringify({ name: "consumer", private: true, type: "module" })}\n`);
+  app = project("app");
   // The install builds the native addons, as a user's would.
   npm(["install", "--offline", ours.tarball, loader.tarball], app);
   installed = path.join(app, "node_modules", "wasm-dso");
+  noCompiler = { CC: path.join(work, "no-cc"), CXX: path.join(work, "no-c++") };
+  bare = project("bare");
+  bareInstallOutput = npm(["install", "--offline", "--foreground-scripts", ours.tarball, loader.tarball], bare, noCompiler, true);
+  bareInstalled = path.join(bare, "node_modules", "wasm-dso");
 }, 240_000);
 
 afterAll(() => {
@@ -70,6 +94,39 @@ function run(command: string, args: readonly string[], cwd = app): SpawnSyncRetu
   return spawnSync(command, args, { cwd, encoding: "utf8", timeout: 60_000 });
 }
 
+interface Started {
+  readonly port: number;
+  /** Everything the daemon wrote to stderr so far. */
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts `<project>/node_modules/.bin/dsod -n -c config` and waits for its `listening` line. */
+async function startDsod(dir: string, config: string): Promise<Started> {
+  const daemon: ChildProcessWithoutNullStreams = spawn(path.join(dir, "node_modules", ".bin", "dsod"), ["-n", "-c", config], { cwd: dir });
+  let stderr = "";
+  const stop = (): Promise<void> =>
+    new Promise((resolve) => {
+      if (daemon.exitCode !== null || daemon.signalCode !== null) return resolve();
+      daemon.once("exit", () => resolve());
+      daemon.kill("SIGTERM");
+    });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      daemon.stderr.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString();
+        const match = /listening on \S+ port (\d+)/.exec(stderr);
+        if (match !== null) resolve(Number(match[1]));
+      });
+      daemon.once("exit", (code) => reject(new Error(`dsod exited with ${code}:\n${stderr}`)));
+    });
+    return { port, stderr: () => stderr, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
 describe("npm pack", () => {
   it("ships what a user runs: the host, the example modules, the SDK and its config, the docs, the addon sources", () => {
     const guests = readdirSync(path.join(ROOT, "guest-modules"))
@@ -77,15 +134,29 @@ describe("npm pack", () => {
       .map((f) => `dist/libexec/${f.replace(/\.ts$/, ".wasm")}`)
       .sort();
     expect(packedFiles.filter((f) => f.startsWith("dist/libexec/")).sort()).toEqual(guests);
-    for (const file of ["dist/host/cli/dsod.js", "dist/host/cli/dsoctl.js", "dist/host/index.d.ts", "asconfig.json", "guest-modules/sdk/index.ts", "binding.gyp", "docs/install.md"]) {
+    for (const file of [
+      "dist/host/cli/dsod.js",
+      "dist/host/cli/dsoctl.js",
+      "dist/host/index.d.ts",
+      "asconfig.json",
+      "guest-modules/sdk/index.ts",
+      "guest-modules/sdk/asconfig.json",
+      "guest-modules/sdk/constants.ts",
+      "guest-modules/sdk/README.md",
+      "binding.gyp",
+      "docs/install.md",
+      "scripts/install-native.mjs",
+      "scripts/native-addons.mjs",
+    ]) {
       expect(packedFiles).toContain(file);
     }
   });
 
-  it("ships no tests, fixtures, bench output, source maps, TypeScript sources of the host, or files users left in the demo home", () => {
+  it("ships no tests, fixtures, bench output, scripts but the install's, source maps, TypeScript sources of the host, or files users left in the demo home", () => {
     const stray = packedFiles.filter(
       (f) =>
-        /^(test|bench|scripts|\.ci)\//.test(f) ||
+        /^(test|bench|\.ci)\//.test(f) ||
+        (/^scripts\//.test(f) && !["scripts/install-native.mjs", "scripts/native-addons.mjs"].includes(f)) ||
         /^dist\/(?!host\/|libexec\/)/.test(f) ||
         f.endsWith(".map") ||
         (f.startsWith("host/") && f.endsWith(".ts")) ||
@@ -187,18 +258,9 @@ describe("a module written outside the repository, against the installed SDK", (
         "",
       ].join("\n"),
     );
-    const daemon = spawn(path.join(app, "node_modules", ".bin", "dsod"), ["-n", "-c", config], { cwd: app });
+    const daemon = await startDsod(app, config);
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        let stderr = "";
-        daemon.stderr.on("data", (chunk: Buffer) => {
-          stderr += chunk.toString();
-          const match = /listening on \S+ port (\d+)/.exec(stderr);
-          if (match !== null) resolve(Number(match[1]));
-        });
-        daemon.once("exit", (code) => reject(new Error(`dsod exited with ${code}:\n${stderr}`)));
-      });
-      const { client } = await FtpControl.connect(port);
+      const { client } = await FtpControl.connect(daemon.port);
       try {
         await client.login();
         expect(await client.send("HELLO out there")).toEqual(["200 Hello, out there"]);
@@ -206,10 +268,7 @@ describe("a module written outside the repository, against the installed SDK", (
         client.close();
       }
     } finally {
-      await new Promise((resolve) => {
-        daemon.once("exit", resolve);
-        daemon.kill("SIGTERM");
-      });
+      await daemon.stop();
     }
   });
 
@@ -227,5 +286,85 @@ describe("a module written outside the repository, against the installed SDK", (
       `Fatal: LoadModule: error loading module 'mod_hello.c': mod_hello.c: built without "importMemory": true (asc --importMemory): it passes strings through host symbols ('abort', 'pr_cmd_arg', 'pr_response_add' and 1 more), which the host reads in the memory it gives the module as env.memory; extend the SDK's config: "extends": "wasm-dso/asconfig.json" on line 4 of '${config}'`,
     );
     expect(readFileSync(path.join(dir, "modules", "mod_hello.wasm")).byteLength).toBeGreaterThan(0);
+  });
+});
+
+describe("installed without a compiler", () => {
+  const NOTICE = /controls clients prove their uid with a file/;
+
+  function config(dir: string, name: string): { file: string; socket: string } {
+    const socket = path.join(dir, `${name}.sock`);
+    const file = path.join(dir, `${name}.conf`);
+    writeFileSync(
+      file,
+      [
+        "DefaultAddress 127.0.0.1",
+        "Port 0",
+        `AuthUserFile ${bareInstalled}/examples/dsod.passwd`,
+        `ControlsSocket ${socket}`,
+        "ControlsSocketACL allow user *",
+        "ModuleControlsACLs all allow user *",
+        "LoadModule mod_test.c",
+        "",
+      ].join("\n"),
+    );
+    return { file, socket };
+  }
+
+  it("installs, with a warning that says what runs degraded and how to build the addons later", () => {
+    expect(bareInstallOutput).toContain(
+      "wasm-dso: the native addons were not built (no prebuilt peercred addon for linux-x64; node-gyp exited with 1: it needs python3, make and g++).\n",
+    );
+    expect(bareInstallOutput).toContain("wasm-dso: To build them later: npm rebuild wasm-dso\n");
+    expect(existsSync(path.join(bareInstalled, "build", "Release", "peercred.node"))).toBe(false);
+  });
+
+  it("checks a config that loads a module, with dsod -t", () => {
+    const { file } = config(bare, "check");
+    const result = run(path.join(bare, "node_modules", ".bin", "dsod"), ["-t", "-c", file], bare);
+    expect(logMessages(result.stderr).filter((line) => line.startsWith("Fatal"))).toEqual([]);
+    expect(result.stdout).toBe("Checking syntax of configuration file\nSyntax check complete.\n");
+    expect(result.status).toBe(0);
+  });
+
+  it("serves FTP and a module's command, says once at start how controls callers are identified and CPU budgets enforced, and serves dsoctl", async () => {
+    const { file, socket } = config(bare, "serve");
+    const daemon = await startDsod(bare, file);
+    try {
+      expect(logMessages(daemon.stderr()).filter((line) => NOTICE.test(line))).toEqual([
+        `mod_ctrls/0.9.5: cannot check client credentials: unable to load ${bareInstalled}/build/Release/peercred.node (run \`npm rebuild\` (it needs python3, make and g++)); controls clients prove their uid with a file they create in '${socket}.identify' instead (docs/security.md, "Controls identity without the peercred addon")`,
+      ]);
+      const cpu = logMessages(daemon.stderr()).filter((line) => line.includes("CPU budgets enforced"));
+      expect(cpu).toEqual([
+        `mod_dso/0.5: CPU budgets enforced in wall-clock time by node:vm (unable to load ${bareInstalled}/build/Release/watchdog.node (run \`npm rebuild\` (it needs python3, make and g++)))`,
+      ]);
+      const { client } = await FtpControl.connect(daemon.port);
+      try {
+        await client.login();
+        expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
+        expect(await client.send("TEST hi")).toEqual(["200 Hello from mod_test: hi"]);
+      } finally {
+        client.close();
+      }
+      const lsmod = run(path.join(bare, "node_modules", ".bin", "dsoctl"), ["-s", socket, "lsmod"], bare);
+      expect([lsmod.status, lsmod.stderr, lsmod.stdout.split("\n")[0]]).toEqual([0, "", "dsoctl: Loaded Modules:"]);
+      expect(lsmod.stdout).toContain("dsoctl:   mod_test.c\n");
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  it("takes prebuilt addons when they load (scripts/prebuild.mjs), and dsod then runs without the fallback", async () => {
+    const built = run(process.execPath, [path.join(ROOT, "scripts", "prebuild.mjs"), "--strict", "--out", path.join(bareInstalled, "prebuilds", "linux-x64")], ROOT);
+    expect(built.status).toBe(0);
+    const output = npm(["rebuild", "wasm-dso", "--offline", "--foreground-scripts"], bare, noCompiler, true);
+    expect(output).toContain("wasm-dso: using the prebuilt native addons in prebuilds/linux-x64\n");
+    const { file } = config(bare, "prebuilt");
+    const daemon = await startDsod(bare, file);
+    try {
+      expect(logMessages(daemon.stderr()).filter((line) => NOTICE.test(line))).toEqual([]);
+    } finally {
+      await daemon.stop();
+    }
   });
 });

@@ -16,8 +16,29 @@
 // header and function entry (the stack-guard check Liftoff and TurboFan emit
 // anyway), so asking V8 to terminate costs the guest nothing per iteration,
 // unlike fuel counters compiled into the guest. Node exposes that only through
-// vm's `timeout`, which starts a thread per call (~50 us); N-API has no
-// TerminateExecution at all. Hence the V8 API, and one persistent thread.
+// vm's `timeout`, which starts a thread per call (~50 us); Node-API has no
+// TerminateExecution at all. Hence one persistent thread, and V8 itself.
+//
+// How V8 is reached: everything else goes through Node-API, whose ABI is
+// stable, so one build loads on every Node line (20, 22, 24, 26...). V8's C++
+// API is not: Node 26 removed v8::Context::GetIsolate, which the previous
+// version of this file needed to compile. The four V8 functions the watchdog
+// needs (Isolate::GetCurrent, TerminateExecution, CancelTerminateExecution,
+// IsExecutionTerminating) have kept their names and signatures since V8 3, so
+// they are looked up at load, by their Itanium-mangled names, among the
+// symbols the node binary exports to addons (a non-virtual member function is
+// a plain function taking `this` first). No V8 header is included: the binary
+// has no compile-time V8 ABI dependency. If a symbol is missing, loading the
+// addon throws and the host falls back to node:vm (host/sandbox/watchdog.ts).
+//
+// How a termination crosses napi_call_function: V8 unwinds fn, and the call
+// returns napi_pending_exception, with the termination's placeholder (null)
+// stored as the env's last exception. Left there, Node-API would throw it
+// when this callback returns, as a catchable `null`; so every path that sees
+// a termination takes it out (napi_get_and_clear_last_exception) and lets
+// V8's own state decide: cancelled (our interrupt, at the outermost call) or
+// still terminating (nested calls, worker.terminate()), in which case V8 goes
+// on unwinding once this callback returns.
 //
 // Protocol between the JS thread (the one running the isolate) and the
 // watchdog thread, all through `slot_`, one 64-bit atomic word:
@@ -35,14 +56,14 @@
 // Fast path (a call that ends within budget, with the watchdog already
 // sleeping past the new deadline): two clock reads (the wall clock through the
 // vDSO; the thread's CPU clock, a ~0.2 us syscall on Linux), a seq_cst store,
-// load and exchange, and a v8::TryCatch (~0.35 us in all, next to ~45 us for
-// vm's timeout). The watchdog thread is only signalled
+// load and exchange, and napi_call_function (~0.3 us in all, next to ~45 us
+// for vm's timeout). The watchdog thread is only signalled
 // (futex) when it is parked or would wake later than the new deadline, which
 // is once per burst of calls, not once per call.
 
-#include <node.h>
-#include <v8.h>
+#include <node_api.h>
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
@@ -60,21 +81,6 @@
 
 namespace {
 
-using v8::Context;
-using v8::Exception;
-using v8::External;
-using v8::Function;
-using v8::FunctionCallbackInfo;
-using v8::FunctionTemplate;
-using v8::Isolate;
-using v8::Local;
-using v8::MaybeLocal;
-using v8::Number;
-using v8::Object;
-using v8::String;
-using v8::TryCatch;
-using v8::Value;
-
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kClaimed = 1;
@@ -82,6 +88,41 @@ constexpr uint64_t kClaimed = 1;
 constexpr int64_t kNever = INT64_MAX;
 // Longest budget accepted: keeps now + budget far from int64 overflow.
 constexpr double kMaxBudgetMs = 2147483647.0;
+
+// The V8 functions the watchdog calls, resolved by V8Api::Resolve. An
+// isolate is opaque here: only ever passed back to V8.
+struct V8Api {
+  void* (*get_current)();                // static v8::Isolate* v8::Isolate::GetCurrent()
+  void (*terminate)(void* isolate);      // void v8::Isolate::TerminateExecution(), thread-safe
+  void (*cancel)(void* isolate);         // void v8::Isolate::CancelTerminateExecution()
+  bool (*is_terminating)(void* isolate); // bool v8::Isolate::IsExecutionTerminating()
+
+  // Fills the table from the process's exported symbols; returns the first
+  // symbol missing, or nullptr.
+  const char* Resolve() {
+    struct Entry {
+      const char* symbol;
+      const char* name;
+      void** slot;
+    };
+    const Entry entries[] = {
+        {"_ZN2v87Isolate10GetCurrentEv", "v8::Isolate::GetCurrent", reinterpret_cast<void**>(&get_current)},
+        {"_ZN2v87Isolate18TerminateExecutionEv", "v8::Isolate::TerminateExecution",
+         reinterpret_cast<void**>(&terminate)},
+        {"_ZN2v87Isolate24CancelTerminateExecutionEv", "v8::Isolate::CancelTerminateExecution",
+         reinterpret_cast<void**>(&cancel)},
+        {"_ZN2v87Isolate22IsExecutionTerminatingEv", "v8::Isolate::IsExecutionTerminating",
+         reinterpret_cast<void**>(&is_terminating)},
+    };
+    for (const Entry& entry : entries) {
+      *entry.slot = dlsym(RTLD_DEFAULT, entry.symbol);
+      if (*entry.slot == nullptr) return entry.name;
+    }
+    return nullptr;
+  }
+};
+
+V8Api v8api{};
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -140,7 +181,7 @@ class ThreadCpuClock {
 
 class Watchdog {
  public:
-  explicit Watchdog(Isolate* isolate) : isolate_(isolate) {}
+  explicit Watchdog(void* isolate) : isolate_(isolate) {}
 
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
@@ -231,6 +272,7 @@ class Watchdog {
   double wakeups() const { return static_cast<double>(wakeups_.load(std::memory_order_relaxed)); }
   double cpu_rechecks() const { return static_cast<double>(cpu_rechecks_.load(std::memory_order_relaxed)); }
   bool started() const { return started_; }
+  void* isolate() const { return isolate_; }
 
  private:
   static void* Start(void* self) {
@@ -281,7 +323,7 @@ class Watchdog {
             // Thread-safe by V8's contract; takes effect at the next
             // interrupt check of the JS thread, or is cancelled by Disarm's
             // caller if the call has already returned.
-            isolate_->TerminateExecution();
+            v8api.terminate(isolate_);
             interrupts_.fetch_add(1, std::memory_order_relaxed);
             fired_gen_.store(gen, std::memory_order_release);
           }
@@ -312,7 +354,7 @@ class Watchdog {
     }
   }
 
-  Isolate* const isolate_;
+  void* const isolate_;
   pthread_t thread_{};
   bool started_ = false;  // JS thread only.
   std::mutex mutex_;
@@ -340,174 +382,208 @@ class Watchdog {
   std::atomic<uint64_t> cpu_rechecks_{0};
 };
 
-Watchdog* FromData(const FunctionCallbackInfo<Value>& args) {
-  return static_cast<Watchdog*>(args.Data().As<External>()->Value());
-}
+// The one way out of a callback on failure: Node-API throws whatever is
+// pending (or nothing, if the env can no longer run JS) when it returns.
+#define NAPI_OR_RETURN(call) \
+  do {                       \
+    if ((call) != napi_ok) { \
+      return nullptr;        \
+    }                        \
+  } while (0)
 
-void ThrowTypeError(Isolate* isolate, const char* message) {
-  isolate->ThrowException(Exception::TypeError(
-      String::NewFromUtf8(isolate, message).ToLocalChecked()));
+// Drops the exception napi_call_function stored for a termination (see the
+// comment at the top): what happens next is V8's state, not a stored value.
+void ForgetTermination(napi_env env) {
+  napi_value ignored;
+  napi_get_and_clear_last_exception(env, &ignored);
 }
 
 // The error the outermost guarded call throws after cancelling the
 // termination: a plain Error that JS can catch, recognisable by its code
 // (host/sandbox/watchdog.ts turns it into a DsoError).
-void ThrowInterrupted(Isolate* isolate, double budget_ms) {
-  Local<Context> context = isolate->GetCurrentContext();
+napi_value ThrowInterrupted(napi_env env, double budget_ms) {
   char text[96];
-  snprintf(text, sizeof text, "guest call interrupted: ran past its %g ms CPU budget",
-           budget_ms);
-  Local<Value> error =
-      Exception::Error(String::NewFromUtf8(isolate, text).ToLocalChecked());
-  Local<Object> object = error.As<Object>();
-  object
-      ->Set(context, String::NewFromUtf8Literal(isolate, "code"),
-            String::NewFromUtf8Literal(isolate, "ERR_GUEST_INTERRUPTED"))
-      .Check();
-  object
-      ->Set(context, String::NewFromUtf8Literal(isolate, "budgetMs"),
-            Number::New(isolate, budget_ms))
-      .Check();
-  isolate->ThrowException(error);
+  snprintf(text, sizeof text, "guest call interrupted: ran past its %g ms CPU budget", budget_ms);
+  napi_value code, message, error, budget;
+  NAPI_OR_RETURN(napi_create_string_utf8(env, "ERR_GUEST_INTERRUPTED", NAPI_AUTO_LENGTH, &code));
+  NAPI_OR_RETURN(napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message));
+  // napi_create_error sets `code` itself.
+  NAPI_OR_RETURN(napi_create_error(env, code, message, &error));
+  NAPI_OR_RETURN(napi_create_double(env, budget_ms, &budget));
+  NAPI_OR_RETURN(napi_set_named_property(env, error, "budgetMs", budget));
+  napi_throw(env, error);
+  return nullptr;
+}
+
+napi_value ThrowNotAFunction(napi_env env) {
+  napi_throw_type_error(env, nullptr, "callGuarded: fn must be a function");
+  return nullptr;
 }
 
 // callGuarded(fn, budgetMs): calls fn() with no arguments and returns its
 // result; interrupts it once it has used budgetMs of the thread's CPU time.
-void CallGuarded(const FunctionCallbackInfo<Value>& args) {
-  Watchdog* wd = FromData(args);
-  Isolate* isolate = args.GetIsolate();
-  if (args.Length() < 2 || !args[0]->IsFunction()) {
-    return ThrowTypeError(isolate, "callGuarded: fn must be a function");
+napi_value CallGuarded(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  void* data = nullptr;
+  NAPI_OR_RETURN(napi_get_cb_info(env, info, &argc, args, nullptr, &data));
+  Watchdog* wd = static_cast<Watchdog*>(data);
+  if (argc < 2) return ThrowNotAFunction(env);
+  // fn's type is checked by napi_call_function itself (napi_invalid_arg, nothing thrown): one call less per call.
+  double budget_ms = 0;
+  if (napi_get_value_double(env, args[1], &budget_ms) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "callGuarded: budgetMs must be a number");
+    return nullptr;
   }
-  if (!args[1]->IsNumber()) {
-    return ThrowTypeError(isolate, "callGuarded: budgetMs must be a number");
-  }
-  const double budget_ms = args[1].As<Number>()->Value();
   if (!(budget_ms > 0 && budget_ms <= kMaxBudgetMs)) {
-    isolate->ThrowException(Exception::RangeError(
-        String::NewFromUtf8Literal(isolate,
-                                   "callGuarded: budgetMs must be > 0 and <= 2147483647")));
-    return;
+    napi_throw_range_error(env, nullptr, "callGuarded: budgetMs must be > 0 and <= 2147483647");
+    return nullptr;
   }
-  Local<Function> fn = args[0].As<Function>();
-  Local<Context> context = isolate->GetCurrentContext();
-  Local<Value> receiver = v8::Undefined(isolate);
+  napi_value receiver;
+  NAPI_OR_RETURN(napi_get_undefined(env, &receiver));
+  void* const isolate = wd->isolate();
+  napi_value result = nullptr;
 
   if (wd->depth > 0) {
     // Nested (a guest called a host function that guards another guest):
-    // the outermost deadline rules and this budget is ignored. No TryCatch:
-    // an exception propagates as is, and a termination must keep unwinding
-    // through the guest frames between here and the outermost call, which
-    // alone cancels it (cancelling here would hand the guest a catchable
-    // error, and the outer guest could carry on past its budget).
+    // the outermost deadline rules and this budget is ignored. An exception
+    // propagates as is (Node-API rethrows it), and a termination must keep
+    // unwinding through the guest frames between here and the outermost
+    // call, which alone cancels it (cancelling here would hand the guest a
+    // catchable error, and the outer guest could carry on past its budget).
     ++wd->depth;
-    MaybeLocal<Value> result = fn->Call(context, receiver, 0, nullptr);
+    const napi_status status = napi_call_function(env, receiver, args[0], 0, nullptr, &result);
     --wd->depth;
-    Local<Value> value;
-    if (result.ToLocal(&value)) args.GetReturnValue().Set(value);
-    return;
+    if (status == napi_ok) return result;
+    if (status == napi_invalid_arg) return ThrowNotAFunction(env);
+    if (v8api.is_terminating(isolate)) ForgetTermination(env);
+    return nullptr;
   }
 
   if (!wd->EnsureThread()) {
-    isolate->ThrowException(Exception::Error(String::NewFromUtf8Literal(
-        isolate, "callGuarded: cannot start the watchdog thread")));
-    return;
+    napi_throw_error(env, nullptr, "callGuarded: cannot start the watchdog thread");
+    return nullptr;
   }
 
-  bool interrupted = false;
-  {
-    TryCatch try_catch(isolate);
-    wd->depth = 1;
-    wd->Arm(static_cast<int64_t>(budget_ms * 1e6));
-    MaybeLocal<Value> result = fn->Call(context, receiver, 0, nullptr);
-    const bool fired = wd->Disarm();
-    wd->depth = 0;
-    Local<Value> value;
-    const bool returned = result.ToLocal(&value);
-    const bool terminated = !returned && try_catch.HasTerminated();
+  wd->depth = 1;
+  wd->Arm(static_cast<int64_t>(budget_ms * 1e6));
+  const napi_status status = napi_call_function(env, receiver, args[0], 0, nullptr, &result);
+  const bool fired = wd->Disarm();
+  wd->depth = 0;
+  if (status == napi_ok) {
     if (fired) {
-      // Ours: whether it already unwound fn or is still pending (fn returned
-      // or threw just as the budget ran out), it must not reach later JS.
-      // A call that completed keeps its result: the work is done, and an
-      // interrupt now would only waste it.
-      isolate->CancelTerminateExecution();
-      interrupted = terminated;
-      if (!terminated) ++wd->late;
-    } else if (terminated) {
-      // Somebody else's termination (worker.terminate(), process exit):
-      // keep unwinding, as node's contextify does.
-      return;
+      // fn returned just as the budget ran out: it keeps its result (the
+      // work is done, an interrupt now would only waste it), and the
+      // termination, pending or not, must not reach later JS.
+      v8api.cancel(isolate);
+      ++wd->late;
     }
-    if (!interrupted) {
-      if (returned) {
-        args.GetReturnValue().Set(value);
-      } else if (try_catch.HasCaught()) {
-        try_catch.ReThrow();
-      }
-      return;
-    }
+    return result;
   }
-  ThrowInterrupted(isolate, budget_ms);
+  const bool terminated = v8api.is_terminating(isolate);
+  if (fired) {
+    // Ours: whether it already unwound fn or is still pending (fn threw just
+    // as the budget ran out), it must not reach later JS.
+    v8api.cancel(isolate);
+    if (terminated) {
+      ForgetTermination(env);
+      return ThrowInterrupted(env, budget_ms);
+    }
+    ++wd->late;
+  } else if (terminated) {
+    // Somebody else's termination (worker.terminate(), process exit): keep
+    // unwinding, as node's contextify does.
+    ForgetTermination(env);
+    return nullptr;
+  }
+  if (status == napi_invalid_arg) return ThrowNotAFunction(env);
+  // fn threw: Node-API rethrows the stored exception, the same value.
+  return nullptr;
 }
 
-void Stats(const FunctionCallbackInfo<Value>& args) {
-  Watchdog* wd = FromData(args);
-  Isolate* isolate = args.GetIsolate();
-  Local<Context> context = isolate->GetCurrentContext();
-  Local<Object> out = Object::New(isolate);
-  auto set = [&](const char* key, Local<Value> value) {
-    out->Set(context, String::NewFromUtf8(isolate, key).ToLocalChecked(), value).Check();
+napi_value Stats(napi_env env, napi_callback_info info) {
+  void* data = nullptr;
+  NAPI_OR_RETURN(napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data));
+  const Watchdog* wd = static_cast<const Watchdog*>(data);
+  napi_value out;
+  NAPI_OR_RETURN(napi_create_object(env, &out));
+  napi_value started;
+  NAPI_OR_RETURN(napi_get_boolean(env, wd->started(), &started));
+  NAPI_OR_RETURN(napi_set_named_property(env, out, "threadStarted", started));
+  const struct {
+    const char* key;
+    double value;
+  } counters[] = {
+      {"interrupts", wd->interrupts()},     {"notifies", wd->notifies()},
+      {"wakeups", wd->wakeups()},           {"lateFires", wd->late_fires()},
+      {"cpuRechecks", wd->cpu_rechecks()},  {"depth", static_cast<double>(wd->depth)},
   };
-  set("threadStarted", v8::Boolean::New(isolate, wd->started()));
-  set("interrupts", Number::New(isolate, wd->interrupts()));
-  set("notifies", Number::New(isolate, wd->notifies()));
-  set("wakeups", Number::New(isolate, wd->wakeups()));
-  set("lateFires", Number::New(isolate, wd->late_fires()));
-  set("cpuRechecks", Number::New(isolate, wd->cpu_rechecks()));
-  set("depth", Number::New(isolate, wd->depth));
-  args.GetReturnValue().Set(out);
+  for (const auto& counter : counters) {
+    napi_value number;
+    NAPI_OR_RETURN(napi_create_double(env, counter.value, &number));
+    NAPI_OR_RETURN(napi_set_named_property(env, out, counter.key, number));
+  }
+  return out;
 }
 
 // threadCpuTime(): the calling (JS) thread's CPU time in ms, user and system,
 // for charging a session's command with what it used (host/ftp/scheduler.ts).
-void ThreadCpuTime(const FunctionCallbackInfo<Value>& args) {
-  args.GetReturnValue().Set(Number::New(args.GetIsolate(), static_cast<double>(OwnCpuNs()) / 1e6));
+napi_value ThreadCpuTime(napi_env env, napi_callback_info) {
+  napi_value ms;
+  NAPI_OR_RETURN(napi_create_double(env, static_cast<double>(OwnCpuNs()) / 1e6, &ms));
+  return ms;
 }
 
 // Tests only: setDisarmDelayForTesting(ns).
-void SetDisarmDelay(const FunctionCallbackInfo<Value>& args) {
-  Watchdog* wd = FromData(args);
-  if (args.Length() < 1 || !args[0]->IsNumber()) {
-    return ThrowTypeError(args.GetIsolate(), "setDisarmDelayForTesting: ns must be a number");
+napi_value SetDisarmDelay(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  void* data = nullptr;
+  NAPI_OR_RETURN(napi_get_cb_info(env, info, &argc, &arg, nullptr, &data));
+  double ns = 0;
+  if (argc < 1 || napi_get_value_double(env, arg, &ns) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "setDisarmDelayForTesting: ns must be a number");
+    return nullptr;
   }
-  const double ns = args[0].As<Number>()->Value();
-  wd->disarm_delay_ns = ns > 0 && ns < 1e10 ? static_cast<int64_t>(ns) : 0;
+  static_cast<Watchdog*>(data)->disarm_delay_ns = ns > 0 && ns < 1e10 ? static_cast<int64_t>(ns) : 0;
+  return nullptr;
 }
 
 void Cleanup(void* arg) { delete static_cast<Watchdog*>(arg); }
 
+// One Watchdog (and thread) per environment, the main thread's or a
+// worker's, bound to its own isolate and freed with it. Heap allocated and
+// never a static, so an exit() that skips environment cleanup leaves a
+// running thread to the OS instead of a joinable thread in a static
+// destructor.
+napi_value Init(napi_env env, napi_value exports) {
+  const char* missing = v8api.Resolve();
+  if (missing != nullptr) {
+    char text[160];
+    snprintf(text, sizeof text, "watchdog: this Node.js does not export %s", missing);
+    napi_throw_error(env, "ERR_WATCHDOG_UNUSABLE", text);
+    return nullptr;
+  }
+  void* isolate = v8api.get_current();
+  if (isolate == nullptr) {
+    napi_throw_error(env, "ERR_WATCHDOG_UNUSABLE", "watchdog: no current V8 isolate");
+    return nullptr;
+  }
+  Watchdog* wd = new Watchdog(isolate);
+  if (napi_add_env_cleanup_hook(env, Cleanup, wd) != napi_ok) {
+    delete wd;
+    return nullptr;
+  }
+  const napi_property_descriptor methods[] = {
+      {"callGuarded", nullptr, CallGuarded, nullptr, nullptr, nullptr, napi_default_jsproperty, wd},
+      {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default_jsproperty, wd},
+      {"threadCpuTime", nullptr, ThreadCpuTime, nullptr, nullptr, nullptr, napi_default_jsproperty, wd},
+      {"setDisarmDelayForTesting", nullptr, SetDisarmDelay, nullptr, nullptr, nullptr, napi_default_jsproperty, wd},
+  };
+  if (napi_define_properties(env, exports, sizeof methods / sizeof methods[0], methods) != napi_ok) return nullptr;
+  return exports;
+}
+
 }  // namespace
 
-// Context-aware, so worker threads can load it too: each environment gets its
-// own Watchdog (and thread), bound to its own isolate, freed with it. Heap
-// allocated and never a static, so an exit() that skips environment cleanup
-// leaves a running thread to the OS instead of a joinable std::thread in a
-// static destructor (std::terminate).
-NODE_MODULE_INIT(/* exports, module, context */) {
-  Isolate* isolate = context->GetIsolate();
-  Watchdog* wd = new Watchdog(isolate);
-  node::AddEnvironmentCleanupHook(isolate, Cleanup, wd);
-  Local<External> data = External::New(isolate, wd);
-  auto method = [&](const char* name, v8::FunctionCallback callback) {
-    Local<Function> fn = FunctionTemplate::New(isolate, callback, data)
-                             ->GetFunction(context)
-                             .ToLocalChecked();
-    Local<String> key = String::NewFromUtf8(isolate, name).ToLocalChecked();
-    fn->SetName(key);
-    exports->Set(context, key, fn).Check();
-  };
-  method("callGuarded", CallGuarded);
-  method("stats", Stats);
-  method("threadCpuTime", ThreadCpuTime);
-  method("setDisarmDelayForTesting", SetDisarmDelay);
-}
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
