@@ -8,7 +8,8 @@
  * - small: mod_test.wasm, the manual's example guest (~5 KB, built by prebench);
  * - large: generated here, ~450 KB: 2,400 exported functions with small
  *   bodies, a 128 KB data segment, `env.memory`, `large_module` = 0x20 (the
- *   shape of the baselines' large guest, baselines.md §2);
+ *   shape of a large AssemblyScript guest, whose exports and data make an
+ *   instantiation cost about 2 ms even from a compiled Module);
  * - cold: bytes this process has never loaded (a unique custom section per
  *   sample defeats both ModuleHost's compile cache and V8's native module
  *   cache), written to the module file before the timed cycle;
@@ -26,7 +27,7 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ModuleHost } from "../host/modules/module-host.js";
 import { tuneHeapForModuleChurn } from "../host/system/heap.js";
-import { ByteWriter, header, section } from "./wasm-fixtures.js";
+import { ByteWriter } from "./wasm-encoder.js";
 import { MODULE_API_VERSION } from "../host/modules/module-api.js";
 import { elapsedNs, formatNumber, percentile, rowOf } from "./stats.js";
 import type { Row } from "./stats.js";
@@ -87,22 +88,22 @@ function largeBody(k: number): ByteWriter {
  * each of `functions` functions, and initialises `dataBytes` of memory.
  */
 export function largeModuleBytes(functions = LARGE_FUNCTIONS, dataBytes = LARGE_DATA_BYTES): Uint8Array<ArrayBuffer> {
-  const out = header();
-  section(out, 1, new ByteWriter().u32(1).byte(0x60).u32(1).byte(I32).u32(1).byte(I32));
-  section(out, 2, new ByteWriter().u32(1).name("env").name("memory").byte(0x02).byte(0x01).u32(4).u32(16));
+  const out = ByteWriter.module();
+  out.section(1, new ByteWriter().u32(1).byte(0x60).u32(1).byte(I32).u32(1).byte(I32));
+  out.section(2, new ByteWriter().u32(1).name("env").name("memory").byte(0x02).byte(0x01).u32(4).u32(16));
   const funcs = new ByteWriter().u32(functions);
   for (let i = 0; i < functions; i++) funcs.u32(0);
-  section(out, 3, funcs);
-  section(out, 6, new ByteWriter().u32(1).byte(I32).byte(0x00).byte(Op.i32Const).s32(MODULE_API_VERSION).byte(Op.end));
+  out.section(3, funcs);
+  out.section(6, new ByteWriter().u32(1).byte(I32).byte(0x00).byte(Op.i32Const).s32(MODULE_API_VERSION).byte(Op.end));
   const exports = new ByteWriter().u32(functions + 1).name("large_module").byte(0x03).u32(0);
   for (let i = 0; i < functions; i++) exports.name(`large_fn_${String(i).padStart(4, "0")}`).byte(0x00).u32(i);
-  section(out, 7, exports);
+  out.section(7, exports);
   const code = new ByteWriter().u32(functions);
   for (let i = 0; i < functions; i++) {
     const body = largeBody(i);
     code.u32(body.length).bytes(body.toBytes());
   }
-  section(out, 10, code);
+  out.section(10, code);
   // Deterministic xorshift bytes: compressible data would not change load cost, but keep it honest.
   const data = new Uint8Array(dataBytes);
   let x = 0x2545f491;
@@ -112,7 +113,7 @@ export function largeModuleBytes(functions = LARGE_FUNCTIONS, dataBytes = LARGE_
     x ^= x << 5;
     data[i] = x & 0xff;
   }
-  section(out, 11, new ByteWriter().u32(1).byte(0x00).byte(Op.i32Const).s32(1024).byte(Op.end).u32(dataBytes).bytes(data));
+  out.section(11, new ByteWriter().u32(1).byte(0x00).byte(Op.i32Const).s32(1024).byte(Op.end).u32(dataBytes).bytes(data));
   return out.toBytes();
 }
 
@@ -123,7 +124,7 @@ export function largeModuleBytes(functions = LARGE_FUNCTIONS, dataBytes = LARGE_
  */
 export function withUniqueSection(bytes: Uint8Array, tag: string): Uint8Array<ArrayBuffer> {
   const out = new ByteWriter().bytes(bytes);
-  section(out, 0, new ByteWriter().name("wasm-dso-bench").bytes(Buffer.from(tag, "utf8")));
+  out.section(0, new ByteWriter().name("wasm-dso-bench").bytes(Buffer.from(tag, "utf8")));
   return out.toBytes();
 }
 

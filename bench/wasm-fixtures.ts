@@ -1,108 +1,14 @@
 /**
- * Binaries for the link benchmark, written by a small hand-made encoder rather
- * than wabt: a library with 100,000 exports is about 1.5 MB of text for wabt to
- * parse, while encoding it directly takes a few milliseconds and keeps the
- * setup out of the one-minute budget.
- *
- * Only what the fixtures need is encoded: func types without locals, function
- * and global imports/exports, an imported memory and i32 constant globals.
+ * Binaries for the link benchmark, written with the hand-made encoder
+ * (wasm-encoder.ts) rather than wabt: a library with 100,000 exports is about
+ * 1.5 MB of text for wabt to parse, while encoding it directly takes a few
+ * milliseconds and keeps the setup out of the one-minute budget.
  */
-
-const MAGIC_AND_VERSION = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00] as const;
-
-const Section = {
-  type: 1,
-  import: 2,
-  function: 3,
-  global: 6,
-  export: 7,
-  code: 10,
-} as const;
-
-const ExternKind = { func: 0x00, memory: 0x02, global: 0x03 } as const;
-
-const I32 = 0x7f;
-const FUNC_TYPE = 0x60;
-const Op = { i32Const: 0x41, end: 0x0b } as const;
-
-/** A growable byte buffer; doubling keeps 100k-entry sections linear. */
-export class ByteWriter {
-  #bytes = new Uint8Array(256);
-  #length = 0;
-
-  get length(): number {
-    return this.#length;
-  }
-
-  #reserve(extra: number): void {
-    if (this.#length + extra <= this.#bytes.length) return;
-    let size = this.#bytes.length * 2;
-    while (size < this.#length + extra) size *= 2;
-    const grown = new Uint8Array(size);
-    grown.set(this.#bytes.subarray(0, this.#length));
-    this.#bytes = grown;
-  }
-
-  byte(value: number): this {
-    this.#reserve(1);
-    this.#bytes[this.#length++] = value & 0xff;
-    return this;
-  }
-
-  bytes(values: ArrayLike<number>): this {
-    this.#reserve(values.length);
-    this.#bytes.set(values, this.#length);
-    this.#length += values.length;
-    return this;
-  }
-
-  /** Unsigned LEB128. */
-  u32(value: number): this {
-    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new RangeError(`u32 out of range: ${value}`);
-    let rest = value;
-    do {
-      let b = rest & 0x7f;
-      rest = Math.floor(rest / 128);
-      if (rest !== 0) b |= 0x80;
-      this.byte(b);
-    } while (rest !== 0);
-    return this;
-  }
-
-  /** Signed LEB128 of an i32. */
-  s32(value: number): this {
-    let rest = value | 0;
-    for (;;) {
-      const b = rest & 0x7f;
-      rest >>= 7;
-      const done = (rest === 0 && (b & 0x40) === 0) || (rest === -1 && (b & 0x40) !== 0);
-      this.byte(done ? b : b | 0x80);
-      if (done) return this;
-    }
-  }
-
-  /** A name: byte length, then UTF-8. */
-  name(value: string): this {
-    const encoded = new TextEncoder().encode(value);
-    return this.u32(encoded.length).bytes(encoded);
-  }
-
-  toBytes(): Uint8Array<ArrayBuffer> {
-    return this.#bytes.slice(0, this.#length);
-  }
-}
-
-export function section(out: ByteWriter, id: number, body: ByteWriter): void {
-  out.byte(id).u32(body.length).bytes(body.toBytes());
-}
-
-export function header(): ByteWriter {
-  return new ByteWriter().bytes(MAGIC_AND_VERSION);
-}
+import { ByteWriter, ExternKind, FUNC_TYPE, I32, Op, SectionId as Section } from "./wasm-encoder.js";
 
 /** Type section with the single type `func () -> i32` (index 0). */
 function typeSectionReturningI32(out: ByteWriter): void {
-  section(out, Section.type, new ByteWriter().u32(1).byte(FUNC_TYPE).u32(0).u32(1).byte(I32));
+  out.section(Section.type, new ByteWriter().u32(1).byte(FUNC_TYPE).u32(0).u32(1).byte(I32));
 }
 
 /**
@@ -111,14 +17,14 @@ function typeSectionReturningI32(out: ByteWriter): void {
  * and the cheapest way to make a provider of N distinct global symbols.
  */
 export function libraryExporting(names: readonly string[]): Uint8Array<ArrayBuffer> {
-  const out = header();
+  const out = ByteWriter.module();
   typeSectionReturningI32(out);
-  section(out, Section.function, new ByteWriter().u32(1).u32(0));
+  out.section(Section.function, new ByteWriter().u32(1).u32(0));
   const exports = new ByteWriter().u32(names.length);
   for (const name of names) exports.name(name).byte(ExternKind.func).u32(0);
-  section(out, Section.export, exports);
+  out.section(Section.export, exports);
   const body = new ByteWriter().u32(0).byte(Op.i32Const).s32(42).byte(Op.end);
-  section(out, Section.code, new ByteWriter().u32(1).u32(body.length).bytes(body.toBytes()));
+  out.section(Section.code, new ByteWriter().u32(1).u32(body.length).bytes(body.toBytes()));
   return out.toBytes();
 }
 
@@ -133,16 +39,16 @@ export function moduleImporting(
   moduleSymbol: string,
   apiVersion: number,
 ): Uint8Array<ArrayBuffer> {
-  const out = header();
+  const out = ByteWriter.module();
   typeSectionReturningI32(out);
   const importSection = new ByteWriter().u32(imports.length + 1);
   // One page, no growth: the host still creates a Memory per load, as it would for a real module.
   importSection.name("env").name("memory").byte(ExternKind.memory).byte(0x01).u32(1).u32(1);
   for (const name of imports) importSection.name("env").name(name).byte(ExternKind.func).u32(0);
-  section(out, Section.import, importSection);
+  out.section(Section.import, importSection);
   const globals = new ByteWriter().u32(1).byte(I32).byte(0x00).byte(Op.i32Const).s32(apiVersion).byte(Op.end);
-  section(out, Section.global, globals);
-  section(out, Section.export, new ByteWriter().u32(1).name(moduleSymbol).byte(ExternKind.global).u32(0));
+  out.section(Section.global, globals);
+  out.section(Section.export, new ByteWriter().u32(1).name(moduleSymbol).byte(ExternKind.global).u32(0));
   return out.toBytes();
 }
 

@@ -1,9 +1,9 @@
 // Builds every guest with asc through asconfig.json: the example modules and
 // libraries (guest-modules/*.ts) into dist/libexec/, our $prefix/libexec, the
 // default ModulePath; the test guests (test/fixtures/guests/*.ts) into
-// dist/test-fixtures/; and the SDK's host declarations into dist/sdk/ for the
-// ABI test. A guest is rebuilt only when its source, the SDK, asconfig.json or
-// the compiler changed.
+// dist/test-fixtures/; and the SDK's host declarations and constants into
+// dist/sdk/ for the ABI tests. A guest is rebuilt only when its source, the
+// SDK (its asconfig.json included), asconfig.json or the compiler changed.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
@@ -25,6 +25,7 @@ function sourcesIn(dir) {
 const sdkDir = path.join(root, "guest-modules", "sdk");
 const shared = [
   readFileSync(path.join(root, "asconfig.json")),
+  readFileSync(path.join(sdkDir, "asconfig.json")),
   readFileSync(path.join(root, "node_modules", "assemblyscript", "package.json")),
   ...sourcesIn(sdkDir).map((f) => readFileSync(f)),
 ];
@@ -36,6 +37,7 @@ const jobs = [
     outDir: path.join(root, "dist", "test-fixtures"),
   })),
   { src: path.join(sdkDir, "host.ts"), outDir: path.join(root, "dist", "sdk") },
+  { src: path.join(sdkDir, "constants.ts"), outDir: path.join(root, "dist", "sdk") },
 ].map((job) => ({ ...job, out: path.join(job.outDir, `${path.basename(job.src, ".ts")}.wasm`) }));
 
 function keyOf(job) {

@@ -1,6 +1,6 @@
 // mod_calc: calls libmath, a library loaded with `LoadFile`, through the global
 // scope: SITE CALC <a> <b> answers with their sum and product.
-import { API_VERSION, ERROR, HANDLED, addHelp, argc, argv, replyError, reply } from "./sdk";
+import { API_VERSION, ERROR, HANDLED, OK, addHelp, argc, argv, reply, replyError } from "./sdk";
 
 @external("env", "math_add")
 declare function math_add(a: i32, b: i32): i32;
@@ -12,7 +12,7 @@ export const calc_module: i32 = API_VERSION;
 
 export function module_init(): i32 {
   addHelp("CALC", "<sp> a <sp> b");
-  return 0;
+  return OK;
 }
 
 export function site_CALC(): i32 {

@@ -1,11 +1,11 @@
 // mod_site_hello: adds the SITE subcommand HELLO.
-import { API_VERSION, HANDLED, addHelp, arg, reply } from "./sdk";
+import { API_VERSION, HANDLED, OK, addHelp, arg, reply } from "./sdk";
 
 export const site_hello_module: i32 = API_VERSION;
 
 export function module_init(): i32 {
   addHelp("HELLO", "[<sp> name]");
-  return 0;
+  return OK;
 }
 
 export function site_HELLO(): i32 {

@@ -1,6 +1,6 @@
 // mod_test: the manual's example module (`LoadModule mod_test.c`). It adds the
 // FTP command TEST, a FEAT line, and the directive TestGreeting.
-import { API_VERSION, HANDLED, addFeature, addHelp, arg, argc, argv, directiveError, log, reply } from "./sdk";
+import { API_VERSION, HANDLED, OK, addFeature, addHelp, arg, argc, argv, directiveError, log, reply } from "./sdk";
 
 export const test_module: i32 = API_VERSION;
 
@@ -10,7 +10,7 @@ export function module_init(): i32 {
   addHelp("TEST", "[<sp> text]");
   addFeature("TEST");
   log("mod_test: initialized", 5);
-  return 0;
+  return OK;
 }
 
 /** TestGreeting "text": what TEST answers with. */
@@ -28,5 +28,5 @@ export function cmd_TEST(): i32 {
 
 export function module_unload(): i32 {
   log("mod_test: unloaded", 5);
-  return 0;
+  return OK;
 }

@@ -14,6 +14,7 @@ import {
   API_VERSION,
   DECLINED,
   HANDLED,
+  OK,
   addHelp,
   argv,
   cmdPath,
@@ -45,7 +46,7 @@ function totalsOf(user: string): Totals {
 
 export function module_init(): i32 {
   addHelp("XFERSTATS", "(show your bytes up and down)");
-  return 0;
+  return OK;
 }
 
 /** Adds the command's transfer, if it had one, to the user's totals. */

@@ -76,8 +76,8 @@ class MemoryHelpers {
   constructor(memory: WebAssembly.Memory) {
     adapterModule ??= new WebAssembly.Module(adapterBinary());
     const { exports } = instantiateSync(adapterModule, { env: { memory } });
-    this.helpers = exports as unknown as LoaderHelpers;
-    this.#runtime = exports.runtime as unknown as WebAssembly.Table;
+    this.helpers = exports;
+    this.#runtime = exports.runtime as WebAssembly.Table;
   }
 
   /** Points the table at `owner`'s allocator; a no-op while it already does. */

@@ -10,12 +10,7 @@
  * doubled colon of `ModuleControlsACLs: : unknown action: 'foo'` comes from.
  */
 import { DsoError, ErrorCodes } from "../errors.js";
-
-/** Name-to-id lookups, as pr_auth_name2uid/name2gid: undefined when unknown. */
-export interface IdResolver {
-  uidOf(name: string): number | undefined;
-  gidOf(name: string): number | undefined;
-}
+import type { IdResolver } from "../system/accounts.js";
 
 export type AclKind = "user" | "group";
 

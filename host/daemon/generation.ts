@@ -20,11 +20,11 @@ import { createCompiledInModules } from "../static/index.js";
 import type { CompiledInModules } from "../static/index.js";
 import { createCtrlsModule } from "../static/mod-ctrls.js";
 import type { CtrlsSettings } from "../static/mod-ctrls.js";
-import { createDsoModule } from "../static/mod-dso.js";
-import type { DsoSettings } from "../static/mod-dso.js";
+import { createDsoModule } from "../static/mod-dso/index.js";
+import type { DsoSettings } from "../static/mod-dso/index.js";
 import { SystemAccounts } from "../system/accounts.js";
 import { PACKAGE_ROOT } from "../system/package-root.js";
-import { formatLogLine } from "./log-format.js";
+import { formatLogLine } from "../log/log-format.js";
 import { systemLogDirective } from "./system-log.js";
 import type { SystemLogTarget } from "./system-log.js";
 import { TraceLog } from "./trace-log.js";
@@ -90,9 +90,10 @@ function compiledInModules(
     coreDirectives: [...traceLog.directives(), ...daemonDirectives],
     accounts,
     log,
-    // pr_auth_gid2name, where the system knows the group (SystemAccounts answers the number itself when it does not).
-    groupName: (gid) => {
-      const name = accounts.groupName(gid);
+    // pr_auth_gid2name, where the system knows the group (SystemAccounts answers the number itself when it does not),
+    // asked without blocking: a login must not stop every other session while getent runs.
+    groupName: async (gid) => {
+      const name = await accounts.lookupGroupName(gid);
       return name === String(gid) ? undefined : name;
     },
     scoreboard: runtime?.scoreboard ?? new Scoreboard(),

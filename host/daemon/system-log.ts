@@ -19,8 +19,8 @@ import path from "node:path";
 import { DsoError, ErrorCodes } from "../errors.js";
 import type { DirectiveHandler } from "../modules/module-api.js";
 import type { LogPriority } from "../modules/module-host.js";
-import { checkArgs, directiveError, param } from "../static/directives.js";
-import { formatLogLine } from "./log-format.js";
+import { checkArgs, directiveError, param } from "../config/directives.js";
+import { formatLogLine } from "../log/log-format.js";
 
 /** What SystemLog set: a file, `none`, or nothing (stderr). */
 export type SystemLogTarget = { readonly kind: "file"; readonly path: string } | { readonly kind: "none" };

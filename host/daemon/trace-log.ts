@@ -6,7 +6,7 @@ import { appendFileSync } from "node:fs";
 import { DsoError, ErrorCodes } from "../errors.js";
 import type { DirectiveHandler } from "../modules/module-api.js";
 import type { Tracer } from "../modules/module-host.js";
-import { formatTraceLine, parseTraceSpec } from "./log-format.js";
+import { formatTraceLine, parseTraceSpec } from "../log/log-format.js";
 
 /** `Trace DEFAULT:N` sets every channel without a level of its own. */
 const DEFAULT_CHANNEL = "DEFAULT";

@@ -131,7 +131,7 @@ function ipv6Bytes(address: string): number[] | undefined {
     tail.push(...last.split(".").map(Number));
     text = `${text.slice(0, lastColon + 1)}0:0`;
   }
-  const [head = "", rest] = text.split("::") as [string, string | undefined];
+  const [head, rest] = text.split("::") as [string, string | undefined];
   const groups = (part: string): string[] => (part === "" ? [] : part.split(":"));
   const left = groups(head);
   const right = rest === undefined ? [] : groups(rest);

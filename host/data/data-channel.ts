@@ -14,8 +14,8 @@
 import { lookup } from "node:dns/promises";
 import net from "node:net";
 import type { Duplex } from "node:stream";
-import { systemClock } from "./clock.js";
-import type { Clock } from "./clock.js";
+import { systemClock } from "../system/clock.js";
+import type { Clock } from "../system/clock.js";
 import { sameHost, unmapped } from "./data-address.js";
 
 export interface DataChannelSettings {

@@ -197,7 +197,7 @@ export async function sendChunks(socket: Duplex, source: Readable, convert: Conv
     socket.destroy();
     // No buffer goes back to the pool while a file read into it or a write from it is still in flight
     // (a read from any other Readable may never end: the caller destroys that source).
-    await Promise.allSettled(fromFile ? [reading, writing] : [writing]);
+    await Promise.allSettled((fromFile ? [reading, writing] : [writing]).filter((pending) => pending !== undefined));
     throw signal.aborted ? asError(signal.reason) : error;
   } finally {
     signal.removeEventListener("abort", destroy);

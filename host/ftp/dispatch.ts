@@ -4,9 +4,11 @@
  * the handlers it calls: a command and a session in, reply lines out.
  */
 import type { ActiveCommand } from "../abi/host-symbols.js";
-import { HandlerResults, Phases } from "../modules/module-api.js";
-import type { EngineModule, HandlerResult, Phase, SessionState, TransferInfo } from "../modules/module-api.js";
+import { HandlerResults, LOGIN_REQUIRED_TEXT, Phases } from "../modules/module-api.js";
+import type { HandlerResult, Phase, SessionState, TransferInfo } from "../modules/module-api.js";
 import type { CommandLine } from "./command-line.js";
+import { ANY_COMMAND, handlerIndex } from "./handler-index.js";
+import type { HandlerEntry, HandlerIndex } from "./handler-index.js";
 
 /** Reply text with CR and LF made spaces: a name a client sent cannot end the reply line and forge another. */
 export function replyText(text: string): string {
@@ -25,8 +27,6 @@ export const CONTINUATION = "";
  * `530 Please login with USER and PASS` until then (mod_auth.c's auth_cmd_chk_cb).
  */
 export const PRE_LOGIN_COMMANDS: ReadonlySet<string> = new Set(["USER", "PASS", "QUIT", "HELP", "FEAT", "SYST", "NOOP", "SITE"]);
-
-export const LOGIN_REQUIRED_TEXT = "Please login with USER and PASS";
 
 /**
  * What a client sees when a handler throws (a guest trap surfaces as a
@@ -77,8 +77,10 @@ export class ResponseList {
   lines(): string[] {
     const out: string[] = [];
     let open: string | undefined;
-    this.#responses.forEach((response, index) => {
-      const next = this.#responses[index + 1];
+    const responses = this.#responses;
+    for (let index = 0; index < responses.length; index++) {
+      const response = responses[index] as Response;
+      const next = responses[index + 1];
       if (open !== undefined) {
         if (next === undefined || (response.code !== CONTINUATION && response.code !== open)) {
           out.push(`${open} ${response.message}`);
@@ -94,7 +96,7 @@ export class ResponseList {
           out.push(`${response.code} ${response.message}`);
         }
       }
-    });
+    }
     return out;
   }
 }
@@ -149,28 +151,60 @@ export function notUnderstood(name: string): string {
   return `'${name.replaceAll("_", " ")}' not understood`;
 }
 
-/** proftpd's C_ANY: a handler registered for `*` sees every command (mod_log's LOG_CMD, mod_tls's checks). */
-export const ANY_COMMAND = "*";
+export { ANY_COMMAND };
 
-/** What a step of dispatch waits on: the Promise a compiled-in handler returned. */
+/** What dispatch waits on: the Promise a compiled-in handler returned. */
 type Pending = Promise<HandlerResult>;
 
-class CommandState implements ActiveCommand {
+/**
+ * The steps of `pr_cmd_dispatch_phase`, in the order a command goes through
+ * them: PRE_CMD, CMD, POST_CMD, LOG_CMD on success; POST_CMD_ERR, LOG_CMD_ERR
+ * on failure; then the reply.
+ */
+const Step = { PRE: 0, CMD: 1, POST: 2, LOG: 3, POST_ERR: 4, LOG_ERR: 5, DONE: 6, FAILED: 7 } as const;
+type Step = (typeof Step)[keyof typeof Step];
+
+const STEP_PHASES: readonly Phase[] = [
+  Phases.PRE_CMD,
+  Phases.CMD,
+  Phases.POST_CMD,
+  Phases.LOG_CMD,
+  Phases.POST_CMD_ERR,
+  Phases.LOG_CMD_ERR,
+];
+
+const EMPTY_OPTIONS: DispatchOptions = {};
+
+/**
+ * One command on its way through the phases: what handlers see as the active
+ * command, and where dispatch stands, so that a handler's Promise resumes it
+ * at the handler after without a closure or generator per command.
+ */
+class CommandDispatch implements ActiveCommand {
   readonly name: string;
   readonly arg: string;
   readonly argv: readonly string[];
-  readonly #session: SessionState;
   path: string | undefined;
   transfer: TransferInfo | undefined = undefined;
   readonly responses = new ResponseList();
   readonly errors = new ResponseList();
+  readonly #session: SessionState;
+  readonly #options: DispatchOptions;
+  readonly #index: HandlerIndex;
+  #step: Step = Step.PRE;
+  /** The handlers of the phase being run, and the one being run. */
+  #handlers: readonly HandlerEntry[] = [];
+  #at = 0;
+  #refusedLogin = false;
 
-  constructor(session: SessionState, line: CommandLine, path: string | undefined) {
+  constructor(session: SessionState, line: CommandLine, options: DispatchOptions) {
     this.#session = session;
+    this.#options = options;
+    this.#index = handlerIndex(session.modules);
     this.name = line.name;
     this.arg = line.arg;
     this.argv = line.argv;
-    this.path = path;
+    this.path = options.pathOf?.(session, line);
   }
 
   get user(): string | undefined {
@@ -187,6 +221,129 @@ class CommandState implements ActiveCommand {
 
   addError(code: string, message: string): void {
     this.errors.add(code, message);
+  }
+
+  start(): DispatchResult | Promise<DispatchResult> {
+    const authorize = this.#options.authorize;
+    if (authorize !== undefined && this.#session.user !== undefined) {
+      const refusal = authorize(this.#session, this);
+      if (refusal !== undefined) {
+        this.errors.add(refusal.code, refusal.message);
+        this.#enter(Step.POST_ERR);
+        return this.#run();
+      }
+    }
+    this.#enter(Step.PRE);
+    return this.#run();
+  }
+
+  /** Runs phases until the reply is ready, or a handler's Promise has to settle first. */
+  #run(): DispatchResult | Promise<DispatchResult> {
+    while (this.#step < Step.DONE) {
+      const result = this.#runPhase();
+      if (typeof result !== "number") return this.#wait(result);
+      this.#next(result);
+    }
+    return this.#reply();
+  }
+
+  #wait(pending: Pending): Promise<DispatchResult> {
+    return pending.then(
+      (result) => this.#resume(result),
+      (error: unknown) => this.#resume(this.#fault(error)),
+    );
+  }
+
+  #resume(result: HandlerResult): DispatchResult | Promise<DispatchResult> {
+    const ended = this.#ended(result);
+    if (ended !== undefined) this.#next(ended);
+    else this.#at++;
+    return this.#run();
+  }
+
+  #enter(step: Step): void {
+    this.#step = step;
+    this.#at = 0;
+    if (step < Step.DONE) this.#handlers = this.#index.handlers(STEP_PHASES[step] as Phase, this.name);
+  }
+
+  /** What follows a phase, as pr_cmd_dispatch_phase decides it. */
+  #next(result: PhaseResult): void {
+    switch (this.#step) {
+      case Step.PRE:
+        return this.#enter(result < 0 ? Step.POST_ERR : Step.CMD);
+      case Step.CMD:
+        if (result === 0) this.errors.add("500", notUnderstood(this.name));
+        return this.#enter(result === 1 ? Step.POST : Step.POST_ERR);
+      case Step.POST:
+        return this.#enter(Step.LOG);
+      case Step.LOG:
+        return this.#enter(Step.DONE);
+      case Step.POST_ERR:
+        return this.#enter(Step.LOG_ERR);
+      default:
+        return this.#enter(Step.FAILED);
+    }
+  }
+
+  /** Whether a handler's result ends its phase: HANDLED does, and so does ERROR outside the LOG phases. */
+  #ended(result: HandlerResult): PhaseResult | undefined {
+    if (result === HandlerResults.HANDLED) return 1;
+    if (result === HandlerResults.ERROR && this.#step !== Step.LOG && this.#step !== Step.LOG_ERR) return -1;
+    return undefined;
+  }
+
+  /** `_dispatch` over the phase's handlers, from the one at #at; a handler's Promise when dispatch must wait for it. */
+  #runPhase(): PhaseResult | Pending {
+    const session = this.#session;
+    const handlers = this.#handlers;
+    for (; this.#at < handlers.length; this.#at++) {
+      const { handler } = handlers[this.#at] as HandlerEntry;
+      const preLogin = this.#options.preLoginCommands ?? PRE_LOGIN_COMMANDS;
+      if (session.user === undefined && handler.requiresAuth !== false && !preLogin.has(this.name)) {
+        // proftpd's requires_auth check: the handler is not called, and the
+        // 530 is sent once, by the first phase that reaches a handler.
+        if (this.#refusedLogin) continue;
+        this.#refusedLogin = true;
+        this.errors.add("530", LOGIN_REQUIRED_TEXT);
+        return -1;
+      }
+      let result: HandlerResult;
+      try {
+        const returned = handler.run(this, session);
+        if (typeof returned !== "number") return returned;
+        result = returned;
+      } catch (error) {
+        result = this.#fault(error);
+      }
+      const ended = this.#ended(result);
+      if (ended !== undefined) return ended;
+    }
+    return 0;
+  }
+
+  /** A handler that threw or rejected: reported, and in PRE_CMD and CMD the reply becomes the 451 alone. */
+  #fault(error: unknown): HandlerResult {
+    const { module } = this.#handlers[this.#at] as HandlerEntry;
+    const phase = STEP_PHASES[this.#step] as Phase;
+    this.#options.onFault?.({ session: this.#session.id, module: module.name, phase, command: this.name, error });
+    if (this.#step === Step.PRE || this.#step === Step.CMD) {
+      // Whatever the handler added before it failed is dropped: one reply, the 451.
+      this.errors.clear();
+      this.errors.add(HANDLER_FAULT_REPLY.code, HANDLER_FAULT_REPLY.message);
+    }
+    return HandlerResults.ERROR;
+  }
+
+  #reply(): DispatchResult {
+    if (this.#step === Step.DONE) {
+      // A handler that answered with error lines but returned HANDLED: the client must not wait forever.
+      const lines = this.responses.lines();
+      return { lines: lines.length > 0 ? lines : this.errors.lines(), ok: true };
+    }
+    // A handler that failed after adding only reply lines still gets its answer out.
+    const lines = this.errors.lines();
+    return { lines: lines.length > 0 ? lines : this.responses.lines(), ok: false };
   }
 }
 
@@ -206,86 +363,7 @@ class CommandState implements ActiveCommand {
 export function dispatchCommand(
   session: SessionState,
   line: CommandLine,
-  options: DispatchOptions = {},
+  options: DispatchOptions = EMPTY_OPTIONS,
 ): DispatchResult | Promise<DispatchResult> {
-  const steps = dispatchSteps(session, line, options);
-  return drive(steps, steps.next());
-}
-
-type Steps = Generator<Pending, DispatchResult, HandlerResult>;
-
-function drive(steps: Steps, step: IteratorResult<Pending, DispatchResult>): DispatchResult | Promise<DispatchResult> {
-  if (step.done === true) return step.value;
-  // A rejection is thrown into the generator, whose try/catch around the call makes it a fault.
-  return step.value.then(
-    (result) => drive(steps, steps.next(result)),
-    (error: unknown) => drive(steps, steps.throw(error)),
-  );
-}
-
-function* dispatchSteps(session: SessionState, line: CommandLine, options: DispatchOptions): Steps {
-  const preLogin = options.preLoginCommands ?? PRE_LOGIN_COMMANDS;
-  const command = new CommandState(session, line, options.pathOf?.(session, line));
-  const { responses, errors } = command;
-  const modules = session.modules;
-  let refusedLogin = false;
-
-  function* runPhase(phase: Phase): Generator<Pending, PhaseResult, HandlerResult> {
-    const logPhase = phase === Phases.LOG_CMD || phase === Phases.LOG_CMD_ERR;
-    for (let m = modules.length - 1; m >= 0; m--) {
-      const module = modules[m] as EngineModule;
-      for (const handler of module.commands) {
-        if (handler.phase !== phase || (handler.command !== line.name && handler.command !== ANY_COMMAND)) continue;
-        if (session.user === undefined && handler.requiresAuth !== false && !preLogin.has(line.name)) {
-          // proftpd's requires_auth check: the handler is not called, and the
-          // 530 is sent once, by the first phase that reaches a handler.
-          if (refusedLogin) continue;
-          refusedLogin = true;
-          errors.add("530", LOGIN_REQUIRED_TEXT);
-          return -1;
-        }
-        let result: HandlerResult;
-        try {
-          const returned = handler.run(command, session);
-          result = typeof returned === "number" ? returned : yield returned;
-        } catch (error) {
-          options.onFault?.({ session: session.id, module: module.name, phase, command: line.name, error });
-          if (phase === Phases.PRE_CMD || phase === Phases.CMD) {
-            // Whatever the handler added before it failed is dropped: one reply, the 451.
-            errors.clear();
-            errors.add(HANDLER_FAULT_REPLY.code, HANDLER_FAULT_REPLY.message);
-          }
-          result = HandlerResults.ERROR;
-        }
-        if (result === HandlerResults.HANDLED) return 1;
-        if (result === HandlerResults.ERROR && !logPhase) return -1;
-      }
-    }
-    return 0;
-  }
-
-  function* failed(): Generator<Pending, DispatchResult, HandlerResult> {
-    yield* runPhase(Phases.POST_CMD_ERR);
-    yield* runPhase(Phases.LOG_CMD_ERR);
-    // A handler that failed after adding only reply lines still gets its answer out.
-    const lines = errors.lines();
-    return { lines: lines.length > 0 ? lines : responses.lines(), ok: false };
-  }
-
-  if (options.authorize !== undefined && session.user !== undefined) {
-    const refusal = options.authorize(session, command);
-    if (refusal !== undefined) {
-      errors.add(refusal.code, refusal.message);
-      return yield* failed();
-    }
-  }
-  if ((yield* runPhase(Phases.PRE_CMD)) < 0) return yield* failed();
-  const result = yield* runPhase(Phases.CMD);
-  if (result === 0) errors.add("500", notUnderstood(line.name));
-  if (result !== 1) return yield* failed();
-  yield* runPhase(Phases.POST_CMD);
-  yield* runPhase(Phases.LOG_CMD);
-  // And one that answered with error lines but returned HANDLED: the client must not wait forever.
-  const lines = responses.lines();
-  return { lines: lines.length > 0 ? lines : errors.lines(), ok: true };
+  return new CommandDispatch(session, line, options).start();
 }

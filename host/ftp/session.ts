@@ -23,8 +23,8 @@ import type { TLSSocketOptions } from "node:tls";
 import { performance } from "node:perf_hooks";
 import { TlsCarrier } from "../tls/carrier.js";
 import type { ControlChannel, SessionState } from "../modules/module-api.js";
-import { InactivityTimer } from "./clock.js";
-import type { Clock } from "./clock.js";
+import { InactivityTimer } from "../system/clock.js";
+import type { Clock } from "../system/clock.js";
 import { ControlLineReader, parseCommandLine } from "./command-line.js";
 import { dispatchCommand, replyText } from "./dispatch.js";
 import type { DispatchOptions, DispatchResult } from "./dispatch.js";
@@ -322,7 +322,7 @@ export class ControlSession implements ControlChannel {
     const secured = new tls.TLSSocket(carrier, options);
     this.#socket = secured;
     this.#busy = true;
-    secured.on("error", (error) => {
+    secured.on("error", (error: Error) => {
       this.#hooks.log(`${sessionLabel(this.state)}: TLS: ${error.message}`);
       secured.destroy();
     });

@@ -25,10 +25,10 @@ import type { ActiveCommand } from "../abi/host-symbols.js";
 import { HandlerResults } from "../modules/module-api.js";
 import type { HandlerResult, SessionState, TransferInfo } from "../modules/module-api.js";
 import { FromCrlf, ToCrlf } from "./ascii.js";
-import { InactivityTimer } from "./clock.js";
+import { InactivityTimer } from "../system/clock.js";
 import { FileSource, receiveChunks, sendChunks } from "./data-copy.js";
 import type { CopyOptions } from "./data-copy.js";
-import { DEFAULT_STALLED_TIMEOUT_MS, DataConnectionError } from "./data-channel.js";
+import { DEFAULT_STALLED_TIMEOUT_MS, DataConnectionError } from "../data/data-channel.js";
 import { errnoOf, strerror } from "./strerror.js";
 
 export interface SendOptions {

@@ -7,6 +7,7 @@
 import { ErrorCodes, isDsoError } from "../errors.js";
 import { dsoDebug } from "./dso-debug.js";
 import type { DebugLine } from "./dso-debug.js";
+import { handlerNameWarning } from "./handler-names.js";
 import { InitError } from "./instantiate.js";
 import type { LoaderEvent } from "./loader-events.js";
 import { wrongApiVersionText } from "./planner.js";
@@ -73,5 +74,7 @@ export function dsoLogLines(event: LoaderEvent, debugLevel: number): LogLine[] {
       return [{ priority: "error", message: `${event.unit}: disabled: other modules are bound to it (${event.dependents.join(", ")})` }];
     case "unload-hook-failed":
       return [{ priority: "error", message: `${event.unit}: unload hook failed: ${event.reason}` }];
+    case "handler-names":
+      return event.problems.map((problem) => dso("notice", `${event.module}: ${handlerNameWarning(problem)}`));
   }
 }

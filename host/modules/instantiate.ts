@@ -141,7 +141,8 @@ function startInstance(
 function initialize(context: InstanceContext, unit: LoadedUnit): void {
   const initialize = unit.instance.exports._initialize;
   if (typeof initialize === "function") context.invoke(unit, "_initialize", undefined);
-  for (const argv of unit.directives) {
+  // Each directive handler records its line again (onDirective): replayed from a copy, the list stays as it was.
+  for (const argv of unit.directives.splice(0)) {
     const handler = unit.engineModule?.directives.find((d) => d.name.toLowerCase() === (argv[0] ?? "").toLowerCase());
     handler?.run(new DirectiveCall(argv), { file: "", line: 0, first: false });
   }

@@ -6,6 +6,7 @@
  */
 import diagnostics from "node:diagnostics_channel";
 import type { DebugLine } from "./dso-debug.js";
+import type { HandlerNameProblem } from "./handler-names.js";
 
 /** The channel every ModuleHost publishes its events on, as `{ host, event }`. */
 export const LOADER_CHANNEL = "wasm-dso:module-host";
@@ -37,7 +38,9 @@ export type LoaderEvent =
     }
   /** A faulted module stays disabled: other modules are bound to it. */
   | { readonly kind: "fault-disabled"; readonly unit: string; readonly dependents: readonly string[] }
-  | { readonly kind: "unload-hook-failed"; readonly unit: string; readonly reason: string };
+  | { readonly kind: "unload-hook-failed"; readonly unit: string; readonly reason: string }
+  /** A loaded module exports names that look like handlers but break the naming rule (handler-names.ts). */
+  | { readonly kind: "handler-names"; readonly module: string; readonly problems: readonly HandlerNameProblem[] };
 
 export interface LoaderMessage {
   /** The ModuleHost that published it. */

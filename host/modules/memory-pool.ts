@@ -3,8 +3,8 @@
  *
  * A new WebAssembly.Memory costs V8 a 10 GiB address-space reservation, and
  * V8 answers a churn of them with full garbage collections to give the
- * reservations back (baselines.md §6: "VmSize peaks at 0.8–2.1 TB ... until GC
- * runs"); in an insmod/rmmod cycle that was a third of the time. A memory
+ * reservations back (measured on this project's bench machine: VmSize peaked
+ * at 0.8–2.1 TB until a GC ran); in an insmod/rmmod cycle that was a third of the time. A memory
  * whose instance can never run again is as good as new once it is zeroed, so
  * the host keeps a few and hands them to the next load that asks for the same
  * limits.

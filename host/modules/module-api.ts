@@ -4,9 +4,11 @@
  * treats both kinds alike.
  */
 import type { TLSSocketOptions } from "node:tls";
-import type { ActiveCommand } from "../abi/host-symbols.js";
+import type { ActiveCommand, TransferInfo } from "../abi/host-symbols.js";
 import type { SessionFilesystem } from "../fs/session-fs.js";
-import type { DataChannel } from "../ftp/data-channel.js";
+import type { DataChannel } from "../data/data-channel.js";
+
+export type { TransferInfo };
 
 /** proftpd's PR_MODULE_API_VERSION: a module built for an older API is refused. */
 export const MODULE_API_VERSION = 0x20;
@@ -22,6 +24,9 @@ export const Phases = {
 } as const;
 
 export type Phase = (typeof Phases)[keyof typeof Phases];
+
+/** The text of the 530 every command but PRE_LOGIN_COMMANDS gets before login (mod_auth.c's auth_cmd_chk_cb). */
+export const LOGIN_REQUIRED_TEXT = "Please login with USER and PASS";
 
 /** What a handler returns; DECLINED passes the command on to the next module in the chain. */
 export const HandlerResults = {
@@ -79,18 +84,6 @@ export interface ControlChannel {
    * are closed there. Returns the function that unregisters it.
    */
   onClose(cleanup: () => void): () => void;
-}
-
-/** What a transfer moved, for POST_CMD/LOG_CMD handlers of RETR, STOR, STOU, APPE, LIST, NLST, MLSD. */
-export interface TransferInfo {
-  readonly direction: "upload" | "download";
-  /** Bytes sent or received on the data connection. */
-  readonly bytes: number;
-  /** The file's size once the transfer ended (for a listing: the bytes of the listing). */
-  readonly fileSize: number;
-  readonly durationMs: number;
-  /** True when the transfer completed (226); false when aborted or failed. */
-  readonly complete: boolean;
 }
 
 /**

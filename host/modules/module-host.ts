@@ -18,6 +18,7 @@ import { statSync } from "node:fs";
 import path from "node:path";
 import { HOST_SYMBOLS, hostSymbolType } from "../abi/host-symbols.js";
 import type { HostServices } from "../abi/host-symbols.js";
+import { SharedStore, sharedDataBytes } from "../abi/shared-store.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { watchdogUnavailable } from "../sandbox/watchdog.js";
 import { FaultSupervisor } from "./fault-supervisor.js";
@@ -39,6 +40,7 @@ import type { LoaderEvent } from "./loader-events.js";
 import { UnitRegistry } from "./registry.js";
 import type { LoadedUnitInfo, LogPriority, ModuleHostOptions, ModuleSet, SymbolInfo, Tracer } from "./types.js";
 import { isDetached } from "./unit.js";
+import { handlerNameProblems } from "./handler-names.js";
 
 export { MOD_DSO_VERSION } from "./types.js";
 export type { BindingInfo, LoadedUnitInfo, LogPriority, ModuleHostOptions, ModuleSet, SymbolInfo, Tracer } from "./types.js";
@@ -53,6 +55,12 @@ export class ModuleHost {
   readonly #debugLevel: number;
   readonly #compiler = new ModuleCompiler();
   readonly #memories = new MemoryPool();
+  /**
+   * The daemon's shared store, one scope per unit name: it outlives instances,
+   * so a scope survives its module's fault resets and an rmmod then insmod,
+   * as mod_ban's table outlives its sessions.
+   */
+  readonly #shared = new SharedStore();
   readonly #registry: UnitRegistry;
   readonly #faults: FaultSupervisor;
   readonly #instances: InstanceContext;
@@ -87,6 +95,7 @@ export class ModuleHost {
       log: guestLog,
       trace: (_importer, channel, level, message) => this.#trace(channel, level, message),
       activeCommand: () => this.#faults.activeCommand(),
+      sharedData: (importer) => this.#shared.scope(importer, sharedDataBytes(this.#policy(importer).memoryCapPages)),
     };
     this.#instances = {
       memories: this.#memories,
@@ -212,6 +221,8 @@ export class ModuleHost {
       this.#logRefusal(parsed, requested, stemPath, error);
       throw error;
     }
+    const misnamed = handlerNameProblems(this.#registry.unit(name)?.publicSymbols ?? [], parsed.symbol);
+    if (misnamed.length > 0) this.#emit({ kind: "handler-names", module: name, problems: misnamed });
     this.#trace("dso", 8, `module '${stemPath}' successfully loaded`);
   }
 

@@ -6,11 +6,11 @@
  * Part of mod_core.c: mod-core.ts includes these handlers.
  */
 import type { ActiveCommand } from "../abi/host-symbols.js";
-import { addressFamily, extendedPassiveReply, isRfc1918, isV4Mapped, parseEprtArgument, parsePortArgument, passiveReply, sameHost } from "../ftp/data-address.js";
-import type { DataChannelSettings } from "../ftp/data-channel.js";
+import { addressFamily, extendedPassiveReply, isRfc1918, isV4Mapped, parseEprtArgument, parsePortArgument, passiveReply, sameHost } from "../data/data-address.js";
+import type { DataChannelSettings } from "../data/data-channel.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
 import type { CommandHandler, DirectiveHandler, HandlerResult, HelpEntry, SessionState } from "../modules/module-api.js";
-import { checkArgs, directiveError, param } from "./directives.js";
+import { checkArgs, directiveError, param } from "../config/directives.js";
 
 /** What this part of mod_core.c's directives set. */
 export interface CoreDataSettings {

@@ -12,10 +12,11 @@ import { FsError, fsErrorReply } from "../fs/session-fs.js";
 import type { SessionFilesystem } from "../fs/session-fs.js";
 import { strerror } from "../fs/strerror.js";
 import { virtualPath } from "../fs/virtual-path.js";
+import { handlerIndex } from "../ftp/handler-index.js";
 import { notUnderstood } from "../ftp/dispatch.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
 import type { CommandHandler, DirectiveHandler, HandlerResult, HelpEntry, SessionState } from "../modules/module-api.js";
-import { directiveError, param, parseBoolean } from "./directives.js";
+import { directiveError, param, parseBoolean } from "../config/directives.js";
 
 /** What the Umask directive sets. */
 export interface UmaskSettings {
@@ -292,12 +293,10 @@ export function coreFileCommands(options: CoreFilesOptions = {}): CommandHandler
     if (cmd.argv.length - 1 > OPTS_MAX_PARAMS) return refuse(cmd, "550", `${cmd.name}: ${strerror("EINVAL")}`);
     const name = `OPTS_${word.toUpperCase()}`;
     const sub = optsSubcommand(cmd, name);
-    for (const module of [...session.modules].reverse()) {
-      for (const handler of module.commands) {
-        if (handler.command !== name || handler.phase !== Phases.CMD) continue;
-        const result = await handler.run(sub, session);
-        if (result !== HandlerResults.DECLINED) return result;
-      }
+    for (const { handler } of handlerIndex(session.modules).handlers(Phases.CMD, name)) {
+      if (handler.command !== name) continue;
+      const result = await handler.run(sub, session);
+      if (result !== HandlerResults.DECLINED) return result;
     }
     return refuse(cmd, "500", notUnderstood(name));
   };

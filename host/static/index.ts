@@ -4,7 +4,7 @@
 import type { OwnerNames } from "../fs/ls-format.js";
 import { loginReply } from "../access/limit-reply.js";
 import { SessionFilesystem } from "../fs/session-fs.js";
-import type { Clock } from "../ftp/clock.js";
+import type { Clock } from "../system/clock.js";
 import { Scoreboard } from "../ftp/scoreboard.js";
 import type { DirectiveHandler, EngineModule, SessionState } from "../modules/module-api.js";
 import type { LogPriority } from "../modules/module-host.js";
@@ -49,7 +49,7 @@ export interface CompiledInOptions {
   /** The daemon's log: failed logins, compatibility notices. */
   readonly log?: (priority: LogPriority, message: string) => void;
   /** pr_auth_gid2name for a logged-in account's group (undefined when unknown); none unless given. */
-  readonly groupName?: (gid: number) => string | undefined;
+  readonly groupName?: AuthModuleOptions["groupName"];
   /** The port sessions connect to, named in failed-login lines; the Port directive's unless given. */
   readonly serverPort?: () => number;
   /** SessionFilesystem.open unless given. */

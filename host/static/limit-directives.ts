@@ -7,9 +7,9 @@
  * evaluates them. Each checks its context with proftpd's CHECK_CONF words.
  */
 import type { ActiveCommand } from "../abi/host-symbols.js";
-import type { DirectorySection, LimitOrder, LimitRules, LimitSection, NameList } from "../access/limit.js";
+import type { DirectorySection, LimitRules, LimitSection, NameList } from "../access/limit.js";
 import type { DirectiveContext, DirectiveHandler } from "../modules/module-api.js";
-import { checkArgs, directiveError, param } from "./directives.js";
+import { checkArgs, directiveError, param } from "../config/directives.js";
 
 /** get_context_name: the innermost section, or the server config. */
 function contextName(context: DirectiveContext): string {
@@ -177,7 +177,7 @@ export function limitDirectives(rules: LimitRules): DirectiveHandler[] {
         if (order !== "allow,deny" && order !== "deny,allow") throw directiveError(`'${text}': invalid argument`);
         const limit = currentLimit(open);
         // get_param_ptr finds the first Order of the section.
-        limit.order ??= order as LimitOrder;
+        limit.order ??= order;
       },
     },
     nameListDirective("AllowUser", open, (l) => l.allowUser),

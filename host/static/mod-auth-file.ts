@@ -8,7 +8,7 @@ import type { AuthUser } from "../auth/auth-user-file.js";
 import { verifyCrypt } from "../auth/crypt.js";
 import type { EngineModule } from "../modules/module-api.js";
 import type { AuthSource } from "./mod-auth.js";
-import { directiveError, param } from "./directives.js";
+import { directiveError, param } from "../config/directives.js";
 
 export class AuthUserFile implements AuthSource {
   #path: string | undefined;

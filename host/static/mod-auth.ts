@@ -19,7 +19,7 @@ import { errnoOf, strerror } from "../ftp/strerror.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
 import type { DirectiveHandler, EngineModule, HandlerResult, HelpEntry, SessionAccount, SessionState } from "../modules/module-api.js";
 import type { LogPriority } from "../modules/module-host.js";
-import { booleanParam, checkArgs, directiveError, param } from "./directives.js";
+import { booleanParam, checkArgs, directiveError, param } from "../config/directives.js";
 import { parseDuration } from "./mod-core.js";
 
 export interface AuthSource {
@@ -80,8 +80,11 @@ export interface AuthModuleOptions {
   readonly openFilesystem: (root: string, options: SessionFsOptions) => Promise<SessionFilesystem>;
   /** The Umask settings new sessions get (mod_core.c's Umask). */
   readonly umask: () => Pick<SessionFsOptions, "umask" | "dirUmask">;
-  /** pr_auth_gid2name: the group's name, undefined when the system has none for the id. */
-  readonly groupName: (gid: number) => string | undefined;
+  /**
+   * pr_auth_gid2name: the group's name, undefined when the system has none for
+   * the id; a Promise when the system must be asked (PASS then waits for it).
+   */
+  readonly groupName: (gid: number) => string | undefined | Promise<string | undefined>;
   /** The server's port, for the `... to address:port` of failed-login lines. */
   readonly serverPort: () => number;
   /** login_check_limits: whether <Limit LOGIN> lets the account in; everyone unless given. */
@@ -355,6 +358,33 @@ export function createAuthModule(options: AuthModuleOptions): AuthModule {
     { name: "DefaultRoot", run: (d) => void settings.defaultRoots.push(defaultRootParam(d)) },
   ];
 
+  /** The rest of PASS once the account's primary group is named: <Limit LOGIN>, the password, then the login. */
+  const authenticate = (
+    cmd: ActiveCommand,
+    session: SessionState,
+    user: string,
+    entry: AuthUser,
+    primary: string | undefined,
+  ): HandlerResult | Promise<HandlerResult> => {
+    const account: SessionAccount = {
+      name: entry.name,
+      uid: entry.uid,
+      gid: entry.gid,
+      home: entry.home,
+      groups: primary === undefined ? [] : [primary],
+    };
+    if (options.loginAllowed?.(account) === false) {
+      sessionLog("notice", session, `USER ${user} (Login failed): Limit access denies login`);
+      return failed(cmd, session);
+    }
+    checked.set(session, true);
+    if (!source.check(entry, cmd.arg)) {
+      sessionLog("notice", session, `USER ${user} (Login failed): Incorrect password`);
+      return failed(cmd, session);
+    }
+    return login(cmd, session, entry, account);
+  };
+
   const module: EngineModule = {
     name: "mod_auth.c",
     kind: "static",
@@ -405,23 +435,9 @@ export function createAuthModule(options: AuthModuleOptions): AuthModule {
             return failed(cmd, session);
           }
           const primary = options.groupName(entry.gid);
-          const account: SessionAccount = {
-            name: entry.name,
-            uid: entry.uid,
-            gid: entry.gid,
-            home: entry.home,
-            groups: primary === undefined ? [] : [primary],
-          };
-          if (options.loginAllowed?.(account) === false) {
-            sessionLog("notice", session, `USER ${user} (Login failed): Limit access denies login`);
-            return failed(cmd, session);
-          }
-          checked.set(session, true);
-          if (!source.check(entry, cmd.arg)) {
-            sessionLog("notice", session, `USER ${user} (Login failed): Incorrect password`);
-            return failed(cmd, session);
-          }
-          return login(cmd, session, entry, account);
+          return primary instanceof Promise
+            ? primary.then((group) => authenticate(cmd, session, user, entry, group))
+            : authenticate(cmd, session, user, entry, primary);
         },
       },
     ],

@@ -14,7 +14,7 @@ import { CORE_DATA_FEATURES, CORE_DATA_HELP, createCoreData } from "./core-data.
 import type { CoreDataSettings } from "./core-data.js";
 import { CORE_DIRECTORY_HELP, CORE_FILE_FEATURES, CORE_NAME_HELP, CORE_OPTS_HELP, coreFileCommands, umaskDirective } from "./core-files.js";
 import type { CoreFilesOptions } from "./core-files.js";
-import { booleanParam, checkArgs, directiveError, param } from "./directives.js";
+import { booleanParam, checkArgs, directiveError, param } from "../config/directives.js";
 import { limitDirectives } from "./limit-directives.js";
 import { DEFAULT_SERVER_IDENT, serverIdentDirective } from "./server-ident.js";
 import type { ServerIdent } from "./server-ident.js";

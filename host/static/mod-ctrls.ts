@@ -11,7 +11,7 @@ import type { Acl, AclTable } from "../controls/acl.js";
 import type { AccountResolver } from "../system/accounts.js";
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import type { EngineModule } from "../modules/module-api.js";
-import { booleanParam, checkArgs, directiveError, param } from "./directives.js";
+import { booleanParam, checkArgs, directiveError, param } from "../config/directives.js";
 
 export interface CtrlsSettings {
   engine: boolean;

@@ -17,12 +17,12 @@
  * USER is not timed: it answers every name alike, so it has nothing to hide.
  */
 import type { ActiveCommand } from "../abi/host-symbols.js";
-import { systemClock } from "../ftp/clock.js";
-import type { Clock } from "../ftp/clock.js";
+import { systemClock } from "../system/clock.js";
+import type { Clock } from "../system/clock.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
 import type { CommandHandler, EngineModule, HandlerResult, Phase, SessionState } from "../modules/module-api.js";
 import type { LogPriority } from "../modules/module-host.js";
-import { booleanParam, checkArgs, directiveError, param } from "./directives.js";
+import { booleanParam, checkArgs, directiveError, param } from "../config/directives.js";
 
 /** DELAY_NVALUES: intervals kept per row. */
 export const DELAY_NVALUES = 256;

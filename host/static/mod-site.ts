@@ -11,8 +11,8 @@
  */
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import { siteChmodMode } from "../fs/chmod-mode.js";
-import { CONTINUATION, LOGIN_REQUIRED_TEXT, notUnderstood } from "../ftp/dispatch.js";
-import { HandlerResults, Phases } from "../modules/module-api.js";
+import { CONTINUATION, notUnderstood } from "../ftp/dispatch.js";
+import { HandlerResults, LOGIN_REQUIRED_TEXT, Phases } from "../modules/module-api.js";
 import type { CommandHandler, EngineModule, HandlerResult } from "../modules/module-api.js";
 import { literalTarget, refuseFs, sessionFs } from "./core-files.js";
 import { serverAdmin } from "./mod-core.js";

@@ -7,9 +7,9 @@
  * unless `TLSOptions NoSessionReuseRequired`.
  *
  * The pure parts live in host/tls/: directive values (directives.ts,
- * protocols.ts), certificate checks (credentials.ts), the session's
- * SecureContext (context.ts) and the data connection's handshake
- * (data-connection.ts).
+ * protocols.ts), certificate checks (credentials.ts) and the session's
+ * SecureContext (context.ts). The data connection's handshake, which answers
+ * in the FTP data channel's errors, is beside this file (tls-data.ts).
  */
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import { ANY_COMMAND } from "../ftp/dispatch.js";
@@ -20,12 +20,12 @@ import { createSessionTls } from "../tls/context.js";
 import type { SessionTlsOptions, TlsCredentials } from "../tls/context.js";
 import { certificateFile, chainFile, checkKeyMatches, keyFile, readPemFile } from "../tls/credentials.js";
 import type { CertificateFile, ChainFile, KeyFile } from "../tls/credentials.js";
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, secureDataConnection } from "../tls/data-connection.js";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, secureDataConnection } from "./tls-data.js";
 import { DEFAULT_TLS_OPTIONS, TLS_NOT_REQUIRED, parseTlsOptions, parseTlsRequired } from "../tls/directives.js";
 import type { TlsOptions, TlsRequired } from "../tls/directives.js";
 import { DEFAULT_PROTOCOLS, nodeVersionRange, parseTlsProtocol } from "../tls/protocols.js";
 import type { TlsVersion } from "../tls/protocols.js";
-import { booleanParam, checkArgs, directiveError, param } from "./directives.js";
+import { booleanParam, checkArgs, directiveError, param } from "../config/directives.js";
 
 /** MOD_TLS_VERSION: how proftpd's mod_tls names itself in its log lines. */
 export const MOD_TLS_VERSION = "mod_tls/2.9.2";

@@ -11,7 +11,7 @@
  */
 import { isIP } from "node:net";
 import type { DirectiveHandler } from "../modules/module-api.js";
-import { booleanParam, directiveError, param } from "./directives.js";
+import { booleanParam, directiveError, param } from "../config/directives.js";
 
 export type ServerIdent =
   /** `ServerIdent on` (the default): dsod's own banner, or `text` when given. */

@@ -8,7 +8,7 @@
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { directiveError } from "../static/directives.js";
+import { directiveError } from "../config/directives.js";
 
 export interface CertificateFile {
   readonly path: string;

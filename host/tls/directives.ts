@@ -2,7 +2,7 @@
  * The values of mod_tls.c's policy directives, TLSRequired and TLSOptions,
  * parsed as set_tlsrequired and set_tlsoptions parse them.
  */
-import { directiveError, parseBoolean } from "../static/directives.js";
+import { directiveError, parseBoolean } from "../config/directives.js";
 
 /**
  * TLSRequired's three settings (mod_tls.c's tls_required_on_ctrl, _data,

@@ -9,7 +9,7 @@
  * while `ALL`, `SSLv23` and the default, which name them only implicitly, mean
  * every version Node.js speaks.
  */
-import { directiveError } from "../static/directives.js";
+import { directiveError } from "../config/directives.js";
 
 export type TlsVersion = "SSLv3" | "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
 

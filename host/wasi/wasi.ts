@@ -187,8 +187,8 @@ export const WASI_UNSUPPORTED: readonly string[] = [
 function parseSignature(signature: string): WasiFuncType {
   const [params = "", results = ""] = signature.split(">");
   return {
-    params: [...params].map((c) => (c === "I" ? "i64" : "i32")),
-    results: [...results].map(() => "i32" as const),
+    params: Array.from(params, (c) => (c === "I" ? "i64" : "i32")),
+    results: Array.from(results, () => "i32" as const),
   };
 }
 
@@ -594,7 +594,7 @@ export function createWasi(options: WasiOptions): Wasi {
       mem.check(nwritten, 4);
       const n = writeFrom(e, mem.iovecs(iovs, count), undefined);
       if (e.kind === "file") {
-        e.position = (e.fdflags & FdFlags.APPEND) !== 0 ? Number(fstatSync(e.hostFd).size) : e.position + n;
+        e.position = (e.fdflags & FdFlags.APPEND) !== 0 ? fstatSync(e.hostFd).size : e.position + n;
       }
       mem.setU32(nwritten, n);
       return E.SUCCESS;

@@ -4,7 +4,7 @@
  */
 import type { TLSSocketOptions } from "node:tls";
 import type { ActiveCommand } from "../../host/abi/host-symbols.js";
-import { DataChannel } from "../../host/ftp/data-channel.js";
+import { DataChannel } from "../../host/data/data-channel.js";
 import { DEFAULT_DATA_SETTINGS } from "../../host/ftp/server.js";
 import type { ControlChannel, EngineModule, SessionState } from "../../host/modules/module-api.js";
 
@@ -67,7 +67,7 @@ export function testSession(modules: readonly EngineModule[], user: string | und
 export function testCommand(
   argv: readonly string[],
   replies: { addResponse?: (code: string, message: string) => void; addError?: (code: string, message: string) => void } = {},
-  user: string | undefined = undefined,
+  user?: string,
 ): ActiveCommand {
   return {
     name: argv[0] ?? "",

@@ -56,7 +56,7 @@ describe("dsod -t refuses what is not a regular file, without blocking", () => {
   it("a file over the 1 MiB bound", () => {
     const dir = tempDir();
     const big = path.join(dir, "big.conf");
-    writeFileSync(big, `${"# padding\n".repeat(110_000)}`);
+    writeFileSync(big, "# padding\n".repeat(110_000));
     const file = writeConfig(dir, `Include ${big}`);
     const result = runDsod(["-t", "-c", file]);
     expect(logMessages(result.stderr)).toEqual([

@@ -193,7 +193,7 @@ describe("dsod start-up failures", () => {
         fixture.adopt(started);
         return "started";
       },
-      (error: Error) => error.message,
+      (error: unknown) => (error instanceof Error ? error.message : String(error)),
     );
     expect(outcome).toMatch(/Fatal: another dsod is running on '.*dsod\.sock'/);
     const client = await connect(daemon);

@@ -6,59 +6,12 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dataBomb, importBomb } from "../../bench/wasm-encoder.js";
 import { wat } from "../helpers/wat.js";
 import { FtpControl } from "./helpers/ftp-client.js";
 import { LIBEXEC, RunningDsod, baseConfig, dsoctl, logMessages, runDsod, tempDir, writeConfig } from "./helpers/dsod.js";
 
 const API = "(i32.const 32)";
-
-function leb(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value >>>= 7;
-    if (value !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (value !== 0);
-  return out;
-}
-
-function section(id: number, body: number[]): number[] {
-  return [id, ...leb(body.length), ...body];
-}
-
-function name(text: string): number[] {
-  const bytes = [...Buffer.from(text)];
-  return [...leb(bytes.length), ...bytes];
-}
-
-/** A module with `count` function imports `env.sym_N: () -> nil` and its module symbol. */
-function importBomb(stem: string, count: number): Buffer {
-  const imports: number[] = [...leb(count)];
-  for (let i = 0; i < count; i++) imports.push(...name("env"), ...name(`sym_${i}`), 0x00, 0x00);
-  return Buffer.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [0x01, 0x60, 0x00, 0x00]),
-    ...section(2, imports),
-    ...section(6, [0x01, 0x7f, 0x00, 0x41, 0x20, 0x0b]),
-    ...section(7, [0x01, ...name(`${stem.slice(4)}_module`), 0x03, 0x00]),
-  ]);
-}
-
-/** A module importing env.memory (min `pages`) with one data segment of `size` bytes at offset 0. */
-function dataBomb(stem: string, pages: number, size: number): Buffer {
-  const data = Buffer.alloc(size, 0x41);
-  return Buffer.concat([
-    Buffer.from([
-      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-      ...section(2, [0x01, ...name("env"), ...name("memory"), 0x02, 0x00, ...leb(pages)]),
-      ...section(6, [0x01, 0x7f, 0x00, 0x41, 0x20, 0x0b]),
-      ...section(7, [0x01, ...name(`${stem.slice(4)}_module`), 0x03, 0x00]),
-      0x0b, ...leb(size + 5 + leb(size).length), 0x01, 0x00, 0x41, 0x00, 0x0b, ...leb(size),
-    ]),
-    data,
-  ]);
-}
 
 let mods: string;
 let daemon: RunningDsod;
@@ -78,8 +31,8 @@ beforeAll(async () => {
     "mod_trunclast.wasm": good.subarray(0, good.length - 1),
     "mod_bomb.wasm": importBomb("mod_bomb", 100_000),
     // Larger than its memory, within the DataBytes load limit: the engine refuses it at instantiation.
-    "mod_bigdata.wasm": dataBomb("mod_bigdata", 1, 2 * 1024 * 1024),
-    "mod_hugemem.wasm": dataBomb("mod_hugemem", 60_000, 16),
+    "mod_bigdata.wasm": dataBomb("mod_bigdata", 2 * 1024 * 1024, "active", 1),
+    "mod_hugemem.wasm": dataBomb("mod_hugemem", 16, "active", 60_000),
     "mod_badptr.wasm": await wat(`(module
       (import "env" "memory" (memory 1))
       (import "env" "pr_response_add" (func $reply (param i32 i32)))

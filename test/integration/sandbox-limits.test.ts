@@ -8,64 +8,16 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { dataBomb, functionBomb } from "../../bench/wasm-encoder.js";
 import { wat } from "../helpers/wat.js";
 import { daemonFixture } from "./helpers/fixture.js";
-import { FIXTURES, RunningDsod, dsoctl, logMessages, runDsod, tempDir, writeConfig } from "./helpers/dsod.js";
+import type { RunningDsod } from "./helpers/dsod.js";
+import { FIXTURES, dsoctl, logMessages, runDsod, tempDir, writeConfig } from "./helpers/dsod.js";
 
 const API = "(i32.const 32)";
 const ABORTED = "451 Requested action aborted: local error in processing.";
 
 const fixture = daemonFixture();
-
-function leb(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value >>>= 7;
-    if (value !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (value !== 0);
-  return out;
-}
-
-function section(id: number, body: readonly number[] | Buffer): Buffer {
-  return Buffer.concat([Buffer.from([id, ...leb(body.length)]), Buffer.from(body)]);
-}
-
-function name(text: string): number[] {
-  return [...leb(Buffer.byteLength(text)), ...Buffer.from(text)];
-}
-
-const HEADER = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-
-/** Global 0, an i32 const 32, exported as the module symbol. */
-function moduleSymbol(stem: string): Buffer {
-  return Buffer.concat([section(6, [0x01, 0x7f, 0x00, 0x41, 0x20, 0x0b]), section(7, [0x01, ...name(`${stem.slice(4)}_module`), 0x03, 0x00])]);
-}
-
-/** A valid module of `count` empty functions: 4 MB for a million. */
-function functionBomb(stem: string, count: number): Buffer {
-  const functions = Buffer.alloc(count, 0x00);
-  const bodies = Buffer.alloc(count * 3);
-  for (let i = 0; i < count; i++) bodies.set([0x02, 0x00, 0x0b], i * 3);
-  return Buffer.concat([
-    HEADER,
-    section(1, [0x01, 0x60, 0x00, 0x00]),
-    section(3, Buffer.concat([Buffer.from(leb(count)), functions])),
-    moduleSymbol(stem),
-    section(10, Buffer.concat([Buffer.from(leb(count)), bodies])),
-  ]);
-}
-
-/** A module importing env.memory with one passive data segment of `size` bytes. */
-function dataBomb(stem: string, size: number): Buffer {
-  return Buffer.concat([
-    HEADER,
-    section(2, [0x01, ...name("env"), ...name("memory"), 0x02, 0x00, 0x01]),
-    moduleSymbol(stem),
-    section(11, Buffer.concat([Buffer.from([0x01, 0x01, ...leb(size)]), Buffer.alloc(size, 0x41)])),
-  ]);
-}
 
 /** dsod's resident set in bytes, from /proc. */
 function rss(daemon: RunningDsod): number {
@@ -100,7 +52,7 @@ beforeAll(async () => {
     // 46 bytes that would cost V8 280 MB: a 10 M-element table.
     "mod_tablebomb.wasm": await wat(`(module (table 10000000 10000000 funcref) (global (export "tablebomb_module") i32 ${API}))`),
     "mod_fnbomb.wasm": functionBomb("mod_fnbomb", 1_000_000),
-    "mod_databomb.wasm": dataBomb("mod_databomb", 24 * 1024 * 1024),
+    "mod_databomb.wasm": dataBomb("mod_databomb", 24 * 1024 * 1024, "passive"),
   };
   for (const [file, bytes] of Object.entries(files)) writeFileSync(path.join(mods, file), bytes);
 });

@@ -8,7 +8,8 @@ import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, symlinkSyn
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { daemonFixture } from "./helpers/fixture.js";
-import { FIXTURES, LIBEXEC, RunningDsod, dsoctl, logMessages, runDsod, tempDir, writeConfig } from "./helpers/dsod.js";
+import type { RunningDsod } from "./helpers/dsod.js";
+import { FIXTURES, LIBEXEC, dsoctl, logMessages, runDsod, tempDir, writeConfig } from "./helpers/dsod.js";
 
 const fixture = daemonFixture();
 const startDsod = fixture.start;

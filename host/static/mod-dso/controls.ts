@@ -26,6 +26,8 @@
  */
 import { ErrorCodes, isDsoError } from "../../errors.js";
 import type { LoadedUnitInfo } from "../../modules/module-host.js";
+import { handlerNameProblems, handlerNameWarning } from "../../modules/handler-names.js";
+import { parseModuleName } from "../../modules/module-name.js";
 import { moduleSymbolHint, nameHint } from "../../modules/name-hint.js";
 import { checkAcl } from "../../controls/acl.js";
 import type { AclTable } from "../../controls/acl.js";
@@ -129,7 +131,7 @@ function unloadReason(host: DsoControlsHost, name: string, error: unknown): stri
  */
 function eachName(
   args: readonly string[],
-  operation: (name: string) => string,
+  operation: (name: string) => readonly string[],
   failure: (name: string, error: unknown) => readonly string[],
 ): ControlsResult {
   if (args.length === 0) {
@@ -139,7 +141,7 @@ function eachName(
   const lines: string[] = [];
   for (const name of args) {
     try {
-      lines.push(operation(name));
+      lines.push(...operation(name));
     } catch (error) {
       ok = false;
       lines.push(...failure(name, error));
@@ -148,13 +150,20 @@ function eachName(
   return result(ok, lines);
 }
 
+/** The warnings of a module just loaded whose exports look like handlers but break the naming rule. */
+function handlerNameWarnings(host: DsoControlsHost, name: string): string[] {
+  const { name: module, symbol } = parseModuleName(name);
+  const exports = host.describe().find((unit) => unit.name === module)?.exports ?? [];
+  return handlerNameProblems(exports, symbol).map(handlerNameWarning);
+}
+
 /** `insmod mod_x.c ...`: loads each name in turn. */
 export function insmod(host: DsoControlsHost, args: readonly string[]): ControlsResult {
   return eachName(
     args,
     (name) => {
       host.loadModule(name);
-      return `'${name}' loaded`;
+      return [`'${name}' loaded`, ...handlerNameWarnings(host, name).map(detail)];
     },
     loadFailure,
   );
@@ -166,7 +175,7 @@ export function rmmod(host: DsoControlsHost, args: readonly string[]): ControlsR
     args,
     (name) => {
       host.unloadModule(name);
-      return `'${name}' unloaded`;
+      return [`'${name}' unloaded`];
     },
     (name, error) => [
       `error unloading '${name}': ${unloadReason(host, name, error)}`,

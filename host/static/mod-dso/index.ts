@@ -9,7 +9,7 @@ import { DSO_ACTIONS } from "./controls.js";
 import type { AclTable } from "../../controls/acl.js";
 import type { IdResolver } from "../../system/accounts.js";
 import { DsoError, ErrorCodes, isDsoError } from "../../errors.js";
-import { checkArgs, directiveError } from "../directives.js";
+import { checkArgs, directiveError } from "../../config/directives.js";
 import { ConfigError } from "../../config/lexer.js";
 import { moduleSymbolHint, nameHint } from "../../modules/name-hint.js";
 import type { EngineModule } from "../../modules/module-api.js";

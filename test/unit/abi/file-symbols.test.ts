@@ -30,7 +30,7 @@ function call(name: string, command: ActiveCommand | undefined): unknown {
   const strings = stringTable();
   const importer: ImporterState = { name: "mod_x.c", features: [], help: [], strings };
   const services: HostServices = { log: () => {}, trace: () => {}, activeCommand: () => command };
-  const result = (symbol.bind(importer, services) as () => unknown)();
+  const result = (symbol.bind(importer, services))();
   return symbol.result === "string" ? strings.read(result as number) : result;
 }
 

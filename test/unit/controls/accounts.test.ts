@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { parseAccountFile, parseAccountLine, SystemAccounts } from "../../../host/system/accounts.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dso-accounts-"));
@@ -91,5 +91,74 @@ describe("SystemAccounts from files only", () => {
     const accounts = new SystemAccounts({ getent: null, passwdFile: join(dir, "nope"), groupFile: join(dir, "nope") });
     expect(accounts.uidOf("root")).toBeUndefined();
     expect(accounts.userName(0)).toBe("0");
+  });
+});
+
+describe("SystemAccounts' asynchronous look-ups", () => {
+  /** A getent that writes its arguments to `calls` and knows uid and gid 4242 alone. */
+  const calls = join(dir, "calls");
+  const countingGetent = join(dir, "counting-getent");
+  writeFileSync(
+    countingGetent,
+    [
+      "#!/bin/sh",
+      `echo "$2 $3" >> '${calls}'`,
+      'if [ "$3" = 4242 ]; then echo "$2user:x:4242:4242::/:/bin/sh"; exit 0; fi',
+      "exit 2",
+      "",
+    ].join("\n"),
+    { mode: 0o755 },
+  );
+  const called = (): string[] => (existsSync(calls) ? readFileSync(calls, "utf8").trim().split("\n") : []);
+  let now = 0;
+  const clock = { now: () => now };
+  beforeEach(() => {
+    rmSync(calls, { force: true });
+    now = 0;
+  });
+
+  it("answer as the synchronous ones do", async () => {
+    const accounts = new SystemAccounts({ passwdFile: passwd, groupFile: group });
+    expect(await accounts.lookupUserName(0)).toBe("root");
+    expect(await accounts.lookupGroupName(0)).toBe("root");
+    expect(await accounts.lookupUserName(3_999_999_999)).toBe("3999999999");
+    expect(await accounts.lookupUserName(-1)).toBe("-1");
+    const files = new SystemAccounts({ getent: join(dir, "no-getent"), passwdFile: passwd, groupFile: group });
+    expect(await files.lookupUserName(4242)).toBe("filesonly");
+    expect(await files.lookupGroupName(4243)).toBe("filesgroup");
+  });
+
+  it("keep a found name, and share one getent among callers asking at once", async () => {
+    const accounts = new SystemAccounts({ getent: countingGetent, ...clock });
+    const together = await Promise.all([accounts.lookupUserName(4242), accounts.lookupUserName(4242)]);
+    expect(together).toEqual(["passwduser", "passwduser"]);
+    now = 1e12;
+    expect(await accounts.lookupUserName(4242)).toBe("passwduser");
+    expect(accounts.userName(4242)).toBe("passwduser");
+    expect(called()).toEqual(["passwd 4242"]);
+  });
+
+  it("keep 'no such account' for negativeTtlMs of the injected clock only", async () => {
+    const accounts = new SystemAccounts({ getent: countingGetent, negativeTtlMs: 1000, ...clock });
+    expect(await accounts.lookupGroupName(77)).toBe("77");
+    now = 999;
+    expect(await accounts.lookupGroupName(77)).toBe("77");
+    expect(accounts.gidOf("nosuch")).toBeUndefined();
+    expect(called()).toEqual(["group 77", "group nosuch"]);
+    now = 1000;
+    expect(await accounts.lookupGroupName(77)).toBe("77");
+    expect(called()).toEqual(["group 77", "group nosuch", "group 77"]);
+  });
+
+  it("keep at most cacheSize answers, the least recently used going first", async () => {
+    const accounts = new SystemAccounts({ getent: countingGetent, cacheSize: 2, ...clock });
+    await accounts.lookupUserName(4242);
+    await accounts.lookupGroupName(4242);
+    await accounts.lookupUserName(4242);
+    await accounts.lookupUserName(5);
+    expect(called()).toEqual(["passwd 4242", "group 4242", "passwd 5"]);
+    await accounts.lookupUserName(4242);
+    await accounts.lookupGroupName(4242);
+    expect(called()).toEqual(["passwd 4242", "group 4242", "passwd 5", "group 4242"]);
   });
 });

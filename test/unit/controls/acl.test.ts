@@ -12,12 +12,15 @@ import {
   splitAclList,
   type Acl,
   type AclTable,
-  type IdResolver,
 } from "../../../host/controls/acl.js";
+import type { IdResolver } from "../../../host/system/accounts.js";
 
 const DSO_ACTIONS = ["insmod", "lsmod", "rmmod"] as const;
 
-/** The reference machine's accounts (§5): root=0/root=0, daemon=1/daemon=1, nobody=65534/nogroup=65534. */
+/**
+ * The accounts of the machine proftpd 1.3.8's ACLs were observed on:
+ * root=0/root=0, daemon=1/daemon=1, nobody=65534/nogroup=65534.
+ */
 const resolver: IdResolver = {
   uidOf: (name) => ({ root: 0, daemon: 1, nobody: 65534 })[name],
   gidOf: (name) => ({ root: 0, daemon: 1, nogroup: 65534 })[name],
@@ -64,7 +67,7 @@ type Outcome = "allowed" | "AD";
 
 /**
  * What the client sees: the socket ACL at accept time, then the action's ACL
- * (`help` has none). The reference ran with 1.3.8's allow-all socket default,
+ * (`help` has none). proftpd 1.3.8 was observed with its allow-all socket default,
  * so rows without ControlsSocketACL are evaluated with that default here; our
  * own deny-by-default is asserted separately below.
  */
@@ -84,7 +87,7 @@ interface MatrixRow {
   readonly expect: readonly (readonly [who: string, identity: Identity, action: string, result: Outcome])[];
 }
 
-/** proftpd-behavior.md §5 "Observed matrix" (j1_ctrls_acls.sh), row by row. LM/"works" = allowed. */
+/** The ACL matrix observed on proftpd 1.3.8 through ftpdctl, row by row. LM/"works" = allowed. */
 const MATRIX: readonly MatrixRow[] = [
   {
     config: "none",
@@ -216,7 +219,7 @@ const MATRIX: readonly MatrixRow[] = [
   },
 ];
 
-describe("observed ACL matrix (proftpd-behavior.md §5)", () => {
+describe("ACL matrix observed on proftpd 1.3.8", () => {
   for (const row of MATRIX) {
     describe(row.config, () => {
       const config = configure(row.directives);

@@ -92,7 +92,7 @@ async function text(fs: SessionFilesystem, file: string): Promise<string> {
 }
 
 function refusal(errno: string, escape = false): object {
-  return expect.objectContaining({ errno, escape });
+  return expect.objectContaining({ errno, escape }) as object;
 }
 
 describe("inside the root", () => {

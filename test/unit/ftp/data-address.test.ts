@@ -9,7 +9,7 @@ import {
   sameHost,
   scanPortNumbers,
   unmapped,
-} from "../../../host/ftp/data-address.js";
+} from "../../../host/data/data-address.js";
 
 describe("PORT's argument (core_port)", () => {
   it("reads h1,h2,h3,h4,p1,p2 into an address and a port", () => {

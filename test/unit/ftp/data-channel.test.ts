@@ -3,8 +3,8 @@ import net from "node:net";
 import { PassThrough } from "node:stream";
 import type { Duplex } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
-import { DataChannel, DataConnectionError } from "../../../host/ftp/data-channel.js";
-import type { DataChannelSettings, DataEndpoints } from "../../../host/ftp/data-channel.js";
+import { DataChannel, DataConnectionError } from "../../../host/data/data-channel.js";
+import type { DataChannelSettings, DataEndpoints } from "../../../host/data/data-channel.js";
 import { FakeClock, closed, connect, freeRange, readAll, server, settings } from "./data-helpers.js";
 
 const LOOPBACK = { localAddress: "127.0.0.1", remoteAddress: "127.0.0.1" };

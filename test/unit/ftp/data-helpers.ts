@@ -4,8 +4,8 @@
  */
 import { on, once } from "node:events";
 import net from "node:net";
-import type { Clock } from "../../../host/ftp/clock.js";
-import type { DataChannelSettings } from "../../../host/ftp/data-channel.js";
+import type { Clock } from "../../../host/system/clock.js";
+import type { DataChannelSettings } from "../../../host/data/data-channel.js";
 
 /** A Clock whose time moves only when a test says so; due timers run in order. */
 export class FakeClock implements Clock {

@@ -178,7 +178,7 @@ describe("FtpServer session ends", () => {
     const compiled = createCompiledInModules();
     let released = 0;
     const server = new FtpServer({
-      acquireModules: () => ({ modules: compiled.modules, release: () => void released++ }),
+      acquireModules: () => ({ modules: compiled.modules, release: () => { released++; } }),
       serverName: "dsod",
       idleTimeoutSeconds,
     });

@@ -108,7 +108,7 @@ describe("createCompiledInModules", () => {
 });
 
 describe("mod_core.c directives", () => {
-  it("records the base config of proftpd-behavior.md §1", () => {
+  it("records the base config proftpd 1.3.8's behaviour was observed with", () => {
     const compiled = createCompiledInModules();
     for (const line of [
       ["ServerType", "standalone"],

@@ -1,12 +1,12 @@
 import { mkdtemp, open, readFile, rm } from "node:fs/promises";
-import net from "node:net";
+import type net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ActiveCommand } from "../../../host/abi/host-symbols.js";
-import { DataChannel } from "../../../host/ftp/data-channel.js";
-import type { DataChannelSettings } from "../../../host/ftp/data-channel.js";
+import { DataChannel } from "../../../host/data/data-channel.js";
+import type { DataChannelSettings } from "../../../host/data/data-channel.js";
 import { abortReply, receiveOverData, sendOverData, transferWhat } from "../../../host/ftp/transfer.js";
 import { HandlerResults } from "../../../host/modules/module-api.js";
 import type { SessionState } from "../../../host/modules/module-api.js";

@@ -12,6 +12,7 @@
  * - socket: a few of those streams through a real ControlsServer, which
  *   answers each or closes it, and keeps serving.
  */
+import { inspect } from "node:util";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
@@ -20,7 +21,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyActionAcl, EMPTY_ACL_TABLE, parseActionAcl, parseSocketAcl } from "../../../host/controls/acl.js";
 import type { AclTable } from "../../../host/controls/acl.js";
-import { currentHost, dsoControlsActions, DSO_ACTIONS } from "../../../host/controls/dso-actions.js";
+import { currentHost, dsoControlsActions, DSO_ACTIONS } from "../../../host/static/mod-dso/controls.js";
 import { ControlsServer, dispatchRequest, responseFor } from "../../../host/controls/server.js";
 import type { ControlsCaller, ControlsResult } from "../../../host/controls/server.js";
 import { ControlsStatus, MessageDecoder, REQUEST_LIMITS, RESPONSE_LIMITS } from "../../../host/controls/wire.js";
@@ -261,7 +262,7 @@ describe("fuzz: the controls wire protocol", () => {
       // Any byte at all starts a request, and a request ends in a response: decoded, refused, or truncated.
       if (outcome.error !== undefined || (outcome.response === undefined && bytes.length > 0)) {
         counts.crashes++;
-        counts.problem ??= `socket: ${outcome.error === undefined ? "no response" : String(outcome.error)} for ${bytes.length} bytes`;
+        counts.problem ??= `socket: ${outcome.error === undefined ? "no response" : inspect(outcome.error)} for ${bytes.length} bytes`;
         return false;
       }
       if (outcome.response !== undefined) responses++;

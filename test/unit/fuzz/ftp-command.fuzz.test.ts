@@ -12,10 +12,10 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Clock } from "../../../host/ftp/clock.js";
+import type { Clock } from "../../../host/system/clock.js";
 import { ControlLineReader, MAX_COMMAND_BYTES, parseCommandLine } from "../../../host/ftp/command-line.js";
 import { dispatchCommand } from "../../../host/ftp/dispatch.js";
-import type { DataChannel } from "../../../host/ftp/data-channel.js";
+import type { DataChannel } from "../../../host/data/data-channel.js";
 import { createCompiledInModules } from "../../../host/static/index.js";
 import { testSession } from "../../helpers/session.js";
 import { FUZZ_RUNS, FUZZ_SEED, FUZZ_TIMEOUT_MS, report } from "./fuzz-settings.js";

@@ -24,7 +24,7 @@ function run(module: ReturnType<typeof createDsoModule>, line: string): string |
   const handler = module.module.directives.find((d) => d.name === argv[0]);
   if (handler === undefined) throw new Error(`no directive ${argv[0]}`);
   try {
-    void handler.run(
+    handler.run(
       {
         name: argv[0] as string,
         arg: argv.slice(1).join(" "),

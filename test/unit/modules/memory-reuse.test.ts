@@ -240,7 +240,7 @@ describe("ModuleHost: recycled memories", () => {
     const run = (name: string): void => {
       const handler = host.engineModules().find((m) => m.name === "mod_literal.c")?.commands.find((h) => h.command === name);
       const cmd = command([name]);
-      handler?.run(cmd, session([]));
+      void handler?.run(cmd, session([]));
     };
     host.loadModule("mod_literal.c");
     run("LOG");

@@ -968,7 +968,7 @@ describe("ModuleHost: traps are contained", () => {
   });
 });
 
-describe("ModuleHost: trace lines follow proftpd's §7 sequence", () => {
+describe("ModuleHost: trace lines follow mod_dso.c's dso_load_module/dso_unload_module sequence", () => {
   it("load, already loaded, unload", () => {
     const { host, trace } = harness();
     host.loadModule("mod_test.c");

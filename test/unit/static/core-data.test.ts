@@ -2,13 +2,14 @@ import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { isDsoError } from "../../../host/errors.js";
 import { parseCommandLine } from "../../../host/ftp/command-line.js";
-import { DataChannel } from "../../../host/ftp/data-channel.js";
+import { DataChannel } from "../../../host/data/data-channel.js";
 import { dispatchCommand } from "../../../host/ftp/dispatch.js";
 import type { SessionState } from "../../../host/modules/module-api.js";
 import { dataChannelSettings } from "../../../host/static/core-data.js";
 import { createCoreModule } from "../../../host/static/mod-core.js";
 import type { CoreModule } from "../../../host/static/mod-core.js";
-import { RecordingControl, testCommand, testSession } from "../../helpers/session.js";
+import type { RecordingControl } from "../../helpers/session.js";
+import { testCommand, testSession } from "../../helpers/session.js";
 import { connect, readAll, server } from "../ftp/data-helpers.js";
 
 const cleanups: (() => unknown)[] = [];

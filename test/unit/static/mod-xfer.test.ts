@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isDsoError } from "../../../host/errors.js";
 import { SessionFilesystem } from "../../../host/fs/session-fs.js";
 import { parseCommandLine } from "../../../host/ftp/command-line.js";
-import { DataChannel } from "../../../host/ftp/data-channel.js";
+import { DataChannel } from "../../../host/data/data-channel.js";
 import { dispatchCommand } from "../../../host/ftp/dispatch.js";
 import { HandlerResults, Phases } from "../../../host/modules/module-api.js";
 import type { EngineModule, SessionState } from "../../../host/modules/module-api.js";
@@ -382,6 +382,7 @@ describe("TransferLog (xferlog_write)", () => {
     const text = await readFile(log, "latin1");
     const time = "[A-Z][a-z]{2} [A-Z][a-z]{2} \\d{2} \\d{2}:\\d{2}:\\d{2} \\d{4}";
     expect(text).toMatch(new RegExp(`^${time} 0 127\\.0\\.0\\.1 5 /my_file b _ o r alice ftp 0 \\* c\\n${time} 0 127\\.0\\.0\\.1 3 /cut b _ i r alice ftp 0 \\* i\\n$`));
+    // eslint-disable-next-line @typescript-eslint/no-deprecated -- reading the umask the file was created under
     expect((await stat(log)).mode & 0o777).toBe(0o644 & ~process.umask());
   });
 });

@@ -103,7 +103,7 @@ async function server(lateCloseNotify = false): Promise<{ port: number; seen: st
     cleanups.push(() => socket.destroy());
     const carrier = new TlsCarrier(socket);
     const secured = new tls.TLSSocket(carrier, { isServer: true, secureContext: context });
-    secured.on("error", (error) => seen.push(`error ${error.message}`));
+    secured.on("error", (error: Error) => seen.push(`error ${error.message}`));
     const answerClear = (chunk: Buffer): void => {
       for (const line of chunk.toString("latin1").split("\r\n").filter((l) => l !== "")) {
         seen.push(`clear ${line}`);

@@ -409,7 +409,7 @@ describe("a WAT guest", () => {
       memory = exports.memory;
       const put = (text: string): [number, number] => {
         const bytes = new TextEncoder().encode(text);
-        new Uint8Array(memory!.buffer, 16, bytes.length).set(bytes);
+        new Uint8Array(exports.memory.buffer, 16, bytes.length).set(bytes);
         return [16, bytes.length];
       };
       expect(exports.cat(...put("sub/inner.txt"))).toBe(0);

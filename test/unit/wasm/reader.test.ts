@@ -5,40 +5,13 @@ import { DEFAULT_LOAD_LIMITS } from "../../../host/wasm/limits.js";
 import type { LoadLimits } from "../../../host/wasm/limits.js";
 import { looksLikeWasm, readModuleShape } from "../../../host/wasm/reader.js";
 import type { ModuleShape } from "../../../host/wasm/types.js";
+import { WASM_HEADER as HEADER, binary, leb, name as str, section } from "../../../bench/wasm-encoder.js";
 import { libexec } from "../../helpers/paths.js";
 import { wat } from "../../helpers/wat.js";
 
-// ---------------------------------------------------------------------------
-// Hand-made binaries: the malformed cases need bytes no assembler would write,
-// and the offsets in the expected messages are counted from these arrays.
-// ---------------------------------------------------------------------------
-
-const HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00] as const;
-
-function leb(value: number): number[] {
-  const out: number[] = [];
-  let rest = value;
-  do {
-    let byte = rest & 0x7f;
-    rest = Math.floor(rest / 128);
-    if (rest !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (rest !== 0);
-  return out;
-}
-
-function str(text: string): number[] {
-  const bytes = [...new TextEncoder().encode(text)];
-  return [...leb(bytes.length), ...bytes];
-}
-
-function section(id: number, payload: readonly number[]): number[] {
-  return [id, ...leb(payload.length), ...payload];
-}
-
-function binary(...parts: ReadonlyArray<readonly number[]>): Uint8Array {
-  return new Uint8Array([...HEADER, ...parts.flat()]);
-}
+// Hand-made binaries (bench/wasm-encoder.ts): the malformed cases need bytes no
+// assembler would write, and the offsets in the expected messages are counted
+// from these arrays.
 
 /** The DsoError readModuleShape throws; fails the test if it returns or throws anything else. */
 function failure(bytes: Uint8Array): DsoError {

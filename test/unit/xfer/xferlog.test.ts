@@ -66,6 +66,7 @@ describe("XferlogWriter", () => {
 
     const fresh = path.join(dir, "fresh");
     await writer.write(fresh, entry);
+    // eslint-disable-next-line @typescript-eslint/no-deprecated -- reading the umask the file was created under
     expect((await stat(fresh)).mode & 0o777).toBe(0o644 & ~process.umask());
   });
 

@@ -6,12 +6,12 @@ import type { Duplex } from "node:stream";
 import { constants } from "node:crypto";
 import tls from "node:tls";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { DataConnectionError } from "../../../host/ftp/data-channel.js";
+import { DataConnectionError } from "../../../host/data/data-channel.js";
 import type { LogPriority } from "../../../host/modules/module-host.js";
 import { createSessionTls } from "../../../host/tls/context.js";
 import type { SessionTlsOptions } from "../../../host/tls/context.js";
 import { certificateFile, keyFile } from "../../../host/tls/credentials.js";
-import { DataTlsLog, secureDataConnection } from "../../../host/tls/data-connection.js";
+import { DataTlsLog, secureDataConnection } from "../../../host/static/tls-data.js";
 import { REPO_ROOT } from "../../helpers/paths.js";
 
 const fixtures = path.join(REPO_ROOT, "test", "fixtures", "tls");

@@ -11,15 +11,15 @@
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
-import { DataConnectionError } from "../ftp/data-channel.js";
+import { DataConnectionError } from "../data/data-channel.js";
 import type { LogPriority } from "../modules/module-host.js";
-import type { SessionTlsOptions } from "./context.js";
+import type { SessionTlsOptions } from "../tls/context.js";
 
 /** TLS_DEFAULT_HANDSHAKE_TIMEOUT: 300 seconds. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 300_000;
 
 export interface DataTlsOptions {
-  /** The FTP session's TLS (see context.ts). */
+  /** The FTP session's TLS (see host/tls/context.ts). */
   readonly tls: SessionTlsOptions;
   /** Refuse a data connection that did not resume a TLS session of this FTP session. */
   readonly requireReuse: boolean;
