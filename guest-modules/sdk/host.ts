@@ -57,3 +57,27 @@ export declare function pr_xfer_duration_ms(): f64;
 
 @external("env", "pr_xfer_complete")
 export declare function pr_xfer_complete(): i32;
+
+@external("env", "pr_shared_get")
+export declare function pr_shared_get(key: string): string;
+
+@external("env", "pr_shared_version")
+export declare function pr_shared_version(key: string): f64;
+
+@external("env", "pr_shared_set")
+export declare function pr_shared_set(key: string, value: string, cas: f64): i32;
+
+@external("env", "pr_shared_delete")
+export declare function pr_shared_delete(key: string, cas: f64): i32;
+
+@external("env", "pr_shared_add")
+export declare function pr_shared_add(key: string, delta: f64): f64;
+
+@external("env", "pr_ctrls_register")
+export declare function pr_ctrls_register(action: string, desc: string): i32;
+
+@external("env", "pr_ctrls_set_module_acls")
+export declare function pr_ctrls_set_module_acls(): i32;
+
+@external("env", "pr_ctrls_add_response")
+export declare function pr_ctrls_add_response(msg: string): void;

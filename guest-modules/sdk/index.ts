@@ -1,10 +1,13 @@
 // The wasm-dso SDK: everything a module author imports. A module is one file:
 //
-//   import { API_VERSION, HANDLED, reply } from "./sdk";
-//   export const hello_module: i32 = API_VERSION;   // mod_hello.c -> hello_module
+//   import { API_VERSION, HANDLED, reply } from "./sdk";    // or "wasm-dso/guest-modules/sdk"
+//   export const hello_module: i32 = API_VERSION;           // mod_hello.c -> hello_module
 //   export function cmd_HELLO(): i32 { reply("200", "Hello"); return HANDLED; }
 //
-// See README.md ("Writing a module") for the export names the host looks for.
+// README.md beside this file: how to build a module outside this repository
+// (its asconfig.json extends this folder's), the export names the host looks
+// for, and what state a module's globals share: today one instance of a
+// module serves every session, so a global is shared by all of them.
 import {
   pr_cmd_arg,
   pr_cmd_argc,
@@ -26,13 +29,30 @@ import {
   pr_xfer_file_size,
 } from "./host";
 
-/** proftpd's PR_MODULE_API_VERSION; export it as `NAME_module`. */
-export const API_VERSION: i32 = 0x20;
+import { ERROR } from "./constants";
 
-/** Handler results: pass the command on, it is done, or it failed. */
-export const DECLINED: i32 = 0;
-export const HANDLED: i32 = 1;
-export const ERROR: i32 = -1;
+export { API_VERSION, DECLINED, ERROR, HANDLED, OK } from "./constants";
+export {
+  CTRLS_GENERIC_ERROR,
+  CTRLS_OK,
+  CTRLS_OPERATION_DENIED,
+  CTRLS_SUBJECT_NOT_FOUND,
+  CTRLS_WRONG_PARAMETERS,
+  ctrlsRegister,
+  ctrlsReply,
+  ctrlsSetAcls,
+} from "./controls";
+export {
+  SHARED_ABSENT,
+  SHARED_ANY_VERSION,
+  SHARED_BAD_ARGUMENT,
+  SHARED_CAS_MISMATCH,
+  SHARED_NOT_FOUND,
+  SHARED_OK,
+  SHARED_PARSE_FAILURE,
+  SHARED_TOO_LARGE,
+} from "./constants";
+export { sharedAdd, sharedDelete, sharedGet, sharedSet, sharedVersion } from "./shared";
 
 /** A line in the daemon's log at debug `level` (0 shows always). */
 export function log(msg: string, level: i32 = 0): void {

@@ -9,9 +9,12 @@
  * guest's imports are resolved (mod_dso.c dlopens with RTLD_GLOBAL).
  */
 import { DsoError, ErrorCodes } from "../errors.js";
-import type { TransferInfo } from "../modules/module-api.js";
+import { applyModuleAcls, defaultResolver, describeControl } from "../controls/module-controls.js";
+import type { ModuleControls } from "../controls/module-controls.js";
+import type { IdResolver } from "../system/accounts.js";
 import type { FuncType, ValueType } from "../wasm/types.js";
 import type { GuestStrings } from "./guest-memory.js";
+import type { SharedScope } from "./shared-store.js";
 
 /** `string` is an i32 pointer to an AssemblyScript string in the caller's memory. */
 export type AbiType = "i32" | "i64" | "f64" | "string";
@@ -32,6 +35,18 @@ export const Capabilities = {
 
 export type Capability = (typeof Capabilities)[keyof typeof Capabilities];
 
+/** What a transfer moved, for POST_CMD/LOG_CMD handlers of RETR, STOR, STOU, APPE, LIST, NLST, MLSD. */
+export interface TransferInfo {
+  readonly direction: "upload" | "download";
+  /** Bytes sent or received on the data connection. */
+  readonly bytes: number;
+  /** The file's size once the transfer ended (for a listing: the bytes of the listing). */
+  readonly fileSize: number;
+  readonly durationMs: number;
+  /** True when the transfer completed (226); false when aborted or failed. */
+  readonly complete: boolean;
+}
+
 /** What a handler can see of the command (or directive) being dispatched. */
 export interface ActiveCommand {
   /** The command or directive name, `argv[0]`. */
@@ -51,6 +66,8 @@ export interface ActiveCommand {
   path: string | undefined;
   /** What the transfer moved, set before POST_CMD/LOG_CMD of a command with a data transfer. */
   transfer: TransferInfo | undefined;
+  /** A control request's only (host/controls/module-controls.ts): a line of the control's answer. */
+  addControlResponse?(line: string): void;
   addResponse(code: string, message: string): void;
   addError(code: string, message: string): void;
 }
@@ -60,6 +77,14 @@ export interface HostServices {
   log(importer: string, level: number, message: string): void;
   trace(importer: string, channel: string, level: number, message: string): void;
   activeCommand(): ActiveCommand | undefined;
+  /** Name-to-id look-ups for a module's controls ACLs; the system's accounts when absent. */
+  readonly accounts?: IdResolver;
+  /**
+   * The shared store's scope of `importer`, bounded by its memory cap
+   * (shared-store.ts). A host embedded without a store leaves it out: the
+   * pr_shared_* symbols then trap.
+   */
+  sharedData?(importer: string): SharedScope;
 }
 
 /** Per-instance state that host symbols bound to that instance read and write. */
@@ -69,6 +94,8 @@ export interface ImporterState {
   readonly help: Array<{ readonly command: string; readonly text: string }>;
   /** Set once the instance exists; host symbols called earlier (from a start function) fail cleanly. */
   strings: GuestStrings | undefined;
+  /** A module's controls (its `ctrl_<action>` exports), set when the module is built from its exports. */
+  controls?: ModuleControls;
 }
 
 export interface HostSymbol {
@@ -155,6 +182,160 @@ function transferNumber(name: string, doc: string, read: (transfer: TransferInfo
     },
   };
 }
+
+/** The caller's scope of the shared store, looked up on first use and kept for the instance's life. */
+function sharedScopeOf(importer: ImporterState, services: HostServices, symbol: string): () => SharedScope {
+  let scope: SharedScope | undefined;
+  return () => {
+    if (scope !== undefined) return scope;
+    if (services.sharedData === undefined) {
+      throw new DsoError(ErrorCodes.GUEST_TRAP, `'${symbol}' called in a host without a shared store`);
+    }
+    scope = services.sharedData(importer.name);
+    return scope;
+  };
+}
+
+/**
+ * The shared store (shared-store.ts), after proxy-wasm's get/set_shared_data.
+ * In `core`: each unit reaches only its own scope, so there is nothing to grant
+ * (proxy-wasm grants none either); a scope shared across modules would need a
+ * capability of its own.
+ */
+const sharedSymbols: readonly HostSymbol[] = [
+  {
+    name: "pr_shared_get",
+    capability: "core",
+    params: ["string"],
+    result: "string",
+    doc: "The value the module's shared store holds under `key`, or an empty string when there is none.",
+    bind: (importer, services) => {
+      const scope = sharedScopeOf(importer, services, "pr_shared_get");
+      return (key: number) => {
+        const entry = scope().get(readString(importer, "pr_shared_get", key));
+        return stringsOf(importer, "pr_shared_get").create(entry?.value ?? "");
+      };
+    },
+  },
+  {
+    name: "pr_shared_version",
+    capability: "core",
+    params: ["string"],
+    result: "f64",
+    doc: "The version of the entry under `key` (proxy-wasm's `cas`), 0 when there is none; never reused once written.",
+    bind: (importer, services) => {
+      const scope = sharedScopeOf(importer, services, "pr_shared_version");
+      return (key: number) => scope().get(readString(importer, "pr_shared_version", key))?.version ?? 0;
+    },
+  },
+  {
+    name: "pr_shared_set",
+    capability: "core",
+    params: ["string", "string", "f64"],
+    result: "i32",
+    doc: "Writes `value` under `key` if its version is `cas` (-1: any, 0: none yet); a SHARED_* result code.",
+    bind: (importer, services) => {
+      const scope = sharedScopeOf(importer, services, "pr_shared_set");
+      return (key: number, value: number, cas: number) =>
+        scope().set(readString(importer, "pr_shared_set", key), readString(importer, "pr_shared_set", value), cas);
+    },
+  },
+  {
+    name: "pr_shared_delete",
+    capability: "core",
+    params: ["string", "f64"],
+    result: "i32",
+    doc: "Removes the entry under `key` if its version is `cas` (-1: any); a SHARED_* result code.",
+    bind: (importer, services) => {
+      const scope = sharedScopeOf(importer, services, "pr_shared_delete");
+      return (key: number, cas: number) => scope().delete(readString(importer, "pr_shared_delete", key), cas);
+    },
+  },
+  {
+    name: "pr_shared_add",
+    capability: "core",
+    params: ["string", "f64"],
+    result: "f64",
+    doc: "Adds `delta` to the counter under `key` (absent counts as 0) in one step and returns its new value; NaN when refused.",
+    bind: (importer, services) => {
+      const scope = sharedScopeOf(importer, services, "pr_shared_add");
+      return (key: number, delta: number) => scope().add(readString(importer, "pr_shared_add", key), delta).value;
+    },
+  },
+];
+
+/** The shared store's symbols: a unit importing one has its scope's bound carved out of its memory cap. */
+export const SHARED_DATA_SYMBOLS: ReadonlySet<string> = new Set(sharedSymbols.map((s) => s.name));
+
+function controlsOf(importer: ImporterState, symbol: string): ModuleControls {
+  if (importer.controls === undefined) {
+    throw new DsoError(ErrorCodes.GUEST_TRAP, `'${symbol}' called by ${importer.name}, which is no module`);
+  }
+  return importer.controls;
+}
+
+/**
+ * A module's controls (host/controls/module-controls.ts), after src/ctrls.c:
+ * described from module_init, guarded by the module's own ACL directive,
+ * answered from its `ctrl_<action>` exports.
+ */
+const controlsSymbols: readonly HostSymbol[] = [
+  {
+    name: "pr_ctrls_register",
+    capability: "register",
+    params: ["string", "string"],
+    result: "i32",
+    doc:
+      "proftpd's pr_ctrls_register(action, desc): what `dsoctl help` says of the module's `ctrl_<action>`; " +
+      "0, or -1 when the module exports no `ctrl_<action>`.",
+    bind: (importer) => (action: number, description: number) =>
+      describeControl(
+        controlsOf(importer, "pr_ctrls_register"),
+        readString(importer, "pr_ctrls_register", action),
+        readString(importer, "pr_ctrls_register", description),
+      )
+        ? 0
+        : -1,
+  },
+  {
+    name: "pr_ctrls_set_module_acls",
+    capability: "register",
+    params: [],
+    result: "i32",
+    doc:
+      "proftpd's pr_ctrls_set_module_acls, from the module's ACL directive " +
+      "(`XControlsACLs actions|all allow|deny user|group list`): applies it to the module's controls; " +
+      "0, or -1 with proftpd's reason added to the directive.",
+    bind: (importer, services) => () => {
+      const directive = activeCommand(services, "pr_ctrls_set_module_acls");
+      const controls = controlsOf(importer, "pr_ctrls_set_module_acls");
+      try {
+        applyModuleAcls(controls, directive.argv.slice(1), services.accounts ?? defaultResolver());
+      } catch (error) {
+        if (!(error instanceof DsoError) || error.code !== ErrorCodes.CONFIG) throw error;
+        directive.addError("", error.message);
+        return -1;
+      }
+      return 0;
+    },
+  },
+  {
+    name: "pr_ctrls_add_response",
+    capability: "response",
+    params: ["string"],
+    result: "nil",
+    doc:
+      "proftpd's pr_ctrls_add_response(ctrl, msg): " +
+      "a line of the answer of the control action being handled (`dsoctl: msg`).",
+    bind: (importer, services) => (msg: number) => {
+      const request = activeCommand(services, "pr_ctrls_add_response");
+      if (request.addControlResponse === undefined) {
+        throw new DsoError(ErrorCodes.GUEST_TRAP, "'pr_ctrls_add_response' called outside a control action");
+      }
+      request.addControlResponse(readString(importer, "pr_ctrls_add_response", msg));
+    },
+  },
+];
 
 const symbols: readonly HostSymbol[] = [
   {
@@ -354,6 +535,8 @@ const symbols: readonly HostSymbol[] = [
       return transfer.complete ? 1 : 0;
     },
   },
+  ...sharedSymbols,
+  ...controlsSymbols,
 ];
 
 /** The host symbols by name, in the order docs/host-abi.md lists them. */

@@ -23,7 +23,7 @@
  */
 import { checkAcl } from "./acl.js";
 import type { AclTable } from "./acl.js";
-import type { ControlsAction, ControlsResult } from "./server.js";
+import type { ControlsAction, ControlsResult } from "./exchange.js";
 import { ControlsStatus } from "./wire.js";
 
 /** The actions ControlsACLs knows (mod_ctrls.c ctrls_acttab), in its order. */
@@ -38,23 +38,33 @@ const PERMANENT: ReadonlySet<string> = new Set(["insctrl", "lsctrl", "rmctrl"]);
  * The registered controls and which are enabled (src/ctrls.c's action list
  * and its PR_CTRLS_ACT_DISABLED flag). One registry lives as long as the
  * controls server: a SIGHUP does not re-enable what rmctrl disabled.
+ * Controls that come and go with their modules are read from `sources` at
+ * each request, after the fixed ones; an action is disabled as the object it
+ * is, so a module loaded again brings its controls back enabled.
  */
 export class ControlsRegistry {
   readonly #actions: ControlsAction[] = [];
-  readonly #disabled = new Set<ControlsAction>();
+  readonly #sources: Array<() => readonly ControlsAction[]> = [];
+  readonly #disabled = new WeakSet<ControlsAction>();
 
   add(actions: readonly ControlsAction[]): void {
     this.#actions.push(...actions);
   }
 
+  /** Controls registered as long as `source` lists them (the loaded modules' own). */
+  addSource(source: () => readonly ControlsAction[]): void {
+    this.#sources.push(source);
+  }
+
   /** Every registered control, disabled ones included. */
   all(): readonly ControlsAction[] {
-    return this.#actions;
+    if (this.#sources.length === 0) return this.#actions;
+    return [...this.#actions, ...this.#sources.flatMap((source) => source())];
   }
 
   /** The controls a request may name. */
   enabled(): ControlsAction[] {
-    return this.#actions.filter((action) => !this.#disabled.has(action));
+    return this.all().filter((action) => !this.#disabled.has(action));
   }
 
   /**
@@ -62,7 +72,7 @@ export class ControlsRegistry {
    * control) of `module`, or of any module; false when nothing matched.
    */
   set(name: string, module: string | undefined, enabled: boolean): boolean {
-    const matched = this.#actions.filter(
+    const matched = this.all().filter(
       (action) => (name === "all" || action.name === name) && (module === undefined || action.module === module),
     );
     for (const action of matched) {

@@ -3,7 +3,9 @@
  * (src/ctrls.c pr_ctrls_accept / pr_ctrls_recv_request, modules/mod_ctrls.c).
  *
  * Each connection carries one request and gets one response:
- *   1. identify the peer by SO_PEERCRED (the kernel's word, not the client's);
+ *   1. identify the peer by SO_PEERCRED (the kernel's word, not the client's),
+ *      or, without the peercred addon, by a file the client creates
+ *      (file-identity.ts), the request then read before the ACL is checked;
  *   2. check ControlsSocketACL, at accept time as proftpd does, so a denied
  *      client gets `access denied` whatever it asks, `help` included, and is
  *      closed without ever taking one of the ControlsMaxClients slots;
@@ -12,7 +14,8 @@
  *   5. dispatch: an enabled action (its ACL before its arguments), or
  *      `unsupported action requested`; mod_ctrls's own `help`, `lsctrl`,
  *      `insctrl` and `rmctrl` (host/controls/ctrls-actions.ts) are always
- *      registered beside the daemon's;
+ *      registered beside the daemon's, and the loaded modules' own
+ *      (module-controls.ts) for as long as they are loaded;
  *   6. send the response and close.
  *
  * What a client can make the daemon hold is bounded whatever it does: one
@@ -23,9 +26,10 @@
  * dropped, never buffered.
  *
  * Unlike proftpd, requests are handled as soon as they are complete, not on
- * the next ControlsInterval tick (observed 1.2 s per ftpdctl call, §9 of the
- * reference): handlers are synchronous, so each one still runs to completion
- * before any other JavaScript, which keeps an insmod atomic.
+ * the next tick of mod_ctrls.c's alarm-driven ControlsInterval timer (about
+ * 1.2 s per ftpdctl call with ControlsInterval 1 on proftpd 1.3.8): handlers
+ * are synchronous, so each one still runs to completion before any other
+ * JavaScript, which keeps an insmod atomic.
  *
  * `dispatchRequest` and the ControlsLog formatters are pure; the class is
  * the shell around them.
@@ -35,48 +39,33 @@ import path from "node:path";
 import { createConnection, createServer } from "node:net";
 import type { Server, Socket } from "node:net";
 import { DsoError, ErrorCodes } from "../errors.js";
-import type { Tracer } from "../modules/module-host.js";
 import { SystemAccounts } from "../system/accounts.js";
 import { aclAllows, DEFAULT_SOCKET_ACL, EMPTY_ACL_TABLE } from "./acl.js";
 import type { Acl, AclTable } from "./acl.js";
 import { ControlsRegistry, ctrlsControlsActions } from "./ctrls-actions.js";
-import { formatTimestamp } from "../daemon/log-format.js";
-import { peerCredentials } from "./peer-credentials.js";
-import { ControlsStatus, encodeMessage, MessageDecoder, REQUEST_LIMITS, RESPONSE_LIMITS } from "./wire.js";
+import { formatTimestamp } from "../log/log-format.js";
+import { FileIdentity } from "./file-identity.js";
+import type { IdentifyOutcome } from "./file-identity.js";
+import { peerCredentials, peerCredentialsUnavailable } from "./peer-credentials.js";
+import { ControlsStatus, encodeMessage, MessageDecoder, REQUEST_LIMITS } from "./wire.js";
 import type { DecodedMessage } from "./wire.js";
+import { ACCESS_DENIED, acceptedMessage, closedMessage, dispatchRequest, exchangeMessages, responseFor } from "./exchange.js";
+import type { ControlsCaller, ControlsResult, ControlsAction } from "./exchange.js";
 
-/** Who sent a request: SO_PEERCRED ids plus their names for logs and handlers. */
-export interface ControlsCaller {
-  readonly uid: number;
-  /** The primary gid only, as proftpd: supplementary groups are never seen. */
-  readonly gid: number;
-  readonly pid: number;
-  readonly user: string;
-  readonly group: string;
-}
-
-export interface ControlsResult {
-  readonly status: number;
-  readonly lines: readonly string[];
-}
-
-/** A registered control (pr_ctrls_register's action, description and callback). */
-export interface ControlsAction {
-  readonly name: string;
-  /** The module that registered it, as lsctrl shows it (`mod_dso.c`); `core` when absent. */
-  readonly module?: string;
-  /** Shown by `help` as `name: description`. */
-  readonly description: string;
-  /** The action's ACL (ModuleControlsACLs for mod_dso's), asked before the handler sees any argument. */
-  acl(caller: ControlsCaller): boolean;
-  /** Runs synchronously, so that nothing else happens while it changes the module set. */
-  handler(args: readonly string[], caller: ControlsCaller): ControlsResult;
+/**
+ * The trace log (the module host's Tracer), written here so that the controls
+ * need nothing of the module host: the modules' own controls depend on this folder.
+ */
+export interface Tracer {
+  level(channel: string): number;
+  write(channel: string, level: number, message: string): void;
 }
 
 /** Names for ids, as pr_auth_uid2name / gid2name (the number itself when unknown). */
 export interface AccountNames {
-  userName(uid: number): string;
-  groupName(gid: number): string;
+  /** Asynchronous: a uid never seen before runs getent, and every session goes on meanwhile. */
+  lookupUserName(uid: number): Promise<string>;
+  lookupGroupName(gid: number): Promise<string>;
 }
 
 export interface ControlsServerOptions {
@@ -88,6 +77,8 @@ export interface ControlsServerOptions {
   readonly socketMode?: number | undefined;
   /** The daemon's controls (mod_dso's); mod_ctrls's own are added by the server. */
   readonly actions: readonly ControlsAction[];
+  /** The loaded modules' controls, read per request: they come with insmod and go with rmmod. */
+  readonly moduleActions?: () => readonly ControlsAction[];
   /** ControlsACLs, for mod_ctrls's own lsctrl, insctrl and rmctrl; read per request. Everyone is denied when absent. */
   readonly ctrlsAcls?: () => AclTable;
   /** ControlsSocketACL, read per connection so that a reloaded config applies at once. */
@@ -105,8 +96,8 @@ export interface ControlsServerOptions {
   readonly accounts?: AccountNames;
   /** The `ctrls` trace channel. */
   readonly tracer?: Tracer;
-  /** The daemon's log, told once why callers cannot be identified (the native addon is missing, say). */
-  readonly log?: (priority: "error", message: string) => void;
+  /** The daemon's log: told at start how callers are identified without the addon, and once why one could not be. */
+  readonly log?: (priority: "error" | "notice", message: string) => void;
 }
 
 /** mod_ctrls's defaults: ControlsMaxClients 5; ControlsAuthFreshness 10 s. */
@@ -139,105 +130,6 @@ const REPLY_GRACE_MS = 1_000;
 export const MAX_REFUSED_OPEN = 32;
 
 const TRACE_CHANNEL = "ctrls";
-
-const ACCESS_DENIED: ControlsResult = { status: ControlsStatus.ACCESS_DENIED, lines: ["access denied"] };
-
-type Trace = (level: number, message: string) => void;
-
-/**
- * What the server answers to a request from a caller who passed the socket
- * ACL, among the enabled `actions`. The action's ACL is checked before its
- * handler runs, so a denied `insmod` with no argument answers `access denied`,
- * not `missing required parameters` (observed on 1.3.8). Trace lines are
- * those of src/ctrls.c.
- */
-export function dispatchRequest(
-  actions: readonly ControlsAction[],
-  argv: readonly string[],
-  caller: ControlsCaller,
-  trace: Trace = () => {},
-): ControlsResult {
-  const [name = "", ...args] = argv;
-  const action = actions.find((candidate) => candidate.name === name);
-  if (action === undefined) {
-    return { status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] };
-  }
-  trace(19, `known action '${name}' requested`);
-  trace(7, `calling '${name}' control handler`);
-  const result = action.acl(caller) ? runHandler(action, args, caller) : ACCESS_DENIED;
-  trace(19, `ran '${name}' ctrl, callback value = ${result.status}`);
-  return result;
-}
-
-function runHandler(action: ControlsAction, args: readonly string[], caller: ControlsCaller): ControlsResult {
-  try {
-    return action.handler(args, caller);
-  } catch (error) {
-    // A handler bug must not take the daemon down with it; the client sees what broke.
-    return { status: ControlsStatus.FAILED, lines: [`${action.name}: ${error instanceof Error ? error.message : String(error)}`] };
-  }
-}
-
-/** `root/root client`, as mod_ctrls names a peer in every ControlsLog line. */
-export function clientLabel(caller: ControlsCaller): string {
-  return `${caller.user}/${caller.group} client`;
-}
-
-export function acceptedMessage(caller: ControlsCaller): string {
-  return `accepted connection from ${clientLabel(caller)}`;
-}
-
-export function closedMessage(caller: ControlsCaller): string {
-  return `closed connection to ${clientLabel(caller)}`;
-}
-
-/**
- * The ControlsLog lines of one exchange (§7): the request only when it has
- * arguments (`recvd from root/root client: 'insmod mod_copy.c'`), then the
- * status and each response line wrapped in quotes.
- */
-export function exchangeMessages(caller: ControlsCaller, argv: readonly string[] | undefined, result: ControlsResult): string[] {
-  const client = clientLabel(caller);
-  return [
-    ...(argv !== undefined && argv.length > 1 ? [`recvd from ${client}: '${argv.join(" ")}'`] : []),
-    `sent to ${client}: return value: ${result.status}`,
-    ...result.lines.map((line) => `sent to ${client}: '${line}'`),
-  ];
-}
-
-/**
- * Fits a response into proftpd's limits (1024 lines, each under 1024 bytes)
- * instead of failing it: a link error of a 100,000-import module keeps its
- * status and first lines, and says how many more there were.
- */
-export function fitResponseLines(lines: readonly string[]): string[] {
-  const maxLines = RESPONSE_LIMITS.maxArgs;
-  const maxBytes = RESPONSE_LIMITS.maxArgBytes;
-  const fit = (line: string): string => {
-    if (Buffer.byteLength(line) <= maxBytes) return line;
-    let cut = line.slice(0, maxBytes - 3);
-    while (Buffer.byteLength(`${cut}...`) > maxBytes) cut = cut.slice(0, -1);
-    return `${cut}...`;
-  };
-  if (lines.length <= maxLines) return lines.map(fit);
-  const kept = lines.slice(0, maxLines - 1).map(fit);
-  return [...kept, `(${lines.length - kept.length} more lines not shown: a response holds at most ${maxLines} lines)`];
-}
-
-/**
- * What the server sends for `result`: its lines fitted into RESPONSE_LIMITS,
- * framed. A result that still cannot be framed (a status that is no 32-bit
- * integer) is sent as a failure saying why, so every client gets an answer.
- */
-export function responseFor(result: ControlsResult): { readonly sent: ControlsResult; readonly bytes: Buffer } {
-  const sent: ControlsResult = { status: result.status, lines: fitResponseLines(result.lines) };
-  try {
-    return { sent, bytes: encodeMessage(sent.status, sent.lines, RESPONSE_LIMITS) };
-  } catch (error) {
-    const failed: ControlsResult = { status: ControlsStatus.FAILED, lines: [(error as Error).message] };
-    return { sent: failed, bytes: encodeMessage(failed.status, failed.lines) };
-  }
-}
 
 /** `2026-11-26 18:57:02,393 mod_ctrls/0.9.5[8245]: <message>`, local time like proftpd's log files. */
 export function formatControlsLogLine(when: Date, pid: number, message: string): string {
@@ -275,7 +167,9 @@ export class ControlsServer {
   readonly #logFile: string | undefined;
   readonly #accounts: AccountNames;
   readonly #tracer: Tracer | undefined;
-  readonly #daemonLog: (priority: "error", message: string) => void;
+  readonly #daemonLog: (priority: "error" | "notice", message: string) => void;
+  /** How callers are identified when the kernel cannot be asked (no peercred addon); set by start(). */
+  #fileIdentity: FileIdentity | undefined;
   /** Why callers could not be identified, as last logged: a missing addon is logged once, not per caller. */
   #identityProblem: string | undefined;
   /** Every open connection, refused ones included, so that close() ends them all. */
@@ -299,6 +193,7 @@ export class ControlsServer {
     // `rmctrl all` stops listening once its answer is on its way, as mod_ctrls closes its socket.
     const stopListening = (): void => queueMicrotask(() => this.#server?.close());
     this.#registry.add(ctrlsControlsActions(this.#registry, options.ctrlsAcls ?? (() => EMPTY_ACL_TABLE), stopListening));
+    if (options.moduleActions !== undefined) this.#registry.addSource(options.moduleActions);
     this.#socketAcl = options.socketAcl ?? (() => DEFAULT_SOCKET_ACL);
     this.#maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
@@ -323,6 +218,11 @@ export class ControlsServer {
       throw socketError(`the controls server is already listening on '${this.#path}'`);
     }
     await this.#removeStaleSocket();
+    const noPeerCred = peerCredentialsUnavailable();
+    if (noPeerCred !== undefined) {
+      this.#fileIdentity = FileIdentity.prepare(this.#path);
+      this.#daemonLog("notice", `${MOD_CTRLS_VERSION}: ${this.#fileIdentity.notice(noPeerCred)}`);
+    }
     if (this.#logFile !== undefined) {
       try {
         this.#logFd = openSync(this.#logFile, "a", 0o640);
@@ -443,23 +343,63 @@ export class ControlsServer {
       this.#serving.delete(socket);
       this.#refused.delete(socket);
     });
+    if (this.#fileIdentity !== undefined) {
+      this.#trace(5, `checking client credentials using a file in '${this.#fileIdentity.directory}'`);
+      this.#fileIdentity.identify(socket, Date.now, (outcome) => this.#identified(socket, outcome));
+      return;
+    }
     this.#trace(5, "checking client credentials using SO_PEERCRED");
-    let caller: ControlsCaller;
+    let ids;
     try {
-      const { uid, gid, pid } = peerCredentials(socket);
-      caller = { uid, gid, pid, user: this.#accounts.userName(uid), group: this.#accounts.groupName(gid) };
+      ids = peerCredentials(socket);
     } catch (error) {
-      // proftpd's line first; then why, for whoever is locked out (a missing native addon locks out everyone).
+      // Logged once: a reason that locks out everyone (the socket's) should not flood the log.
       const reason = (error as Error).message;
-      this.#trace(1, reason);
       if (reason !== this.#identityProblem) {
         this.#identityProblem = reason;
         this.#daemonLog("error", `${MOD_CTRLS_VERSION}: ${reason}`);
       }
-      this.#refuse(socket, undefined, { status: ControlsStatus.ACCESS_DENIED, lines: ["access denied", `  ${reason}`] });
+      this.#unidentified(socket, reason);
       return;
     }
+    this.#admit(socket, ids, undefined);
+  }
+
+  /** After a file identification: a caller with no pid (the kernel was not asked), or a refusal. */
+  #identified(socket: Socket, outcome: IdentifyOutcome): void {
+    if ("refused" in outcome) {
+      this.#unidentified(socket, `cannot check client credentials: ${outcome.refused}`);
+      return;
+    }
+    this.#admit(socket, { uid: outcome.uid, gid: outcome.gid, pid: -1 }, outcome.request);
+  }
+
+  /** proftpd's line first; then why, for whoever is locked out. */
+  #unidentified(socket: Socket, reason: string): void {
+    this.#trace(1, reason);
+    this.#refuse(socket, undefined, { status: ControlsStatus.ACCESS_DENIED, lines: ["access denied", `  ${reason}`] });
+  }
+
+  /** Names an identified caller without blocking (a new uid's getent runs beside the sessions), then serves it. */
+  #admit(socket: Socket, ids: { uid: number; gid: number; pid: number }, request: DecodedMessage | undefined): void {
+    const { uid, gid, pid } = ids;
+    // The names are for ControlsLog and the actions; the look-up never fails (an unknown id is its number).
+    void Promise.all([this.#accounts.lookupUserName(uid), this.#accounts.lookupGroupName(gid)]).then(([user, group]) =>
+      this.#serve(socket, { uid, gid, pid, user, group }, request),
+    );
+  }
+
+  /**
+   * Serves a named caller: the socket ACL, a slot, then its request, already
+   * read (`request`) when a file identified it, else read here.
+   */
+  #serve(socket: Socket, caller: ControlsCaller, request: DecodedMessage | undefined): void {
     this.#log(acceptedMessage(caller));
+    if (socket.destroyed) {
+      // The client left while its names were looked up: its lines are logged all the same.
+      this.#log(closedMessage(caller));
+      return;
+    }
     socket.once("close", () => this.#log(closedMessage(caller)));
     // The socket ACL comes before the slot count (proftpd's ctrls_recv_cl_reqs checks it at accept
     // too): a denied user is answered and closed at once, so no number of them can make root busy.
@@ -480,22 +420,26 @@ export class ControlsServer {
       answered = true;
       this.#reply(socket, caller, argv, result);
     };
+    const trace = (level: number, message: string): void => this.#trace(level, message);
+    const dispatch = (argv: readonly string[]): void => answer(argv, dispatchRequest(this.#registry.enabled(), argv, caller, trace));
+    if (request !== undefined) {
+      dispatch(request.args);
+      return;
+    }
     const decoder = new MessageDecoder(REQUEST_LIMITS);
     socket.on("data", (chunk: Buffer) => {
       // Whatever follows the request is read and dropped: it never piles up in the daemon.
       if (answered) {
         return;
       }
-      let request: DecodedMessage | undefined;
+      let received: DecodedMessage | undefined;
       try {
-        request = decoder.push(chunk);
+        received = decoder.push(chunk);
       } catch (error) {
         answer(undefined, { status: ControlsStatus.FAILED, lines: [(error as Error).message] });
         return;
       }
-      if (request !== undefined) {
-        answer(request.args, dispatchRequest(this.#registry.enabled(), request.args, caller, (level, message) => this.#trace(level, message)));
-      }
+      if (received !== undefined) dispatch(received.args);
     });
     socket.once("end", () => {
       if (!answered && decoder.inMessage) {

@@ -15,6 +15,7 @@ import { mkdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { limitReply } from "../access/limit-reply.js";
+import { SharedStore } from "../abi/shared-store.js";
 import { verifyCrypt } from "../auth/crypt.js";
 import { ConfigError } from "../config/lexer.js";
 import { currentHost, dsoControlsActions } from "../static/mod-dso/controls.js";
@@ -181,6 +182,7 @@ export class Daemon {
         if (daemon !== undefined) daemon.#ftp.endSession(session, lines);
       },
       xferlog: new XferlogWriter((problem) => log("notice", problem)),
+      sharedStore: new SharedStore(),
     };
     const generation = buildGeneration(configFile, log, debugLevel, [], runtime);
     try {

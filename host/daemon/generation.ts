@@ -6,6 +6,7 @@
  * on a bad config; we keep serving, as the issue asks).
  */
 import { hostname } from "node:os";
+import type { SharedStore } from "../abi/shared-store.js";
 import path from "node:path";
 import { expandInclude, readConfigFile } from "../config/config-file.js";
 import { ConfigRunner } from "../config/config-runner.js";
@@ -56,6 +57,8 @@ export interface DaemonRuntime {
   readonly endSession: (session: SessionState, lines: readonly string[]) => void;
   /** TransferLog files, one handle per file for the daemon's life (a SIGHUP does not reopen them). */
   readonly xferlog: XferlogWriter;
+  /** The modules' shared data, for the daemon's life: every generation's host uses it. */
+  readonly sharedStore: SharedStore;
 }
 
 export interface Generation {
@@ -139,6 +142,7 @@ export function buildGeneration(
     compiledIn: compiledIn.modules,
     protectedModules: ["mod_dso.c", "mod_ctrls.c"],
     policy: (unit) => dso.settings.policies.resolve(unit),
+    ...(runtime !== undefined && { sharedStore: runtime.sharedStore }),
     log,
     tracer: traceLog,
     debugLevel,

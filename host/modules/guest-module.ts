@@ -11,6 +11,8 @@
  *   log_cmd_err_X                   () -> i32 handlers of FTP command X per phase
  *   site_X                          () -> i32 handler of `SITE X`
  *   conf_X                          () -> i32 handler of directive X
+ *   ctrl_x                          () -> i32 control action x (`dsoctl x`;
+ *                                   host/controls/module-controls.ts)
  *
  * A module with site_X exports gets a SITE handler of its own in the chain,
  * as each proftpd module registers its own C_SITE handlers (mod_site_misc.c's
@@ -19,10 +21,10 @@
  */
 import { DsoError, ErrorCodes } from "../errors.js";
 import type { ActiveCommand, ImporterState } from "../abi/host-symbols.js";
+import { newModuleControls, registerModuleControls } from "../controls/module-controls.js";
 import { formatExternType } from "../wasm/types.js";
 import type { ExportEntry, ExternType } from "../wasm/types.js";
-import { LOGIN_REQUIRED_TEXT } from "../ftp/dispatch.js";
-import { HandlerResults, Phases } from "./module-api.js";
+import { HandlerResults, LOGIN_REQUIRED_TEXT, Phases } from "./module-api.js";
 import type { CommandHandler, DirectiveHandler, EngineModule, HandlerResult, HelpEntry, Phase } from "./module-api.js";
 
 const PHASE_PREFIXES: ReadonlyArray<readonly [string, Phase]> = [
@@ -36,12 +38,15 @@ const PHASE_PREFIXES: ReadonlyArray<readonly [string, Phase]> = [
 
 const HOOKS = ["module_init", "module_unload", "sess_init"] as const;
 const COMMAND_NAME = /^[A-Z][A-Z0-9_]*$/;
+/** A control action as ftpdctl users type it: lower case, as proftpd's modules name theirs (`ban`, `lsmod`). */
+const ACTION_NAME = /^[a-z][a-z0-9_]*$/;
 
 type Entry =
   | { readonly role: "hook"; readonly exportName: string }
   | { readonly role: "command"; readonly exportName: string; readonly command: string; readonly phase: Phase }
   | { readonly role: "site"; readonly exportName: string; readonly command: string }
-  | { readonly role: "directive"; readonly exportName: string; readonly directive: string };
+  | { readonly role: "directive"; readonly exportName: string; readonly directive: string }
+  | { readonly role: "control"; readonly exportName: string; readonly action: string };
 
 function classify(name: string): Entry | undefined {
   if ((HOOKS as readonly string[]).includes(name)) return { role: "hook", exportName: name };
@@ -54,6 +59,9 @@ function classify(name: string): Entry | undefined {
     return { role: "site", exportName: name, command: name.slice(5) };
   }
   if (name.startsWith("conf_") && name.length > 5) return { role: "directive", exportName: name, directive: name.slice(5) };
+  if (name.startsWith("ctrl_") && ACTION_NAME.test(name.slice(5))) {
+    return { role: "control", exportName: name, action: name.slice(5) };
+  }
   return undefined;
 }
 
@@ -170,6 +178,7 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
   const commands: CommandHandler[] = [];
   const siteCommands: CommandHandler[] = [];
   const directives: DirectiveHandler[] = [];
+  const actions: string[] = [];
   const call = (exportName: string, command: ActiveCommand | undefined): number => parts.invoke(exportName, command);
   for (const { role } of protocolEntries(parts.shape)) {
     switch (role.role) {
@@ -190,6 +199,9 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
           },
         });
         break;
+      case "control":
+        actions.push(role.action);
+        break;
       case "hook":
         break;
     }
@@ -200,7 +212,9 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
   const sessInit = hook("sess_init");
   const unload = hook("module_unload");
   if (siteCommands.length > 0) commands.push(siteHandler(siteCommands, parts.state.help));
-  return {
+  // Made once per instance state: a re-instantiated module keeps them, its directives and init filling them again.
+  const controls = (parts.state.controls ??= newModuleControls(actions));
+  const module: EngineModule = {
     name: parts.name,
     kind: "dso",
     commands,
@@ -221,4 +235,7 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
     }),
     ...(unload && { unload: () => void unload() }),
   };
+  const runControl = (action: string, request: ActiveCommand): number => call(`ctrl_${action}`, request);
+  registerModuleControls(module, { module: parts.name, state: controls, call: runControl });
+  return module;
 }

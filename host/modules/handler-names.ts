@@ -1,7 +1,7 @@
 /**
  * Exports that look like handlers but break the naming rule of the module
  * protocol (guest-module.ts): `cmd_test`, `cmdTYPO`, `pre_cmdfoo`,
- * `post_err_cmd_X`, `Sess_init`. The host maps only exact names to handlers;
+ * `post_err_cmd_X`, `Sess_init`, `ctrl_Ban`. The host maps only exact names to handlers;
  * anything else is an ordinary export that enters the global scope, so a
  * misspelt handler would load silently and never run. proftpd cannot make
  * this mistake (its cmdtab names commands in strings); the loader warns and
@@ -12,13 +12,29 @@
 import { isProtocolExport } from "./guest-module.js";
 
 const COMMAND_NAME = /^[A-Z][A-Z0-9_]*$/;
+const ACTION_NAME = /^[a-z][a-z0-9_]*$/;
+
+/** What follows a prefix: a command name (upper case), a control action (lower case), a directive name (any case). */
+type Rest = "command" | "action" | "directive";
+
+/** How the rest is written and checked, per kind. */
+interface RestRule {
+  readonly spell: (rest: string) => string;
+  readonly valid: RegExp;
+  readonly rule: string;
+}
+
+const RESTS: Readonly<Record<Rest, RestRule>> = {
+  command: { spell: (rest) => rest.toUpperCase(), valid: COMMAND_NAME, rule: "X, X in capitals" },
+  action: { spell: (rest) => rest.toLowerCase(), valid: ACTION_NAME, rule: "x, x in lower case" },
+  directive: { spell: (rest) => rest, valid: /./, rule: "X" },
+};
 
 /** How a prefix is written with case and underscores ignored, and how the host spells it. */
 interface Prefix {
   readonly squashed: string;
   readonly canonical: string;
-  /** Its rest is a command name, matched upper case; else a directive name, any case. */
-  readonly command: boolean;
+  readonly rest: Rest;
   /**
    * A one-word prefix (`cmd`, `site`, `conf`) is a handler's only when a word
    * boundary follows it (an underscore or a capital): `cmdline` and `config`
@@ -29,16 +45,17 @@ interface Prefix {
 
 /** Longest first: `postcmderr` before `postcmd`. The `errcmd` orders are the phase words swapped. */
 const PREFIXES: readonly Prefix[] = [
-  { squashed: "postcmderr", canonical: "post_cmd_err_", command: true, needsBoundary: false },
-  { squashed: "posterrcmd", canonical: "post_cmd_err_", command: true, needsBoundary: false },
-  { squashed: "logcmderr", canonical: "log_cmd_err_", command: true, needsBoundary: false },
-  { squashed: "logerrcmd", canonical: "log_cmd_err_", command: true, needsBoundary: false },
-  { squashed: "postcmd", canonical: "post_cmd_", command: true, needsBoundary: false },
-  { squashed: "logcmd", canonical: "log_cmd_", command: true, needsBoundary: false },
-  { squashed: "precmd", canonical: "pre_cmd_", command: true, needsBoundary: false },
-  { squashed: "cmd", canonical: "cmd_", command: true, needsBoundary: true },
-  { squashed: "site", canonical: "site_", command: true, needsBoundary: true },
-  { squashed: "conf", canonical: "conf_", command: false, needsBoundary: true },
+  { squashed: "postcmderr", canonical: "post_cmd_err_", rest: "command", needsBoundary: false },
+  { squashed: "posterrcmd", canonical: "post_cmd_err_", rest: "command", needsBoundary: false },
+  { squashed: "logcmderr", canonical: "log_cmd_err_", rest: "command", needsBoundary: false },
+  { squashed: "logerrcmd", canonical: "log_cmd_err_", rest: "command", needsBoundary: false },
+  { squashed: "postcmd", canonical: "post_cmd_", rest: "command", needsBoundary: false },
+  { squashed: "logcmd", canonical: "log_cmd_", rest: "command", needsBoundary: false },
+  { squashed: "precmd", canonical: "pre_cmd_", rest: "command", needsBoundary: false },
+  { squashed: "cmd", canonical: "cmd_", rest: "command", needsBoundary: true },
+  { squashed: "site", canonical: "site_", rest: "command", needsBoundary: true },
+  { squashed: "conf", canonical: "conf_", rest: "directive", needsBoundary: true },
+  { squashed: "ctrl", canonical: "ctrl_", rest: "action", needsBoundary: true },
 ];
 
 /** The hooks, by their squashed spellings (`sessinit`, `session_init`, `moduleInit`). */
@@ -54,7 +71,7 @@ export interface HandlerNameProblem {
   readonly exportName: string;
   /** What it looks like: a handler (`cmd_X`, `site_X`, `conf_X`) or a hook (`sess_init`). */
   readonly role: "handler" | "hook";
-  /** How the host names it: `cmd_X, X in capitals`, `conf_X`, `sess_init`. */
+  /** How the host names it: `cmd_X, X in capitals`, `conf_X`, `ctrl_x, x in lower case`, `sess_init`. */
   readonly rule: string;
   /** The name the host would take as the handler, when one is clear. */
   readonly suggestion: string | undefined;
@@ -82,9 +99,10 @@ function prefixProblem(name: string, prefix: Prefix): HandlerNameProblem | undef
   const rest = name.slice(start);
   const boundary = start > end || /^[A-Z]/.test(rest);
   if (prefix.needsBoundary && !boundary) return undefined;
-  const handler = prefix.command ? rest.toUpperCase() : rest;
-  const valid = prefix.command ? COMMAND_NAME.test(handler) : handler.length > 0;
-  const rule = prefix.command ? `${prefix.canonical}X, X in capitals` : `${prefix.canonical}X`;
+  const kind = RESTS[prefix.rest];
+  const handler = kind.spell(rest);
+  const valid = kind.valid.test(handler);
+  const rule = prefix.canonical + kind.rule;
   return { exportName: name, role: "handler", rule, suggestion: valid ? prefix.canonical + handler : undefined };
 }
 

@@ -60,7 +60,7 @@ export class ModuleHost {
    * so a scope survives its module's fault resets and an rmmod then insmod,
    * as mod_ban's table outlives its sessions.
    */
-  readonly #shared = new SharedStore();
+  readonly #shared: SharedStore;
   readonly #registry: UnitRegistry;
   readonly #faults: FaultSupervisor;
   readonly #instances: InstanceContext;
@@ -72,6 +72,7 @@ export class ModuleHost {
     this.#compiledIn = new Map((options.compiledIn ?? []).map((m) => [m.name, m]));
     this.#protected = new Set(options.protectedModules ?? []);
     this.#policy = options.policy ?? (() => DEFAULT_POLICY);
+    this.#shared = options.sharedStore ?? new SharedStore();
     this.#log = options.log;
     this.#tracer = options.tracer;
     this.#debugLevel = options.debugLevel ?? 0;

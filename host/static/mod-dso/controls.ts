@@ -31,7 +31,7 @@ import { parseModuleName } from "../../modules/module-name.js";
 import { moduleSymbolHint, nameHint } from "../../modules/name-hint.js";
 import { checkAcl } from "../../controls/acl.js";
 import type { AclTable } from "../../controls/acl.js";
-import type { ControlsAction, ControlsResult } from "../../controls/server.js";
+import type { ControlsAction, ControlsResult } from "../../controls/exchange.js";
 import { ControlsStatus } from "../../controls/wire.js";
 
 /** The part of ModuleHost the controls drive. */

@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { applyActionAcl, EMPTY_ACL_TABLE, parseActionAcl } from "../../../host/controls/acl.js";
 import type { AclTable } from "../../../host/controls/acl.js";
 import { ControlsRegistry, CTRLS_ACTIONS, ctrlsControlsActions, helpLines, lsctrlLines } from "../../../host/controls/ctrls-actions.js";
-import { dispatchRequest } from "../../../host/controls/server.js";
-import type { ControlsAction, ControlsCaller } from "../../../host/controls/server.js";
+import { dispatchRequest } from "../../../host/controls/exchange.js";
+import type { ControlsAction, ControlsCaller } from "../../../host/controls/exchange.js";
 import { ControlsStatus } from "../../../host/controls/wire.js";
 
 const root: ControlsCaller = { uid: 0, gid: 0, pid: 1, user: "root", group: "root" };

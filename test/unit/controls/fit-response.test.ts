@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fitResponseLines } from "../../../host/controls/server.js";
+import { fitResponseLines } from "../../../host/controls/exchange.js";
 
 describe("fitResponseLines", () => {
   it("leaves a response within proftpd's limits as it is", () => {

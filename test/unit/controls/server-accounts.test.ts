@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSocketAcl } from "../../../host/controls/acl.js";
 import { ControlsServer } from "../../../host/controls/server.js";
-import type { ControlsAction } from "../../../host/controls/server.js";
+import type { ControlsAction } from "../../../host/controls/exchange.js";
 import { encodeMessage, MessageDecoder, RESPONSE_LIMITS } from "../../../host/controls/wire.js";
 import { SystemAccounts } from "../../../host/system/accounts.js";
 

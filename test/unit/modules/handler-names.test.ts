@@ -28,6 +28,9 @@ describe("handlerNameProblems", () => {
     ["siteHELLO", "site_X, X in capitals", "site_HELLO"],
     ["Conf_TestDirective", "conf_X", "conf_TestDirective"],
     ["confTestDirective", "conf_X", "conf_TestDirective"],
+    ["ctrl_Ban", "ctrl_x, x in lower case", "ctrl_ban"],
+    ["CTRL_BAN", "ctrl_x, x in lower case", "ctrl_ban"],
+    ["ctrlBan", "ctrl_x, x in lower case", "ctrl_ban"],
     ["Sess_init", "sess_init", "sess_init"],
     ["sessinit", "sess_init", "sess_init"],
     ["session_init", "sess_init", "sess_init"],
@@ -45,6 +48,8 @@ describe("handlerNameProblems", () => {
     ["log_cmd_", "log_cmd_X, X in capitals"],
     ["site_", "site_X, X in capitals"],
     ["conf_", "conf_X"],
+    ["ctrl_", "ctrl_x, x in lower case"],
+    ["ctrl_1ban", "ctrl_x, x in lower case"],
   ])("%s is not a handler and has no clear meaning", (name, rule) => {
     expect(found(name)).toEqual([[name, rule, undefined]]);
   });
@@ -65,6 +70,8 @@ describe("handlerNameProblems", () => {
       "site_HELLO",
       "conf_TestDirective",
       "conf_x",
+      "ctrl_ban",
+      "ctrl_ban_info",
       "__new",
       "__pin",
       "memory",
@@ -76,7 +83,7 @@ describe("handlerNameProblems", () => {
   });
 
   it("passes ordinary names, even those that begin with a handler's word", () => {
-    const ordinary = ["cmdline", "config", "configure_TLS", "sitemap", "commands", "math_add", "counter_next", "init"];
+    const ordinary = ["cmdline", "config", "configure_TLS", "sitemap", "commands", "math_add", "counter_next", "init", "ctrlline"];
     expect(found(...ordinary)).toEqual([]);
   });
 
