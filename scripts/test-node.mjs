@@ -13,9 +13,10 @@
 //   npm run test:node -- 22.23.5 test/unit/ftp     one version, some test files
 //
 // Cache: $WASM_DSO_NODE_CACHE, else node_modules/.cache/wasm-dso/node in this
-// tree (npm ci empties it; the npm cache makes the next install quick). Inside
-// the tree, the copy is as reachable by other users as the tree itself, which
-// tests that run programs as nobody depend on. Exit status: the suite's, or 2
+// tree (npm ci empties it; the npm cache makes the next install quick). The
+// cache may be where other users cannot enter (root's mode-700 home): tests
+// that run programs as nobody give them node and dsoctl in a world-readable
+// temp folder (test/helpers/other-users.ts). Exit status: the suite's, or 2
 // for bad usage and 1 when the line cannot be installed or the copy set up.
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";

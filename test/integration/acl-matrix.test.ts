@@ -1,5 +1,5 @@
 /**
- * The reference's whole observed ACL matrix (proftpd-behavior.md §5), row by
+ * The whole ACL matrix observed on proftpd 1.3.8 through ftpdctl, row by
  * row, against the real dsod and the real dsoctl run as different users: the
  * daemon learns each caller's uid and primary gid from the kernel.
  *
@@ -9,11 +9,10 @@
  * checks the deny-by-default instead of 1.3.8's allow-all.
  */
 import { spawn } from "node:child_process";
-import { chmodSync, copyFileSync, cpSync, linkSync, mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
+import { chmodSync } from "node:fs";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { DSOCTL, PASSWD, ROOT as REPOSITORY, RunningDsod, tempDir, writeConfig } from "./helpers/dsod.js";
+import { IS_ROOT, otherUsersDsoctl } from "../helpers/other-users.js";
+import { PASSWD, RunningDsod, tempDir, writeConfig } from "./helpers/dsod.js";
 import type { RunResult } from "./helpers/dsod.js";
 
 const ROOT = { uid: 0, gid: 0 };
@@ -32,48 +31,9 @@ afterEach(async () => {
   for (const daemon of running.splice(0)) await daemon.stop();
 });
 
-/** True when every folder above `file` lets other users through, and they may run the file. */
-function othersCanRun(file: string): boolean {
-  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
-    if ((statSync(dir).mode & 0o001) === 0) return false;
-    if (path.dirname(dir) === dir) return (statSync(file).mode & 0o001) !== 0;
-  }
-}
-
-/**
- * dsoctl and the node that runs it, where the other users can read them. The
- * checkout may be in a folder only root can enter (root's mode-700 home, a
- * test-node copy under ~/.cache): there, dsoctl run as nobody could not even
- * be loaded. So its compiled JavaScript (and package.json, by which it finds
- * its package root) is copied to a world-readable temp folder, and a node
- * others cannot reach is linked (or copied) there too.
- */
-function readableDsoctl(): { node: string; dsoctl: string; dir: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), "dsoctl-"));
-  chmodSync(dir, 0o755);
-  const dist = path.dirname(path.dirname(path.dirname(DSOCTL)));
-  cpSync(path.join(dist, "host"), path.join(dir, "dist", "host"), {
-    recursive: true,
-    filter: (source) => !source.endsWith(".map") && !source.endsWith(".ts"),
-  });
-  copyFileSync(path.join(REPOSITORY, "package.json"), path.join(dir, "package.json"));
-  let node = process.execPath;
-  if (!othersCanRun(node)) {
-    node = path.join(dir, "node");
-    try {
-      linkSync(process.execPath, node);
-    } catch {
-      copyFileSync(process.execPath, node);
-    }
-    chmodSync(node, 0o755);
-  }
-  return { node, dsoctl: path.join(dir, path.relative(path.dirname(dist), DSOCTL)), dir };
-}
-
-const readable = process.geteuid?.() === 0 ? readableDsoctl() : undefined;
-afterAll(() => {
-  if (readable !== undefined) rmSync(readable.dir, { recursive: true, force: true });
-});
+// The checkout may be in a folder other users cannot enter: dsoctl and node run from a world-readable copy.
+const readable = IS_ROOT ? otherUsersDsoctl() : undefined;
+afterAll(() => readable?.remove());
 
 /** The real dsoctl, run as `who`. */
 function dsoctl(args: readonly string[], who: Identity): Promise<RunResult> {
@@ -252,7 +212,7 @@ const ROWS: ReadonlyArray<readonly [string, Row]> = [
   ],
 ];
 
-describe.skipIf(process.geteuid?.() !== 0)("the ACL matrix, with real identities (needs root to run dsoctl as others)", () => {
+describe.skipIf(!IS_ROOT)("the ACL matrix, with real identities (needs root to run dsoctl as others)", () => {
   it.each(ROWS)("%s", async (_name, row) => {
     const socket = await start(row.config);
     for (const [who, args, expected] of row.expect) {

@@ -20,16 +20,26 @@ import { createHash } from "node:crypto";
 import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { MAX_REFUSED_OPEN } from "../../host/controls/server.js";
 import { ControlsStatus, encodeMessage } from "../../host/controls/wire.js";
+import { IS_ROOT, otherUsersDsoctl } from "../helpers/other-users.js";
+import type { OtherUsersDsoctl } from "../helpers/other-users.js";
 import { daemonFixture } from "./helpers/fixture.js";
 import { FIXTURES, LIBEXEC, dsoctl, tempDir } from "./helpers/dsod.js";
 import type { RunningDsod } from "./helpers/dsod.js";
 import { request } from "./helpers/raw-controls.js";
 
-const IS_ROOT = process.getuid?.() === 0;
 const NOBODY = { uid: 65534, gid: 65534 } as const;
+
+// Other users run node and dsoctl from a world-readable copy: the checkout may be in a folder they cannot enter.
+const others = IS_ROOT ? otherUsersDsoctl() : undefined;
+afterAll(() => others?.remove());
+
+function forOthers(): OtherUsersDsoctl {
+  if (others === undefined) throw new Error("running a program as another user needs root");
+  return others;
+}
 
 const fixture = daemonFixture();
 const children: ChildProcessWithoutNullStreams[] = [];
@@ -120,7 +130,8 @@ interface AttackReport {
 /** Starts the attacker as `who` and resolves once its held connections are all answered. */
 async function attack(socket: string, who: { uid: number; gid: number }, held: number, hammering: number) {
   const args = ["-e", ATTACKER, socket, encodeMessage(0, ["lsmod"]).toString("base64"), String(held), String(hammering)];
-  const child = spawn(process.execPath, args, { ...who, stdio: ["pipe", "pipe", "pipe"] });
+  const { node, dir } = forOthers();
+  const child = spawn(node, args, { ...who, cwd: dir, stdio: ["pipe", "pipe", "pipe"] });
   children.push(child);
   let stdout = "";
   child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -184,12 +195,13 @@ describe("ControlsSocketOwner and ControlsSocketMode", () => {
     const stat = statSync(daemon.socket);
     expect([stat.mode & 0o777, stat.uid, stat.gid]).toEqual([0o770, 0, 1]);
     // The ACLs admit everyone (the fixture's `allow user *`): only the file mode stands in nobody's way.
-    expect(await dsoctl(["-s", daemon.socket, "lsmod"], NOBODY)).toEqual({
+    expect(await dsoctl(["-s", daemon.socket, "lsmod"], { ...NOBODY, from: forOthers() })).toEqual({
       status: 69,
       stdout: "",
       stderr: `dsoctl: error contacting server using '${daemon.socket}': Permission denied\n`,
     });
-    expect((await dsoctl(["-s", daemon.socket, "lsmod"], { uid: NOBODY.uid, gid: 1 })).status).toBe(0);
+    const nobodyInDaemon = { uid: NOBODY.uid, gid: 1, from: forOthers() };
+    expect((await dsoctl(["-s", daemon.socket, "lsmod"], nobodyInDaemon)).status).toBe(0);
     expect((await dsoctl(["-s", daemon.socket, "lsmod"])).status).toBe(0);
   });
 });
@@ -282,7 +294,10 @@ describe("a client that does not play along", () => {
     // before all 256 MB went, but well past the 50 MB it would take to show buffering. Reading
     // costs V8 a one-off ~35 MB of buffers and young generation, whatever the amount sent.
     expect(sent).toBeGreaterThanOrEqual(128);
-    expect(grown).toBeLessThan(50 * 1024 * 1024);
+    // V8 13+ (Node 24, 26) frees read buffers later, on a background thread, and glibc keeps what they held:
+    // +15..+82 MB measured there (+30..+35 on Node 20 and 22). Buffering would show at least the 128 MB sent.
+    const limitMB = Number(process.versions.v8.split(".")[0]) >= 13 ? 100 : 50;
+    expect(grown).toBeLessThan(limitMB * 1024 * 1024);
     expect((await dsoctl(["-s", daemon.socket, "lsmod"])).status).toBe(0);
     console.log(`controls: ${sent} MB sent after a request; RSS grew ${(grown / 1048576).toFixed(1)} MB`);
   });

@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { OtherUsersDsoctl } from "../../helpers/other-users.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 export const DSOD = path.join(ROOT, "dist/host/cli/dsod.js");
@@ -104,13 +105,31 @@ export class RunningDsod {
     });
   }
 
-  /** Waits until stderr has a line matching `pattern`. */
-  async waitForLog(pattern: RegExp, timeoutMs = 5_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!pattern.test(this.#stderr)) {
-      if (Date.now() > deadline) throw new Error(`no log line ${pattern} in:\n${this.#stderr}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  /**
+   * Waits until stderr has a line matching `pattern`, looking again at each
+   * chunk dsod writes; fails when dsod exits without it, or after `timeoutMs`
+   * (under the test's own timeout, so that the failure shows what was logged).
+   */
+  waitForLog(pattern: RegExp, timeoutMs = 20_000): Promise<void> {
+    if (pattern.test(this.#stderr)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = (error?: Error): void => {
+        clearTimeout(timer);
+        this.child.stderr.off("data", onData);
+        this.child.off("exit", onExit);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      // Runs after the constructor's listener has appended the chunk.
+      const onData = (): void => {
+        if (pattern.test(this.#stderr)) done();
+      };
+      const onExit = (code: number | null): void =>
+        done(new Error(`dsod exited with ${code}, no log line ${pattern} in:\n${this.#stderr}`));
+      const timer = setTimeout(() => done(new Error(`no log line ${pattern} in:\n${this.#stderr}`)), timeoutMs);
+      this.child.stderr.on("data", onData);
+      this.child.once("exit", onExit);
+    });
   }
 
   /** Sends a signal; for SIGTERM, resolves with the exit code. */
@@ -127,13 +146,20 @@ export class RunningDsod {
   }
 }
 
-/** Runs the real dsoctl; `uid`/`gid` run it as another user (needs root). */
+/**
+ * Runs the real dsoctl; `as` runs it as another user (needs root), from the
+ * world-readable copy `as.from` (otherUsersDsoctl()): the checkout may be in a
+ * folder other users cannot enter.
+ */
 export function dsoctl(
   args: readonly string[],
-  options: { uid?: number; gid?: number } = {},
+  as?: { uid: number; gid: number; from: OtherUsersDsoctl },
 ): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [DSOCTL, ...args], options);
+    const child =
+      as === undefined
+        ? spawn(process.execPath, [DSOCTL, ...args])
+        : spawn(as.from.node, [as.from.dsoctl, ...args], { uid: as.uid, gid: as.gid, cwd: as.from.dir });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));

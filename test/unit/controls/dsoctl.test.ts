@@ -8,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { applyActionAcl, EMPTY_ACL_TABLE, parseActionAcl, parseSocketAcl } from "../../../host/controls/acl.js";
 import type { AclTable } from "../../../host/controls/acl.js";
 import { DEFAULT_CONTROLS_SOCKET } from "../../../host/controls/default-socket.js";
-import { currentHost, dsoControlsActions, DSO_ACTIONS } from "../../../host/controls/dso-actions.js";
+import { currentHost, dsoControlsActions, DSO_ACTIONS } from "../../../host/static/mod-dso/controls.js";
 import { ControlsServer } from "../../../host/controls/server.js";
 import { ModuleHost } from "../../../host/modules/module-host.js";
 import { SystemAccounts } from "../../../host/system/accounts.js";

@@ -6,10 +6,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCodes } from "../../../host/errors.js";
 import { peerCredentials, type PeerCredentials } from "../../../host/controls/peer-credentials.js";
+import { otherUsersDir } from "../../helpers/other-users.js";
 
 // Short path: sun_path is 108 bytes on Linux.
 const dir = mkdtempSync(join(tmpdir(), "dso-pc-"));
 const socketPath = join(dir, "ctl.sock");
+// A client spawned as nobody runs a node it can reach: this one may be in a folder only root can enter.
+const others = otherUsersDir();
 let server: Server;
 const accepted: ((creds: PeerCredentials) => void)[] = [];
 
@@ -27,6 +30,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
   rmSync(dir, { recursive: true, force: true });
+  others.remove();
 });
 
 function nextAccepted(): Promise<PeerCredentials> {
@@ -45,7 +49,7 @@ describe("peerCredentials (SO_PEERCRED addon)", () => {
   it.runIf(process.getuid?.() === 0)("reports uid/gid 65534 for a client spawned as nobody", async () => {
     const creds = nextAccepted();
     const script = `require("node:net").createConnection(${JSON.stringify(socketPath)}).on("error", () => process.exit(3)).resume()`;
-    const child = spawn(process.execPath, ["-e", script], { uid: 65534, gid: 65534, cwd: dir, stdio: "ignore" });
+    const child = spawn(others.node, ["-e", script], { uid: 65534, gid: 65534, cwd: dir, stdio: "ignore" });
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
     const got = await creds;
     expect({ uid: got.uid, gid: got.gid, pid: got.pid }).toEqual({ uid: 65534, gid: 65534, pid: child.pid });

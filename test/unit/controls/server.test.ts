@@ -7,16 +7,18 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { applyActionAcl, EMPTY_ACL_TABLE, parseActionAcl, parseSocketAcl } from "../../../host/controls/acl.js";
 import type { Acl, AclTable } from "../../../host/controls/acl.js";
-import { currentHost, dsoControlsActions, DSO_ACTIONS } from "../../../host/controls/dso-actions.js";
+import { currentHost, dsoControlsActions, DSO_ACTIONS } from "../../../host/static/mod-dso/controls.js";
 import { helpLines } from "../../../host/controls/ctrls-actions.js";
-import { ControlsServer, dispatchRequest, exchangeMessages, formatControlsLogLine } from "../../../host/controls/server.js";
-import type { ControlsAction, ControlsCaller } from "../../../host/controls/server.js";
+import { ControlsServer, formatControlsLogLine } from "../../../host/controls/server.js";
+import { dispatchRequest, exchangeMessages } from "../../../host/controls/exchange.js";
+import type { ControlsAction, ControlsCaller } from "../../../host/controls/exchange.js";
 import { ControlsStatus } from "../../../host/controls/wire.js";
 import { encodeMessage, MessageDecoder, RESPONSE_LIMITS } from "../../../host/controls/wire.js";
 import { ErrorCodes } from "../../../host/errors.js";
 import type { EngineModule } from "../../../host/modules/module-api.js";
 import { ModuleHost } from "../../../host/modules/module-host.js";
 import { SystemAccounts } from "../../../host/system/accounts.js";
+import { otherUsersDir } from "../../helpers/other-users.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const LIBEXEC = join(ROOT, "dist", "libexec");
@@ -99,6 +101,8 @@ async function settledLog(file: string): Promise<string[]> {
 }
 
 const dir = mkdtempSync(join(tmpdir(), "dso-cs-"));
+// Clients spawned as nobody run a node they can reach: this one may be in a folder only root can enter.
+const others = otherUsersDir();
 const socketPath = join(dir, "ctl.sock");
 const logFile = join(dir, "controls.log");
 const traced: string[] = [];
@@ -133,6 +137,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
   rmSync(dir, { recursive: true, force: true });
+  others.remove();
 });
 
 beforeEach(async () => {
@@ -144,7 +149,7 @@ beforeEach(async () => {
   if (existsSync(logFile)) truncateSync(logFile, 0);
 });
 
-describe("ControlsServer: mod_dso's ftpdctl lines (§6)", () => {
+describe("ControlsServer: mod_dso's ftpdctl lines", () => {
   const ask = (...argv: string[]): Promise<Reply | "closed"> => send(socketPath, argv);
 
   it("insmod loads, and answers proftpd's reason for each failure", async () => {
@@ -274,7 +279,7 @@ describe("ControlsServer: mod_dso's ftpdctl lines (§6)", () => {
   });
 });
 
-describe("ControlsServer: ACLs (§5)", () => {
+describe("ControlsServer: ACLs", () => {
   const ask = (...argv: string[]): Promise<Reply | "closed"> => send(socketPath, argv);
 
   it("without ModuleControlsACLs everyone is denied, help still answers", async () => {
@@ -322,7 +327,7 @@ describe("ControlsServer: ACLs (§5)", () => {
         for (let at = 8; at < b.length; at += 4 + b.readUInt32LE(at)) lines.push(b.subarray(at + 4, at + 4 + b.readUInt32LE(at)).toString());
         process.stdout.write(JSON.stringify({ status: b.readInt32LE(0), lines }));
       });`;
-    const child = spawn(process.execPath, ["-e", script], { uid: 65534, gid: 65534, cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(others.node, ["-e", script], { uid: 65534, gid: 65534, cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
     let stdout = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
     const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
@@ -351,7 +356,7 @@ describe("ControlsServer: denied callers hold nothing", () => {
         socket.on("error", () => {});
       }
       process.stdin.resume();`;
-    const child = spawn(process.execPath, ["-e", script], { uid: 65534, gid: 65534, cwd: dir, stdio: ["pipe", "pipe", "inherit"] });
+    const child = spawn(others.node, ["-e", script], { uid: 65534, gid: 65534, cwd: dir, stdio: ["pipe", "pipe", "inherit"] });
     try {
       await new Promise((resolve) => child.stdout.once("data", resolve));
       expect(await send(socketPath, ["lsmod"])).toEqual(ok("Loaded Modules:", "  mod_core.c", "  mod_dso.c", "  mod_ls.c"));
@@ -463,7 +468,7 @@ describe("ControlsServer: bad clients", () => {
   });
 });
 
-describe("ControlsServer: ControlsLog and ctrls trace (§7)", () => {
+describe("ControlsServer: ControlsLog and ctrls trace", () => {
   it("logs an accepted insmod and an lsmod denied by its ACL in proftpd's lines", async () => {
     acls = actionAcls(["insmod", "allow", "user", me]);
     await send(socketPath, ["insmod", "mod_test.c"]);
@@ -529,7 +534,7 @@ describe("ControlsServer: the socket file", () => {
     const connectAs = (uid: number, gid: number): Promise<string> =>
       new Promise((resolve) => {
         const script = `require("node:net").createConnection(${JSON.stringify(other)}).on("connect", () => { process.stdout.write("connected"); process.exit(0); }).on("error", (e) => { process.stdout.write(e.code); process.exit(0); });`;
-        const child = spawn(process.execPath, ["-e", script], { uid, gid, cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
+        const child = spawn(others.node, ["-e", script], { uid, gid, cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
         let stdout = "";
         child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
         child.on("exit", () => resolve(stdout));

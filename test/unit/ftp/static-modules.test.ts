@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { ActiveCommand } from "../../../host/abi/host-symbols.js";
 import { cryptHash } from "../../../host/auth/crypt.js";
 import { isDsoError } from "../../../host/errors.js";
@@ -10,7 +10,7 @@ import type { CommandHandler, DirectiveHandler, EngineModule, HelpEntry, Session
 import { createCompiledInModules } from "../../../host/static/index.js";
 import type { CompiledInModules } from "../../../host/static/index.js";
 import { helpTable } from "../../../host/static/mod-core.js";
-import { settled, testCommand, testSession } from "../../helpers/session.js";
+import { RecordingControl, settled, testCommand, testSession } from "../../helpers/session.js";
 
 function directive(argv: readonly string[]): ActiveCommand {
   return testCommand(argv);
@@ -70,11 +70,18 @@ const guest: EngineModule = {
   help: guestHelp,
 };
 
+/** Sessions set up by a test, ended after it: a login opens a filesystem that only the session's end closes. */
+const opened: SessionState[] = [];
+afterEach(() => {
+  for (const { control } of opened.splice(0)) if (control instanceof RecordingControl) control.close();
+});
+
 function setup(modules: EngineModule[] = []) {
   const compiled = createCompiledInModules();
   compiled.authFile.setPath("/etc/dsod.passwd");
   compiled.authFile.load(`demo:${cryptHash("demo", "sha512", "saltsalt")}:1000:1000::/tmp:/bin/false\n`);
   const state: SessionState = testSession([...compiled.modules, ...modules], undefined, { id: 7 });
+  opened.push(state);
   const send = async (text: string): Promise<readonly string[]> => {
     const line = parseCommandLine(text);
     if (line === undefined) throw new Error(text);
