@@ -8,15 +8,16 @@ import { LIBEXEC_DIR } from "../../helpers/paths.js";
 //
 // Measured (2 shared cores), against the footprint after a 200-cycle warm-up
 // and a full GC, with V8's default heap (this process is not tuned as dsod is):
-//   - heapUsed is within -0.6..+0.6 MB on Node 20, 22 and 24;
+//   - heapUsed is within -0.6..+0.6 MB on Node 20, 22, 24 and 26;
 //   - Node 20.20: RSS +24..+31 MB, a plateau, not growth (20,000 to 50,000
 //     cycles stay at +31..+32 MB): V8 11 grows the young generation to 32 MB
 //     under churn and no GC of that version gives it back;
-//   - Node 22.23: RSS +2.0..+2.4 MB, Node 24.22: +5..+9 MB. Ordinary full GCs
-//     leave +45..+77 MB there: V8 12 and 13 grow the young generation to 32
-//     and 64 MB and keep the pages they free in a pool (trace-gc's "pooled:
-//     20 MB"), which only a memory-reducing GC returns; the last pass below is
-//     one (V8 11 takes the option but does an ordinary full GC).
+//   - Node 22.23: RSS +2.0..+2.4 MB, Node 24.22: +5..+9 MB, Node 26.12:
+//     +6..+10 MB. Ordinary full GCs leave +45..+77 MB on 22 and 24: V8 12 and
+//     13 grow the young generation to 32 and 64 MB and keep the pages they
+//     free in a pool (trace-gc's "pooled: 20 MB"), which only a
+//     memory-reducing GC returns; the last pass below is one (V8 11 takes the
+//     option but does an ordinary full GC).
 // So the margins are heapUsed +8 MB and RSS +40 MB against the warm-up, plus a
 // second-half check: from cycle 5,000 to 10,000 RSS may grow by 10 MB at most.
 // A leak of one instance per cycle costs far more: the Unit, its closures and
