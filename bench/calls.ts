@@ -9,7 +9,7 @@
  * the binding's closure and the symbol's work (Date.now, the string read).
  * The string is read twice over: as a literal (in the module's data segment,
  * which the host reads once per instance) and as a copy made at run time
- * (read through @assemblyscript/loader on every call).
+ * (read by the host's own decoder on every call).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";

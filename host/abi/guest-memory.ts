@@ -1,7 +1,14 @@
 /**
- * The one place that uses @assemblyscript/loader: reading and writing
- * AssemblyScript strings in a guest's linear memory. Keeping it here means
- * swapping the loader for generated bindings touches one file.
+ * The one place that reads and writes AssemblyScript strings in a guest's
+ * linear memory. Strings are written with @assemblyscript/loader's
+ * `__newString`; keeping that here means swapping the loader for generated
+ * bindings touches one file.
+ *
+ * Strings are read by our own decoder (MemoryViews), on every host symbol
+ * that takes one: the loader's `__getString` spreads the characters into
+ * String.fromCharCode, about 1 µs for a 20-character string. The decoder gives
+ * the loader's result exactly, code unit for code unit, lone surrogates
+ * included (test/unit/abi/guest-string.test.ts checks it against the loader).
  *
  * The loader builds its helpers when it instantiates a module: about forty
  * closures, plus a wrapper for every export (2,400 for a large module). Built
@@ -31,7 +38,6 @@ export interface GuestStrings {
 }
 
 interface LoaderHelpers {
-  __getString(ptr: number): string | null;
   __newString(value: string): number;
 }
 
@@ -109,6 +115,68 @@ function helpersOf(memory: WebAssembly.Memory): MemoryHelpers {
 
 /** AssemblyScript's header before a string's characters: its runtime id at -8 and byte length at -4 (the loader reads both). */
 const STRING_HEADER_READ = 8;
+/** The runtime id of `String` in every AssemblyScript binary. */
+const STRING_ID = 2;
+/**
+ * Up to this many code units, String.fromCharCode over a loop is faster than
+ * Buffer's native UTF-16 decode, which costs about 70 ns however short the
+ * string (measured on Node 20); longer, the loop's concatenations lose.
+ */
+const SHORT_STRING = 4;
+
+/** Views of a memory's current buffer; a grow detaches the old buffer, emptying its views, and they are made again. */
+export class MemoryViews {
+  readonly #memory: WebAssembly.Memory;
+  #bytes: Buffer;
+  #words: Uint32Array;
+  #units: Uint16Array;
+
+  constructor(memory: WebAssembly.Memory) {
+    this.#memory = memory;
+    this.#bytes = Buffer.from(memory.buffer);
+    this.#words = new Uint32Array(memory.buffer);
+    this.#units = new Uint16Array(memory.buffer);
+  }
+
+  /**
+   * The AssemblyScript string at `ptr`, as the loader's `__getString` reads
+   * it: the code units at ptr, as many as half the byte length at ptr-4, once
+   * the id at ptr-8 says String. Throws where the loader throws (a null, odd
+   * or out-of-range pointer, an object that is no string) or returns null.
+   */
+  read(ptr: number): string {
+    if (this.#bytes.length === 0) this.#refresh();
+    // The loader's word indexing, unsigned: a pointer below 8 wraps past the end and is refused like any other.
+    const id = this.#words[(ptr - STRING_HEADER_READ) >>> 2];
+    if (ptr <= 0 || (ptr & 1) !== 0 || id !== STRING_ID) throw new Error(`not a string: ${ptr}`);
+    const length = (this.#words[(ptr - 4) >>> 2] as number) >>> 1;
+    const end = ptr + length * 2;
+    if (end > this.#bytes.length) throw new RangeError(`string at ${ptr} runs past the end of memory`);
+    if (length > SHORT_STRING) return this.#bytes.toString("utf16le", ptr, end);
+    const units = this.#units;
+    let text = "";
+    for (let i = ptr >>> 1; i < end >>> 1; i++) text += String.fromCharCode(units[i] as number);
+    return text;
+  }
+
+  #refresh(): void {
+    const { buffer } = this.#memory;
+    this.#bytes = Buffer.from(buffer);
+    this.#words = new Uint32Array(buffer);
+    this.#units = new Uint16Array(buffer);
+  }
+}
+
+/** Where the first range starts and the last ends; an empty span (Infinity, -Infinity) for none. */
+function span(ranges: readonly ByteRange[]): readonly [number, number] {
+  let start = Infinity;
+  let end = -Infinity;
+  for (const range of ranges) {
+    start = Math.min(start, range.start);
+    end = Math.max(end, range.end);
+  }
+  return [start, end];
+}
 
 /**
  * String access for `instance`, whose memory is the one it exports or, failing
@@ -124,16 +192,23 @@ export function guestStrings(
   const memory = exported instanceof WebAssembly.Memory ? exported : imported;
   const owner = instance.exports;
   /**
-   * Literals by address. The loader spreads every string it reads into
-   * String.fromCharCode, about 1 µs even for a short one (README, Performance),
-   * and a module passes the same literals over and over (reply codes, log
-   * lines, help texts). AssemblyScript never writes its static data; a module
-   * that does anyway only changes what the host shows of its own strings.
+   * Literals by address: a module passes the same literals over and over
+   * (reply codes, log lines, help texts), and a look-up costs less than even
+   * our decoder's native call. AssemblyScript never writes its static data;
+   * a module that does anyway only changes what the host shows of its own
+   * strings.
    */
   const literals = new Map<number, string>();
-  const isLiteral = (ptr: number, byteLength: number): boolean =>
-    staticData.some((range) => ptr - STRING_HEADER_READ >= range.start && ptr + byteLength <= range.end);
+  // asc emits a data segment per static object: a string outside their span, as one built at run time is, checks none.
+  const [staticStart, staticEnd] = span(staticData);
+  const isLiteral = (ptr: number, byteLength: number): boolean => {
+    for (const range of staticData) {
+      if (ptr - STRING_HEADER_READ >= range.start && ptr + byteLength <= range.end) return true;
+    }
+    return false;
+  };
   // Built on first use: a module that never passes a string costs nothing here.
+  let views: MemoryViews | undefined;
   let memoryHelpers: MemoryHelpers | undefined;
   const ready = (): MemoryHelpers => {
     if (memory === undefined) throw new DsoError(ErrorCodes.GUEST_STRING, "the instance has no memory");
@@ -142,12 +217,14 @@ export function guestStrings(
   };
   return {
     read(ptr) {
-      const literal = literals.get(ptr);
+      const mayBeLiteral = ptr - STRING_HEADER_READ >= staticStart && ptr <= staticEnd;
+      const literal = mayBeLiteral ? literals.get(ptr) : undefined;
       if (literal !== undefined) return literal;
       try {
-        const value = ready().helpers.__getString(ptr);
-        if (value === null) throw new Error("null pointer");
-        if (isLiteral(ptr, value.length * 2)) literals.set(ptr, value);
+        if (memory === undefined) throw new Error("the instance has no memory");
+        views ??= new MemoryViews(memory);
+        const value = views.read(ptr);
+        if (mayBeLiteral && isLiteral(ptr, value.length * 2)) literals.set(ptr, value);
         return value;
       } catch (cause) {
         throw new DsoError(ErrorCodes.GUEST_STRING, `pointer ${ptr} is not a string in guest memory`, { cause });

@@ -34,8 +34,14 @@ export interface FaultContext {
 
 export class FaultSupervisor {
   readonly #context: FaultContext;
-  /** The commands of the handlers running now, innermost last: what host symbols see. */
-  readonly #activeCommands: ActiveCommand[] = [];
+  /**
+   * The command of the innermost handler running now: what host symbols see.
+   * Each call keeps the one it replaced and puts it back, so nested calls
+   * keep their stack on the call stack; an interrupt, which skips the finally
+   * blocks of the inner calls it unwinds (sandbox/watchdog.ts), leaves nothing
+   * stale once the outermost call's finally has run.
+   */
+  #activeCommand: ActiveCommand | undefined;
 
   constructor(context: FaultContext) {
     this.#context = context;
@@ -43,7 +49,7 @@ export class FaultSupervisor {
 
   /** The command host symbols act on (pr_cmd_arg, pr_response_add...). */
   activeCommand(): ActiveCommand | undefined {
-    return this.#activeCommands.at(-1);
+    return this.#activeCommand;
   }
 
   /** Calls `entryPoint` of the unit's instance under its CPU budget, with `command` active. */
@@ -56,7 +62,8 @@ export class FaultSupervisor {
     // Looked up after a possible re-instantiation: never a function of the faulted instance.
     const fn = unit.instance.exports[entryPoint] as () => number;
     const budget = unit.policy.cpuBudgetMs;
-    if (command !== undefined) this.#activeCommands.push(command);
+    const outer = this.#activeCommand;
+    if (command !== undefined) this.#activeCommand = command;
     try {
       // The native watchdog interrupts V8 itself past the budget: guests pay nothing per iteration.
       return budget > 0 ? callGuarded(fn, budget) : fn();
@@ -67,7 +74,7 @@ export class FaultSupervisor {
       this.#onFault(unit);
       throw new DsoError(code, `${unit.name}: fault in ${entryPoint}: ${reason}`, { cause });
     } finally {
-      if (command !== undefined) this.#activeCommands.pop();
+      this.#activeCommand = outer;
     }
   }
 

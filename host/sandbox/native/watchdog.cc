@@ -88,6 +88,8 @@ constexpr uint64_t kClaimed = 1;
 constexpr int64_t kNever = INT64_MAX;
 // Longest budget accepted: keeps now + budget far from int64 overflow.
 constexpr double kMaxBudgetMs = 2147483647.0;
+// How old a reading of the JS thread's CPU clock an arm may reuse (see Watchdog::Arm).
+constexpr int64_t kCpuSampleNs = 1000000;
 
 // The V8 functions the watchdog calls, resolved by V8Api::Resolve. An
 // isolate is opaque here: only ever passed back to V8.
@@ -224,9 +226,20 @@ class Watchdog {
     const uint64_t gen = gen_.load(std::memory_order_relaxed) + 1;
     gen_.store(gen, std::memory_order_relaxed);
     // The earliest the budget can be used up: a thread's CPU time grows no faster than the wall clock.
-    const int64_t deadline = NowNs() + budget_ns;
+    const int64_t now = NowNs();
+    const int64_t deadline = now + budget_ns;
+    // The thread's CPU clock is a system call on many VMs (~0.5 us, more than
+    // the rest of a guarded call), so it is read at most once per
+    // kCpuSampleNs of wall time. The CPU time used before this arm is at most
+    // the last reading plus the wall time since: taking that as the start
+    // can only make the watchdog fire later (by less than kCpuSampleNs),
+    // never earlier, against budgets of milliseconds.
+    if (now - cpu_sampled_at_ >= kCpuSampleNs) {
+      cpu_sample_ = OwnCpuNs();
+      cpu_sampled_at_ = now;
+    }
     budget_ns_.store(budget_ns, std::memory_order_relaxed);
-    cpu_start_.store(OwnCpuNs(), std::memory_order_relaxed);
+    cpu_start_.store(cpu_sample_ + (now - cpu_sampled_at_), std::memory_order_relaxed);
     deadline_.store(deadline, std::memory_order_relaxed);
     // seq_cst pairs with the watchdog's seq_cst store of wake_at_ followed by
     // its re-read of slot_ (a Dekker handshake): either the watchdog sees
@@ -259,6 +272,10 @@ class Watchdog {
   }
 
   int depth = 0;  // Guarded calls on the JS stack (JS thread only).
+  // The last reading of the JS thread's CPU clock and the wall time it was
+  // taken at (JS thread only); INT64_MIN / 2 so that the first arm reads it.
+  int64_t cpu_sample_ = 0;
+  int64_t cpu_sampled_at_ = INT64_MIN / 2;
   // Tests only: widens the window between fn's return and the disarm, where
   // a termination request must be cancelled rather than leak (JS thread only).
   int64_t disarm_delay_ns = 0;
