@@ -8,26 +8,12 @@
  * Two styles: byte arrays (`section(id, body)`, `binary(...)`) for small
  * hand-counted binaries, and ByteWriter, a growable buffer, for large ones.
  */
+import { SectionId } from "../host/wasm/section-id.js";
 
 /** The magic number and version 1 that open every binary. */
 export const WASM_HEADER: readonly number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 
-export const SectionId = {
-  custom: 0,
-  type: 1,
-  import: 2,
-  function: 3,
-  table: 4,
-  memory: 5,
-  global: 6,
-  export: 7,
-  start: 8,
-  element: 9,
-  code: 10,
-  data: 11,
-  dataCount: 12,
-  tag: 13,
-} as const;
+export { SectionId };
 
 export const ExternKind = { func: 0x00, table: 0x01, memory: 0x02, global: 0x03, tag: 0x04 } as const;
 

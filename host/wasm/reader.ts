@@ -28,24 +28,10 @@ import type {
   TableType,
   ValueType,
 } from "./types.js";
+import { SectionId } from "./section-id.js";
 
 const MAGIC = [0x00, 0x61, 0x73, 0x6d] as const;
 const VERSION = 1;
-
-const SectionId = {
-  custom: 0,
-  type: 1,
-  import: 2,
-  function: 3,
-  table: 4,
-  memory: 5,
-  global: 6,
-  export: 7,
-  start: 8,
-  element: 9,
-  data: 11,
-  tag: 13,
-} as const;
 
 const VALUE_TYPES: ReadonlyMap<number, ValueType> = new Map([
   [0x7f, "i32"],
