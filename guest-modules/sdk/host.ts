@@ -37,6 +37,9 @@ export declare function pr_help_add(command: string, text: string): void;
 @external("env", "pr_session_user")
 export declare function pr_session_user(): string;
 
+@external("env", "pr_session_remote_addr")
+export declare function pr_session_remote_addr(): string;
+
 @external("env", "pr_session_cwd")
 export declare function pr_session_cwd(): string;
 

@@ -19,6 +19,7 @@ import {
   pr_response_add,
   pr_response_add_err,
   pr_session_cwd,
+  pr_session_remote_addr,
   pr_session_user,
   pr_time_now,
   pr_trace_msg,
@@ -112,6 +113,14 @@ export function addHelp(command: string, text: string): void {
 /** The user the session logged in as, or "" (needs the `session` capability). */
 export function sessionUser(): string {
   return pr_session_user();
+}
+
+/**
+ * The client's address (`127.0.0.1`), in sess_init and every command handler
+ * (needs the `session` capability); "" for a directive or a control action.
+ */
+export function sessionRemoteAddress(): string {
+  return pr_session_remote_addr();
 }
 
 /** Milliseconds since the epoch. */

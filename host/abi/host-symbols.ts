@@ -56,6 +56,8 @@ export interface ActiveCommand {
   readonly argv: readonly string[];
   /** The logged-in user, if any. */
   readonly user: string | undefined;
+  /** The client's address (proftpd's session.c->remote_addr); unset for a directive or a control. */
+  readonly remoteAddress?: string;
   /** The session's working directory as the user sees it inside the jail; undefined for a directive. */
   readonly cwd: string | undefined;
   /**
@@ -489,6 +491,12 @@ const symbols: readonly HostSymbol[] = [
     bind: (importer, services) => () =>
       stringsOf(importer, "pr_session_user").create(activeCommand(services, "pr_session_user").user ?? ""),
   },
+  commandString(
+    "pr_session_remote_addr",
+    "session",
+    "The client's address (proftpd's session.c->remote_addr) in sess_init and command handlers; empty elsewhere.",
+    (command) => command.remoteAddress,
+  ),
   // In `command`, not `session`: pr_cmd_path of PWD, or of any relative name, shows it anyway.
   commandString(
     "pr_session_cwd",

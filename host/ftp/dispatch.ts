@@ -215,6 +215,10 @@ class CommandDispatch implements ActiveCommand {
     return this.#session.cwd;
   }
 
+  get remoteAddress(): string {
+    return this.#session.remoteAddress;
+  }
+
   addResponse(code: string, message: string): void {
     this.responses.add(code, message);
   }

@@ -26,6 +26,7 @@ import type { ConnectionLimit } from "./scoreboard.js";
 import type { FairScheduler } from "./scheduler.js";
 import { ControlSession, LINGER_MS, sessionLabel } from "./session.js";
 import type { SessionTimeouts } from "./session.js";
+import { SessionInitCall } from "./session-init-call.js";
 
 export interface FtpServerOptions {
   /** The module set for a new session (ModuleHost.acquireModules); released when the session ends. */
@@ -254,12 +255,14 @@ export class FtpServer {
     this.#sessions.add(session);
     this.#scoreboard.add(session.state);
 
-    // modules_session_init: newest module first; a failing one ends the session.
+    // modules_session_init: newest module first; a failing one ends the session, after what it sent (a BanMessage).
+    const init = new SessionInitCall(session.state.remoteAddress);
     try {
-      for (let m = set.modules.length - 1; m >= 0; m--) set.modules[m]?.sessionInit?.();
+      for (let m = set.modules.length - 1; m >= 0; m--) set.modules[m]?.sessionInit?.(init);
     } catch (error) {
       this.#log(`${sessionLabel(session.state)}: session init failed: ${error instanceof Error ? error.message : String(error)}`);
-      session.destroy();
+      if (init.lines.length > 0) session.end(init.lines);
+      else session.destroy();
       return;
     }
     const localAddress = socket.localAddress ?? "";

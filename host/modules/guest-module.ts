@@ -209,7 +209,8 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
   const hook = (name: string): (() => number) | undefined =>
     protocolEntries(parts.shape).some(({ role }) => role.role === "hook" && role.exportName === name) ? () => call(name, undefined) : undefined;
   const init = hook("module_init");
-  const sessInit = hook("sess_init");
+  // Called with the session, not through hook(): sess_init reads the client's address and may answer it.
+  const hasSessInit = hook("sess_init") !== undefined;
   const unload = hook("module_unload");
   if (siteCommands.length > 0) commands.push(siteHandler(siteCommands, parts.state.help));
   // Made once per instance state: a re-instantiated module keeps them, its directives and init filling them again.
@@ -227,10 +228,12 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
         if (init() < 0) throw new DsoError(ErrorCodes.INIT_FAILED, `module '${parts.name}' failed to initialize`);
       },
     }),
-    ...(sessInit && {
-      sessionInit: () => {
+    ...(hasSessInit && {
+      sessionInit: (session) => {
         // modules_session_init (src/modules.c): a sess_init below 0 ends the session before the greeting.
-        if (sessInit() < 0) throw new DsoError(ErrorCodes.INIT_FAILED, `${parts.name}: error initializing session`);
+        if (call("sess_init", session) < 0) {
+          throw new DsoError(ErrorCodes.INIT_FAILED, `${parts.name}: error initializing session`);
+        }
       },
     }),
     ...(unload && { unload: () => void unload() }),

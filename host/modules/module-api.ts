@@ -185,8 +185,11 @@ export interface EngineModule {
   readonly help: readonly HelpEntry[];
   /** Runs each time the module enters the engine; throwing refuses the load. */
   init?(): void;
-  /** Runs when a session starts with this module in its set. */
-  sessionInit?(): void;
+  /**
+   * Runs when a session starts with this module in its set; `session` is what
+   * host symbols see (its address) and keeps what a refusal says.
+   */
+  sessionInit?(session: ActiveCommand): void;
   /** Runs once the module has left the engine and no session holds it. */
   unload?(): void;
 }

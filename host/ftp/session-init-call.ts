@@ -1,0 +1,32 @@
+/**
+ * A session as its modules' sess_init sees it, before the greeting: the
+ * client's address, and the lines a refusing module sends before the
+ * connection closes, as mod_ban's ban_sess_init sends its BanMessage with
+ * pr_response_send_async and then returns -1.
+ */
+import type { ActiveCommand } from "../abi/host-symbols.js";
+
+export class SessionInitCall implements ActiveCommand {
+  readonly name = "";
+  readonly arg = "";
+  readonly argv: readonly string[] = [];
+  readonly user = undefined;
+  readonly cwd = undefined;
+  path = undefined;
+  transfer = undefined;
+  readonly remoteAddress: string;
+  /** `code message` lines, in the order the modules added them. */
+  readonly lines: string[] = [];
+
+  constructor(remoteAddress: string) {
+    this.remoteAddress = remoteAddress;
+  }
+
+  addResponse(code: string, message: string): void {
+    this.lines.push(`${code} ${message}`);
+  }
+
+  addError(code: string, message: string): void {
+    this.lines.push(`${code} ${message}`);
+  }
+}
