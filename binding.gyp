@@ -16,6 +16,14 @@
       "ldflags": ["-pthread"],
       "libraries": ["-ldl"],
       "xcode_settings": { "OTHER_CFLAGS": ["-Wall", "-Wextra"] }
+    },
+    {
+      "target_name": "crypt",
+      "sources": ["host/auth/native/crypt.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-Wall", "-Wextra"],
+      "libraries": ["-ldl"],
+      "xcode_settings": { "OTHER_CFLAGS": ["-Wall", "-Wextra"] }
     }
   ]
 }

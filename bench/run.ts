@@ -29,6 +29,7 @@ import { runControls } from "./controls.js";
 import { runDispatch } from "./dispatch.js";
 import { runLink } from "./link.js";
 import { runLoad } from "./load.js";
+import { runLogin } from "./login.js";
 import { runMemory } from "./memory.js";
 import { runTransfer } from "./transfer.js";
 import { runWatchdogBench } from "./watchdog.js";
@@ -95,6 +96,8 @@ const SECTIONS: ReadonlyArray<{ readonly name: string; readonly run: (context: S
   { name: "controls", run: ({ log }) => runControls(log) },
   // 8. Files over loopback (RETR, STOR, 50 parallel, LIST, RSS) against the machine's proftpd.
   { name: "transfer", run: ({ log }) => runTransfer(log) },
+  // 9. Password checks off the event loop, CPU per login against proftpd, sessions' throughput during logins.
+  { name: "login", run: ({ log }) => runLogin(log) },
 ];
 
 async function main(): Promise<void> {

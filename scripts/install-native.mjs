@@ -44,5 +44,6 @@ if (build.status === 0) process.exit(0);
 const why = build.error !== undefined ? build.error.message : `node-gyp exited with ${build.status ?? build.signal}`;
 say(`the native addons were not built (${problem}; ${why}: it needs python3, make and g++).`);
 say("dsod still runs without them, and says at start what is degraded: guest CPU budgets use a slower fallback,");
-say("and controls clients prove their uid with a file instead of SO_PEERCRED (docs/security.md).");
+say("controls clients prove their uid with a file instead of SO_PEERCRED, and password checks run in");
+say("JavaScript worker threads (docs/security.md).");
 say("To build them later: npm rebuild wasm-dso");

@@ -5,7 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-export const ADDONS = ["peercred", "watchdog"];
+export const ADDONS = ["peercred", "watchdog", "crypt"];
 /** What node-gyp builds: build/Release/<name>.node. */
 export const BUILT = path.join(ROOT, "build", "Release");
 /** The prebuilt binaries for this machine's platform, shipped in the package. */

@@ -17,6 +17,7 @@ import { performance } from "node:perf_hooks";
 import { limitReply } from "../access/limit-reply.js";
 import { SharedStore } from "../abi/shared-store.js";
 import { verifyCrypt } from "../auth/crypt.js";
+import { passwordChecker } from "../auth/password-check.js";
 import { ConfigError } from "../config/lexer.js";
 import { currentHost, dsoControlsActions } from "../static/mod-dso/controls.js";
 import { moduleControlsActions } from "../controls/module-controls.js";
@@ -52,7 +53,7 @@ import { DSOD_VERSION } from "./version.js";
  * checkout in root's mode-700 home). Loaded later, there, every controls caller
  * was denied (`cannot check client credentials: unable to load ...`).
  */
-const NATIVE_ADDONS = ["peercred", "watchdog"] as const;
+const NATIVE_ADDONS = ["peercred", "watchdog", "crypt"] as const;
 
 /** The process's own ids, as privileges.ts acts on them. */
 const PROCESS_IDS: ProcessIds = {
@@ -231,11 +232,15 @@ export class Daemon {
     if (systemLog?.kind === "file") this.#log("notice", `logging to SystemLog '${systemLog.path}'`);
     this.#sink.apply(systemLog);
     if (switching) for (const name of NATIVE_ADDONS) loadNativeAddon(name);
+    // The check's worker threads read their script before User, as the addons are loaded.
+    await passwordChecker().ready();
     if (identity !== undefined) this.#becomeUser(identity);
     this.#logDescriptorBudget();
     this.#log("notice", `dsod Version ${DSOD_VERSION} (wasm-dso) standalone mode STARTUP`);
     const degraded = watchdogNotice();
     if (degraded !== undefined) this.#log("notice", `${MOD_DSO_VERSION}: ${degraded}`);
+    const slowChecks = passwordChecker().notice();
+    if (slowChecks !== undefined) this.#log("notice", `mod_auth_file/1.0: ${slowChecks}`);
     this.#log("notice", `listening on ${bound.address} port ${bound.port}`);
   }
 

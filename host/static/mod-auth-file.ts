@@ -5,7 +5,7 @@
  */
 import { findUser, parseAuthUserFile } from "../auth/auth-user-file.js";
 import type { AuthUser } from "../auth/auth-user-file.js";
-import { verifyCrypt } from "../auth/crypt.js";
+import { passwordChecker } from "../auth/password-check.js";
 import type { EngineModule } from "../modules/module-api.js";
 import type { AuthSource } from "./mod-auth.js";
 import { directiveError, param } from "../config/directives.js";
@@ -40,9 +40,9 @@ export class AuthUserFile implements AuthSource {
     return findUser(this.#users, user);
   }
 
-  /** authfile_chkpass: crypt(3) of the password equal to the entry's hash. */
-  check(account: AuthUser, password: string): boolean {
-    return verifyCrypt(password, account.hash);
+  /** authfile_chkpass: crypt(3) of the password equal to the entry's hash, computed off the event loop. */
+  check(account: AuthUser, password: string): Promise<boolean> {
+    return passwordChecker().verify(password, account.hash);
   }
 
   /**

@@ -25,8 +25,8 @@ import { parseDuration } from "./mod-core.js";
 export interface AuthSource {
   /** pr_auth_getpwnam: the account of that name, or undefined. */
   lookup(user: string): AuthUser | undefined;
-  /** pr_auth_check: true when `password` is the account's. */
-  check(account: AuthUser, password: string): boolean;
+  /** pr_auth_check: true when `password` is the account's (a Promise when the hash runs off the event loop). */
+  check(account: AuthUser, password: string): boolean | Promise<boolean>;
 }
 
 /** DefaultRoot: the directory (`~` for the user's home) and the group expression that selects who it applies to. */
@@ -378,11 +378,15 @@ export function createAuthModule(options: AuthModuleOptions): AuthModule {
       return failed(cmd, session);
     }
     checked.set(session, true);
-    if (!source.check(entry, cmd.arg)) {
-      sessionLog("notice", session, `USER ${user} (Login failed): Incorrect password`);
-      return failed(cmd, session);
-    }
-    return login(cmd, session, entry, account);
+    const verdict = (passed: boolean): HandlerResult | Promise<HandlerResult> => {
+      if (!passed) {
+        sessionLog("notice", session, `USER ${user} (Login failed): Incorrect password`);
+        return failed(cmd, session);
+      }
+      return login(cmd, session, entry, account);
+    };
+    const passed = source.check(entry, cmd.arg);
+    return passed instanceof Promise ? passed.then(verdict) : verdict(passed);
   };
 
   const module: EngineModule = {

@@ -7,7 +7,7 @@ import { cryptHash } from "../../../host/auth/crypt.js";
 import { AuthUserFile } from "../../../host/static/mod-auth-file.js";
 
 describe("mod_auth_file.c as an AuthSource", () => {
-  it("looks names up (the first entry wins), checks passwords with crypt(3), and reports skipped lines", () => {
+  it("looks names up (the first entry wins), checks passwords with crypt(3), and reports skipped lines", async () => {
     const file = new AuthUserFile();
     file.setPath("/etc/dsod.passwd");
     const warnings = file.load(
@@ -16,8 +16,8 @@ describe("mod_auth_file.c as an AuthSource", () => {
     expect(warnings).toEqual(["Malformed entry in AuthUserFile file (field count 1 != 7) on line 2 of '/etc/dsod.passwd', skipping"]);
     const demo = file.lookup("demo");
     expect(demo).toMatchObject({ name: "demo", uid: 1, gid: 1, home: "/home/demo" });
-    expect(file.check(demo as NonNullable<typeof demo>, "pw")).toBe(true);
-    expect(file.check(demo as NonNullable<typeof demo>, "other")).toBe(false);
+    expect(await file.check(demo as NonNullable<typeof demo>, "pw")).toBe(true);
+    expect(await file.check(demo as NonNullable<typeof demo>, "other")).toBe(false);
     expect(file.lookup("Demo")).toBeUndefined();
     expect(file.lookup("nobody")).toBeUndefined();
   });
