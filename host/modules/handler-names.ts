@@ -134,6 +134,25 @@ export function handlerNameProblems(
   return problems;
 }
 
+const problemsByExports = new WeakMap<readonly { readonly name: string }[], readonly HandlerNameProblem[]>();
+
+/**
+ * handlerNameProblems of a unit's public exports (planner.ts's publicExports,
+ * one array per compiled module and module symbol), found once per array: a
+ * reload of a module with thousands of exports does not run the rules again.
+ */
+export function exportNameProblems(
+  exports: readonly { readonly name: string }[],
+  moduleSymbol: string | undefined,
+): readonly HandlerNameProblem[] {
+  let problems = problemsByExports.get(exports);
+  if (problems === undefined) {
+    problems = handlerNameProblems(exports.map((e) => e.name), moduleSymbol);
+    problemsByExports.set(exports, problems);
+  }
+  return problems;
+}
+
 /** The warning line of one problem, for the daemon's log and `dsoctl insmod` (after the module's name). */
 export function handlerNameWarning(problem: HandlerNameProblem): string {
   const { exportName, role, rule, suggestion } = problem;

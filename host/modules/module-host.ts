@@ -26,7 +26,7 @@ import { describeTrap, instantiatePlan, reinstantiate } from "./instantiate.js";
 import type { InstanceContext } from "./instantiate.js";
 import { MemoryPool } from "./memory-pool.js";
 import { ModuleCompiler } from "./module-compiler.js";
-import { HOST_PROVIDER, LinkError, planLoad } from "./planner.js";
+import { HOST_PROVIDER, LinkError, planLoad, publicExports } from "./planner.js";
 import type { PlanSource, UnitRequest } from "./planner.js";
 import { DEFAULT_POLICY } from "./policy.js";
 import type { UnitPolicy } from "./policy.js";
@@ -40,7 +40,7 @@ import type { LoaderEvent } from "./loader-events.js";
 import { UnitRegistry } from "./registry.js";
 import type { LoadedUnitInfo, LogPriority, ModuleHostOptions, ModuleSet, SymbolInfo, Tracer } from "./types.js";
 import { isDetached } from "./unit.js";
-import { handlerNameProblems } from "./handler-names.js";
+import { exportNameProblems } from "./handler-names.js";
 
 export { MOD_DSO_VERSION } from "./types.js";
 export type { BindingInfo, LoadedUnitInfo, LogPriority, ModuleHostOptions, ModuleSet, SymbolInfo, Tracer } from "./types.js";
@@ -81,6 +81,7 @@ export class ModuleHost {
     this.#registry = new UnitRegistry(
       {
         memories: this.#memories,
+        tracing: (level) => this.#traceOn(level),
         trace,
         unloadHookFailed: (unit, error) => this.#emit({ kind: "unload-hook-failed", unit: unit.name, reason: describeTrap(error) }),
       },
@@ -222,7 +223,8 @@ export class ModuleHost {
       this.#logRefusal(parsed, requested, stemPath, error);
       throw error;
     }
-    const misnamed = handlerNameProblems(this.#registry.unit(name)?.publicSymbols ?? [], parsed.symbol);
+    const unit = this.#registry.unit(name);
+    const misnamed = unit === undefined ? [] : exportNameProblems(publicExports(unit, parsed.symbol), parsed.symbol);
     if (misnamed.length > 0) this.#emit({ kind: "handler-names", module: name, problems: misnamed });
     this.#trace("dso", 8, `module '${stemPath}' successfully loaded`);
   }

@@ -261,23 +261,51 @@ function checkModuleSymbol(source: PlanSource, name: string, symbol: string, sha
 
 const publicExportCache = new WeakMap<ModuleShape, Map<string, readonly ExportEntry[]>>();
 
-/** The exports a unit puts in the global scope: all but the module protocol's and the runtime's. */
-export function publicDefinitions(unit: PlannedUnit): Definition[] {
-  // Classified once per compiled module and module symbol: a reload does not re-run the name rules.
+/**
+ * The exports a unit puts in the global scope: all but the module protocol's
+ * and the runtime's. Classified once per compiled module and module symbol,
+ * and the same array each time, so that what is derived from it can be
+ * cached too: a reload does not re-run the name rules.
+ */
+export function publicExports(
+  unit: { readonly kind: UnitKind; readonly shape: ModuleShape },
+  moduleSymbol: string | undefined,
+): readonly ExportEntry[] {
   let bySymbol = publicExportCache.get(unit.shape);
   if (bySymbol === undefined) {
     bySymbol = new Map();
     publicExportCache.set(unit.shape, bySymbol);
   }
-  const key = unit.kind === "module" ? (unit.moduleSymbol ?? "") : "\0library";
+  const key = unit.kind === "module" ? (moduleSymbol ?? "") : "\0library";
   let exports = bySymbol.get(key);
   if (exports === undefined) {
     exports = unit.shape.exports.filter((e) =>
-      unit.kind === "module" ? !isProtocolExport(e.name, unit.moduleSymbol) : !isRuntimeExport(e.name),
+      unit.kind === "module" ? !isProtocolExport(e.name, moduleSymbol) : !isRuntimeExport(e.name),
     );
     bySymbol.set(key, exports);
   }
-  return exports.map((e) => ({ name: e.name, type: e.type, provider: unit.provider }));
+  return exports;
+}
+
+const publicTypeCache = new WeakMap<readonly ExportEntry[], ReadonlyMap<string, ExternType>>();
+
+/** publicExports by name, built once per compiled module and module symbol: the table a loaded module enters the scope as. */
+export function publicTypes(
+  unit: { readonly kind: UnitKind; readonly shape: ModuleShape },
+  moduleSymbol: string | undefined,
+): ReadonlyMap<string, ExternType> {
+  const exports = publicExports(unit, moduleSymbol);
+  let types = publicTypeCache.get(exports);
+  if (types === undefined) {
+    types = new Map(exports.map((e) => [e.name, e.type]));
+    publicTypeCache.set(exports, types);
+  }
+  return types;
+}
+
+/** The definitions a unit puts in the global scope (publicExports, as this load's provider's). */
+export function publicDefinitions(unit: PlannedUnit): Definition[] {
+  return publicExports(unit, unit.moduleSymbol).map((e) => ({ name: e.name, type: e.type, provider: unit.provider }));
 }
 
 /**
@@ -334,8 +362,9 @@ function resolvePlan(planning: Planning): Plan {
     plannedNeeds.set(unit.provider, needs);
     needsOf.set(unit, needs);
     problems.push(...capabilityProblems(unit.name, needs, unit.policy.capabilities));
-    // Pending modules rank after every loaded one, so the loaded scope is searched first.
-    if (unit.kind === "module") pendingScope.add(publicDefinitions(unit));
+    // Pending modules rank after every loaded one, so the loaded scope is searched first. The last
+    // unit (the one asked for) links nothing after it: its exports need not enter the pending scope.
+    if (unit.kind === "module" && unit !== planning.order.at(-1)) pendingScope.add(publicDefinitions(unit));
   }
   if (problems.length > 0) {
     const lines = problems.map(problemLine);

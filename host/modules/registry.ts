@@ -11,6 +11,8 @@ import type { Provider } from "../linker/scope.js";
 import { formatExternType } from "../wasm/types.js";
 import type { EngineModule } from "./module-api.js";
 import type { MemoryLimits, MemoryPool } from "./memory-pool.js";
+import { parseModuleName } from "./module-name.js";
+import { publicTypes } from "./planner.js";
 import type { LinkedProvider } from "./planner.js";
 import type { LoadedUnitInfo, ModuleSet, SymbolInfo } from "./types.js";
 import { detachedState, isDetached, isFaulted, unitInfo } from "./unit.js";
@@ -22,8 +24,14 @@ function hostMemoryLimits(bindings: readonly Binding[]): MemoryLimits | undefine
   return undefined;
 }
 
+/** The module symbol a loaded module was linked with (the planner's PlannedUnit.moduleSymbol). */
+function moduleSymbolOf(unit: LoadedUnit): string | undefined {
+  return unit.kind === "module" ? parseModuleName(unit.name).symbol : undefined;
+}
+
 export interface RegistryContext {
   readonly memories: MemoryPool;
+  tracing(level: number): boolean;
   trace(level: number, message: string): void;
   /** A unit's unload hook failed. */
   unloadHookFailed(unit: LoadedUnit, error: unknown): void;
@@ -104,7 +112,13 @@ export class UnitRegistry {
       dependency.dependents.add(unit);
       dependency.boundBy++;
     }
-    for (const event of this.scope.add(unit.publicDefinitions)) {
+    // A module enters whole (its export table, shared by every load of it); a LoadFile library stays for the
+    // host's life and enters name by name. Who shadows whom is looked for only when someone reads it.
+    const events =
+      unit.kind === "module"
+        ? this.scope.addTable(unit.provider, publicTypes(unit, moduleSymbolOf(unit)), this.#context.tracing(7))
+        : this.scope.add(unit.publicDefinitions);
+    for (const event of events) {
       this.#context.trace(7, `symbol '${event.name}' of ${event.shadowed.name} is shadowed by ${event.winner.name} (first definition wins)`);
     }
     if (unit.engineModule !== undefined) this.#engine = [...this.#engine, unit.engineModule];
@@ -114,7 +128,8 @@ export class UnitRegistry {
     if (isDetached(unit)) return;
     unit.state = detachedState(unit);
     this.#engine = this.#engine.filter((m) => m !== unit.engineModule);
-    this.scope.remove(unit.provider, unit.publicDefinitions.map((d) => d.name));
+    if (unit.kind === "module") this.scope.removeTable(unit.provider);
+    else this.scope.remove(unit.provider, unit.publicDefinitions.map((d) => d.name));
     this.#units.delete(unit.name);
     this.#byNamespace.delete(unit.namespace);
     for (const dependency of unit.dependencies) {

@@ -124,3 +124,84 @@ describe("SymbolScope", () => {
     expect(order(scope, "f")).toEqual(["mod_y.c", "mod_x.c"]);
   });
 });
+
+describe("SymbolScope tables (a module entered whole)", () => {
+  function table(...entries: Array<[string, ExternType]>): ReadonlyMap<string, ExternType> {
+    return new Map(entries);
+  }
+
+  it("searches a table where its provider stands in scope order", () => {
+    const scope = new SymbolScope();
+    scope.addTable(modY, table(["f", VOID], ["only_y", I32_I32]), false);
+    scope.add([def("f", libA)]);
+    scope.addTable(modX, table(["f", I32_I32]), false);
+    expect(order(scope, "f")).toEqual(["liba", "mod_x.c", "mod_y.c"]);
+    expect(scope.lookup("f")).toEqual({ winner: def("f", libA), shadowed: [def("f", modX, I32_I32), def("f", modY)] });
+    expect(scope.first("only_y")).toEqual(def("only_y", modY, I32_I32));
+    expect(scope.first("g")).toBeUndefined();
+    expect(scope.size).toBe(2);
+  });
+
+  it("reports who shadows whom only when asked, as add() does", () => {
+    const scope = new SymbolScope();
+    scope.add([def("f", modY)]);
+    expect(scope.addTable(modZ, table(["f", VOID], ["g", VOID]), false)).toEqual([]);
+    expect(scope.addTable(modX, table(["g", VOID], ["f", VOID]), true)).toEqual([
+      { name: "g", winner: modX, shadowed: modZ },
+      { name: "f", winner: modX, shadowed: modY },
+    ]);
+    // A library added by name after the tables displaces their winner.
+    expect(scope.add([def("f", libA)])).toEqual([{ name: "f", winner: libA, shadowed: modX }]);
+  });
+
+  it("ranks definitions added by name among the tables by provider", () => {
+    const scope = new SymbolScope();
+    scope.addTable(modX, table(["g", VOID]), false);
+    scope.addTable(modZ, table(["f", VOID]), false);
+    scope.add([def("f", modY, I32_I32)]);
+    expect(scope.first("f")).toEqual(def("f", modY, I32_I32));
+    expect(order(scope, "f")).toEqual(["mod_y.c", "mod_z.c"]);
+  });
+
+  it("lets the next definition win when a table is removed, by provider identity", () => {
+    const scope = new SymbolScope();
+    scope.addTable(modX, table(["f", VOID], ["only_x", VOID]), false);
+    scope.addTable(modY, table(["f", I32_I32]), false);
+    scope.removeTable({ ...modX });
+    expect(order(scope, "f")).toEqual(["mod_x.c", "mod_y.c"]);
+    scope.removeTable(modX);
+    expect(scope.lookup("f")).toEqual({ winner: def("f", modY, I32_I32), shadowed: [] });
+    expect(scope.lookup("only_x")).toBeUndefined();
+    expect(scope.size).toBe(1);
+  });
+
+  it("answers every lookup as the same modules added name by name would", () => {
+    const names = ["a", "b", "c", "d"];
+    const providers = [host, libA, libB, modX, modY, modZ];
+    // Every provider defines a different subset of the names (bit i of a mask: names[i]).
+    const masks = [0b0001, 0b0110, 0b1010, 0b1011, 0b0111, 0b1101];
+    const byName = new SymbolScope();
+    const withTables = new SymbolScope();
+    const events: Array<[unknown, unknown]> = [];
+    // Add in an order that is not scope order, then remove modY.
+    for (const index of [4, 0, 3, 2, 5, 1]) {
+      const provider = providers[index] as Provider;
+      const defined = names.filter((_, bit) => ((masks[index] as number) >> bit) & 1);
+      const definitions = defined.map((name) => def(name, provider));
+      const expected = byName.add(definitions);
+      const found =
+        provider.kind === "module"
+          ? withTables.addTable(provider, table(...defined.map((name): [string, ExternType] => [name, VOID])), true)
+          : withTables.add(definitions);
+      events.push([found, expected]);
+    }
+    byName.remove(modY, names);
+    withTables.removeTable(modY);
+    for (const [found, expected] of events) expect(found).toEqual(expected);
+    for (const name of [...names, "unknown"]) {
+      expect(withTables.lookup(name)).toEqual(byName.lookup(name));
+      expect(withTables.first(name)).toEqual(byName.first(name));
+    }
+    expect(withTables.size).toBe(byName.size);
+  });
+});
