@@ -30,7 +30,7 @@ import { MODULE_API_VERSION } from "./module-api.js";
 import type { BinaryRequest, CompiledBinary } from "./module-compiler.js";
 import { isLibraryNamespace, moduleNameOfNamespace, parseModuleName } from "./module-name.js";
 import type { UnitPolicy } from "./policy.js";
-import type { UnitKind } from "./types.js";
+import type { UnitIdentity, UnitKind } from "./types.js";
 
 export const HOST_PROVIDER: Provider = { kind: "host", name: "host", seq: 0 };
 
@@ -86,17 +86,7 @@ export class LinkError extends DsoError {
   }
 }
 
-export interface PlannedUnit {
-  readonly kind: UnitKind;
-  readonly name: string;
-  readonly namespace: string;
-  readonly file: string;
-  readonly hash: string;
-  readonly size: number;
-  readonly shape: ModuleShape;
-  readonly compiled: WebAssembly.Module;
-  readonly explicit: boolean;
-  readonly provider: Provider;
+export interface PlannedUnit extends UnitIdentity {
   readonly moduleSymbol: string | undefined;
   /** Resolved once per load: the hot path never looks a policy up. */
   readonly policy: UnitPolicy;

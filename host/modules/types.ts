@@ -7,6 +7,7 @@ import type { SharedStore } from "../abi/shared-store.js";
 import type { Provider } from "../linker/scope.js";
 import type { EngineModule } from "./module-api.js";
 import type { UnitPolicy } from "./policy.js";
+import type { ModuleShape } from "../wasm/types.js";
 
 /** mod_dso's version string, as proftpd prefixes its log lines (`mod_dso/0.5: ...`). */
 export const MOD_DSO_VERSION = "mod_dso/0.5";
@@ -20,6 +21,22 @@ export interface Tracer {
 }
 
 export type UnitKind = "library" | "module";
+
+/** What a unit is, from its file, and its place in the scope: what a planned unit and a loaded one share. */
+export interface UnitIdentity {
+  readonly kind: UnitKind;
+  readonly name: string;
+  readonly namespace: string;
+  readonly file: string;
+  /** sha256 of the binary, hex. */
+  readonly hash: string;
+  readonly size: number;
+  readonly shape: ModuleShape;
+  readonly compiled: WebAssembly.Module;
+  /** Loaded by name (LoadModule, LoadFile, insmod), not only as another unit's DT_NEEDED. */
+  readonly explicit: boolean;
+  readonly provider: Provider;
+}
 
 /** One binding of an import, as `lsmod -v` and `lookup` show it. */
 export interface BindingInfo {

@@ -17,13 +17,12 @@
 import type { ImporterState } from "../abi/host-symbols.js";
 import type { CapabilityNeed } from "../linker/capabilities.js";
 import type { Binding } from "../linker/resolve.js";
-import type { Definition, Provider } from "../linker/scope.js";
+import type { Definition } from "../linker/scope.js";
 import type { Wasi } from "../wasi/wasi.js";
 import { formatExternType } from "../wasm/types.js";
-import type { ModuleShape } from "../wasm/types.js";
 import type { EngineModule } from "./module-api.js";
 import type { UnitPolicy } from "./policy.js";
-import type { LoadedUnitInfo, UnitKind } from "./types.js";
+import type { LoadedUnitInfo, UnitIdentity } from "./types.js";
 
 export type UnitState =
   | { readonly kind: "linked" }
@@ -40,18 +39,8 @@ export interface SandboxImports {
   memory?: WebAssembly.Memory | undefined;
 }
 
-export interface LoadedUnit {
-  readonly kind: UnitKind;
-  readonly name: string;
-  readonly namespace: string;
-  readonly file: string;
-  readonly hash: string;
-  readonly size: number;
-  readonly shape: ModuleShape;
-  readonly provider: Provider;
-  readonly explicit: boolean;
+export interface LoadedUnit extends UnitIdentity {
   readonly loadedAt: Date;
-  readonly compiled: WebAssembly.Module;
   readonly policy: UnitPolicy;
   state: UnitState;
   /** Replaced when the unit is re-instantiated after a fault. */
