@@ -6,12 +6,15 @@
  * file identity, so an unchanged file is neither read nor hashed again.
  */
 import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import type { ErrorCode } from "../errors.js";
 import { readModuleShape } from "../wasm/reader.js";
 import { loadLimitProblem, overLimitText } from "../wasm/limits.js";
 import type { LoadLimits } from "../wasm/limits.js";
 import type { ModuleShape } from "../wasm/types.js";
+import { dsoDebug } from "./dso-debug.js";
+import type { DebugLine } from "./dso-debug.js";
 import { readModuleFile, realModulePath } from "./module-file.js";
 import type { UnitPolicy } from "./policy.js";
 import type { UnitKind } from "./types.js";
@@ -158,5 +161,17 @@ export class ModuleCompiler {
       this.#compiled.delete(oldest);
     }
     return entry;
+  }
+}
+
+/**
+ * dso_load_module's DEBUG7 line for a module file just opened, with its
+ * modification time; none when stat() fails, as proftpd prints it only then.
+ */
+export function loadedLine(stem: string, file: string): DebugLine | undefined {
+  try {
+    return dsoDebug.loaded(stem, file, statSync(file).mtime);
+  } catch {
+    return undefined;
   }
 }

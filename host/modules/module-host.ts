@@ -14,9 +14,7 @@
  * their init hooks. Any failure leaves the host exactly as it was: nothing is
  * registered until everything has succeeded.
  */
-import { statSync } from "node:fs";
 import path from "node:path";
-import { HOST_SYMBOLS, hostSymbolType } from "../abi/host-symbols.js";
 import type { HostServices } from "../abi/host-symbols.js";
 import { SharedStore, sharedDataBytes } from "../abi/shared-store.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
@@ -25,14 +23,15 @@ import { FaultSupervisor } from "./fault-supervisor.js";
 import { describeTrap, instantiatePlan, reinstantiate } from "./instantiate.js";
 import type { InstanceContext } from "./instantiate.js";
 import { MemoryPool } from "./memory-pool.js";
-import { ModuleCompiler } from "./module-compiler.js";
-import { HOST_PROVIDER, LinkError, planLoad, publicExports } from "./planner.js";
+import { ModuleCompiler, loadedLine } from "./module-compiler.js";
+import { LinkError, planLoad, publicExports } from "./planner.js";
 import type { PlanSource, UnitRequest } from "./planner.js";
 import { DEFAULT_POLICY } from "./policy.js";
 import type { UnitPolicy } from "./policy.js";
 import type { EngineModule } from "./module-api.js";
 import { parseModuleName, parseUnloadName } from "./module-name.js";
-import type { ModuleName } from "./module-name.js";
+import { refusalReport } from "./load-report.js";
+import type { ReportStep } from "./load-report.js";
 import { LOADED_LEVEL, dsoDebug } from "./dso-debug.js";
 import { dsoLogLines } from "./dso-log.js";
 import { publishLoaderEvent } from "./loader-events.js";
@@ -111,9 +110,6 @@ export class ModuleHost {
       initFailed: (module) => this.#emit({ kind: "init-failed", module }),
     };
     this.#source = this.#planSource();
-    for (const symbol of HOST_SYMBOLS.values()) {
-      this.#registry.scope.add([{ name: symbol.name, type: { kind: "func", type: hostSymbolType(symbol) }, provider: HOST_PROVIDER }]);
-    }
     for (const module of this.#registry.engine) module.init?.();
   }
 
@@ -166,14 +162,8 @@ export class ModuleHost {
   /** dso_load_module's DEBUG7 line once a module's file is open, with its modification time. */
   #debugLoaded(stem: string, file: string | undefined): void {
     if (file === undefined || this.#debugLevel < LOADED_LEVEL) return;
-    let modified: Date;
-    try {
-      modified = statSync(file).mtime;
-    } catch {
-      // proftpd prints the line only when stat() succeeds.
-      return;
-    }
-    this.#emit({ kind: "debug", line: dsoDebug.loaded(stem, file, modified) });
+    const line = loadedLine(stem, file);
+    if (line !== undefined) this.#emit({ kind: "debug", line });
   }
 
   /** True when a module of that name is in the engine (`<IfModule>`'s test). */
@@ -220,7 +210,7 @@ export class ModuleHost {
     try {
       this.#load({ kind: "module", name, namespace: parsed.stem, file, explicit: true });
     } catch (error) {
-      this.#logRefusal(parsed, requested, stemPath, error);
+      this.#report(refusalReport(parsed, requested, stemPath, error));
       throw error;
     }
     const unit = this.#registry.unit(name);
@@ -229,32 +219,11 @@ export class ModuleHost {
     this.#trace("dso", 8, `module '${stemPath}' successfully loaded`);
   }
 
-  /**
-   * Every refused load leaves its reason in the log, whether LoadModule,
-   * insmod or a SIGHUP's re-read asked for it, as mod_dso.c's dso_load_module
-   * logs its own failures. A wrong API version and a module's failed init were
-   * logged where they were found, in proftpd's words; only their other lines
-   * (the trap that failed the init) are added here. Every failure also leaves
-   * its level-1 line in the trace log (`Trace dso:1`), as dso_load_module's.
-   */
-  #logRefusal(parsed: ModuleName, requested: string, stemPath: string, error: unknown): void {
-    if (!isDsoError(error)) {
-      this.#emit({ kind: "load-refused", module: parsed.name, error });
-      this.#trace("dso", 1, `unable to load '${parsed.name}': ${String(error)}`);
-      return;
+  #report(steps: readonly ReportStep[]): void {
+    for (const step of steps) {
+      if ("event" in step) this.#emit(step.event);
+      else this.#trace("dso", step.trace, step.message);
     }
-    if (error.code === ErrorCodes.MODULE_NOT_FOUND) {
-      // No file, so proftpd looks for the module in the executable, and does not find it there either.
-      this.#emit({ kind: "no-file", requested, stemPath });
-      this.#trace("dso", 7, `looking for symbol '${parsed.symbol}' in loaded module`);
-      this.#emit({ kind: "no-symbol", symbol: parsed.symbol });
-      this.#trace("dso", 1, dsoDebug.noSymbol(parsed.symbol).text);
-      return;
-    }
-    this.#emit({ kind: "load-refused", module: parsed.name, error });
-    // Link problems and a missing module symbol were traced where they were found.
-    const tracedAtSource = error instanceof LinkError || error.code === ErrorCodes.NO_MODULE_SYMBOL;
-    if (!tracedAtSource) for (const line of error.lines) this.#trace("dso", 1, line);
   }
 
   #alreadyLoaded(name: string): never {

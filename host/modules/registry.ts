@@ -5,6 +5,7 @@
  * order). A unit enters on commit, leaves the engine on detach, and is
  * finalized once nothing can run it any more.
  */
+import { HOST_SYMBOLS, hostSymbolType } from "../abi/host-symbols.js";
 import { SymbolScope } from "../linker/scope.js";
 import type { Binding } from "../linker/resolve.js";
 import type { Provider } from "../linker/scope.js";
@@ -12,7 +13,7 @@ import { formatExternType } from "../wasm/types.js";
 import type { EngineModule } from "./module-api.js";
 import type { MemoryLimits, MemoryPool } from "./memory-pool.js";
 import { parseModuleName } from "./module-name.js";
-import { publicTypes } from "./planner.js";
+import { HOST_PROVIDER, publicTypes } from "./planner.js";
 import type { LinkedProvider } from "./planner.js";
 import type { LoadedUnitInfo, ModuleSet, SymbolInfo } from "./types.js";
 import { detachedState, isDetached, isFaulted, unitInfo } from "./unit.js";
@@ -51,9 +52,14 @@ export class UnitRegistry {
    */
   #engine: readonly EngineModule[];
 
+  /** The host's own symbols come first in the scope, as ld.so searches the executable first. */
   constructor(context: RegistryContext, compiledIn: readonly EngineModule[]) {
     this.#context = context;
     this.#engine = [...compiledIn];
+    for (const symbol of HOST_SYMBOLS.values()) {
+      const type = { kind: "func", type: hostSymbolType(symbol) } as const;
+      this.scope.add([{ name: symbol.name, type, provider: HOST_PROVIDER }]);
+    }
   }
 
   get engine(): readonly EngineModule[] {
