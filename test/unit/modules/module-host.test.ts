@@ -10,7 +10,7 @@ import type { DirectiveContext, EngineModule, HandlerResult, SessionState } from
 import { ModuleHost } from "../../../host/modules/module-host.js";
 import { DEFAULT_POLICY } from "../../../host/modules/policy.js";
 import type { LogPriority, ModuleHostOptions } from "../../../host/modules/module-host.js";
-import { FIXTURES_DIR, LIBEXEC_DIR, fixture, libexec } from "../../helpers/paths.js";
+import { FIXTURES_DIR, LIBEXEC_DIR, libexec } from "../../helpers/paths.js";
 import { removeModuleDirs, wat, writeModuleDir } from "../../helpers/wat.js";
 import { settled, testSession } from "../../helpers/session.js";
 
@@ -193,6 +193,30 @@ beforeAll(async () => {
     "mod_garbage.wasm": new TextEncoder().encode("#!/bin/sh\necho not wasm\n"),
     // A different file under libmath's name.
     "libmath.wasm": await wat(`(module (func (export "math_add") (param i32 i32) (result i32) i32.const 0))`),
+    // Bad guests, each failing at one step of a load.
+    "mod_undef.wasm": await wat(`(module
+      (import "env" "no_such_symbol" (func (param i32) (result i32)))
+      (import "env" "another_missing" (func))
+      (global (export "undef_module") i32 ${API}))`),
+    "mod_badapi.wasm": await wat(`(module (global (export "badapi_module") i32 (i32.const 0x10)))`),
+    "mod_initfail.wasm": await wat(`(module
+      (global (export "initfail_module") i32 ${API})
+      (func (export "module_init") (result i32) i32.const -1))`),
+    "mod_inittrap.wasm": await wat(`(module
+      (global (export "inittrap_module") i32 ${API})
+      (func (export "module_init") (result i32) unreachable))`),
+    "mod_nosym.wasm": await wat(`(module (func (export "cmd_NOSYM") (result i32) i32.const 1))`),
+    "mod_needs_missing.wasm": await wat(`(module
+      (import "libnowhere" "nowhere" (func (result i32)))
+      (global (export "needs_missing_module") i32 ${API}))`),
+    "mod_cycle_a.wasm": await wat(`(module
+      (import "mod_cycle_b" "cycle_b" (func $b (result i32)))
+      (global (export "cycle_a_module") i32 ${API})
+      (func (export "cycle_a") (result i32) call $b))`),
+    "mod_cycle_b.wasm": await wat(`(module
+      (import "mod_cycle_a" "cycle_a" (func $a (result i32)))
+      (global (export "cycle_b_module") i32 ${API})
+      (func (export "cycle_b") (result i32) call $a))`),
   };
   watDir = writeModuleDir(files);
   mkdirSync(path.join(watDir, "mod_dir.wasm"));
@@ -529,7 +553,7 @@ describe("ModuleHost: needed dependencies", () => {
   });
 
   it("refuses a dependency cycle", () => {
-    const { host } = harness({ modulePath: FIXTURES_DIR });
+    const { host } = harness({ modulePath: watDir });
     expect(failure(() => host.loadModule("mod_cycle_a.c"))).toEqual({
       code: ErrorCodes.DEPENDENCY_CYCLE,
       errno: undefined,
@@ -656,7 +680,7 @@ describe("ModuleHost: every bad guest fails with its own code, errno and lines",
   const cases: ReadonlyArray<{ readonly name: string; readonly dir: () => string; readonly expected: () => Failure }> = [
     {
       name: "mod_undef.c",
-      dir: () => FIXTURES_DIR,
+      dir: () => watDir,
       expected: () => ({
         code: ErrorCodes.LINK,
         errno: undefined,
@@ -677,7 +701,7 @@ describe("ModuleHost: every bad guest fails with its own code, errno and lines",
     },
     {
       name: "mod_badapi.c",
-      dir: () => FIXTURES_DIR,
+      dir: () => watDir,
       expected: () => ({
         code: ErrorCodes.API_VERSION,
         errno: Errno.EACCES,
@@ -686,12 +710,12 @@ describe("ModuleHost: every bad guest fails with its own code, errno and lines",
     },
     {
       name: "mod_initfail.c",
-      dir: () => FIXTURES_DIR,
+      dir: () => watDir,
       expected: () => ({ code: ErrorCodes.INIT_FAILED, errno: Errno.EPERM, lines: ["module 'mod_initfail.c' failed to initialize"] }),
     },
     {
       name: "mod_inittrap.c",
-      dir: () => FIXTURES_DIR,
+      dir: () => watDir,
       expected: () => ({
         code: ErrorCodes.INIT_FAILED,
         errno: Errno.EPERM,
@@ -700,7 +724,7 @@ describe("ModuleHost: every bad guest fails with its own code, errno and lines",
     },
     {
       name: "mod_nosym.c",
-      dir: () => FIXTURES_DIR,
+      dir: () => watDir,
       expected: () => ({
         code: ErrorCodes.NO_MODULE_SYMBOL,
         errno: Errno.ENOENT,
@@ -709,19 +733,19 @@ describe("ModuleHost: every bad guest fails with its own code, errno and lines",
     },
     {
       name: "mod_needs_missing.c",
-      dir: () => FIXTURES_DIR,
+      dir: () => watDir,
       expected: () => ({
         code: ErrorCodes.LINK,
         errno: undefined,
         lines: [
-          `mod_needs_missing.c: needed library 'libnowhere': '${fixture("libnowhere.wasm")}' does not exist`,
+          `mod_needs_missing.c: needed library 'libnowhere': '${path.join(watDir, "libnowhere.wasm")}' does not exist`,
           "mod_needs_missing.c: undefined symbol 'nowhere' in libnowhere (func () -> i32)",
         ],
       }),
     },
     {
       name: "mod_cycle_a.c",
-      dir: () => FIXTURES_DIR,
+      dir: () => watDir,
       expected: () => ({
         code: ErrorCodes.DEPENDENCY_CYCLE,
         errno: undefined,
@@ -730,11 +754,11 @@ describe("ModuleHost: every bad guest fails with its own code, errno and lines",
     },
     {
       name: "mod_missing.c",
-      dir: () => FIXTURES_DIR,
+      dir: () => watDir,
       expected: () => ({
         code: ErrorCodes.MODULE_NOT_FOUND,
         errno: Errno.ENOENT,
-        lines: [`'${fixture("mod_missing.wasm")}' does not exist`],
+        lines: [`'${path.join(watDir, "mod_missing.wasm")}' does not exist`],
       }),
     },
     {
