@@ -27,6 +27,7 @@ import { fileURLToPath } from "node:url";
 import { runCalls } from "./calls.js";
 import { runControls } from "./controls.js";
 import { runDispatch } from "./dispatch.js";
+import { runLatency } from "./latency.js";
 import { runLink } from "./link.js";
 import { runLoad } from "./load.js";
 import { runLogin } from "./login.js";
@@ -98,6 +99,8 @@ const SECTIONS: ReadonlyArray<{ readonly name: string; readonly run: (context: S
   { name: "transfer", run: ({ log }) => runTransfer(log) },
   // 9. Password checks off the event loop, CPU per login against proftpd, sessions' throughput during logins.
   { name: "login", run: ({ log }) => runLogin(log) },
+  // 10. One session's NOOP round trip (p50/p99/p999) against the machine's proftpd, and heap bytes per NOOP.
+  { name: "latency", run: ({ log }) => runLatency(log) },
 ];
 
 async function main(): Promise<void> {

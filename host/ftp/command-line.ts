@@ -35,6 +35,10 @@ export const MAX_COMMAND_BYTES = COMMAND_BUFFER_SIZE - 3;
  */
 const MAX_DISCARD_BYTES = 3 * (COMMAND_BUFFER_SIZE - 1);
 
+/** #telnet's answers besides a byte: the byte adds nothing to the line, or IAC and then itself. */
+const NOTHING = -1;
+const IAC_THEN_BYTE = -2;
+
 export type LineEvent =
   /** A complete line, line end removed, decoded as UTF-8 (RFC 2640). */
   | { readonly kind: "line"; readonly text: string }
@@ -65,59 +69,67 @@ export class ControlLineReader {
   push(chunk: Uint8Array): LineEvent[] {
     const events: LineEvent[] = [];
     for (const byte of chunk) {
-      for (const kept of this.#telnet(byte, events)) {
+      const kept = this.#telnet(byte, events);
+      if (kept === NOTHING) continue;
+      if (kept === IAC_THEN_BYTE) {
         if (this.#discarded === MAX_DISCARD_BYTES) return events;
-        this.#take(kept, events);
+        this.#take(IAC, events);
       }
+      if (this.#discarded === MAX_DISCARD_BYTES) return events;
+      this.#take(kept === IAC_THEN_BYTE ? byte : kept, events);
     }
     return events;
   }
 
-  /** The bytes `byte` contributes to the line after Telnet processing (netio.c's state machine). */
-  #telnet(byte: number, events: LineEvent[]): number[] {
+  /**
+   * The byte `byte` contributes to the line after Telnet processing (netio.c's
+   * state machine): NOTHING, a byte, or IAC_THEN_BYTE (both). A number, not a
+   * list, so that reading a command allocates nothing per byte.
+   */
+  #telnet(byte: number, events: LineEvent[]): number {
     switch (this.#telnetMode) {
       case IAC:
         this.#telnetMode = 0;
         if (byte === WILL || byte === WONT || byte === DO || byte === DONT) {
           this.#telnetMode = byte;
-          return [];
+          return NOTHING;
         }
         // IAC IP and IAC DM are dropped; IAC IAC is an escaped 255 byte; IAC
         // followed by anything else keeps both bytes.
         if (byte === IP) {
           this.#interrupted = true;
-          return [];
+          return NOTHING;
         }
         if (byte === DM) {
           this.#interrupted = false;
-          return [];
+          return NOTHING;
         }
-        if (byte === IAC) return [IAC];
+        if (byte === IAC) return IAC;
         if (this.#interrupted) {
           // RFC 959's abort is IAC IP, then IAC DM sent as TCP urgent data (BSD
           // ftp, lftp). proftpd reads urgent data inline (SO_OOBINLINE); Node
           // cannot, so the kernel keeps the DM byte out of the stream and its
           // IAC is left before the next command: that IAC goes too.
           this.#interrupted = false;
-          return [byte];
+          return byte;
         }
-        return [IAC, byte];
+        return IAC_THEN_BYTE;
       case WILL:
       case WONT:
         this.#telnetMode = 0;
         events.push({ kind: "telnet", reply: Uint8Array.of(IAC, DONT, byte) });
-        return [];
+        return NOTHING;
       case DO:
       case DONT:
         this.#telnetMode = 0;
         events.push({ kind: "telnet", reply: Uint8Array.of(IAC, WONT, byte) });
-        return [];
+        return NOTHING;
       default:
         if (byte === IAC) {
           this.#telnetMode = IAC;
-          return [];
+          return NOTHING;
         }
-        return [byte];
+        return byte;
     }
   }
 

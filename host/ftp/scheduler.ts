@@ -65,7 +65,8 @@ interface Usage {
   at: number;
 }
 
-interface Waiting {
+interface Waiting<Session> {
+  readonly session: Session;
   readonly seq: number;
   readonly onTurn: () => void;
 }
@@ -82,8 +83,13 @@ export class FairScheduler<Session> {
   readonly #defer: (next: () => void) => void;
   readonly #later: (ms: number, wake: () => void) => void;
   readonly #usage = new Map<Session, Usage>();
-  /** Each session's waiting commands, in arrival order. */
-  readonly #waiting = new Map<Session, Waiting[]>();
+  /**
+   * Every session's waiting commands, in no particular order (each has its
+   * arrival number): a flat list whose entries are swapped out when granted,
+   * so a grant allocates nothing (a Map of per-session queues reallocated its
+   * table as sessions came and went, on every pipelined command).
+   */
+  readonly #waiting: Array<Waiting<Session>> = [];
   #seq = 0;
   /** The loop's idle time at the last grant: until the loop has waited for I/O again, another request waits for a turn. */
   #idleAtGrant = Number.NaN;
@@ -108,7 +114,7 @@ export class FairScheduler<Session> {
    * once free of any promise.
    */
   request(session: Session, onTurn: () => void): boolean {
-    if (this.#waiting.size === 0) {
+    if (this.#waiting.length === 0) {
       const idle = this.#idleTime();
       const eligibleAt = idle === this.#idleAtGrant ? Infinity : this.#eligibleAt(session);
       if (eligibleAt === -Infinity || eligibleAt <= this.#now()) {
@@ -116,10 +122,7 @@ export class FairScheduler<Session> {
         return true;
       }
     }
-    const queue = this.#waiting.get(session);
-    const entry = { seq: this.#seq++, onTurn };
-    if (queue === undefined) this.#waiting.set(session, [entry]);
-    else queue.push(entry);
+    this.#waiting.push({ session, seq: this.#seq++, onTurn });
     this.#deferNextTurn();
     return false;
   }
@@ -156,9 +159,17 @@ export class FairScheduler<Session> {
   /** A session that ended: its usage is dropped and its waiting turns are granted at once, so its loop can see it closed. */
   forget(session: Session): void {
     this.#usage.delete(session);
-    const queue = this.#waiting.get(session);
-    this.#waiting.delete(session);
-    for (const entry of queue ?? []) entry.onTurn();
+    const granted = this.#waiting.filter((entry) => entry.session === session).sort((a, b) => a.seq - b.seq);
+    for (const entry of granted) this.#remove(entry);
+    for (const entry of granted) entry.onTurn();
+  }
+
+  /**
+   * True when `session` is over its allowance now: its next turn waits for
+   * its usage to decay, not only for the next turn of the loop.
+   */
+  throttled(session: Session): boolean {
+    return this.#eligibleAt(session) > this.#now();
   }
 
   /** `session`'s recent usage now, in ms (about the ms per second it has been using). */
@@ -169,9 +180,7 @@ export class FairScheduler<Session> {
 
   /** Commands waiting for their turn, over all sessions. */
   get waiting(): number {
-    let count = 0;
-    for (const queue of this.#waiting.values()) count += queue.length;
-    return count;
+    return this.#waiting.length;
   }
 
   #decayed(usage: Usage, now: number): number {
@@ -200,33 +209,38 @@ export class FairScheduler<Session> {
   #nextTurn(): void {
     this.#deferred = false;
     const now = this.#now();
-    const session = this.#pick(now);
-    if (session === undefined) {
+    const entry = this.#pick(now);
+    if (entry === undefined) {
       this.#wakeWhenEligible(now);
       return;
     }
-    const queue = this.#waiting.get(session) as Waiting[];
-    const entry = queue.shift() as Waiting;
-    if (queue.length === 0) this.#waiting.delete(session);
+    this.#remove(entry);
     this.#idleAtGrant = this.#idleTime();
-    if (this.#waiting.size > 0) this.#deferNextTurn();
+    if (this.#waiting.length > 0) this.#deferNextTurn();
     entry.onTurn();
   }
 
-  /** Among waiting sessions within their allowance: the least usage, then the earliest command. */
-  #pick(now: number): Session | undefined {
-    let best: Session | undefined;
+  /** Takes `entry` off the list: the last entry moves into its place. */
+  #remove(entry: Waiting<Session>): void {
+    const waiting = this.#waiting;
+    const last = waiting.pop() as Waiting<Session>;
+    if (last !== entry) waiting[waiting.indexOf(entry)] = last;
+  }
+
+  /**
+   * Among waiting sessions within their allowance: the least usage, then the
+   * earliest command; a session's own commands thus go in arrival order.
+   */
+  #pick(now: number): Waiting<Session> | undefined {
+    let best: Waiting<Session> | undefined;
     let bestUsage = 0;
-    let bestSeq = 0;
-    for (const [session, queue] of this.#waiting) {
-      if (this.#eligibleAt(session) > now) continue;
-      const seq = (queue[0] as Waiting).seq;
-      const recorded = this.#usage.get(session);
+    for (const entry of this.#waiting) {
+      if (this.#eligibleAt(entry.session) > now) continue;
+      const recorded = this.#usage.get(entry.session);
       const usage = recorded === undefined ? 0 : this.#decayed(recorded, now);
-      if (best === undefined || usage < bestUsage || (usage === bestUsage && seq < bestSeq)) {
-        best = session;
+      if (best === undefined || usage < bestUsage || (usage === bestUsage && entry.seq < best.seq)) {
+        best = entry;
         bestUsage = usage;
-        bestSeq = seq;
       }
     }
     return best;
@@ -234,7 +248,7 @@ export class FairScheduler<Session> {
 
   #wakeWhenEligible(now: number): void {
     let due = Infinity;
-    for (const session of this.#waiting.keys()) due = Math.min(due, this.#eligibleAt(session));
+    for (const entry of this.#waiting) due = Math.min(due, this.#eligibleAt(entry.session));
     if (due === Infinity || due >= this.#wakeAt) return;
     this.#wakeAt = due;
     this.#later(Math.max(0, due - now), () => {

@@ -1,0 +1,324 @@
+/**
+ * Tail latency and allocation of one control session:
+ *
+ * - latency: one logged-in session, one NOOP at a time (send, wait for the
+ *   reply), against the built dsod (a child process, as deployed) and the
+ *   machine's proftpd 1.3.8 side by side, rounds interleaved; p50, p99 and
+ *   p999 of each round, the row being their median over the rounds. Without
+ *   /usr/sbin/proftpd the rows are dsod's alone and the log says so.
+ *   BENCH_DSOD_BASELINE=<path to another build's host/cli/dsod.js> measures
+ *   that build too, in the same rounds (a before/after comparison on a shared
+ *   machine).
+ * - allocation: heap bytes the server side allocates per NOOP, from
+ *   process.memoryUsage().heapUsed across a run of NOOPs during which no GC
+ *   ran (Node 20's V8 has no allocation counter), with an FtpServer of the
+ *   compiled-in modules and the daemon's FairScheduler in this thread and the
+ *   client in a worker, whose heap is its own; the message to the worker and its answer are
+ *   counted too, spread over the NOOPs.
+ */
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { writeFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { performance, PerformanceObserver } from "node:perf_hooks";
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { FtpServer } from "../host/ftp/server.js";
+import { FairScheduler } from "../host/ftp/scheduler.js";
+import { createCompiledInModules } from "../host/static/index.js";
+import { ModuleHost } from "../host/modules/module-host.js";
+import { MODULE_HOST_V8_FLAGS, tuneHeapForModuleChurn } from "../host/system/heap.js";
+import { DSOD_CLI, dsodSiteConfig } from "./proftpd/dsod.js";
+import { proftpdInstalled, startProftpd } from "./proftpd/proftpd.js";
+import { makeSite } from "./proftpd/site.js";
+import { isMain, LIBEXEC_DIR, printRows, withTarget } from "./load.js";
+import { percentile, rowOf } from "./stats.js";
+import type { Row } from "./stats.js";
+
+const ROUNDS = 7;
+const COMMANDS_PER_ROUND = 2000;
+const WARMUP_COMMANDS = 3000;
+const TARGET_P99_RATIO = 1.5;
+const ALLOCATION_ROUNDS = 9;
+const ALLOCATION_COMMANDS = 400;
+const TARGET_BYTES_PER_NOOP = 1024;
+const PERCENTILES = [50, 99, 99.9] as const;
+
+/** A logged-in control connection that sends one NOOP at a time. */
+class NoopClient {
+  readonly #socket: net.Socket;
+  #text = "";
+  #waiting: ((line: string) => void) | undefined;
+
+  private constructor(socket: net.Socket) {
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => {
+      this.#text += chunk.toString("latin1");
+      // Last lines only: a multi-line reply ends with `ddd text`.
+      const end = this.#text.lastIndexOf("\r\n");
+      if (end < 0 || this.#waiting === undefined) return;
+      const lines = this.#text.slice(0, end).split("\r\n");
+      const last = lines[lines.length - 1] as string;
+      if (!/^\d{3} /.test(last)) return;
+      this.#text = this.#text.slice(end + 2);
+      const waiting = this.#waiting;
+      this.#waiting = undefined;
+      waiting(last);
+    });
+  }
+
+  static async connect(port: number): Promise<NoopClient> {
+    const socket = net.connect(port, "127.0.0.1");
+    const client = new NoopClient(socket);
+    const greeting = client.#next();
+    await once(socket, "connect");
+    await greeting;
+    return client;
+  }
+
+  #next(): Promise<string> {
+    return new Promise((resolve) => (this.#waiting = resolve));
+  }
+
+  async send(line: string): Promise<string> {
+    const reply = this.#next();
+    this.#socket.write(`${line}\r\n`);
+    return reply;
+  }
+
+  async login(user: string, password: string): Promise<void> {
+    await this.send(`USER ${user}`);
+    const reply = await this.send(`PASS ${password}`);
+    if (!reply.startsWith("230")) throw new Error(`bench: login refused: ${reply}`);
+  }
+
+  /** Round trips of `count` NOOPs, in µs. */
+  async noops(count: number): Promise<number[]> {
+    const samples: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const start = process.hrtime.bigint();
+      const reply = await this.send("NOOP");
+      samples.push(Number(process.hrtime.bigint() - start) / 1e3);
+      if (!reply.startsWith("200")) throw new Error(`bench: NOOP answered '${reply}'`);
+    }
+    return samples;
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+}
+
+/** A dsod build (`cli`) serving the site, as bench/proftpd/dsod.ts starts it, with dsod's own V8 flags. */
+async function startDsod(
+  cli: string,
+  site: ReturnType<typeof makeSite>,
+  label: string,
+): Promise<{ port: number; child: ChildProcess }> {
+  const config = path.join(site.dir, `dsod-${label}.conf`);
+  writeFileSync(config, dsodSiteConfig({ site }).replace(`${site.dir}/dsod.sock`, `${site.dir}/dsod-${label}.sock`));
+  const child = spawn(process.execPath, [cli, "-n", "-c", config], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = /listening on \S+ port (\d+)/.exec(stderr);
+      if (match !== null) resolve(Number(match[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`bench: dsod exited with ${code}:\n${stderr}`)));
+  });
+  return { port, child };
+}
+
+interface LatencyTarget {
+  readonly label: string;
+  readonly client: NoopClient;
+  readonly rounds: number[][];
+}
+
+function latencyRows(targets: readonly LatencyTarget[]): Row[] {
+  const group = "latency";
+  const note =
+    `1 session logged in, one NOOP in flight, client-side round trip; per-round percentile of ${COMMANDS_PER_ROUND}`;
+  const anchorTarget = targets[0] as LatencyTarget;
+  const rows: Row[] = [];
+  const anchors = new Map<number, Row>();
+  for (const target of targets) {
+    for (const p of PERCENTILES) {
+      const anchor = target === anchorTarget ? undefined : anchors.get(p);
+      const name = `${group}: NOOP round trip, ${target.label}, p${String(p).replace(".", "")}`;
+      const row = rowOf(
+        { group, name, unit: "µs", note },
+        target.rounds.map((samples) => percentile(samples, p)),
+        anchor === undefined ? undefined : { name: anchor.name, figure: anchor.figure },
+      );
+      if (target === anchorTarget) anchors.set(p, row);
+      const judged =
+        p === 99 && anchor !== undefined && anchorTarget.label.startsWith("proftpd") && target.label === "dsod";
+      rows.push(judged ? withTarget(row, `<= ${TARGET_P99_RATIO}x`, row.ratio <= TARGET_P99_RATIO) : row);
+    }
+  }
+  return rows;
+}
+
+async function measureLatency(log: (line: string) => void): Promise<Row[]> {
+  const site = makeSite({ prefix: "bench-latency-" });
+  const children: ChildProcess[] = [];
+  const stops: Array<() => Promise<void>> = [];
+  const targets: LatencyTarget[] = [];
+  try {
+    if (proftpdInstalled()) {
+      const proftpd = await startProftpd({ site });
+      stops.push(() => proftpd.stop());
+      targets.push({ label: "proftpd 1.3.8", client: await NoopClient.connect(proftpd.port), rounds: [] });
+    } else {
+      log("latency: /usr/sbin/proftpd is not installed: dsod's rows only (apt-get install proftpd-core)");
+    }
+    const builds: Array<[string, string]> = [["dsod", DSOD_CLI]];
+    const baseline = process.env.BENCH_DSOD_BASELINE;
+    if (baseline !== undefined && baseline !== "") builds.push(["dsod baseline", baseline]);
+    for (const [label, cli] of builds) {
+      const dsod = await startDsod(cli, site, label.replace(/\s+/g, "-"));
+      children.push(dsod.child);
+      targets.push({ label, client: await NoopClient.connect(dsod.port), rounds: [] });
+    }
+    for (const target of targets) {
+      await target.client.login(site.user, site.password);
+      await target.client.noops(WARMUP_COMMANDS);
+    }
+    for (let round = 0; round < ROUNDS; round++) {
+      // Rotate who goes first, so no target always follows another's GC or a busy neighbour.
+      for (let i = 0; i < targets.length; i++) {
+        const target = targets[(round + i) % targets.length] as LatencyTarget;
+        target.rounds.push(await target.client.noops(COMMANDS_PER_ROUND));
+      }
+    }
+    for (const target of targets) target.client.close();
+    return latencyRows(targets);
+  } finally {
+    for (const child of children) child.kill("SIGTERM");
+    for (const stop of stops) await stop();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Allocation per NOOP: the server in this thread, the client in a worker.
+
+/**
+ * The worker's side: `{ port }` connects, `{ count }` sends that many NOOPs,
+ * `{}` closes; each is answered when done.
+ */
+function allocationClient(): void {
+  let client: NoopClient | undefined;
+  parentPort?.on("message", (request: { port?: number; count?: number }) => {
+    void (async () => {
+      if (request.port !== undefined) client = await NoopClient.connect(request.port);
+      else if (request.count !== undefined) await client?.noops(request.count);
+      else client?.close();
+      parentPort?.postMessage("done");
+    })();
+  });
+}
+
+async function measureAllocation(log: (line: string) => void): Promise<Row[]> {
+  if (globalThis.gc === undefined) {
+    log("latency: no allocation row without --expose-gc (npm run bench passes it)");
+    return [];
+  }
+  const compiledIn = createCompiledInModules().modules;
+  const host = new ModuleHost({ modulePath: LIBEXEC_DIR, compiledIn, guestLog: () => {} });
+  const scheduler = new FairScheduler<number>({
+    now: () => performance.now(),
+    idleTime: () => performance.nodeTiming.idleTime,
+    defer: (next) => setImmediate(next),
+    later: (ms, wake) => setTimeout(wake, ms).unref(),
+  });
+  const server = new FtpServer({
+    acquireModules: () => host.acquireModules(),
+    serverName: "bench allocation",
+    idleTimeoutSeconds: 0,
+    preLoginCommands: new Set(["NOOP"]),
+    scheduler,
+  });
+  const { port } = await server.listen(0, "127.0.0.1");
+  const worker = new Worker(new URL(import.meta.url), { workerData: { role: "latency-client" } });
+  let gcs = 0;
+  let onGc: (() => void) | undefined;
+  const observer = new PerformanceObserver((list) => {
+    gcs += list.getEntries().length;
+    onGc?.();
+  });
+  observer.observe({ entryTypes: ["gc"] });
+  const ask = async (request: { port?: number; count?: number }): Promise<void> => {
+    worker.postMessage(request);
+    await once(worker, "message");
+  };
+  /** A full collection, once the observer has seen it. */
+  const collected = async (): Promise<void> => {
+    const target = gcs + 1;
+    const seen = new Promise<void>((resolve) => {
+      onGc = () => {
+        if (gcs >= target) resolve();
+      };
+    });
+    globalThis.gc?.();
+    await seen;
+  };
+  const perNoop: number[] = [];
+  let discarded = 0;
+  // Fewer NOOPs when a scavenge keeps running during them (dsod keeps its young generation small).
+  let count = ALLOCATION_COMMANDS;
+  try {
+    await ask({ port });
+    await ask({ count: WARMUP_COMMANDS });
+    while (perNoop.length < ALLOCATION_ROUNDS && discarded < 10 * ALLOCATION_ROUNDS) {
+      await collected();
+      const before = gcs;
+      const used = process.memoryUsage().heapUsed;
+      await ask({ count });
+      const grown = process.memoryUsage().heapUsed - used;
+      // The entries come in order: once this collection's has come, any that ran during the NOOPs has too.
+      await collected();
+      if (gcs === before + 1) {
+        perNoop.push(grown / count);
+      } else {
+        discarded++;
+        count = Math.max(25, Math.floor(count / 2));
+      }
+    }
+    await ask({});
+  } finally {
+    observer.disconnect();
+    await worker.terminate();
+    await server.close();
+    host.close();
+  }
+  if (discarded > 0) log(`latency: ${discarded} allocation runs were discarded (a GC ran during them)`);
+  if (perNoop.length === 0) return [];
+  const row = rowOf(
+    {
+      group: "latency",
+      name: "latency: heap allocated per NOOP, dsod server side",
+      unit: "bytes",
+      note: `heapUsed growth over ${count} NOOPs of one session without GC; V8 ${MODULE_HOST_V8_FLAGS.join(" ")}`,
+    },
+    perNoop,
+  );
+  return [withTarget(row, `<= ${TARGET_BYTES_PER_NOOP} bytes`, row.figure <= TARGET_BYTES_PER_NOOP)];
+}
+
+export async function runLatency(log: (line: string) => void): Promise<Row[]> {
+  const rows = await measureLatency(log);
+  rows.push(...(await measureAllocation(log)));
+  return rows;
+}
+
+if (!isMainThread && (workerData as { role?: string } | null)?.role === "latency-client") {
+  allocationClient();
+} else if (isMainThread && isMain(import.meta.url)) {
+  // `node --expose-gc dist/bench/latency.js`: run alone, with dsod's heap settings as under run.ts.
+  tuneHeapForModuleChurn();
+  printRows(await runLatency((line) => process.stderr.write(`${line}\n`)));
+}
