@@ -26,9 +26,9 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { ADDONS, PREBUILT, ROOT, nodeGyp } from "./native-addons.mjs";
+import { ADDONS, ADDON_SOURCES, PREBUILT, ROOT, nodeGyp } from "./native-addons.mjs";
 
-const SOURCES = ["binding.gyp", "host/controls/native", "host/sandbox/native"];
+const SOURCES = ["binding.gyp", ...Object.values(ADDON_SOURCES)];
 const argv = process.argv.slice(2);
 const args = new Set(argv);
 const out = args.has("--out") ? path.resolve(argv[argv.indexOf("--out") + 1] ?? "") : PREBUILT;
