@@ -81,11 +81,22 @@ function request(socketPath: string, argv: readonly string[]): Promise<{ us: num
 export async function runControls(log: (line: string) => void): Promise<Row[]> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "wasm-dso-bench-controls-"));
   const socketPath = path.join(dir, "dsod.sock");
-  const host = new ModuleHost({ modulePath: LIBEXEC_DIR, compiledIn: createCompiledInModules().modules, guestLog: () => {} });
+  const host = new ModuleHost({
+    modulePath: LIBEXEC_DIR,
+    compiledIn: createCompiledInModules().modules,
+    guestLog: () => {},
+  });
   host.loadModule("mod_test.c");
-  const acls = applyActionAcl(EMPTY_ACL_TABLE, parseActionAcl(["lsmod", "allow", "user", "*"], DSO_ACTIONS, NO_ACCOUNTS));
+  const acls = applyActionAcl(
+    EMPTY_ACL_TABLE,
+    parseActionAcl(["lsmod", "allow", "user", "*"], DSO_ACTIONS, NO_ACCOUNTS),
+  );
   const socketAcl = parseSocketAcl(["allow", "user", "*"], NO_ACCOUNTS);
-  const server = new ControlsServer({ socketPath, actions: dsoControlsActions(host, () => acls), socketAcl: () => socketAcl });
+  const server = new ControlsServer({
+    socketPath,
+    actions: dsoControlsActions(host, () => acls),
+    socketAcl: () => socketAcl,
+  });
   await server.start();
   try {
     // The first request resolves the caller's names (getent) and the first spawns warm the page cache.
@@ -96,7 +107,8 @@ export async function runControls(log: (line: string) => void): Promise<Row[]> {
     }
     const dsoctlArgs = [DSOCTL, "-s", socketPath, "lsmod"];
     const { stdout } = await timedSpawn(dsoctlArgs);
-    if (!stdout.startsWith("dsoctl: Loaded Modules:")) throw new Error(`bench: dsoctl printed ${JSON.stringify(stdout)}`);
+    if (!stdout.startsWith("dsoctl: Loaded Modules:"))
+      throw new Error(`bench: dsoctl printed ${JSON.stringify(stdout)}`);
     await timedSpawn(["-e", "0"]);
     const bareArgs = [BARE_CLIENT, socketPath];
     await timedSpawn(bareArgs);
@@ -141,7 +153,12 @@ export async function runControls(log: (line: string) => void): Promise<Row[]> {
       { name: anchor.name, figure: anchor.figure },
     );
     const endToEnd = rowOf(
-      { group, name: `${group}: dsoctl lsmod, end to end`, unit: "ms", note: `spawn of node ${path.relative(process.cwd(), DSOCTL)} to exit` },
+      {
+        group,
+        name: `${group}: dsoctl lsmod, end to end`,
+        unit: "ms",
+        note: `spawn of node ${path.relative(process.cwd(), DSOCTL)} to exit`,
+      },
       dsoctl,
       { name: client.name, figure: client.figure },
     );
@@ -150,7 +167,12 @@ export async function runControls(log: (line: string) => void): Promise<Row[]> {
       client,
       withTarget(endToEnd, `<= ${TARGET_RATIO}x the bare client`, endToEnd.ratio <= TARGET_RATIO),
       ...percentileRows(
-        { group, name: `${group}: lsmod request alone (in-process client)`, unit: "µs", note: "connect, request, response decoded" },
+        {
+          group,
+          name: `${group}: lsmod request alone (in-process client)`,
+          unit: "µs",
+          note: "connect, request, response decoded",
+        },
         rounds,
       ),
     ];

@@ -270,7 +270,8 @@ export async function runDispatch(log: (line: string) => void): Promise<Row[]> {
     }
     // Warm-up: both paths tier up (and the guest's handler leaves Liftoff) before anything is timed.
     for (const t of targets) {
-      for (const sessions of SESSION_COUNTS) await client.ask({ kind: "throughput", port: t.port, sessions, commands: COMMANDS_PER_SAMPLE });
+      for (const sessions of SESSION_COUNTS)
+        await client.ask({ kind: "throughput", port: t.port, sessions, commands: COMMANDS_PER_SAMPLE });
       await client.ask({ kind: "latency", port: t.port, commands: LATENCY_COMMANDS });
     }
     const rates = new Map<string, number[]>();
@@ -282,7 +283,12 @@ export async function runDispatch(log: (line: string) => void): Promise<Row[]> {
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const sessions of SESSION_COUNTS) {
         for (const t of order) {
-          const r = (await client.ask({ kind: "throughput", port: t.port, sessions, commands: COMMANDS_PER_SAMPLE })) as {
+          const r = (await client.ask({
+            kind: "throughput",
+            port: t.port,
+            sessions,
+            commands: COMMANDS_PER_SAMPLE,
+          })) as {
             elapsedNs: number;
             commands: number;
           };
@@ -292,13 +298,16 @@ export async function runDispatch(log: (line: string) => void): Promise<Row[]> {
         }
       }
       for (const t of order) {
-        const r = (await client.ask({ kind: "latency", port: t.port, commands: LATENCY_COMMANDS })) as { samplesUs: number[] };
+        const r = (await client.ask({ kind: "latency", port: t.port, commands: LATENCY_COMMANDS })) as {
+          samplesUs: number[];
+        };
         const list = latencies.get(t.label) ?? [];
         list.push(r.samplesUs);
         latencies.set(t.label, list);
       }
     }
-    if (serverLogLines > 0) log(`dispatch: the servers logged ${serverLogLines} lines (handler faults or socket errors)`);
+    if (serverLogLines > 0)
+      log(`dispatch: the servers logged ${serverLogLines} lines (handler faults or socket errors)`);
     log(`dispatch: ${ROUNDS} rounds of ${COMMANDS_PER_SAMPLE} pipelined commands (window ${PIPELINE_DEPTH}) per case`);
     return rowsOf(rates, latencies);
   } finally {

@@ -140,8 +140,7 @@ interface LatencyTarget {
 
 function latencyRows(targets: readonly LatencyTarget[]): Row[] {
   const group = "latency";
-  const note =
-    `1 session logged in, one NOOP in flight, client-side round trip; per-round percentile of ${COMMANDS_PER_ROUND}`;
+  const note = `1 session logged in, one NOOP in flight, client-side round trip; per-round percentile of ${COMMANDS_PER_ROUND}`;
   const anchorTarget = targets[0] as LatencyTarget;
   const rows: Row[] = [];
   const anchors = new Map<number, Row>();

@@ -192,7 +192,9 @@ export function runLink(options: LinkOptions): Row[] {
     options.log("link: resolveImports over SymbolScope");
     const rows = benchResolve(imports);
     globalThis.gc?.();
-    options.log(`link: loadModule+unloadModule (${options.splitLibraries ? "split libraries" : "one library per size"})`);
+    options.log(
+      `link: loadModule+unloadModule (${options.splitLibraries ? "split libraries" : "one library per size"})`,
+    );
     rows.push(...benchCycle(dir, options));
     return rows;
   } finally {

@@ -83,14 +83,36 @@ const Op = {
  * in export names).
  */
 function largeBody(k: number): ByteWriter {
-  const code = new ByteWriter().byte(0x00 /* no locals */).byte(Op.localGet).u32(0).byte(Op.i32Const).s32(k).byte(Op.i32Add);
+  const code = new ByteWriter()
+    .byte(0x00 /* no locals */)
+    .byte(Op.localGet)
+    .u32(0)
+    .byte(Op.i32Const)
+    .s32(k)
+    .byte(Op.i32Add);
   for (let round = 0; round < 4; round++) {
-    code.byte(Op.i32Const).s32(0x9e3779b1 + round * k).byte(Op.i32Mul);
-    code.byte(Op.localGet).u32(0).byte(Op.i32Const).s32(5 + round).byte(Op.i32Shl).byte(Op.i32Xor);
+    code
+      .byte(Op.i32Const)
+      .s32(0x9e3779b1 + round * k)
+      .byte(Op.i32Mul);
+    code
+      .byte(Op.localGet)
+      .u32(0)
+      .byte(Op.i32Const)
+      .s32(5 + round)
+      .byte(Op.i32Shl)
+      .byte(Op.i32Xor);
     code.byte(Op.i32Const).s32(13).byte(Op.i32ShrU).byte(Op.localGet).u32(0).byte(Op.i32Xor);
   }
   // + load32(1024 + (k * 52 & 0xfffc)): inside the data segment, which starts at 1024.
-  return code.byte(Op.i32Const).s32(1024 + ((k * 52) & 0xfffc)).byte(Op.i32Load).u32(2).u32(0).byte(Op.i32Add).byte(Op.end);
+  return code
+    .byte(Op.i32Const)
+    .s32(1024 + ((k * 52) & 0xfffc))
+    .byte(Op.i32Load)
+    .u32(2)
+    .u32(0)
+    .byte(Op.i32Add)
+    .byte(Op.end);
 }
 
 /**
@@ -106,8 +128,16 @@ export function largeModuleBytes(functions = LARGE_FUNCTIONS, dataBytes = LARGE_
   for (let i = 0; i < functions; i++) funcs.u32(0);
   out.section(3, funcs);
   out.section(6, new ByteWriter().u32(1).byte(I32).byte(0x00).byte(Op.i32Const).s32(MODULE_API_VERSION).byte(Op.end));
-  const exports = new ByteWriter().u32(functions + 1).name("large_module").byte(0x03).u32(0);
-  for (let i = 0; i < functions; i++) exports.name(`large_fn_${String(i).padStart(4, "0")}`).byte(0x00).u32(i);
+  const exports = new ByteWriter()
+    .u32(functions + 1)
+    .name("large_module")
+    .byte(0x03)
+    .u32(0);
+  for (let i = 0; i < functions; i++)
+    exports
+      .name(`large_fn_${String(i).padStart(4, "0")}`)
+      .byte(0x00)
+      .u32(i);
   out.section(7, exports);
   const code = new ByteWriter().u32(functions);
   for (let i = 0; i < functions; i++) {
@@ -124,7 +154,10 @@ export function largeModuleBytes(functions = LARGE_FUNCTIONS, dataBytes = LARGE_
     x ^= x << 5;
     data[i] = x & 0xff;
   }
-  out.section(11, new ByteWriter().u32(1).byte(0x00).byte(Op.i32Const).s32(1024).byte(Op.end).u32(dataBytes).bytes(data));
+  out.section(
+    11,
+    new ByteWriter().u32(1).byte(0x00).byte(Op.i32Const).s32(1024).byte(Op.end).u32(dataBytes).bytes(data),
+  );
   return out.toBytes();
 }
 
@@ -158,7 +191,12 @@ export function percentileRows(
   const suffix = `; per-round percentile of ${perRound} samples`;
   const make = (p: 50 | 99, anchor: Row | undefined): Row =>
     rowOf(
-      { group: fields.group, name: `${fields.name}, p${p}`, unit: fields.unit, note: `${fields.note ?? ""}${suffix}`.replace(/^; /, "") },
+      {
+        group: fields.group,
+        name: `${fields.name}, p${p}`,
+        unit: fields.unit,
+        note: `${fields.note ?? ""}${suffix}`.replace(/^; /, ""),
+      },
       at(p),
       anchor === undefined ? undefined : { name: anchor.name, figure: anchor.figure },
     );
@@ -181,7 +219,9 @@ export function printRows(rows: readonly Row[]): void {
   for (const r of rows) {
     const ratio = r.anchor === r.name ? "anchor" : `${r.ratio.toFixed(2)}x`;
     const spread = `${formatNumber(r.spread[0])}–${formatNumber(r.spread[1])}`;
-    process.stdout.write(`${r.name.padEnd(72)} ${formatNumber(r.figure).padStart(8)} ${spread.padStart(15)} ${r.unit.padEnd(10)} ${ratio.padStart(7)}  ${r.note ?? ""}\n`);
+    process.stdout.write(
+      `${r.name.padEnd(72)} ${formatNumber(r.figure).padStart(8)} ${spread.padStart(15)} ${r.unit.padEnd(10)} ${ratio.padStart(7)}  ${r.note ?? ""}\n`,
+    );
   }
 }
 
@@ -236,7 +276,9 @@ function buildNative(dir: string, log: (line: string) => void): NativeSetup | un
     const source = path.join(dir, `${stem}.c`);
     const file = path.join(dir, `${stem}.so`);
     writeFileSync(source, librarySource(functions, dataBytes));
-    return compile(["-O2", "-shared", "-fPIC", "-o", file, source], log) ? { file, bytes: statSync(file).size } : undefined;
+    return compile(["-O2", "-shared", "-fPIC", "-o", file, source], log)
+      ? { file, bytes: statSync(file).size }
+      : undefined;
   };
   const start = process.hrtime.bigint();
   const small = library("libsmall", 2, 0);
@@ -252,7 +294,8 @@ function runNative(setup: NativeSetup, file: string): NativeRun {
   });
   if (result.status !== 0) throw new Error(`bench: dlbench ${file} failed: ${result.stderr}`);
   const run = JSON.parse(result.stdout) as NativeRun;
-  if (!run.unloaded) throw new Error(`bench: ${file} stayed mapped after dlclose; the native cycle would not be a real unload`);
+  if (!run.unloaded)
+    throw new Error(`bench: ${file} stayed mapped after dlclose; the native cycle would not be a real unload`);
   return run;
 }
 
@@ -353,7 +396,9 @@ export function runLoad(log: (line: string) => void): Row[] {
     };
     log(
       `load: small ${(small.length / 1024).toFixed(1)} KB, large ${(large.length / 1024).toFixed(0)} KB wasm` +
-        (native ? `; native ${(native.small.bytes / 1024).toFixed(0)} KB and ${(native.large.bytes / 1024).toFixed(0)} KB .so` : ""),
+        (native
+          ? `; native ${(native.small.bytes / 1024).toFixed(0)} KB and ${(native.large.bytes / 1024).toFixed(0)} KB .so`
+          : ""),
     );
     try {
       // Warm-up: the host's own code tiers up, the warm bytes enter its cache.
@@ -361,7 +406,13 @@ export function runLoad(log: (line: string) => void): Row[] {
       for (let i = 0; i < 5; i++) cycle(fixture.warmHost, LARGE_MODULE);
       wasmRound(fixture, "small cold");
 
-      const cases = ["native small", "native large", ...(Object.keys(WASM_COUNTS) as WasmCase[]), "floor warm", "floor cold"] as const;
+      const cases = [
+        "native small",
+        "native large",
+        ...(Object.keys(WASM_COUNTS) as WasmCase[]),
+        "floor warm",
+        "floor cold",
+      ] as const;
       const rounds = new Map<string, number[][]>(cases.map((c) => [c, []]));
       const firsts: Record<"small" | "large", number[]> = { small: [], large: [] };
       for (let round = 0; round < ROUNDS; round++) {
@@ -427,7 +478,8 @@ function rowsOf(
       rows.push(...anchors);
     }
     for (const temperature of ["warm", "cold"] as const) {
-      const label = size === "small" ? `mod_test (${kb(smallBytes)})` : `mod_large (${kb(largeBytes)}, ${LARGE_FUNCTIONS} exports)`;
+      const label =
+        size === "small" ? `mod_test (${kb(smallBytes)})` : `mod_large (${kb(largeBytes)}, ${LARGE_FUNCTIONS} exports)`;
       const [p50, p99] = percentileRows(
         {
           group,
@@ -470,12 +522,20 @@ function floorRows(
   );
   const p50s = (rounds.get(`large ${temperature}`) ?? []).filter((r) => r.length > 0).map((r) => percentile(r, 50));
   const against = rowOf(
-    { group, name: `${group}: insmod+rmmod ${label}, ${temperature}, against V8's floor`, unit, note: "p50s of the rounds" },
+    {
+      group,
+      name: `${group}: insmod+rmmod ${label}, ${temperature}, against V8's floor`,
+      unit,
+      note: "p50s of the rounds",
+    },
     p50s,
     { name: floor[0].name, figure: floor[0].figure },
   );
   // The issue's target is for a module the host has compiled before; a cold one also reads, hashes and checks the file.
-  return [...floor, temperature === "warm" ? withTarget(against, `<= ${FLOOR_TARGET}x`, against.ratio <= FLOOR_TARGET) : against];
+  return [
+    ...floor,
+    temperature === "warm" ? withTarget(against, `<= ${FLOOR_TARGET}x`, against.ratio <= FLOOR_TARGET) : against,
+  ];
 }
 
 // `node --expose-gc dist/bench/load.js`: run alone.

@@ -141,7 +141,10 @@ async function checkRows(log: (line: string) => void): Promise<Row[]> {
     rows.push(anchor);
     rows.push(rowOf({ group: "login", name: "$6$ crypt addon CPU against crypt_r in C", unit }, cpu[1] ?? [], anchor));
   }
-  for (const [what, samples, unit] of [["latency", ms, "ms/check"], ["CPU", cpu, "CPU ms/check"]] as const) {
+  for (const [what, samples, unit] of [
+    ["latency", ms, "ms/check"],
+    ["CPU", cpu, "CPU ms/check"],
+  ] as const) {
     let anchor: { name: string; figure: number } | undefined;
     for (const [i, kind] of kinds.entries()) {
       const name = `$6$ password check ${what}: ${kind.name}`;
@@ -244,7 +247,9 @@ async function sessionRows(log: (line: string) => void): Promise<Row[]> {
       }
       const perLogin = await cpuPerLogin(dsod.pid, dsod.port, site.user, site.password);
       const name = `dsod CPU per login, connect to QUIT (${label})`;
-      rows.push(rowOf({ group: "login", name, unit: "CPU ms/login", note: "target <= 1.0x proftpd" }, perLogin, proftpd));
+      rows.push(
+        rowOf({ group: "login", name, unit: "CPU ms/login", note: "target <= 1.0x proftpd" }, perLogin, proftpd),
+      );
       const alone: number[] = [];
       const loaded: number[] = [];
       const ratios: number[] = [];
@@ -252,7 +257,10 @@ async function sessionRows(log: (line: string) => void): Promise<Row[]> {
       for (let w = 0; w < WINDOWS; w++) {
         const quiet = (await noops(clients, windowEnd())) / (WINDOW_MS / 1000);
         const end = windowEnd();
-        const [busy, count] = await Promise.all([noops(clients, end), loginLoop(dsod.port, site.user, site.password, end)]);
+        const [busy, count] = await Promise.all([
+          noops(clients, end),
+          loginLoop(dsod.port, site.user, site.password, end),
+        ]);
         alone.push(quiet);
         loaded.push(busy / (WINDOW_MS / 1000));
         ratios.push(busy / (WINDOW_MS / 1000) / quiet);
@@ -260,7 +268,10 @@ async function sessionRows(log: (line: string) => void): Promise<Row[]> {
         log(`bench: ${label}: window ${w + 1}/${WINDOWS}`);
       }
       for (const client of clients) client.close();
-      const anchor = rowOf({ group: "login", name: `${SESSIONS} sessions' NOOPs, no logins (${label})`, unit: "NOOP/s" }, alone);
+      const anchor = rowOf(
+        { group: "login", name: `${SESSIONS} sessions' NOOPs, no logins (${label})`, unit: "NOOP/s" },
+        alone,
+      );
       rows.push(anchor);
       rows.push(
         rowOf(
@@ -268,7 +279,8 @@ async function sessionRows(log: (line: string) => void): Promise<Row[]> {
             group: "login",
             name: `${SESSIONS} sessions' NOOPs while a client logs in repeatedly (${label})`,
             unit: "NOOP/s",
-            note: `paired ratio ${rowOf({ group: "", name: "", unit: "" }, ratios).figure.toFixed(2)}x, ` +
+            note:
+              `paired ratio ${rowOf({ group: "", name: "", unit: "" }, ratios).figure.toFixed(2)}x, ` +
               `${rowOf({ group: "", name: "", unit: "" }, logins).figure.toFixed(0)} logins/s, target >= 0.9x`,
           },
           loaded,

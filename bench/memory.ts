@@ -205,7 +205,10 @@ type Heap = "dsod" | "v8-defaults";
 
 function runChild(mode: "loaded" | "churn", heap: Heap = "dsod"): unknown {
   const script = fileURLToPath(import.meta.url);
-  const result = spawnSync(process.execPath, ["--expose-gc", script, "--child", mode, heap], { encoding: "utf8", maxBuffer: 1 << 20 });
+  const result = spawnSync(process.execPath, ["--expose-gc", script, "--child", mode, heap], {
+    encoding: "utf8",
+    maxBuffer: 1 << 20,
+  });
   if (result.status !== 0) throw new Error(`bench: memory child (${mode}) failed: ${result.stderr}`);
   return JSON.parse(result.stdout);
 }
@@ -221,10 +224,26 @@ export function runMemory(log: (line: string) => void): Row[] {
   const total = (field: keyof Reading): string => `${((last[field] - first[field]) / MB).toFixed(1)} MB`;
   const where = `${LOADED.toLocaleString("en-US")} distinct mod_test copies loaded at once; per step of ${STEP}`;
   rows.push(
-    rowOf({ group, name: `${group}: RSS per loaded module`, unit: "KiB/module", note: `${where}; total ${total("rss")}` }, perModule("rss")),
-    rowOf({ group, name: `${group}: JS heap per loaded module`, unit: "KiB/module", note: `heapUsed; total ${total("heapUsed")}` }, perModule("heapUsed")),
     rowOf(
-      { group, name: `${group}: V8 external per loaded module`, unit: "KiB/module", note: `ArrayBuffers and wasm memories; total ${total("external")}` },
+      { group, name: `${group}: RSS per loaded module`, unit: "KiB/module", note: `${where}; total ${total("rss")}` },
+      perModule("rss"),
+    ),
+    rowOf(
+      {
+        group,
+        name: `${group}: JS heap per loaded module`,
+        unit: "KiB/module",
+        note: `heapUsed; total ${total("heapUsed")}`,
+      },
+      perModule("heapUsed"),
+    ),
+    rowOf(
+      {
+        group,
+        name: `${group}: V8 external per loaded module`,
+        unit: "KiB/module",
+        note: `ArrayBuffers and wasm memories; total ${total("external")}`,
+      },
       perModule("external"),
     ),
   );
@@ -242,7 +261,12 @@ export function runMemory(log: (line: string) => void): Row[] {
   // What is left of that once the young generation's growth is taken out: what the cycles actually retain.
   rows.push(
     rowOf(
-      { group, name: `${churnName}, V8's default heap, minus new-space growth`, unit: "MB", note: "same processes; no target, for diagnosis" },
+      {
+        group,
+        name: `${churnName}, V8's default heap, minus new-space growth`,
+        unit: "MB",
+        note: "same processes; no target, for diagnosis",
+      },
       defaults.map((c) => (c.after.rss - c.before.rss - (c.after.newSpace - c.before.newSpace)) / MB),
       { name: growthRow.name, figure: growthRow.figure },
     ),

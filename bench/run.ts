@@ -80,7 +80,10 @@ interface SectionContext {
  * This is the one list to extend: a section is a name and a function that
  * returns its rows.
  */
-const SECTIONS: ReadonlyArray<{ readonly name: string; readonly run: (context: SectionContext) => Row[] | Promise<Row[]> }> = [
+const SECTIONS: ReadonlyArray<{
+  readonly name: string;
+  readonly run: (context: SectionContext) => Row[] | Promise<Row[]>;
+}> = [
   // 1. insmod+rmmod cycles against native dlopen/dlclose.
   { name: "load", run: ({ log }) => runLoad(log) },
   // 2. Symbol resolution against the size of the global scope.
@@ -109,9 +112,14 @@ async function main(): Promise<void> {
   const startNs = process.hrtime.bigint();
   if (globalThis.gc === undefined) log("bench: run with --expose-gc (npm run bench does) so GC happens between phases");
   const splitLibraries = process.env.BENCH_LINK_SPLIT === "1";
-  const only = process.env.BENCH_ONLY?.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  const only = process.env.BENCH_ONLY?.split(",")
+    .map((name) => name.trim())
+    .filter((name) => name !== "");
   const unknown = only?.filter((name) => !SECTIONS.some((section) => section.name === name)) ?? [];
-  if (unknown.length > 0) throw new Error(`BENCH_ONLY names no section: ${unknown.join(", ")} (known: ${SECTIONS.map((s) => s.name).join(", ")})`);
+  if (unknown.length > 0)
+    throw new Error(
+      `BENCH_ONLY names no section: ${unknown.join(", ")} (known: ${SECTIONS.map((s) => s.name).join(", ")})`,
+    );
   const sections = SECTIONS.filter((section) => only === undefined || only.includes(section.name));
 
   const rows: Row[] = [];
@@ -128,7 +136,12 @@ async function main(): Promise<void> {
     .split("\n")
     .map((line, i) => (i < 2 ? `    ${line}` : `${String(i - 1).padStart(2)}  ${line}`))
     .join("\n");
-  process.stdout.write(`${numbered}\n\ntotal ${durationS.toFixed(1)} s, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
+  process.stdout.write(
+    `${numbered}\n\ntotal ${durationS.toFixed(1)} s, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}\n`,
+  );
 
   const result = {
     date: started.toISOString(),

@@ -90,11 +90,21 @@ function rate(writeOut: string): number {
 }
 
 async function retr(server: Server): Promise<number> {
-  return rate(await curl(["-o", "/dev/null", "-w", "%{size_download} %{time_total} %{time_pretransfer}", url(server, "big.bin")]));
+  return rate(
+    await curl(["-o", "/dev/null", "-w", "%{size_download} %{time_total} %{time_pretransfer}", url(server, "big.bin")]),
+  );
 }
 
 async function stor(server: Server): Promise<number> {
-  const mbs = rate(await curl(["-T", path.join(server.site.dir, "upload.bin"), "-w", "%{size_upload} %{time_total} %{time_pretransfer}", url(server, "uploaded.bin")]));
+  const mbs = rate(
+    await curl([
+      "-T",
+      path.join(server.site.dir, "upload.bin"),
+      "-w",
+      "%{size_upload} %{time_total} %{time_pretransfer}",
+      url(server, "uploaded.bin"),
+    ]),
+  );
   rmSync(path.join(server.site.home, "uploaded.bin"));
   return mbs;
 }
@@ -141,7 +151,8 @@ async function list(server: Server, rounds: number): Promise<number[]> {
       const result = await client.retrieve("LIST many");
       times.push(elapsedNs(start) / 1e6);
       const lines = result.data.toString("latin1").split("\r\n").length - 1;
-      if (result.final[0] !== "226 Transfer complete" || lines !== LIST_ENTRIES) throw new Error(`bench: ${server.name} LIST gave ${lines} lines, ${result.final.join(" / ")}`);
+      if (result.final[0] !== "226 Transfer complete" || lines !== LIST_ENTRIES)
+        throw new Error(`bench: ${server.name} LIST gave ${lines} lines, ${result.final.join(" / ")}`);
     }
     return times;
   } finally {
@@ -198,21 +209,42 @@ function rowsOf(samples: Map<string, number[]>, compared: boolean): Row[] {
   const of = (key: string): number[] => samples.get(key) ?? [];
   const alone = compared ? undefined : "proftpd not installed: no comparison";
   const rows: Row[] = [];
-  const pair = (key: string, name: string, unit: string, target: { text: string; met: (ratio: number) => boolean }): void => {
+  const pair = (
+    key: string,
+    name: string,
+    unit: string,
+    target: { text: string; met: (ratio: number) => boolean },
+  ): void => {
     if (compared) {
       const anchor = rowOf({ group: "transfer", name: `proftpd ${name}`, unit }, of(`proftpd ${key}`));
       const row = rowOf({ group: "transfer", name: `dsod ${name}`, unit }, of(`dsod ${key}`), anchor);
       rows.push(anchor, withTarget(row, target.text, target.met(row.ratio)));
     } else {
-      rows.push(rowOf({ group: "transfer", name: `dsod ${name}`, unit, ...(alone === undefined ? {} : { note: alone }) }, of(`dsod ${key}`)));
+      rows.push(
+        rowOf(
+          { group: "transfer", name: `dsod ${name}`, unit, ...(alone === undefined ? {} : { note: alone }) },
+          of(`dsod ${key}`),
+        ),
+      );
     }
   };
   const faster = { text: `>= ${TRANSFER_TARGET}x proftpd`, met: (ratio: number) => ratio >= TRANSFER_TARGET };
   pair("retr", `RETR ${size} over loopback (curl)`, "MB/s", faster);
   pair("stor", `STOR ${size} over loopback (curl)`, "MB/s", faster);
-  pair("parallel", `${PARALLEL} parallel RETR of ${PARALLEL_BYTES / MB} MB (curl --parallel), all together`, "MB/s", faster);
-  pair("list", `LIST of a ${LIST_ENTRIES.toLocaleString("en")}-entry directory`, "ms", { text: `<= ${LIST_TARGET}x proftpd`, met: (ratio: number) => ratio <= LIST_TARGET });
-  const rss = rowOf({ group: "transfer", name: `dsod RSS during ${PARALLEL} parallel RETR (peak)`, unit: "MB" }, of("dsod rss"));
+  pair(
+    "parallel",
+    `${PARALLEL} parallel RETR of ${PARALLEL_BYTES / MB} MB (curl --parallel), all together`,
+    "MB/s",
+    faster,
+  );
+  pair("list", `LIST of a ${LIST_ENTRIES.toLocaleString("en")}-entry directory`, "ms", {
+    text: `<= ${LIST_TARGET}x proftpd`,
+    met: (ratio: number) => ratio <= LIST_TARGET,
+  });
+  const rss = rowOf(
+    { group: "transfer", name: `dsod RSS during ${PARALLEL} parallel RETR (peak)`, unit: "MB" },
+    of("dsod rss"),
+  );
   rows.push(withTarget(rss, `<= ${RSS_TARGET_MB} MB`, rss.figure <= RSS_TARGET_MB));
   return rows;
 }

@@ -248,18 +248,31 @@ async function runGuardRows(log: (line: string) => void): Promise<Row[]> {
       nsByVariant[index]?.push(elapsedNs(start) / v.calls);
     }
   }
-  const callAnchor = rowOf({ group: "watchdog", name: variants[0]?.name ?? "direct", unit: "ns/call" }, nsByVariant[0] ?? []);
+  const callAnchor = rowOf(
+    { group: "watchdog", name: variants[0]?.name ?? "direct", unit: "ns/call" },
+    nsByVariant[0] ?? [],
+  );
   rows.push(callAnchor);
   variants.slice(1).forEach((v, i) => {
     const samples = nsByVariant[i + 1] ?? [];
-    rows.push(rowOf({ group: "watchdog", name: v.name, unit: "ns/call" }, samples, { name: callAnchor.name, figure: callAnchor.figure }));
+    rows.push(
+      rowOf({ group: "watchdog", name: v.name, unit: "ns/call" }, samples, {
+        name: callAnchor.name,
+        figure: callAnchor.figure,
+      }),
+    );
   });
   // The overhead itself, paired sample by sample.
   const guardedIndex = 1;
   const overhead = (nsByVariant[guardedIndex] ?? []).map((ns, s) => ns - (nsByVariant[0]?.[s] ?? 0));
   rows.push(
     rowOf(
-      { group: "watchdog", name: "callGuarded overhead per call", unit: "ns", note: "target ~1000 ns or less (vm timeout: ~50 µs)" },
+      {
+        group: "watchdog",
+        name: "callGuarded overhead per call",
+        unit: "ns",
+        note: "target ~1000 ns or less (vm timeout: ~50 µs)",
+      },
       overhead,
     ),
   );
@@ -314,7 +327,8 @@ async function runGuardRows(log: (line: string) => void): Promise<Row[]> {
 
   // A spurious interrupt would have thrown above; this catches one cancelled as late, which should not happen either.
   const interrupts = watchdogStats().interrupts - interruptsBefore;
-  if (interrupts !== 0) throw new Error(`watchdog bench: ${interrupts} interrupt(s) requested during calls far within budget`);
+  if (interrupts !== 0)
+    throw new Error(`watchdog bench: ${interrupts} interrupt(s) requested during calls far within budget`);
   return rows;
 }
 
@@ -342,7 +356,8 @@ function runBombRows(log: (line: string) => void): Row[] {
   chmodSync(dir, 0o755);
   try {
     const files = bombs();
-    for (const [module, bytes] of Object.entries(files)) writeFileSync(path.join(dir, `${module.slice(0, -2)}.wasm`), bytes);
+    for (const [module, bytes] of Object.entries(files))
+      writeFileSync(path.join(dir, `${module.slice(0, -2)}.wasm`), bytes);
     return Object.keys(files).map((module) => {
       log(`bench: refusing ${module}`);
       const ms: number[] = [];
@@ -358,7 +373,12 @@ function runBombRows(log: (line: string) => void): Row[] {
         throw new Error(`watchdog bench: ${module} was not refused`);
       }
       return rowOf(
-        { group: "sandbox-limits", name: `load-time bomb refused: ${BOMB_LABELS[module]}`, unit: "ms", note: "target < 50 ms" },
+        {
+          group: "sandbox-limits",
+          name: `load-time bomb refused: ${BOMB_LABELS[module]}`,
+          unit: "ms",
+          note: "target < 50 ms",
+        },
         ms,
       );
     });
@@ -380,7 +400,9 @@ const DSOD_SAMPLES = 5;
  * another; with a scheduler, each line first asks for its turn (stopping the
  * pump until it comes) and is charged the time it held the thread.
  */
-async function noopServer(scheduler: FairScheduler<net.Socket> | undefined): Promise<{ server: net.Server; port: number }> {
+async function noopServer(
+  scheduler: FairScheduler<net.Socket> | undefined,
+): Promise<{ server: net.Server; port: number }> {
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);
     let pending = "";
@@ -472,9 +494,20 @@ async function dsodNoopCpu(count: number, samples: number): Promise<number[]> {
   const config = path.join(dir, "dsod.conf");
   writeFileSync(
     config,
-    ["DefaultAddress 127.0.0.1", "Port 0", `AuthUserFile ${path.join(PACKAGE_ROOT, "examples", "dsod.passwd")}`, `ControlsSocket ${dir}/dsod.sock`, ""].join("\n"),
+    [
+      "DefaultAddress 127.0.0.1",
+      "Port 0",
+      `AuthUserFile ${path.join(PACKAGE_ROOT, "examples", "dsod.passwd")}`,
+      `ControlsSocket ${dir}/dsod.sock`,
+      "",
+    ].join("\n"),
   );
-  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, "dist", "host", "cli", "dsod.js"), "-n", "-c", config]);
+  const child = spawn(process.execPath, [
+    path.join(PACKAGE_ROOT, "dist", "host", "cli", "dsod.js"),
+    "-n",
+    "-c",
+    config,
+  ]);
   try {
     let stderr = "";
     const port = await new Promise<number>((resolve, reject) => {
@@ -538,19 +571,36 @@ async function runSchedulerRows(log: (line: string) => void): Promise<Row[]> {
     }
     log("bench: dsod's own NOOP");
     const noop = rowOf(
-      { group: "sandbox-limits", name: "dsod NOOP: server CPU time per command", unit: "µs", note: "from /proc, one command at a time" },
+      {
+        group: "sandbox-limits",
+        name: "dsod NOOP: server CPU time per command",
+        unit: "µs",
+        note: "from /proc, one command at a time",
+      },
       await dsodNoopCpu(DSOD_NOOP_COMMANDS, DSOD_SAMPLES),
     );
-    const pump = rowOf({ group: "sandbox-limits", name: "NOOP reply, server CPU per command: plain pump", unit: "µs" }, plainUs);
+    const pump = rowOf(
+      { group: "sandbox-limits", name: "NOOP reply, server CPU per command: plain pump", unit: "µs" },
+      plainUs,
+    );
     return [
       pump,
-      rowOf({ group: "sandbox-limits", name: "NOOP reply, server CPU per command: with fair scheduler", unit: "µs" }, fairUs, {
-        name: pump.name,
-        figure: pump.figure,
-      }),
+      rowOf(
+        { group: "sandbox-limits", name: "NOOP reply, server CPU per command: with fair scheduler", unit: "µs" },
+        fairUs,
+        {
+          name: pump.name,
+          figure: pump.figure,
+        },
+      ),
       noop,
       rowOf(
-        { group: "sandbox-limits", name: "fair scheduler: added per command, against dsod's NOOP", unit: "µs", note: "target < 5% of a NOOP" },
+        {
+          group: "sandbox-limits",
+          name: "fair scheduler: added per command, against dsod's NOOP",
+          unit: "µs",
+          note: "target < 5% of a NOOP",
+        },
         addedUs,
         { name: noop.name, figure: noop.figure },
       ),

@@ -52,7 +52,16 @@ const pending = jobs.filter((job) => cache[job.out] !== keyOf(job) || !existsSyn
 
 function compile(job) {
   mkdirSync(job.outDir, { recursive: true });
-  const args = [asc, path.relative(root, job.src), "--config", "asconfig.json", "--target", "release", "--outFile", job.out];
+  const args = [
+    asc,
+    path.relative(root, job.src),
+    "--config",
+    "asconfig.json",
+    "--target",
+    "release",
+    "--outFile",
+    job.out,
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "inherit", "pipe"] });
     let stderr = "";

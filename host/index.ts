@@ -3,7 +3,12 @@
  * libraries and links them ld.so-style against the host's symbol table.
  */
 export { ModuleHost, MOD_DSO_VERSION } from "./modules/module-host.js";
-export { DEFAULT_CAPABILITIES, DEFAULT_CPU_BUDGET_MS, DEFAULT_MEMORY_CAP_PAGES, DEFAULT_POLICY } from "./modules/policy.js";
+export {
+  DEFAULT_CAPABILITIES,
+  DEFAULT_CPU_BUDGET_MS,
+  DEFAULT_MEMORY_CAP_PAGES,
+  DEFAULT_POLICY,
+} from "./modules/policy.js";
 export type { FaultPolicy, Preopen, UnitPolicy } from "./modules/policy.js";
 export type {
   BindingInfo,

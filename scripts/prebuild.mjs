@@ -45,13 +45,17 @@ try {
   symlinkSync(path.join(ROOT, "node_modules"), path.join(scratch, "node_modules"));
   const build = spawnSync(process.execPath, [nodeGyp(), "rebuild"], { cwd: scratch, stdio: "inherit" });
   if (build.status !== 0) {
-    const why = build.error !== undefined ? build.error.message : `node-gyp exited with ${build.status ?? build.signal}`;
-    process.stderr.write(`prebuild: no prebuilt addons (${why}); the package will build them at install, or run without them\n`);
+    const why =
+      build.error !== undefined ? build.error.message : `node-gyp exited with ${build.status ?? build.signal}`;
+    process.stderr.write(
+      `prebuild: no prebuilt addons (${why}); the package will build them at install, or run without them\n`,
+    );
     process.exit(args.has("--strict") ? 1 : 0);
   }
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
-  for (const name of ADDONS) copyFileSync(path.join(scratch, "build", "Release", `${name}.node`), path.join(out, `${name}.node`));
+  for (const name of ADDONS)
+    copyFileSync(path.join(scratch, "build", "Release", `${name}.node`), path.join(out, `${name}.node`));
   process.stdout.write(`prebuild: ${ADDONS.map((name) => path.join(out, `${name}.node`)).join(", ")}\n`);
 } finally {
   rmSync(scratch, { recursive: true, force: true });

@@ -43,7 +43,8 @@ const [line, ...vitestArgs] = process.argv.slice(2);
 if (line === undefined || !/^\d+(\.\d+){0,2}$/.test(line)) {
   fail("usage: npm run test:node -- <major or version> [vitest arguments]  (e.g. 24, 22.23.5)", 2);
 }
-if (process.platform !== "linux" || process.arch !== "x64") fail(`${PACKAGE} is built for linux-x64, not ${process.platform}-${process.arch}`);
+if (process.platform !== "linux" || process.arch !== "x64")
+  fail(`${PACKAGE} is built for linux-x64, not ${process.platform}-${process.arch}`);
 
 const cacheRoot = process.env.WASM_DSO_NODE_CACHE ?? path.join(root, "node_modules", ".cache", "wasm-dso", "node");
 const lineDir = path.join(cacheRoot, line);
@@ -54,15 +55,28 @@ const nodeBin = path.join(nodeDir, "bin", "node");
 if (!existsSync(nodeBin)) {
   mkdirSync(lineDir, { recursive: true });
   console.log(`test-node: installing ${PACKAGE}@${line} into ${lineDir}`);
-  const status = run("npm", ["install", "--prefix", lineDir, "--no-save", "--no-package-lock", "--no-audit", "--no-fund", `${PACKAGE}@${line}`]);
+  const status = run("npm", [
+    "install",
+    "--prefix",
+    lineDir,
+    "--no-save",
+    "--no-package-lock",
+    "--no-audit",
+    "--no-fund",
+    `${PACKAGE}@${line}`,
+  ]);
   if (status !== 0 || !existsSync(nodeBin)) fail(`unable to install ${PACKAGE}@${line}`);
 }
 const version = JSON.parse(readFileSync(path.join(nodeDir, "package.json"), "utf8")).version;
-if (!existsSync(path.join(nodeDir, "include", "node", "node_api.h"))) fail(`${PACKAGE}@${version} has no headers in ${nodeDir}/include/node`);
+if (!existsSync(path.join(nodeDir, "include", "node", "node_api.h")))
+  fail(`${PACKAGE}@${version} has no headers in ${nodeDir}/include/node`);
 
 /** The tree's files as git sees them (tracked, and untracked but not ignored); without git, all but the ignored build folders. */
 function treeFiles() {
-  const git = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: root, encoding: "utf8" });
+  const git = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
+    cwd: root,
+    encoding: "utf8",
+  });
   if (git.status === 0) return git.stdout.split("\0").filter((f) => f.length > 0 && existsSync(path.join(root, f)));
   const skip = new Set([...KEPT, ".git", "run"]);
   return readdirSync(root).filter((f) => !skip.has(f));

@@ -22,11 +22,18 @@ import { makeSite } from "./site.js";
 import type { FtpSite } from "./site.js";
 
 /** test/fixtures/tls in the source tree, from dist/bench/proftpd/ or bench/proftpd/. */
-const TLS_DIR = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../../test/fixtures/tls/" : "../../test/fixtures/tls/", import.meta.url));
+const TLS_DIR = fileURLToPath(
+  new URL(
+    import.meta.url.includes("/dist/") ? "../../../test/fixtures/tls/" : "../../test/fixtures/tls/",
+    import.meta.url,
+  ),
+);
 const TLS = { certificate: path.join(TLS_DIR, "cert.pem"), key: path.join(TLS_DIR, "key.pem") };
 const SERVER_NAME = "compare";
 /** abort.py beside this file in the source tree. */
-const ABORT_PY = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../../bench/proftpd/abort.py" : "./abort.py", import.meta.url));
+const ABORT_PY = fileURLToPath(
+  new URL(import.meta.url.includes("/dist/") ? "../../../bench/proftpd/abort.py" : "./abort.py", import.meta.url),
+);
 /** Large enough that a RETR is still sending when ABOR arrives (loopback buffers hold a few MB). */
 const BIG_FILE_BYTES = 256 * 1024 * 1024;
 
@@ -38,17 +45,19 @@ interface Exchange {
 
 /** Masks what legitimately differs between two runs, not between two servers. */
 export function normalize(line: string): string {
-  return line
-    // proftpd listens on an IPv6 socket (UseIPv6 on, its default), so it sees loopback v4-mapped.
-    .replace("[::ffff:127.0.0.1]", "[127.0.0.1]")
-    .replace(/^227 Entering Passive Mode \(.*\)/, "227 Entering Passive Mode (<address>)")
-    .replace(/\(\|\|\|\d+\|\)/, "(|||<port>|)")
-    .replace(/^213 \d{14}(\.\d+)?$/, "213 <mtime>")
-    .replace(/modify=\d{14}(\.\d+)?;/g, "modify=<mtime>;")
-    .replace(/create=\d{14}(\.\d+)?;/g, "create=<ctime>;")
-    .replace(/unique=[0-9a-fA-F]+U[0-9a-fA-F]+;/gi, "unique=<id>;")
-    .replace(/[A-Z][a-z]{2} [ \d]\d +(\d\d:\d\d|\d{4}) /, "<date> ")
-    .replace(/FILE: \S+/, "FILE: <unique>");
+  return (
+    line
+      // proftpd listens on an IPv6 socket (UseIPv6 on, its default), so it sees loopback v4-mapped.
+      .replace("[::ffff:127.0.0.1]", "[127.0.0.1]")
+      .replace(/^227 Entering Passive Mode \(.*\)/, "227 Entering Passive Mode (<address>)")
+      .replace(/\(\|\|\|\d+\|\)/, "(|||<port>|)")
+      .replace(/^213 \d{14}(\.\d+)?$/, "213 <mtime>")
+      .replace(/modify=\d{14}(\.\d+)?;/g, "modify=<mtime>;")
+      .replace(/create=\d{14}(\.\d+)?;/g, "create=<ctime>;")
+      .replace(/unique=[0-9a-fA-F]+U[0-9a-fA-F]+;/gi, "unique=<id>;")
+      .replace(/[A-Z][a-z]{2} [ \d]\d +(\d\d:\d\d|\d{4}) /, "<date> ")
+      .replace(/FILE: \S+/, "FILE: <unique>")
+  );
 }
 
 /** Records one server's side of a session. */
@@ -84,7 +93,14 @@ class Transcript {
   async retr(line: string, mode: DataMode = "pasv"): Promise<void> {
     const result = await this.ftp.retrieve(line, mode);
     const listing = /^(LIST|NLST|MLSD)/.test(line);
-    const data = listing ? result.data.toString("utf8").split("\r\n").filter((l) => l !== "") : result.data.length > 0 ? [`(${result.data.length} bytes: ${JSON.stringify(result.data.subarray(0, 40).toString("latin1"))})`] : [];
+    const data = listing
+      ? result.data
+          .toString("utf8")
+          .split("\r\n")
+          .filter((l) => l !== "")
+      : result.data.length > 0
+        ? [`(${result.data.length} bytes: ${JSON.stringify(result.data.subarray(0, 40).toString("latin1"))})`]
+        : [];
     this.#record(`${line} [${mode}]`, [...result.first, ...data, ...result.final]);
   }
 
@@ -95,11 +111,19 @@ class Transcript {
 
   /** ABOR during RETR of `name`, sent by abort.py the way `mode` says (see there); no connection of ours. */
   abort(port: number, site: FtpSite, name: string, mode: "telnet" | "ftplib" | "plain"): void {
-    const run = spawnSync("python3", [ABORT_PY, String(port), site.user, site.password, name, mode], { encoding: "utf8", timeout: 60_000 });
+    const run = spawnSync("python3", [ABORT_PY, String(port), site.user, site.password, name, mode], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     let received: string[];
     try {
       const out = JSON.parse(run.stdout) as { retr?: string[]; abor?: string[][]; noop?: string[]; error?: string };
-      received = [...(out.retr ?? []), ...(out.abor ?? []).flat(), ...(out.noop ?? []).map((line) => `(then NOOP) ${line}`), ...(out.error === undefined ? [] : [`(error: ${out.error})`])];
+      received = [
+        ...(out.retr ?? []),
+        ...(out.abor ?? []).flat(),
+        ...(out.noop ?? []).map((line) => `(then NOOP) ${line}`),
+        ...(out.error === undefined ? [] : [`(error: ${out.error})`]),
+      ];
     } catch {
       received = [`(abort.py failed: ${run.error?.message ?? run.stderr.trim()})`];
     }
@@ -131,7 +155,8 @@ export function populate(site: FtpSite): void {
   writeFileSync(path.join(home, "big.bin"), "");
   truncateSync(path.join(home, "big.bin"), BIG_FILE_BYTES);
   symlinkSync(site.outside, path.join(home, "link-out"));
-  for (const name of ["hello.txt", "crlf.txt", "sub", "sub/inner.txt", "big.bin"]) chownSync(path.join(home, name), site.uid, site.gid);
+  for (const name of ["hello.txt", "crlf.txt", "sub", "sub/inner.txt", "big.bin"])
+    chownSync(path.join(home, name), site.uid, site.gid);
 }
 
 type Session = (t: Transcript, port: number, site: FtpSite) => Promise<void>;
@@ -147,7 +172,20 @@ const SESSIONS: ReadonlyArray<readonly [string, Session]> = [
     "login",
     async (t, port, site) => {
       await t.connect(port);
-      for (const line of ["PWD", "FEAT", "SYST", "NOOP", "PASS x", `USER ${site.user}`, "PASS wrong", `USER ${site.user}`, `PASS ${site.password}`, "USER bob", "QUIT"]) await t.cmd(line);
+      for (const line of [
+        "PWD",
+        "FEAT",
+        "SYST",
+        "NOOP",
+        "PASS x",
+        `USER ${site.user}`,
+        "PASS wrong",
+        `USER ${site.user}`,
+        `PASS ${site.password}`,
+        "USER bob",
+        "QUIT",
+      ])
+        await t.cmd(line);
     },
   ],
   [
@@ -156,9 +194,34 @@ const SESSIONS: ReadonlyArray<readonly [string, Session]> = [
       await t.connect(port);
       await login(t, site);
       for (const line of [
-        "PWD", "XPWD", "SYST", "NOOP", "TYPE A", "TYPE A N", "TYPE L 8", "TYPE I", "TYPE X", "TYPE", "MODE S", "MODE B", "MODE Z", "STRU F", "STRU R",
-        "ALLO 1000", "FEAT", "OPTS UTF8 ON", "OPTS UTF8 OFF", "OPTS MLST type;size;modify;", "OPTS MLST", "OPTS FOO", "HELP", "HELP RETR", "ABOR", "FROB",
-      ]) await t.cmd(line);
+        "PWD",
+        "XPWD",
+        "SYST",
+        "NOOP",
+        "TYPE A",
+        "TYPE A N",
+        "TYPE L 8",
+        "TYPE I",
+        "TYPE X",
+        "TYPE",
+        "MODE S",
+        "MODE B",
+        "MODE Z",
+        "STRU F",
+        "STRU R",
+        "ALLO 1000",
+        "FEAT",
+        "OPTS UTF8 ON",
+        "OPTS UTF8 OFF",
+        "OPTS MLST type;size;modify;",
+        "OPTS MLST",
+        "OPTS FOO",
+        "HELP",
+        "HELP RETR",
+        "ABOR",
+        "FROB",
+      ])
+        await t.cmd(line);
     },
   ],
   [
@@ -167,14 +230,65 @@ const SESSIONS: ReadonlyArray<readonly [string, Session]> = [
       await t.connect(port);
       await login(t, site);
       for (const line of [
-        "MKD newdir", "MKD newdir", "XMKD newdir2", "CWD newdir", "PWD", "CDUP", "PWD", "XCWD sub", "XPWD", "XCUP", "CWD nosuch", "CWD hello.txt", "CWD",
-        "RMD newdir2", "XRMD newdir", "RMD nosuch", "RMD sub", "MKD", "RMD",
-        "SIZE hello.txt", "SIZE sub", "SIZE nosuch", "SIZE", "MDTM hello.txt", "MDTM nosuch", "MDTM sub", "DELE nosuch", "DELE sub", "DELE",
-        "RNTO x", "RNFR nosuch", "RNFR hello.txt", "RNTO renamed.txt", "RNFR renamed.txt", "RNTO hello.txt", "RNFR", "RNFR hello.txt", "NOOP", "RNTO hello.txt",
-        "SITE CHMOD 600 hello.txt", "SITE CHMOD 644 hello.txt", "SITE CHMOD 999 hello.txt", "SITE CHMOD 644 nosuch", "SITE CHMOD 644", "SITE CHMOD", "SITE HELP", "SITE FROB",
-        "STAT", "STAT hello.txt", "STAT sub", "STAT nosuch", "MLST hello.txt", "MLST sub", "MLST", "MLST nosuch",
-        "OPTS MLST type;size;", "MLST hello.txt",
-      ]) await t.cmd(line);
+        "MKD newdir",
+        "MKD newdir",
+        "XMKD newdir2",
+        "CWD newdir",
+        "PWD",
+        "CDUP",
+        "PWD",
+        "XCWD sub",
+        "XPWD",
+        "XCUP",
+        "CWD nosuch",
+        "CWD hello.txt",
+        "CWD",
+        "RMD newdir2",
+        "XRMD newdir",
+        "RMD nosuch",
+        "RMD sub",
+        "MKD",
+        "RMD",
+        "SIZE hello.txt",
+        "SIZE sub",
+        "SIZE nosuch",
+        "SIZE",
+        "MDTM hello.txt",
+        "MDTM nosuch",
+        "MDTM sub",
+        "DELE nosuch",
+        "DELE sub",
+        "DELE",
+        "RNTO x",
+        "RNFR nosuch",
+        "RNFR hello.txt",
+        "RNTO renamed.txt",
+        "RNFR renamed.txt",
+        "RNTO hello.txt",
+        "RNFR",
+        "RNFR hello.txt",
+        "NOOP",
+        "RNTO hello.txt",
+        "SITE CHMOD 600 hello.txt",
+        "SITE CHMOD 644 hello.txt",
+        "SITE CHMOD 999 hello.txt",
+        "SITE CHMOD 644 nosuch",
+        "SITE CHMOD 644",
+        "SITE CHMOD",
+        "SITE HELP",
+        "SITE FROB",
+        "STAT",
+        "STAT hello.txt",
+        "STAT sub",
+        "STAT nosuch",
+        "MLST hello.txt",
+        "MLST sub",
+        "MLST",
+        "MLST nosuch",
+        "OPTS MLST type;size;",
+        "MLST hello.txt",
+      ])
+        await t.cmd(line);
     },
   ],
   [
@@ -183,7 +297,19 @@ const SESSIONS: ReadonlyArray<readonly [string, Session]> = [
       await t.connect(port);
       await login(t, site);
       await t.cmd("TYPE I");
-      for (const line of ["EPSV 1", "EPSV 2", "EPSV 3", "EPSV x", "PORT 10,0,0,1,7,208", "PORT 1,2,3", "PORT 127,0,0,1,0,20", "EPRT |1|10.0.0.1|2000|", "EPRT |2|::1|2000|", "EPRT |3|x|1|", "EPRT junk"]) {
+      for (const line of [
+        "EPSV 1",
+        "EPSV 2",
+        "EPSV 3",
+        "EPSV x",
+        "PORT 10,0,0,1,7,208",
+        "PORT 1,2,3",
+        "PORT 127,0,0,1,0,20",
+        "EPRT |1|10.0.0.1|2000|",
+        "EPRT |2|::1|2000|",
+        "EPRT |3|x|1|",
+        "EPRT junk",
+      ]) {
         await t.cmd(line);
       }
       for (const mode of ["pasv", "epsv", "port", "eprt"] as const) await t.retr("RETR hello.txt", mode);
@@ -243,12 +369,38 @@ const SESSIONS: ReadonlyArray<readonly [string, Session]> = [
       await login(t, site);
       await t.cmd("TYPE I");
       for (const line of [
-        "CWD ..", "PWD", "CWD /", "PWD", "CWD ../..", "PWD", "CWD /etc", "CWD ../outside", "CWD link-out", "PWD", "CWD /",
-        "SIZE ../outside/secret.txt", "SIZE ../../outside/secret.txt", "SIZE /etc/passwd", "SIZE link-out/secret.txt", "MDTM link-out/secret.txt",
-        "DELE link-out/secret.txt", "MKD link-out/x", "MKD ../x", "RMD link-out", "RNFR hello.txt", "RNTO ../../outside/moved.txt", "RNFR hello.txt", "RNTO link-out/moved.txt",
-        "SITE CHMOD 777 link-out/secret.txt", "STAT link-out", "MLST link-out",
-        `SIZE ${"a".repeat(300)}`, `MKD ${"b".repeat(300)}`, `SIZE ${"c/".repeat(200)}x`,
-      ]) await t.cmd(line);
+        "CWD ..",
+        "PWD",
+        "CWD /",
+        "PWD",
+        "CWD ../..",
+        "PWD",
+        "CWD /etc",
+        "CWD ../outside",
+        "CWD link-out",
+        "PWD",
+        "CWD /",
+        "SIZE ../outside/secret.txt",
+        "SIZE ../../outside/secret.txt",
+        "SIZE /etc/passwd",
+        "SIZE link-out/secret.txt",
+        "MDTM link-out/secret.txt",
+        "DELE link-out/secret.txt",
+        "MKD link-out/x",
+        "MKD ../x",
+        "RMD link-out",
+        "RNFR hello.txt",
+        "RNTO ../../outside/moved.txt",
+        "RNFR hello.txt",
+        "RNTO link-out/moved.txt",
+        "SITE CHMOD 777 link-out/secret.txt",
+        "STAT link-out",
+        "MLST link-out",
+        `SIZE ${"a".repeat(300)}`,
+        `MKD ${"b".repeat(300)}`,
+        `SIZE ${"c/".repeat(200)}x`,
+      ])
+        await t.cmd(line);
       await t.retr("RETR ../outside/secret.txt");
       await t.retr("RETR /etc/passwd");
       await t.retr("RETR link-out/secret.txt");
@@ -286,7 +438,11 @@ const TLS_SESSIONS: ReadonlyArray<readonly [string, Session]> = [
   ],
 ];
 
-async function runSessions(port: number, site: FtpSite, sessions: ReadonlyArray<readonly [string, Session]>): Promise<Map<string, Exchange[]>> {
+async function runSessions(
+  port: number,
+  site: FtpSite,
+  sessions: ReadonlyArray<readonly [string, Session]>,
+): Promise<Map<string, Exchange[]>> {
   const out = new Map<string, Exchange[]>();
   for (const [name, session] of sessions) {
     const t = new Transcript();
@@ -326,7 +482,12 @@ export async function compareReplies(): Promise<{ all: Difference[]; differences
       const mine = ours.get(session) ?? [];
       const count = Math.max(exchanges.length, mine.length);
       for (let i = 0; i < count; i++) {
-        all.push({ session, sent: exchanges[i]?.sent ?? mine[i]?.sent ?? "?", proftpd: exchanges[i]?.received ?? ["(nothing)"], dsod: mine[i]?.received ?? ["(nothing)"] });
+        all.push({
+          session,
+          sent: exchanges[i]?.sent ?? mine[i]?.sent ?? "?",
+          proftpd: exchanges[i]?.received ?? ["(nothing)"],
+          dsod: mine[i]?.received ?? ["(nothing)"],
+        });
       }
     }
     const differences = all.filter((d) => d.proftpd.join("\n") !== d.dsod.join("\n"));
@@ -357,7 +518,8 @@ async function main(): Promise<number> {
   const showAll = process.argv.includes("--all");
   const { all, differences, tls } = await compareReplies();
   for (const d of showAll ? all : differences) print(d, !differences.includes(d));
-  if (!tls) process.stdout.write("compare: proftpd has no mod_tls here (Debian's proftpd-mod-crypto); FTPS not compared\n");
+  if (!tls)
+    process.stdout.write("compare: proftpd has no mod_tls here (Debian's proftpd-mod-crypto); FTPS not compared\n");
   process.stdout.write(`compare: ${all.length - differences.length} exchanges agree, ${differences.length} differ\n`);
   return differences.length === 0 ? 0 : 1;
 }

@@ -11,7 +11,12 @@ import { fileURLToPath } from "node:url";
 import type { FtpSite } from "./site.js";
 
 /** dist/host/cli/dsod.js, from dist/bench/proftpd/ or from the source tree's bench/proftpd/. */
-export const DSOD_CLI = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../host/cli/dsod.js" : "../../dist/host/cli/dsod.js", import.meta.url));
+export const DSOD_CLI = fileURLToPath(
+  new URL(
+    import.meta.url.includes("/dist/") ? "../../host/cli/dsod.js" : "../../dist/host/cli/dsod.js",
+    import.meta.url,
+  ),
+);
 
 export interface DsodSiteOptions {
   readonly site: FtpSite;
@@ -33,9 +38,15 @@ export function dsodSiteConfig(options: DsodSiteOptions): string {
     "DefaultRoot ~",
     "Umask 022",
   ];
-  if (options.passivePorts !== undefined) lines.push(`PassivePorts ${options.passivePorts[0]} ${options.passivePorts[1]}`);
+  if (options.passivePorts !== undefined)
+    lines.push(`PassivePorts ${options.passivePorts[0]} ${options.passivePorts[1]}`);
   if (options.tls !== undefined) {
-    lines.push("TLSEngine on", `TLSRSACertificateFile ${options.tls.certificate}`, `TLSRSACertificateKeyFile ${options.tls.key}`, "TLSProtocol TLSv1.2 TLSv1.3");
+    lines.push(
+      "TLSEngine on",
+      `TLSRSACertificateFile ${options.tls.certificate}`,
+      `TLSRSACertificateKeyFile ${options.tls.key}`,
+      "TLSProtocol TLSv1.2 TLSv1.3",
+    );
   }
   lines.push(...(options.extra ?? []));
   return `${lines.join("\n")}\n`;
@@ -86,7 +97,8 @@ export function startSiteDsod(options: DsodSiteOptions): Promise<SiteDsod> {
         resolve(new SiteDsod(child, Number(match[1]), stderr));
       }
     };
-    const onExit = (code: number | null): void => reject(new Error(`dsod exited with ${code} before listening:\n${stderr}`));
+    const onExit = (code: number | null): void =>
+      reject(new Error(`dsod exited with ${code} before listening:\n${stderr}`));
     child.stderr.on("data", onData);
     child.once("exit", onExit);
     child.once("error", reject);

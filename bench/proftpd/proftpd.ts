@@ -162,7 +162,9 @@ async function whenAccepting(port: number, timeoutMs = 10_000): Promise<void> {
  * resolves once proftpd has logged its `standalone mode STARTUP` line and
  * accepts connections, rejects if it exits first.
  */
-export async function startProftpd(options: Omit<ProftpdOptions, "port" | "passivePorts"> & Partial<Pick<ProftpdOptions, "port" | "passivePorts">>): Promise<RunningProftpd> {
+export async function startProftpd(
+  options: Omit<ProftpdOptions, "port" | "passivePorts"> & Partial<Pick<ProftpdOptions, "port" | "passivePorts">>,
+): Promise<RunningProftpd> {
   const port = options.port ?? (await freePort());
   const passivePorts = options.passivePorts ?? (await freePortRange(500));
   const config = path.join(options.site.dir, "proftpd.conf");
@@ -178,7 +180,8 @@ export async function startProftpd(options: Omit<ProftpdOptions, "port" | "passi
         resolve(new RunningProftpd(child, port, config, stderr));
       }
     };
-    const onExit = (code: number | null): void => reject(new Error(`proftpd exited with ${code} before listening:\n${stderr}`));
+    const onExit = (code: number | null): void =>
+      reject(new Error(`proftpd exited with ${code} before listening:\n${stderr}`));
     child.stderr.on("data", onData);
     child.once("exit", onExit);
     child.once("error", reject);

@@ -86,9 +86,13 @@ export class RawFtp {
     for (;;) {
       const reply = this.#takeReply();
       if (reply !== undefined) return reply;
-      if (this.#closed) throw new Error(`connection closed with partial reply ${JSON.stringify(this.#buffer.toString("utf8"))}`);
+      if (this.#closed)
+        throw new Error(`connection closed with partial reply ${JSON.stringify(this.#buffer.toString("utf8"))}`);
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new Error(`no complete reply within ${REPLY_TIMEOUT_MS} ms: ${JSON.stringify(this.#buffer.toString("utf8"))}`);
+      if (remaining <= 0)
+        throw new Error(
+          `no complete reply within ${REPLY_TIMEOUT_MS} ms: ${JSON.stringify(this.#buffer.toString("utf8"))}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, remaining);
         this.#waiters.push(() => {
@@ -174,7 +178,9 @@ export class RawFtp {
    * once the server has connected (active) or we have (passive). A refused
    * PASV/EPSV/PORT/EPRT comes back as `refused`.
    */
-  async dataConnection(mode: DataMode): Promise<{ setup: string[]; socket?: () => Promise<net.Socket>; cleanup: () => void }> {
+  async dataConnection(
+    mode: DataMode,
+  ): Promise<{ setup: string[]; socket?: () => Promise<net.Socket>; cleanup: () => void }> {
     if (mode === "pasv" || mode === "epsv") {
       const setup = await this.send(mode.toUpperCase());
       const port = mode === "pasv" ? pasvPort(setup[0] ?? "") : epsvPort(setup[0] ?? "");
@@ -219,7 +225,12 @@ export class RawFtp {
 
   async #wrap(socket: net.Socket): Promise<net.Socket> {
     if (!this.#protected) return socket;
-    const secure = tls.connect({ socket, rejectUnauthorized: false, servername: "localhost", ...(this.#session === undefined ? {} : { session: this.#session }) });
+    const secure = tls.connect({
+      socket,
+      rejectUnauthorized: false,
+      servername: "localhost",
+      ...(this.#session === undefined ? {} : { session: this.#session }),
+    });
     secure.on("error", () => {});
     return secure;
   }

@@ -54,6 +54,8 @@ export function makeSite(options: { prefix?: string; user?: string; password?: s
   chownSync(home, uid, gid);
   writeFileSync(path.join(outside, "secret.txt"), "outside the jail\n");
   const passwdFile = path.join(dir, "ftpd.passwd");
-  writeFileSync(passwdFile, `${user}:${cryptHash(password, "sha512")}:${uid}:${gid}::${home}:/bin/false\n`, { mode: 0o600 });
+  writeFileSync(passwdFile, `${user}:${cryptHash(password, "sha512")}:${uid}:${gid}::${home}:/bin/false\n`, {
+    mode: 0o600,
+  });
   return { dir, user, password, uid, gid, home, outside, passwdFile };
 }

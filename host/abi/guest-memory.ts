@@ -232,7 +232,10 @@ export function guestStrings(
     },
     create(value) {
       if (typeof owner.__new !== "function") {
-        throw new DsoError(ErrorCodes.GUEST_STRING, "the module does not export its runtime (__new); build it with --exportRuntime");
+        throw new DsoError(
+          ErrorCodes.GUEST_STRING,
+          "the module does not export its runtime (__new); build it with --exportRuntime",
+        );
       }
       const target = ready();
       target.use(owner);

@@ -363,7 +363,11 @@ const symbols: readonly HostSymbol[] = [
       (msg: number, count: number, ...values: number[]) => {
         const numbers = values.slice(0, Math.max(0, Math.min(count, 5)));
         const text = readString(importer, "trace", msg);
-        services.log(importer.name, 9, numbers.length === 0 ? `trace: ${text}` : `trace: ${text} ${numbers.join(", ")}`);
+        services.log(
+          importer.name,
+          9,
+          numbers.length === 0 ? `trace: ${text}` : `trace: ${text} ${numbers.join(", ")}`,
+        );
       },
   },
   {

@@ -83,7 +83,10 @@ const SPECS: ReadonlyMap<string, Spec> = new Map([
   // xfer_pre_stou names the unique file it made; dsod refuses before there is one, so the reply names the command.
   ["STOU", spec("cwd", "any", (name) => ({ code: "550", message: `${name}: ${EPERM}` }))],
   // ls_nlst
-  ["NLST", spec("target", "any", (_name, arg, cwd) => ({ code: "450", message: `${arg === "" ? cwd : arg}: ${EPERM}` }))],
+  [
+    "NLST",
+    spec("target", "any", (_name, arg, cwd) => ({ code: "450", message: `${arg === "" ? cwd : arg}: ${EPERM}` })),
+  ],
   // ls_stat without a path; with one it lists what <Limit> lets through, like LIST (see limitAllows).
   ["STAT", spec("cwd", "none", (name) => ({ code: "500", message: `${name}: ${EPERM}` }))],
   // facts_mlsd, facts_mlst, facts_mff, facts_mfmt
@@ -194,8 +197,18 @@ export function limitReply(
  * <Limit> lets `commandName` see `virtualPath`. proftpd's mod_ls skips a
  * refused target or entry silently, so a refused LIST is an empty listing.
  */
-export function limitAllows(rules: LimitRules, session: LimitSession, commandName: string, virtualPath: string, jailRoot: string): boolean {
-  return isAllowed(rules, { ...subjectOf(session), command: commandName.toUpperCase(), path: hostPath(jailRoot, virtualPath) });
+export function limitAllows(
+  rules: LimitRules,
+  session: LimitSession,
+  commandName: string,
+  virtualPath: string,
+  jailRoot: string,
+): boolean {
+  return isAllowed(rules, {
+    ...subjectOf(session),
+    command: commandName.toUpperCase(),
+    path: hostPath(jailRoot, virtualPath),
+  });
 }
 
 /**

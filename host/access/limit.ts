@@ -165,7 +165,11 @@ function groupMatches(list: NameList, groups: readonly string[]): boolean {
 function explicitlyAllowed(limit: LimitSection, subject: LimitSubject): boolean {
   const { user, groups } = subject;
   if (user === undefined ? limit.allowUser.length > 0 : limit.allowUser.some((l) => userMatches(l, user))) return true;
-  if (groups === undefined ? limit.allowGroup.length > 0 : groups.length > 0 && limit.allowGroup.some((l) => groupMatches(l, groups))) {
+  if (
+    groups === undefined
+      ? limit.allowGroup.length > 0
+      : groups.length > 0 && limit.allowGroup.some((l) => groupMatches(l, groups))
+  ) {
     return true;
   }
   return limit.allowAll;
@@ -291,12 +295,20 @@ function resolveDeferred(path: string, subject: LimitSubject): string | undefine
 }
 
 /** The last tree built for a rules object, and whom for: a listing asks once per entry, for one user. */
-const treeCache = new WeakMap<LimitRules, { user: string | undefined; home: string | undefined; count: number; tree: DirNode[] }>();
+const treeCache = new WeakMap<
+  LimitRules,
+  { user: string | undefined; home: string | undefined; count: number; tree: DirNode[] }
+>();
 
 /** The tree of <Directory> sections a session sees: phase one at config end, deferred paths resolved for the user. */
 function directoryTree(rules: LimitRules, subject: LimitSubject): DirNode[] {
   const cached = treeCache.get(rules);
-  if (cached !== undefined && cached.user === subject.user && cached.home === subject.home && cached.count === rules.directories.length) {
+  if (
+    cached !== undefined &&
+    cached.user === subject.user &&
+    cached.home === subject.home &&
+    cached.count === rules.directories.length
+  ) {
     return cached.tree;
   }
   const tree = buildTree(rules, subject);

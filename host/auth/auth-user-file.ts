@@ -73,9 +73,7 @@ export function parseAuthUserFile(text: string, file: string): AuthUserFileEntri
     // 7th ':' is ignored, so extra fields are dropped without a warning.
     const fields = content.split(":");
     if (fields.length < FIELD_COUNT) {
-      warnings.push(
-        `Malformed entry in AuthUserFile file (field count ${fields.length} != ${FIELD_COUNT}) ${where}`,
-      );
+      warnings.push(`Malformed entry in AuthUserFile file (field count ${fields.length} != ${FIELD_COUNT}) ${where}`);
       continue;
     }
     const [name = "", hash = "", uidText = "", gidText = "", gecos = "", home = "", shell = ""] = fields;
@@ -95,13 +93,7 @@ export function parseAuthUserFile(text: string, file: string): AuthUserFileEntri
   return { users, warnings };
 }
 
-function parseId(
-  kind: "UID" | "GID",
-  text: string,
-  name: string,
-  where: string,
-  warnings: string[],
-): number | null {
+function parseId(kind: "UID" | "GID", text: string, name: string, where: string, warnings: string[]): number | null {
   if (!STRTOL_DECIMAL.test(text)) {
     warnings.push(`AuthUserFile: non-numeric ${kind} field '${clip(text)}' for user '${clip(name)}' ${where}`);
     return null;

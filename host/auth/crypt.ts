@@ -59,8 +59,16 @@ const SHA256: ShaVariant = {
   digest: "sha256",
   size: 32,
   triples: [
-    [0, 10, 20], [21, 1, 11], [12, 22, 2], [3, 13, 23], [24, 4, 14],
-    [15, 25, 5], [6, 16, 26], [27, 7, 17], [18, 28, 8], [9, 19, 29],
+    [0, 10, 20],
+    [21, 1, 11],
+    [12, 22, 2],
+    [3, 13, 23],
+    [24, 4, 14],
+    [15, 25, 5],
+    [6, 16, 26],
+    [27, 7, 17],
+    [18, 28, 8],
+    [9, 19, 29],
   ],
   // b64_from_24bit (0, alt_result[31], alt_result[30], 3)
   tail: [-1, 31, 30, 3],
@@ -71,10 +79,26 @@ const SHA512: ShaVariant = {
   digest: "sha512",
   size: 64,
   triples: [
-    [0, 21, 42], [22, 43, 1], [44, 2, 23], [3, 24, 45], [25, 46, 4],
-    [47, 5, 26], [6, 27, 48], [28, 49, 7], [50, 8, 29], [9, 30, 51],
-    [31, 52, 10], [53, 11, 32], [12, 33, 54], [34, 55, 13], [56, 14, 35],
-    [15, 36, 57], [37, 58, 16], [59, 17, 38], [18, 39, 60], [40, 61, 19],
+    [0, 21, 42],
+    [22, 43, 1],
+    [44, 2, 23],
+    [3, 24, 45],
+    [25, 46, 4],
+    [47, 5, 26],
+    [6, 27, 48],
+    [28, 49, 7],
+    [50, 8, 29],
+    [9, 30, 51],
+    [31, 52, 10],
+    [53, 11, 32],
+    [12, 33, 54],
+    [34, 55, 13],
+    [56, 14, 35],
+    [15, 36, 57],
+    [37, 58, 16],
+    [59, 17, 38],
+    [18, 39, 60],
+    [40, 61, 19],
     [62, 20, 41],
   ],
   // b64_from_24bit (0, 0, alt_result[63], 2)
@@ -83,7 +107,11 @@ const SHA512: ShaVariant = {
 
 /** MD5-crypt's `to64` groups, then `final[11]` on its own in 2 characters. */
 const MD5_TRIPLES: readonly (readonly [number, number, number])[] = [
-  [0, 6, 12], [1, 7, 13], [2, 8, 14], [3, 9, 15], [4, 10, 5],
+  [0, 6, 12],
+  [1, 7, 13],
+  [2, 8, 14],
+  [3, 9, 15],
+  [4, 10, 5],
 ];
 const MD5_TAIL: readonly [number, number, number, number] = [-1, -1, 11, 2];
 
@@ -253,9 +281,7 @@ export function cryptHash(password: string, scheme: CryptScheme, salt?: string):
     saltText = "";
     for (let i = 0; i < max; i++) saltText += FTPASSWD_SALT_CHARS[randomInt(FTPASSWD_SALT_CHARS.length)];
   } else if (saltText.length === 0 || saltText.length > max || !SALT_CHAR.test(saltText)) {
-    throw new RangeError(
-      `invalid ${scheme} salt '${saltText}': expected 1 to ${max} characters from [./0-9A-Za-z]`,
-    );
+    throw new RangeError(`invalid ${scheme} salt '${saltText}': expected 1 to ${max} characters from [./0-9A-Za-z]`);
   }
   const key = Buffer.from(password, "utf8");
   if (scheme === "md5") return md5Crypt(key, saltText);

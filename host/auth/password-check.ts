@@ -120,8 +120,7 @@ export class CryptWorkerPool {
 
 /** How password checks run: the crypt addon, or the worker pool with the reason the addon is missing. */
 export type PasswordCheckMode =
-  | { readonly kind: "native" }
-  | { readonly kind: "workers"; readonly size: number; readonly reason: string };
+  { readonly kind: "native" } | { readonly kind: "workers"; readonly size: number; readonly reason: string };
 
 function isCryptAddon(value: unknown): value is { crypt: AsyncCrypt } {
   return typeof value === "object" && value !== null && typeof Reflect.get(value, "crypt") === "function";

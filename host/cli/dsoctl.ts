@@ -115,11 +115,22 @@ class UsageError extends Error {}
  * then checks our part alone.
  */
 function parseCommandLine(argv: readonly string[]): Invocation | "help" {
-  const { tokens } = parseArgs({ args: [...argv], options: OPTIONS, strict: false, allowPositionals: true, tokens: true });
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
   const actionAt = tokens.find((token) => token.kind === "positional")?.index ?? argv.length;
   let values;
   try {
-    ({ values } = parseArgs({ args: argv.slice(0, actionAt), options: OPTIONS, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args: argv.slice(0, actionAt),
+      options: OPTIONS,
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -195,7 +206,8 @@ function exchange(socketPath: string, request: Buffer, verbose: (line: string) =
     socket.on("data", (chunk: Buffer) => {
       try {
         let response = decoder.push(chunk);
-        const file = response !== undefined && proof === undefined ? identifyChallengePath(response, socketPath) : undefined;
+        const file =
+          response !== undefined && proof === undefined ? identifyChallengePath(response, socketPath) : undefined;
         if (file !== undefined) {
           verbose(`proving this client's uid with '${file}'`);
           const name = createProof(file, socketPath);

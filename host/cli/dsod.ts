@@ -109,7 +109,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.list) {
-    process.stdout.write(`Compiled-in modules:\n${compiledInModuleNames().map((m) => `  ${m}\n`).join("")}`);
+    process.stdout.write(
+      `Compiled-in modules:\n${compiledInModuleNames()
+        .map((m) => `  ${m}\n`)
+        .join("")}`,
+    );
     return 0;
   }
   if (values.settings) {

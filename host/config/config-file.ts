@@ -78,7 +78,12 @@ export function expandInclude(pattern: string): string[] {
   const dir = path.dirname(pattern);
   const base = path.basename(pattern);
   if (!/[*?[]/.test(base)) return [pattern];
-  const regex = new RegExp(`^${base.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")}$`);
+  const regex = new RegExp(
+    `^${base
+      .replace(/[.+^${}()|\\]/g, "\\$&")
+      .replace(/\*/g, "[^/]*")
+      .replace(/\?/g, "[^/]")}$`,
+  );
   return readdirSync(dir)
     .filter((name) => regex.test(name))
     .sort()

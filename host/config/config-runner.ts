@@ -68,7 +68,10 @@ const UNSERVED_SECTIONS: ReadonlyMap<string, string> = new Map([
  */
 const SERVED_SECTIONS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
   ["<Directory>", new Set(["<limit>", "</directory>", "allowall", "denyall"])],
-  ["<Limit>", new Set(["</limit>", "order", "allowuser", "denyuser", "allowgroup", "denygroup", "allowall", "denyall"])],
+  [
+    "<Limit>",
+    new Set(["</limit>", "order", "allowuser", "denyuser", "allowgroup", "denygroup", "allowall", "denyall"]),
+  ],
 ]);
 
 const IF_MODULE = "<IfModule>";
@@ -138,7 +141,9 @@ export class ConfigRunner {
   }
 
   #notAllowed(name: string, line: ConfigLine): ConfigError {
-    return new ConfigError(`${name}: directive not allowed in ${this.#contextName()} context`, line.file, line.line, { directive: name });
+    return new ConfigError(`${name}: directive not allowed in ${this.#contextName()} context`, line.file, line.line, {
+      directive: name,
+    });
   }
 
   /**
@@ -160,9 +165,15 @@ export class ConfigRunner {
     try {
       text = this.#options.source.read(file);
     } catch (cause) {
-      const reason = STRERROR[(cause as NodeJS.ErrnoException).code ?? ""] ?? (cause instanceof Error ? cause.message : String(cause));
-      if (at === undefined) throw new ConfigError(`unable to read configuration file '${file}': ${reason}`, file, 0, { cause });
-      throw new ConfigError(`Include: error including '${file}': ${reason}`, at.file, at.line, { cause, directive: "Include" });
+      const reason =
+        STRERROR[(cause as NodeJS.ErrnoException).code ?? ""] ??
+        (cause instanceof Error ? cause.message : String(cause));
+      if (at === undefined)
+        throw new ConfigError(`unable to read configuration file '${file}': ${reason}`, file, 0, { cause });
+      throw new ConfigError(`Include: error including '${file}': ${reason}`, at.file, at.line, {
+        cause,
+        directive: "Include",
+      });
     }
     return lexConfig(text, file, this.#options.env);
   }
@@ -184,7 +195,9 @@ export class ConfigRunner {
       this.#open(unserved, line);
       return undefined;
     }
-    const unservedEnd = lower.startsWith("</") ? UNSERVED_SECTIONS.get(lower.slice(0, -1).replace("</", "<")) : undefined;
+    const unservedEnd = lower.startsWith("</")
+      ? UNSERVED_SECTIONS.get(lower.slice(0, -1).replace("</", "<"))
+      : undefined;
     if (unservedEnd !== undefined) {
       this.#checkNoOpenIfModule(unservedEnd, line);
       if (this.#sections.at(-1)?.name !== unservedEnd) throw this.#notAllowed(`</${unservedEnd.slice(1)}`, line);
@@ -217,7 +230,8 @@ export class ConfigRunner {
       handler.run(command, { file: line.file, line: line.line, first, sections });
     } catch (cause) {
       if (cause instanceof ConfigError) throw cause;
-      const reason = command.errors.length > 0 ? command.errors.join("; ") : isDsoError(cause) ? cause.message : String(cause);
+      const reason =
+        command.errors.length > 0 ? command.errors.join("; ") : isDsoError(cause) ? cause.message : String(cause);
       throw new ConfigError(`${handler.name}: ${reason}`, line.file, line.line, { cause, directive: handler.name });
     }
     if (opening) this.#open(handler.name, line);
@@ -233,7 +247,10 @@ export class ConfigRunner {
     const use = this.#options.isLoaded(name) !== negated;
     // proftpd 1.3.8 prints the '!' twice here ('!!mod_x.c': mod_core.c's start_ifmodule adds one to the argument that
     // still has its own), so we keep it.
-    this.#options.log("debug", `<IfModule>: ${use ? "using" : "skipping"} '${negated ? "!" : ""}${arg}' section at line ${line.line}`);
+    this.#options.log(
+      "debug",
+      `<IfModule>: ${use ? "using" : "skipping"} '${negated ? "!" : ""}${arg}' section at line ${line.line}`,
+    );
     if (use) {
       this.#open(IF_MODULE, line);
       return;
@@ -243,7 +260,9 @@ export class ConfigRunner {
       const next = frame.lines[frame.index++];
       if (next === undefined) {
         const last = frame.lines.at(-1) ?? line;
-        throw new ConfigError("<IfModule>: unclosed <IfModule> context", last.file, last.line, { directive: "<IfModule>" });
+        throw new ConfigError("<IfModule>: unclosed <IfModule> context", last.file, last.line, {
+          directive: "<IfModule>",
+        });
       }
       const lower = next.name.toLowerCase();
       if (lower === "<ifmodule") nesting++;
@@ -253,21 +272,32 @@ export class ConfigRunner {
 
   #include(line: ConfigLine, frame: Frame): Frame[] {
     const arg = line.args[0];
-    if (arg === undefined) throw new ConfigError("Include: missing parameters", line.file, line.line, { directive: "Include" });
+    if (arg === undefined)
+      throw new ConfigError("Include: missing parameters", line.file, line.line, { directive: "Include" });
     if (frame.depth >= MAX_INCLUDE_DEPTH) {
-      throw new ConfigError(`Include: too many levels of Include (${MAX_INCLUDE_DEPTH}), an Include loop?`, line.file, line.line, {
-        directive: "Include",
-      });
+      throw new ConfigError(
+        `Include: too many levels of Include (${MAX_INCLUDE_DEPTH}), an Include loop?`,
+        line.file,
+        line.line,
+        {
+          directive: "Include",
+        },
+      );
     }
     const pattern = path.isAbsolute(arg) ? arg : path.join(path.dirname(line.file), arg);
     let files: string[];
     try {
       files = this.#options.source.expand(pattern);
     } catch (cause) {
-      throw new ConfigError(`Include: error including '${pattern}': ${(cause as Error).message}`, line.file, line.line, {
-        cause,
-        directive: "Include",
-      });
+      throw new ConfigError(
+        `Include: error including '${pattern}': ${(cause as Error).message}`,
+        line.file,
+        line.line,
+        {
+          cause,
+          directive: "Include",
+        },
+      );
     }
     // Frames run last-pushed first, so push the files in reverse to read them in order.
     return files.reverse().map((file) => ({ lines: this.#lex(file, line), index: 0, depth: frame.depth + 1 }));

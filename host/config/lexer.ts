@@ -165,11 +165,7 @@ function expandEnv(
     const value = lookupEnv(env, word.slice(marker + ENV_MARKER.length, close));
     budget.used += value.length;
     if (budget.used > MAX_ENV_EXPANSION) {
-      throw new ConfigError(
-        `environment variable expansion exceeds ${MAX_ENV_EXPANSION} characters`,
-        file,
-        line,
-      );
+      throw new ConfigError(`environment variable expansion exceeds ${MAX_ENV_EXPANSION} characters`, file, line);
     }
     parts.push(word.slice(from, marker), value);
     from = close + 1;
@@ -247,11 +243,7 @@ function lexLogicalLine(
  *
  * Throws only `ConfigError`.
  */
-export function lexConfig(
-  text: string,
-  file: string,
-  env: Readonly<Record<string, string | undefined>>,
-): ConfigLine[] {
+export function lexConfig(text: string, file: string, env: Readonly<Record<string, string | undefined>>): ConfigLine[] {
   const lines: ConfigLine[] = [];
   const budget: ExpansionBudget = { used: 0 };
   let segments: Segment[] = [];

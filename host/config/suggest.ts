@@ -84,9 +84,7 @@ function proftpdDistance(typed: Uint8Array, candidate: Uint8Array): number {
 function lengthBound(typed: Uint8Array, candidate: Uint8Array): number {
   if (typed.length < 2) return 0;
   const alen = typed.length - 2;
-  return alen > candidate.length
-    ? (alen - candidate.length) * DELETE_COST
-    : (candidate.length - alen) * INSERT_COST;
+  return alen > candidate.length ? (alen - candidate.length) * DELETE_COST : (candidate.length - alen) * INSERT_COST;
 }
 
 /**

@@ -108,12 +108,7 @@ export function splitAclList(text: string): string[] {
  * everybody (earlier names are discarded); names the resolver does not know
  * are silently dropped.
  */
-export function buildRule(
-  allow: boolean,
-  kind: AclKind,
-  list: string,
-  resolve: IdResolver,
-): AclRule {
+export function buildRule(allow: boolean, kind: AclKind, list: string, resolve: IdResolver): AclRule {
   const ids: number[] = [];
   for (const name of splitAclList(list)) {
     if (name === "*") {
@@ -155,9 +150,7 @@ export function parseActionAcl(
   if (unknown !== undefined) {
     throw configError(`: unknown action: '${unknown}'`);
   }
-  const actions = requested.some(isAll)
-    ? [...knownActions]
-    : knownActions.filter((name) => requested.includes(name));
+  const actions = requested.some(isAll) ? [...knownActions] : knownActions.filter((name) => requested.includes(name));
   return { actions, kind, rule: buildRule(allow === "allow", kind, list, resolve) };
 }
 

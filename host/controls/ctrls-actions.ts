@@ -113,7 +113,11 @@ export function lsctrlLines(actions: readonly ControlsAction[]): string[] {
  * reload's ControlsACLs apply at once); `onAllDisabled` runs after `rmctrl
  * all` has answered, to stop listening.
  */
-export function ctrlsControlsActions(registry: ControlsRegistry, acls: () => AclTable, onAllDisabled: () => void): ControlsAction[] {
+export function ctrlsControlsActions(
+  registry: ControlsRegistry,
+  acls: () => AclTable,
+  onAllDisabled: () => void,
+): ControlsAction[] {
   const guarded = (name: (typeof CTRLS_ACTIONS)[number]) => (caller: { uid: number; gid: number }) =>
     checkAcl(acls(), name, caller.uid, caller.gid);
   const toggle = (args: readonly string[], enable: boolean): ControlsResult => {

@@ -69,7 +69,10 @@ function runHandler(action: ControlsAction, args: readonly string[], caller: Con
     return action.handler(args, caller);
   } catch (error) {
     // A handler bug must not take the daemon down with it; the client sees what broke.
-    return { status: ControlsStatus.FAILED, lines: [`${action.name}: ${error instanceof Error ? error.message : String(error)}`] };
+    return {
+      status: ControlsStatus.FAILED,
+      lines: [`${action.name}: ${error instanceof Error ? error.message : String(error)}`],
+    };
   }
 }
 
@@ -91,7 +94,11 @@ export function closedMessage(caller: ControlsCaller): string {
  * request only when it has arguments (`recvd from root/root client: 'insmod
  * mod_copy.c'`), then the status and each response line wrapped in quotes.
  */
-export function exchangeMessages(caller: ControlsCaller, argv: readonly string[] | undefined, result: ControlsResult): string[] {
+export function exchangeMessages(
+  caller: ControlsCaller,
+  argv: readonly string[] | undefined,
+  result: ControlsResult,
+): string[] {
   const client = clientLabel(caller);
   return [
     ...(argv !== undefined && argv.length > 1 ? [`recvd from ${client}: '${argv.join(" ")}'`] : []),

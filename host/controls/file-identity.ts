@@ -74,7 +74,11 @@ export function judgeProofFile(stat: ProofStat, nowMs: number, linux: boolean): 
   if (stat.nlink !== 1) return { refused: `the proof has ${stat.nlink} links, not 1` };
   const mode = stat.mode & 0o7777;
   if (mode !== 0o600) return { refused: `the proof has mode ${mode.toString(8).padStart(4, "0")}, not 0600` };
-  const times = [["access", stat.atimeMs], ["modification", stat.mtimeMs], ["change", stat.ctimeMs]] as const;
+  const times = [
+    ["access", stat.atimeMs],
+    ["modification", stat.mtimeMs],
+    ["change", stat.ctimeMs],
+  ] as const;
   for (const [name, time] of times) {
     if (time < nowMs - PROOF_MAX_AGE_MS || time > nowMs + PROOF_FUTURE_MS) {
       const off = Math.round((nowMs - time) / 1000);
@@ -94,8 +98,7 @@ export function proofRefusal(proof: DecodedMessage, name: string): string | unde
 }
 
 export type IdentifyOutcome =
-  | { readonly uid: number; readonly gid: number; readonly request: DecodedMessage }
-  | { readonly refused: string };
+  { readonly uid: number; readonly gid: number; readonly request: DecodedMessage } | { readonly refused: string };
 
 function toProofStat(stat: Stats): ProofStat {
   return {

@@ -47,7 +47,11 @@ function loadAddon(): PeerCredAddon | DsoError {
     const message = `cannot check client credentials: ${loaded.message}`;
     return new DsoError(ErrorCodes.CTRLS_PROTOCOL, message, { cause: loaded.reason });
   }
-  if (!isAddon(loaded.addon)) return new DsoError(ErrorCodes.CTRLS_PROTOCOL, "cannot check client credentials: the peercred addon has no getPeerCred");
+  if (!isAddon(loaded.addon))
+    return new DsoError(
+      ErrorCodes.CTRLS_PROTOCOL,
+      "cannot check client credentials: the peercred addon has no getPeerCred",
+    );
   return loaded.addon;
 }
 

@@ -34,7 +34,17 @@
  * `dispatchRequest` and the ControlsLog formatters are pure; the class is
  * the shell around them.
  */
-import { chmodSync, chownSync, closeSync, linkSync, lstatSync, openSync, statSync, unlinkSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  linkSync,
+  lstatSync,
+  openSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import path from "node:path";
 import { createConnection, createServer } from "node:net";
 import type { Server, Socket } from "node:net";
@@ -49,7 +59,14 @@ import type { IdentifyOutcome } from "./file-identity.js";
 import { peerCredentials, peerCredentialsUnavailable } from "./peer-credentials.js";
 import { ControlsStatus, encodeMessage, MessageDecoder, REQUEST_LIMITS } from "./wire.js";
 import type { DecodedMessage } from "./wire.js";
-import { ACCESS_DENIED, acceptedMessage, closedMessage, dispatchRequest, exchangeMessages, responseFor } from "./exchange.js";
+import {
+  ACCESS_DENIED,
+  acceptedMessage,
+  closedMessage,
+  dispatchRequest,
+  exchangeMessages,
+  responseFor,
+} from "./exchange.js";
 import type { ControlsCaller, ControlsResult, ControlsAction } from "./exchange.js";
 
 /**
@@ -192,7 +209,9 @@ export class ControlsServer {
     this.#registry.add(options.actions);
     // `rmctrl all` stops listening once its answer is on its way, as mod_ctrls closes its socket.
     const stopListening = (): void => queueMicrotask(() => this.#server?.close());
-    this.#registry.add(ctrlsControlsActions(this.#registry, options.ctrlsAcls ?? (() => EMPTY_ACL_TABLE), stopListening));
+    this.#registry.add(
+      ctrlsControlsActions(this.#registry, options.ctrlsAcls ?? (() => EMPTY_ACL_TABLE), stopListening),
+    );
     if (options.moduleActions !== undefined) this.#registry.addSource(options.moduleActions);
     this.#socketAcl = options.socketAcl ?? (() => DEFAULT_SOCKET_ACL);
     this.#maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
@@ -278,7 +297,8 @@ export class ControlsServer {
     // Only our own socket is removed: a file or another dsod's socket now at the path stays.
     try {
       const now = lstatSync(this.#path);
-      if (this.#bound !== undefined && now.dev === this.#bound.dev && now.ino === this.#bound.ino) unlinkSync(this.#path);
+      if (this.#bound !== undefined && now.dev === this.#bound.dev && now.ino === this.#bound.ino)
+        unlinkSync(this.#path);
     } catch (cause) {
       if ((cause as NodeJS.ErrnoException).code !== "ENOENT") throw cause;
     }
@@ -421,7 +441,8 @@ export class ControlsServer {
       this.#reply(socket, caller, argv, result);
     };
     const trace = (level: number, message: string): void => this.#trace(level, message);
-    const dispatch = (argv: readonly string[]): void => answer(argv, dispatchRequest(this.#registry.enabled(), argv, caller, trace));
+    const dispatch = (argv: readonly string[]): void =>
+      answer(argv, dispatchRequest(this.#registry.enabled(), argv, caller, trace));
     if (request !== undefined) {
       dispatch(request.args);
       return;
@@ -464,7 +485,9 @@ export class ControlsServer {
       for (const message of exchangeMessages(caller, undefined, result)) this.#log(message);
     }
     socket.resume();
-    socket.end(encodeMessage(result.status, result.lines), () => setTimeout(() => socket.destroy(), REPLY_GRACE_MS).unref());
+    socket.end(encodeMessage(result.status, result.lines), () =>
+      setTimeout(() => socket.destroy(), REPLY_GRACE_MS).unref(),
+    );
   }
 
   #reply(socket: Socket, caller: ControlsCaller, argv: readonly string[] | undefined, result: ControlsResult): void {

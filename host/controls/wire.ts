@@ -133,9 +133,7 @@ function argName(limits: WireLimits, index: number): string {
 function checkArgCount(argc: number, limits: WireLimits): void {
   if (argc > limits.maxArgs) {
     const unit = limits.kind === "request" ? "arguments" : "lines";
-    throw protocolError(
-      `controls ${limits.kind} has ${argc} ${unit}, more than the maximum of ${limits.maxArgs}`,
-    );
+    throw protocolError(`controls ${limits.kind} has ${argc} ${unit}, more than the maximum of ${limits.maxArgs}`);
   }
   if (argc < limits.minArgs) {
     throw protocolError(`controls ${limits.kind} has no action`);
@@ -145,9 +143,7 @@ function checkArgCount(argc: number, limits: WireLimits): void {
 function checkArgLength(length: number, index: number, limits: WireLimits): void {
   const max = index === 0 ? limits.maxFirstArgBytes : limits.maxArgBytes;
   if (length > max) {
-    throw protocolError(
-      `${argName(limits, index)} is ${length} bytes, more than the maximum of ${max}`,
-    );
+    throw protocolError(`${argName(limits, index)} is ${length} bytes, more than the maximum of ${max}`);
   }
 }
 
@@ -155,11 +151,7 @@ function checkArgLength(length: number, index: number, limits: WireLimits): void
  * Frames one message. With `limits`, refuses what the receiving side would
  * reject, so an oversized reply fails here, not as a half-read on the client.
  */
-export function encodeMessage(
-  status: number,
-  args: readonly string[],
-  limits?: WireLimits,
-): Buffer {
+export function encodeMessage(status: number, args: readonly string[], limits?: WireLimits): Buffer {
   if (!Number.isInteger(status) || status < -0x8000_0000 || status > 0x7fff_ffff) {
     throw protocolError(`controls status ${status} is not a 32-bit integer`);
   }
@@ -227,8 +219,7 @@ export class MessageDecoder {
    */
   push(chunk: Uint8Array): DecodedMessage | undefined {
     if (chunk.length > 0) {
-      this.#buffer =
-        this.#buffer.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.#buffer, chunk]);
+      this.#buffer = this.#buffer.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.#buffer, chunk]);
     }
     let offset = 0;
     if (this.#status === undefined) {

@@ -34,7 +34,12 @@ import { sessionJailRoot } from "../static/mod-auth.js";
 import { serverFqdn } from "../static/mod-core.js";
 import { greetingLine } from "../static/server-ident.js";
 import { SystemAccounts } from "../system/accounts.js";
-import { DESCRIPTORS_PER_SESSION, RESERVED_DESCRIPTORS, defaultMaxInstances, readOpenFilesLimit } from "../system/limits.js";
+import {
+  DESCRIPTORS_PER_SESSION,
+  RESERVED_DESCRIPTORS,
+  defaultMaxInstances,
+  readOpenFilesLimit,
+} from "../system/limits.js";
 import { loadNativeAddon } from "../system/package.js";
 import { PidFile } from "../system/pid-file.js";
 import { dropPrivileges, resolveIdentity, writableBy } from "../system/privileges.js";
@@ -84,7 +89,9 @@ function loadUsers(generation: Generation, log: DaemonLog): void {
   try {
     text = readFileSync(file, "utf8");
   } catch (cause) {
-    throw new DsoError(ErrorCodes.FILE, `AuthUserFile: unable to read '${file}': ${(cause as Error).message}`, { cause });
+    throw new DsoError(ErrorCodes.FILE, `AuthUserFile: unable to read '${file}': ${(cause as Error).message}`, {
+      cause,
+    });
   }
   for (const warning of generation.compiledIn.authFile.load(text)) log("notice", `mod_auth_file/1.0: ${warning}`);
   seedDelayTable(generation);
@@ -166,7 +173,14 @@ export class Daemon {
       dataSettings: () => dataChannelSettings(current().compiledIn.data, current().compiledIn.xfer.timeoutStalled),
       // <Limit> and <Directory>: the current generation's rules, matched in the session's jail.
       authorize: (session, command) =>
-        limitReply(current().compiledIn.core.limits, session, command.name, command.arg, command.path, sessionJailRoot(session)),
+        limitReply(
+          current().compiledIn.core.limits,
+          session,
+          command.name,
+          command.arg,
+          command.path,
+          sessionJailRoot(session),
+        ),
       log: (message) => log("info", message),
     });
   }
@@ -212,7 +226,11 @@ export class Daemon {
     try {
       bound = await this.#ftp.listen(core.port, address);
     } catch (cause) {
-      throw new DsoError(ErrorCodes.LISTEN, `unable to bind to ${address} port ${core.port}: ${(cause as Error).message}`, { cause });
+      throw new DsoError(
+        ErrorCodes.LISTEN,
+        `unable to bind to ${address} port ${core.port}: ${(cause as Error).message}`,
+        { cause },
+      );
     }
     this.#port = bound.port;
     await this.#startControls();
@@ -222,7 +240,12 @@ export class Daemon {
     if (core.pidFile !== undefined) {
       this.#pidFile = PidFile.write(core.pidFile);
       if (switching) {
-        this.#pidFile.watchForExit((error) => this.#log("notice", `unable to start the PidFile watcher: ${error.message}; '${core.pidFile}' stays after exit`));
+        this.#pidFile.watchForExit((error) =>
+          this.#log(
+            "notice",
+            `unable to start the PidFile watcher: ${error.message}; '${core.pidFile}' stays after exit`,
+          ),
+        );
       }
     }
     // TransferLog is opened while dsod is still root, as proftpd opens its logs.
@@ -264,7 +287,10 @@ export class Daemon {
       );
     }
     dropPrivileges(identity, PROCESS_IDS);
-    this.#log("info", `running as User ${identity.user} (uid ${identity.uid}), Group ${identity.group} (gid ${identity.gid}), no supplementary groups`);
+    this.#log(
+      "info",
+      `running as User ${identity.user} (uid ${identity.uid}), Group ${identity.group} (gid ${identity.gid}), no supplementary groups`,
+    );
   }
 
   /** Says what MaxInstances is and whether it fits the descriptor limit: the budget the controls socket depends on. */
@@ -330,7 +356,11 @@ export class Daemon {
       loadUsers(next, this.#log);
     } catch (error) {
       const text =
-        error instanceof ConfigError && error.line > 0 ? error.proftpdText() : isDsoError(error) ? error.message : String(error);
+        error instanceof ConfigError && error.line > 0
+          ? error.proftpdText()
+          : isDsoError(error)
+            ? error.message
+            : String(error);
       this.#log("error", `unable to reload the configuration, keeping the running one: ${text}`);
       return;
     }
@@ -374,7 +404,10 @@ export class Daemon {
       await this.#controls?.close();
     } catch (error) {
       // After User, the socket's root-owned directory may not let dsod unlink it; the next start replaces it.
-      this.#log("notice", `unable to remove the controls socket: ${error instanceof Error ? error.message : String(error)}`);
+      this.#log(
+        "notice",
+        `unable to remove the controls socket: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
     this.#generation.host.unloadAll();
     this.#pidFile?.remove();

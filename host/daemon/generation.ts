@@ -33,7 +33,6 @@ import { TraceLog } from "./trace-log.js";
 /** The default ModulePath: where the build writes the guest modules, our $prefix/libexec. */
 export const DEFAULT_MODULE_PATH = path.join(PACKAGE_ROOT, "dist", "libexec");
 
-
 export interface DaemonLog {
   (priority: LogPriority, message: string): void;
 }
@@ -100,7 +99,10 @@ function compiledInModules(
       return name === String(gid) ? undefined : name;
     },
     scoreboard: runtime?.scoreboard ?? new Scoreboard(),
-    ...(runtime !== undefined && { serverPort: runtime.serverPort, xfer: { endSession: runtime.endSession, xferlog: runtime.xferlog, log: (message) => log("info", message) } }),
+    ...(runtime !== undefined && {
+      serverPort: runtime.serverPort,
+      xfer: { endSession: runtime.endSession, xferlog: runtime.xferlog, log: (message) => log("info", message) },
+    }),
   });
   return { dso, ctrls, compiledIn };
 }
@@ -110,7 +112,9 @@ export function compiledInModuleNames(): string[] {
   const unused = (): never => {
     throw new Error("no host: only the module list is wanted");
   };
-  return compiledInModules(new SystemAccounts(), new TraceLog(), unused, () => {}, undefined).compiledIn.modules.map((m) => m.name);
+  return compiledInModules(new SystemAccounts(), new TraceLog(), unused, () => {}, undefined).compiledIn.modules.map(
+    (m) => m.name,
+  );
 }
 
 /**
@@ -169,5 +173,13 @@ export function buildGeneration(
     host.close();
     throw error;
   }
-  return { host, compiledIn, dso: dso.settings, ctrls: ctrls.settings, traceLog, systemLog, configFile: path.resolve(configFile) };
+  return {
+    host,
+    compiledIn,
+    dso: dso.settings,
+    ctrls: ctrls.settings,
+    traceLog,
+    systemLog,
+    configFile: path.resolve(configFile),
+  };
 }

@@ -56,7 +56,11 @@ export function systemLogDirective(set: (target: SystemLogTarget) => void): Dire
  */
 export function openSystemLog(file: string): number {
   const refuse = (reason: string, cause?: unknown): DsoError =>
-    new DsoError(ErrorCodes.FILE, `unable to open SystemLog '${file}': ${reason}`, cause === undefined ? {} : { cause });
+    new DsoError(
+      ErrorCodes.FILE,
+      `unable to open SystemLog '${file}': ${reason}`,
+      cause === undefined ? {} : { cause },
+    );
   const dir = path.dirname(file);
   let mode;
   try {
@@ -66,7 +70,11 @@ export function openSystemLog(file: string): number {
   }
   if ((mode & 0o002) !== 0) throw refuse(`${dir} is a world-writable directory`);
   try {
-    return openSync(file, constants.O_APPEND | constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, SYSTEM_LOG_MODE);
+    return openSync(
+      file,
+      constants.O_APPEND | constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW,
+      SYSTEM_LOG_MODE,
+    );
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     throw refuse(code === "ELOOP" ? `${file} is a symbolic link` : (cause as Error).message, cause);

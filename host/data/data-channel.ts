@@ -130,10 +130,13 @@ class Listener {
         finish();
         reject(new DataConnectionError("ECANCELED", "data connection wait aborted"));
       };
-      const cancelTimer = timeoutMs > 0 ? clock.schedule(timeoutMs, () => {
-        finish();
-        reject(new DataConnectionError("ETIMEDOUT", "no data connection in time"));
-      }) : () => {};
+      const cancelTimer =
+        timeoutMs > 0
+          ? clock.schedule(timeoutMs, () => {
+              finish();
+              reject(new DataConnectionError("ETIMEDOUT", "no data connection in time"));
+            })
+          : () => {};
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#wake = () => {
         finish();
@@ -249,7 +252,8 @@ export class DataChannel {
     this.close();
     const settings = this.#settings();
     const bindAddress = unmapped(this.#control.localAddress);
-    const accepts = (peer: string): boolean => this.#settings().allowForeignAddress || sameHost(peer, this.#control.remoteAddress);
+    const accepts = (peer: string): boolean =>
+      this.#settings().allowForeignAddress || sameHost(peer, this.#control.remoteAddress);
     let listener: Listener | undefined;
     const range = settings.passivePorts;
     if (range !== undefined) {
@@ -358,11 +362,14 @@ export class DataChannel {
         socket.destroy();
         reject(new DataConnectionError("ECANCELED", "data connection aborted"));
       };
-      const cancelTimer = timeoutMs > 0 ? this.clock.schedule(timeoutMs, () => {
-        finish();
-        socket.destroy();
-        reject(new DataConnectionError("ETIMEDOUT", "data connection timed out"));
-      }) : () => {};
+      const cancelTimer =
+        timeoutMs > 0
+          ? this.clock.schedule(timeoutMs, () => {
+              finish();
+              socket.destroy();
+              reject(new DataConnectionError("ETIMEDOUT", "data connection timed out"));
+            })
+          : () => {};
       socket.once("error", onError);
       signal?.addEventListener("abort", onAbort, { once: true });
       socket.once("connect", () => {

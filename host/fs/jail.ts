@@ -142,8 +142,9 @@ function syncProbe(probe: Probe): unknown {
 const fstatAsync = promisify((fd: number, done: (error: NodeJS.ErrnoException | null, stats: BigIntStats) => void) =>
   fstat(fd, { bigint: true }, done),
 );
-const openAsync = promisify((file: string, flags: number, done: (error: NodeJS.ErrnoException | null, fd: number) => void) =>
-  open(file, flags, done),
+const openAsync = promisify(
+  (file: string, flags: number, done: (error: NodeJS.ErrnoException | null, fd: number) => void) =>
+    open(file, flags, done),
 );
 const closeAsync = promisify(close);
 
@@ -269,7 +270,8 @@ export function* walk(root: JailRoot, from: readonly string[], relative: string,
       // its end point matters, and it must be inside the root.
       const real = yield* probeString({ op: "realpath", path: host });
       const rel = relOf(root.realRoot, real);
-      if (rel === undefined) refuse("symlink-outside", `symlink '${name}' in '${relative}' leads outside the root directory`);
+      if (rel === undefined)
+        refuse("symlink-outside", `symlink '${name}' in '${relative}' leads outside the root directory`);
       stack = rel;
       kind = kindOf(yield* probeStats({ op: "stat", path: real }));
       if (!last && kind !== "directory") refuse("not-dir", `'${name}' is not a directory`);

@@ -114,7 +114,11 @@ function applyLetter(flags: ListFlags, letter: string, command: ListCommand): Li
  * last option word, white space is skipped, except that of two spaces only
  * one goes (so a name may start with a space).
  */
-export function parseListOptions(arg: string, command: ListCommand, initial: ListFlags): { flags: ListFlags; rest: string } {
+export function parseListOptions(
+  arg: string,
+  command: ListCommand,
+  initial: ListFlags,
+): { flags: ListFlags; rest: string } {
   let flags = initial;
   let at = 0;
   let ptr = 0;

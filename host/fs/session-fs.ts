@@ -27,7 +27,21 @@
  */
 import { close, constants, fchmod, fchown, lstat as lstatCallback, open as openFd } from "node:fs";
 import type { Stats } from "node:fs";
-import { access, chmod, lstat, mkdir, open, readdir, readlink, realpath, rename, rmdir, statfs, unlink, utimes } from "node:fs/promises";
+import {
+  access,
+  chmod,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  realpath,
+  rename,
+  rmdir,
+  statfs,
+  unlink,
+  utimes,
+} from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import nodePath from "node:path";
 import { promisify } from "node:util";
@@ -102,8 +116,9 @@ const PATH_MAX = 4096;
  */
 const O_PATH = 0o10000000;
 
-const openAsync = promisify((file: string, flags: number, done: (error: NodeJS.ErrnoException | null, fd: number) => void) =>
-  openFd(file, flags, done),
+const openAsync = promisify(
+  (file: string, flags: number, done: (error: NodeJS.ErrnoException | null, fd: number) => void) =>
+    openFd(file, flags, done),
 );
 const closeAsync = promisify(close);
 const fchmodAsync = promisify(fchmod);
@@ -146,7 +161,11 @@ function toFsError(error: unknown): unknown {
  * ends at a NUL, as it would in proftpd's C strings. Only FsError has a reply;
  * anything else is rethrown (dispatch turns it into its 451 and logs it).
  */
-export function fsErrorReply(typed: string, error: unknown, code = "550"): { readonly code: string; readonly message: string } {
+export function fsErrorReply(
+  typed: string,
+  error: unknown,
+  code = "550",
+): { readonly code: string; readonly message: string } {
   if (!(error instanceof FsError)) throw error;
   const nul = typed.indexOf("\0");
   return { code, message: `${nul < 0 ? typed : typed.slice(0, nul)}: ${error.message}` };
@@ -253,7 +272,8 @@ export class SessionFilesystem {
   stat(path: string): Promise<FileInfo> {
     return this.#run(async () => {
       const target = await this.#existing(path, true);
-      const stats = target.rel.length === 0 ? await this.#root.stat() : await this.#atParent(target.rel, (host) => lstat(host));
+      const stats =
+        target.rel.length === 0 ? await this.#root.stat() : await this.#atParent(target.rel, (host) => lstat(host));
       return infoOf(lastName(path), stats);
     });
   }
@@ -352,7 +372,10 @@ export class SessionFilesystem {
         }
         if (exclusive) fail("EEXIST");
         const truncate = !append && start === undefined ? constants.O_TRUNC : 0;
-        const handle = await this.#openAt(target.rel, constants.O_WRONLY | constants.O_NONBLOCK | appendFlag | truncate);
+        const handle = await this.#openAt(
+          target.rel,
+          constants.O_WRONLY | constants.O_NONBLOCK | appendFlag | truncate,
+        );
         try {
           if (!(await handle.stat()).isFile()) fail("EINVAL");
           return handle;
@@ -402,7 +425,9 @@ export class SessionFilesystem {
       const source = await this.#existing(from, false);
       const destination = await this.#resolve(to, false);
       if (source.rel.length === 0 || destination.rel.length === 0) fail("EBUSY");
-      await this.#atParent(source.rel, (oldHost) => this.#atParent(destination.rel, (newHost) => rename(oldHost, newHost)));
+      await this.#atParent(source.rel, (oldHost) =>
+        this.#atParent(destination.rel, (newHost) => rename(oldHost, newHost)),
+      );
     });
   }
 
@@ -469,7 +494,8 @@ export class SessionFilesystem {
   async #owned(virtual: string): Promise<Resolved> {
     const target = await this.#existing(virtual, true);
     if (this.#chownTo !== undefined) {
-      const stats = target.rel.length === 0 ? await this.#root.stat() : await this.#atParent(target.rel, (host) => lstat(host));
+      const stats =
+        target.rel.length === 0 ? await this.#root.stat() : await this.#atParent(target.rel, (host) => lstat(host));
       if (stats.uid !== this.#chownTo.uid) fail("EPERM");
     }
     return target;
@@ -507,7 +533,11 @@ export class SessionFilesystem {
   /** Creates a new file: exactly the umask's mode, whatever the daemon's own umask, and the owner's ids when root. */
   async #create(rel: readonly string[], appendFlag: number): Promise<FileHandle> {
     const mode = 0o666 & ~this.#options.umask;
-    const handle = await this.#openAt(rel, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | appendFlag, mode);
+    const handle = await this.#openAt(
+      rel,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | appendFlag,
+      mode,
+    );
     try {
       await this.#settle(handle.fd, mode);
     } catch (error) {
@@ -539,4 +569,3 @@ export class SessionFilesystem {
     }
   }
 }
-

@@ -196,7 +196,12 @@ function isSpace(ch: string | undefined): boolean {
  * keep it, reads a `"quoted string"` (backslash escapes the next character)
  * or a run of non-space characters, and consumes the character that ended it.
  */
-function nextWord(text: string, from: number, preserveWhitespace: boolean, ignoreQuotes = false): { word: string; next: number } | undefined {
+function nextWord(
+  text: string,
+  from: number,
+  preserveWhitespace: boolean,
+  ignoreQuotes = false,
+): { word: string; next: number } | undefined {
   let at = from;
   if (!preserveWhitespace) while (at < text.length && isSpace(text[at])) at++;
   if (at >= text.length) return undefined;
@@ -234,7 +239,11 @@ export function parseCommandLine(line: string): CommandLine | undefined {
   // RFC 2640 §3.1: a CR NUL pair in the argument stands for a bare CR.
   const arg = text.slice(first.next).replaceAll("\r\0", "\r");
   const argv = [first.word];
-  for (let word = nextWord(arg, 0, preserveWhitespace); word !== undefined; word = nextWord(arg, word.next, preserveWhitespace)) {
+  for (
+    let word = nextWord(arg, 0, preserveWhitespace);
+    word !== undefined;
+    word = nextWord(arg, word.next, preserveWhitespace)
+  ) {
     argv.push(word.word);
   }
   return { name: first.word.toUpperCase(), arg, argv };

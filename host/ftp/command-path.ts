@@ -31,7 +31,21 @@ const PATH_ARGUMENT = new Set([
  * mod_xfer.c; mod_ls.c's glob); the others (CWD, SIZE, MDTM, the facts
  * commands) take `~` as a name.
  */
-const TILDE_EXPANDED = new Set(["RETR", "STOR", "APPE", "MKD", "XMKD", "RMD", "XRMD", "DELE", "RNFR", "RNTO", "LIST", "NLST", "STAT"]);
+const TILDE_EXPANDED = new Set([
+  "RETR",
+  "STOR",
+  "APPE",
+  "MKD",
+  "XMKD",
+  "RMD",
+  "XRMD",
+  "DELE",
+  "RNFR",
+  "RNTO",
+  "LIST",
+  "NLST",
+  "STAT",
+]);
 
 /** Commands that name the working directory when given no path. */
 const DIRECTORY_DEFAULT = new Set(["MLSD", "MLST", "LIST", "NLST", "STAT"]);

@@ -100,7 +100,8 @@ export class FileSource extends Readable {
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
     this.#handle.close().then(
       () => done(error),
-      (closeError: unknown) => done(error ?? (closeError instanceof Error ? closeError : new Error(String(closeError)))),
+      (closeError: unknown) =>
+        done(error ?? (closeError instanceof Error ? closeError : new Error(String(closeError)))),
     );
   }
 }
@@ -165,7 +166,12 @@ function chunksOf(source: Readable): () => Promise<Buffer | undefined> {
  * into again only once its write is done. `convert` (TYPE A) may return a
  * new buffer; `moved` counts what goes on the wire.
  */
-export async function sendChunks(socket: Duplex, source: Readable, convert: Converter | undefined, options: CopyOptions): Promise<void> {
+export async function sendChunks(
+  socket: Duplex,
+  source: Readable,
+  convert: Converter | undefined,
+  options: CopyOptions,
+): Promise<void> {
   const { signal } = options;
   const destroy = (): void => void socket.destroy();
   signal.addEventListener("abort", destroy, { once: true });
@@ -210,7 +216,10 @@ async function writeAll(handle: FileHandle, chunks: readonly Buffer[], position:
   let total = 0;
   let rest = chunks;
   for (;;) {
-    const { bytesWritten } = await handle.writev(rest as Buffer[], position === undefined ? undefined : position + total);
+    const { bytesWritten } = await handle.writev(
+      rest as Buffer[],
+      position === undefined ? undefined : position + total,
+    );
     total += bytesWritten;
     let skip = bytesWritten;
     let done = 0;
@@ -242,7 +251,12 @@ export interface ReceiveCopyOptions extends CopyOptions {
  * without an end (a reset) rejects, as ABOR does, but what had arrived is
  * written first, as proftpd writes each read before it reads again.
  */
-export function receiveChunks(socket: Duplex, handle: FileHandle, convert: Converter | undefined, options: ReceiveCopyOptions): Promise<void> {
+export function receiveChunks(
+  socket: Duplex,
+  handle: FileHandle,
+  convert: Converter | undefined,
+  options: ReceiveCopyOptions,
+): Promise<void> {
   const { signal } = options;
   return new Promise((resolve, reject) => {
     let batch: Buffer[] = [];

@@ -26,7 +26,16 @@ export const CONTINUATION = "";
  * itself). Every other command's handlers answer
  * `530 Please login with USER and PASS` until then (mod_auth.c's auth_cmd_chk_cb).
  */
-export const PRE_LOGIN_COMMANDS: ReadonlySet<string> = new Set(["USER", "PASS", "QUIT", "HELP", "FEAT", "SYST", "NOOP", "SITE"]);
+export const PRE_LOGIN_COMMANDS: ReadonlySet<string> = new Set([
+  "USER",
+  "PASS",
+  "QUIT",
+  "HELP",
+  "FEAT",
+  "SYST",
+  "NOOP",
+  "SITE",
+]);
 
 /**
  * What a client sees when a handler throws (a guest trap surfaces as a
@@ -34,7 +43,10 @@ export const PRE_LOGIN_COMMANDS: ReadonlySet<string> = new Set(["USER", "PASS", 
  * process), so we answer with RFC 959's own text for 451, which names
  * nothing of the module, and keep the session; the error goes to `onFault`.
  */
-export const HANDLER_FAULT_REPLY = { code: "451", message: "Requested action aborted: local error in processing." } as const;
+export const HANDLER_FAULT_REPLY = {
+  code: "451",
+  message: "Requested action aborted: local error in processing.",
+} as const;
 
 interface Response {
   code: string;

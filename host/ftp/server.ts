@@ -106,13 +106,16 @@ export class FtpServer {
     // proftpd's MaxInstances check closes the new descriptor before any session exists; so does Node's maxConnections.
     this.#server.on("drop", () => {
       this.#applyLimits();
-      if (this.#backoffUntil === 0) this.#log(`MaxInstances (${this.#server.maxConnections}) reached, new connection denied`);
+      if (this.#backoffUntil === 0)
+        this.#log(`MaxInstances (${this.#server.maxConnections}) reached, new connection denied`);
     });
     this.#server.on("error", (error: NodeJS.ErrnoException) => this.#acceptFailed(error));
     this.#dispatch = {
       onFault: (fault) => {
         const reason = fault.error instanceof Error ? fault.error.message : String(fault.error);
-        this.#log(`session ${fault.session}: ${fault.phase} handler of ${fault.module} for ${fault.command} failed: ${reason}`);
+        this.#log(
+          `session ${fault.session}: ${fault.phase} handler of ${fault.module} for ${fault.command} failed: ${reason}`,
+        );
       },
       pathOf: (session, line) => (session.user === undefined ? undefined : commandPathOf(session, line)),
       ...(options.preLoginCommands !== undefined && { preLoginCommands: options.preLoginCommands }),
@@ -196,8 +199,11 @@ export class FtpServer {
     const limit = this.#options.maxConnectionsPerHost;
     const address = socket.remoteAddress ?? "";
     // This connection is not on the scoreboard yet: proftpd counts its own entry too.
-    if (limit === undefined || limit.max === 0 || connectionsFrom(this.#scoreboard.entries(), address) + 1 <= limit.max) return false;
-    this.#log(`${sessionLabel({ id, remoteAddress: address })}: Connection refused (MaxConnectionsPerHost ${limit.max})`);
+    if (limit === undefined || limit.max === 0 || connectionsFrom(this.#scoreboard.entries(), address) + 1 <= limit.max)
+      return false;
+    this.#log(
+      `${sessionLabel({ id, remoteAddress: address })}: Connection refused (MaxConnectionsPerHost ${limit.max})`,
+    );
     socket.on("error", () => {});
     socket.end(`530 ${limitReply(limit)}\r\n`, () => socket.destroy());
     this.#clock.schedule(LINGER_MS, () => socket.destroy());
@@ -260,7 +266,9 @@ export class FtpServer {
     try {
       for (let m = set.modules.length - 1; m >= 0; m--) set.modules[m]?.sessionInit?.(init);
     } catch (error) {
-      this.#log(`${sessionLabel(session.state)}: session init failed: ${error instanceof Error ? error.message : String(error)}`);
+      this.#log(
+        `${sessionLabel(session.state)}: session init failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
       if (init.lines.length > 0) session.end(init.lines);
       else session.destroy();
       return;

@@ -315,7 +315,9 @@ export class ControlSession implements ControlChannel {
         // dispatch turns handler failures into replies; reaching here is a bug, kept from the client.
         this.#busy = false;
         this.#running = false;
-        this.#hooks.log(`${sessionLabel(this.state)}: internal error in ${line.name}: ${error instanceof Error ? error.message : String(error)}`);
+        this.#hooks.log(
+          `${sessionLabel(this.state)}: internal error in ${line.name}: ${error instanceof Error ? error.message : String(error)}`,
+        );
         this.end(["421 Service not available, closing control connection"]);
       },
     );
@@ -452,7 +454,9 @@ export class ControlSession implements ControlChannel {
       try {
         cleanup();
       } catch (error) {
-        this.#hooks.log(`${sessionLabel(this.state)}: cleanup failed: ${error instanceof Error ? error.message : String(error)}`);
+        this.#hooks.log(
+          `${sessionLabel(this.state)}: cleanup failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
       }
     }
     this.#cleanups.clear();

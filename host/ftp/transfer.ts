@@ -152,7 +152,8 @@ async function overData(
     try {
       socket = await data.open({ signal: controller.signal, connected: () => session.control.send("150", opening) });
     } catch (error) {
-      if (controller.signal.aborted) return { ok: false, bytes: 0, durationMs: 0, failure: { kind: "reply", ...ABORTED_REPLY } };
+      if (controller.signal.aborted)
+        return { ok: false, bytes: 0, durationMs: 0, failure: { kind: "reply", ...ABORTED_REPLY } };
       const reply =
         error instanceof DataConnectionError && error.reply !== undefined
           ? error.reply
@@ -179,7 +180,8 @@ async function overData(
       socket.destroy();
       const durationMs = clock.now() - started;
       if (controller.signal.reason === STALLED) return { ok: false, bytes, durationMs, failure: { kind: "stalled" } };
-      if (controller.signal.aborted || controlClosed) return { ok: false, bytes, durationMs, failure: { kind: "reply", ...ABORTED_REPLY } };
+      if (controller.signal.aborted || controlClosed)
+        return { ok: false, bytes, durationMs, failure: { kind: "reply", ...ABORTED_REPLY } };
       return { ok: false, bytes, durationMs, failure: { kind: "reply", ...abortReply(errnoOf(error)) } };
     } finally {
       stall.stop();
@@ -199,7 +201,11 @@ async function overData(
  * the client to close its end before dropping the socket, so nothing it still
  * sends turns the close into a reset that could cost it the data's tail.
  */
-function linger(socket: Duplex, signal: AbortSignal, schedule: (ms: number, run: () => void) => () => void): Promise<void> {
+function linger(
+  socket: Duplex,
+  signal: AbortSignal,
+  schedule: (ms: number, run: () => void) => () => void,
+): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       cancel();
@@ -240,7 +246,9 @@ export async function sendOverData(
   options: SendOptions,
 ): Promise<HandlerResult> {
   const convert = options.ascii ? new ToCrlf() : undefined;
-  const moved = await overData(session, openingText(options.ascii, options.what), "out", (socket, copy) => sendChunks(socket, source, convert, copy));
+  const moved = await overData(session, openingText(options.ascii, options.what), "out", (socket, copy) =>
+    sendChunks(socket, source, convert, copy),
+  );
   if (!source.destroyed) source.destroy();
   const transfer: TransferInfo = {
     direction: "download",

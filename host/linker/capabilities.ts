@@ -42,17 +42,31 @@ export function capabilityNeeds(bindings: readonly CapabilityBinding[]): Capabil
   };
   for (const binding of bindings) {
     if (binding.hostCapability !== undefined) {
-      add({ capability: binding.hostCapability, hostSymbol: binding.importName, importName: binding.importName, via: undefined });
+      add({
+        capability: binding.hostCapability,
+        hostSymbol: binding.importName,
+        importName: binding.importName,
+        via: undefined,
+      });
     }
     for (const inherited of binding.provider?.needs ?? []) {
-      add({ capability: inherited.capability, hostSymbol: inherited.hostSymbol, importName: binding.importName, via: binding.provider?.name });
+      add({
+        capability: inherited.capability,
+        hostSymbol: inherited.hostSymbol,
+        importName: binding.importName,
+        via: binding.provider?.name,
+      });
     }
   }
   return needs;
 }
 
 /** One problem per need the importer was not granted. */
-export function capabilityProblems(importer: string, needs: readonly CapabilityNeed[], granted: ReadonlySet<Capability>): LinkProblem[] {
+export function capabilityProblems(
+  importer: string,
+  needs: readonly CapabilityNeed[],
+  granted: ReadonlySet<Capability>,
+): LinkProblem[] {
   return needs
     .filter((need) => !granted.has(need.capability))
     .map((need) => ({

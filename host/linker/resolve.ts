@@ -43,7 +43,11 @@ function resolveHostMemory(importer: string, limits: Limits, capPages: number): 
   };
 }
 
-export function resolveImports(importer: string, imports: readonly ImportEntry[], env: ResolveEnvironment): ResolveResult {
+export function resolveImports(
+  importer: string,
+  imports: readonly ImportEntry[],
+  env: ResolveEnvironment,
+): ResolveResult {
   const bindings: Binding[] = [];
   const problems: LinkProblem[] = [];
   for (const entry of imports) {
@@ -57,13 +61,26 @@ export function resolveImports(importer: string, imports: readonly ImportEntry[]
     const definition = direct ? env.lookupDirect(entry.module, entry.name) : env.lookupGlobal(entry.name);
     if (definition === undefined) {
       const namespace = direct ? entry.module : undefined;
-      problems.push({ kind: "undefined-symbol", importer, symbol: entry.name, namespace, expected: formatExternType(entry.type) });
+      problems.push({
+        kind: "undefined-symbol",
+        importer,
+        symbol: entry.name,
+        namespace,
+        expected: formatExternType(entry.type),
+      });
       continue;
     }
     if (!externTypeMatches(definition.type, entry.type)) {
       const found = formatExternType(definition.type);
       const expected = formatExternType(entry.type);
-      problems.push({ kind: "type-mismatch", importer, symbol: entry.name, provider: definition.provider.name, expected, found });
+      problems.push({
+        kind: "type-mismatch",
+        importer,
+        symbol: entry.name,
+        provider: definition.provider.name,
+        expected,
+        found,
+      });
       continue;
     }
     bindings.push({ import: entry, definition });

@@ -37,7 +37,10 @@ export const dsoDebug = {
     text: `loaded module '${stem}' (from '${file}', last modified on ${strtime3(modified)})`,
   }),
   /** DEBUG3, when there is no file: libltdl's words and errno's. */
-  noFile: (requested: string): DebugLine => ({ level: 3, text: `unable to dlopen '${requested}': file not found (No such file or directory)` }),
+  noFile: (requested: string): DebugLine => ({
+    level: 3,
+    text: `unable to dlopen '${requested}': file not found (No such file or directory)`,
+  }),
   /** DEBUG3, next: the symbol is then looked for in the executable, where compiled-in modules are. */
   self: { level: 3, text: "defaulting to 'self' for symbol resolution" } as DebugLine,
   /** DEBUG1, when neither a file nor the executable has the module. */

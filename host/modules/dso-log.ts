@@ -36,7 +36,8 @@ function debug(line: DebugLine, debugLevel: number): LogLine[] {
  */
 function refusalLines(module: string, error: unknown): LogLine[] {
   if (!isDsoError(error)) return [dso("notice", `unable to load '${module}': ${String(error)}`)];
-  const loggedAtSource = error.code === ErrorCodes.API_VERSION || (error instanceof InitError && error.unitKind === "module");
+  const loggedAtSource =
+    error.code === ErrorCodes.API_VERSION || (error instanceof InitError && error.unitKind === "module");
   return error.lines.filter((line) => !(loggedAtSource && line === error.message)).map((line) => dso("notice", line));
 }
 
@@ -67,11 +68,18 @@ export function dsoLogLines(event: LoaderEvent, debugLevel: number): LogLine[] {
     case "reinstantiating":
       return [{ priority: "notice", message: `${event.unit}: re-instantiating after a fault` }];
     case "fault-unloaded": {
-      const why = event.crashLoop ? `${event.faults} faults within ${event.windowMs / 1000} s` : "a fault (ModuleFaultPolicy unload)";
+      const why = event.crashLoop
+        ? `${event.faults} faults within ${event.windowMs / 1000} s`
+        : "a fault (ModuleFaultPolicy unload)";
       return [{ priority: "error", message: `${event.unit}: unloaded after ${why}` }];
     }
     case "fault-disabled":
-      return [{ priority: "error", message: `${event.unit}: disabled: other modules are bound to it (${event.dependents.join(", ")})` }];
+      return [
+        {
+          priority: "error",
+          message: `${event.unit}: disabled: other modules are bound to it (${event.dependents.join(", ")})`,
+        },
+      ];
     case "unload-hook-failed":
       return [{ priority: "error", message: `${event.unit}: unload hook failed: ${event.reason}` }];
     case "handler-names":

@@ -90,16 +90,29 @@ export class FaultSupervisor {
     const crashLoop = unit.faults.length >= policy.maxFaults;
     if (policy.action === "reload" && !crashLoop) {
       // Exponential backoff between reloads: 100 ms, 200 ms, ... capped at 30 s.
-      unit.state = { kind: "faulted", retryAt: now + Math.min(FIRST_BACKOFF_MS * 2 ** (unit.faults.length - 1), MAX_BACKOFF_MS) };
+      unit.state = {
+        kind: "faulted",
+        retryAt: now + Math.min(FIRST_BACKOFF_MS * 2 ** (unit.faults.length - 1), MAX_BACKOFF_MS),
+      };
       return;
     }
     unit.state = { kind: "faulted", retryAt: undefined };
     if (unit.kind !== "module") return;
     if (unit.dependents.size > 0) {
-      this.#context.report({ kind: "fault-disabled", unit: unit.name, dependents: [...unit.dependents].map((d) => d.name) });
+      this.#context.report({
+        kind: "fault-disabled",
+        unit: unit.name,
+        dependents: [...unit.dependents].map((d) => d.name),
+      });
       return;
     }
-    this.#context.report({ kind: "fault-unloaded", unit: unit.name, crashLoop, faults: unit.faults.length, windowMs: policy.windowMs });
+    this.#context.report({
+      kind: "fault-unloaded",
+      unit: unit.name,
+      crashLoop,
+      faults: unit.faults.length,
+      windowMs: policy.windowMs,
+    });
     this.#context.detach(unit);
   }
 

@@ -58,21 +58,27 @@ function classify(name: string): Entry | undefined {
   if (name.startsWith("site_") && COMMAND_NAME.test(name.slice(5))) {
     return { role: "site", exportName: name, command: name.slice(5) };
   }
-  if (name.startsWith("conf_") && name.length > 5) return { role: "directive", exportName: name, directive: name.slice(5) };
+  if (name.startsWith("conf_") && name.length > 5)
+    return { role: "directive", exportName: name, directive: name.slice(5) };
   if (name.startsWith("ctrl_") && ACTION_NAME.test(name.slice(5))) {
     return { role: "control", exportName: name, action: name.slice(5) };
   }
   return undefined;
 }
 
-const entriesByExports = new WeakMap<readonly ExportEntry[], ReadonlyArray<{ readonly entry: ExportEntry; readonly role: Entry }>>();
+const entriesByExports = new WeakMap<
+  readonly ExportEntry[],
+  ReadonlyArray<{ readonly entry: ExportEntry; readonly role: Entry }>
+>();
 
 /**
  * The protocol exports of a binary, classified once per compiled module (its
  * export list is shared by every load of it): reloading a module with
  * thousands of exports does not run the name rules on each again.
  */
-function protocolEntries(exports: readonly ExportEntry[]): ReadonlyArray<{ readonly entry: ExportEntry; readonly role: Entry }> {
+function protocolEntries(
+  exports: readonly ExportEntry[],
+): ReadonlyArray<{ readonly entry: ExportEntry; readonly role: Entry }> {
   let entries = entriesByExports.get(exports);
   if (entries === undefined) {
     entries = exports.flatMap((entry) => {
@@ -95,7 +101,12 @@ export function isRuntimeExport(name: string): boolean {
 }
 
 function isHandlerType(type: ExternType): boolean {
-  return type.kind === "func" && type.type.params.length === 0 && type.type.results.length === 1 && type.type.results[0] === "i32";
+  return (
+    type.kind === "func" &&
+    type.type.params.length === 0 &&
+    type.type.results.length === 1 &&
+    type.type.results[0] === "i32"
+  );
 }
 
 /** Every protocol export with the wrong type, as one problem line each. */
@@ -186,7 +197,11 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
         commands.push({ command: role.command, phase: role.phase, run: (cmd) => toResult(call(role.exportName, cmd)) });
         break;
       case "site":
-        siteCommands.push({ command: role.command, phase: Phases.CMD, run: (cmd) => toResult(call(role.exportName, cmd)) });
+        siteCommands.push({
+          command: role.command,
+          phase: Phases.CMD,
+          run: (cmd) => toResult(call(role.exportName, cmd)),
+        });
         break;
       case "directive":
         directives.push({
@@ -207,7 +222,9 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
     }
   }
   const hook = (name: string): (() => number) | undefined =>
-    protocolEntries(parts.shape).some(({ role }) => role.role === "hook" && role.exportName === name) ? () => call(name, undefined) : undefined;
+    protocolEntries(parts.shape).some(({ role }) => role.role === "hook" && role.exportName === name)
+      ? () => call(name, undefined)
+      : undefined;
   const init = hook("module_init");
   // Called with the session, not through hook(): sess_init reads the client's address and may answer it.
   const hasSessInit = hook("sess_init") !== undefined;

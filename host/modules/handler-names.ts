@@ -147,7 +147,10 @@ export function exportNameProblems(
 ): readonly HandlerNameProblem[] {
   let problems = problemsByExports.get(exports);
   if (problems === undefined) {
-    problems = handlerNameProblems(exports.map((e) => e.name), moduleSymbol);
+    problems = handlerNameProblems(
+      exports.map((e) => e.name),
+      moduleSymbol,
+    );
     problemsByExports.set(exports, problems);
   }
   return problems;

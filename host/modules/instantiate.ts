@@ -89,7 +89,8 @@ function linkImports(
       sandbox.wasi ??= createWasi({
         preopens: context.policy(name).preopens,
         memory: () => {
-          if (sandbox.memory === undefined) throw new DsoError(ErrorCodes.GUEST_TRAP, `${name} has no memory for WASI to use`);
+          if (sandbox.memory === undefined)
+            throw new DsoError(ErrorCodes.GUEST_TRAP, `${name} has no memory for WASI to use`);
           return sandbox.memory;
         },
         log: (stream, text) => context.services.log(name, 0, `${stream}: ${text}`),
@@ -123,7 +124,8 @@ function startInstance(
   try {
     // A start function is guest code too: it runs under the unit's CPU budget. Without one, no guest code runs here.
     const instantiate = (): WebAssembly.Instance => new WebAssembly.Instance(compiled, linked.imports);
-    const instance = policy.cpuBudgetMs > 0 && shape.hasStartFunction ? callGuarded(instantiate, policy.cpuBudgetMs) : instantiate();
+    const instance =
+      policy.cpuBudgetMs > 0 && shape.hasStartFunction ? callGuarded(instantiate, policy.cpuBudgetMs) : instantiate();
     importer.strings = guestStrings(instance, linked.memory, shape.staticData);
     return instance;
   } catch (cause) {
@@ -163,7 +165,8 @@ function instantiate(
   const definitions = publicDefinitions(planned);
   const instance = startInstance(planned.name, planned.compiled, planned.shape, linked, importer, planned.policy);
   const { memory, dependencies } = linked;
-  sandbox.memory = memory ?? (instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined);
+  sandbox.memory =
+    memory ?? (instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined);
   const unit: LoadedUnit = {
     kind: planned.kind,
     name: planned.name,
@@ -211,7 +214,9 @@ function instantiate(
   } catch (cause) {
     context.setProvider(planned.provider, undefined);
     const message =
-      planned.kind === "module" ? `module '${planned.name}' failed to initialize` : `library '${planned.name}' failed to initialize`;
+      planned.kind === "module"
+        ? `module '${planned.name}' failed to initialize`
+        : `library '${planned.name}' failed to initialize`;
     if (planned.kind === "module") context.initFailed(planned.name);
     const reason = describeTrap(cause);
     throw new InitError(planned.kind, message, cause, reason === message ? [] : [message, reason]);
@@ -249,7 +254,8 @@ export function instantiatePlan(
 ): LoadedUnit[] {
   const created: LoadedUnit[] = [];
   try {
-    for (const unit of plan.order) created.push(instantiate(context, unit, plan.bindings.get(unit) ?? [], plan.needs.get(unit) ?? [], loadedAt));
+    for (const unit of plan.order)
+      created.push(instantiate(context, unit, plan.bindings.get(unit) ?? [], plan.needs.get(unit) ?? [], loadedAt));
   } catch (error) {
     for (const unit of created.reverse()) unloadHook(unit);
     for (const unit of plan.order) context.setProvider(unit.provider, undefined);

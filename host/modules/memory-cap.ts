@@ -68,7 +68,8 @@ export function shareMemoryCap(name: string, shape: ModuleShape, capPages: numbe
   const capBytes = capPages * PAGE_BYTES;
   const tables: Array<{ readonly table: TableType; readonly label: string }> = [];
   for (const entry of shape.imports) {
-    if (entry.type.kind === "table") tables.push({ table: entry.type, label: `imports table '${entry.module}.${entry.name}'` });
+    if (entry.type.kind === "table")
+      tables.push({ table: entry.type, label: `imports table '${entry.module}.${entry.name}'` });
   }
   for (const table of shape.definedTables) tables.push({ table, label: "defines a table" });
   let total = 0;
@@ -111,7 +112,10 @@ export function shareMemoryCap(name: string, shape: ModuleShape, capPages: numbe
     for (const entry of shape.imports) {
       if (entry.module === GLOBAL_NAMESPACE && entry.name === HOST_MEMORY_SYMBOL && entry.type.kind === "memory") {
         if (entry.type.limits.min > share.memoryPages) {
-          throw new DsoError(ErrorCodes.MEMORY_LIMIT, `${name}: memory needs ${entry.type.limits.min} pages, over ${room(share, capPages)}`);
+          throw new DsoError(
+            ErrorCodes.MEMORY_LIMIT,
+            `${name}: memory needs ${entry.type.limits.min} pages, over ${room(share, capPages)}`,
+          );
         }
       }
     }

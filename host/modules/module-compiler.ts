@@ -71,7 +71,8 @@ function readShape(name: string, file: string, bytes: Uint8Array, limits: LoadLi
   try {
     return readModuleShape(bytes, limits);
   } catch (cause) {
-    if (isDsoError(cause) && cause.code === ErrorCodes.LOAD_LIMIT) throw new DsoError(cause.code, `${name}: ${cause.message}`, { cause });
+    if (isDsoError(cause) && cause.code === ErrorCodes.LOAD_LIMIT)
+      throw new DsoError(cause.code, `${name}: ${cause.message}`, { cause });
     throw isDsoError(cause)
       ? new BinaryError(cause.code, file, cause.message, cause)
       : new BinaryError(ErrorCodes.BAD_WASM, file, "not a WebAssembly binary", cause);
@@ -118,15 +119,25 @@ export class ModuleCompiler {
     };
     const limit = policy.loadLimits.binarySize;
     const refuseSize = (size: number): DsoError | undefined =>
-      size > limit ? new DsoError(ErrorCodes.LOAD_LIMIT, `${request.name}: ${overLimitText("binarySize", size, limit)}`) : undefined;
-    const file = readModuleFile(request.file, { uid: process.geteuid?.() ?? 0, known, refuseSize, ...(within !== undefined && { within }) });
+      size > limit
+        ? new DsoError(ErrorCodes.LOAD_LIMIT, `${request.name}: ${overLimitText("binarySize", size, limit)}`)
+        : undefined;
+    const file = readModuleFile(request.file, {
+      uid: process.geteuid?.() ?? 0,
+      known,
+      refuseSize,
+      ...(within !== undefined && { within }),
+    });
     const bytes = file.bytes;
     const shape = bytes === undefined ? undefined : readShape(request.name, request.file, bytes, policy.loadLimits);
     const hash = bytes === undefined ? (this.#hashByIdentity.get(file.identity) as string) : sha256(bytes);
     if (bytes !== undefined) this.#hashByIdentity.set(file.identity, hash);
     const pinned = policy.sha256;
     if (pinned !== undefined && pinned !== hash) {
-      throw new DsoError(ErrorCodes.INTEGRITY, `'${request.file}' has SHA-256 ${hash}, but ${request.name} is pinned to ${pinned}`);
+      throw new DsoError(
+        ErrorCodes.INTEGRITY,
+        `'${request.file}' has SHA-256 ${hash}, but ${request.name} is pinned to ${pinned}`,
+      );
     }
     return { bytes, hash, shape };
   }
@@ -147,7 +158,8 @@ export class ModuleCompiler {
       return cached;
     }
     const { bytes, shape } = read;
-    if (bytes === undefined || shape === undefined) throw new Error(`'${request.file}': compiled module ${read.hash} left the cache`);
+    if (bytes === undefined || shape === undefined)
+      throw new Error(`'${request.file}': compiled module ${read.hash} left the cache`);
     let compiled: WebAssembly.Module;
     try {
       compiled = new WebAssembly.Module(bytes);

@@ -46,7 +46,8 @@ function notFound(file: string, cause: unknown): DsoError {
 function unreadable(file: string, cause: unknown): DsoError {
   const code = (cause as NodeJS.ErrnoException).code;
   if (code === "ENOENT" || code === "ENOTDIR") return notFound(file, cause);
-  if (code === "EACCES" || code === "EPERM") return new DsoError(ErrorCodes.FILE, `'${file}' cannot be read`, { errno: Errno.EACCES, cause });
+  if (code === "EACCES" || code === "EPERM")
+    return new DsoError(ErrorCodes.FILE, `'${file}' cannot be read`, { errno: Errno.EACCES, cause });
   return new DsoError(ErrorCodes.FILE, `'${file}' cannot be read: ${(cause as Error).message}`, { cause });
 }
 
@@ -55,11 +56,16 @@ function unreadable(file: string, cause: unknown): DsoError {
  * exactly. `switched` is the identity dsod gave root up for (User/Group): a
  * file it could rewrite is refused too.
  */
-export function fileProblem(stat: Pick<Stats, "mode" | "uid" | "gid" | "isFile">, uid: number, switched?: Identity): string | undefined {
+export function fileProblem(
+  stat: Pick<Stats, "mode" | "uid" | "gid" | "isFile">,
+  uid: number,
+  switched?: Identity,
+): string | undefined {
   if (!stat.isFile()) return "is not a regular file";
   if (stat.mode & 0o002) return "is writable by others";
   if (uid === 0 && stat.uid !== 0) return `is owned by uid ${stat.uid}, not by root`;
-  if (switched !== undefined && writableBy(stat, switched)) return `could be replaced by ${switched.user}, the User dsod runs as`;
+  if (switched !== undefined && writableBy(stat, switched))
+    return `could be replaced by ${switched.user}, the User dsod runs as`;
   return undefined;
 }
 
@@ -104,7 +110,8 @@ function openChecked(file: string, within: string | undefined): number {
   } catch (cause) {
     throw unreadable(file, cause);
   }
-  if (within !== undefined && !isInside(within, real)) throw unsafe(file, `leads out of the module path (to '${real}')`);
+  if (within !== undefined && !isInside(within, real))
+    throw unsafe(file, `leads out of the module path (to '${real}')`);
   try {
     return openSync(real, OPEN_FLAGS);
   } catch (cause) {

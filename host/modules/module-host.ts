@@ -42,7 +42,15 @@ import { isDetached } from "./unit.js";
 import { exportNameProblems } from "./handler-names.js";
 
 export { MOD_DSO_VERSION } from "./types.js";
-export type { BindingInfo, LoadedUnitInfo, LogPriority, ModuleHostOptions, ModuleSet, SymbolInfo, Tracer } from "./types.js";
+export type {
+  BindingInfo,
+  LoadedUnitInfo,
+  LogPriority,
+  ModuleHostOptions,
+  ModuleSet,
+  SymbolInfo,
+  Tracer,
+} from "./types.js";
 
 export class ModuleHost {
   #modulePath: string;
@@ -75,14 +83,16 @@ export class ModuleHost {
     this.#log = options.log;
     this.#tracer = options.tracer;
     this.#debugLevel = options.debugLevel ?? 0;
-    const guestLog = options.guestLog ?? ((importer, _level, message) => this.#log?.("debug", `${importer}: ${message}`));
+    const guestLog =
+      options.guestLog ?? ((importer, _level, message) => this.#log?.("debug", `${importer}: ${message}`));
     const trace = (level: number, message: string): void => this.#trace("dso", level, message);
     this.#registry = new UnitRegistry(
       {
         memories: this.#memories,
         tracing: (level) => this.#traceOn(level),
         trace,
-        unloadHookFailed: (unit, error) => this.#emit({ kind: "unload-hook-failed", unit: unit.name, reason: describeTrap(error) }),
+        unloadHookFailed: (unit, error) =>
+          this.#emit({ kind: "unload-hook-failed", unit: unit.name, reason: describeTrap(error) }),
       },
       [...this.#compiledIn.values()],
     );
@@ -242,7 +252,10 @@ export class ModuleHost {
     if (existing !== undefined) {
       // proftpd accepts the same LoadFile twice; a different file under a taken name would be ambiguous.
       if (existing.file === file) return;
-      throw new DsoError(ErrorCodes.ALREADY_LOADED, `a library named '${namespace}' is already loaded from '${existing.file}'`);
+      throw new DsoError(
+        ErrorCodes.ALREADY_LOADED,
+        `a library named '${namespace}' is already loaded from '${existing.file}'`,
+      );
     }
     // dso_load_file's trace lines.
     this.#trace("dso", 5, `loading file '${file}'`);
@@ -251,7 +264,8 @@ export class ModuleHost {
     } catch (error) {
       // Beyond dso_load_file, which traces no failure: every refusal has its level-1 line.
       const tracedAtSource = error instanceof LinkError;
-      if (!tracedAtSource) for (const line of isDsoError(error) ? error.lines : [String(error)]) this.#trace("dso", 1, line);
+      if (!tracedAtSource)
+        for (const line of isDsoError(error) ? error.lines : [String(error)]) this.#trace("dso", 1, line);
       throw error;
     }
     this.#trace("dso", 8, `file '${file}' successfully loaded`);
@@ -364,7 +378,12 @@ export class ModuleHost {
   /** Plans the load, instantiates its units dependencies first, and commits them only when all succeeded. */
   #load(request: UnitRequest): void {
     const plan = planLoad(request, this.#source);
-    for (const unit of instantiatePlan(this.#instances, plan, (unit) => this.#registry.runUnloadHook(unit), new Date())) {
+    for (const unit of instantiatePlan(
+      this.#instances,
+      plan,
+      (unit) => this.#registry.runUnloadHook(unit),
+      new Date(),
+    )) {
       this.#registry.commit(unit);
     }
   }

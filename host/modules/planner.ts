@@ -184,7 +184,9 @@ const neededCache = new WeakMap<ModuleShape, readonly string[]>();
 function neededNamespaces(shape: ModuleShape): readonly string[] {
   let needed = neededCache.get(shape);
   if (needed === undefined) {
-    const named = shape.imports.filter((i) => i.module !== GLOBAL_NAMESPACE && i.module !== WASI_NAMESPACE).map((i) => i.module);
+    const named = shape.imports
+      .filter((i) => i.module !== GLOBAL_NAMESPACE && i.module !== WASI_NAMESPACE)
+      .map((i) => i.module);
     needed = [...new Set(named)];
     neededCache.set(shape, needed);
   }
@@ -221,7 +223,14 @@ function planNeededUnit(planning: Planning, unit: UnitRequest, neededBy: string,
     if (!isDsoError(error) || error.code === ErrorCodes.DEPENDENCY_CYCLE) throw error;
     const { code } = error;
     for (const line of error.lines) {
-      planning.problems.push({ kind: "needed-failed", importer: neededBy, unitKind: unit.kind, unit: unit.name, code, line });
+      planning.problems.push({
+        kind: "needed-failed",
+        importer: neededBy,
+        unitKind: unit.kind,
+        unit: unit.name,
+        code,
+        line,
+      });
     }
   }
 }
@@ -312,16 +321,25 @@ function capabilityBinding(
   binding: Binding,
   plannedNeeds: ReadonlyMap<Provider, readonly CapabilityNeed[]>,
 ): CapabilityBinding {
-  if ("hostMemory" in binding) return { importName: binding.import.name, hostCapability: undefined, provider: undefined };
+  if ("hostMemory" in binding)
+    return { importName: binding.import.name, hostCapability: undefined, provider: undefined };
   const { definition } = binding;
   if (definition.provider === WASI_PROVIDER) {
     return { importName: binding.import.name, hostCapability: Capabilities.filesystem, provider: undefined };
   }
   if (definition.provider.kind === "host") {
-    return { importName: binding.import.name, hostCapability: HOST_SYMBOLS.get(definition.name)?.capability, provider: undefined };
+    return {
+      importName: binding.import.name,
+      hostCapability: HOST_SYMBOLS.get(definition.name)?.capability,
+      provider: undefined,
+    };
   }
   const needs = plannedNeeds.get(definition.provider) ?? source.loadedProvider(definition.provider)?.needs ?? [];
-  return { importName: binding.import.name, hostCapability: undefined, provider: { name: definition.provider.name, needs } };
+  return {
+    importName: binding.import.name,
+    hostCapability: undefined,
+    provider: { name: definition.provider.name, needs },
+  };
 }
 
 /** Resolves every planned unit's imports and capabilities; every problem of the load is reported together. */

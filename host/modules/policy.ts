@@ -130,7 +130,10 @@ export class PolicyTable {
     return {
       memoryCapPages: own.memoryCapPages ?? all.memoryCapPages ?? DEFAULT_POLICY.memoryCapPages,
       cpuBudgetMs: own.cpuBudgetMs ?? all.cpuBudgetMs ?? DEFAULT_POLICY.cpuBudgetMs,
-      loadLimits: own.loadLimits === undefined && all.loadLimits === undefined ? DEFAULT_LOAD_LIMITS : { ...DEFAULT_LOAD_LIMITS, ...all.loadLimits, ...own.loadLimits },
+      loadLimits:
+        own.loadLimits === undefined && all.loadLimits === undefined
+          ? DEFAULT_LOAD_LIMITS
+          : { ...DEFAULT_LOAD_LIMITS, ...all.loadLimits, ...own.loadLimits },
       capabilities: new Set([...DEFAULT_CAPABILITIES, ...(all.grants ?? []), ...(own.grants ?? [])]),
       fault: own.fault ?? all.fault ?? DEFAULT_POLICY.fault,
       preopens: [...(all.preopens ?? []), ...(own.preopens ?? [])],

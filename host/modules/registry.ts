@@ -125,7 +125,10 @@ export class UnitRegistry {
         ? this.scope.addTable(unit.provider, publicTypes(unit, moduleSymbolOf(unit)), this.#context.tracing(7))
         : this.scope.add(unit.publicDefinitions);
     for (const event of events) {
-      this.#context.trace(7, `symbol '${event.name}' of ${event.shadowed.name} is shadowed by ${event.winner.name} (first definition wins)`);
+      this.#context.trace(
+        7,
+        `symbol '${event.name}' of ${event.shadowed.name} is shadowed by ${event.winner.name} (first definition wins)`,
+      );
     }
     if (unit.engineModule !== undefined) this.#engine = [...this.#engine, unit.engineModule];
   }
@@ -135,7 +138,11 @@ export class UnitRegistry {
     unit.state = detachedState(unit);
     this.#engine = this.#engine.filter((m) => m !== unit.engineModule);
     if (unit.kind === "module") this.scope.removeTable(unit.provider);
-    else this.scope.remove(unit.provider, unit.publicDefinitions.map((d) => d.name));
+    else
+      this.scope.remove(
+        unit.provider,
+        unit.publicDefinitions.map((d) => d.name),
+      );
     this.#units.delete(unit.name);
     this.#byNamespace.delete(unit.namespace);
     for (const dependency of unit.dependencies) {
@@ -233,7 +240,15 @@ export class UnitRegistry {
     const modules = this.#engine.map((m) => {
       const unit = this.#units.get(m.name);
       return unit === undefined
-        ? { name: m.name, kind: "static" as const, explicit: true, exports: [], bindings: [], dependents: [], sessions: 0 }
+        ? {
+            name: m.name,
+            kind: "static" as const,
+            explicit: true,
+            exports: [],
+            bindings: [],
+            dependents: [],
+            sessions: 0,
+          }
         : unitInfo(unit);
     });
     return [...modules, ...this.libraries().map(unitInfo)];

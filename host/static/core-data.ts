@@ -6,10 +6,25 @@
  * Part of mod_core.c: mod-core.ts includes these handlers.
  */
 import type { ActiveCommand } from "../abi/host-symbols.js";
-import { addressFamily, extendedPassiveReply, isRfc1918, isV4Mapped, parseEprtArgument, parsePortArgument, passiveReply, sameHost } from "../data/data-address.js";
+import {
+  addressFamily,
+  extendedPassiveReply,
+  isRfc1918,
+  isV4Mapped,
+  parseEprtArgument,
+  parsePortArgument,
+  passiveReply,
+  sameHost,
+} from "../data/data-address.js";
 import type { DataChannelSettings } from "../data/data-channel.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
-import type { CommandHandler, DirectiveHandler, HandlerResult, HelpEntry, SessionState } from "../modules/module-api.js";
+import type {
+  CommandHandler,
+  DirectiveHandler,
+  HandlerResult,
+  HelpEntry,
+  SessionState,
+} from "../modules/module-api.js";
 import { checkArgs, directiveError, param } from "../config/directives.js";
 
 /** What this part of mod_core.c's directives set. */
@@ -85,7 +100,12 @@ function routable(address: string, session: SessionState): string {
 }
 
 /** The listener for PASV/EPSV; a failure is core_pasv's `425 Unable to build data connection: Internal error`. */
-async function listen(cmd: ActiveCommand, session: SessionState, reply: (address: string, port: number) => string, code: string): Promise<HandlerResult> {
+async function listen(
+  cmd: ActiveCommand,
+  session: SessionState,
+  reply: (address: string, port: number) => string,
+  code: string,
+): Promise<HandlerResult> {
   closeWithSession(session);
   try {
     const { address, port } = await session.data.listen();
@@ -166,7 +186,10 @@ function commands(ipv6: () => boolean): CommandHandler[] {
         if (parsed.kind === "protocol") return unsupportedProtocol(cmd, ipv6());
         if (parsed.kind === "syntax") return refuse(cmd, "501", "Illegal EPRT command");
         const address = routable(parsed.address, session);
-        if (!session.data.settings.allowForeignAddress && (!sameHost(address, session.remoteAddress) || parsed.port === 0)) {
+        if (
+          !session.data.settings.allowForeignAddress &&
+          (!sameHost(address, session.remoteAddress) || parsed.port === 0)
+        ) {
           return refuse(cmd, "500", "Illegal EPRT command");
         }
         if (parsed.port < 1024) return refuse(cmd, "500", "Illegal EPRT command");

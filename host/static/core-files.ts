@@ -15,7 +15,13 @@ import { virtualPath } from "../fs/virtual-path.js";
 import { handlerIndex } from "../ftp/handler-index.js";
 import { notUnderstood } from "../ftp/dispatch.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
-import type { CommandHandler, DirectiveHandler, HandlerResult, HelpEntry, SessionState } from "../modules/module-api.js";
+import type {
+  CommandHandler,
+  DirectiveHandler,
+  HandlerResult,
+  HelpEntry,
+  SessionState,
+} from "../modules/module-api.js";
 import { directiveError, param, parseBoolean } from "../config/directives.js";
 
 /** What the Umask directive sets. */
@@ -244,7 +250,8 @@ export function coreFileCommands(options: CoreFilesOptions = {}): CommandHandler
       await fs.rename(from, target);
     } catch (error) {
       // A directory moved across mount points: core_rnto says EPERM, the more telling text.
-      if (error instanceof FsError && error.errno === "EISDIR") return refuseFs(cmd, cmd.arg, new FsError("EPERM", strerror("EPERM")));
+      if (error instanceof FsError && error.errno === "EISDIR")
+        return refuseFs(cmd, cmd.arg, new FsError("EPERM", strerror("EPERM")));
       return refuseFs(cmd, cmd.arg, error);
     }
     return done(cmd, "250", "Rename successful");

@@ -95,13 +95,20 @@ export function createCompiledInModules(options: CompiledInOptions = {}): Compil
     source: authFile.authFile,
     scoreboard: options.scoreboard ?? new Scoreboard(),
     openFilesystem: options.openFilesystem ?? ((root, fsOptions) => SessionFilesystem.open(root, fsOptions)),
-    umask: () => ({ umask: core.settings.umask, ...(core.settings.dirUmask !== undefined && { dirUmask: core.settings.dirUmask }) }),
+    umask: () => ({
+      umask: core.settings.umask,
+      ...(core.settings.dirUmask !== undefined && { dirUmask: core.settings.dirUmask }),
+    }),
     groupName: options.groupName ?? (() => undefined),
     serverPort: options.serverPort ?? (() => core.settings.port),
     loginAllowed: (account) => loginReply(core.settings.limits, account) === undefined,
     log,
   });
-  const delay = createDelayModule({ passwordChecked: auth.passwordChecked, log, ...(options.clock !== undefined && { clock: options.clock }) });
+  const delay = createDelayModule({
+    passwordChecked: auth.passwordChecked,
+    log,
+    ...(options.clock !== undefined && { clock: options.clock }),
+  });
   const ls = createLsModule({
     serverName: () => core.settings.serverName,
     // pr_auth_uid2name asks the auth modules: the AuthUserFile's names, then the session's own account, else the number.
@@ -117,7 +124,18 @@ export function createCompiledInModules(options: CompiledInOptions = {}): Compil
   // dsod has no TLSLog: mod_tls.c's lines go to the daemon's log.
   const tls = createTlsModule(options.log === undefined ? {} : { log: options.log });
   return {
-    modules: [core.module, xfer.module, authFile.module, auth.module, ls, site, delay.module, facts, ...(options.extra ?? []), tls.module],
+    modules: [
+      core.module,
+      xfer.module,
+      authFile.module,
+      auth.module,
+      ls,
+      site,
+      delay.module,
+      facts,
+      ...(options.extra ?? []),
+      tls.module,
+    ],
     core: core.settings,
     data: core.data,
     xfer: xfer.settings,

@@ -119,11 +119,13 @@ export function limitDirectives(rules: LimitRules): DirectiveHandler[] {
         checkArgs(d, 1);
         checkConf(context, ["server"]);
         const dir = param(d, 1);
-        if (!dir.startsWith("/") && !dir.startsWith("~")) throw directiveError("relative path not allowed in non-<Anonymous> sections");
+        if (!dir.startsWith("/") && !dir.startsWith("~"))
+          throw directiveError("relative path not allowed in non-<Anonymous> sections");
         if (dir.startsWith("~") && dir !== "~" && !dir.startsWith("~/")) {
           throw directiveError(`'${dir}': '~user' paths are not supported by dsod; write the home directory's path`);
         }
-        if (rules.directories.some((s) => s.path === dir)) throw directiveError(`<Directory> section already configured for '${dir}'`);
+        if (rules.directories.some((s) => s.path === dir))
+          throw directiveError(`<Directory> section already configured for '${dir}'`);
         const section: DirectorySection = { path: dir, limits: [], file: context.file, line: context.line };
         rules.directories.push(section);
         open.directory = section;

@@ -17,7 +17,14 @@ import type { ConnectionLimit, Scoreboard } from "../ftp/scoreboard.js";
 import { sessionLabel } from "../ftp/session.js";
 import { errnoOf, strerror } from "../ftp/strerror.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
-import type { DirectiveHandler, EngineModule, HandlerResult, HelpEntry, SessionAccount, SessionState } from "../modules/module-api.js";
+import type {
+  DirectiveHandler,
+  EngineModule,
+  HandlerResult,
+  HelpEntry,
+  SessionAccount,
+  SessionState,
+} from "../modules/module-api.js";
 import type { LogPriority } from "../modules/module-host.js";
 import { booleanParam, checkArgs, directiveError, param } from "../config/directives.js";
 import { parseDuration } from "./mod-core.js";
@@ -255,7 +262,12 @@ export function createAuthModule(options: AuthModuleOptions): AuthModule {
    * else `/`), the working directory (the home), the client limits; then the
    * session is logged in.
    */
-  const login = async (cmd: ActiveCommand, session: SessionState, entry: AuthUser, account: SessionAccount): Promise<HandlerResult> => {
+  const login = async (
+    cmd: ActiveCommand,
+    session: SessionState,
+    entry: AuthUser,
+    account: SessionAccount,
+  ): Promise<HandlerResult> => {
     const user = entry.name;
     if (entry.home === "") return ended(cmd, session, `error: user ${user} home directory is NULL or ""`);
     const fsOptions: SessionFsOptions = { ...options.umask(), owner: { uid: entry.uid, gid: entry.gid } };
@@ -320,7 +332,10 @@ export function createAuthModule(options: AuthModuleOptions): AuthModule {
         checkArgs(d, 1);
         settings.wtmpLog = booleanParam(d, 1);
         if (settings.wtmpLog) {
-          log("notice", `WtmpLog on line ${context.line} of '${context.file}' is accepted for compatibility only: dsod writes no wtmp records`);
+          log(
+            "notice",
+            `WtmpLog on line ${context.line} of '${context.file}' is accepted for compatibility only: dsod writes no wtmp records`,
+          );
         }
       },
     },
@@ -339,8 +354,14 @@ export function createAuthModule(options: AuthModuleOptions): AuthModule {
       },
     },
     { name: "MaxClients", run: (d) => void (settings.maxClients = limitParam(d, LIMIT_MESSAGES.MaxClients)) },
-    { name: "MaxClientsPerHost", run: (d) => void (settings.maxClientsPerHost = limitParam(d, LIMIT_MESSAGES.MaxClientsPerHost)) },
-    { name: "MaxClientsPerUser", run: (d) => void (settings.maxClientsPerUser = limitParam(d, LIMIT_MESSAGES.MaxClientsPerUser)) },
+    {
+      name: "MaxClientsPerHost",
+      run: (d) => void (settings.maxClientsPerHost = limitParam(d, LIMIT_MESSAGES.MaxClientsPerHost)),
+    },
+    {
+      name: "MaxClientsPerUser",
+      run: (d) => void (settings.maxClientsPerUser = limitParam(d, LIMIT_MESSAGES.MaxClientsPerUser)),
+    },
     {
       name: "MaxConnectionsPerHost",
       run: (d) => void (settings.maxConnectionsPerHost = limitParam(d, LIMIT_MESSAGES.MaxConnectionsPerHost)),
@@ -351,7 +372,8 @@ export function createAuthModule(options: AuthModuleOptions): AuthModule {
       run: (d) => {
         // set_timeoutsession: 1 or 3 parameters.
         if (d.argv.length !== 2 && d.argv.length !== 4) throw directiveError("missing parameters");
-        if (d.argv.length === 4) throw directiveError("a timeout for a user, group or class is not supported by dsod; give the seconds alone");
+        if (d.argv.length === 4)
+          throw directiveError("a timeout for a user, group or class is not supported by dsod; give the seconds alone");
         settings.timeoutSession = timeoutParam(d);
       },
     },

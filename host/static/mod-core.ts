@@ -9,10 +9,24 @@ import { emptyLimitRules } from "../access/limit.js";
 import type { LimitRules } from "../access/limit.js";
 import { CONTINUATION } from "../ftp/dispatch.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
-import type { CommandHandler, DirectiveHandler, EngineModule, HandlerResult, HelpEntry, SessionState } from "../modules/module-api.js";
+import type {
+  CommandHandler,
+  DirectiveHandler,
+  EngineModule,
+  HandlerResult,
+  HelpEntry,
+  SessionState,
+} from "../modules/module-api.js";
 import { CORE_DATA_FEATURES, CORE_DATA_HELP, createCoreData } from "./core-data.js";
 import type { CoreDataSettings } from "./core-data.js";
-import { CORE_DIRECTORY_HELP, CORE_FILE_FEATURES, CORE_NAME_HELP, CORE_OPTS_HELP, coreFileCommands, umaskDirective } from "./core-files.js";
+import {
+  CORE_DIRECTORY_HELP,
+  CORE_FILE_FEATURES,
+  CORE_NAME_HELP,
+  CORE_OPTS_HELP,
+  coreFileCommands,
+  umaskDirective,
+} from "./core-files.js";
 import type { CoreFilesOptions } from "./core-files.js";
 import { booleanParam, checkArgs, directiveError, param } from "../config/directives.js";
 import { limitDirectives } from "./limit-directives.js";
@@ -173,7 +187,8 @@ function directives(settings: CoreSettings, daemon: CoreDaemonOptions): Directiv
         checkArgs(d, 1);
         const name = param(d, 1);
         // set_user: the name must resolve now.
-        if (daemon.accounts !== undefined && daemon.accounts.uidOf(name) === undefined) throw directiveError(`Unknown user '${name}'`);
+        if (daemon.accounts !== undefined && daemon.accounts.uidOf(name) === undefined)
+          throw directiveError(`Unknown user '${name}'`);
         settings.user = name;
       },
     },
@@ -182,7 +197,8 @@ function directives(settings: CoreSettings, daemon: CoreDaemonOptions): Directiv
       run: (d) => {
         checkArgs(d, 1);
         const name = param(d, 1);
-        if (daemon.accounts !== undefined && daemon.accounts.gidOf(name) === undefined) throw directiveError(`Unknown group '${name}'`);
+        if (daemon.accounts !== undefined && daemon.accounts.gidOf(name) === undefined)
+          throw directiveError(`Unknown group '${name}'`);
         settings.group = name;
       },
     },
@@ -214,7 +230,8 @@ function directives(settings: CoreSettings, daemon: CoreDaemonOptions): Directiv
           settings.maxInstances = 0;
           return;
         }
-        if (!/^[0-9]+$/.test(text) || Number(text) < 1) throw directiveError("argument must be 'none' or a number greater than 0");
+        if (!/^[0-9]+$/.test(text) || Number(text) < 1)
+          throw directiveError("argument must be 'none' or a number greater than 0");
         settings.maxInstances = Number(text);
       },
     },
@@ -223,7 +240,8 @@ function directives(settings: CoreSettings, daemon: CoreDaemonOptions): Directiv
       run: (d) => {
         checkArgs(d, 1);
         const seconds = parseDuration(param(d, 1));
-        if (seconds === undefined) throw directiveError(`error parsing timeout value '${param(d, 1)}': Invalid argument`);
+        if (seconds === undefined)
+          throw directiveError(`error parsing timeout value '${param(d, 1)}': Invalid argument`);
         settings.timeoutIdle = seconds;
       },
     },
@@ -236,7 +254,8 @@ export function ftpHelpEntries(modules: readonly EngineModule[]): HelpEntry[] {
   for (const module of modules) {
     for (const entry of module.help) {
       const siteOnly =
-        module.siteCommands.some((c) => c.command === entry.command) && !module.commands.some((c) => c.command === entry.command);
+        module.siteCommands.some((c) => c.command === entry.command) &&
+        !module.commands.some((c) => c.command === entry.command);
       if (!siteOnly && !seen.has(entry.command)) seen.set(entry.command, entry);
     }
   }
@@ -250,7 +269,12 @@ export function ftpHelpEntries(modules: readonly EngineModule[]): HelpEntry[] {
 export function helpTable(commands: readonly string[]): string[] {
   const rows: string[] = [];
   for (let at = 0; at < commands.length; at += 8) {
-    rows.push(commands.slice(at, at + 8).map((c) => c.slice(0, 8).padEnd(8)).join(""));
+    rows.push(
+      commands
+        .slice(at, at + 8)
+        .map((c) => c.slice(0, 8).padEnd(8))
+        .join(""),
+    );
   }
   return rows;
 }

@@ -4,7 +4,13 @@
  * mod_ctrls's own controls (help, lsctrl, insctrl, rmctrl) are
  * host/controls/ctrls-actions.ts.
  */
-import { DEFAULT_SOCKET_ACL, EMPTY_ACL_TABLE, applyActionAcl, parseActionAcl, parseSocketAcl } from "../controls/acl.js";
+import {
+  DEFAULT_SOCKET_ACL,
+  EMPTY_ACL_TABLE,
+  applyActionAcl,
+  parseActionAcl,
+  parseSocketAcl,
+} from "../controls/acl.js";
 import { CTRLS_ACTIONS } from "../controls/ctrls-actions.js";
 import { DEFAULT_SOCKET_MODE } from "../controls/server.js";
 import type { Acl, AclTable } from "../controls/acl.js";
@@ -39,7 +45,8 @@ function arg(directive: ActiveCommand, index: number): string {
  * (`770`, `0770`): set-id and sticky bits mean nothing on a socket and are refused.
  */
 export function parseSocketMode(value: string): number {
-  if (!/^0?[0-7]{3}$/.test(value)) throw directiveError(`'${value}' is not a socket mode (octal permission bits, 000 to 777)`);
+  if (!/^0?[0-7]{3}$/.test(value))
+    throw directiveError(`'${value}' is not a socket mode (octal permission bits, 000 to 777)`);
   return Number.parseInt(value, 8);
 }
 
@@ -84,7 +91,8 @@ export function createCtrlsModule(
           const path = arg(directive, 1);
           if (!path.startsWith("/")) throw directiveError("must be an absolute path");
           // sockaddr_un.sun_path holds 108 bytes on Linux, the terminating NUL included.
-          if (Buffer.byteLength(path) > 107) throw directiveError(`socket path '${path}' is too long (at most 107 bytes)`);
+          if (Buffer.byteLength(path) > 107)
+            throw directiveError(`socket path '${path}' is too long (at most 107 bytes)`);
           settings.socketPath = path;
         },
       },
@@ -119,7 +127,10 @@ export function createCtrlsModule(
         // (`: unknown action: 'lsmod'` for one of mod_dso's).
         name: "ControlsACLs",
         run: (directive) => {
-          settings.acls = applyActionAcl(settings.acls, parseActionAcl(directive.argv.slice(1), CTRLS_ACTIONS, accounts));
+          settings.acls = applyActionAcl(
+            settings.acls,
+            parseActionAcl(directive.argv.slice(1), CTRLS_ACTIONS, accounts),
+          );
         },
       },
       {

@@ -130,25 +130,27 @@ export function createDelayModule(options: DelayModuleOptions): DelayModule {
   };
 
   /** delay_post_pass: learn the interval of a PASS that checked a password; a failure waits for the median. */
-  const afterPass = (failed: boolean) => (_cmd: ActiveCommand, session: SessionState): HandlerResult | Promise<HandlerResult> => {
-    const start = started.get(session);
-    if (!settings.engine || start === undefined) return HandlerResults.DECLINED;
-    started.delete(session);
-    const interval = clock.now() - start;
-    let ms = 0;
-    if (settings.table) {
-      const passRow = row(protocolOf(session));
-      const count = added.get(session) ?? 0;
-      if (options.passwordChecked(session) && count < DELAY_SESSION_VALUES) {
-        passRow.add(interval);
-        added.set(session, count + 1);
+  const afterPass =
+    (failed: boolean) =>
+    (_cmd: ActiveCommand, session: SessionState): HandlerResult | Promise<HandlerResult> => {
+      const start = started.get(session);
+      if (!settings.engine || start === undefined) return HandlerResults.DECLINED;
+      started.delete(session);
+      const interval = clock.now() - start;
+      let ms = 0;
+      if (settings.table) {
+        const passRow = row(protocolOf(session));
+        const count = added.get(session) ?? 0;
+        if (options.passwordChecked(session) && count < DELAY_SESSION_VALUES) {
+          passRow.add(interval);
+          added.set(session, count + 1);
+        }
+        const median = passRow.median();
+        if (failed && median !== undefined) ms = failedLoginWait(median, interval, random());
       }
-      const median = passRow.median();
-      if (failed && median !== undefined) ms = failedLoginWait(median, interval, random());
-    }
-    const minimum = Math.max(settings.onEvent.pass, failed ? settings.onEvent.failedLogin : 0);
-    return wait(Math.max(ms, minimum));
-  };
+      const minimum = Math.max(settings.onEvent.pass, failed ? settings.onEvent.failedLogin : 0);
+      return wait(Math.max(ms, minimum));
+    };
 
   const on = (command: string, phase: Phase, run: CommandHandler["run"]): CommandHandler => ({ command, phase, run });
 
@@ -199,18 +201,25 @@ export function createDelayModule(options: DelayModuleOptions): DelayModule {
         run: (d) => {
           checkArgs(d, 2);
           const event = param(d, 1);
-          const keys: Readonly<Record<string, keyof DelaySettings["onEvent"]>> = { USER: "user", PASS: "pass", FailedLogin: "failedLogin" };
+          const keys: Readonly<Record<string, keyof DelaySettings["onEvent"]>> = {
+            USER: "user",
+            PASS: "pass",
+            FailedLogin: "failedLogin",
+          };
           const key = keys[event];
           if (key === undefined) throw directiveError(`unknown/unsupported event: ${event}`);
           const ms = parseDelayDuration(param(d, 2));
-          if (ms === undefined) throw directiveError(`error parsing delay parameter '${param(d, 2)}': Invalid argument`);
+          if (ms === undefined)
+            throw directiveError(`error parsing delay parameter '${param(d, 2)}': Invalid argument`);
           settings.onEvent[key] = Math.min(ms, DELAY_MAX_MS);
         },
       },
       {
         name: "DelayControlsACLs",
         run: () => {
-          throw directiveError("is not supported: dsod has no delay control actions (proftpd's ftpdctl delay info|reset)");
+          throw directiveError(
+            "is not supported: dsod has no delay control actions (proftpd's ftpdctl delay info|reset)",
+          );
         },
       },
     ],

@@ -41,7 +41,13 @@ export const FACTS_FEATURES: readonly string[] = ["MFMT", "TVFS", mlstFeature(DE
 export function sessionIdentity(session: SessionState): FactsIdentity {
   const account = session.account;
   if (account === undefined) return { uid: -1, gid: -1, gids: [], user: session.user ?? "", group: "" };
-  return { uid: account.uid, gid: account.gid, gids: [], user: account.name, group: account.groups[0] ?? String(account.gid) };
+  return {
+    uid: account.uid,
+    gid: account.gid,
+    gids: [],
+    user: account.name,
+    group: account.groups[0] ?? String(account.gid),
+  };
 }
 
 function refuse(cmd: ActiveCommand, code: string, message: string): HandlerResult {
@@ -65,14 +71,22 @@ export function createFactsModule(options: FactsOptions = {}): EngineModule {
   const selected = (session: SessionState): FactSet => selections.get(session) ?? DEFAULT_FACTS;
 
   /** The entry for `info` found at `path`; a symlink needs its target's stat (undefined when it has none). */
-  const entryOf = async (fs: SessionFilesystem, info: FileInfo, name: string, path: string, shown: string): Promise<FactsEntry | undefined> => {
+  const entryOf = async (
+    fs: SessionFilesystem,
+    info: FileInfo,
+    name: string,
+    path: string,
+    shown: string,
+  ): Promise<FactsEntry | undefined> => {
     if (info.type !== "symlink") return { info, name, path: shown };
     const target = await maybe(fs.stat(path));
     return target === undefined ? undefined : { info, target, name, path: shown };
   };
 
   const withFs =
-    (run: (cmd: ActiveCommand, session: SessionState, fs: SessionFilesystem) => Promise<HandlerResult>): CommandHandler["run"] =>
+    (
+      run: (cmd: ActiveCommand, session: SessionState, fs: SessionFilesystem) => Promise<HandlerResult>,
+    ): CommandHandler["run"] =>
     async (cmd, session) => {
       if (session.fs === undefined) return refuse(cmd, "550", `${cmd.arg}: ${strerror("EACCES")}`);
       return run(cmd, session, session.fs);

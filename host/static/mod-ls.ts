@@ -64,7 +64,8 @@ export function sessionOwners(session: SessionState): OwnerNames {
   const account = session.account;
   return {
     userName: (uid) => (account !== undefined && uid === account.uid ? account.name : String(uid)),
-    groupName: (gid) => (account !== undefined && gid === account.gid && account.groups[0] !== undefined ? account.groups[0] : String(gid)),
+    groupName: (gid) =>
+      account !== undefined && gid === account.gid && account.groups[0] !== undefined ? account.groups[0] : String(gid),
   };
 }
 
@@ -103,7 +104,10 @@ export function sendLines(
 ): Promise<HandlerResult> {
   const text = lines.map((line) => `${line}\r\n`).join("");
   // TYPE A's LF to CRLF conversion leaves these CRLFs as they are.
-  return send(session, cmd, Readable.from(text === "" ? [] : [Buffer.from(text)]), { what, ascii: session.transferType === "A" });
+  return send(session, cmd, Readable.from(text === "" ? [] : [Buffer.from(text)]), {
+    what,
+    ascii: session.transferType === "A",
+  });
 }
 
 /** Resolves to undefined instead of failing: for the lookups whose failure only means "skip it". */
@@ -120,7 +124,13 @@ export function createLsModule(options: LsOptions): EngineModule {
   const owners = options.owners ?? sessionOwners;
 
   /** An entry for the listing, with its symlink target's stat when -F needs it. */
-  const entryOf = async (fs: SessionFilesystem, name: string, info: FileInfo, path: string, flags: ListFlags): Promise<ListEntry> => {
+  const entryOf = async (
+    fs: SessionFilesystem,
+    name: string,
+    info: FileInfo,
+    path: string,
+    flags: ListFlags,
+  ): Promise<ListEntry> => {
     if (info.type !== "symlink" || !flags.classify) return { name, info };
     const target = await maybe(fs.stat(path));
     return target === undefined ? { name, info } : { name, info, target };
@@ -135,7 +145,10 @@ export function createLsModule(options: LsOptions): EngineModule {
     const found = await maybe(fs.list(dir));
     if (found === undefined) return [];
     if (flags.all) {
-      const dots = [{ ...(await fs.stat(dir)), name: "." }, { ...(await fs.stat(parentOf(dir))), name: ".." }];
+      const dots = [
+        { ...(await fs.stat(dir)), name: "." },
+        { ...(await fs.stat(parentOf(dir))), name: ".." },
+      ];
       found.unshift(...dots);
     }
     if (!flags.unsorted) found.sort((a, b) => byteOrder(a.name, b.name));
@@ -144,7 +157,11 @@ export function createLsModule(options: LsOptions): EngineModule {
       if (hiddenByDot(info.name, flags)) continue;
       if (info.type === "symlink" && info.linkTarget !== undefined && unsafeSymlink(info.linkTarget, dir)) continue;
       // Only -F looks past a symlink; everything else is already known (and a big directory has many entries).
-      entries.push(info.type === "symlink" && flags.classify ? await entryOf(fs, info.name, info, virtualPath(dir, info.name), flags) : { name: info.name, info });
+      entries.push(
+        info.type === "symlink" && flags.classify
+          ? await entryOf(fs, info.name, info, virtualPath(dir, info.name), flags)
+          : { name: info.name, info },
+      );
     }
     return entries;
   };
@@ -165,14 +182,21 @@ export function createLsModule(options: LsOptions): EngineModule {
    * a directory's contents (unless -d), anything else as one line named as
    * typed; glob matches each as one line.
    */
-  const dolist = async (fs: SessionFilesystem, session: SessionState, target: string, flags: ListFlags, sort: boolean): Promise<Listing> => {
+  const dolist = async (
+    fs: SessionFilesystem,
+    session: SessionState,
+    target: string,
+    flags: ListFlags,
+    sort: boolean,
+  ): Promise<Listing> => {
     const nowMs = now();
     const names = owners(session);
     const format = (entries: readonly ListEntry[]): string[] =>
       (sort ? sortForOutput(entries, flags) : entries).flatMap((entry) => listLine(entry, flags, names, nowMs) ?? []);
     if (target === "") {
       // listfile(".") under -d: a dotfile like any other, shown only with -a.
-      if (flags.directory) return { lines: hiddenByDot(".", flags) ? [] : format([{ name: ".", info: await fs.stat(session.cwd) }]) };
+      if (flags.directory)
+        return { lines: hiddenByDot(".", flags) ? [] : format([{ name: ".", info: await fs.stat(session.cwd) }]) };
       return { lines: format(await directoryEntries(fs, session.cwd, flags)) };
     }
     let paths = [target];
@@ -195,7 +219,8 @@ export function createLsModule(options: LsOptions): EngineModule {
       const followed = info.type === "symlink" ? ((await maybe(fs.stat(path)))?.type ?? "symlink") : info.type;
       if (flags.directory || followed !== "dir" || typed !== target) {
         if (hiddenByDot(baseName(typed), flags)) continue;
-        if (info.type === "symlink" && info.linkTarget !== undefined && unsafeSymlink(info.linkTarget, session.cwd)) continue;
+        if (info.type === "symlink" && info.linkTarget !== undefined && unsafeSymlink(info.linkTarget, session.cwd))
+          continue;
         files.push(await entryOf(fs, typed, info, path, flags));
       } else {
         contents = await directoryEntries(fs, path, flags);
@@ -205,7 +230,12 @@ export function createLsModule(options: LsOptions): EngineModule {
   };
 
   /** have_options: with one word only, a word naming an existing path is a path, not options. */
-  const hasOptions = async (fs: SessionFilesystem, cmd: ActiveCommand, session: SessionState, arg: string): Promise<boolean> => {
+  const hasOptions = async (
+    fs: SessionFilesystem,
+    cmd: ActiveCommand,
+    session: SessionState,
+    arg: string,
+  ): Promise<boolean> => {
     if (cmd.argv.length > 2) return true;
     return (await maybe(fs.stat(virtualPath(session.cwd, arg, session.home)))) === undefined;
   };
@@ -239,7 +269,8 @@ export function createLsModule(options: LsOptions): EngineModule {
   const list = withFs(async (cmd, session, fs) => {
     let flags: ListFlags = { ...NO_FLAGS, long: true };
     let target = cmd.arg;
-    if (await hasOptions(fs, cmd, session, cmd.arg)) ({ flags, rest: target } = parseListOptions(cmd.arg, "LIST", flags));
+    if (await hasOptions(fs, cmd, session, cmd.arg))
+      ({ flags, rest: target } = parseListOptions(cmd.arg, "LIST", flags));
     commandTarget(cmd, session, target);
     const listing = await dolist(fs, session, target, flags, true);
     if (!("lines" in listing)) {
@@ -251,11 +282,17 @@ export function createLsModule(options: LsOptions): EngineModule {
   });
 
   /** nlstdir: a directory's names (with the directory before them unless it is `.`), readdir order. */
-  const nlstDirectory = async (fs: SessionFilesystem, session: SessionState, dir: string, flags: ListFlags): Promise<string[]> => {
+  const nlstDirectory = async (
+    fs: SessionFilesystem,
+    session: SessionState,
+    dir: string,
+    flags: ListFlags,
+  ): Promise<string[]> => {
     const path = virtualPath(session.cwd, dir, session.home);
     const found = await maybe(fs.list(path));
     if (found === undefined) return [];
-    if (flags.all) found.unshift({ ...(await fs.stat(path)), name: "." }, { ...(await fs.stat(parentOf(path))), name: ".." });
+    if (flags.all)
+      found.unshift({ ...(await fs.stat(path)), name: "." }, { ...(await fs.stat(parentOf(path))), name: ".." });
     const current = dir === "." || dir === "" || dir === "./";
     const lines: string[] = [];
     for (const info of found) {
@@ -314,7 +351,10 @@ export function createLsModule(options: LsOptions): EngineModule {
     cmd.addResponse("211", `Status of '${options.serverName()}'`);
     cmd.addResponse(CONTINUATION, `Connected from ${remoteName(session.remoteAddress)} (${session.remoteAddress})`);
     cmd.addResponse(CONTINUATION, `Logged in as ${session.user ?? ""}`);
-    cmd.addResponse(CONTINUATION, `TYPE: ${session.transferType === "A" ? "ASCII" : "BINARY"}, STRUcture: File, Mode: Stream`);
+    cmd.addResponse(
+      CONTINUATION,
+      `TYPE: ${session.transferType === "A" ? "ASCII" : "BINARY"}, STRUcture: File, Mode: Stream`,
+    );
     // One command at a time: STAT never runs while a transfer does.
     cmd.addResponse(CONTINUATION, "No data connection");
     cmd.addResponse(CONTINUATION, "End of status");

@@ -14,7 +14,14 @@
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import { ANY_COMMAND } from "../ftp/dispatch.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
-import type { CommandHandler, DirectiveHandler, EngineModule, HandlerResult, HelpEntry, SessionState } from "../modules/module-api.js";
+import type {
+  CommandHandler,
+  DirectiveHandler,
+  EngineModule,
+  HandlerResult,
+  HelpEntry,
+  SessionState,
+} from "../modules/module-api.js";
 import type { LogPriority } from "../modules/module-host.js";
 import { createSessionTls } from "../tls/context.js";
 import type { SessionTlsOptions, TlsCredentials } from "../tls/context.js";
@@ -118,14 +125,20 @@ function absolutePath(directive: ActiveCommand): string {
 }
 
 /** A handler of tls_cmdtab; `requiresAuth` is its requires_auth column. */
-function handler(command: string, phase: CommandHandler["phase"], requiresAuth: boolean, run: CommandHandler["run"]): CommandHandler {
+function handler(
+  command: string,
+  phase: CommandHandler["phase"],
+  requiresAuth: boolean,
+  run: CommandHandler["run"],
+): CommandHandler {
   return { command, phase, requiresAuth, run };
 }
 
 export function createTlsModule(moduleOptions: TlsModuleOptions = {}): TlsModule {
   const settings = defaultTlsSettings();
   const sessions = new WeakMap<SessionState, TlsSession>();
-  const log = (priority: LogPriority, message: string): void => moduleOptions.log?.(priority, `${MOD_TLS_VERSION}: ${message}`);
+  const log = (priority: LogPriority, message: string): void =>
+    moduleOptions.log?.(priority, `${MOD_TLS_VERSION}: ${message}`);
 
   const stateOf = (session: SessionState): TlsSession => {
     let state = sessions.get(session);
@@ -203,7 +216,10 @@ export function createTlsModule(moduleOptions: TlsModuleOptions = {}): TlsModule
       return refuse(cmd, "431", "Necessary security resource unavailable");
     }
     if (session.user !== undefined) {
-      log("info", "Unwilling to accept AUTH after USER/PASS authentication for this session unless AllowPerUser TLSOption is used");
+      log(
+        "info",
+        "Unwilling to accept AUTH after USER/PASS authentication for this session unless AllowPerUser TLSOption is used",
+      );
       return refuse(cmd, "534", UNWILLING);
     }
     const mode = (cmd.argv[1] ?? "").toUpperCase();
@@ -230,7 +246,10 @@ export function createTlsModule(moduleOptions: TlsModuleOptions = {}): TlsModule
     if (!settings.engine || !state.mechanism) return HandlerResults.DECLINED;
     if (!state.onControl) return refuse(cmd, "533", "CCC not allowed on insecure control connection");
     if (settings.required.ctrl === 1) {
-      log("info", `${cmd.name}: unwilling to accept security parameters: TLSRequired setting does not allow for unprotected control channel`);
+      log(
+        "info",
+        `${cmd.name}: unwilling to accept security parameters: TLSRequired setting does not allow for unprotected control channel`,
+      );
       return refuse(cmd, "534", UNWILLING);
     }
     log("info", "received CCC, clearing control channel protection");
@@ -267,7 +286,10 @@ export function createTlsModule(moduleOptions: TlsModuleOptions = {}): TlsModule
     if (level === "C" || level === "P") {
       // TLSRequired data forbids PROT C; TLSRequired !data forbids PROT P.
       if ((level === "C" && settings.required.data === 1) || (level === "P" && settings.required.data === -1)) {
-        log("info", `${cmd.name}: TLSRequired ${level === "C" ? "requires" : "does not allow"} protection for data transfers`);
+        log(
+          "info",
+          `${cmd.name}: TLSRequired ${level === "C" ? "requires" : "does not allow"} protection for data transfers`,
+        );
         log("info", `${cmd.name}: unwilling to accept security parameter (${level})`);
         return refuse(cmd, "534", UNWILLING);
       }
@@ -335,7 +357,9 @@ export function createTlsModule(moduleOptions: TlsModuleOptions = {}): TlsModule
       run: (directive) => {
         const options = parseTlsOptions(directive.argv.slice(1));
         // Each TLSOptions adds to the ones before it, as tls_post_pass ORs them together.
-        settings.options = { noSessionReuseRequired: settings.options.noSessionReuseRequired || options.noSessionReuseRequired };
+        settings.options = {
+          noSessionReuseRequired: settings.options.noSessionReuseRequired || options.noSessionReuseRequired,
+        };
       },
     },
   ];
@@ -364,10 +388,14 @@ export function createTlsModule(moduleOptions: TlsModuleOptions = {}): TlsModule
   const postParse = (): void => {
     if (!settings.engine) return;
     if (settings.certificate !== undefined && settings.key === undefined) {
-      throw directiveError(`${MOD_TLS_VERSION}: TLSRSACertificateFile '${settings.certificate.path}' has no key: TLSRSACertificateKeyFile is not set`);
+      throw directiveError(
+        `${MOD_TLS_VERSION}: TLSRSACertificateFile '${settings.certificate.path}' has no key: TLSRSACertificateKeyFile is not set`,
+      );
     }
     if (settings.key !== undefined && settings.certificate === undefined) {
-      throw directiveError(`${MOD_TLS_VERSION}: TLSRSACertificateKeyFile '${settings.key.path}' has no certificate: TLSRSACertificateFile is not set`);
+      throw directiveError(
+        `${MOD_TLS_VERSION}: TLSRSACertificateKeyFile '${settings.key.path}' has no certificate: TLSRSACertificateFile is not set`,
+      );
     }
   };
 

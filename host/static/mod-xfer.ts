@@ -6,7 +6,14 @@
  */
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import { HandlerResults, Phases } from "../modules/module-api.js";
-import type { CommandHandler, EngineModule, HandlerResult, HelpEntry, Phase, SessionState } from "../modules/module-api.js";
+import type {
+  CommandHandler,
+  EngineModule,
+  HandlerResult,
+  HelpEntry,
+  Phase,
+  SessionState,
+} from "../modules/module-api.js";
 import { XferlogWriter } from "../xfer/xferlog.js";
 import { sessionLabel } from "../ftp/session.js";
 import type { CoreDataSettings } from "./core-data.js";
@@ -99,7 +106,8 @@ export function createXferModule(data: CoreDataSettings, options: XferOptions = 
     if (!state(session).typeBeforeLogin) session.transferType = settings.defaultTransferMode === "binary" ? "I" : "A";
     const seconds = settings.timeoutNoTransfer;
     const endSession = options.endSession;
-    if (seconds !== undefined && seconds > 0 && endSession !== undefined) watchNoTransfer(session, seconds, endSession, options.log);
+    if (seconds !== undefined && seconds > 0 && endSession !== undefined)
+      watchNoTransfer(session, seconds, endSession, options.log);
     return HandlerResults.DECLINED;
   };
 
@@ -110,7 +118,8 @@ export function createXferModule(data: CoreDataSettings, options: XferOptions = 
       // Clients send TYPE before logging in; xfer_post_pass then keeps their choice.
       requiresAuth: false,
       run: (cmd, session) => {
-        if (cmd.argv.length < 2 || cmd.argv.length > 3) return refuse(cmd, "500", `'${displayable(cmd)}' not understood`);
+        if (cmd.argv.length < 2 || cmd.argv.length > 3)
+          return refuse(cmd, "500", `'${displayable(cmd)}' not understood`);
         const given = cmd.argv[1] as string;
         const type = given.charAt(0).toUpperCase() + given.slice(1);
         const level = cmd.argv.length === 3 && type === "L" ? cmd.argv[2] : undefined;
@@ -126,8 +135,10 @@ export function createXferModule(data: CoreDataSettings, options: XferOptions = 
     firstLetter("MODE", "S", ["B", "C"], "Mode", "transfer mode"),
     on("ALLO", Phases.CMD, (cmd) => {
       // xfer_allo, without TransferOptions AllowAllo: nothing to reserve.
-      if (cmd.argv.length !== 2 && cmd.argv.length !== 4) return refuse(cmd, "504", `'${displayable(cmd)}' not understood`);
-      if (parseOffset(cmd.argv[1] as string) === undefined) return refuse(cmd, "504", `${shown(cmd)}: Invalid ALLO argument`);
+      if (cmd.argv.length !== 2 && cmd.argv.length !== 4)
+        return refuse(cmd, "504", `'${displayable(cmd)}' not understood`);
+      if (parseOffset(cmd.argv[1] as string) === undefined)
+        return refuse(cmd, "504", `${shown(cmd)}: Invalid ALLO argument`);
       return handled(cmd, "202", "No storage allocation necessary");
     }),
     on("SMNT", Phases.CMD, (cmd) => handled(cmd, "502", "SMNT command not implemented")),

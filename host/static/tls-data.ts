@@ -30,7 +30,8 @@ export interface DataTlsOptions {
 
 /** The lines proftpd's tls_log writes for each refusal, kept verbatim. */
 export const DataTlsLog = {
-  NOT_REUSED: "client did not reuse TLS session, rejecting data connection (see the NoSessionReuseRequired TLSOptions parameter)",
+  NOT_REUSED:
+    "client did not reuse TLS session, rejecting data connection (see the NoSessionReuseRequired TLSOptions parameter)",
   REUSED: "client reused TLS session for data connection",
   FAILED: "unable to open data connection: TLS negotiation failed",
 } as const;
@@ -83,7 +84,10 @@ export function secureDataConnection(socket: Socket, options: DataTlsOptions): P
     };
     const onError = (error: Error): void => fail(`${DataTlsLog.FAILED}: ${error.message}`);
     const onClose = (): void => fail(`${DataTlsLog.FAILED}: the client closed the connection`);
-    const timer = setTimeout(() => fail(`TLS negotiation timed out (${Math.round(options.handshakeTimeoutMs / 1000)} seconds)`), options.handshakeTimeoutMs);
+    const timer = setTimeout(
+      () => fail(`TLS negotiation timed out (${Math.round(options.handshakeTimeoutMs / 1000)} seconds)`),
+      options.handshakeTimeoutMs,
+    );
     secured.once("secure", onSecure);
     secured.once("error", onError);
     secured.once("close", onClose);

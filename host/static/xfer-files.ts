@@ -102,7 +102,13 @@ export function fileTransferCommands(context: FileTransferContext): CommandHandl
   const notes = new WeakMap<ActiveCommand, Retrieve | Store>();
 
   /** _log_transfer: one TransferLog line, when a log is configured and the session has a user. */
-  const logTransfer = async (session: SessionState, cmd: ActiveCommand, path: string, direction: "o" | "i", status: "c" | "i"): Promise<void> => {
+  const logTransfer = async (
+    session: SessionState,
+    cmd: ActiveCommand,
+    path: string,
+    direction: "o" | "i",
+    status: "c" | "i",
+  ): Promise<void> => {
     const file = data.transferLog;
     if (file === undefined || session.user === undefined) return;
     await writer.write(file, {
@@ -195,47 +201,50 @@ export function fileTransferCommands(context: FileTransferContext): CommandHandl
   };
 
   /** xfer_pre_stor, and xfer_pre_appe with `append`. */
-  const preStore = (append: boolean): PreCheck => async (cmd, session) => {
-    if (cmd.argv.length < 2) return refuse(cmd, "500", `'${displayable(cmd)}' not understood`);
-    const fs = withFs(cmd, session);
-    if (fs === undefined) return HandlerResults.ERROR;
-    const path = pathOf(cmd, session);
-    const xfer = state(session);
-    let type: string | undefined;
-    try {
-      type = (await fs.stat(path)).type;
-    } catch {
-      // file_mode2 reports nothing it cannot stat: the upload's open says what is wrong.
-      type = undefined;
-    }
-    if (type !== undefined) {
-      if (!append && !settings.allowOverwrite) return refuse(cmd, "550", `${shown(cmd)}: Overwrite permission denied`);
-      if (type !== "file") return refuse(cmd, "550", `${shown(cmd)}: Not a regular file`);
-      if ((xfer.restart > 0 || append) && !settings.allowStoreRestart) {
-        xfer.restart = 0;
-        return refuse(cmd, "451", `${shown(cmd)}: Append/Restart not permitted, try again`);
+  const preStore =
+    (append: boolean): PreCheck =>
+    async (cmd, session) => {
+      if (cmd.argv.length < 2) return refuse(cmd, "500", `'${displayable(cmd)}' not understood`);
+      const fs = withFs(cmd, session);
+      if (fs === undefined) return HandlerResults.ERROR;
+      const path = pathOf(cmd, session);
+      const xfer = state(session);
+      let type: string | undefined;
+      try {
+        type = (await fs.stat(path)).type;
+      } catch {
+        // file_mode2 reports nothing it cannot stat: the upload's open says what is wrong.
+        type = undefined;
       }
-    }
-    let hidden: string | undefined;
-    const hiding = settings.hiddenStores;
-    if (hiding !== undefined) {
-      if (xfer.restart > 0) return refuse(cmd, "501", "REST not compatible with server configuration");
-      // Bug#4144: APPE is accepted, without HiddenStores.
-      if (!append) {
-        // %P is the session's process ID in proftpd; dsod's sessions share a process, so it is the session's number.
-        const pid = String(session.id);
-        hidden = hiddenStorePath(path, hiding.prefix.replaceAll("%P", pid), hiding.suffix.replaceAll("%P", pid));
-        if (hidden === undefined) return refuse(cmd, "451", `${path}: Bad file name`);
-        const exists = await fs.lstat(hidden).then(
-          () => true,
-          () => false,
-        );
-        if (exists) return refuse(cmd, "550", `${shown(cmd)}: Temporary hidden file ${hidden} already exists`);
+      if (type !== undefined) {
+        if (!append && !settings.allowOverwrite)
+          return refuse(cmd, "550", `${shown(cmd)}: Overwrite permission denied`);
+        if (type !== "file") return refuse(cmd, "550", `${shown(cmd)}: Not a regular file`);
+        if ((xfer.restart > 0 || append) && !settings.allowStoreRestart) {
+          xfer.restart = 0;
+          return refuse(cmd, "451", `${shown(cmd)}: Append/Restart not permitted, try again`);
+        }
       }
-    }
-    notes.set(cmd, { kind: "store", path, label: shown(cmd), append, unique: false, hidden, createdHidden: false });
-    return HandlerResults.HANDLED;
-  };
+      let hidden: string | undefined;
+      const hiding = settings.hiddenStores;
+      if (hiding !== undefined) {
+        if (xfer.restart > 0) return refuse(cmd, "501", "REST not compatible with server configuration");
+        // Bug#4144: APPE is accepted, without HiddenStores.
+        if (!append) {
+          // %P is the session's process ID in proftpd; dsod's sessions share a process, so it is the session's number.
+          const pid = String(session.id);
+          hidden = hiddenStorePath(path, hiding.prefix.replaceAll("%P", pid), hiding.suffix.replaceAll("%P", pid));
+          if (hidden === undefined) return refuse(cmd, "451", `${path}: Bad file name`);
+          const exists = await fs.lstat(hidden).then(
+            () => true,
+            () => false,
+          );
+          if (exists) return refuse(cmd, "550", `${shown(cmd)}: Temporary hidden file ${hidden} already exists`);
+        }
+      }
+      notes.set(cmd, { kind: "store", path, label: shown(cmd), append, unique: false, hidden, createdHidden: false });
+      return HandlerResults.HANDLED;
+    };
 
   /** xfer_pre_stou: a new file named `<StoreUniquePrefix>XXXXXX` in the working directory. */
   const preUnique: PreCheck = async (cmd, session) => {
@@ -264,7 +273,15 @@ export function fileTransferCommands(context: FileTransferContext): CommandHandl
       await fs.unlink(created.path).catch(() => {});
       return refuse(cmd, "550", `${created.name}: Overwrite permission denied`);
     }
-    notes.set(cmd, { kind: "store", path: created.path, label: created.name, append: false, unique: true, hidden: undefined, createdHidden: false });
+    notes.set(cmd, {
+      kind: "store",
+      path: created.path,
+      label: created.name,
+      append: false,
+      unique: true,
+      hidden: undefined,
+      createdHidden: false,
+    });
     return HandlerResults.HANDLED;
   };
 
@@ -281,7 +298,11 @@ export function fileTransferCommands(context: FileTransferContext): CommandHandl
     }
   };
 
-  const sizeOf = (fs: SessionFilesystem, path: string): Promise<number> => fs.stat(path).then((info) => info.size, () => 0);
+  const sizeOf = (fs: SessionFilesystem, path: string): Promise<number> =>
+    fs.stat(path).then(
+      (info) => info.size,
+      () => 0,
+    );
 
   const uploadInfo = (outcome: ReceiveOutcome, fileSize: number, complete: boolean): ActiveCommand["transfer"] => ({
     direction: "upload",
@@ -297,19 +318,26 @@ export function fileTransferCommands(context: FileTransferContext): CommandHandl
    * so that a session ending meanwhile closes its filesystem only after the
    * file is dealt with (DataChannel.whenIdle).
    */
-  const store = (pre: PreCheck) => async (cmd: ActiveCommand, session: SessionState): Promise<HandlerResult> => {
-    const note = await noted(cmd, session, pre);
-    const fs = session.fs;
-    if (fs === undefined || note?.kind !== "store") return HandlerResults.ERROR;
-    session.data.beginTransfer();
-    try {
-      return await storeFile(cmd, session, fs, note);
-    } finally {
-      session.data.endTransfer();
-    }
-  };
+  const store =
+    (pre: PreCheck) =>
+    async (cmd: ActiveCommand, session: SessionState): Promise<HandlerResult> => {
+      const note = await noted(cmd, session, pre);
+      const fs = session.fs;
+      if (fs === undefined || note?.kind !== "store") return HandlerResults.ERROR;
+      session.data.beginTransfer();
+      try {
+        return await storeFile(cmd, session, fs, note);
+      } finally {
+        session.data.endTransfer();
+      }
+    };
 
-  const storeFile = async (cmd: ActiveCommand, session: SessionState, fs: SessionFilesystem, note: Store): Promise<HandlerResult> => {
+  const storeFile = async (
+    cmd: ActiveCommand,
+    session: SessionState,
+    fs: SessionFilesystem,
+    note: Store,
+  ): Promise<HandlerResult> => {
     const xfer = state(session);
     // REST counts for APPE too: xfer_stor seeks to the end and then to the restart position.
     const start = xfer.restart;
@@ -363,18 +391,25 @@ export function fileTransferCommands(context: FileTransferContext): CommandHandl
   };
 
   /** xfer_log_retr / xfer_log_stor: the completed transfer's line; REST is used up. */
-  const logComplete = (direction: "o" | "i") => async (cmd: ActiveCommand, session: SessionState): Promise<HandlerResult> => {
-    state(session).restart = 0;
-    const note = notes.get(cmd);
-    if (note !== undefined) await logTransfer(session, cmd, note.path, direction, "c");
-    return HandlerResults.DECLINED;
-  };
+  const logComplete =
+    (direction: "o" | "i") =>
+    async (cmd: ActiveCommand, session: SessionState): Promise<HandlerResult> => {
+      state(session).restart = 0;
+      const note = notes.get(cmd);
+      if (note !== undefined) await logTransfer(session, cmd, note.path, direction, "c");
+      return HandlerResults.DECLINED;
+    };
 
   /** xfer_err_cleanup: REST is used up, and a failed upload's hidden file goes (unless DeleteAbortedStores off). */
   const cleanup = async (cmd: ActiveCommand, session: SessionState): Promise<HandlerResult> => {
     state(session).restart = 0;
     const note = notes.get(cmd);
-    if (note?.kind === "store" && note.hidden !== undefined && note.createdHidden && settings.deleteAbortedStores !== false) {
+    if (
+      note?.kind === "store" &&
+      note.hidden !== undefined &&
+      note.createdHidden &&
+      settings.deleteAbortedStores !== false
+    ) {
       await session.fs?.unlink(note.hidden).catch(() => {});
       note.createdHidden = false;
     }

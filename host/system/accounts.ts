@@ -71,7 +71,9 @@ export function parseAccountLine(line: string): AccountEntry | undefined {
   if (name.startsWith("#") || name.startsWith("+") || name.startsWith("-")) {
     return undefined;
   }
-  return gidText !== undefined && DIGITS.test(gidText) ? { name, id: Number(idText), gid: Number(gidText) } : { name, id: Number(idText) };
+  return gidText !== undefined && DIGITS.test(gidText)
+    ? { name, id: Number(idText), gid: Number(gidText) }
+    : { name, id: Number(idText) };
 }
 
 export function parseAccountFile(text: string): AccountEntry[] {

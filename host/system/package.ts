@@ -39,9 +39,7 @@ function addonCandidates(name: string): string[] {
  * phrase for the caller's DsoError; `file`, where a build would put it;
  * `reason`, the loader's error) for the caller to turn into its own DsoError.
  */
-export function loadNativeAddon(
-  name: string,
-): { addon: unknown } | { file: string; reason: unknown; message: string } {
+export function loadNativeAddon(name: string): { addon: unknown } | { file: string; reason: unknown; message: string } {
   const [built = "", ...others] = addonCandidates(name);
   if (disabled(name)) {
     const reason = new Error(`disabled by ${DISABLE_ADDONS_ENV}`);

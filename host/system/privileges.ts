@@ -47,12 +47,21 @@ function privilegeError(message: string, cause?: unknown): DsoError {
  * that gave up root should not keep root's group). The names were checked
  * when the config was read.
  */
-export function resolveIdentity(user: string | undefined, group: string | undefined, accounts: IdentityLookup, current: ProcessIds): Identity | undefined {
+export function resolveIdentity(
+  user: string | undefined,
+  group: string | undefined,
+  accounts: IdentityLookup,
+  current: ProcessIds,
+): Identity | undefined {
   if (user === undefined && group === undefined) return undefined;
   const uid = user === undefined ? current.geteuid() : accounts.uidOf(user);
   if (uid === undefined) throw privilegeError(`User: Unknown user '${user}'`);
-  const gid = group !== undefined ? accounts.gidOf(group) : user !== undefined ? accounts.primaryGidOf(user) : undefined;
-  if (gid === undefined) throw privilegeError(group !== undefined ? `Group: Unknown group '${group}'` : `User: no primary group for '${user}'`);
+  const gid =
+    group !== undefined ? accounts.gidOf(group) : user !== undefined ? accounts.primaryGidOf(user) : undefined;
+  if (gid === undefined)
+    throw privilegeError(
+      group !== undefined ? `Group: Unknown group '${group}'` : `User: no primary group for '${user}'`,
+    );
   return { user: user ?? accounts.userName(uid), uid, group: group ?? accounts.groupName(gid), gid };
 }
 
@@ -78,11 +87,16 @@ export function dropPrivileges(identity: Identity, ids: ProcessIds): void {
     ids.setgid(identity.gid);
     ids.setuid(identity.uid);
   } catch (cause) {
-    throw privilegeError(`unable to switch to User ${identity.user} and Group ${identity.group}: ${(cause as Error).message}`, cause);
+    throw privilegeError(
+      `unable to switch to User ${identity.user} and Group ${identity.group}: ${(cause as Error).message}`,
+      cause,
+    );
   }
   // main.c checks the result the same way.
-  if (ids.geteuid() !== identity.uid) throw privilegeError(`unable to set UID to ${identity.user}, current UID: ${ids.geteuid()}`);
-  if (ids.getegid() !== identity.gid) throw privilegeError(`unable to set GID to ${identity.group}, current GID: ${ids.getegid()}`);
+  if (ids.geteuid() !== identity.uid)
+    throw privilegeError(`unable to set UID to ${identity.user}, current UID: ${ids.geteuid()}`);
+  if (ids.getegid() !== identity.gid)
+    throw privilegeError(`unable to set GID to ${identity.group}, current GID: ${ids.getegid()}`);
   if (identity.uid !== 0) switched = identity;
 }
 
@@ -90,6 +104,11 @@ export function dropPrivileges(identity: Identity, ids: ProcessIds): void {
  * Whether `identity` could change what has this status: as its owner (who may
  * chmod it whatever its mode), through its group's write bit, or as anyone.
  */
-export function writableBy(stat: Pick<Stats, "uid" | "gid" | "mode">, identity: Pick<Identity, "uid" | "gid">): boolean {
-  return stat.uid === identity.uid || (stat.gid === identity.gid && (stat.mode & 0o020) !== 0) || (stat.mode & 0o002) !== 0;
+export function writableBy(
+  stat: Pick<Stats, "uid" | "gid" | "mode">,
+  identity: Pick<Identity, "uid" | "gid">,
+): boolean {
+  return (
+    stat.uid === identity.uid || (stat.gid === identity.gid && (stat.mode & 0o020) !== 0) || (stat.mode & 0o002) !== 0
+  );
 }

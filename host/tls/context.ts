@@ -82,8 +82,16 @@ function sessionCache(): net.Server {
  * `new tls.TLSSocket(socket, options)` for the control connection at AUTH and
  * for each data connection under PROT P.
  */
-export type SessionTlsOptions = TLSSocketOptions & { readonly isServer: true; readonly secureContext: SecureContext; readonly server: net.Server };
+export type SessionTlsOptions = TLSSocketOptions & {
+  readonly isServer: true;
+  readonly secureContext: SecureContext;
+  readonly server: net.Server;
+};
 
 export function createSessionTls(credentials: TlsCredentials, range: NodeVersionRange): SessionTlsOptions {
-  return { isServer: true, secureContext: tls.createSecureContext(secureContextOptions(credentials, range)), server: sessionCache() };
+  return {
+    isServer: true,
+    secureContext: tls.createSecureContext(secureContextOptions(credentials, range)),
+    server: sessionCache(),
+  };
 }

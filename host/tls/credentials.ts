@@ -72,7 +72,8 @@ function parses(pem: string): X509Certificate | undefined {
 export function certificateFile(path: string, file: FileText): CertificateFile {
   const pem = "text" in file ? certificateBlocks(file.text)[0] : undefined;
   const x509 = pem === undefined ? undefined : parses(pem);
-  if (pem === undefined || x509 === undefined) throw directiveError(`'${path}' does not exist or does not contain a certificate`);
+  if (pem === undefined || x509 === undefined)
+    throw directiveError(`'${path}' does not exist or does not contain a certificate`);
   return { path, pem: `${pem}\n`, x509 };
 }
 
@@ -101,7 +102,8 @@ export function chainFile(path: string, file: FileText): ChainFile {
   const blocks = certificateBlocks(file.text);
   if (blocks.length === 0) throw directiveError(`unable to use '${path}': file contained no certificate data`);
   for (const block of blocks) {
-    if (parses(block) === undefined) throw directiveError(`unable to use '${path}': a certificate in it cannot be parsed`);
+    if (parses(block) === undefined)
+      throw directiveError(`unable to use '${path}': a certificate in it cannot be parsed`);
   }
   return { path, pem: blocks.map((block) => `${block}\n`).join("") };
 }

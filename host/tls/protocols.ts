@@ -17,7 +17,12 @@ export type TlsVersion = "SSLv3" | "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3";
 export const ALL_PROTOCOLS: readonly TlsVersion[] = ["SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
 
 /** TLS_PROTO_DEFAULT, for an OpenSSL with TLSv1.3: the versions used without a TLSProtocol directive. */
-export const DEFAULT_PROTOCOLS: ReadonlySet<TlsVersion> = new Set<TlsVersion>(["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]);
+export const DEFAULT_PROTOCOLS: ReadonlySet<TlsVersion> = new Set<TlsVersion>([
+  "TLSv1",
+  "TLSv1.1",
+  "TLSv1.2",
+  "TLSv1.3",
+]);
 
 /** The versions Node.js negotiates with its default security level, oldest first. */
 const NODE_VERSIONS: readonly TlsVersion[] = ["TLSv1.2", "TLSv1.3"];

@@ -155,8 +155,7 @@ export const Rights = {
  */
 export const FILE_RIGHTS_READ = Rights.FD_READ | Rights.FD_SEEK | Rights.FD_TELL | Rights.FD_FILESTAT_GET;
 export const FILE_RIGHTS_WRITE = Rights.FD_WRITE;
-export const DIR_RIGHTS_READ =
-  Rights.PATH_OPEN | Rights.FD_READDIR | Rights.PATH_FILESTAT_GET | Rights.FD_FILESTAT_GET;
+export const DIR_RIGHTS_READ = Rights.PATH_OPEN | Rights.FD_READDIR | Rights.PATH_FILESTAT_GET | Rights.FD_FILESTAT_GET;
 export const DIR_RIGHTS_WRITE =
   Rights.PATH_CREATE_DIRECTORY |
   Rights.PATH_CREATE_FILE |

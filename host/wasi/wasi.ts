@@ -531,7 +531,10 @@ export function createWasi(options: WasiOptions): Wasi {
     mem.check(countPtr, 4);
     mem.check(sizePtr, 4);
     mem.setU32(countPtr, strings.length);
-    mem.setU32(sizePtr, strings.reduce((sum, s) => sum + s.length, 0));
+    mem.setU32(
+      sizePtr,
+      strings.reduce((sum, s) => sum + s.length, 0),
+    );
     return E.SUCCESS;
   }
 
@@ -707,7 +710,9 @@ export function createWasi(options: WasiOptions): Wasi {
       const where = HAS_PROC_FD ? SandboxRoot.fdPath(dir.hostFd) : path.join(dir.root.realRoot, ...dir.rel);
       // Sorted so cookies (indexes) stay meaningful across calls; `.` and `..` are left out
       // (`..` of the root would describe a directory outside it).
-      const entries = readdirSync(where, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      const entries = readdirSync(where, { withFileTypes: true }).sort((a, b) =>
+        a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+      );
       const encoder = new TextEncoder();
       let used = 0;
       for (let i = cookie < 0n ? entries.length : Number(cookie); i < entries.length && used < target.length; i++) {
@@ -775,7 +780,8 @@ export function createWasi(options: WasiOptions): Wasi {
       if ((oflags & OFlags.DIRECTORY) !== 0) flags |= constants.O_DIRECTORY;
       if (append) flags |= constants.O_APPEND;
       if ((fdflags & FdFlags.DSYNC) !== 0 && typeof constants.O_DSYNC === "number") flags |= constants.O_DSYNC;
-      if ((fdflags & (FdFlags.SYNC | FdFlags.RSYNC)) !== 0 && typeof constants.O_SYNC === "number") flags |= constants.O_SYNC;
+      if ((fdflags & (FdFlags.SYNC | FdFlags.RSYNC)) !== 0 && typeof constants.O_SYNC === "number")
+        flags |= constants.O_SYNC;
       // O_TRUNC is applied only after the checks below, so a refused file is never emptied.
 
       const opened = dir.root.open(resolved.rel, flags, FILE_MODE);

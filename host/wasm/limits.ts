@@ -89,7 +89,9 @@ export const BYTE_LIMITS: ReadonlySet<LoadLimitName> = new Set(["binarySize", "d
 /** The limit a directive keyword names, case-insensitively; undefined for an unknown keyword. */
 export function loadLimitNamed(keyword: string): LoadLimitName | undefined {
   const lower = keyword.toLowerCase();
-  return (Object.keys(LOAD_LIMIT_KEYWORDS) as LoadLimitName[]).find((name) => LOAD_LIMIT_KEYWORDS[name].toLowerCase() === lower);
+  return (Object.keys(LOAD_LIMIT_KEYWORDS) as LoadLimitName[]).find(
+    (name) => LOAD_LIMIT_KEYWORDS[name].toLowerCase() === lower,
+  );
 }
 
 function what(name: LoadLimitName, value: number): string {

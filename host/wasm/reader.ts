@@ -206,7 +206,8 @@ interface SectionState {
 function enforce(state: SectionState, name: LoadLimitName): void {
   const limit = state.limits?.[name];
   const value = state.footprint[name];
-  if (limit !== undefined && value > limit) throw new DsoError(ErrorCodes.LOAD_LIMIT, overLimitText(name, value, limit));
+  if (limit !== undefined && value > limit)
+    throw new DsoError(ErrorCodes.LOAD_LIMIT, overLimitText(name, value, limit));
 }
 
 /** Counts `count` more functions, globals, tables or element segments, refusing the binary past its limit. */
@@ -359,7 +360,8 @@ function readDataSection(r: ByteReader, state: SectionState): void {
     r.skip(size);
     state.footprint.dataBytes += size;
     // An i32.const offset is the segment's address (wasm reads it unsigned); a global's value is not known here.
-    if (memoryIndex === 0 && typeof offset === "number") state.staticData.push({ start: offset >>> 0, end: (offset >>> 0) + size });
+    if (memoryIndex === 0 && typeof offset === "number")
+      state.staticData.push({ start: offset >>> 0, end: (offset >>> 0) + size });
   }
   enforce(state, "dataBytes");
 }
@@ -468,7 +470,15 @@ export function readModuleShape(bytes: Uint8Array, limits?: LoadLimits): ModuleS
     hasStartFunction: false,
     staticData: [],
     customSections: [],
-    footprint: { binarySize: bytes.length, functions: 0, globals: 0, tables: 0, tableElements: 0, elementSegments: 0, dataBytes: 0 },
+    footprint: {
+      binarySize: bytes.length,
+      functions: 0,
+      globals: 0,
+      tables: 0,
+      tableElements: 0,
+      elementSegments: 0,
+      dataBytes: 0,
+    },
     limits,
   };
   let lastId = 0;

@@ -136,9 +136,7 @@ export function externTypeMatches(provided: ExternType, required: ExternType): b
       return provided.kind === required.kind && sameFuncType(provided.type, required.type);
     case "global":
       return (
-        provided.kind === "global" &&
-        provided.valueType === required.valueType &&
-        provided.mutable === required.mutable
+        provided.kind === "global" && provided.valueType === required.valueType && provided.mutable === required.mutable
       );
     case "memory":
       return provided.kind === "memory" && limitsSatisfy(provided.limits, required.limits);

@@ -128,7 +128,11 @@ export class XferlogWriter {
         this.#problem(`unable to open TransferLog '${file}': ${path.dirname(file)} is a world-writable directory`);
         return undefined;
       }
-      return await open(file, constants.O_APPEND | constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, 0o644);
+      return await open(
+        file,
+        constants.O_APPEND | constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW,
+        0o644,
+      );
     } catch (error) {
       this.#problem(`unable to open TransferLog '${file}': ${error instanceof Error ? error.message : String(error)}`);
       return undefined;

@@ -42,7 +42,8 @@ export class ControlClient {
       const lines = this.#buffer.split("\r\n");
       const first = lines[0] ?? "";
       const code = first.slice(0, 3);
-      const end = first[3] === "-" ? lines.findIndex((l, i) => i > 0 && l.startsWith(`${code} `)) : lines.length > 1 ? 0 : -1;
+      const end =
+        first[3] === "-" ? lines.findIndex((l, i) => i > 0 && l.startsWith(`${code} `)) : lines.length > 1 ? 0 : -1;
       if (end >= 0 && end < lines.length - 1) {
         this.#buffer = lines.slice(end + 1).join("\r\n");
         return lines.slice(0, end + 1);
@@ -75,4 +76,3 @@ export class ControlClient {
     return this.#socket;
   }
 }
-

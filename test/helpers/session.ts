@@ -50,7 +50,11 @@ export class RecordingControl implements ControlChannel {
 }
 
 /** A session of `modules`, logged in as `user` (undefined: not logged in), with a recording control channel. */
-export function testSession(modules: readonly EngineModule[], user: string | undefined, overrides: Partial<SessionState> = {}): SessionState {
+export function testSession(
+  modules: readonly EngineModule[],
+  user: string | undefined,
+  overrides: Partial<SessionState> = {},
+): SessionState {
   const endpoints = { localAddress: "127.0.0.1", remoteAddress: "127.0.0.1" };
   return {
     id: 1,
@@ -73,7 +77,10 @@ export function testSession(modules: readonly EngineModule[], user: string | und
 /** A command as a handler sees it, outside dispatch: replies go to the given callbacks. */
 export function testCommand(
   argv: readonly string[],
-  replies: { addResponse?: (code: string, message: string) => void; addError?: (code: string, message: string) => void } = {},
+  replies: {
+    addResponse?: (code: string, message: string) => void;
+    addError?: (code: string, message: string) => void;
+  } = {},
   user?: string,
 ): ActiveCommand {
   return {

@@ -53,7 +53,10 @@ async function start(lines: readonly string[]): Promise<string> {
   const dir = tempDir();
   chmodSync(dir, 0o755);
   const socket = `${dir}/dsod.sock`;
-  const config = writeConfig(dir, ["DefaultAddress 127.0.0.1", "Port 0", `AuthUserFile ${PASSWD}`, `ControlsSocket ${socket}`, ...lines].join("\n"));
+  const config = writeConfig(
+    dir,
+    ["DefaultAddress 127.0.0.1", "Port 0", `AuthUserFile ${PASSWD}`, `ControlsSocket ${socket}`, ...lines].join("\n"),
+  );
   running.push(await RunningDsod.start(config, socket));
   return socket;
 }
@@ -191,7 +194,11 @@ const ROWS: ReadonlyArray<readonly [string, Row]> = [
   [
     "a later ControlsSocketACL re-initialises the socket ACL",
     {
-      config: ["ControlsSocketACL allow user root", "ControlsSocketACL allow group daemon", "ModuleControlsACLs all allow user *"],
+      config: [
+        "ControlsSocketACL allow user root",
+        "ControlsSocketACL allow group daemon",
+        "ModuleControlsACLs all allow user *",
+      ],
       expect: [
         [ROOT, ["lsmod"], AD],
         [NOBODY, ["lsmod"], AD],

@@ -45,11 +45,15 @@ describe("dsod -t refuses what is not a regular file, without blocking", () => {
     expect(zero.status).toBe(1);
     const dir = tempDir();
     const folder = check([`Include ${dir}`]);
-    expect(folder.messages).toEqual([`Fatal: Include: error including '${dir}': Is a directory on line 1 of '${folder.file}'`]);
+    expect(folder.messages).toEqual([
+      `Fatal: Include: error including '${dir}': Is a directory on line 1 of '${folder.file}'`,
+    ]);
     const fifo = path.join(dir, "dsod.conf");
     execFileSync("mkfifo", [fifo]);
     const main = runDsod(["-t", "-c", fifo]);
-    expect(logMessages(main.stderr)).toEqual([`Fatal: unable to read configuration file '${fifo}': not a regular file (a FIFO)`]);
+    expect(logMessages(main.stderr)).toEqual([
+      `Fatal: unable to read configuration file '${fifo}': not a regular file (a FIFO)`,
+    ]);
     expect(main.status).toBe(1);
   });
 
@@ -80,7 +84,9 @@ describe("dsod -t refuses sections and quotes left open", () => {
     ]);
     expect(ifModule.status).toBe(1);
     const limit = check(["</Limit>"]);
-    expect(limit.messages).toEqual([`Fatal: </Limit>: directive not allowed in server config context on line 1 of '${limit.file}'`]);
+    expect(limit.messages).toEqual([
+      `Fatal: </Limit>: directive not allowed in server config context on line 1 of '${limit.file}'`,
+    ]);
     expect(limit.status).toBe(1);
   });
 

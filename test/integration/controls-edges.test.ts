@@ -17,7 +17,17 @@
 import { spawn } from "node:child_process";
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -129,7 +139,14 @@ interface AttackReport {
 
 /** Starts the attacker as `who` and resolves once its held connections are all answered. */
 async function attack(socket: string, who: { uid: number; gid: number }, held: number, hammering: number) {
-  const args = ["-e", ATTACKER, socket, encodeMessage(0, ["lsmod"]).toString("base64"), String(held), String(hammering)];
+  const args = [
+    "-e",
+    ATTACKER,
+    socket,
+    encodeMessage(0, ["lsmod"]).toString("base64"),
+    String(held),
+    String(hammering),
+  ];
   const { node, dir } = forOthers();
   const child = spawn(node, args, { ...who, cwd: dir, stdio: ["pipe", "pipe", "pipe"] });
   children.push(child);
@@ -189,21 +206,24 @@ describe("a user ControlsSocketACL denies", () => {
 });
 
 describe("ControlsSocketOwner and ControlsSocketMode", () => {
-  it.runIf(IS_ROOT)("let the kernel keep users outside the socket's owner and group from connecting at all", async () => {
-    const { daemon, dir } = await fixture.start(["ControlsSocketOwner root daemon", "ControlsSocketMode 0770"]);
-    chmodSync(dir, 0o755);
-    const stat = statSync(daemon.socket);
-    expect([stat.mode & 0o777, stat.uid, stat.gid]).toEqual([0o770, 0, 1]);
-    // The ACLs admit everyone (the fixture's `allow user *`): only the file mode stands in nobody's way.
-    expect(await dsoctl(["-s", daemon.socket, "lsmod"], { ...NOBODY, from: forOthers() })).toEqual({
-      status: 69,
-      stdout: "",
-      stderr: `dsoctl: error contacting server using '${daemon.socket}': Permission denied\n`,
-    });
-    const nobodyInDaemon = { uid: NOBODY.uid, gid: 1, from: forOthers() };
-    expect((await dsoctl(["-s", daemon.socket, "lsmod"], nobodyInDaemon)).status).toBe(0);
-    expect((await dsoctl(["-s", daemon.socket, "lsmod"])).status).toBe(0);
-  });
+  it.runIf(IS_ROOT)(
+    "let the kernel keep users outside the socket's owner and group from connecting at all",
+    async () => {
+      const { daemon, dir } = await fixture.start(["ControlsSocketOwner root daemon", "ControlsSocketMode 0770"]);
+      chmodSync(dir, 0o755);
+      const stat = statSync(daemon.socket);
+      expect([stat.mode & 0o777, stat.uid, stat.gid]).toEqual([0o770, 0, 1]);
+      // The ACLs admit everyone (the fixture's `allow user *`): only the file mode stands in nobody's way.
+      expect(await dsoctl(["-s", daemon.socket, "lsmod"], { ...NOBODY, from: forOthers() })).toEqual({
+        status: 69,
+        stdout: "",
+        stderr: `dsoctl: error contacting server using '${daemon.socket}': Permission denied\n`,
+      });
+      const nobodyInDaemon = { uid: NOBODY.uid, gid: 1, from: forOthers() };
+      expect((await dsoctl(["-s", daemon.socket, "lsmod"], nobodyInDaemon)).status).toBe(0);
+      expect((await dsoctl(["-s", daemon.socket, "lsmod"])).status).toBe(0);
+    },
+  );
 });
 
 describe("a client that does not play along", () => {
@@ -224,7 +244,14 @@ describe("a client that does not play along", () => {
       sockets.push(socket);
       return socket;
     });
-    await Promise.all(clients.map((socket) => new Promise((resolve) => socket.connect(daemon.socket, () => socket.write(request(["lsmod", "-v"]), resolve)))));
+    await Promise.all(
+      clients.map(
+        (socket) =>
+          new Promise((resolve) =>
+            socket.connect(daemon.socket, () => socket.write(request(["lsmod", "-v"]), resolve)),
+          ),
+      ),
+    );
     let mostDescriptors = openDescriptors(daemon);
     // The daemon lets go of every one of them by itself.
     while (openDescriptors(daemon) > idle) {
@@ -329,7 +356,11 @@ describe("a module refused at insmod is logged with its reason", () => {
     chmodSync(file, 0o666);
     await expectInsmodRefusal(daemon, "mod_test.c", `'${file}' is writable by others`);
     symlinkSync(path.join(LIBEXEC, "mod_calc.wasm"), path.join(dir, "mod_calc.wasm"));
-    await expectInsmodRefusal(daemon, "mod_calc.c", `'${dir}/mod_calc.wasm' leads out of the module path (to '${LIBEXEC}/mod_calc.wasm')`);
+    await expectInsmodRefusal(
+      daemon,
+      "mod_calc.c",
+      `'${dir}/mod_calc.wasm' leads out of the module path (to '${LIBEXEC}/mod_calc.wasm')`,
+    );
     mkdirSync(path.join(dir, "mod_counter.wasm"));
     await expectInsmodRefusal(daemon, "mod_counter.c", `'${dir}/mod_counter.wasm' is not a regular file`);
   });
@@ -343,7 +374,9 @@ describe("a module refused at insmod is logged with its reason", () => {
 
   it("whose SHA-256 is not its pin, showing both", async () => {
     const wrong = "0".repeat(64);
-    const real = createHash("sha256").update(readFileSync(path.join(LIBEXEC, "mod_test.wasm"))).digest("hex");
+    const real = createHash("sha256")
+      .update(readFileSync(path.join(LIBEXEC, "mod_test.wasm")))
+      .digest("hex");
     const { daemon } = await fixture.start([`ModuleIntegrity mod_test.c sha256:${wrong}`]);
     await expectInsmodRefusal(
       daemon,
@@ -354,9 +387,17 @@ describe("a module refused at insmod is logged with its reason", () => {
 
   it("that does not link, one line per problem; a wrong API version and a failed init in proftpd's words", async () => {
     const { daemon } = await fixture.start([`ModulePath ${FIXTURES}`]);
-    await expectInsmodRefusal(daemon, "mod_undef.c", "mod_undef.c: undefined symbol 'no_such_symbol' (func (i32) -> i32)");
+    await expectInsmodRefusal(
+      daemon,
+      "mod_undef.c",
+      "mod_undef.c: undefined symbol 'no_such_symbol' (func (i32) -> i32)",
+    );
     await daemon.waitForLog(/mod_dso\/0\.5: mod_undef\.c: undefined symbol 'another_missing' \(func \(\) -> nil\)\n/);
-    await expectInsmodRefusal(daemon, "mod_badapi.c", "module 'mod_badapi.c' has wrong API version (0x10), must be 0x20");
+    await expectInsmodRefusal(
+      daemon,
+      "mod_badapi.c",
+      "module 'mod_badapi.c' has wrong API version (0x10), must be 0x20",
+    );
     await expectInsmodRefusal(daemon, "mod_initfail.c", "module 'mod_initfail.c' failed to initialize");
     await expectInsmodRefusal(daemon, "mod_inittrap.c", "mod_inittrap.c: fault in module_init: unreachable");
     // Logged once each, not once by the host and again by the controls.

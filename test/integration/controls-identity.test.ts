@@ -95,7 +95,11 @@ describe.runIf(IS_ROOT)("controls identity by file, without the peercred addon",
     expect(served.stdout.split("\n")[0]).toBe("dsoctl: Loaded Modules:");
     expect([served.status, served.stderr]).toEqual([0, ""]);
     for (const who of [NOBODY, ROOT_USER]) {
-      expect(await as(who, ["-s", daemon.socket, "lsmod"])).toEqual({ status: 2, stdout: "dsoctl: access denied\n", stderr: "" });
+      expect(await as(who, ["-s", daemon.socket, "lsmod"])).toEqual({
+        status: 2,
+        stdout: "dsoctl: access denied\n",
+        stderr: "",
+      });
     }
   });
 

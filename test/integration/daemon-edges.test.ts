@@ -12,7 +12,16 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { crypt } from "../../host/auth/crypt.js";
 import { daemonFixture } from "./helpers/fixture.js";
-import { LIBEXEC, RunningDsod, baseConfig, dsoctl, logMessages, runDsod, tempDir, writeConfig } from "./helpers/dsod.js";
+import {
+  LIBEXEC,
+  RunningDsod,
+  baseConfig,
+  dsoctl,
+  logMessages,
+  runDsod,
+  tempDir,
+  writeConfig,
+} from "./helpers/dsod.js";
 
 const fixture = daemonFixture();
 const isRoot = process.getuid?.() === 0;
@@ -107,7 +116,9 @@ describe("dsod under a connection flood", () => {
     const daemon = await RunningDsod.start(config, `${dir}/dsod.sock`, [], ["prlimit", "--nofile=512:512"]);
     fixture.adopt(daemon);
     const pid = pidOf(daemon);
-    expect(logMessages(daemon.stderr)).toContain("MaxInstances 89: 512 descriptors, 64 kept for the daemon, 5 per session");
+    expect(logMessages(daemon.stderr)).toContain(
+      "MaxInstances 89: 512 descriptors, 64 kept for the daemon, 5 per session",
+    );
 
     const sockets: net.Socket[] = [];
     let greeted = 0;
@@ -134,7 +145,9 @@ describe("dsod under a connection flood", () => {
         expect(lsmod.stdout).toContain("Loaded Modules:");
       }
       const descriptors = readdirSync(`/proc/${pid}/fd`).length;
-      const refused = logMessages(daemon.stderr).filter((l) => l === "MaxInstances (89) reached, new connection denied").length;
+      const refused = logMessages(daemon.stderr).filter(
+        (l) => l === "MaxInstances (89) reached, new connection denied",
+      ).length;
       console.log(`connection flood: ${greeted} sessions, ${refused} refused, ${descriptors} descriptors open of 512`);
       expect(greeted).toBe(89);
       expect(refused).toBe(2_000 - 89);
@@ -218,7 +231,9 @@ describe("dsod's login limits", () => {
     await fixture.connect(daemon);
     const second = await fixture.connect(daemon, false);
     await second.send("USER demo");
-    expect(await second.send("PASS demo")).toEqual(["530 Sorry, the maximum number of clients (1) for this user are already connected."]);
+    expect(await second.send("PASS demo")).toEqual([
+      "530 Sorry, the maximum number of clients (1) for this user are already connected.",
+    ]);
     await second.closed();
   });
 
@@ -227,7 +242,10 @@ describe("dsod's login limits", () => {
     const users = path.join(tempDir(), "slow.passwd");
     writeFileSync(users, `demo:${crypt("demo", "$6$rounds=20000$saltsaltsaltsalt")}:1000:1000::/tmp:/bin/false\n`);
     /** The PASS round trips of `rounds` failed logins for each kind of user, interleaved. */
-    async function failedLogins(lines: readonly string[], rounds: number): Promise<{ known: number[]; unknown: number[] }> {
+    async function failedLogins(
+      lines: readonly string[],
+      rounds: number,
+    ): Promise<{ known: number[]; unknown: number[] }> {
       const { daemon } = await fixture.start([`AuthUserFile ${users}`, "MaxLoginAttempts none", ...lines]);
       const client = await fixture.connect(daemon, false);
       const known: number[] = [];
@@ -247,7 +265,8 @@ describe("dsod's login limits", () => {
     }
     const delayed = await failedLogins([], 10);
     const plain = await failedLogins(["DelayEngine off"], 10);
-    const ratio = (times: { known: number[]; unknown: number[] }): number => median(times.unknown) / median(times.known);
+    const ratio = (times: { known: number[]; unknown: number[] }): number =>
+      median(times.unknown) / median(times.known);
     console.log(
       `failed PASS, median ms: with mod_delay known ${median(delayed.known).toFixed(1)} / unknown ${median(delayed.unknown).toFixed(1)}; ` +
         `DelayEngine off known ${median(plain.known).toFixed(1)} / unknown ${median(plain.unknown).toFixed(1)}`,
@@ -270,25 +289,31 @@ describe("dsod's identity and PidFile", () => {
     expect(existsSync(`${dir}/dsod.pid`)).toBe(false);
   });
 
-  it.skipIf(!isRoot)("runs as User nobody and Group nogroup with no other groups once bound, and serves sessions", async () => {
-    const dir = tempDir();
-    const config = writeConfig(dir, [baseConfig(dir), "User nobody", "Group nogroup", `PidFile ${dir}/dsod.pid`].join("\n"));
-    const daemon = await RunningDsod.start(config, `${dir}/dsod.sock`);
-    fixture.adopt(daemon);
-    const pid = pidOf(daemon);
-    expect(status(pid, "Uid").split(/\s+/)).toEqual(["65534", "65534", "65534", "65534"]);
-    expect(status(pid, "Gid").split(/\s+/)).toEqual(["65534", "65534", "65534", "65534"]);
-    expect(status(pid, "Groups")).toBe("");
-    const client = await fixture.connect(daemon);
-    expect(await client.send("PWD")).toEqual(['257 "/tmp" is the current directory']);
-    const lsmod = await dsoctl(["-s", daemon.socket, "lsmod"]);
-    expect(lsmod.status).toBe(0);
-    // Written as root before the switch; removed after the exit by the watcher that kept root.
-    expect(readFileSync(`${dir}/dsod.pid`, "utf8")).toBe(`${pid}\n`);
-    client.close();
-    expect(await daemon.stop()).toBe(0);
-    await eventually(() => !existsSync(`${dir}/dsod.pid`));
-  });
+  it.skipIf(!isRoot)(
+    "runs as User nobody and Group nogroup with no other groups once bound, and serves sessions",
+    async () => {
+      const dir = tempDir();
+      const config = writeConfig(
+        dir,
+        [baseConfig(dir), "User nobody", "Group nogroup", `PidFile ${dir}/dsod.pid`].join("\n"),
+      );
+      const daemon = await RunningDsod.start(config, `${dir}/dsod.sock`);
+      fixture.adopt(daemon);
+      const pid = pidOf(daemon);
+      expect(status(pid, "Uid").split(/\s+/)).toEqual(["65534", "65534", "65534", "65534"]);
+      expect(status(pid, "Gid").split(/\s+/)).toEqual(["65534", "65534", "65534", "65534"]);
+      expect(status(pid, "Groups")).toBe("");
+      const client = await fixture.connect(daemon);
+      expect(await client.send("PWD")).toEqual(['257 "/tmp" is the current directory']);
+      const lsmod = await dsoctl(["-s", daemon.socket, "lsmod"]);
+      expect(lsmod.status).toBe(0);
+      // Written as root before the switch; removed after the exit by the watcher that kept root.
+      expect(readFileSync(`${dir}/dsod.pid`, "utf8")).toBe(`${pid}\n`);
+      client.close();
+      expect(await daemon.stop()).toBe(0);
+      await eventually(() => !existsSync(`${dir}/dsod.pid`));
+    },
+  );
 
   it.skipIf(!isRoot)("refuses to start as a User that could write the module path", () => {
     const dir = tempDir();
@@ -306,14 +331,19 @@ describe("dsod's identity and PidFile", () => {
 
   it("says in dsod -t which directives are accepted for compatibility only", () => {
     const dir = tempDir();
-    const config = writeConfig(dir, [baseConfig(dir), `ScoreboardFile ${dir}/sb`, "WtmpLog on", `DelayTable ${dir}/delay`].join("\n"));
+    const config = writeConfig(
+      dir,
+      [baseConfig(dir), `ScoreboardFile ${dir}/sb`, "WtmpLog on", `DelayTable ${dir}/delay`].join("\n"),
+    );
     const result = runDsod(["-t", "-c", config]);
     expect(result.status).toBe(0);
     const lines = logMessages(result.stderr);
     expect(lines).toContain(
       `ScoreboardFile on line 7 of '${config}' is accepted for compatibility only: dsod keeps its scoreboard in memory and writes no file`,
     );
-    expect(lines).toContain(`WtmpLog on line 8 of '${config}' is accepted for compatibility only: dsod writes no wtmp records`);
+    expect(lines).toContain(
+      `WtmpLog on line 8 of '${config}' is accepted for compatibility only: dsod writes no wtmp records`,
+    );
     expect(lines).toContain(
       `DelayTable on line 9 of '${config}' is accepted for compatibility only: dsod keeps the table in memory, not in '${dir}/delay'`,
     );

@@ -165,17 +165,29 @@ describe("dsoctl lsmod", () => {
       stderr: "",
     });
     expect((await ctl(socket, ["insmod", "mod_site_hello.c"])).stdout).toBe(out("'mod_site_hello.c' loaded"));
-    expect((await ctl(socket, ["lsmod"])).stdout).toBe(lsmodOutput([...COMPILED_IN, "mod_test.c", "mod_override.c", "mod_site_hello.c"]));
+    expect((await ctl(socket, ["lsmod"])).stdout).toBe(
+      lsmodOutput([...COMPILED_IN, "mod_test.c", "mod_override.c", "mod_site_hello.c"]),
+    );
     // Re-inserting an older module moves it to the end.
     expect((await ctl(socket, ["rmmod", "mod_test.c"])).status).toBe(0);
     expect((await ctl(socket, ["insmod", "mod_test.c"])).status).toBe(0);
-    expect((await ctl(socket, ["lsmod"])).stdout).toBe(lsmodOutput([...COMPILED_IN, "mod_override.c", "mod_site_hello.c", "mod_test.c"]));
+    expect((await ctl(socket, ["lsmod"])).stdout).toBe(
+      lsmodOutput([...COMPILED_IN, "mod_override.c", "mod_site_hello.c", "mod_test.c"]),
+    );
   });
 
   it("takes no argument but -v", async () => {
     const { socket } = await startDsod(OPEN_ACLS);
-    expect(await ctl(socket, ["lsmod", "extra"])).toEqual({ status: 3, stdout: out("wrong number of parameters"), stderr: "" });
-    expect(await ctl(socket, ["lsmod", "-v", "-v"])).toEqual({ status: 3, stdout: out("wrong number of parameters"), stderr: "" });
+    expect(await ctl(socket, ["lsmod", "extra"])).toEqual({
+      status: 3,
+      stdout: out("wrong number of parameters"),
+      stderr: "",
+    });
+    expect(await ctl(socket, ["lsmod", "-v", "-v"])).toEqual({
+      status: 3,
+      stdout: out("wrong number of parameters"),
+      stderr: "",
+    });
   });
 
   it("lsmod -v details each module's file, sha256, size and bindings, and lists libraries apart", async () => {
@@ -190,7 +202,10 @@ describe("dsoctl lsmod", () => {
     // Module names at two spaces, in lsmod's order; details at four.
     const librariesAt = body.indexOf("Loaded Libraries:");
     expect(librariesAt).toBeGreaterThan(0);
-    const moduleNames = body.slice(1, librariesAt).filter((line) => /^ {2}\S/.test(line)).map((line) => line.trim());
+    const moduleNames = body
+      .slice(1, librariesAt)
+      .filter((line) => /^ {2}\S/.test(line))
+      .map((line) => line.trim());
     expect(moduleNames).toEqual([...COMPILED_IN, "mod_counter.c"]);
     const section = (name: string, from: number): string[] => {
       const start = body.indexOf(`  ${name}`, from);
@@ -200,7 +215,11 @@ describe("dsoctl lsmod", () => {
     };
     const fileFacts = (file: string): string[] => {
       const bytes = readFileSync(file);
-      return [`    file: ${file}`, `    sha256: ${createHash("sha256").update(bytes).digest("hex")}`, `    size: ${bytes.length} bytes`];
+      return [
+        `    file: ${file}`,
+        `    sha256: ${createHash("sha256").update(bytes).digest("hex")}`,
+        `    size: ${bytes.length} bytes`,
+      ];
     };
     const counter = section("mod_counter.c", 1);
     expect(counter).toContain("    kind: dso");
@@ -251,7 +270,11 @@ describe("dsoctl lsmod", () => {
 describe("dsoctl insmod", () => {
   it("loads a module once; a second time, or a compiled-in one, is Already loaded", async () => {
     const { socket } = await startDsod(OPEN_ACLS);
-    expect(await ctl(socket, ["insmod", "mod_test.c"])).toEqual({ status: 0, stdout: out("'mod_test.c' loaded"), stderr: "" });
+    expect(await ctl(socket, ["insmod", "mod_test.c"])).toEqual({
+      status: 0,
+      stdout: out("'mod_test.c' loaded"),
+      stderr: "",
+    });
     expect(await ctl(socket, ["insmod", "mod_test.c"])).toEqual({
       status: 3,
       stdout: out("error loading 'mod_test.c': Already loaded"),
@@ -268,7 +291,10 @@ describe("dsoctl insmod", () => {
     const { socket } = await startDsod(OPEN_ACLS);
     expect(await ctl(socket, ["insmod", "mod_nonexistent.c"])).toEqual({
       status: 3,
-      stdout: out("error loading 'mod_nonexistent.c': No such file or directory", `  '${LIBEXEC}/mod_nonexistent.wasm' does not exist`),
+      stdout: out(
+        "error loading 'mod_nonexistent.c': No such file or directory",
+        `  '${LIBEXEC}/mod_nonexistent.wasm' does not exist`,
+      ),
       stderr: "",
     });
     // Under proftpd's line, the name meant, when there is one.
@@ -287,7 +313,11 @@ describe("dsoctl insmod", () => {
         stderr: "",
       });
     }
-    expect(await ctl(socket, ["insmod"])).toEqual({ status: 3, stdout: out("missing required parameters"), stderr: "" });
+    expect(await ctl(socket, ["insmod"])).toEqual({
+      status: 3,
+      stdout: out("missing required parameters"),
+      stderr: "",
+    });
     expect((await ctl(socket, ["lsmod"])).stdout).toBe(lsmodOutput(COMPILED_IN));
   });
 
@@ -304,7 +334,9 @@ describe("dsoctl insmod", () => {
       ),
       stderr: "",
     });
-    expect((await ctl(socket, ["lsmod"])).stdout).toBe(lsmodOutput([...COMPILED_IN, "mod_test.c", "mod_override.c", "mod_site_hello.c"]));
+    expect((await ctl(socket, ["lsmod"])).stdout).toBe(
+      lsmodOutput([...COMPILED_IN, "mod_test.c", "mod_override.c", "mod_site_hello.c"]),
+    );
     expect(await ctl(socket, ["rmmod", "mod_override.c", "mod_site_hello.c"])).toEqual({
       status: 0,
       stdout: out("'mod_override.c' unloaded", "'mod_site_hello.c' unloaded"),
@@ -324,12 +356,18 @@ describe("dsoctl insmod", () => {
     });
     expect(await ctl(socket, ["insmod", "mod_badapi.c"])).toEqual({
       status: 3,
-      stdout: out("error loading 'mod_badapi.c': Permission denied", "  module 'mod_badapi.c' has wrong API version (0x10), must be 0x20"),
+      stdout: out(
+        "error loading 'mod_badapi.c': Permission denied",
+        "  module 'mod_badapi.c' has wrong API version (0x10), must be 0x20",
+      ),
       stderr: "",
     });
     expect(await ctl(socket, ["insmod", "mod_initfail.c"])).toEqual({
       status: 3,
-      stdout: out("error loading 'mod_initfail.c': Operation not permitted", "  module 'mod_initfail.c' failed to initialize"),
+      stdout: out(
+        "error loading 'mod_initfail.c': Operation not permitted",
+        "  module 'mod_initfail.c' failed to initialize",
+      ),
       stderr: "",
     });
     await daemon.waitForLog(/module 'mod_initfail\.c' failed to initialize/);
@@ -342,7 +380,11 @@ describe("dsoctl insmod", () => {
 describe("dsoctl rmmod", () => {
   it("unloads once; again is Module not loaded; names that are not mod_*.c are Bad module name", async () => {
     const { socket } = await startDsod([...OPEN_ACLS, "LoadModule mod_test.c"]);
-    expect(await ctl(socket, ["rmmod", "mod_test.c"])).toEqual({ status: 0, stdout: out("'mod_test.c' unloaded"), stderr: "" });
+    expect(await ctl(socket, ["rmmod", "mod_test.c"])).toEqual({
+      status: 0,
+      stdout: out("'mod_test.c' unloaded"),
+      stderr: "",
+    });
     expect(await ctl(socket, ["rmmod", "mod_test.c"])).toEqual({
       status: 3,
       stdout: out("error unloading 'mod_test.c': Module not loaded"),
@@ -376,7 +418,11 @@ describe("dsoctl rmmod", () => {
       stderr: "",
     });
     expect(await ctl(socket, ["lsmod"])).toEqual({ status: 0, stdout: lsmodOutput(COMPILED_IN), stderr: "" });
-    expect(await ctl(socket, ["insmod", "mod_test.c"])).toEqual({ status: 0, stdout: out("'mod_test.c' loaded"), stderr: "" });
+    expect(await ctl(socket, ["insmod", "mod_test.c"])).toEqual({
+      status: 0,
+      stdout: out("'mod_test.c' loaded"),
+      stderr: "",
+    });
   });
 
   it("removes a compiled-in module (new sessions lose SITE) and inserts it again, listed last", async () => {
@@ -384,14 +430,24 @@ describe("dsoctl rmmod", () => {
     const before = await ftp(daemon);
     const siteHelp = await before.send("SITE HELP");
     expect(siteHelp[0]).toMatch(/^214/);
-    expect(await ctl(socket, ["rmmod", "mod_site.c"])).toEqual({ status: 0, stdout: out("'mod_site.c' unloaded"), stderr: "" });
-    expect((await ctl(socket, ["lsmod"])).stdout).toBe(lsmodOutput([...COMPILED_IN.filter((name) => name !== "mod_site.c"), "mod_test.c"]));
+    expect(await ctl(socket, ["rmmod", "mod_site.c"])).toEqual({
+      status: 0,
+      stdout: out("'mod_site.c' unloaded"),
+      stderr: "",
+    });
+    expect((await ctl(socket, ["lsmod"])).stdout).toBe(
+      lsmodOutput([...COMPILED_IN.filter((name) => name !== "mod_site.c"), "mod_test.c"]),
+    );
     const without = await ftp(daemon);
     expect(await without.send("SITE HELP")).toEqual(["500 'SITE' not understood"]);
     expect(await without.send("NOOP")).toEqual(["200 NOOP command successful"]);
     // The session opened before keeps the module set it was forked with.
     expect(await before.send("SITE HELP")).toEqual(siteHelp);
-    expect(await ctl(socket, ["insmod", "mod_site.c"])).toEqual({ status: 0, stdout: out("'mod_site.c' loaded"), stderr: "" });
+    expect(await ctl(socket, ["insmod", "mod_site.c"])).toEqual({
+      status: 0,
+      stdout: out("'mod_site.c' loaded"),
+      stderr: "",
+    });
     expect((await ctl(socket, ["lsmod"])).stdout).toBe(
       lsmodOutput([...COMPILED_IN.filter((name) => name !== "mod_site.c"), "mod_test.c", "mod_site.c"]),
     );
@@ -405,9 +461,15 @@ describe("dsoctl rmmod", () => {
     expect((await ctl(socket, ["lsmod"])).stdout).toBe(lsmodOutput([...COMPILED_IN, "mod_sql.c", "mod_sql_mysql.c"]));
     const refused = await ctl(socket, ["rmmod", "mod_sql.c"]);
     expect(refused.status).toBe(3);
-    expect(refused.stdout).toBe(out("error unloading 'mod_sql.c': Device or resource busy (needed by mod_sql_mysql.c)"));
+    expect(refused.stdout).toBe(
+      out("error unloading 'mod_sql.c': Device or resource busy (needed by mod_sql_mysql.c)"),
+    );
     expect((await ctl(socket, ["lsmod"])).stdout).toBe(lsmodOutput([...COMPILED_IN, "mod_sql.c", "mod_sql_mysql.c"]));
-    expect(await ctl(socket, ["rmmod", "mod_sql_mysql.c"])).toEqual({ status: 0, stdout: out("'mod_sql_mysql.c' unloaded"), stderr: "" });
+    expect(await ctl(socket, ["rmmod", "mod_sql_mysql.c"])).toEqual({
+      status: 0,
+      stdout: out("'mod_sql_mysql.c' unloaded"),
+      stderr: "",
+    });
   });
 });
 
@@ -427,9 +489,17 @@ describe("dsoctl help, unknown actions and usage", () => {
       ),
       stderr: "",
     });
-    expect(await ctl(socket, ["frobnicate"])).toEqual({ status: 4, stdout: out("unsupported action requested"), stderr: "" });
+    expect(await ctl(socket, ["frobnicate"])).toEqual({
+      status: 4,
+      stdout: out("unsupported action requested"),
+      stderr: "",
+    });
     // Action names are case-sensitive.
-    expect(await ctl(socket, ["LSMOD"])).toEqual({ status: 4, stdout: out("unsupported action requested"), stderr: "" });
+    expect(await ctl(socket, ["LSMOD"])).toEqual({
+      status: 4,
+      stdout: out("unsupported action requested"),
+      stderr: "",
+    });
   });
 
   it("no action, a relative -s, or a request over the limits exit 1 without contacting anyone", async () => {
@@ -472,141 +542,183 @@ describe("dsoctl help, unknown actions and usage", () => {
   });
 });
 
-describe.skipIf(!IS_ROOT)("ACLs on the caller's real identity (needs root to run dsoctl as others; skipped otherwise)", () => {
-  it("without ModuleControlsACLs every action is denied, root included; help is not guarded", async () => {
-    const { socket } = await startDsod(["ControlsSocketACL allow user *"]);
-    await expectDenied(ctl(socket, ["lsmod"]));
-    await expectDenied(ctl(socket, ["insmod", "mod_test.c"]));
-    await expectDenied(ctl(socket, ["rmmod", "mod_site.c"]));
-    expect((await ctl(socket, ["help"])).status).toBe(0);
-    expect(await ctl(socket, ["--json", "lsmod"])).toEqual({ status: 2, stdout: `{"status":-2,"lines":["access denied"]}\n`, stderr: "" });
-  });
-
-  it("Debian's modules.conf: root loads, everyone lists, nobody cannot load; the ACL comes before the arguments", async () => {
-    const { socket } = await startDsod([
-      "ControlsSocketACL allow user *",
-      "ModuleControlsACLs insmod,rmmod allow user root",
-      "ModuleControlsACLs lsmod allow user *",
-    ]);
-    expect(await ctl(socket, ["insmod", "mod_test.c"])).toEqual({ status: 0, stdout: out("'mod_test.c' loaded"), stderr: "" });
-    expect(await ctl(socket, ["lsmod"], NOBODY)).toEqual({
-      status: 0,
-      stdout: lsmodOutput([...COMPILED_IN, "mod_test.c"]),
-      stderr: "",
+describe.skipIf(!IS_ROOT)(
+  "ACLs on the caller's real identity (needs root to run dsoctl as others; skipped otherwise)",
+  () => {
+    it("without ModuleControlsACLs every action is denied, root included; help is not guarded", async () => {
+      const { socket } = await startDsod(["ControlsSocketACL allow user *"]);
+      await expectDenied(ctl(socket, ["lsmod"]));
+      await expectDenied(ctl(socket, ["insmod", "mod_test.c"]));
+      await expectDenied(ctl(socket, ["rmmod", "mod_site.c"]));
+      expect((await ctl(socket, ["help"])).status).toBe(0);
+      expect(await ctl(socket, ["--json", "lsmod"])).toEqual({
+        status: 2,
+        stdout: `{"status":-2,"lines":["access denied"]}\n`,
+        stderr: "",
+      });
     });
-    await expectDenied(ctl(socket, ["insmod", "mod_override.c"], NOBODY));
-    await expectDenied(ctl(socket, ["rmmod", "mod_test.c"], NOBODY));
-    await expectDenied(ctl(socket, ["insmod"], NOBODY));
-    expect(await ctl(socket, ["insmod"])).toEqual({ status: 3, stdout: out("missing required parameters"), stderr: "" });
-    expect((await ctl(socket, ["lsmod"])).stdout).toBe(lsmodOutput([...COMPILED_IN, "mod_test.c"]));
-  });
 
-  it("`lsmod deny user nobody` lets everyone else list; insmod has no rule and stays denied", async () => {
-    const { socket } = await startDsod(["ControlsSocketACL allow user *", "ModuleControlsACLs lsmod deny user nobody"]);
-    expect((await ctl(socket, ["lsmod"])).status).toBe(0);
-    expect(await ctl(socket, ["lsmod"], DAEMON)).toEqual({ status: 0, stdout: lsmodOutput(COMPILED_IN), stderr: "" });
-    await expectDenied(ctl(socket, ["lsmod"], NOBODY));
-    await expectDenied(ctl(socket, ["insmod", "mod_test.c"]));
-  });
-
-  it("`lsmod allow group daemon` looks at the caller's primary gid only", async () => {
-    const { socket } = await startDsod(["ControlsSocketACL allow user *", "ModuleControlsACLs lsmod allow group daemon"]);
-    await expectDenied(ctl(socket, ["lsmod"]));
-    await expectDenied(ctl(socket, ["lsmod"], NOBODY));
-    expect((await ctl(socket, ["lsmod"], DAEMON)).stdout).toBe(lsmodOutput(COMPILED_IN));
-    expect(await ctl(socket, ["lsmod"], NOBODY_IN_DAEMON)).toEqual({ status: 0, stdout: lsmodOutput(COMPILED_IN), stderr: "" });
-  });
-
-  it.skipIf(!existsSync(SETPRIV))("a supplementary group does not count (setpriv: nobody with daemon as a supplementary group)", async () => {
-    const { socket } = await startDsod(["ControlsSocketACL allow user *", "ModuleControlsACLs lsmod allow group daemon"]);
-    const { node, dsoctl, dir } = forOthers();
-    const asNobody = ["--reuid=65534", "--regid=65534", "--groups=1", "--", node, dsoctl, "-s", socket];
-    expect(await run(SETPRIV, [...asNobody, "lsmod"], { cwd: dir })).toEqual({
-      status: 2,
-      stdout: ACCESS_DENIED,
-      stderr: "",
+    it("Debian's modules.conf: root loads, everyone lists, nobody cannot load; the ACL comes before the arguments", async () => {
+      const { socket } = await startDsod([
+        "ControlsSocketACL allow user *",
+        "ModuleControlsACLs insmod,rmmod allow user root",
+        "ModuleControlsACLs lsmod allow user *",
+      ]);
+      expect(await ctl(socket, ["insmod", "mod_test.c"])).toEqual({
+        status: 0,
+        stdout: out("'mod_test.c' loaded"),
+        stderr: "",
+      });
+      expect(await ctl(socket, ["lsmod"], NOBODY)).toEqual({
+        status: 0,
+        stdout: lsmodOutput([...COMPILED_IN, "mod_test.c"]),
+        stderr: "",
+      });
+      await expectDenied(ctl(socket, ["insmod", "mod_override.c"], NOBODY));
+      await expectDenied(ctl(socket, ["rmmod", "mod_test.c"], NOBODY));
+      await expectDenied(ctl(socket, ["insmod"], NOBODY));
+      expect(await ctl(socket, ["insmod"])).toEqual({
+        status: 3,
+        stdout: out("missing required parameters"),
+        stderr: "",
+      });
+      expect((await ctl(socket, ["lsmod"])).stdout).toBe(lsmodOutput([...COMPILED_IN, "mod_test.c"]));
     });
-    const asDaemonGroup = ["--reuid=65534", "--regid=1", "--clear-groups", "--", node, dsoctl, "-s", socket];
-    expect(await run(SETPRIV, [...asDaemonGroup, "lsmod"], { cwd: dir })).toEqual({
-      status: 0,
-      stdout: lsmodOutput(COMPILED_IN),
-      stderr: "",
+
+    it("`lsmod deny user nobody` lets everyone else list; insmod has no rule and stays denied", async () => {
+      const { socket } = await startDsod([
+        "ControlsSocketACL allow user *",
+        "ModuleControlsACLs lsmod deny user nobody",
+      ]);
+      expect((await ctl(socket, ["lsmod"])).status).toBe(0);
+      expect(await ctl(socket, ["lsmod"], DAEMON)).toEqual({ status: 0, stdout: lsmodOutput(COMPILED_IN), stderr: "" });
+      await expectDenied(ctl(socket, ["lsmod"], NOBODY));
+      await expectDenied(ctl(socket, ["insmod", "mod_test.c"]));
     });
-  });
 
-  it("ControlsSocketACL denies by default: no directive, nothing is served, help included", async () => {
-    const { socket } = await startDsod(["ModuleControlsACLs all allow user *"]);
-    await expectDenied(ctl(socket, ["help"]));
-    await expectDenied(ctl(socket, ["lsmod"]));
-    await expectDenied(ctl(socket, ["insmod", "mod_test.c"]));
-    await expectDenied(ctl(socket, ["frobnicate"]));
-    await expectDenied(ctl(socket, ["help"], NOBODY));
-    // Denied means nothing happened.
-    await expectDenied(ctl(socket, ["lsmod"]));
-  });
+    it("`lsmod allow group daemon` looks at the caller's primary gid only", async () => {
+      const { socket } = await startDsod([
+        "ControlsSocketACL allow user *",
+        "ModuleControlsACLs lsmod allow group daemon",
+      ]);
+      await expectDenied(ctl(socket, ["lsmod"]));
+      await expectDenied(ctl(socket, ["lsmod"], NOBODY));
+      expect((await ctl(socket, ["lsmod"], DAEMON)).stdout).toBe(lsmodOutput(COMPILED_IN));
+      expect(await ctl(socket, ["lsmod"], NOBODY_IN_DAEMON)).toEqual({
+        status: 0,
+        stdout: lsmodOutput(COMPILED_IN),
+        stderr: "",
+      });
+    });
 
-  it("`ControlsSocketACL allow user root` keeps nobody out of every action, help included", async () => {
-    const { socket } = await startDsod(["ControlsSocketACL allow user root", "ModuleControlsACLs all allow user *"]);
-    expect((await ctl(socket, ["lsmod"])).stdout).toBe(lsmodOutput(COMPILED_IN));
-    expect((await ctl(socket, ["help"])).status).toBe(0);
-    await expectDenied(ctl(socket, ["help"], NOBODY));
-    await expectDenied(ctl(socket, ["lsmod"], NOBODY));
-    await expectDenied(ctl(socket, ["insmod", "mod_test.c"], NOBODY));
-    expect((await ctl(socket, ["lsmod"], DAEMON)).status).toBe(2);
-  });
+    it.skipIf(!existsSync(SETPRIV))(
+      "a supplementary group does not count (setpriv: nobody with daemon as a supplementary group)",
+      async () => {
+        const { socket } = await startDsod([
+          "ControlsSocketACL allow user *",
+          "ModuleControlsACLs lsmod allow group daemon",
+        ]);
+        const { node, dsoctl, dir } = forOthers();
+        const asNobody = ["--reuid=65534", "--regid=65534", "--groups=1", "--", node, dsoctl, "-s", socket];
+        expect(await run(SETPRIV, [...asNobody, "lsmod"], { cwd: dir })).toEqual({
+          status: 2,
+          stdout: ACCESS_DENIED,
+          stderr: "",
+        });
+        const asDaemonGroup = ["--reuid=65534", "--regid=1", "--clear-groups", "--", node, dsoctl, "-s", socket];
+        expect(await run(SETPRIV, [...asDaemonGroup, "lsmod"], { cwd: dir })).toEqual({
+          status: 0,
+          stdout: lsmodOutput(COMPILED_IN),
+          stderr: "",
+        });
+      },
+    );
 
-  it("judges a client by who it is, not by what it says: nobody posing as root is nobody", async () => {
-    const { socket } = await startDsod([
-      "ControlsSocketACL allow user *",
-      "ModuleControlsACLs insmod,rmmod allow user root",
-      "ModuleControlsACLs lsmod allow user *",
-    ]);
-    const posing = { ...process.env, USER: "root", LOGNAME: "root", HOME: "/root", SUDO_UID: "0", SUDO_USER: "root" };
-    await expectDenied(ctl(socket, ["insmod", "mod_test.c"], { ...NOBODY, env: posing }));
-    await expectDenied(ctl(socket, ["rmmod", "mod_site.c"], { ...NOBODY, env: posing }));
-    // The wire carries no identity: a raw request as nobody is judged the same way.
-    const wire = path.join(forOthers().host, "controls", "wire.js");
-    const script = [
-      `import { createConnection } from "node:net";`,
-      `import { encodeMessage, MessageDecoder, RESPONSE_LIMITS } from ${JSON.stringify(wire)};`,
-      `const decoder = new MessageDecoder(RESPONSE_LIMITS);`,
-      `const s = createConnection(${JSON.stringify(socket)}, () => s.write(encodeMessage(0, ["insmod", "mod_test.c", "uid=0", "root"])));`,
-      `s.on("data", (c) => { const r = decoder.push(c); if (r) { console.log(JSON.stringify(r)); s.destroy(); } });`,
-    ].join("\n");
-    const raw = await run(forOthers().node, ["--input-type=module", "-e", script], NOBODY);
-    expect(raw).toEqual({ status: 0, stdout: `${JSON.stringify({ status: -2, args: ["access denied"] })}\n`, stderr: "" });
-    expect((await ctl(socket, ["lsmod"], NOBODY)).stdout).toBe(lsmodOutput(COMPILED_IN));
-  });
+    it("ControlsSocketACL denies by default: no directive, nothing is served, help included", async () => {
+      const { socket } = await startDsod(["ModuleControlsACLs all allow user *"]);
+      await expectDenied(ctl(socket, ["help"]));
+      await expectDenied(ctl(socket, ["lsmod"]));
+      await expectDenied(ctl(socket, ["insmod", "mod_test.c"]));
+      await expectDenied(ctl(socket, ["frobnicate"]));
+      await expectDenied(ctl(socket, ["help"], NOBODY));
+      // Denied means nothing happened.
+      await expectDenied(ctl(socket, ["lsmod"]));
+    });
 
-  it("writes proftpd's ControlsLog lines for an accepted insmod and a denied lsmod", async () => {
-    const logDir = tempDir();
-    const log = `${logDir}/ctrls.log`;
-    const { daemon, socket } = await startDsod([
-      "ControlsSocketACL allow user *",
-      "ModuleControlsACLs insmod,lsmod allow user root",
-      `ControlsLog ${log}`,
-    ]);
-    expect((await ctl(socket, ["insmod", "mod_test.c"])).stdout).toBe(out("'mod_test.c' loaded"));
-    await waitForText(log, "closed connection to root/root client");
-    await expectDenied(ctl(socket, ["lsmod"], NOBODY));
-    await waitForText(log, "closed connection to nobody/nogroup client");
-    const prefix = new RegExp(String.raw`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} mod_ctrls/0\.9\.5\[${daemon.child.pid}\]: `);
-    const lines = readFileSync(log, "utf8").split("\n").filter((line) => line !== "");
-    expect(lines.every((line) => prefix.test(line)), lines.join("\n")).toBe(true);
-    expect(lines.map((line) => line.replace(prefix, ""))).toEqual([
-      "accepted connection from root/root client",
-      "recvd from root/root client: 'insmod mod_test.c'",
-      "sent to root/root client: return value: 0",
-      "sent to root/root client: ''mod_test.c' loaded'",
-      "closed connection to root/root client",
-      "accepted connection from nobody/nogroup client",
-      // proftpd 1.3.8 logs -1 here; dsod's status for access denied is master's -2 (docs/controls.md).
-      "sent to nobody/nogroup client: return value: -2",
-      "sent to nobody/nogroup client: 'access denied'",
-      "closed connection to nobody/nogroup client",
-    ]);
-  });
-});
+    it("`ControlsSocketACL allow user root` keeps nobody out of every action, help included", async () => {
+      const { socket } = await startDsod(["ControlsSocketACL allow user root", "ModuleControlsACLs all allow user *"]);
+      expect((await ctl(socket, ["lsmod"])).stdout).toBe(lsmodOutput(COMPILED_IN));
+      expect((await ctl(socket, ["help"])).status).toBe(0);
+      await expectDenied(ctl(socket, ["help"], NOBODY));
+      await expectDenied(ctl(socket, ["lsmod"], NOBODY));
+      await expectDenied(ctl(socket, ["insmod", "mod_test.c"], NOBODY));
+      expect((await ctl(socket, ["lsmod"], DAEMON)).status).toBe(2);
+    });
+
+    it("judges a client by who it is, not by what it says: nobody posing as root is nobody", async () => {
+      const { socket } = await startDsod([
+        "ControlsSocketACL allow user *",
+        "ModuleControlsACLs insmod,rmmod allow user root",
+        "ModuleControlsACLs lsmod allow user *",
+      ]);
+      const posing = { ...process.env, USER: "root", LOGNAME: "root", HOME: "/root", SUDO_UID: "0", SUDO_USER: "root" };
+      await expectDenied(ctl(socket, ["insmod", "mod_test.c"], { ...NOBODY, env: posing }));
+      await expectDenied(ctl(socket, ["rmmod", "mod_site.c"], { ...NOBODY, env: posing }));
+      // The wire carries no identity: a raw request as nobody is judged the same way.
+      const wire = path.join(forOthers().host, "controls", "wire.js");
+      const script = [
+        `import { createConnection } from "node:net";`,
+        `import { encodeMessage, MessageDecoder, RESPONSE_LIMITS } from ${JSON.stringify(wire)};`,
+        `const decoder = new MessageDecoder(RESPONSE_LIMITS);`,
+        `const s = createConnection(${JSON.stringify(socket)}, () => s.write(encodeMessage(0, ["insmod", "mod_test.c", "uid=0", "root"])));`,
+        `s.on("data", (c) => { const r = decoder.push(c); if (r) { console.log(JSON.stringify(r)); s.destroy(); } });`,
+      ].join("\n");
+      const raw = await run(forOthers().node, ["--input-type=module", "-e", script], NOBODY);
+      expect(raw).toEqual({
+        status: 0,
+        stdout: `${JSON.stringify({ status: -2, args: ["access denied"] })}\n`,
+        stderr: "",
+      });
+      expect((await ctl(socket, ["lsmod"], NOBODY)).stdout).toBe(lsmodOutput(COMPILED_IN));
+    });
+
+    it("writes proftpd's ControlsLog lines for an accepted insmod and a denied lsmod", async () => {
+      const logDir = tempDir();
+      const log = `${logDir}/ctrls.log`;
+      const { daemon, socket } = await startDsod([
+        "ControlsSocketACL allow user *",
+        "ModuleControlsACLs insmod,lsmod allow user root",
+        `ControlsLog ${log}`,
+      ]);
+      expect((await ctl(socket, ["insmod", "mod_test.c"])).stdout).toBe(out("'mod_test.c' loaded"));
+      await waitForText(log, "closed connection to root/root client");
+      await expectDenied(ctl(socket, ["lsmod"], NOBODY));
+      await waitForText(log, "closed connection to nobody/nogroup client");
+      const prefix = new RegExp(
+        String.raw`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} mod_ctrls/0\.9\.5\[${daemon.child.pid}\]: `,
+      );
+      const lines = readFileSync(log, "utf8")
+        .split("\n")
+        .filter((line) => line !== "");
+      expect(
+        lines.every((line) => prefix.test(line)),
+        lines.join("\n"),
+      ).toBe(true);
+      expect(lines.map((line) => line.replace(prefix, ""))).toEqual([
+        "accepted connection from root/root client",
+        "recvd from root/root client: 'insmod mod_test.c'",
+        "sent to root/root client: return value: 0",
+        "sent to root/root client: ''mod_test.c' loaded'",
+        "closed connection to root/root client",
+        "accepted connection from nobody/nogroup client",
+        // proftpd 1.3.8 logs -1 here; dsod's status for access denied is master's -2 (docs/controls.md).
+        "sent to nobody/nogroup client: return value: -2",
+        "sent to nobody/nogroup client: 'access denied'",
+        "closed connection to nobody/nogroup client",
+      ]);
+    });
+  },
+);
 
 describe("insmod and rmmod while FTP sessions are busy", () => {
   it("sessions keep the modules they started with, new ones see each change, no reply is lost", async () => {
@@ -654,7 +766,9 @@ describe("insmod and rmmod while FTP sessions are busy", () => {
     expect(await fresh.send("COUNT")).toEqual(["500 'COUNT' not understood"]);
     expect(await fresh.send("SYST")).toEqual(["215 UNIX Type: L8 (answered by mod_override.c)"]);
     expect(await fresh.send("SITE HELLO x")).toEqual(["200 SITE HELLO: hello, x"]);
-    expect((await ctl(socket, ["lsmod"])).stdout).toBe(lsmodOutput([...COMPILED_IN, "mod_override.c", "mod_site_hello.c"]));
+    expect((await ctl(socket, ["lsmod"])).stdout).toBe(
+      lsmodOutput([...COMPILED_IN, "mod_override.c", "mod_site_hello.c"]),
+    );
     for (const client of old) expect(await client.send("QUIT")).toEqual(["221 Goodbye."]);
   });
 });
@@ -674,7 +788,9 @@ describe("garbage on the controls socket", () => {
     // Text where a request should be: "/ HT" read as argc.
     const http = Buffer.from("GET / HTTP/1.0\r\n\r\n");
     const argc = http.readUInt32LE(4);
-    expect(await rawExchange(socket, http)).toEqual(failed(`controls request has ${argc} arguments, more than the maximum of 32`));
+    expect(await rawExchange(socket, http)).toEqual(
+      failed(`controls request has ${argc} arguments, more than the maximum of 32`),
+    );
 
     expect(await rawExchange(socket, request(["insmod", "a".repeat(300)]))).toEqual(
       failed("controls request argument 2 is 300 bytes, more than the maximum of 256"),
@@ -683,16 +799,24 @@ describe("garbage on the controls socket", () => {
       failed("controls request action is 128 bytes, more than the maximum of 127"),
     );
     const forty = ["insmod", ...Array.from({ length: 39 }, (_, i) => `mod_n${i}.c`)];
-    expect(await rawExchange(socket, request(forty))).toEqual(failed("controls request has 40 arguments, more than the maximum of 32"));
+    expect(await rawExchange(socket, request(forty))).toEqual(
+      failed("controls request has 40 arguments, more than the maximum of 32"),
+    );
     expect(await rawExchange(socket, rawRequest(0, []))).toEqual(failed("controls request has no action"));
     expect(await rawExchange(socket, rawRequest(2, [Buffer.from("insmod"), Buffer.from([0xff, 0xfe, 0x41])]))).toEqual(
       failed("controls request argument 2 is not valid UTF-8"),
     );
     // A request cut short, then FIN.
     const whole = request(["insmod", "mod_test.c"]);
-    expect(await rawExchange(socket, whole.subarray(0, whole.length - 3), { end: true })).toEqual(failed("controls request is truncated"));
+    expect(await rawExchange(socket, whole.subarray(0, whole.length - 3), { end: true })).toEqual(
+      failed("controls request is truncated"),
+    );
     // An empty connection gets nothing and harms nothing.
-    expect(await rawExchange(socket, new Uint8Array(0), { end: true })).toEqual({ response: undefined, leftover: 0, closedByServer: true });
+    expect(await rawExchange(socket, new Uint8Array(0), { end: true })).toEqual({
+      response: undefined,
+      leftover: 0,
+      closedByServer: true,
+    });
 
     // Random bytes: an error reply or a close, never a crash or a hang.
     for (let i = 0; i < 20; i++) {
@@ -719,7 +843,11 @@ describe("garbage on the controls socket", () => {
 
   it("a request cut at an argument boundary, then FIN, is answered as truncated too", async () => {
     const started = await startDsod(OPEN_ACLS);
-    const failed = { response: { status: -1, args: ["controls request is truncated"] }, leftover: 0, closedByServer: true };
+    const failed = {
+      response: { status: -1, args: ["controls request is truncated"] },
+      leftover: 0,
+      closedByServer: true,
+    };
     // argc says 3, one argument follows, then FIN.
     expect(await rawExchange(started.socket, rawRequest(3, [Buffer.from("lsmod")]), { end: true })).toEqual(failed);
     // Only the status and argc words, then FIN.
@@ -776,7 +904,13 @@ describe("the controls socket file", () => {
     const first = await startDsod([...OPEN_ACLS, "LoadModule mod_test.c"]);
     const second = writeConfig(
       first.dir,
-      [`DefaultAddress 127.0.0.1`, `Port 0`, `AuthUserFile ${PASSWD}`, `ControlsSocket ${first.socket}`, ...OPEN_ACLS].join("\n"),
+      [
+        `DefaultAddress 127.0.0.1`,
+        `Port 0`,
+        `AuthUserFile ${PASSWD}`,
+        `ControlsSocket ${first.socket}`,
+        ...OPEN_ACLS,
+      ].join("\n"),
       "second.conf",
     );
     await expectStartRefused(second, first.socket, /Fatal: another dsod is running on '.*dsod\.sock'/);
@@ -798,7 +932,13 @@ describe("the controls socket file", () => {
     writeFileSync(first.socket, "not a socket\n");
     const second = writeConfig(
       first.dir,
-      [`DefaultAddress 127.0.0.1`, `Port 0`, `AuthUserFile ${PASSWD}`, `ControlsSocket ${first.socket}`, ...OPEN_ACLS].join("\n"),
+      [
+        `DefaultAddress 127.0.0.1`,
+        `Port 0`,
+        `AuthUserFile ${PASSWD}`,
+        `ControlsSocket ${first.socket}`,
+        ...OPEN_ACLS,
+      ].join("\n"),
       "second.conf",
     );
     await expectStartRefused(second, first.socket, /exists and is not a socket/);
@@ -813,9 +953,14 @@ describe("the controls socket file", () => {
     unlinkSync(first.socket);
     const secondConfig = writeConfig(
       first.dir,
-      [`DefaultAddress 127.0.0.1`, `Port 0`, `AuthUserFile ${PASSWD}`, `ControlsSocket ${first.socket}`, ...OPEN_ACLS, "LoadModule mod_test.c"].join(
-        "\n",
-      ),
+      [
+        `DefaultAddress 127.0.0.1`,
+        `Port 0`,
+        `AuthUserFile ${PASSWD}`,
+        `ControlsSocket ${first.socket}`,
+        ...OPEN_ACLS,
+        "LoadModule mod_test.c",
+      ].join("\n"),
       "second.conf",
     );
     const second = await RunningDsod.start(secondConfig, first.socket);
@@ -825,6 +970,10 @@ describe("the controls socket file", () => {
     expect(await first.daemon.stop()).toBe(0);
     expect(existsSync(first.socket)).toBe(true);
     expect(statSync(first.socket).ino).toBe(inode);
-    expect(await ctl(first.socket, ["lsmod"])).toEqual({ status: 0, stdout: lsmodOutput([...COMPILED_IN, "mod_test.c"]), stderr: "" });
+    expect(await ctl(first.socket, ["lsmod"])).toEqual({
+      status: 0,
+      stdout: lsmodOutput([...COMPILED_IN, "mod_test.c"]),
+      stderr: "",
+    });
   });
 });

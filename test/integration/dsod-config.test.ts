@@ -83,7 +83,13 @@ describe("LoadModule", () => {
   });
 
   it("loads the .cpp form under the module's own name, mod_x.c", () => {
-    const result = check(["LoadModule mod_test.cpp", "<IfModule mod_test.c>", "  TestGreeting registered", "</IfModule>", "LoadModule mod_test.c"]);
+    const result = check([
+      "LoadModule mod_test.cpp",
+      "<IfModule mod_test.c>",
+      "  TestGreeting registered",
+      "</IfModule>",
+      "LoadModule mod_test.c",
+    ]);
     expect(result.messages).toEqual([
       "mod_dso/0.5: module 'mod_test.c' already loaded",
       `Fatal: LoadModule: error loading module 'mod_test.c': Operation not permitted on line 5 of '${result.file}'`,
@@ -170,7 +176,9 @@ describe("ModulePath", () => {
   });
 
   it("checks absolute, existing, directory", () => {
-    expect(check(["ModulePath mods/"]).messages[0]).toMatch(/^Fatal: ModulePath: must be an absolute path on line 1 of /);
+    expect(check(["ModulePath mods/"]).messages[0]).toMatch(
+      /^Fatal: ModulePath: must be an absolute path on line 1 of /,
+    );
     expect(check(["ModulePath /nonexistent/mods"]).messages[0]).toMatch(
       /^Fatal: ModulePath: error checking '\/nonexistent\/mods': No such file or directory on line 1 of /,
     );
@@ -205,7 +213,9 @@ describe("LoadFile", () => {
   });
 
   it("accepts the same file twice and serves its symbols to later modules", () => {
-    expect(check([`LoadFile ${LIBEXEC}/libmath.wasm`, `LoadFile ${LIBEXEC}/libmath.wasm`, "LoadModule mod_calc.c"]).status).toBe(0);
+    expect(
+      check([`LoadFile ${LIBEXEC}/libmath.wasm`, `LoadFile ${LIBEXEC}/libmath.wasm`, "LoadModule mod_calc.c"]).status,
+    ).toBe(0);
   });
 });
 
@@ -299,7 +309,11 @@ describe("the config language", () => {
     writeConfig(dir, "LoadModule mod_test.c", "conf.d/10-test.conf");
     writeConfig(dir, "TestGreeting hi", "conf.d/20-greeting.conf");
     expect(runDsod(["-t", "-c", writeConfig(dir, `Include ${dir}/conf.d/*.conf`)]).status).toBe(0);
-    const twice = writeConfig(dir, [`Include ${dir}/conf.d/10-test.conf`, `Include ${dir}/conf.d/10-test.conf`].join("\n"), "twice.conf");
+    const twice = writeConfig(
+      dir,
+      [`Include ${dir}/conf.d/10-test.conf`, `Include ${dir}/conf.d/10-test.conf`].join("\n"),
+      "twice.conf",
+    );
     const result = runDsod(["-t", "-c", twice]);
     expect(logMessages(result.stderr).at(-1)).toBe(
       `Fatal: LoadModule: error loading module 'mod_test.c': Operation not permitted on line 1 of '${dir}/conf.d/10-test.conf'`,
@@ -324,7 +338,9 @@ describe("the config language", () => {
       ]).status,
     ).toBe(0);
     const unclosed = check(["<IfModule mod_nope.c>", "LoadModule mod_test.c"]);
-    expect(unclosed.messages).toEqual([`Fatal: <IfModule>: unclosed <IfModule> context on line 2 of '${unclosed.file}'`]);
+    expect(unclosed.messages).toEqual([
+      `Fatal: <IfModule>: unclosed <IfModule> context on line 2 of '${unclosed.file}'`,
+    ]);
   });
 
   it("refuses mod_dso's directives inside <VirtualHost>", () => {
@@ -339,7 +355,9 @@ describe("the config language", () => {
     const file = writeConfig(dir, "ModulePath %{env:DSOD_TEST_MODULES}\nLoadModule mod_badapi.c");
     const result = runDsod(["-t", "-c", file], { DSOD_TEST_MODULES: FIXTURES });
     expect(result.status).toBe(1);
-    expect(logMessages(result.stderr)[0]).toBe("mod_dso/0.5: module 'mod_badapi.c' has wrong API version (0x10), must be 0x20");
+    expect(logMessages(result.stderr)[0]).toBe(
+      "mod_dso/0.5: module 'mod_badapi.c' has wrong API version (0x10), must be 0x20",
+    );
   });
 });
 
@@ -349,7 +367,13 @@ describe("trace logging", () => {
     const trace = path.join(dir, "trace.log");
     const file = writeConfig(
       dir,
-      ["LoadModule mod_site_hello.c", `TraceLog ${trace}`, "Trace dso:20", "LoadModule mod_test.c", "LoadModule mod_test.c"].join("\n"),
+      [
+        "LoadModule mod_site_hello.c",
+        `TraceLog ${trace}`,
+        "Trace dso:20",
+        "LoadModule mod_test.c",
+        "LoadModule mod_test.c",
+      ].join("\n"),
     );
     expect(runDsod(["-t", "-c", file]).status).toBe(1);
     const lines = readFileSync(trace, "utf8")

@@ -8,7 +8,16 @@ import { Client } from "basic-ftp";
 import { describe, expect, it } from "vitest";
 import { daemonFixture } from "./helpers/fixture.js";
 import { FtpControl } from "./helpers/ftp-client.js";
-import { FIXTURES, LIBEXEC, RunningDsod, baseConfig, dsoctl, logMessages, runDsod, writeConfig } from "./helpers/dsod.js";
+import {
+  FIXTURES,
+  LIBEXEC,
+  RunningDsod,
+  baseConfig,
+  dsoctl,
+  logMessages,
+  runDsod,
+  writeConfig,
+} from "./helpers/dsod.js";
 
 const fixture = daemonFixture();
 const startDsod = fixture.start;
@@ -69,7 +78,9 @@ describe("dsod serving FTP", () => {
     const client = await connect(daemon);
     expect(await client.send("SYST")).toEqual(["215 UNIX Type: L8 (answered by mod_override.c)"]);
     expect(await client.send("SYST CORE")).toEqual(["215 UNIX Type: L8"]);
-    expect((await dsoctl(["-s", daemon.socket, "rmmod", "mod_override.c"])).stdout).toBe("dsoctl: 'mod_override.c' unloaded\n");
+    expect((await dsoctl(["-s", daemon.socket, "rmmod", "mod_override.c"])).stdout).toBe(
+      "dsoctl: 'mod_override.c' unloaded\n",
+    );
     const fresh = await connect(daemon);
     expect(await fresh.send("SYST")).toEqual(["215 UNIX Type: L8"]);
   });
@@ -83,7 +94,18 @@ describe("dsod serving FTP", () => {
       const response = await ftp.send("TEST from basic-ftp");
       expect(response.code).toBe(200);
       expect(response.message).toBe("200 Hello from mod_test: from basic-ftp");
-      expect([...(await ftp.features()).keys()]).toEqual(["EPRT", "EPSV", "MDTM", "MFMT", "MLST", "REST", "SIZE", "TEST", "TVFS", "UTF8"]);
+      expect([...(await ftp.features()).keys()]).toEqual([
+        "EPRT",
+        "EPSV",
+        "MDTM",
+        "MFMT",
+        "MLST",
+        "REST",
+        "SIZE",
+        "TEST",
+        "TVFS",
+        "UTF8",
+      ]);
     } finally {
       ftp.close();
     }

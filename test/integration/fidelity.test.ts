@@ -15,7 +15,19 @@ import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { DSOD_VERSION } from "../../host/daemon/version.js";
 import { FtpControl } from "./helpers/ftp-client.js";
-import { DSOD, FIXTURES, LIBEXEC, PASSWD, ROOT, RunningDsod, dsoctl, logMessages, runDsod, tempDir, writeConfig } from "./helpers/dsod.js";
+import {
+  DSOD,
+  FIXTURES,
+  LIBEXEC,
+  PASSWD,
+  ROOT,
+  RunningDsod,
+  dsoctl,
+  logMessages,
+  runDsod,
+  tempDir,
+  writeConfig,
+} from "./helpers/dsod.js";
 import type { RunResult } from "./helpers/dsod.js";
 
 const running: RunningDsod[] = [];
@@ -26,7 +38,10 @@ afterEach(async () => {
 });
 
 /** `dsod -t` (and any other options) on a config of `lines`. */
-function check(lines: readonly string[], options: readonly string[] = []): { status: number | null; stdout: string; messages: string[]; file: string } {
+function check(
+  lines: readonly string[],
+  options: readonly string[] = [],
+): { status: number | null; stdout: string; messages: string[]; file: string } {
   const file = writeConfig(tempDir(), lines.join("\n"));
   const result = runDsod([...options, "-t", "-c", file]);
   return { status: result.status, stdout: result.stdout, messages: logMessages(result.stderr), file };
@@ -35,9 +50,16 @@ function check(lines: readonly string[], options: readonly string[] = []): { sta
 const OPEN = ["ControlsSocketACL allow user *", "ModuleControlsACLs all allow user *"];
 
 /** The built dsod on the loopback, with its socket in `dir`. */
-async function start(lines: readonly string[], dir = tempDir(), options: readonly string[] = []): Promise<{ daemon: RunningDsod; dir: string }> {
+async function start(
+  lines: readonly string[],
+  dir = tempDir(),
+  options: readonly string[] = [],
+): Promise<{ daemon: RunningDsod; dir: string }> {
   const socket = `${dir}/dsod.sock`;
-  const config = writeConfig(dir, ["DefaultAddress 127.0.0.1", "Port 0", `AuthUserFile ${PASSWD}`, `ControlsSocket ${socket}`, ...lines].join("\n"));
+  const config = writeConfig(
+    dir,
+    ["DefaultAddress 127.0.0.1", "Port 0", `AuthUserFile ${PASSWD}`, `ControlsSocket ${socket}`, ...lines].join("\n"),
+  );
   const daemon = await RunningDsod.start(config, socket, options);
   running.push(daemon);
   return { daemon, dir };
@@ -136,7 +158,10 @@ describe("the trace log: every failure, and the unloads on SIGHUP and shutdown",
     const traced = (name: string): string[] => {
       const dir = tempDir();
       const trace = path.join(dir, "trace.log");
-      const file = writeConfig(dir, [`TraceLog ${trace}`, "Trace dso:20", `ModulePath ${FIXTURES}`, `LoadModule ${name}`].join("\n"));
+      const file = writeConfig(
+        dir,
+        [`TraceLog ${trace}`, "Trace dso:20", `ModulePath ${FIXTURES}`, `LoadModule ${name}`].join("\n"),
+      );
       expect(runDsod(["-t", "-c", file]).status).toBe(1);
       return traceLines(trace);
     };
@@ -159,7 +184,11 @@ describe("the trace log: every failure, and the unloads on SIGHUP and shutdown",
 
   it("traces insmod, a failed insmod, SIGHUP's unloads newest first, and the shutdown's", async () => {
     const dir = tempDir();
-    const { daemon } = await start([...OPEN, `TraceLog ${dir}/trace.log`, "Trace dso:20", "LoadModule mod_site_hello.c"], dir, ["-d", "7"]);
+    const { daemon } = await start(
+      [...OPEN, `TraceLog ${dir}/trace.log`, "Trace dso:20", "LoadModule mod_site_hello.c"],
+      dir,
+      ["-d", "7"],
+    );
     expect((await ctl(daemon, "insmod", "mod_test.c")).stdout).toBe(out("'mod_test.c' loaded"));
     expect((await ctl(daemon, "insmod", "mod_nonexistent.c")).status).toBe(3);
     daemon.signal("SIGHUP");
@@ -172,7 +201,10 @@ describe("the trace log: every failure, and the unloads on SIGHUP and shutdown",
       `<dso:7>: looking for symbol '${symbol}' in loaded module`,
       `<dso:8>: module '${LIBEXEC}/${name}' successfully loaded`,
     ];
-    const unload = (name: string): string[] => [`<dso:5>: unloading module '${name}'`, `<dso:8>: module '${name}' successfully unloaded`];
+    const unload = (name: string): string[] => [
+      `<dso:5>: unloading module '${name}'`,
+      `<dso:8>: module '${name}' successfully unloaded`,
+    ];
     expect(traceLines(`${dir}/trace.log`)).toEqual([
       ...load("mod_site_hello", "site_hello_module"),
       ...load("mod_test", "test_module"),
@@ -198,9 +230,16 @@ describe("the trace log: every failure, and the unloads on SIGHUP and shutdown",
   it("names LoadFile's file in proftpd's words, and traces its failure", () => {
     const dir = tempDir();
     const trace = path.join(dir, "trace.log");
-    const good = writeConfig(dir, [`TraceLog ${trace}`, "Trace dso:20", `LoadFile ${LIBEXEC}/libmath.wasm`].join("\n"), "good.conf");
+    const good = writeConfig(
+      dir,
+      [`TraceLog ${trace}`, "Trace dso:20", `LoadFile ${LIBEXEC}/libmath.wasm`].join("\n"),
+      "good.conf",
+    );
     expect(runDsod(["-t", "-c", good]).status).toBe(0);
-    expect(traceLines(trace)).toEqual([`<dso:5>: loading file '${LIBEXEC}/libmath.wasm'`, `<dso:8>: file '${LIBEXEC}/libmath.wasm' successfully loaded`]);
+    expect(traceLines(trace)).toEqual([
+      `<dso:5>: loading file '${LIBEXEC}/libmath.wasm'`,
+      `<dso:8>: file '${LIBEXEC}/libmath.wasm' successfully loaded`,
+    ]);
     const missing = check(["LoadFile /nonexistent/libx.wasm"]);
     expect(missing.messages).toEqual([
       "mod_dso/0.5: unable to open '/nonexistent/libx.wasm': file not found",
@@ -235,11 +274,15 @@ describe("ModuleOrder", () => {
     expect(result.messages).toEqual([
       `Fatal: ModuleOrder: 'mod_dso.c' is missing: mod_dso.c and mod_ctrls.c must stay in the engine (rmmod refuses to remove them too) on line 1 of '${result.file}'`,
     ]);
-    expect(check(["ModuleOrder mod_core.c mod_dso.c"]).messages[0]).toMatch(/^Fatal: ModuleOrder: 'mod_ctrls.c' is missing: /);
+    expect(check(["ModuleOrder mod_core.c mod_dso.c"]).messages[0]).toMatch(
+      /^Fatal: ModuleOrder: 'mod_ctrls.c' is missing: /,
+    );
   });
 
   it("checks that every name is loaded before it looks for duplicates, as set_moduleorder", () => {
-    expect(check(["ModuleOrder mod_foo.c mod_foo.c"]).messages[0]).toMatch(/^Fatal: ModuleOrder: no such module 'mod_foo.c' loaded on line 1 of /);
+    expect(check(["ModuleOrder mod_foo.c mod_foo.c"]).messages[0]).toMatch(
+      /^Fatal: ModuleOrder: no such module 'mod_foo.c' loaded on line 1 of /,
+    );
   });
 });
 
@@ -311,25 +354,65 @@ describe("mod_ctrls's own controls: help, lsctrl, insctrl, rmctrl and ControlsAC
     for (const action of ["lsctrl", "insctrl", "rmctrl"]) {
       expect(await ctl(daemon, action)).toEqual({ status: 2, stdout: out("access denied"), stderr: "" });
     }
-    expect(await ctl(daemon, "help", "x")).toEqual({ status: 3, stdout: out("wrong number of parameters"), stderr: "" });
+    expect(await ctl(daemon, "help", "x")).toEqual({
+      status: 3,
+      stdout: out("wrong number of parameters"),
+      stderr: "",
+    });
   });
 
   it("lsctrl lists the enabled controls; rmctrl disables one until insctrl", async () => {
     const { daemon } = await start([...OPEN, "ControlsACLs all allow user *"]);
-    const all = ["help (mod_ctrls.c)", "insctrl (mod_ctrls.c)", "insmod (mod_dso.c)", "lsctrl (mod_ctrls.c)", "lsmod (mod_dso.c)", "rmctrl (mod_ctrls.c)", "rmmod (mod_dso.c)"];
+    const all = [
+      "help (mod_ctrls.c)",
+      "insctrl (mod_ctrls.c)",
+      "insmod (mod_dso.c)",
+      "lsctrl (mod_ctrls.c)",
+      "lsmod (mod_dso.c)",
+      "rmctrl (mod_ctrls.c)",
+      "rmmod (mod_dso.c)",
+    ];
     expect(await ctl(daemon, "lsctrl")).toEqual({ status: 0, stdout: out(...all), stderr: "" });
-    expect(await ctl(daemon, "lsctrl", "x")).toEqual({ status: 3, stdout: out("wrong number of parameters"), stderr: "" });
-    expect(await ctl(daemon, "rmctrl", "lsmod")).toEqual({ status: 0, stdout: out("'lsmod' control disabled"), stderr: "" });
+    expect(await ctl(daemon, "lsctrl", "x")).toEqual({
+      status: 3,
+      stdout: out("wrong number of parameters"),
+      stderr: "",
+    });
+    expect(await ctl(daemon, "rmctrl", "lsmod")).toEqual({
+      status: 0,
+      stdout: out("'lsmod' control disabled"),
+      stderr: "",
+    });
     expect(await ctl(daemon, "lsmod")).toEqual({ status: 4, stdout: out("unsupported action requested"), stderr: "" });
     expect((await ctl(daemon, "lsctrl")).stdout).toBe(out(...all.filter((line) => line !== "lsmod (mod_dso.c)")));
     expect((await ctl(daemon, "help")).stdout).toContain("dsoctl: lsmod: list modules\n");
-    expect(await ctl(daemon, "insctrl", "lsmod", "mod_ctrls.c")).toEqual({ status: 3, stdout: out("no such control: 'lsmod'"), stderr: "" });
-    expect(await ctl(daemon, "insctrl", "lsmod", "mod_dso.c")).toEqual({ status: 0, stdout: out("'lsmod' control enabled"), stderr: "" });
+    expect(await ctl(daemon, "insctrl", "lsmod", "mod_ctrls.c")).toEqual({
+      status: 3,
+      stdout: out("no such control: 'lsmod'"),
+      stderr: "",
+    });
+    expect(await ctl(daemon, "insctrl", "lsmod", "mod_dso.c")).toEqual({
+      status: 0,
+      stdout: out("'lsmod' control enabled"),
+      stderr: "",
+    });
     expect((await ctl(daemon, "lsmod")).status).toBe(0);
-    expect(await ctl(daemon, "rmctrl", "lsctrl")).toEqual({ status: 3, stdout: out("'lsctrl' control cannot be removed"), stderr: "" });
-    expect(await ctl(daemon, "rmctrl", "nope")).toEqual({ status: 3, stdout: out("no such control: 'nope'"), stderr: "" });
+    expect(await ctl(daemon, "rmctrl", "lsctrl")).toEqual({
+      status: 3,
+      stdout: out("'lsctrl' control cannot be removed"),
+      stderr: "",
+    });
+    expect(await ctl(daemon, "rmctrl", "nope")).toEqual({
+      status: 3,
+      stdout: out("no such control: 'nope'"),
+      stderr: "",
+    });
     expect(await ctl(daemon, "insctrl")).toEqual({ status: 3, stdout: out("wrong number of parameters"), stderr: "" });
-    expect(await ctl(daemon, "insctrl", "a", "b", "c")).toEqual({ status: 3, stdout: out("wrong number of parameters"), stderr: "" });
+    expect(await ctl(daemon, "insctrl", "a", "b", "c")).toEqual({
+      status: 3,
+      stdout: out("wrong number of parameters"),
+      stderr: "",
+    });
   });
 
   it("rmctrl all disables everything and stops listening", async () => {
@@ -348,27 +431,55 @@ describe("mod_ctrls's own controls: help, lsctrl, insctrl, rmctrl and ControlsAC
 
   it("ControlsACLs: proftpd's errors, and mod_dso's actions are not mod_ctrls's", () => {
     const message = (line: string): string | undefined => check([line]).messages[0];
-    expect(message("ControlsACLs lsmod allow user root")).toMatch(/^Fatal: ControlsACLs: : unknown action: 'lsmod' on line 1 of /);
-    expect(message("ControlsACLs foo,lsctrl allow user root")).toMatch(/^Fatal: ControlsACLs: : unknown action: 'foo' on line 1 of /);
-    expect(message("ControlsACLs lsctrl Allow user root")).toMatch(/^Fatal: ControlsACLs: second parameter must be 'allow' or 'deny' on line 1 of /);
-    expect(message("ControlsACLs lsctrl allow users root")).toMatch(/^Fatal: ControlsACLs: third parameter must be 'user' or 'group' on line 1 of /);
+    expect(message("ControlsACLs lsmod allow user root")).toMatch(
+      /^Fatal: ControlsACLs: : unknown action: 'lsmod' on line 1 of /,
+    );
+    expect(message("ControlsACLs foo,lsctrl allow user root")).toMatch(
+      /^Fatal: ControlsACLs: : unknown action: 'foo' on line 1 of /,
+    );
+    expect(message("ControlsACLs lsctrl Allow user root")).toMatch(
+      /^Fatal: ControlsACLs: second parameter must be 'allow' or 'deny' on line 1 of /,
+    );
+    expect(message("ControlsACLs lsctrl allow users root")).toMatch(
+      /^Fatal: ControlsACLs: third parameter must be 'user' or 'group' on line 1 of /,
+    );
     expect(message("ControlsACLs lsctrl allow user")).toMatch(/^Fatal: ControlsACLs: missing parameters on line 1 of /);
-    for (const line of ["ControlsACLs help allow user root", "ControlsACLs ALL allow user root", "ControlsACLs all allow user root extra"]) {
+    for (const line of [
+      "ControlsACLs help allow user root",
+      "ControlsACLs ALL allow user root",
+      "ControlsACLs all allow user root extra",
+    ]) {
       expect(check([line]).status).toBe(0);
     }
   });
 });
 
 describe("SITE: each module's subcommands are its own handlers of SITE", () => {
-  const GUESTS = ["LoadModule mod_site_hello.c", "ModuleCapabilities mod_xfer_stats.c session,transfer", "LoadModule mod_xfer_stats.c"];
+  const GUESTS = [
+    "LoadModule mod_site_hello.c",
+    "ModuleCapabilities mod_xfer_stats.c session,transfer",
+    "LoadModule mod_xfer_stats.c",
+  ];
   const HEADER = "214-The following SITE commands are recognized (* =>'s unimplemented)";
   const FOOTER = "214 Direct comments to root@localhost";
 
   it("SITE HELP shows each subcommand with the syntax its module registered, newest module first", async () => {
     const { daemon } = await start([...OPEN, ...GUESTS]);
     const client = await ftp(daemon);
-    expect(await client.send("SITE HELP")).toEqual([HEADER, " XFERSTATS (show your bytes up and down)", " HELLO [<sp> name]", " HELP", " CHMOD", FOOTER]);
-    expect(await client.send("SITE HELP hello")).toEqual([HEADER, " XFERSTATS (show your bytes up and down)", " Syntax: SITE HELLO [<sp> name]", FOOTER]);
+    expect(await client.send("SITE HELP")).toEqual([
+      HEADER,
+      " XFERSTATS (show your bytes up and down)",
+      " HELLO [<sp> name]",
+      " HELP",
+      " CHMOD",
+      FOOTER,
+    ]);
+    expect(await client.send("SITE HELP hello")).toEqual([
+      HEADER,
+      " XFERSTATS (show your bytes up and down)",
+      " Syntax: SITE HELLO [<sp> name]",
+      FOOTER,
+    ]);
     expect(await client.send("SITE HELP CHMOD")).toEqual([
       HEADER,
       " XFERSTATS (show your bytes up and down)",
@@ -429,7 +540,10 @@ describe("errors that keep proftpd's first line and say what to do", () => {
     });
     expect(await ctl(daemon, "insmod", "mod_badapi.c")).toEqual({
       status: 3,
-      stdout: out("error loading 'mod_badapi.c': Permission denied", "  module 'mod_badapi.c' has wrong API version (0x10), must be 0x20"),
+      stdout: out(
+        "error loading 'mod_badapi.c': Permission denied",
+        "  module 'mod_badapi.c' has wrong API version (0x10), must be 0x20",
+      ),
       stderr: "",
     });
     expect(await ctl(daemon, "rmmod", "mod_site.cpp")).toEqual({
@@ -438,8 +552,12 @@ describe("errors that keep proftpd's first line and say what to do", () => {
       stderr: "",
     });
     // The daemon's log has them too, in proftpd's words.
-    await daemon.waitForLog(/dsod\[\d+\]: mod_dso\/0\.5: unable to find module symbol 'nosym_module' in 'mod_nosym\.c'\n/);
-    await daemon.waitForLog(/dsod\[\d+\]: mod_dso\/0\.5: module 'mod_badapi\.c' has wrong API version \(0x10\), must be 0x20\n/);
+    await daemon.waitForLog(
+      /dsod\[\d+\]: mod_dso\/0\.5: unable to find module symbol 'nosym_module' in 'mod_nosym\.c'\n/,
+    );
+    await daemon.waitForLog(
+      /dsod\[\d+\]: mod_dso\/0\.5: module 'mod_badapi\.c' has wrong API version \(0x10\), must be 0x20\n/,
+    );
   });
 
   it("LoadModule: a hint line after the fatal one", () => {
@@ -481,7 +599,10 @@ describe("a controls addon that cannot be loaded", () => {
   it("says once at start that callers prove their uid with a file instead, and serves them", async () => {
     const dir = tempDir();
     const socket = `${dir}/dsod.sock`;
-    const config = writeConfig(dir, ["DefaultAddress 127.0.0.1", "Port 0", `ControlsSocket ${socket}`, ...OPEN].join("\n"));
+    const config = writeConfig(
+      dir,
+      ["DefaultAddress 127.0.0.1", "Port 0", `ControlsSocket ${socket}`, ...OPEN].join("\n"),
+    );
     const started = spawn(process.execPath, [path.join(copy, path.relative(ROOT, DSOD)), "-n", "-c", config]);
     child = started;
     let stderr = "";

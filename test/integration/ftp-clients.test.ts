@@ -34,10 +34,19 @@ describe("curl", () => {
     const data = patternBytes(3 * 1024 * 1024 + 17);
     writeFileSync(path.join(local, "data.bin"), data);
 
-    const up = await run("curl", ["--max-time", "30", "-sS", "-v", "--ftp-create-dirs", "-T", path.join(local, "data.bin"), `${served.url}/up/data.bin`]);
+    const up = await run("curl", [
+      "--max-time",
+      "30",
+      "-sS",
+      "-v",
+      "--ftp-create-dirs",
+      "-T",
+      path.join(local, "data.bin"),
+      `${served.url}/up/data.bin`,
+    ]);
     expect(up.status).toBe(0);
     const upReplies = curlReplies(up.stderr);
-    expect(upReplies).toContain("257 \"/up\" - Directory successfully created");
+    expect(upReplies).toContain('257 "/up" - Directory successfully created');
     expect(upReplies).toContain("150 Opening BINARY mode data connection for data.bin");
     expect(upReplies.at(-1)).toBe("226 Transfer complete");
     expect(readFileSync(path.join(served.site.home, "up", "data.bin")).equals(data)).toBe(true);
@@ -45,20 +54,39 @@ describe("curl", () => {
     const list = await run("curl", ["--max-time", "30", "-sS", `${served.url}/up/`]);
     expect(list.status).toBe(0);
     // Listings are ASCII transfers: curl turns the wire's CRLF back into LF (the wire itself: ftp-transfers.test.ts).
-    expect(list.stdout).toMatch(new RegExp(`^-rw-r--r--   1 alice +\\S+ +${data.length} [A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d data\\.bin\\n$`));
+    expect(list.stdout).toMatch(
+      new RegExp(`^-rw-r--r--   1 alice +\\S+ +${data.length} [A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d data\\.bin\\n$`),
+    );
     const nlst = await run("curl", ["--max-time", "30", "-sS", "-l", `${served.url}/up/`]);
     expect(nlst.stdout).toBe("data.bin\n");
 
-    for (const mode of [[], ["--ftp-port", "-"], ["-P", "127.0.0.1"], ["--disable-epsv"], ["--ftp-port", "-", "--disable-eprt"]]) {
+    for (const mode of [
+      [],
+      ["--ftp-port", "-"],
+      ["-P", "127.0.0.1"],
+      ["--disable-epsv"],
+      ["--ftp-port", "-", "--disable-eprt"],
+    ]) {
       const out = path.join(local, `down-${mode.join("")}.bin`);
-      const down = await run("curl", ["--max-time", "30", "-sS", "-v", ...mode, "-o", out, `${served.url}/up/data.bin`]);
+      const down = await run("curl", [
+        "--max-time",
+        "30",
+        "-sS",
+        "-v",
+        ...mode,
+        "-o",
+        out,
+        `${served.url}/up/data.bin`,
+      ]);
       expect(down.status, down.stderr).toBe(0);
       const replies = curlReplies(down.stderr);
       expect(replies).toContain(`150 Opening BINARY mode data connection for data.bin (${data.length} bytes)`);
       expect(replies.at(-1)).toBe("226 Transfer complete");
       if (mode.includes("--disable-eprt")) expect(replies).toContain("200 PORT command successful");
-      else if (mode.length > 0 && mode[0] !== "--disable-epsv") expect(replies).toContain("200 EPRT command successful");
-      if (mode.includes("--disable-epsv")) expect(replies.some((r) => r.startsWith("227 Entering Passive Mode (127,0,0,1,"))).toBe(true);
+      else if (mode.length > 0 && mode[0] !== "--disable-epsv")
+        expect(replies).toContain("200 EPRT command successful");
+      if (mode.includes("--disable-epsv"))
+        expect(replies.some((r) => r.startsWith("227 Entering Passive Mode (127,0,0,1,"))).toBe(true);
       expect(readFileSync(out).equals(data)).toBe(true);
     }
   });
@@ -82,16 +110,39 @@ describe("curl", () => {
     writeFileSync(path.join(served.site.home, "whole.bin"), data);
     const partial = path.join(local, "whole.bin");
     writeFileSync(partial, data.subarray(0, 400_000));
-    const resumed = await run("curl", ["--max-time", "30", "-sS", "-v", "-C", "-", "-o", partial, `${served.url}/whole.bin`]);
+    const resumed = await run("curl", [
+      "--max-time",
+      "30",
+      "-sS",
+      "-v",
+      "-C",
+      "-",
+      "-o",
+      partial,
+      `${served.url}/whole.bin`,
+    ]);
     expect(resumed.status, resumed.stderr).toBe(0);
-    expect(curlReplies(resumed.stderr)).toContain("350 Restarting at 400000. Send STORE or RETRIEVE to initiate transfer");
+    expect(curlReplies(resumed.stderr)).toContain(
+      "350 Restarting at 400000. Send STORE or RETRIEVE to initiate transfer",
+    );
     expect(readFileSync(partial).equals(data)).toBe(true);
 
     writeFileSync(path.join(local, "tail.bin"), data.subarray(0, 1000));
-    const appended = await run("curl", ["--max-time", "30", "-sS", "-v", "--append", "-T", path.join(local, "tail.bin"), `${served.url}/whole.bin`]);
+    const appended = await run("curl", [
+      "--max-time",
+      "30",
+      "-sS",
+      "-v",
+      "--append",
+      "-T",
+      path.join(local, "tail.bin"),
+      `${served.url}/whole.bin`,
+    ]);
     expect(appended.status, appended.stderr).toBe(0);
     expect(curlReplies(appended.stderr)).toContain("150 Opening BINARY mode data connection for whole.bin");
-    expect(readFileSync(path.join(served.site.home, "whole.bin")).equals(Buffer.concat([data, data.subarray(0, 1000)]))).toBe(true);
+    expect(
+      readFileSync(path.join(served.site.home, "whole.bin")).equals(Buffer.concat([data, data.subarray(0, 1000)])),
+    ).toBe(true);
   });
 
   it("downloads in TYPE A (--use-ascii): an LF file stays LF through curl's own CRLF handling", async () => {
@@ -109,7 +160,17 @@ describe("curl", () => {
     const local = localDir(served, "local");
     const data = patternBytes(2 * 1024 * 1024 + 3, 3);
     writeFileSync(path.join(local, "secret.bin"), data);
-    const up = await run("curl", ["--max-time", "30", "-sS", "-v", "--ssl-reqd", "-k", "-T", path.join(local, "secret.bin"), `${served.url}/secret.bin`]);
+    const up = await run("curl", [
+      "--max-time",
+      "30",
+      "-sS",
+      "-v",
+      "--ssl-reqd",
+      "-k",
+      "-T",
+      path.join(local, "secret.bin"),
+      `${served.url}/secret.bin`,
+    ]);
     expect(up.status, up.stderr).toBe(0);
     const replies = curlReplies(up.stderr);
     expect(replies.slice(0, 2)).toEqual(["220 dsod Server (dsod) [127.0.0.1]", "234 AUTH SSL successful"]);
@@ -117,7 +178,16 @@ describe("curl", () => {
     expect(replies).toContain("200 Protection set to Private");
     expect(readFileSync(path.join(served.site.home, "secret.bin")).equals(data)).toBe(true);
     // Active mode is left to ftplib below: curl 7.88 fails EPRT under TLS itself ("sa_addr inet_ntop() failed"), against proftpd too.
-    const down = await run("curl", ["--max-time", "30", "-sS", "--ssl-reqd", "-k", `${served.url}/secret.bin`, "-o", path.join(local, "back.bin")]);
+    const down = await run("curl", [
+      "--max-time",
+      "30",
+      "-sS",
+      "--ssl-reqd",
+      "-k",
+      `${served.url}/secret.bin`,
+      "-o",
+      path.join(local, "back.bin"),
+    ]);
     expect(down.status, down.stderr).toBe(0);
     expect(readFileSync(path.join(local, "back.bin")).equals(data)).toBe(true);
     const list = await run("curl", ["--max-time", "30", "-sS", "--ssl-reqd", "-k", "-l", `${served.url}/`]);
@@ -126,13 +196,24 @@ describe("curl", () => {
 });
 
 /** Runs a Python ftplib script with the site's port/user/password as argv[1..3]; it prints one JSON document. */
-async function ftplib(served: ServedSite, script: string, extra: readonly string[] = []): Promise<Record<string, unknown>> {
+async function ftplib(
+  served: ServedSite,
+  script: string,
+  extra: readonly string[] = [],
+): Promise<Record<string, unknown>> {
   const prelude = [
     "import ftplib, io, json, ssl, sys",
     "port, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]",
     "out = {}",
   ].join("\n");
-  const result = await run("python3", ["-c", `${prelude}\n${script}\nprint(json.dumps(out))`, String(served.port), served.site.user, served.site.password, ...extra]);
+  const result = await run("python3", [
+    "-c",
+    `${prelude}\n${script}\nprint(json.dumps(out))`,
+    String(served.port),
+    served.site.user,
+    served.site.password,
+    ...extra,
+  ]);
   if (result.status !== 0) throw new Error(`python3 failed (${result.status}):\n${result.stderr}`);
   return JSON.parse(result.stdout) as Record<string, unknown>;
 }
@@ -201,22 +282,31 @@ def session(ftp, passive):
   it("FTP, passive and active", async () => {
     const served = await fixture.serve();
     for (const passive of [true, false]) {
-      const out = await ftplib(served, `${SESSION}
+      const out = await ftplib(
+        served,
+        `${SESSION}
 ftp = ftplib.FTP()
 ftp.connect("127.0.0.1", port)
 out["welcome"] = ftp.getwelcome()
 out["login"] = ftp.login(user, password)
 out.update(session(ftp, ${passive ? "True" : "False"}))
 out["passive"] = ${passive ? "True" : "False"}
-`);
-      expect(out).toEqual({ welcome: "220 dsod Server (dsod) [127.0.0.1]", login: "230 User alice logged in", ...expected(passive, false) });
+`,
+      );
+      expect(out).toEqual({
+        welcome: "220 dsod Server (dsod) [127.0.0.1]",
+        login: "230 User alice logged in",
+        ...expected(passive, false),
+      });
     }
   });
 
   it("FTP_TLS with PROT P, passive and active", async () => {
     const served = await fixture.serve([], { tls: true });
     for (const passive of [true, false]) {
-      const out = await ftplib(served, `${SESSION}
+      const out = await ftplib(
+        served,
+        `${SESSION}
 context = ssl.create_default_context()
 context.check_hostname = False
 context.verify_mode = ssl.CERT_NONE
@@ -236,7 +326,8 @@ out["login"] = ftp.login(user, password)
 out["prot"] = ftp.prot_p()
 out.update(session(ftp, ${passive ? "True" : "False"}))
 out["passive"] = ${passive ? "True" : "False"}
-`);
+`,
+      );
       expect(out).toEqual({ login: "230 User alice logged in", ...expected(passive, true) });
     }
   });
@@ -245,7 +336,9 @@ out["passive"] = ${passive ? "True" : "False"}
 describe("Python ftplib, stock FTP_TLS", () => {
   it("works once `TLSOptions NoSessionReuseRequired` lets data connections skip session reuse", async () => {
     const served = await fixture.serve(["TLSOptions NoSessionReuseRequired"], { tls: true });
-    const out = await ftplib(served, `
+    const out = await ftplib(
+      served,
+      `
 context = ssl.create_default_context()
 context.check_hostname = False
 context.verify_mode = ssl.CERT_NONE
@@ -259,47 +352,65 @@ got = io.BytesIO()
 out["retr"] = ftp.retrbinary("RETR t.bin", got.write)
 out["same"] = got.getvalue() == b"tls" * 1000
 out["nlst"] = ftp.nlst()
-`);
-    expect(out).toEqual({ prot: "200 Protection set to Private", stor: "226 Transfer complete", retr: "226 Transfer complete", same: true, nlst: ["t.bin"] });
+`,
+    );
+    expect(out).toEqual({
+      prot: "200 Protection set to Private",
+      stor: "226 Transfer complete",
+      retr: "226 Transfer complete",
+      same: true,
+      nlst: ["t.bin"],
+    });
   });
 });
 
 describe("lftp", () => {
-  it.skipIf(!HAVE_LFTP)(`mirrors a tree up and down, contents and mtimes kept${HAVE_LFTP ? "" : " (skipped: lftp is not installed)"}`, async () => {
-    const served = await fixture.serve(["AllowOverwrite on"]);
-    const source = localDir(served, "source");
-    const files: Record<string, Buffer> = {
-      "top.txt": Buffer.from("top level\n"),
-      "empty": Buffer.alloc(0),
-      "a/one.bin": patternBytes(300_000, 4),
-      "a/b/two.bin": patternBytes(70_001, 5),
-      "a/b/c/three.txt": Buffer.from("deep\r\nlines\n"),
-    };
-    const stamp = new Date("2023-06-01T08:09:10Z");
-    for (const [name, bytes] of Object.entries(files)) {
-      mkdirSync(path.dirname(path.join(source, name)), { recursive: true });
-      writeFileSync(path.join(source, name), bytes);
-      utimesSync(path.join(source, name), stamp, stamp);
-    }
-    const back = path.join(served.site.dir, "back");
-    const script = [
-      "set ftp:ssl-allow no",
-      "set net:max-retries 1",
-      `mirror -R --verbose=0 ${source} /tree`,
-      `mirror --verbose=0 /tree ${back}`,
-      "quit",
-    ].join("; ");
-    const result = await run("lftp", ["-u", `${served.site.user},${served.site.password}`, "-p", String(served.port), "-e", script, "127.0.0.1"]);
-    expect(result.status, result.stderr).toBe(0);
-    for (const [name, bytes] of Object.entries(files)) {
-      const onServer = path.join(served.site.home, "tree", name);
-      const downloaded = path.join(back, name);
-      expect(readFileSync(onServer).equals(bytes), name).toBe(true);
-      expect(readFileSync(downloaded).equals(bytes), name).toBe(true);
-      expect(seconds(statSync(onServer).mtimeMs), name).toBe(seconds(stamp.getTime()));
-      expect(seconds(statSync(downloaded).mtimeMs), name).toBe(seconds(stamp.getTime()));
-    }
-  });
+  it.skipIf(!HAVE_LFTP)(
+    `mirrors a tree up and down, contents and mtimes kept${HAVE_LFTP ? "" : " (skipped: lftp is not installed)"}`,
+    async () => {
+      const served = await fixture.serve(["AllowOverwrite on"]);
+      const source = localDir(served, "source");
+      const files: Record<string, Buffer> = {
+        "top.txt": Buffer.from("top level\n"),
+        empty: Buffer.alloc(0),
+        "a/one.bin": patternBytes(300_000, 4),
+        "a/b/two.bin": patternBytes(70_001, 5),
+        "a/b/c/three.txt": Buffer.from("deep\r\nlines\n"),
+      };
+      const stamp = new Date("2023-06-01T08:09:10Z");
+      for (const [name, bytes] of Object.entries(files)) {
+        mkdirSync(path.dirname(path.join(source, name)), { recursive: true });
+        writeFileSync(path.join(source, name), bytes);
+        utimesSync(path.join(source, name), stamp, stamp);
+      }
+      const back = path.join(served.site.dir, "back");
+      const script = [
+        "set ftp:ssl-allow no",
+        "set net:max-retries 1",
+        `mirror -R --verbose=0 ${source} /tree`,
+        `mirror --verbose=0 /tree ${back}`,
+        "quit",
+      ].join("; ");
+      const result = await run("lftp", [
+        "-u",
+        `${served.site.user},${served.site.password}`,
+        "-p",
+        String(served.port),
+        "-e",
+        script,
+        "127.0.0.1",
+      ]);
+      expect(result.status, result.stderr).toBe(0);
+      for (const [name, bytes] of Object.entries(files)) {
+        const onServer = path.join(served.site.home, "tree", name);
+        const downloaded = path.join(back, name);
+        expect(readFileSync(onServer).equals(bytes), name).toBe(true);
+        expect(readFileSync(downloaded).equals(bytes), name).toBe(true);
+        expect(seconds(statSync(onServer).mtimeMs), name).toBe(seconds(stamp.getTime()));
+        expect(seconds(statSync(downloaded).mtimeMs), name).toBe(seconds(stamp.getTime()));
+      }
+    },
+  );
 });
 
 describe("basic-ftp", () => {
@@ -308,7 +419,12 @@ describe("basic-ftp", () => {
     const local = localDir(served, "local");
     const client = new Client(10_000);
     try {
-      const welcome = await client.access({ host: "127.0.0.1", port: served.port, user: served.site.user, password: served.site.password });
+      const welcome = await client.access({
+        host: "127.0.0.1",
+        port: served.port,
+        user: served.site.user,
+        password: served.site.password,
+      });
       expect(welcome.message).toBe("220 dsod Server (dsod) [127.0.0.1]");
       expect(await client.pwd()).toBe("/");
       await client.ensureDir("/docs/deep");
@@ -361,7 +477,14 @@ describe("basic-ftp", () => {
     const local = localDir(served, "local");
     const client = new Client(10_000);
     try {
-      await client.access({ host: "127.0.0.1", port: served.port, user: served.site.user, password: served.site.password, secure: true, secureOptions: { rejectUnauthorized: false } });
+      await client.access({
+        host: "127.0.0.1",
+        port: served.port,
+        user: served.site.user,
+        password: served.site.password,
+        secure: true,
+        secureOptions: { rejectUnauthorized: false },
+      });
       const data = patternBytes(300_000, 8);
       writeFileSync(path.join(local, "s.bin"), data);
       await client.uploadFrom(path.join(local, "s.bin"), "s.bin");

@@ -22,20 +22,47 @@ describe("guest modules on STOR, RETR and DELE", () => {
     const body = patternBytes(123_456, 21);
     for (const name of ["virus.exe", "ok.bin"]) writeFileSync(path.join(local, name), body);
 
-    const refused = await run("curl", ["--max-time", "30", "-sS", "-v", "-T", path.join(local, "virus.exe"), `${served.url}/virus.exe`]);
+    const refused = await run("curl", [
+      "--max-time",
+      "30",
+      "-sS",
+      "-v",
+      "-T",
+      path.join(local, "virus.exe"),
+      `${served.url}/virus.exe`,
+    ]);
     expect(refused.status).toBe(25);
     expect(curlReplies(refused.stderr)).toContain("553 virus.exe: Forbidden filename");
     expect(existsSync(path.join(served.site.home, "virus.exe"))).toBe(false);
 
-    const stored = await run("curl", ["--max-time", "30", "-sS", "-T", path.join(local, "ok.bin"), `${served.url}/ok.bin`]);
+    const stored = await run("curl", [
+      "--max-time",
+      "30",
+      "-sS",
+      "-T",
+      path.join(local, "ok.bin"),
+      `${served.url}/ok.bin`,
+    ]);
     expect(stored.status).toBe(0);
-    const fetched = await run("curl", ["--max-time", "30", "-sS", "-o", path.join(local, "back.bin"), `${served.url}/ok.bin`]);
+    const fetched = await run("curl", [
+      "--max-time",
+      "30",
+      "-sS",
+      "-o",
+      path.join(local, "back.bin"),
+      `${served.url}/ok.bin`,
+    ]);
     expect(fetched.status).toBe(0);
     expect(readFileSync(path.join(local, "back.bin")).equals(body)).toBe(true);
 
     const client = new Client(10_000);
     try {
-      await client.access({ host: "127.0.0.1", port: served.port, user: served.site.user, password: served.site.password });
+      await client.access({
+        host: "127.0.0.1",
+        port: served.port,
+        user: served.site.user,
+        password: served.site.password,
+      });
       // [NC]: the patterns match regardless of case.
       const error = await client.uploadFrom(path.join(local, "ok.bin"), "SETUP.Exe").catch((e: unknown) => e);
       expect(error).toBeInstanceOf(FTPError);
@@ -44,7 +71,9 @@ describe("guest modules on STOR, RETR and DELE", () => {
       await client.send("RNFR ok.bin");
       const renamed = await client.send("RNTO ok.bat").catch((e: unknown) => e);
       expect((renamed as FTPError).message).toBe("553 ok.bat: Forbidden filename");
-      expect((await client.send("SITE XFERSTATS")).message).toBe("200 alice: 123456 bytes up in 1 file, 123456 bytes down in 1 file");
+      expect((await client.send("SITE XFERSTATS")).message).toBe(
+        "200 alice: 123456 bytes up in 1 file, 123456 bytes down in 1 file",
+      );
     } finally {
       client.close();
     }
@@ -56,7 +85,8 @@ describe("guest modules on STOR, RETR and DELE", () => {
     const served = await fixture.serve(GUEST_LINES);
     const { home } = served.site;
     mkdirSync(path.join(home, "sub"));
-    for (const name of ["keep-me.txt", "gone.txt", "plans.private", "open.txt"]) writeFileSync(path.join(home, "sub", name), `${name}\n`);
+    for (const name of ["keep-me.txt", "gone.txt", "plans.private", "open.txt"])
+      writeFileSync(path.join(home, "sub", name), `${name}\n`);
     const script = `
 import ftplib, io, json, sys
 ftp = ftplib.FTP()

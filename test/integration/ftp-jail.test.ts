@@ -32,7 +32,11 @@ function populate(served: ServedSite): void {
 
 /** What is around the home: the outside tree and the site dir's own entries. */
 function surroundings(served: ServedSite): string[] {
-  return [...snapshot(served.site.outside), ...readdirSync(served.site.dir).sort(), ...readdirSync(path.dirname(served.site.home))];
+  return [
+    ...snapshot(served.site.outside),
+    ...readdirSync(served.site.dir).sort(),
+    ...readdirSync(path.dirname(served.site.home)),
+  ];
 }
 
 describe("DefaultRoot ~", () => {
@@ -144,7 +148,14 @@ describe("DefaultRoot ~", () => {
     await ftp.send("TYPE I");
     const raw = async (line: string): Promise<string[]> => ftp.sendRaw(Buffer.from(`${line}\r\n`, "latin1"));
     const nul: string[] = [];
-    for (const line of ["SIZE hello.txt\0x", "DELE hello.txt\0../../outside/secret.txt", "MKD new\0dir", "CWD sub\0/../../outside", "RETR x\0y"]) nul.push(...(await raw(line)));
+    for (const line of [
+      "SIZE hello.txt\0x",
+      "DELE hello.txt\0../../outside/secret.txt",
+      "MKD new\0dir",
+      "CWD sub\0/../../outside",
+      "RETR x\0y",
+    ])
+      nul.push(...(await raw(line)));
     expect(nul).toEqual([
       "550 hello.txt: Invalid argument",
       "550 hello.txt: Invalid argument",
@@ -168,11 +179,30 @@ describe("DefaultRoot ~", () => {
     const served = await fixture.serve();
     populate(served);
     const before = surroundings(served);
-    const out = await run("curl", ["--max-time", "30", "-sS", "-v", "--path-as-is", "--ftp-method", "nocwd", `${served.url}/../../outside/secret.txt`]);
+    const out = await run("curl", [
+      "--max-time",
+      "30",
+      "-sS",
+      "-v",
+      "--path-as-is",
+      "--ftp-method",
+      "nocwd",
+      `${served.url}/../../outside/secret.txt`,
+    ]);
     expect(out.status).toBe(78);
     expect(out.stdout).toBe("");
     expect(out.stderr).toContain("< 550 ../../outside/secret.txt: No such file or directory");
-    const up = await run("curl", ["--max-time", "30", "-sS", "--path-as-is", "--ftp-method", "nocwd", "-T", "/etc/hostname", `${served.url}/link-out/stolen.txt`]);
+    const up = await run("curl", [
+      "--max-time",
+      "30",
+      "-sS",
+      "--path-as-is",
+      "--ftp-method",
+      "nocwd",
+      "-T",
+      "/etc/hostname",
+      `${served.url}/link-out/stolen.txt`,
+    ]);
     expect(up.status).not.toBe(0);
     expect(surroundings(served)).toEqual(before);
   });

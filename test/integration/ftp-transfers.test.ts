@@ -58,7 +58,14 @@ describe("ABOR during a RETR", () => {
   it("answers 426 then 226 to ABOR sent in band", async () => {
     const served = await fixture.serve();
     bigFile(served, "big.bin");
-    const result = await run("python3", [ABORT_PY, String(served.port), served.site.user, served.site.password, "big.bin", "plain"]);
+    const result = await run("python3", [
+      ABORT_PY,
+      String(served.port),
+      served.site.user,
+      served.site.password,
+      "big.bin",
+      "plain",
+    ]);
     expect(JSON.parse(result.stdout)).toEqual(expected);
   });
 
@@ -66,14 +73,28 @@ describe("ABOR during a RETR", () => {
   it("answers 426 then 226 to Python ftplib's abort() (ABOR with its last byte sent urgent)", async () => {
     const served = await fixture.serve();
     bigFile(served, "big.bin");
-    const result = await run("python3", [ABORT_PY, String(served.port), served.site.user, served.site.password, "big.bin", "ftplib"]);
+    const result = await run("python3", [
+      ABORT_PY,
+      String(served.port),
+      served.site.user,
+      served.site.password,
+      "big.bin",
+      "ftplib",
+    ]);
     expect(JSON.parse(result.stdout)).toEqual(expected);
   });
 
   it("answers 426 then 226 to RFC 959's Telnet IP + Synch + ABOR, as BSD ftp and lftp send it (proftpd does)", async () => {
     const served = await fixture.serve();
     bigFile(served, "big.bin");
-    const result = await run("python3", [ABORT_PY, String(served.port), served.site.user, served.site.password, "big.bin", "telnet"]);
+    const result = await run("python3", [
+      ABORT_PY,
+      String(served.port),
+      served.site.user,
+      served.site.password,
+      "big.bin",
+      "telnet",
+    ]);
     expect(JSON.parse(result.stdout)).toEqual(expected);
   });
 });
@@ -86,18 +107,29 @@ describe("restarts, appends, unique names", () => {
     writeFileSync(path.join(served.site.home, "r.bin"), data);
     const ftp = await fixture.login(served);
     expect(await ftp.send("TYPE I")).toEqual(["200 Type set to I"]);
-    expect(await ftp.send("REST 150000")).toEqual(["350 Restarting at 150000. Send STORE or RETRIEVE to initiate transfer"]);
+    expect(await ftp.send("REST 150000")).toEqual([
+      "350 Restarting at 150000. Send STORE or RETRIEVE to initiate transfer",
+    ]);
     const tail = await ftp.retrieve("RETR r.bin");
     // proftpd counts what is left to send.
     expect(tail.first).toEqual(["150 Opening BINARY mode data connection for r.bin (50000 bytes)"]);
     expect(tail.final).toEqual(["226 Transfer complete"]);
     expect(tail.data.equals(data.subarray(150_000))).toBe(true);
 
-    expect(await ftp.send("REST 1000")).toEqual(["350 Restarting at 1000. Send STORE or RETRIEVE to initiate transfer"]);
+    expect(await ftp.send("REST 1000")).toEqual([
+      "350 Restarting at 1000. Send STORE or RETRIEVE to initiate transfer",
+    ]);
     const patch = patternBytes(500, 12);
     const stored = await ftp.store("STOR r.bin", patch);
-    expect([...stored.first, ...stored.final]).toEqual(["150 Opening BINARY mode data connection for r.bin", "226 Transfer complete"]);
-    expect(readFileSync(path.join(served.site.home, "r.bin")).equals(Buffer.concat([data.subarray(0, 1000), patch, data.subarray(1500)]))).toBe(true);
+    expect([...stored.first, ...stored.final]).toEqual([
+      "150 Opening BINARY mode data connection for r.bin",
+      "226 Transfer complete",
+    ]);
+    expect(
+      readFileSync(path.join(served.site.home, "r.bin")).equals(
+        Buffer.concat([data.subarray(0, 1000), patch, data.subarray(1500)]),
+      ),
+    ).toBe(true);
     // The offset is used once: the next RETR starts at 0.
     expect((await ftp.retrieve("RETR r.bin")).data.length).toBe(200_000);
   });
@@ -125,9 +157,15 @@ describe("restarts, appends, unique names", () => {
     const ftp = await fixture.login(served);
     await ftp.send("TYPE I");
     const appended = await ftp.store("APPE log.txt", Buffer.from("two\n"));
-    expect([...appended.first, ...appended.final]).toEqual(["150 Opening BINARY mode data connection for log.txt", "226 Transfer complete"]);
+    expect([...appended.first, ...appended.final]).toEqual([
+      "150 Opening BINARY mode data connection for log.txt",
+      "226 Transfer complete",
+    ]);
     const created = await ftp.store("APPE new.txt", Buffer.from("new\n"), "port");
-    expect([...created.first, ...created.final]).toEqual(["150 Opening BINARY mode data connection for new.txt", "226 Transfer complete"]);
+    expect([...created.first, ...created.final]).toEqual([
+      "150 Opening BINARY mode data connection for new.txt",
+      "226 Transfer complete",
+    ]);
     expect(readFileSync(path.join(served.site.home, "log.txt"), "utf8")).toBe("one\ntwo\n");
     expect(readFileSync(path.join(served.site.home, "new.txt"), "utf8")).toBe("new\n");
   });
@@ -164,7 +202,10 @@ describe("TYPE A", () => {
     expect(down.first).toEqual(["150 Opening ASCII mode data connection for mixed.txt (16 bytes)"]);
     expect(down.data.toString("latin1")).toBe("one\r\ntwo\r\nthree\r\n");
     const up = await ftp.store("STOR dos.txt", Buffer.from("a\r\nb\nc\r\n\r\n", "latin1"));
-    expect([...up.first, ...up.final]).toEqual(["150 Opening ASCII mode data connection for dos.txt", "226 Transfer complete"]);
+    expect([...up.first, ...up.final]).toEqual([
+      "150 Opening ASCII mode data connection for dos.txt",
+      "226 Transfer complete",
+    ]);
     expect(readFileSync(path.join(served.site.home, "dos.txt"), "latin1")).toBe("a\nb\nc\n\n");
     const list = await ftp.retrieve("NLST");
     expect(list.data.toString("latin1")).toBe("dos.txt\r\nmixed.txt\r\n");
@@ -204,7 +245,10 @@ describe("uploads cut short", () => {
     socket.write(patternBytes(256 * 1024, 14));
     await whenDir(served.site.home, (names) => names.includes(".in.aborted.bin."));
     ftp.write("ABOR");
-    expect([await ftp.reply(), await ftp.reply()]).toEqual([["426 Transfer aborted. Data connection closed."], ["226 Abort successful"]]);
+    expect([await ftp.reply(), await ftp.reply()]).toEqual([
+      ["426 Transfer aborted. Data connection closed."],
+      ["226 Abort successful"],
+    ]);
     socket.destroy();
     expect(existsSync(path.join(served.site.home, "aborted.bin"))).toBe(false);
     await whenDir(served.site.home, (names) => names.length === 0);

@@ -83,7 +83,12 @@ out["replies"].append(ftp.quit())
 print(json.dumps(out))
 `;
 
-async function python(port: number, upload: string, name: string, reuse: "reuse" | "new"): Promise<Record<string, unknown>> {
+async function python(
+  port: number,
+  upload: string,
+  name: string,
+  reuse: "reuse" | "new",
+): Promise<Record<string, unknown>> {
   const result = await run("python3", ["-c", PYTHON_CLIENT, String(port), upload, name, reuse]);
   expect(result.stderr).toBe("");
   return JSON.parse(result.stdout) as Record<string, unknown>;
@@ -114,7 +119,18 @@ describe("FTPS with curl", () => {
     const { file, bytes } = payload(dir, "ccc.bin", 100_000);
     const url = `ftp://demo:demo@127.0.0.1:${daemon.port}/ccc.bin`;
     for (const mode of ["passive", "active"]) {
-      const up = await run("curl", ["-sS", "-v", "--ssl-reqd", "-k", "--ftp-ssl-ccc", "--ftp-ssl-ccc-mode", mode, "-T", file, `${url}.${mode}`]);
+      const up = await run("curl", [
+        "-sS",
+        "-v",
+        "--ssl-reqd",
+        "-k",
+        "--ftp-ssl-ccc",
+        "--ftp-ssl-ccc-mode",
+        mode,
+        "-T",
+        file,
+        `${url}.${mode}`,
+      ]);
       expect(up.code).toBe(0);
       expect(up.stderr).toContain("< 200 Clearing control channel protection");
       expect(readFileSync(path.join(dir, `ccc.bin.${mode}`)).equals(bytes)).toBe(true);
@@ -221,7 +237,12 @@ describe("mod_tls.c's policy on the wire", () => {
     const on = (await fixture.start([...lines, ...TLS_ON])).daemon;
     const client = await fixture.connect(on, false);
     const feat = await client.send("FEAT");
-    expect(feat.filter((line) => [" AUTH TLS", " CCC", " PBSZ", " PROT"].includes(line))).toEqual([" AUTH TLS", " CCC", " PBSZ", " PROT"]);
+    expect(feat.filter((line) => [" AUTH TLS", " CCC", " PBSZ", " PROT"].includes(line))).toEqual([
+      " AUTH TLS",
+      " CCC",
+      " PBSZ",
+      " PROT",
+    ]);
     expect(await client.send("PBSZ 0")).toEqual(["500 'PBSZ' not understood"]);
   });
 
@@ -242,7 +263,9 @@ describe("mod_tls.c's policy on the wire", () => {
     const config = writeConfig(dir, ["TLSEngine on", `TLSRSACertificateFile ${CERT}`].join("\n"));
     const result = runDsod(["-t", "-c", config]);
     expect(result.status).toBe(1);
-    expect(result.stderr).toContain(`Fatal: mod_tls/2.9.2: TLSRSACertificateFile '${CERT}' has no key: TLSRSACertificateKeyFile is not set`);
+    expect(result.stderr).toContain(
+      `Fatal: mod_tls/2.9.2: TLSRSACertificateFile '${CERT}' has no key: TLSRSACertificateKeyFile is not set`,
+    );
   });
 
   it("stops dsod at a bad certificate file, naming the file and the line", () => {
@@ -250,6 +273,8 @@ describe("mod_tls.c's policy on the wire", () => {
     const config = writeConfig(dir, ["TLSEngine on", `TLSRSACertificateFile ${dir}/missing.pem`].join("\n"));
     const result = runDsod(["-t", "-c", config]);
     expect(result.status).toBe(1);
-    expect(result.stderr).toContain(`Fatal: TLSRSACertificateFile: '${dir}/missing.pem' does not exist or does not contain a certificate on line 2 of '${config}'`);
+    expect(result.stderr).toContain(
+      `Fatal: TLSRSACertificateFile: '${dir}/missing.pem' does not exist or does not contain a certificate on line 2 of '${config}'`,
+    );
   });
 });

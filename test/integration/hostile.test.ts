@@ -9,7 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataBomb, importBomb } from "../../bench/wasm-encoder.js";
 import { wat } from "../helpers/wat.js";
 import { FtpControl } from "./helpers/ftp-client.js";
-import { LIBEXEC, RunningDsod, baseConfig, dsoctl, logMessages, runDsod, tempDir, writeConfig } from "./helpers/dsod.js";
+import {
+  LIBEXEC,
+  RunningDsod,
+  baseConfig,
+  dsoctl,
+  logMessages,
+  runDsod,
+  tempDir,
+  writeConfig,
+} from "./helpers/dsod.js";
 
 const API = "(i32.const 32)";
 
@@ -83,7 +92,10 @@ describe("hostile guests through insmod", () => {
     ["mod_elf.c", "'MODS/mod_elf.wasm': not a WebAssembly binary (bad magic number)"],
     ["mod_text.c", "'MODS/mod_text.wasm': not a WebAssembly binary (bad magic number)"],
     // A bare header is a valid, empty module: it lacks its module symbol (proftpd's ENOENT).
-    ["mod_trunc8.c", "No such file or directory\ndsoctl:   the file was found, but it does not export 'trunc8_module' (the module's API version)"],
+    [
+      "mod_trunc8.c",
+      "No such file or directory\ndsoctl:   the file was found, but it does not export 'trunc8_module' (the module's API version)",
+    ],
   ])("%s is refused with a clear line", async (module, reason) => {
     const result = await dsoctl(["-s", daemon.socket, "insmod", module]);
     expect(result.stdout).toBe(`dsoctl: error loading '${module}': ${reason.replace("MODS", mods)}\n`);
@@ -92,7 +104,17 @@ describe("hostile guests through insmod", () => {
   });
 
   it("refuses truncated and corrupted binaries without a stack trace", async () => {
-    for (const module of ["mod_trunchalf.c", "mod_trunclast.c", "mod_flip9.c", "mod_flip20.c", "mod_flip100.c", "mod_flip400.c", "mod_flip1000.c", "mod_flip2000.c", "mod_flip4000.c"]) {
+    for (const module of [
+      "mod_trunchalf.c",
+      "mod_trunclast.c",
+      "mod_flip9.c",
+      "mod_flip20.c",
+      "mod_flip100.c",
+      "mod_flip400.c",
+      "mod_flip1000.c",
+      "mod_flip2000.c",
+      "mod_flip4000.c",
+    ]) {
       const result = await dsoctl(["-s", daemon.socket, "insmod", module]);
       // A flipped byte may land where it changes nothing that matters; then the module loads and is removed again.
       if (result.status === 0) {
@@ -118,9 +140,13 @@ describe("hostile guests through insmod", () => {
 
   it("refuses data segments larger than memory and memories over the cap", async () => {
     const big = await dsoctl(["-s", daemon.socket, "insmod", "mod_bigdata.c"]);
-    expect(big.stdout).toMatch(/^dsoctl: error loading 'mod_bigdata\.c': mod_bigdata\.c: cannot be instantiated: .*data segment.*out of bounds/);
+    expect(big.stdout).toMatch(
+      /^dsoctl: error loading 'mod_bigdata\.c': mod_bigdata\.c: cannot be instantiated: .*data segment.*out of bounds/,
+    );
     const huge = await dsoctl(["-s", daemon.socket, "insmod", "mod_hugemem.c"]);
-    expect(huge.stdout).toBe("dsoctl: error loading 'mod_hugemem.c': mod_hugemem.c: memory needs 60000 pages, over its cap of 256 pages\n");
+    expect(huge.stdout).toBe(
+      "dsoctl: error loading 'mod_hugemem.c': mod_hugemem.c: memory needs 60000 pages, over its cap of 256 pages\n",
+    );
     await expectServing();
   });
 
@@ -133,7 +159,9 @@ describe("hostile guests through insmod", () => {
   });
 
   it("contains a division by zero and an out-of-bounds access", async () => {
-    expect((await dsoctl(["-s", daemon.socket, "insmod", "mod_arith.c"])).stdout).toBe("dsoctl: 'mod_arith.c' loaded\n");
+    expect((await dsoctl(["-s", daemon.socket, "insmod", "mod_arith.c"])).stdout).toBe(
+      "dsoctl: 'mod_arith.c' loaded\n",
+    );
     const { client } = await FtpControl.connect(daemon.port);
     try {
       await client.login();
@@ -151,7 +179,9 @@ describe("hostile guests through insmod", () => {
   });
 
   it("contains a handler that passes a pointer outside its memory", async () => {
-    expect((await dsoctl(["-s", daemon.socket, "insmod", "mod_badptr.c"])).stdout).toBe("dsoctl: 'mod_badptr.c' loaded\n");
+    expect((await dsoctl(["-s", daemon.socket, "insmod", "mod_badptr.c"])).stdout).toBe(
+      "dsoctl: 'mod_badptr.c' loaded\n",
+    );
     const { client } = await FtpControl.connect(daemon.port);
     try {
       await client.login();
@@ -160,7 +190,9 @@ describe("hostile guests through insmod", () => {
     } finally {
       client.close();
     }
-    expect(logMessages(daemon.stderr).join("\n")).toMatch(/mod_badptr\.c: fault in site_BADPTR: invalid string passed to 'pr_response_add' \(pointer -16\)/);
+    expect(logMessages(daemon.stderr).join("\n")).toMatch(
+      /mod_badptr\.c: fault in site_BADPTR: invalid string passed to 'pr_response_add' \(pointer -16\)/,
+    );
     await expectServing();
   });
 });

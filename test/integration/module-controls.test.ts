@@ -30,12 +30,19 @@ async function start(): Promise<(...args: string[]) => ReturnType<typeof dsoctl>
 describe("a guest's control actions", () => {
   it("answer dsoctl with the guest's lines, as ftpdctl prints them", async () => {
     const ctl = await start();
-    expect(await ctl("echo", "one", "two words")).toMatchObject({ status: 0, stdout: "dsoctl: one\ndsoctl: two words\n" });
+    expect(await ctl("echo", "one", "two words")).toMatchObject({
+      status: 0,
+      stdout: "dsoctl: one\ndsoctl: two words\n",
+    });
     expect(await ctl("echo")).toMatchObject({ status: 3, stdout: "dsoctl: missing parameters\n" });
   });
 
   it.runIf(IS_ROOT)("are denied by the module's ACL directive to a user it does not name", async () => {
-    const { daemon, dir } = await fixture.start([`ModulePath ${FIXTURES}`, `LoadModule ${MODULE}`, "CtrlsTestControlsACLs echo allow user root"]);
+    const { daemon, dir } = await fixture.start([
+      `ModulePath ${FIXTURES}`,
+      `LoadModule ${MODULE}`,
+      "CtrlsTestControlsACLs echo allow user root",
+    ]);
     if (readable === undefined) throw new Error("root runs dsoctl as nobody");
     // mkdtemp's folder is root's alone: nobody must reach the socket in it to be answered at all.
     chmodSync(dir, 0o755);
@@ -46,7 +53,10 @@ describe("a guest's control actions", () => {
 
   it("are denied to everyone, root included, without the directive", async () => {
     const { daemon } = await fixture.start([`ModulePath ${FIXTURES}`, `LoadModule ${MODULE}`]);
-    expect(await dsoctl(["-s", daemon.socket, "echo", "x"])).toMatchObject({ status: 2, stdout: "dsoctl: access denied\n" });
+    expect(await dsoctl(["-s", daemon.socket, "echo", "x"])).toMatchObject({
+      status: 2,
+      stdout: "dsoctl: access denied\n",
+    });
   });
 
   it("are listed by help and lsctrl, and vanish with rmmod", async () => {
@@ -64,14 +74,21 @@ describe("a guest's control actions", () => {
   });
 
   it("refuse a config whose ACL directive names an action the module has not", async () => {
-    await expect(fixture.start([`ModulePath ${FIXTURES}`, `LoadModule ${MODULE}`, "CtrlsTestControlsACLs echo,ban allow user root"])).rejects.toThrow(
-      "CtrlsTestControlsACLs: : unknown action: 'ban'",
-    );
+    await expect(
+      fixture.start([
+        `ModulePath ${FIXTURES}`,
+        `LoadModule ${MODULE}`,
+        "CtrlsTestControlsACLs echo,ban allow user root",
+      ]),
+    ).rejects.toThrow("CtrlsTestControlsACLs: : unknown action: 'ban'");
   });
 
   it("contain a trapping action: it answers why, and the daemon serves on", async () => {
     const ctl = await start();
-    expect(await ctl("boom")).toMatchObject({ status: 3, stdout: `dsoctl: boom: ${MODULE}: fault in ctrl_boom: unreachable\n` });
+    expect(await ctl("boom")).toMatchObject({
+      status: 3,
+      stdout: `dsoctl: boom: ${MODULE}: fault in ctrl_boom: unreachable\n`,
+    });
     const lsmod = await ctl("lsmod");
     expect(lsmod.status).toBe(0);
     expect(lsmod.stdout).toContain(`dsoctl:   ${MODULE}\n`);

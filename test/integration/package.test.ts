@@ -37,8 +37,13 @@ function npmEnv(): NodeJS.ProcessEnv {
 
 /** Runs npm, failing on a non-zero exit; returns its stdout, and with `output`, its stderr after it. */
 function npm(args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}, output = false): string {
-  const result = spawnSync("npm", [...args, "--no-audit", "--no-fund", "--loglevel=error"], { cwd, env: { ...npmEnv(), ...env }, encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`npm ${args.join(" ")} failed (${result.status}):\n${result.stdout}\n${result.stderr}`);
+  const result = spawnSync("npm", [...args, "--no-audit", "--no-fund", "--loglevel=error"], {
+    cwd,
+    env: { ...npmEnv(), ...env },
+    encoding: "utf8",
+  });
+  if (result.status !== 0)
+    throw new Error(`npm ${args.join(" ")} failed (${result.status}):\n${result.stdout}\n${result.stderr}`);
   return output ? `${result.stdout}${result.stderr}` : result.stdout;
 }
 
@@ -52,7 +57,9 @@ function project(name: string): string {
 
 /** Packs `dir` into `into` without running its scripts (this tree is built already); returns npm's file list and the tarball. */
 function pack(dir: string, into: string): { tarball: string; files: string[] } {
-  const [packed] = JSON.parse(npm(["pack", "--json", "--ignore-scripts", "--pack-destination", into, dir], into)) as Array<{
+  const [packed] = JSON.parse(
+    npm(["pack", "--json", "--ignore-scripts", "--pack-destination", into, dir], into),
+  ) as Array<{
     filename: string;
     files: Array<{ path: string }>;
   }>;
@@ -82,7 +89,12 @@ beforeAll(() => {
   installed = path.join(app, "node_modules", "wasm-dso");
   noCompiler = { CC: path.join(work, "no-cc"), CXX: path.join(work, "no-c++") };
   bare = project("bare");
-  bareInstallOutput = npm(["install", "--offline", "--foreground-scripts", ours.tarball, loader.tarball], bare, noCompiler, true);
+  bareInstallOutput = npm(
+    ["install", "--offline", "--foreground-scripts", ours.tarball, loader.tarball],
+    bare,
+    noCompiler,
+    true,
+  );
   bareInstalled = path.join(bare, "node_modules", "wasm-dso");
 }, 240_000);
 
@@ -103,7 +115,11 @@ interface Started {
 
 /** Starts `<project>/node_modules/.bin/dsod -n -c config` and waits for its `listening` line. */
 async function startDsod(dir: string, config: string): Promise<Started> {
-  const daemon: ChildProcessWithoutNullStreams = spawn(path.join(dir, "node_modules", ".bin", "dsod"), ["-n", "-c", config], { cwd: dir });
+  const daemon: ChildProcessWithoutNullStreams = spawn(
+    path.join(dir, "node_modules", ".bin", "dsod"),
+    ["-n", "-c", config],
+    { cwd: dir },
+  );
   let stderr = "";
   const stop = (): Promise<void> =>
     new Promise((resolve) => {
@@ -169,7 +185,12 @@ describe("npm pack", () => {
 describe("the installed package", () => {
   it("checks a config with dsod -t, from node_modules/.bin", () => {
     const config = path.join(app, "dsod.conf");
-    writeFileSync(config, ["ServerName installed", "Port 0", "ControlsEngine off", "LoadModule mod_test.c", 'TestGreeting "hi"', ""].join("\n"));
+    writeFileSync(
+      config,
+      ["ServerName installed", "Port 0", "ControlsEngine off", "LoadModule mod_test.c", 'TestGreeting "hi"', ""].join(
+        "\n",
+      ),
+    );
     const result = run(path.join(app, "node_modules", ".bin", "dsod"), ["-t", "-c", config]);
     expect(result.stdout.split("\n")[0]).toBe("Checking syntax of configuration file");
     expect(logMessages(result.stderr).filter((line) => line.startsWith("Fatal"))).toEqual([]);
@@ -202,16 +223,19 @@ describe("the installed package", () => {
 const hasSystemdAnalyze = spawnSync("systemd-analyze", ["--version"]).status === 0;
 
 describe("examples/dsod.service", () => {
-  it.skipIf(!hasSystemdAnalyze)("passes systemd-analyze verify with its dsod paths pointed at the installed package", () => {
-    const unit = readFileSync(path.join(installed, "examples", "dsod.service"), "utf8");
-    expect(unit).toContain("ExecStart=/usr/local/bin/dsod -n -c /etc/dsod.conf\n");
-    expect(unit).toContain("ExecReload=/bin/kill -HUP $MAINPID\n");
-    const file = path.join(work, "dsod.service");
-    writeFileSync(file, unit.replaceAll("/usr/local/bin/dsod", path.join(app, "node_modules", ".bin", "dsod")));
-    const result = run("systemd-analyze", ["verify", file]);
-    expect(result.stderr).toBe("");
-    expect(result.status).toBe(0);
-  });
+  it.skipIf(!hasSystemdAnalyze)(
+    "passes systemd-analyze verify with its dsod paths pointed at the installed package",
+    () => {
+      const unit = readFileSync(path.join(installed, "examples", "dsod.service"), "utf8");
+      expect(unit).toContain("ExecStart=/usr/local/bin/dsod -n -c /etc/dsod.conf\n");
+      expect(unit).toContain("ExecReload=/bin/kill -HUP $MAINPID\n");
+      const file = path.join(work, "dsod.service");
+      writeFileSync(file, unit.replaceAll("/usr/local/bin/dsod", path.join(app, "node_modules", ".bin", "dsod")));
+      const result = run("systemd-analyze", ["verify", file]);
+      expect(result.stderr).toBe("");
+      expect(result.status).toBe(0);
+    },
+  );
 });
 
 describe("a module written outside the repository, against the installed SDK", () => {
@@ -238,7 +262,11 @@ describe("a module written outside the repository, against the installed SDK", (
     writeFileSync(path.join(dir, "asconfig.json"), `${JSON.stringify(asconfig, null, 2)}\n`);
     writeFileSync(path.join(dir, "mod_hello.ts"), SOURCE);
     mkdirSync(path.join(dir, "modules"), { recursive: true });
-    return run(process.execPath, [ASC, "mod_hello.ts", "--config", "asconfig.json", "--outFile", "modules/mod_hello.wasm"], dir);
+    return run(
+      process.execPath,
+      [ASC, "mod_hello.ts", "--config", "asconfig.json", "--outFile", "modules/mod_hello.wasm"],
+      dir,
+    );
   }
 
   it("builds with an asconfig.json that extends wasm-dso/asconfig.json, loads in the installed dsod and answers over FTP", async () => {
@@ -279,7 +307,10 @@ describe("a module written outside the repository, against the installed SDK", (
     const built = build(dir, { extends: "wasm-dso/asconfig.json", options: { importMemory: false } });
     expect(built.status).toBe(0);
     const config = path.join(dir, "dsod.conf");
-    writeFileSync(config, ["Port 0", "ControlsEngine off", `ModulePath ${dir}/modules`, "LoadModule mod_hello.c", ""].join("\n"));
+    writeFileSync(
+      config,
+      ["Port 0", "ControlsEngine off", `ModulePath ${dir}/modules`, "LoadModule mod_hello.c", ""].join("\n"),
+    );
     const result = run(path.join(app, "node_modules", ".bin", "dsod"), ["-t", "-c", config]);
     expect(result.status).toBe(1);
     expect(logMessages(result.stderr)).toContain(
@@ -355,7 +386,16 @@ describe("installed without a compiler", () => {
   });
 
   it("takes prebuilt addons when they load (scripts/prebuild.mjs), and dsod then runs without the fallback", async () => {
-    const built = run(process.execPath, [path.join(ROOT, "scripts", "prebuild.mjs"), "--strict", "--out", path.join(bareInstalled, "prebuilds", "linux-x64")], ROOT);
+    const built = run(
+      process.execPath,
+      [
+        path.join(ROOT, "scripts", "prebuild.mjs"),
+        "--strict",
+        "--out",
+        path.join(bareInstalled, "prebuilds", "linux-x64"),
+      ],
+      ROOT,
+    );
     expect(built.status).toBe(0);
     const output = npm(["rebuild", "wasm-dso", "--offline", "--foreground-scripts"], bare, noCompiler, true);
     expect(output).toContain("wasm-dso: using the prebuilt native addons in prebuilds/linux-x64\n");

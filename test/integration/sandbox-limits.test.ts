@@ -48,15 +48,18 @@ beforeAll(async () => {
         (i32.const 1)))`),
     // The same bomb without a maximum, or with one of 10 M elements: refused at load.
     "mod_tablenomax.wasm": await wat(`(module (table $t 1 funcref) (global (export "tablenomax_module") i32 ${API}))`),
-    "mod_tablebig.wasm": await wat(`(module (table $t 1 10000000 funcref) (global (export "tablebig_module") i32 ${API}))`),
+    "mod_tablebig.wasm": await wat(
+      `(module (table $t 1 10000000 funcref) (global (export "tablebig_module") i32 ${API}))`,
+    ),
     // 46 bytes that would cost V8 280 MB: a 10 M-element table.
-    "mod_tablebomb.wasm": await wat(`(module (table 10000000 10000000 funcref) (global (export "tablebomb_module") i32 ${API}))`),
+    "mod_tablebomb.wasm": await wat(
+      `(module (table 10000000 10000000 funcref) (global (export "tablebomb_module") i32 ${API}))`,
+    ),
     "mod_fnbomb.wasm": functionBomb("mod_fnbomb", 1_000_000),
     "mod_databomb.wasm": dataBomb("mod_databomb", 24 * 1024 * 1024, "passive"),
   };
   for (const [file, bytes] of Object.entries(files)) writeFileSync(path.join(mods, file), bytes);
 });
-
 
 async function expectServing(daemon: RunningDsod): Promise<void> {
   const client = await fixture.connect(daemon);
@@ -67,7 +70,11 @@ async function expectServing(daemon: RunningDsod): Promise<void> {
 
 describe("tables inside the memory cap", () => {
   it("a table-grow bomb fails inside the guest: 451, dsod's RSS grows by less than 64 MB, and it goes on", async () => {
-    const { daemon } = await fixture.start([`ModulePath ${mods}`, "ModuleMemoryLimit mod_tablegrow.c 1M", "LoadModule mod_tablegrow.c"]);
+    const { daemon } = await fixture.start([
+      `ModulePath ${mods}`,
+      "ModuleMemoryLimit mod_tablegrow.c 1M",
+      "LoadModule mod_tablegrow.c",
+    ]);
     const client = await fixture.connect(daemon);
     expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
     const before = rss(daemon);
@@ -104,9 +111,15 @@ describe("tables inside the memory cap", () => {
 
 describe("load-time bombs are refused before compiling, naming the limit", () => {
   it.each([
-    ["mod_tablebomb.c", "mod_tablebomb.c: a table of 10000000 elements, over its limit of 100000 (ModuleLoadLimits TableElements)"],
+    [
+      "mod_tablebomb.c",
+      "mod_tablebomb.c: a table of 10000000 elements, over its limit of 100000 (ModuleLoadLimits TableElements)",
+    ],
     ["mod_fnbomb.c", "mod_fnbomb.c: 1000000 functions, over its limit of 100000 (ModuleLoadLimits Functions)"],
-    ["mod_databomb.c", "mod_databomb.c: 25165824 bytes of data segments, over its limit of 16777216 (ModuleLoadLimits DataBytes)"],
+    [
+      "mod_databomb.c",
+      "mod_databomb.c: 25165824 bytes of data segments, over its limit of 16777216 (ModuleLoadLimits DataBytes)",
+    ],
   ])("%s", async (module, reason) => {
     const { daemon } = await fixture.start([`ModulePath ${mods}`]);
     const result = await dsoctl(["-s", daemon.socket, "insmod", module]);
@@ -118,7 +131,10 @@ describe("load-time bombs are refused before compiling, naming the limit", () =>
 
   it("ModuleLoadLimits raises a limit for one module, checked at startup like every directive", () => {
     const dir = tempDir();
-    const refused = writeConfig(dir, [`ModulePath ${mods}`, "ModuleLoadLimits * Functions 500000", "LoadModule mod_fnbomb.c"].join("\n"));
+    const refused = writeConfig(
+      dir,
+      [`ModulePath ${mods}`, "ModuleLoadLimits * Functions 500000", "LoadModule mod_fnbomb.c"].join("\n"),
+    );
     const result = runDsod(["-t", "-c", refused]);
     expect(result.status).toBe(1);
     expect(logMessages(result.stderr).at(-1)).toBe(
@@ -126,7 +142,11 @@ describe("load-time bombs are refused before compiling, naming the limit", () =>
     );
     const raised = writeConfig(
       dir,
-      [`ModulePath ${mods}`, "ModuleLoadLimits mod_databomb.c DataBytes 32M BinarySize 48M", "LoadModule mod_databomb.c"].join("\n"),
+      [
+        `ModulePath ${mods}`,
+        "ModuleLoadLimits mod_databomb.c DataBytes 32M BinarySize 48M",
+        "LoadModule mod_databomb.c",
+      ].join("\n"),
       "raised.conf",
     );
     expect(runDsod(["-t", "-c", raised]).status).toBe(0);
@@ -170,14 +190,20 @@ describe("CPU budgets count CPU time", () => {
     expect(replies.get("200")).toBeGreaterThan(10);
     expect(logMessages(daemon.stderr).filter((line) => line.includes("fault in"))).toEqual([]);
     expect(await client.send("SITE SPIN")).toEqual([ABORTED]);
-    await daemon.waitForLog(/mod_spin\.c: fault in site_SPIN: guest call ran past its 50 ms CPU budget and was interrupted/);
+    await daemon.waitForLog(
+      /mod_spin\.c: fault in site_SPIN: guest call ran past its 50 ms CPU budget and was interrupted/,
+    );
     await expectServing(daemon);
   }, 60_000);
 });
 
 describe("fairness between sessions", () => {
   it("answers a bystander's NOOP between the commands five clients pipeline, not after all of them", async () => {
-    const { daemon } = await fixture.start([`ModulePath ${FIXTURES}`, "ModuleCPULimit * 2000", "LoadModule mod_light.c"]);
+    const { daemon } = await fixture.start([
+      `ModulePath ${FIXTURES}`,
+      "ModuleCPULimit * 2000",
+      "LoadModule mod_light.c",
+    ]);
     const heavy = await Promise.all(Array.from({ length: 5 }, () => fixture.connect(daemon)));
     const bystander = await fixture.connect(daemon);
     const perClient = 20;

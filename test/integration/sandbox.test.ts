@@ -42,7 +42,11 @@ function check(lines: readonly string[]): { status: number | null; messages: str
 
 describe("memory limits", () => {
   it("a guest growing its memory without end traps at its cap; the session and the daemon go on", async () => {
-    const { daemon } = await startDsod([`ModulePath ${FIXTURES}`, "ModuleMemoryLimit mod_hog.c 4M", "LoadModule mod_hog.c"]);
+    const { daemon } = await startDsod([
+      `ModulePath ${FIXTURES}`,
+      "ModuleMemoryLimit mod_hog.c 4M",
+      "LoadModule mod_hog.c",
+    ]);
     const client = await connect(daemon);
     expect(await client.send("SITE HOG")).toEqual(["451 Requested action aborted: local error in processing."]);
     expect(logMessages(daemon.stderr).join("\n")).toMatch(/mod_hog\.c: fault in site_HOG: unreachable/);
@@ -51,7 +55,11 @@ describe("memory limits", () => {
   });
 
   it("lsmod -v shows the memory in use, within the cap", async () => {
-    const { daemon } = await startDsod([`ModulePath ${FIXTURES}`, "ModuleMemoryLimit mod_hog.c 4M", "LoadModule mod_hog.c"]);
+    const { daemon } = await startDsod([
+      `ModulePath ${FIXTURES}`,
+      "ModuleMemoryLimit mod_hog.c 4M",
+      "LoadModule mod_hog.c",
+    ]);
     const client = await connect(daemon);
     expect(await client.send("SITE SIZE")).toEqual(["200 SITE SIZE: 1 pages"]);
     await client.send("SITE HOG");
@@ -91,7 +99,11 @@ describe("memory limits", () => {
 
 describe("CPU limits", () => {
   it("interrupts a handler that never returns; the session gets 451 and the daemon goes on", async () => {
-    const { daemon } = await startDsod([`ModulePath ${FIXTURES}`, "ModuleCPULimit mod_spin.c 100", "LoadModule mod_spin.c"]);
+    const { daemon } = await startDsod([
+      `ModulePath ${FIXTURES}`,
+      "ModuleCPULimit mod_spin.c 100",
+      "LoadModule mod_spin.c",
+    ]);
     const client = await connect(daemon);
     const started = Date.now();
     expect(await client.send("SITE SPIN")).toEqual(["451 Requested action aborted: local error in processing."]);
@@ -140,7 +152,11 @@ describe("faults", () => {
   });
 
   it("unloads a module on its first fault with ModuleFaultPolicy unload", async () => {
-    const { daemon } = await startDsod([`ModulePath ${FIXTURES}`, "ModuleFaultPolicy mod_trap.c unload", "LoadModule mod_trap.c"]);
+    const { daemon } = await startDsod([
+      `ModulePath ${FIXTURES}`,
+      "ModuleFaultPolicy mod_trap.c unload",
+      "LoadModule mod_trap.c",
+    ]);
     const client = await connect(daemon);
     expect(await client.send("SITE TRAP")).toEqual(["451 Requested action aborted: local error in processing."]);
     await daemon.waitForLog(/mod_trap\.c: unloaded after a fault \(ModuleFaultPolicy unload\)/);
@@ -150,7 +166,11 @@ describe("faults", () => {
   });
 
   it("unloads a crash-looping module", async () => {
-    const { daemon } = await startDsod([`ModulePath ${FIXTURES}`, "ModuleFaultPolicy mod_trap.c reload 2 60", "LoadModule mod_trap.c"]);
+    const { daemon } = await startDsod([
+      `ModulePath ${FIXTURES}`,
+      "ModuleFaultPolicy mod_trap.c reload 2 60",
+      "LoadModule mod_trap.c",
+    ]);
     const client = await connect(daemon);
     expect(await client.send("SITE TRAP")).toEqual(["451 Requested action aborted: local error in processing."]);
     await new Promise((resolve) => setTimeout(resolve, 150));
@@ -167,7 +187,9 @@ describe("capabilities", () => {
       "mod_dso/0.5: mod_whoami.c: symbol 'pr_session_user' needs capability 'session', which mod_whoami.c is not granted",
       `Fatal: LoadModule: error loading module 'mod_whoami.c': mod_whoami.c: symbol 'pr_session_user' needs capability 'session', which mod_whoami.c is not granted on line 2 of '${denied.file}'`,
     ]);
-    expect(check([`ModulePath ${FIXTURES}`, "ModuleCapabilities mod_whoami.c session", "LoadModule mod_whoami.c"]).status).toBe(0);
+    expect(
+      check([`ModulePath ${FIXTURES}`, "ModuleCapabilities mod_whoami.c session", "LoadModule mod_whoami.c"]).status,
+    ).toBe(0);
   });
 
   it("a library cannot launder a capability: its callers need it too", async () => {
@@ -239,7 +261,11 @@ describe("filesystem (WASI)", () => {
   });
 
   it("gives a unit without ModuleFilesystem no directory at all", async () => {
-    const { daemon } = await startDsod([`ModulePath ${FIXTURES}`, "ModuleCapabilities mod_files.c filesystem", "LoadModule mod_files.c"]);
+    const { daemon } = await startDsod([
+      `ModulePath ${FIXTURES}`,
+      "ModuleCapabilities mod_files.c filesystem",
+      "LoadModule mod_files.c",
+    ]);
     const client = await connect(daemon);
     // fd 3 is no preopen: EBADF (8).
     expect(await client.send("SITE CAT hello.txt")).toEqual(["550 SITE CAT: errno 8"]);
@@ -262,7 +288,9 @@ describe("loading safely", () => {
     symlinkSync(`${LIBEXEC}/mod_test.wasm`, path.join(mods, "mod_test.wasm"));
     mkdirSync(path.join(mods, "mod_calc.wasm"));
     const link = check([`ModulePath ${mods}`, "LoadModule mod_test.c"]);
-    expect(link.messages).toContain(`mod_dso/0.5: '${mods}/mod_test.wasm' leads out of the module path (to '${LIBEXEC}/mod_test.wasm')`);
+    expect(link.messages).toContain(
+      `mod_dso/0.5: '${mods}/mod_test.wasm' leads out of the module path (to '${LIBEXEC}/mod_test.wasm')`,
+    );
     const dir = check([`ModulePath ${mods}`, "LoadModule mod_calc.c"]);
     expect(dir.messages).toContain(`mod_dso/0.5: '${mods}/mod_calc.wasm' is not a regular file`);
   });
@@ -276,7 +304,9 @@ describe("loading safely", () => {
   });
 
   it("refuses a file whose SHA-256 differs from its pin, showing both", () => {
-    const real = createHash("sha256").update(readFileSync(`${LIBEXEC}/mod_test.wasm`)).digest("hex");
+    const real = createHash("sha256")
+      .update(readFileSync(`${LIBEXEC}/mod_test.wasm`))
+      .digest("hex");
     const wrong = "0".repeat(64);
     const result = check([`ModuleIntegrity mod_test.c sha256:${wrong}`, "LoadModule mod_test.c"]);
     expect(result.messages).toContain(
@@ -293,7 +323,9 @@ describe("loading safely", () => {
     chmodSync(path.join(mods, "mod_test.wasm"), 0o646);
     const { daemon } = await startDsod([`ModulePath ${mods}`]);
     const result = await dsoctl(["-s", daemon.socket, "insmod", "mod_test.c"]);
-    expect(result.stdout).toBe(`dsoctl: error loading 'mod_test.c': Permission denied\ndsoctl:   '${mods}/mod_test.wasm' is writable by others\n`);
+    expect(result.stdout).toBe(
+      `dsoctl: error loading 'mod_test.c': Permission denied\ndsoctl:   '${mods}/mod_test.wasm' is writable by others\n`,
+    );
     expect(result.status).toBe(3);
     await expectServing(daemon);
   });

@@ -39,7 +39,11 @@ function fileMatching(file: string, pattern: RegExp): Promise<string> {
   });
 }
 
-function start(config: string): { child: ChildProcessWithoutNullStreams; stderr: () => string; exit: Promise<number | null> } {
+function start(config: string): {
+  child: ChildProcessWithoutNullStreams;
+  stderr: () => string;
+  exit: Promise<number | null>;
+} {
   const child = spawn(process.execPath, [DSOD, "-n", "-c", config]);
   running.push(child);
   let stderr = "";
@@ -88,21 +92,29 @@ describe("SystemLog", () => {
     expect(logMessages(daemon.stderr())).toEqual([`logging to SystemLog '${file}'`]);
   });
 
-  it.skipIf(!isRoot)("is opened as root before User: a file in a root-only folder keeps its lines after the switch", async () => {
-    const dir = tempDir();
-    const logs = path.join(dir, "logs");
-    chmodSync(dir, 0o755);
-    const file = path.join(logs, "dsod.log");
-    mkdirSync(logs, { mode: 0o700 });
-    const config = writeConfig(dir, [baseConfig(dir), "User nobody", "Group nogroup", `SystemLog ${file}`].join("\n"));
-    const daemon = start(config);
-    await fileMatching(file, /listening on/);
-    // A SIGHUP's lines come from the daemon now running as nobody, who could not open this file.
-    daemon.child.kill("SIGHUP");
-    const text = await fileMatching(file, /received SIGHUP -- master server reparsing configuration file\n/);
-    expect(messages(text, daemon.child.pid)).toContain("running as User nobody (uid 65534), Group nogroup (gid 65534), no supplementary groups");
-    expect(readFileSync(`/proc/${daemon.child.pid}/status`, "utf8")).toMatch(/\nUid:\s+65534\s/);
-  });
+  it.skipIf(!isRoot)(
+    "is opened as root before User: a file in a root-only folder keeps its lines after the switch",
+    async () => {
+      const dir = tempDir();
+      const logs = path.join(dir, "logs");
+      chmodSync(dir, 0o755);
+      const file = path.join(logs, "dsod.log");
+      mkdirSync(logs, { mode: 0o700 });
+      const config = writeConfig(
+        dir,
+        [baseConfig(dir), "User nobody", "Group nogroup", `SystemLog ${file}`].join("\n"),
+      );
+      const daemon = start(config);
+      await fileMatching(file, /listening on/);
+      // A SIGHUP's lines come from the daemon now running as nobody, who could not open this file.
+      daemon.child.kill("SIGHUP");
+      const text = await fileMatching(file, /received SIGHUP -- master server reparsing configuration file\n/);
+      expect(messages(text, daemon.child.pid)).toContain(
+        "running as User nobody (uid 65534), Group nogroup (gid 65534), no supplementary groups",
+      );
+      expect(readFileSync(`/proc/${daemon.child.pid}/status`, "utf8")).toMatch(/\nUid:\s+65534\s/);
+    },
+  );
 
   it("stops the start on a file it cannot safely open, with proftpd's text", () => {
     const dir = tempDir();

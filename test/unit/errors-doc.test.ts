@@ -23,7 +23,10 @@ function documentedRows(markdown: string): Row[] {
   for (const line of lines.slice(header + 2)) {
     if (!line.startsWith("|")) break;
     // Cells may contain `\|`-free inline code only; split on the column bars.
-    const cells = line.slice(1, line.endsWith("|") ? -1 : undefined).split("|").map((c) => c.trim());
+    const cells = line
+      .slice(1, line.endsWith("|") ? -1 : undefined)
+      .split("|")
+      .map((c) => c.trim());
     const [code = "", errno = "", meaning = "", whatToDo = ""] = cells;
     rows.push({ code: code.replace(/^`(.*)`$/, "$1"), errno, meaning, whatToDo });
   }
@@ -57,12 +60,17 @@ describe("docs/errors.md", () => {
       expect(row.meaning, row.code).not.toBe("");
       expect(row.whatToDo, row.code).not.toBe("");
     }
-    expect(rows.every((r) => markdown.includes(`| \`${r.code}\` | ${r.errno} | ${r.meaning} | ${r.whatToDo} |`))).toBe(true);
+    expect(rows.every((r) => markdown.includes(`| \`${r.code}\` | ${r.errno} | ${r.meaning} | ${r.whatToDo} |`))).toBe(
+      true,
+    );
   });
 
   it("gives each code the errno it carries (ERRNO_OF_CODE), or none", () => {
     // `ENOENT`, or — (with an aside after it for a code that sets one only sometimes).
-    const documented = rows.map((r) => [r.code, /^`(E[A-Z]+)`$/.exec(r.errno)?.[1] ?? (r.errno.startsWith("—") ? undefined : r.errno)]);
+    const documented = rows.map((r) => [
+      r.code,
+      /^`(E[A-Z]+)`$/.exec(r.errno)?.[1] ?? (r.errno.startsWith("—") ? undefined : r.errno),
+    ]);
     const actual = codes.map((code) => [code, ERRNO_OF_CODE[code as keyof typeof ERRNO_OF_CODE]]);
     expect(Object.fromEntries(documented)).toEqual(Object.fromEntries(actual));
   });
@@ -74,7 +82,9 @@ describe("docs/errors.md", () => {
       .map((file) => readFileSync(path.join(testDir, file), "utf8"))
       .join("\n");
     const keys = Object.entries(ErrorCodes);
-    const unasserted = keys.filter(([key, code]) => !sources.includes(`ErrorCodes.${key}`) && !sources.includes(code)).map(([, code]) => code);
+    const unasserted = keys
+      .filter(([key, code]) => !sources.includes(`ErrorCodes.${key}`) && !sources.includes(code))
+      .map(([, code]) => code);
     expect(unasserted).toEqual([]);
   });
 });

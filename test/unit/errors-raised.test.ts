@@ -66,7 +66,9 @@ function caught(run: () => unknown): { code: ErrorCode; errno: string | undefine
 
 describe("ModuleIntegrity: DSO_ERR_INTEGRITY", () => {
   it("refuses a pinned module whose file has another SHA-256, with EACCES", () => {
-    const actual = createHash("sha256").update(readFileSync(path.join(dir, "mod_plain.wasm"))).digest("hex");
+    const actual = createHash("sha256")
+      .update(readFileSync(path.join(dir, "mod_plain.wasm")))
+      .digest("hex");
     const pinned = "0".repeat(64);
     const host = hostWith(() => ({ ...DEFAULT_POLICY, sha256: pinned }));
     expect(caught(() => host.loadModule("mod_plain.c"))).toEqual({
@@ -126,7 +128,13 @@ describe("User and Group: DSO_ERR_PRIVILEGES", () => {
     userName: () => "ftp",
     groupName: () => "ftp",
   };
-  const notRoot: ProcessIds = { geteuid: () => 500, getegid: () => 500, setgroups: () => {}, setgid: () => {}, setuid: () => {} };
+  const notRoot: ProcessIds = {
+    geteuid: () => 500,
+    getegid: () => 500,
+    setgroups: () => {},
+    setgid: () => {},
+    setuid: () => {},
+  };
 
   it("is raised for an unknown User, and for a switch without root", () => {
     expect(caught(() => resolveIdentity("nobody-here", undefined, accounts, notRoot))).toEqual({
@@ -165,7 +173,8 @@ describe("Port: DSO_ERR_LISTEN", () => {
       expect((refused as DsoError).message).toMatch(`unable to bind to 127.0.0.1 port ${port}: `);
     } finally {
       signals.forEach((signal, i) => {
-        for (const listener of process.listeners(signal)) if (!before[i]?.includes(listener)) process.off(signal, listener);
+        for (const listener of process.listeners(signal))
+          if (!before[i]?.includes(listener)) process.off(signal, listener);
       });
       other.close();
     }

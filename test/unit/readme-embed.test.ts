@@ -26,7 +26,11 @@ let previous: ts.Program | undefined;
 function diagnostics(source: string): string[] {
   const config = ts.readConfigFile(path.join(ROOT, "tsconfig.build.json"), ts.sys.readFile);
   const { options } = ts.parseJsonConfigFileContent(config.config, ts.sys, ROOT);
-  const compilerOptions: ts.CompilerOptions = { ...options, noEmit: true, paths: { "wasm-dso": [path.join(ROOT, "host/index.ts")] } };
+  const compilerOptions: ts.CompilerOptions = {
+    ...options,
+    noEmit: true,
+    paths: { "wasm-dso": [path.join(ROOT, "host/index.ts")] },
+  };
   const file = path.join(ROOT, "readme-embed-example.mts");
   const host = ts.createCompilerHost(compilerOptions);
   const { getSourceFile, fileExists, readFile } = host;
@@ -50,6 +54,10 @@ describe("the README's embedding example", () => {
     expect(example).toContain('host.dlsym("math_add")');
     const uncast = example.replace(/host\.dlsym\("math_add"\) as [^;]+;/, 'host.dlsym("math_add");');
     expect(diagnostics(example)).toEqual([]);
-    expect(diagnostics(uncast).some((text) => text.startsWith("TS2349") || text.startsWith("TS2722") || text.startsWith("TS18048"))).toBe(true);
+    expect(
+      diagnostics(uncast).some(
+        (text) => text.startsWith("TS2349") || text.startsWith("TS2722") || text.startsWith("TS18048"),
+      ),
+    ).toBe(true);
   });
 });

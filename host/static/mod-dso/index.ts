@@ -23,7 +23,6 @@ import { DEFAULT_SESSION_CPU_SHARE_MS } from "../../ftp/scheduler.js";
 import { BYTE_LIMITS, LOAD_LIMIT_KEYWORDS, V8_LOAD_LIMITS, loadLimitNamed } from "../../wasm/limits.js";
 import type { LoadLimitName } from "../../wasm/limits.js";
 
-
 export interface DsoSettings {
   /** ModuleControlsACLs, per action; no entry means everyone is denied, root included. */
   acls: AclTable;
@@ -41,7 +40,8 @@ const MAX_MEMORY_PAGES = 16384;
 /** `16M`, `512K`, `1G` or plain bytes, rounded up to whole pages. */
 export function parseMemorySize(text: string): number {
   const match = /^(\d+)([KMG]?)$/i.exec(text);
-  if (match === null) throw directiveError(`invalid size '${text}' (a number of bytes with an optional K, M or G suffix)`);
+  if (match === null)
+    throw directiveError(`invalid size '${text}' (a number of bytes with an optional K, M or G suffix)`);
   const unit = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(match[2] ?? "").toUpperCase() as "" | "K" | "M" | "G"];
   const pages = Math.ceil((Number(match[1]) * unit) / PAGE_BYTES);
   if (pages < 1 || pages > MAX_MEMORY_PAGES) throw directiveError(`size '${text}' is out of range (64K to 1G)`);
@@ -57,7 +57,9 @@ function parseLoadLimit(keyword: string, text: string): { name: LoadLimitName; v
   const bytes = BYTE_LIMITS.has(name);
   const match = (bytes ? /^(\d+)([KMG]?)$/i : /^(\d+)()$/).exec(text);
   if (match === null) {
-    throw directiveError(`invalid ${LOAD_LIMIT_KEYWORDS[name]} '${text}' (${bytes ? "a number of bytes with an optional K, M or G suffix" : "a number"})`);
+    throw directiveError(
+      `invalid ${LOAD_LIMIT_KEYWORDS[name]} '${text}' (${bytes ? "a number of bytes with an optional K, M or G suffix" : "a number"})`,
+    );
   }
   const unit = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(match[2] ?? "").toUpperCase() as "" | "K" | "M" | "G"];
   const value = Number(match[1]) * unit;
@@ -109,7 +111,12 @@ export function checkModulePath(directory: string): void {
     stat = statSync(directory);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    const text = code === "ENOENT" ? "No such file or directory" : code === "EACCES" ? "Permission denied" : (cause as Error).message;
+    const text =
+      code === "ENOENT"
+        ? "No such file or directory"
+        : code === "EACCES"
+          ? "Permission denied"
+          : (cause as Error).message;
     throw new DsoError(ErrorCodes.CONFIG, `error checking '${directory}': ${text}`, { cause });
   }
   if (!stat.isDirectory()) throw directiveError(`${directory} is not a directory`);
@@ -124,7 +131,11 @@ export function checkModulePath(directory: string): void {
  * without mod_dso.c, LoadModule would become an unknown directive and insmod
  * could never be allowed again.
  */
-export function checkModuleOrder(names: readonly string[], isLoaded: (name: string) => boolean, required: readonly string[] = []): void {
+export function checkModuleOrder(
+  names: readonly string[],
+  isLoaded: (name: string) => boolean,
+  required: readonly string[] = [],
+): void {
   if (names.length === 0) throw directiveError("wrong number of parameters");
   for (const name of names) if (!isLoaded(name)) throw directiveError(`no such module '${name}' loaded`);
   names.forEach((name, i) => {
@@ -133,12 +144,18 @@ export function checkModuleOrder(names: readonly string[], isLoaded: (name: stri
   });
   const missing = required.find((name) => !names.includes(name));
   if (missing !== undefined) {
-    throw directiveError(`'${missing}' is missing: ${required.join(" and ")} must stay in the engine (rmmod refuses to remove them too)`);
+    throw directiveError(
+      `'${missing}' is missing: ${required.join(" and ")} must stay in the engine (rmmod refuses to remove them too)`,
+    );
   }
 }
 
 export function createDsoModule(options: DsoModuleOptions): { module: EngineModule; settings: DsoSettings } {
-  const settings: DsoSettings = { acls: EMPTY_ACL_TABLE, policies: new PolicyTable(), sessionCpuShareMs: DEFAULT_SESSION_CPU_SHARE_MS };
+  const settings: DsoSettings = {
+    acls: EMPTY_ACL_TABLE,
+    policies: new PolicyTable(),
+    sessionCpuShareMs: DEFAULT_SESSION_CPU_SHARE_MS,
+  };
   const known = Object.values(Capabilities) as string[];
   const module: EngineModule = {
     name: "mod_dso.c",
@@ -161,7 +178,12 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
             const problem = error instanceof BinaryError ? error.problem : undefined;
             if (isDsoError(error)) {
               // dso_load_file's NOTICE; libltdl's words for a missing file.
-              const lines = error.code === ErrorCodes.MODULE_NOT_FOUND ? ["file not found"] : problem !== undefined ? [problem] : error.lines;
+              const lines =
+                error.code === ErrorCodes.MODULE_NOT_FOUND
+                  ? ["file not found"]
+                  : problem !== undefined
+                    ? [problem]
+                    : error.lines;
               for (const line of lines) options.log("notice", `${MOD_DSO_VERSION}: unable to open '${file}': ${line}`);
             }
             const reason = isDsoError(error) ? (error.errno ?? problem ?? error.message) : String(error);
@@ -181,7 +203,11 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
             const message = `error loading module '${name}': ${loadReason(error)}`;
             const hint = loadModuleHints(name, error);
             if (hint.length === 0) throw directiveError(message);
-            throw new ConfigError(`LoadModule: ${message}`, context.file, context.line, { directive: "LoadModule", details: hint, cause: error });
+            throw new ConfigError(`LoadModule: ${message}`, context.file, context.line, {
+              directive: "LoadModule",
+              details: hint,
+              cause: error,
+            });
           }
         },
       },
@@ -215,7 +241,10 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
         name: "ModuleMemoryLimit",
         run: (directive) => {
           checkArgs(directive, 2);
-          settings.policies.setMemoryCap(unitName(directive.argv[1] as string), parseMemorySize(directive.argv[2] as string));
+          settings.policies.setMemoryCap(
+            unitName(directive.argv[1] as string),
+            parseMemorySize(directive.argv[2] as string),
+          );
         },
       },
       {
@@ -224,7 +253,8 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
           checkArgs(directive, 2);
           const value = directive.argv[2] as string;
           const ms = value.toLowerCase() === "off" ? 0 : /^\d+$/.test(value) ? Number(value) : NaN;
-          if (!Number.isInteger(ms) || ms > 3_600_000) throw directiveError(`invalid CPU limit '${value}' (milliseconds, or off)`);
+          if (!Number.isInteger(ms) || ms > 3_600_000)
+            throw directiveError(`invalid CPU limit '${value}' (milliseconds, or off)`);
           settings.policies.setCpuBudget(unitName(directive.argv[1] as string), ms);
         },
       },
@@ -237,7 +267,8 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
           if (pairs.length % 2 !== 0) throw directiveError(`load limit '${pairs.at(-1)}' has no value`);
           const unit = unitName(directive.argv[1] as string);
           const limits = [];
-          for (let i = 0; i < pairs.length; i += 2) limits.push(parseLoadLimit(pairs[i] as string, pairs[i + 1] as string));
+          for (let i = 0; i < pairs.length; i += 2)
+            limits.push(parseLoadLimit(pairs[i] as string, pairs[i + 1] as string));
           for (const { name, value } of limits) settings.policies.setLoadLimit(unit, name, value);
         },
       },
@@ -258,23 +289,34 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
         run: (directive) => {
           checkArgs(directive, 2);
           const action = directive.argv[2] as string;
-          if (action !== "reload" && action !== "unload") throw directiveError(`second parameter must be 'reload' or 'unload', not '${action}'`);
+          if (action !== "reload" && action !== "unload")
+            throw directiveError(`second parameter must be 'reload' or 'unload', not '${action}'`);
           const [maxText, windowText] = directive.argv.slice(3);
           const maxFaults = maxText === undefined ? 5 : Number(maxText);
           const windowSeconds = windowText === undefined ? 60 : Number(windowText);
           if (!Number.isInteger(maxFaults) || maxFaults < 1 || !Number.isInteger(windowSeconds) || windowSeconds < 1) {
-            throw directiveError("crash-loop limit must be a number of faults and a number of seconds, both at least 1");
+            throw directiveError(
+              "crash-loop limit must be a number of faults and a number of seconds, both at least 1",
+            );
           }
-          settings.policies.setFaultPolicy(unitName(directive.argv[1] as string), { action, maxFaults, windowMs: windowSeconds * 1000 });
+          settings.policies.setFaultPolicy(unitName(directive.argv[1] as string), {
+            action,
+            maxFaults,
+            windowMs: windowSeconds * 1000,
+          });
         },
       },
       {
         name: "ModuleCapabilities",
         run: (directive) => {
           checkArgs(directive, 2);
-          const names = directive.argv.slice(2).flatMap((word) => word.split(",")).filter((n) => n.length > 0);
+          const names = directive.argv
+            .slice(2)
+            .flatMap((word) => word.split(","))
+            .filter((n) => n.length > 0);
           const unknown = names.find((n) => !known.includes(n));
-          if (unknown !== undefined) throw directiveError(`unknown capability '${unknown}' (known: ${known.join(", ")})`);
+          if (unknown !== undefined)
+            throw directiveError(`unknown capability '${unknown}' (known: ${known.join(", ")})`);
           settings.policies.grant(unitName(directive.argv[1] as string), names as Capability[]);
         },
       },
@@ -285,17 +327,24 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
           const hostPath = directive.argv[2] as string;
           if (!hostPath.startsWith("/")) throw directiveError("must be an absolute path");
           const mode = directive.argv[3] ?? "ro";
-          if (mode !== "ro" && mode !== "rw") throw directiveError(`third parameter must be 'ro' or 'rw', not '${mode}'`);
+          if (mode !== "ro" && mode !== "rw")
+            throw directiveError(`third parameter must be 'ro' or 'rw', not '${mode}'`);
           const guestPath = directive.argv[4] ?? hostPath;
           if (!guestPath.startsWith("/")) throw directiveError(`the guest path '${guestPath}' must be absolute`);
           let stat;
           try {
             stat = statSync(hostPath);
           } catch (cause) {
-            throw new DsoError(ErrorCodes.CONFIG, `error checking '${hostPath}': ${(cause as Error).message}`, { cause });
+            throw new DsoError(ErrorCodes.CONFIG, `error checking '${hostPath}': ${(cause as Error).message}`, {
+              cause,
+            });
           }
           if (!stat.isDirectory()) throw directiveError(`${hostPath} is not a directory`);
-          settings.policies.addPreopen(unitName(directive.argv[1] as string), { hostPath, guestPath, writable: mode === "rw" });
+          settings.policies.addPreopen(unitName(directive.argv[1] as string), {
+            hostPath,
+            guestPath,
+            writable: mode === "rw",
+          });
         },
       },
       {
@@ -305,14 +354,18 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
           const name = directive.argv[1] as string;
           if (name === "*") throw directiveError("a pin names one module or library, not '*'");
           const match = /^sha256:([0-9a-f]{64})$/.exec(directive.argv[2] as string);
-          if (match === null) throw directiveError(`'${directive.argv[2]}' is not a pin (sha256: followed by 64 lower-case hex digits)`);
+          if (match === null)
+            throw directiveError(`'${directive.argv[2]}' is not a pin (sha256: followed by 64 lower-case hex digits)`);
           settings.policies.pin(unitName(name), match[1] as string);
         },
       },
       {
         name: "ModuleControlsACLs",
         run: (directive) => {
-          settings.acls = applyActionAcl(settings.acls, parseActionAcl(directive.argv.slice(1), DSO_ACTIONS, options.accounts));
+          settings.acls = applyActionAcl(
+            settings.acls,
+            parseActionAcl(directive.argv.slice(1), DSO_ACTIONS, options.accounts),
+          );
         },
       },
     ],

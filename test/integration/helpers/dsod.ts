@@ -87,8 +87,21 @@ export class RunningDsod {
    * `launcher` runs it through a program that execs it, keeping its PID
    * (`["prlimit", "--nofile=512:512"]`).
    */
-  static start(config: string, socket: string, extraArgs: readonly string[] = [], launcher: readonly string[] = []): Promise<RunningDsod> {
-    const [command = process.execPath, ...args] = [...launcher, process.execPath, DSOD, "-n", "-c", config, ...extraArgs];
+  static start(
+    config: string,
+    socket: string,
+    extraArgs: readonly string[] = [],
+    launcher: readonly string[] = [],
+  ): Promise<RunningDsod> {
+    const [command = process.execPath, ...args] = [
+      ...launcher,
+      process.execPath,
+      DSOD,
+      "-n",
+      "-c",
+      config,
+      ...extraArgs,
+    ];
     const child = spawn(command, args);
     let stderr = "";
     return new Promise((resolve, reject) => {

@@ -88,12 +88,21 @@ export interface ToolResult {
 }
 
 /** Runs a client program to its end, without blocking the event loop; never rejects on a non-zero exit. */
-export function run(file: string, args: readonly string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<ToolResult> {
+export function run(
+  file: string,
+  args: readonly string[],
+  options: { cwd?: string; timeoutMs?: number } = {},
+): Promise<ToolResult> {
   return new Promise((resolve) => {
     execFile(
       file,
       args,
-      { encoding: "utf8", timeout: options.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, ...(options.cwd === undefined ? {} : { cwd: options.cwd }) },
+      {
+        encoding: "utf8",
+        timeout: options.timeoutMs ?? 60_000,
+        maxBuffer: 64 * 1024 * 1024,
+        ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+      },
       (error, stdout, stderr) => {
         const status = error === null ? 0 : typeof error.code === "number" ? error.code : null;
         resolve({ status, stdout, stderr });

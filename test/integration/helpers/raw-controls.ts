@@ -121,7 +121,8 @@ export class RawControls {
       }),
     ]);
     clearTimeout(timer);
-    const responseBytes = this.#response === undefined ? 0 : encodeMessage(this.#response.status, this.#response.args).length;
+    const responseBytes =
+      this.#response === undefined ? 0 : encodeMessage(this.#response.status, this.#response.args).length;
     return { response: this.#response, leftover: this.#received - responseBytes, closedByServer };
   }
 

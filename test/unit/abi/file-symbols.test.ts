@@ -30,11 +30,14 @@ function call(name: string, command: ActiveCommand | undefined): unknown {
   const strings = stringTable();
   const importer: ImporterState = { name: "mod_x.c", features: [], help: [], strings };
   const services: HostServices = { log: () => {}, trace: () => {}, activeCommand: () => command };
-  const result = (symbol.bind(importer, services))();
+  const result = symbol.bind(importer, services)();
   return symbol.result === "string" ? strings.read(result as number) : result;
 }
 
-function command(fields: Partial<Pick<ActiveCommand, "cwd" | "path" | "transfer">>, argv = ["STOR", "a.bin"]): ActiveCommand {
+function command(
+  fields: Partial<Pick<ActiveCommand, "cwd" | "path" | "transfer">>,
+  argv = ["STOR", "a.bin"],
+): ActiveCommand {
   return { ...testCommand(argv, {}, "demo"), ...fields };
 }
 
@@ -42,12 +45,20 @@ const UPLOAD: TransferInfo = { direction: "upload", bytes: 1234, fileSize: 5234,
 
 describe("the file and transfer host symbols", () => {
   it("have the documented signatures and capabilities", () => {
-    const table = ["pr_session_cwd", "pr_cmd_path", "pr_xfer_direction", "pr_xfer_bytes", "pr_xfer_file_size", "pr_xfer_duration_ms", "pr_xfer_complete"].map(
-      (name) => {
-        const symbol = HOST_SYMBOLS.get(name);
-        return symbol === undefined ? `${name}: missing` : `${name}: ${formatFuncType(hostSymbolType(symbol))} ${symbol.capability}`;
-      },
-    );
+    const table = [
+      "pr_session_cwd",
+      "pr_cmd_path",
+      "pr_xfer_direction",
+      "pr_xfer_bytes",
+      "pr_xfer_file_size",
+      "pr_xfer_duration_ms",
+      "pr_xfer_complete",
+    ].map((name) => {
+      const symbol = HOST_SYMBOLS.get(name);
+      return symbol === undefined
+        ? `${name}: missing`
+        : `${name}: ${formatFuncType(hostSymbolType(symbol))} ${symbol.capability}`;
+    });
     expect(table).toEqual([
       "pr_session_cwd: func () -> i32 command",
       "pr_cmd_path: func () -> i32 command",
@@ -74,14 +85,15 @@ describe("the file and transfer host symbols", () => {
 
   it("give what a transfer moved, once the command carries it", () => {
     const cmd = command({ cwd: "/", path: "/a.bin", transfer: UPLOAD });
-    expect(["pr_xfer_direction", "pr_xfer_bytes", "pr_xfer_file_size", "pr_xfer_duration_ms", "pr_xfer_complete"].map((n) => call(n, cmd))).toEqual([
-      "upload",
-      1234,
-      5234,
-      17,
-      1,
-    ]);
-    const aborted = command({ transfer: { direction: "download", bytes: 10, fileSize: 99, durationMs: 0, complete: false } }, ["RETR", "a.bin"]);
+    expect(
+      ["pr_xfer_direction", "pr_xfer_bytes", "pr_xfer_file_size", "pr_xfer_duration_ms", "pr_xfer_complete"].map((n) =>
+        call(n, cmd),
+      ),
+    ).toEqual(["upload", 1234, 5234, 17, 1]);
+    const aborted = command(
+      { transfer: { direction: "download", bytes: 10, fileSize: 99, durationMs: 0, complete: false } },
+      ["RETR", "a.bin"],
+    );
     expect(call("pr_xfer_direction", aborted)).toBe("download");
     expect(call("pr_xfer_complete", aborted)).toBe(0);
   });
@@ -94,13 +106,11 @@ describe("the file and transfer host symbols", () => {
 
   it("answer -1 (and an empty direction) for a command without a transfer", () => {
     const cmd = command({ cwd: "/", path: "/a.bin" });
-    expect(["pr_xfer_direction", "pr_xfer_bytes", "pr_xfer_file_size", "pr_xfer_duration_ms", "pr_xfer_complete"].map((n) => call(n, cmd))).toEqual([
-      "",
-      -1,
-      -1,
-      -1,
-      -1,
-    ]);
+    expect(
+      ["pr_xfer_direction", "pr_xfer_bytes", "pr_xfer_file_size", "pr_xfer_duration_ms", "pr_xfer_complete"].map((n) =>
+        call(n, cmd),
+      ),
+    ).toEqual(["", -1, -1, -1, -1]);
   });
 
   it("trap when called outside a command or directive handler", () => {

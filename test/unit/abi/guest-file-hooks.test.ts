@@ -13,7 +13,13 @@ import { dispatchCommand } from "../../../host/ftp/dispatch.js";
 import type { DispatchResult } from "../../../host/ftp/dispatch.js";
 import { DirectiveCall } from "../../../host/modules/directive-call.js";
 import { HandlerResults, Phases } from "../../../host/modules/module-api.js";
-import type { CommandHandler, DirectiveContext, EngineModule, SessionState, TransferInfo } from "../../../host/modules/module-api.js";
+import type {
+  CommandHandler,
+  DirectiveContext,
+  EngineModule,
+  SessionState,
+  TransferInfo,
+} from "../../../host/modules/module-api.js";
 import { ModuleHost } from "../../../host/modules/module-host.js";
 import { PolicyTable } from "../../../host/modules/policy.js";
 import { LIBEXEC_DIR } from "../../helpers/paths.js";
@@ -141,14 +147,30 @@ function xferStats(r: Rig, user: string): string[] {
   return replies;
 }
 
-const upload = (bytes: number, complete = true): TransferInfo => ({ direction: "upload", bytes, fileSize: bytes, durationMs: 12, complete });
-const download = (bytes: number, complete = true): TransferInfo => ({ direction: "download", bytes, fileSize: bytes, durationMs: 3, complete });
+const upload = (bytes: number, complete = true): TransferInfo => ({
+  direction: "upload",
+  bytes,
+  fileSize: bytes,
+  durationMs: 12,
+  complete,
+});
+const download = (bytes: number, complete = true): TransferInfo => ({
+  direction: "download",
+  bytes,
+  fileSize: bytes,
+  durationMs: 3,
+  complete,
+});
 
 describe("mod_upload_filter", () => {
   it("registers UploadFilterDeny and PRE_CMD handlers for STOR, APPE and RNTO only", () => {
     const m = guest(rig().host, "mod_upload_filter.c");
     expect(m.directives.map((d) => d.name)).toEqual(["UploadFilterDeny"]);
-    expect(m.commands.map((c) => `${c.command}:${c.phase}`).sort()).toEqual(["APPE:PRE_CMD", "RNTO:PRE_CMD", "STOR:PRE_CMD"]);
+    expect(m.commands.map((c) => `${c.command}:${c.phase}`).sort()).toEqual([
+      "APPE:PRE_CMD",
+      "RNTO:PRE_CMD",
+      "STOR:PRE_CMD",
+    ]);
   });
 
   it("refuses a STOR whose name matches in PRE_CMD with 553, before mod_xfer.c runs, and logs it", () => {
@@ -157,7 +179,10 @@ describe("mod_upload_filter", () => {
     r.transfers.set("STOR", upload(10));
     const state = session(r);
     expect(send(state, "STOR setup.exe")).toEqual({ lines: ["553 setup.exe: Forbidden filename"], ok: false });
-    expect(send(state, "STOR ../bin/run.bat")).toEqual({ lines: ["553 ../bin/run.bat: Forbidden filename"], ok: false });
+    expect(send(state, "STOR ../bin/run.bat")).toEqual({
+      lines: ["553 ../bin/run.bat: Forbidden filename"],
+      ok: false,
+    });
     expect(r.ran).toEqual([]);
     expect(r.logs).toEqual([
       "mod_upload_filter.c: 'STOR /up/setup.exe' denied by UploadFilterDeny '*.exe'",
@@ -242,7 +267,9 @@ describe("mod_upload_filter", () => {
     const { host } = rig();
     expect(configure(host, ["UploadFilterDeny"])).toEqual(["wrong number of parameters"]);
     expect(configure(host, ["UploadFilterDeny", "[NC]"])).toEqual(["wrong number of parameters"]);
-    expect(configure(host, ["UploadFilterDeny", "bin/*.exe"])).toEqual(["pattern 'bin/*.exe' must not contain '/': it matches the file name only"]);
+    expect(configure(host, ["UploadFilterDeny", "bin/*.exe"])).toEqual([
+      "pattern 'bin/*.exe' must not contain '/': it matches the file name only",
+    ]);
   });
 });
 
@@ -268,7 +295,14 @@ describe("mod_xfer_stats", () => {
     expect(caught).toBeInstanceOf(DsoError);
     expect((caught as DsoError).code).toBe(ErrorCodes.CAPABILITY);
     expect([...(caught as DsoError).lines].sort()).toEqual(
-      ["pr_session_user", "pr_xfer_bytes", "pr_xfer_complete", "pr_xfer_direction", "pr_xfer_duration_ms", "pr_xfer_file_size"].map(
+      [
+        "pr_session_user",
+        "pr_xfer_bytes",
+        "pr_xfer_complete",
+        "pr_xfer_direction",
+        "pr_xfer_duration_ms",
+        "pr_xfer_file_size",
+      ].map(
         (symbol) =>
           `mod_xfer_stats.c: symbol '${symbol}' needs capability '${symbol === "pr_session_user" ? "session" : "transfer"}', which mod_xfer_stats.c is not granted`,
       ),

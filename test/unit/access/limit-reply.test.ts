@@ -84,7 +84,20 @@ describe("limitReply: proftpd 1.3.8's words for each refused command", () => {
   });
 
   it("never refuses what proftpd never checks", () => {
-    for (const name of ["USER", "PASS", "QUIT", "SYST", "TYPE", "MODE", "STRU", "REST", "ABOR", "ALLO", "AUTH", "PBSZ"]) {
+    for (const name of [
+      "USER",
+      "PASS",
+      "QUIT",
+      "SYST",
+      "TYPE",
+      "MODE",
+      "STRU",
+      "REST",
+      "ABOR",
+      "ALLO",
+      "AUTH",
+      "PBSZ",
+    ]) {
       expect(reply(name, "x")).toBeUndefined();
     }
   });
@@ -105,8 +118,14 @@ describe("limitReply: paths in the jail against <Directory> host paths", () => {
   });
 
   it("refuses under the directory, and CWD into it, but not beside it", () => {
-    expect(limitReply(rules, bob, "RETR", "x", "/private/x", JAIL)).toEqual({ code: "550", message: "x: Operation not permitted" });
-    expect(limitReply(rules, bob, "CWD", "/private", "/private", JAIL)).toEqual({ code: "550", message: "/private: No such file or directory" });
+    expect(limitReply(rules, bob, "RETR", "x", "/private/x", JAIL)).toEqual({
+      code: "550",
+      message: "x: Operation not permitted",
+    });
+    expect(limitReply(rules, bob, "CWD", "/private", "/private", JAIL)).toEqual({
+      code: "550",
+      message: "/private: No such file or directory",
+    });
     expect(limitReply(rules, bob, "RETR", "y", "/pub/y", JAIL)).toBeUndefined();
   });
 
@@ -131,7 +150,10 @@ describe("limitReply: paths in the jail against <Directory> host paths", () => {
 describe("loginReply", () => {
   it("turns a <Limit LOGIN> refusal into mod_auth.c's 530", () => {
     const rules = rulesFrom("<Limit LOGIN>", "DenyUser bob", "</Limit>");
-    expect(loginReply(rules, { name: "bob", home: "/home/bob", groups: ["bob"] })).toEqual({ code: "530", message: "Login incorrect." });
+    expect(loginReply(rules, { name: "bob", home: "/home/bob", groups: ["bob"] })).toEqual({
+      code: "530",
+      message: "Login incorrect.",
+    });
     expect(loginReply(rules, { name: "alice", home: "/home/alice", groups: ["alice"] })).toBeUndefined();
   });
 });

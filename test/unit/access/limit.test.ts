@@ -59,9 +59,13 @@ describe("isAllowed: one <Limit>", () => {
 
   it("Order decides what happens to a user neither list names", () => {
     expect(allowed(rulesFrom("<Limit READ>", "DenyUser bob", "</Limit>"), alice, "RETR")).toBe(true);
-    expect(allowed(rulesFrom("<Limit READ>", "Order deny,allow", "AllowUser bob", "</Limit>"), alice, "RETR")).toBe(false);
+    expect(allowed(rulesFrom("<Limit READ>", "Order deny,allow", "AllowUser bob", "</Limit>"), alice, "RETR")).toBe(
+      false,
+    );
     expect(allowed(rulesFrom("<Limit READ>", "Order deny,allow", "AllowUser bob", "</Limit>"), bob, "RETR")).toBe(true);
-    expect(allowed(rulesFrom("<Limit READ>", "Order deny,allow", "DenyUser bob", "</Limit>"), alice, "RETR")).toBe(false);
+    expect(allowed(rulesFrom("<Limit READ>", "Order deny,allow", "DenyUser bob", "</Limit>"), alice, "RETR")).toBe(
+      false,
+    );
   });
 
   it("ORs several AllowUser directives and the names of one", () => {
@@ -93,7 +97,14 @@ describe("isAllowed: one <Limit>", () => {
   });
 
   it("matches a user's primary group and supplementary ones alike", () => {
-    const rules = rulesFrom("<Limit WRITE>", "DenyGroup bob", "</Limit>", "<Limit READ>", "DenyGroup staff", "</Limit>");
+    const rules = rulesFrom(
+      "<Limit WRITE>",
+      "DenyGroup bob",
+      "</Limit>",
+      "<Limit READ>",
+      "DenyGroup staff",
+      "</Limit>",
+    );
     expect(allowed(rules, bob, "STOR")).toBe(false);
     expect(allowed(rules, carol, "RETR")).toBe(false);
     expect(allowed(rules, alice, "RETR")).toBe(true);
@@ -102,14 +113,26 @@ describe("isAllowed: one <Limit>", () => {
   it("before login counts an AllowUser or AllowGroup as allowing and skips DenyUser and DenyGroup", () => {
     expect(allowed(rulesFrom("<Limit FEAT>", "AllowUser bob", "DenyAll", "</Limit>"), anonymous, "FEAT")).toBe(true);
     expect(allowed(rulesFrom("<Limit FEAT>", "AllowGroup staff", "DenyAll", "</Limit>"), anonymous, "FEAT")).toBe(true);
-    expect(allowed(rulesFrom("<Limit FEAT>", "Order deny,allow", "DenyUser bob", "AllowAll", "</Limit>"), anonymous, "FEAT")).toBe(true);
+    expect(
+      allowed(rulesFrom("<Limit FEAT>", "Order deny,allow", "DenyUser bob", "AllowAll", "</Limit>"), anonymous, "FEAT"),
+    ).toBe(true);
     expect(allowed(rulesFrom("<Limit FEAT>", "DenyAll", "</Limit>"), anonymous, "FEAT")).toBe(false);
   });
 });
 
 describe("isAllowed: precedence", () => {
   it("a command's own name beats its group, which beats ALL", () => {
-    const rules = rulesFrom("<Limit ALL>", "DenyAll", "</Limit>", "<Limit WRITE>", "AllowAll", "</Limit>", "<Limit DELE>", "DenyAll", "</Limit>");
+    const rules = rulesFrom(
+      "<Limit ALL>",
+      "DenyAll",
+      "</Limit>",
+      "<Limit WRITE>",
+      "AllowAll",
+      "</Limit>",
+      "<Limit DELE>",
+      "DenyAll",
+      "</Limit>",
+    );
     expect(allowed(rules, bob, "STOR")).toBe(true);
     expect(allowed(rules, bob, "DELE")).toBe(false);
     expect(allowed(rules, bob, "RETR")).toBe(false);
@@ -123,8 +146,12 @@ describe("isAllowed: precedence", () => {
   });
 
   it("consults the <Limit> written last first, and the first decision wins", () => {
-    expect(allowed(rulesFrom("<Limit READ>", "DenyAll", "</Limit>", "<Limit READ>", "AllowAll", "</Limit>"), bob, "RETR")).toBe(true);
-    expect(allowed(rulesFrom("<Limit READ>", "AllowAll", "</Limit>", "<Limit READ>", "DenyAll", "</Limit>"), bob, "RETR")).toBe(false);
+    expect(
+      allowed(rulesFrom("<Limit READ>", "DenyAll", "</Limit>", "<Limit READ>", "AllowAll", "</Limit>"), bob, "RETR"),
+    ).toBe(true);
+    expect(
+      allowed(rulesFrom("<Limit READ>", "AllowAll", "</Limit>", "<Limit READ>", "DenyAll", "</Limit>"), bob, "RETR"),
+    ).toBe(false);
   });
 
   it("goes on past a <Limit> that only implicitly allows", () => {
@@ -156,7 +183,16 @@ describe("isAllowed: precedence", () => {
   });
 
   it("looks a command's name up through every level before its group (Bug#3166's lesson)", () => {
-    const rules = rulesFrom("<Limit STOR>", "AllowAll", "</Limit>", "<Directory /srv>", "<Limit WRITE>", "DenyAll", "</Limit>", "</Directory>");
+    const rules = rulesFrom(
+      "<Limit STOR>",
+      "AllowAll",
+      "</Limit>",
+      "<Directory /srv>",
+      "<Limit WRITE>",
+      "DenyAll",
+      "</Limit>",
+      "</Directory>",
+    );
     expect(allowed(rules, bob, "STOR", "/srv/x")).toBe(true);
     expect(allowed(rules, bob, "DELE", "/srv/x")).toBe(false);
   });
@@ -237,13 +273,29 @@ describe("loginAllowed and connectAllowed: <Limit LOGIN>", () => {
   });
 
   it("needs every <Limit LOGIN> to let the user in", () => {
-    const rules = rulesFrom("<Limit LOGIN>", "DenyUser bob", "</Limit>", "<Limit LOGIN>", "AllowUser bob,alice", "</Limit>");
+    const rules = rulesFrom(
+      "<Limit LOGIN>",
+      "DenyUser bob",
+      "</Limit>",
+      "<Limit LOGIN>",
+      "AllowUser bob,alice",
+      "</Limit>",
+    );
     expect(loginAllowed(rules, bob)).toBe(false);
     expect(loginAllowed(rules, alice)).toBe(true);
   });
 
   it("ignores <Limit LOGIN> inside <Directory>, and ALL does not cover LOGIN", () => {
-    const rules = rulesFrom("<Limit ALL>", "DenyAll", "</Limit>", "<Directory /srv>", "<Limit LOGIN>", "DenyAll", "</Limit>", "</Directory>");
+    const rules = rulesFrom(
+      "<Limit ALL>",
+      "DenyAll",
+      "</Limit>",
+      "<Directory /srv>",
+      "<Limit LOGIN>",
+      "DenyAll",
+      "</Limit>",
+      "</Directory>",
+    );
     expect(loginAllowed(rules, bob)).toBe(true);
     expect(connectAllowed(rules)).toBe(true);
   });
@@ -252,6 +304,8 @@ describe("loginAllowed and connectAllowed: <Limit LOGIN>", () => {
     expect(connectAllowed(rulesFrom("<Limit LOGIN>", "DenyAll", "</Limit>"))).toBe(false);
     expect(connectAllowed(rulesFrom("<Limit LOGIN>", "Order deny,allow", "DenyUser bob", "</Limit>"))).toBe(false);
     expect(connectAllowed(rulesFrom("<Limit LOGIN>", "DenyUser bob", "</Limit>"))).toBe(true);
-    expect(connectAllowed(rulesFrom("<Limit LOGIN>", "DenyAll", "</Limit>", "<Limit LOGIN>", "AllowAll", "</Limit>"))).toBe(true);
+    expect(
+      connectAllowed(rulesFrom("<Limit LOGIN>", "DenyAll", "</Limit>", "<Limit LOGIN>", "AllowAll", "</Limit>")),
+    ).toBe(true);
   });
 });

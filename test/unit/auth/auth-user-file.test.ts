@@ -23,7 +23,16 @@ describe("parseAuthUserFile", () => {
           shell: "/bin/false",
           line: 1,
         },
-        { name: "bob", hash: HASH, uid: 1002, gid: 1002, gecos: "", home: "/srv/ftp/bob", shell: "/sbin/nologin", line: 2 },
+        {
+          name: "bob",
+          hash: HASH,
+          uid: 1002,
+          gid: 1002,
+          gecos: "",
+          home: "/srv/ftp/bob",
+          shell: "/sbin/nologin",
+          line: 2,
+        },
       ],
       warnings: [],
     });
@@ -171,7 +180,14 @@ describe("examples/dsod.passwd", () => {
     const { users, warnings } = parseAuthUserFile(text, "examples/dsod.passwd");
     expect(warnings).toEqual([]);
     expect(users).toHaveLength(1);
-    expect(users[0]).toMatchObject({ name: "demo", uid: 1000, gid: 1000, gecos: "", home: "/tmp", shell: "/bin/false" });
+    expect(users[0]).toMatchObject({
+      name: "demo",
+      uid: 1000,
+      gid: 1000,
+      gecos: "",
+      home: "/tmp",
+      shell: "/bin/false",
+    });
   });
 
   it("lets demo log in with the password demo, and nothing else", () => {

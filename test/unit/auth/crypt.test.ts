@@ -83,10 +83,7 @@ const OPENSSL: readonly (readonly [string, string])[] = [
   // openssl passwd -5 -salt 'W4nRk2ZbQ8cJtY1s' 'correct horse battery staple'
   ["correct horse battery staple", "$5$W4nRk2ZbQ8cJtY1s$A6kqqvPB3ZP7YR/0olAlqnAFnz7ZMF4ErAHjCsFYIq3"],
   // openssl passwd -5 -salt 'rounds=5000$W4nRk2ZbQ8cJtY1s' 'correct horse battery staple'
-  [
-    "correct horse battery staple",
-    "$5$rounds=5000$W4nRk2ZbQ8cJtY1s$A6kqqvPB3ZP7YR/0olAlqnAFnz7ZMF4ErAHjCsFYIq3",
-  ],
+  ["correct horse battery staple", "$5$rounds=5000$W4nRk2ZbQ8cJtY1s$A6kqqvPB3ZP7YR/0olAlqnAFnz7ZMF4ErAHjCsFYIq3"],
   // openssl passwd -6 -salt 'Hd7sLx0PqR2mN5vB' 'correct horse battery staple'
   [
     "correct horse battery staple",
@@ -98,15 +95,9 @@ const OPENSSL: readonly (readonly [string, string])[] = [
     "$6$rounds=20000$Hd7sLx0PqR2mN5vB$I0GRFKeglnBBFvAbX5RQnSwvLP43AwaNP1t1txG/Q4gDjoOArBmtP0nVPauKAzpzSTci.3wFtwlICMr0keBvL/",
   ],
   // openssl passwd -6 -salt 'E9' 'pässwörd'   (UTF-8 terminal)
-  [
-    "pässwörd",
-    "$6$E9$ALFoPsUdHlmP9QBy0OEijrC5RDUUIY8jq5bDLBUyFs9Sr288Dag/8LhlXyYtGy0C4maWmeSGLH1AZ.wQaTYmh.",
-  ],
+  ["pässwörd", "$6$E9$ALFoPsUdHlmP9QBy0OEijrC5RDUUIY8jq5bDLBUyFs9Sr288Dag/8LhlXyYtGy0C4maWmeSGLH1AZ.wQaTYmh."],
   // openssl passwd -6 -salt 'E9' "$(printf 'x%.0s' $(seq 1 100))"   (longer than one SHA-512 block)
-  [
-    "x".repeat(100),
-    "$6$E9$FduaLu1Tin.O1eocXMLWjzZrxOETYOYGza93BDSFf7R9prG7tDW6PvDvHf1dXd60XsraqIVK70Bp/eaJjH8Ng.",
-  ],
+  ["x".repeat(100), "$6$E9$FduaLu1Tin.O1eocXMLWjzZrxOETYOYGza93BDSFf7R9prG7tDW6PvDvHf1dXd60XsraqIVK70Bp/eaJjH8Ng."],
   // openssl passwd -6 -salt 'UGjvmgTWuyaFkVcS' demo   (the entry in examples/dsod.passwd)
   [
     "demo",
@@ -165,12 +156,18 @@ describe("crypt: salts and rounds as crypt(3) reads them", () => {
     ["yescrypt", "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7"],
     ["a locked account", "*"],
     ["a disabled password", "!"],
-    ["a locked SHA-512 entry (usermod -L)", "!$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"],
+    [
+      "a locked SHA-512 entry (usermod -L)",
+      "!$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1",
+    ],
     ["an empty field", ""],
     ["non-numeric rounds", "$5$rounds=abc$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5"],
     ["empty rounds", "$5$rounds=$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5"],
     ["rounds without a '$'", "$5$rounds=5000"],
-    ["a salt character outside [./0-9A-Za-z]", "$6$salt!string$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"],
+    [
+      "a salt character outside [./0-9A-Za-z]",
+      "$6$salt!string$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1",
+    ],
   ])("refuses %s without throwing", (_what, hash) => {
     expect(verifyCrypt("Hello world!", hash)).toBe(false);
     expect(verifyCrypt("test", hash)).toBe(false);
@@ -188,10 +185,7 @@ describe("crypt: salts and rounds as crypt(3) reads them", () => {
     expect(verifyCrypt(password, `${good}x`)).toBe(false);
     expect(verifyCrypt(password, good.replace("$5$", "$6$"))).toBe(false);
     expect(
-      verifyCrypt(
-        "Hello world!",
-        "$5$rounds=10000$saltstringsaltstring$3xv.VbSHBb41AL9AvLeujZkZRBAwqFMz2.opqey6IcA",
-      ),
+      verifyCrypt("Hello world!", "$5$rounds=10000$saltstringsaltstring$3xv.VbSHBb41AL9AvLeujZkZRBAwqFMz2.opqey6IcA"),
     ).toBe(false);
   });
 });

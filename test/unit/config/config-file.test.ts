@@ -92,7 +92,9 @@ describe("Include of what is not a regular file is a ConfigError naming it", () 
     expect(includeError("/dev/zero")).toBe(
       `Include: error including '/dev/zero': not a regular file (a character device) on line 2 of '${dir}/main.conf'`,
     );
-    expect(includeError(`${dir}/conf.d`)).toBe(`Include: error including '${dir}/conf.d': Is a directory on line 2 of '${dir}/main.conf'`);
+    expect(includeError(`${dir}/conf.d`)).toBe(
+      `Include: error including '${dir}/conf.d': Is a directory on line 2 of '${dir}/main.conf'`,
+    );
     expect(includeError(`${dir}/socket`)).toBe(
       `Include: error including '${dir}/socket': not a regular file (a socket) on line 2 of '${dir}/main.conf'`,
     );
@@ -110,6 +112,8 @@ describe("Include of what is not a regular file is a ConfigError naming it", () 
       isLoaded: () => false,
       log: () => {},
     });
-    expect(() => runner.run(`${dir}/fifo`)).toThrow(`unable to read configuration file '${dir}/fifo': not a regular file (a FIFO)`);
+    expect(() => runner.run(`${dir}/fifo`)).toThrow(
+      `unable to read configuration file '${dir}/fifo': not a regular file (a FIFO)`,
+    );
   });
 });

@@ -28,7 +28,10 @@ function run(main: string, files: Record<string, string> = {}, probeAllowAll = f
     siteCommands: [],
     features: [],
     help: [],
-    directives: (probeAllowAll ? ["Probe", "AllowAll"] : ["Probe"]).map((name) => ({ name, run: (_d: unknown, context: DirectiveContext) => void probes.push(context) })),
+    directives: (probeAllowAll ? ["Probe", "AllowAll"] : ["Probe"]).map((name) => ({
+      name,
+      run: (_d: unknown, context: DirectiveContext) => void probes.push(context),
+    })),
   };
   const texts = new Map(Object.entries({ [MAIN]: main, ...files }));
   const runner = new ConfigRunner({
@@ -88,7 +91,9 @@ describe("ConfigRunner: sections must nest and close", () => {
   });
 
   it("refuses a stray </Limit> and </Directory> as proftpd's CHECK_CONF does", () => {
-    expect(fatal("</Limit>\n")).toBe("</Limit>: directive not allowed in server config context on line 1 of '/etc/dsod.conf'");
+    expect(fatal("</Limit>\n")).toBe(
+      "</Limit>: directive not allowed in server config context on line 1 of '/etc/dsod.conf'",
+    );
     expect(fatal("<Directory /srv>\n</Limit>\n</Directory>\n")).toBe(
       "</Limit>: directive not allowed in <Directory> context on line 2 of '/etc/dsod.conf'",
     );
@@ -98,7 +103,9 @@ describe("ConfigRunner: sections must nest and close", () => {
   });
 
   it("refuses a stray </VirtualHost>, and takes its tags in any case", () => {
-    expect(fatal("</VirtualHost>\n")).toBe("</VirtualHost>: directive not allowed in server config context on line 1 of '/etc/dsod.conf'");
+    expect(fatal("</VirtualHost>\n")).toBe(
+      "</VirtualHost>: directive not allowed in server config context on line 1 of '/etc/dsod.conf'",
+    );
     expect(() => run("<virtualhost 10.0.0.1>\n</VIRTUALHOST>\n<global>\n</Global>\n")).not.toThrow();
     expect(fatal("<Global>\n</VirtualHost>\n</Global>\n")).toBe(
       "</VirtualHost>: directive not allowed in <Global> context on line 2 of '/etc/dsod.conf'",
@@ -123,7 +130,9 @@ describe("ConfigRunner: sections must nest and close", () => {
 
   it("lets a section open in one file and close in the file that included it", () => {
     const { core } = run("Include /etc/limit.conf\n  DenyAll\n</Limit>\n", { "/etc/limit.conf": "<Limit WRITE>\n" });
-    expect(core.limits.server).toMatchObject([{ commands: ["WRITE"], denyAll: true, file: "/etc/limit.conf", line: 1 }]);
+    expect(core.limits.server).toMatchObject([
+      { commands: ["WRITE"], denyAll: true, file: "/etc/limit.conf", line: 1 },
+    ]);
   });
 
   it("accepts an Include and an <IfModule> inside <Limit>, as proftpd does", () => {
@@ -154,7 +163,9 @@ describe("ConfigRunner: directives in sections", () => {
     expect(fatal("<VirtualHost 10.0.0.1>\n<Limit READ>\n")).toBe(
       "<Limit>: directive not allowed in <VirtualHost> context on line 2 of '/etc/dsod.conf'",
     );
-    expect(fatal("<Global>\nServerName x\n</Global>\n")).toBe("ServerName: directive not allowed in <Global> context on line 2 of '/etc/dsod.conf'");
+    expect(fatal("<Global>\nServerName x\n</Global>\n")).toBe(
+      "ServerName: directive not allowed in <Global> context on line 2 of '/etc/dsod.conf'",
+    );
   });
 
   it("tells a handler the sections around it, outermost first, without <IfModule>", () => {
@@ -173,7 +184,9 @@ describe("ConfigRunner: directives in sections", () => {
   });
 
   it("names an unknown opening tag with its '>', as proftpd's parser completes it", () => {
-    expect(fatal("<Bogus x>\n</Bogus>\n")).toBe("unknown configuration directive '<Bogus>' on line 1 of '/etc/dsod.conf'");
+    expect(fatal("<Bogus x>\n</Bogus>\n")).toBe(
+      "unknown configuration directive '<Bogus>' on line 1 of '/etc/dsod.conf'",
+    );
   });
 });
 
@@ -267,7 +280,10 @@ describe("ConfigRunner: the Limit directives record rules", () => {
       ["AllowUser bob", "AllowUser: directive not allowed in server config context on line 1"],
       ["<Limit READ>\nAllowUser", "AllowUser: wrong number of parameters on line 2"],
       ["<Limit READ>\nDenyGroup ,,", "DenyGroup: wrong number of parameters on line 2"],
-      ["<Limit READ>\nAllowUser regex ^a", "AllowUser: the 'regex' parameter is not supported by dsod; list the names on line 2"],
+      [
+        "<Limit READ>\nAllowUser regex ^a",
+        "AllowUser: the 'regex' parameter is not supported by dsod; list the names on line 2",
+      ],
       ["DenyAll", "DenyAll: directive not allowed in server config context on line 1"],
       ["<Limit READ>\nDenyAll x", "DenyAll: wrong number of parameters on line 2"],
       [
@@ -277,8 +293,14 @@ describe("ConfigRunner: the Limit directives record rules", () => {
       ["<Limit READ>\n</Limit> x", "</Limit>: wrong number of parameters on line 2"],
       ["<Directory>", "<Directory>: missing parameters on line 1"],
       ["<Directory srv>", "<Directory>: relative path not allowed in non-<Anonymous> sections on line 1"],
-      ["<Directory ~bob/x>", "<Directory>: '~bob/x': '~user' paths are not supported by dsod; write the home directory's path on line 1"],
-      ["<Directory /srv>\n</Directory>\n<Directory /srv>", "<Directory>: <Directory> section already configured for '/srv' on line 3"],
+      [
+        "<Directory ~bob/x>",
+        "<Directory>: '~bob/x': '~user' paths are not supported by dsod; write the home directory's path on line 1",
+      ],
+      [
+        "<Directory /srv>\n</Directory>\n<Directory /srv>",
+        "<Directory>: <Directory> section already configured for '/srv' on line 3",
+      ],
       ["<Directory /srv>\n</Directory> x", "</Directory>: wrong number of parameters on line 2"],
     ];
     for (const [text, message] of cases) {

@@ -195,7 +195,9 @@ describe("lexConfig: quoting", () => {
   });
 
   it("reports an unterminated quote on the line the directive starts, across continuations", () => {
-    expect(lexError('\nA b \\\n  "c d\n').proftpdText()).toBe("A: unterminated quoted string on line 2 of '/etc/dsod.conf'");
+    expect(lexError('\nA b \\\n  "c d\n').proftpdText()).toBe(
+      "A: unterminated quoted string on line 2 of '/etc/dsod.conf'",
+    );
   });
 
   it("does not take a quote inside a word, an escaped quote inside quotes or a comment for an unterminated one", () => {
@@ -327,7 +329,9 @@ describe("lexConfig: errors", () => {
   });
 
   it("reports a bare tag and a closing tag without >", () => {
-    expect(lexError("<Global\n").proftpdText()).toBe("unknown configuration directive '<Global' on line 1 of '/etc/dsod.conf'");
+    expect(lexError("<Global\n").proftpdText()).toBe(
+      "unknown configuration directive '<Global' on line 1 of '/etc/dsod.conf'",
+    );
     expect(lexError("A\n</IfModule x\n").proftpdText()).toBe(
       "unknown configuration directive '</IfModule' on line 2 of '/etc/dsod.conf'",
     );

@@ -34,7 +34,9 @@ describe("account file parsing", () => {
   });
 
   it("skips comments, NIS compat lines and malformed ids", () => {
-    expect(parseAccountFile("# c:x:1:1\n+nis:x:2:2\n-nis:x:3:3\nbad:x:-1:0\nok:x:4:4\n")).toEqual([{ name: "ok", id: 4, gid: 4 }]);
+    expect(parseAccountFile("# c:x:1:1\n+nis:x:2:2\n-nis:x:3:3\nbad:x:-1:0\nok:x:4:4\n")).toEqual([
+      { name: "ok", id: 4, gid: 4 },
+    ]);
   });
 });
 

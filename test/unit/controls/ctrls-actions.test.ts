@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { applyActionAcl, EMPTY_ACL_TABLE, parseActionAcl } from "../../../host/controls/acl.js";
 import type { AclTable } from "../../../host/controls/acl.js";
-import { ControlsRegistry, CTRLS_ACTIONS, ctrlsControlsActions, helpLines, lsctrlLines } from "../../../host/controls/ctrls-actions.js";
+import {
+  ControlsRegistry,
+  CTRLS_ACTIONS,
+  ctrlsControlsActions,
+  helpLines,
+  lsctrlLines,
+} from "../../../host/controls/ctrls-actions.js";
 import { dispatchRequest } from "../../../host/controls/exchange.js";
 import type { ControlsAction, ControlsCaller } from "../../../host/controls/exchange.js";
 import { ControlsStatus } from "../../../host/controls/wire.js";
@@ -11,14 +17,31 @@ const nobody: ControlsCaller = { uid: 65534, gid: 65534, pid: 2, user: "nobody",
 const ids = { uidOf: (name: string) => (name === "root" ? 0 : undefined), gidOf: () => undefined };
 
 function dso(name: string): ControlsAction {
-  return { name, module: "mod_dso.c", description: `${name} things`, acl: () => true, handler: () => ({ status: 0, lines: [name] }) };
+  return {
+    name,
+    module: "mod_dso.c",
+    description: `${name} things`,
+    acl: () => true,
+    handler: () => ({ status: 0, lines: [name] }),
+  };
 }
 
-function setup(acls: AclTable = applyActionAcl(EMPTY_ACL_TABLE, parseActionAcl(["all", "allow", "user", "root"], CTRLS_ACTIONS, ids))) {
+function setup(
+  acls: AclTable = applyActionAcl(
+    EMPTY_ACL_TABLE,
+    parseActionAcl(["all", "allow", "user", "root"], CTRLS_ACTIONS, ids),
+  ),
+) {
   const registry = new ControlsRegistry();
   let stopped = 0;
   registry.add([dso("lsmod"), dso("insmod")]);
-  registry.add(ctrlsControlsActions(registry, () => acls, () => stopped++));
+  registry.add(
+    ctrlsControlsActions(
+      registry,
+      () => acls,
+      () => stopped++,
+    ),
+  );
   const ask = (caller: ControlsCaller, ...argv: string[]) => dispatchRequest(registry.enabled(), argv, caller);
   return { ask, stopped: () => stopped };
 }
@@ -42,7 +65,13 @@ describe("mod_ctrls's own controls", () => {
     expect(ask(root, "rmctrl", "lsmod")).toEqual(ok("'lsmod' control disabled"));
     expect(ask(nobody, "help")).toEqual(help);
     expect(ask(root, "lsctrl")).toEqual(
-      ok("help (mod_ctrls.c)", "insctrl (mod_ctrls.c)", "insmod (mod_dso.c)", "lsctrl (mod_ctrls.c)", "rmctrl (mod_ctrls.c)"),
+      ok(
+        "help (mod_ctrls.c)",
+        "insctrl (mod_ctrls.c)",
+        "insmod (mod_dso.c)",
+        "lsctrl (mod_ctrls.c)",
+        "rmctrl (mod_ctrls.c)",
+      ),
     );
     expect(ask(root, "lsmod")).toEqual({ status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] });
     expect(ask(root, "insctrl", "lsmod")).toEqual(ok("'lsmod' control enabled"));
@@ -55,7 +84,8 @@ describe("mod_ctrls's own controls", () => {
     expect(ask(root, "lsctrl", "x")).toEqual(failed("wrong number of parameters"));
     expect(ask(root, "insctrl")).toEqual(failed("wrong number of parameters"));
     expect(ask(root, "rmctrl", "a", "b", "c")).toEqual(failed("wrong number of parameters"));
-    for (const name of ["insctrl", "lsctrl", "rmctrl"]) expect(ask(root, "rmctrl", name)).toEqual(failed(`'${name}' control cannot be removed`));
+    for (const name of ["insctrl", "lsctrl", "rmctrl"])
+      expect(ask(root, "rmctrl", name)).toEqual(failed(`'${name}' control cannot be removed`));
     expect(ask(root, "rmctrl", "nope")).toEqual(failed("no such control: 'nope'"));
     expect(ask(root, "rmctrl", "lsmod", "mod_ctrls.c")).toEqual(failed("no such control: 'lsmod'"));
     expect(ask(root, "rmctrl", "lsmod", "mod_dso.c")).toEqual(ok("'lsmod' control disabled"));
@@ -81,7 +111,12 @@ describe("mod_ctrls's own controls", () => {
   });
 
   it("sorts help and lsctrl as proftpd's respcmp, and names a control without a module (core)", () => {
-    const bare: ControlsAction = { name: "zap", description: "zap things", acl: () => true, handler: () => ({ status: 0, lines: [] }) };
+    const bare: ControlsAction = {
+      name: "zap",
+      description: "zap things",
+      acl: () => true,
+      handler: () => ({ status: 0, lines: [] }),
+    };
     expect(helpLines([bare, dso("add")])).toEqual(["add: add things", "zap: zap things"]);
     expect(lsctrlLines([bare, dso("add")])).toEqual(["add (mod_dso.c)", "zap (core)"]);
   });

@@ -47,7 +47,10 @@ beforeAll(async () => {
   const socketAcl = parseSocketAcl(["allow", "user", "*"], accounts);
   server = new ControlsServer({
     socketPath,
-    actions: dsoControlsActions(currentHost(() => host), () => acls),
+    actions: dsoControlsActions(
+      currentHost(() => host),
+      () => acls,
+    ),
     socketAcl: () => socketAcl,
     maxClients: 1,
   });
@@ -66,8 +69,16 @@ beforeEach(() => {
 
 describe("dsoctl against a ControlsServer", () => {
   it("prints each reply line as `dsoctl: <line>` and exits 0 when everything succeeded", async () => {
-    expect(await dsoctl("-s", socketPath, "insmod", "mod_test.c")).toEqual({ code: 0, stdout: "dsoctl: 'mod_test.c' loaded\n", stderr: "" });
-    expect(await dsoctl("-s", socketPath, "lsmod")).toEqual({ code: 0, stdout: "dsoctl: Loaded Modules:\ndsoctl:   mod_test.c\n", stderr: "" });
+    expect(await dsoctl("-s", socketPath, "insmod", "mod_test.c")).toEqual({
+      code: 0,
+      stdout: "dsoctl: 'mod_test.c' loaded\n",
+      stderr: "",
+    });
+    expect(await dsoctl("-s", socketPath, "lsmod")).toEqual({
+      code: 0,
+      stdout: "dsoctl: Loaded Modules:\ndsoctl:   mod_test.c\n",
+      stderr: "",
+    });
   });
 
   it("exits 3 when some operation failed, after printing every line", async () => {
@@ -76,13 +87,25 @@ describe("dsoctl against a ControlsServer", () => {
       stdout: `dsoctl: 'mod_test.c' loaded\ndsoctl: error loading 'mod_nope.c': No such file or directory\ndsoctl:   '${LIBEXEC}/mod_nope.wasm' does not exist\n`,
       stderr: "",
     });
-    expect(await dsoctl("-s", socketPath, "rmmod")).toEqual({ code: 3, stdout: "dsoctl: missing required parameters\n", stderr: "" });
+    expect(await dsoctl("-s", socketPath, "rmmod")).toEqual({
+      code: 3,
+      stdout: "dsoctl: missing required parameters\n",
+      stderr: "",
+    });
   });
 
   it("exits 2 on access denied and 4 on an unsupported action", async () => {
     acls = EMPTY_ACL_TABLE;
-    expect(await dsoctl("-s", socketPath, "insmod")).toEqual({ code: 2, stdout: "dsoctl: access denied\n", stderr: "" });
-    expect(await dsoctl("-s", socketPath, "frobnicate")).toEqual({ code: 4, stdout: "dsoctl: unsupported action requested\n", stderr: "" });
+    expect(await dsoctl("-s", socketPath, "insmod")).toEqual({
+      code: 2,
+      stdout: "dsoctl: access denied\n",
+      stderr: "",
+    });
+    expect(await dsoctl("-s", socketPath, "frobnicate")).toEqual({
+      code: 4,
+      stdout: "dsoctl: unsupported action requested\n",
+      stderr: "",
+    });
   });
 
   it("-v prints ftpdctl's verbose lines; options end at the action", async () => {
@@ -114,7 +137,11 @@ describe("dsoctl against a ControlsServer", () => {
     await new Promise((resolve) => holder.once("connect", resolve));
     const run = await dsoctl("-s", socketPath, "lsmod");
     holder.destroy();
-    expect(run).toEqual({ code: 75, stdout: "dsoctl: too many controls clients (ControlsMaxClients 1), try again later\n", stderr: "" });
+    expect(run).toEqual({
+      code: 75,
+      stdout: "dsoctl: too many controls clients (ControlsMaxClients 1), try again later\n",
+      stderr: "",
+    });
   });
 });
 
@@ -135,7 +162,11 @@ describe("dsoctl usage and connection errors", () => {
   });
 
   it("exits 1 without an action, with a relative -s, an unknown option or an oversized argument", async () => {
-    expect(await dsoctl("-s", socketPath)).toEqual({ code: 1, stdout: "dsoctl: missing required action\n", stderr: "" });
+    expect(await dsoctl("-s", socketPath)).toEqual({
+      code: 1,
+      stdout: "dsoctl: missing required action\n",
+      stderr: "",
+    });
     expect(await dsoctl("-s", "run/dsod.sock", "lsmod")).toEqual({
       code: 1,
       stdout: "",

@@ -5,14 +5,33 @@
  * try to cheat it.
  */
 import { execFile } from "node:child_process";
-import { chmodSync, closeSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSocketAcl } from "../../../host/controls/acl.js";
-import { judgeProofFile, MAX_IDENTIFYING, PROOF_MAX_AGE_MS, proofRefusal } from "../../../host/controls/file-identity.js";
+import {
+  judgeProofFile,
+  MAX_IDENTIFYING,
+  PROOF_MAX_AGE_MS,
+  proofRefusal,
+} from "../../../host/controls/file-identity.js";
 import type { ProofStat } from "../../../host/controls/file-identity.js";
 import { ControlsServer } from "../../../host/controls/server.js";
 import {
@@ -29,7 +48,16 @@ import { SystemAccounts } from "../../../host/system/accounts.js";
 import { DISABLE_ADDONS_ENV } from "../../../host/system/package.js";
 
 const NOW = 1_800_000_000_000;
-const GOOD: ProofStat = { isFile: true, uid: 1000, gid: 100, mode: 0o100600, nlink: 1, atimeMs: NOW, mtimeMs: NOW, ctimeMs: NOW };
+const GOOD: ProofStat = {
+  isFile: true,
+  uid: 1000,
+  gid: 100,
+  mode: 0o100600,
+  nlink: 1,
+  atimeMs: NOW,
+  mtimeMs: NOW,
+  ctimeMs: NOW,
+};
 
 describe("judgeProofFile", () => {
   it("takes the owner of a fresh, private, single-link regular file; its group only on Linux", () => {
@@ -39,11 +67,19 @@ describe("judgeProofFile", () => {
   });
 
   it("refuses a symlink or a directory, a hard link, and any mode but 0600", () => {
-    expect(judgeProofFile({ ...GOOD, isFile: false }, NOW, true)).toEqual({ refused: "the proof is not a regular file" });
+    expect(judgeProofFile({ ...GOOD, isFile: false }, NOW, true)).toEqual({
+      refused: "the proof is not a regular file",
+    });
     expect(judgeProofFile({ ...GOOD, nlink: 2 }, NOW, true)).toEqual({ refused: "the proof has 2 links, not 1" });
-    expect(judgeProofFile({ ...GOOD, mode: 0o100644 }, NOW, true)).toEqual({ refused: "the proof has mode 0644, not 0600" });
-    expect(judgeProofFile({ ...GOOD, mode: 0o104600 }, NOW, true)).toEqual({ refused: "the proof has mode 4600, not 0600" });
-    expect(judgeProofFile({ ...GOOD, mode: 0o100400 }, NOW, true)).toEqual({ refused: "the proof has mode 0400, not 0600" });
+    expect(judgeProofFile({ ...GOOD, mode: 0o100644 }, NOW, true)).toEqual({
+      refused: "the proof has mode 0644, not 0600",
+    });
+    expect(judgeProofFile({ ...GOOD, mode: 0o104600 }, NOW, true)).toEqual({
+      refused: "the proof has mode 4600, not 0600",
+    });
+    expect(judgeProofFile({ ...GOOD, mode: 0o100400 }, NOW, true)).toEqual({
+      refused: "the proof has mode 0400, not 0600",
+    });
   });
 
   it("refuses a file any of whose times is older than 10 s, or far in the future", () => {
@@ -66,7 +102,9 @@ describe("proofRefusal", () => {
     expect(proofRefusal({ status: 0, args: ["identify", "/etc/passwd"] }, name)).toBe(
       "the client named '/etc/passwd', not the file it was asked to create",
     );
-    expect(proofRefusal({ status: 0, args: ["lsmod"] }, name)).toBe("expected 'identify NAME' after the request, got 'lsmod'");
+    expect(proofRefusal({ status: 0, args: ["lsmod"] }, name)).toBe(
+      "expected 'identify NAME' after the request, got 'lsmod'",
+    );
     expect(proofRefusal({ status: 0, args: ["identify", name, "x"] }, name)).toBe(
       `expected 'identify NAME' after the request, got 'identify ${name} x'`,
     );
@@ -84,11 +122,15 @@ describe("identifyChallengePath", () => {
   });
 
   it("ignores any other message, and any file elsewhere (a server cannot make a client create /etc/nologin)", () => {
-    expect(identifyChallengePath(challenge([IDENTIFY_CHALLENGE, file], ControlsStatus.ACCESS_DENIED), socket)).toBeUndefined();
+    expect(
+      identifyChallengePath(challenge([IDENTIFY_CHALLENGE, file], ControlsStatus.ACCESS_DENIED), socket),
+    ).toBeUndefined();
     expect(identifyChallengePath(challenge(["access denied", file]), socket)).toBeUndefined();
     expect(identifyChallengePath(challenge([IDENTIFY_CHALLENGE, file, "x"]), socket)).toBeUndefined();
     expect(identifyChallengePath(challenge([IDENTIFY_CHALLENGE, "/etc/nologin"]), socket)).toBeUndefined();
-    expect(identifyChallengePath(challenge([IDENTIFY_CHALLENGE, `${identifyDirectory(socket)}/../x`]), socket)).toBeUndefined();
+    expect(
+      identifyChallengePath(challenge([IDENTIFY_CHALLENGE, `${identifyDirectory(socket)}/../x`]), socket),
+    ).toBeUndefined();
     expect(identifyChallengePath(challenge([IDENTIFY_CHALLENGE, `${file}/x`]), socket)).toBeUndefined();
     expect(identifyChallengePath(challenge([IDENTIFY_CHALLENGE, file]), "/tmp/other.sock")).toBeUndefined();
   });
@@ -112,7 +154,12 @@ describe("a ControlsServer without the peercred addon", () => {
   beforeAll(async () => {
     process.env[DISABLE_ADDONS_ENV] = "peercred";
     const everyone = parseSocketAcl(["allow", "user", "*"], new SystemAccounts());
-    server = new ControlsServer({ socketPath, actions: [whoami], socketAcl: () => everyone, log: (_priority, message) => notices.push(message) });
+    server = new ControlsServer({
+      socketPath,
+      actions: [whoami],
+      socketAcl: () => everyone,
+      log: (_priority, message) => notices.push(message),
+    });
     await server.start();
   });
 
@@ -158,7 +205,10 @@ describe("a ControlsServer without the peercred addon", () => {
     status: ControlsStatus.ACCESS_DENIED,
     lines: ["access denied", `  cannot check client credentials: ${reason}`],
   });
-  const reply = (message: DecodedMessage): { status: number; lines: readonly string[] } => ({ status: message.status, lines: message.args });
+  const reply = (message: DecodedMessage): { status: number; lines: readonly string[] } => ({
+    status: message.status,
+    lines: message.args,
+  });
 
   it("says at start how callers are identified, and makes the directory mode 1733", () => {
     expect(notices).toEqual([
@@ -174,7 +224,10 @@ describe("a ControlsServer without the peercred addon", () => {
       made = file;
       return create(file);
     });
-    expect(reply(response)).toEqual({ status: 0, lines: [`uid ${process.getuid?.()} gid ${process.getgid?.()} pid -1`] });
+    expect(reply(response)).toEqual({
+      status: 0,
+      lines: [`uid ${process.getuid?.()} gid ${process.getgid?.()} pid -1`],
+    });
     expect(() => statSync(made)).toThrow(/ENOENT/);
   });
 
@@ -183,7 +236,10 @@ describe("a ControlsServer without the peercred addon", () => {
     writeFileSync(victim, "", { mode: 0o600 });
     const cases: Array<[(file: string) => string, string]> = [
       [() => victim, `the client named '${victim}', not the file it was asked to create`],
-      [(file) => basename(file), "unable to check the proof '%FILE%': ENOENT: no such file or directory, lstat '%FILE%'"],
+      [
+        (file) => basename(file),
+        "unable to check the proof '%FILE%': ENOENT: no such file or directory, lstat '%FILE%'",
+      ],
       [(file) => (symlinkSync(victim, file), basename(file)), "the proof is not a regular file"],
       [(file) => (linkSync(victim, file), basename(file)), "the proof has 2 links, not 1"],
       [(file) => create(file, 0o640), "the proof has mode 0640, not 0600"],

@@ -43,7 +43,13 @@ function setup(...acls: string[][]) {
   host.loadModule(MODULE);
   for (const words of acls) configure(host, words);
   const registry = new ControlsRegistry();
-  registry.add(ctrlsControlsActions(registry, () => everyone, () => {}));
+  registry.add(
+    ctrlsControlsActions(
+      registry,
+      () => everyone,
+      () => {},
+    ),
+  );
   registry.addSource(() => moduleControlsActions(host.engineModules()));
   const ask = (caller: ControlsCaller, ...argv: string[]) => dispatchRequest(registry.enabled(), argv, caller);
   return { host, ask };
@@ -51,7 +57,10 @@ function setup(...acls: string[][]) {
 
 /** Runs `CtrlsTestControlsACLs <words>` on the loaded module, as the config does. */
 function configure(host: ModuleHost, words: readonly string[]): DirectiveCall {
-  const handler = host.engineModules().flatMap((m) => m.directives).find((d) => d.name === "CtrlsTestControlsACLs");
+  const handler = host
+    .engineModules()
+    .flatMap((m) => m.directives)
+    .find((d) => d.name === "CtrlsTestControlsACLs");
   if (handler === undefined) throw new Error("the fixture has no ACL directive");
   const call = new DirectiveCall(["CtrlsTestControlsACLs", ...words]);
   handler.run(call, { file: "test.conf", line: 1, first: false });
@@ -61,7 +70,10 @@ function configure(host: ModuleHost, words: readonly string[]): DirectiveCall {
 describe("a guest's control actions", () => {
   it("answer with the lines the guest adds and the status it returns", () => {
     const { ask } = setup(["echo", "allow", "user", "root"]);
-    expect(ask(root, "echo", "first", "second word")).toEqual({ status: ControlsStatus.OK, lines: ["first", "second word"] });
+    expect(ask(root, "echo", "first", "second word")).toEqual({
+      status: ControlsStatus.OK,
+      lines: ["first", "second word"],
+    });
     expect(ask(root, "echo")).toEqual({ status: -3, lines: ["missing parameters"] });
   });
 
@@ -85,7 +97,9 @@ describe("a guest's control actions", () => {
 
   it("are listed by help with the guest's descriptions and by lsctrl with the module", () => {
     const { ask } = setup();
-    expect(ask(nobody, "help").lines).toEqual(expect.arrayContaining(["boom: trap", "echo: answer with the arguments, one per line"]));
+    expect(ask(nobody, "help").lines).toEqual(
+      expect.arrayContaining(["boom: trap", "echo: answer with the arguments, one per line"]),
+    );
     expect(ask(root, "lsctrl").lines).toEqual(expect.arrayContaining([`boom (${MODULE})`, `echo (${MODULE})`]));
   });
 
@@ -108,7 +122,9 @@ describe("a guest's control actions", () => {
       status: ControlsStatus.FAILED,
       lines: [`boom: ${MODULE}: fault in ctrl_boom: unreachable`],
     });
-    expect(ask(root, "echo", "x").lines).toEqual([`echo: ${MODULE}: disabled after a fault (ctrl_echo not called, retried in 100 ms)`]);
+    expect(ask(root, "echo", "x").lines).toEqual([
+      `echo: ${MODULE}: disabled after a fault (ctrl_echo not called, retried in 100 ms)`,
+    ]);
     now += 100;
     // The fresh instance is configured again: its ACL directive and module_init's descriptions hold.
     expect(ask(root, "echo", "x")).toEqual({ status: ControlsStatus.OK, lines: ["x"] });
@@ -117,7 +133,10 @@ describe("a guest's control actions", () => {
 });
 
 function errorsOf(host: ModuleHost, words: readonly string[]): string[] {
-  const handler = host.engineModules().flatMap((m) => m.directives).find((d) => d.name === "CtrlsTestControlsACLs");
+  const handler = host
+    .engineModules()
+    .flatMap((m) => m.directives)
+    .find((d) => d.name === "CtrlsTestControlsACLs");
   const call = new DirectiveCall(["CtrlsTestControlsACLs", ...words]);
   try {
     handler?.run(call, { file: "test.conf", line: 1, first: false });
@@ -153,7 +172,9 @@ describe("module controls' state", () => {
     const controls = newModuleControls(["ban", "permit"]);
     applyModuleAcls(controls, ["ALL", "allow", "user", "nobody"], ids);
     expect([...controls.acls.keys()]).toEqual(["ban", "permit"]);
-    expect(() => applyModuleAcls(controls, ["insmod", "allow", "user", "root"], ids)).toThrow(": unknown action: 'insmod'");
+    expect(() => applyModuleAcls(controls, ["insmod", "allow", "user", "root"], ids)).toThrow(
+      ": unknown action: 'insmod'",
+    );
   });
 
   it("gives a control request its words and the client's name, and refuses FTP replies", () => {
@@ -161,7 +182,12 @@ describe("module controls' state", () => {
     // What host symbols see: an ActiveCommand, by shape (the controls folder does not name the ABI's type).
     const command: ActiveCommand = request;
     expect(command.addControlResponse).toBeDefined();
-    expect([request.name, request.arg, request.argv, request.user]).toEqual(["ban", "host 10.0.0.1", ["ban", "host", "10.0.0.1"], "root"]);
+    expect([request.name, request.arg, request.argv, request.user]).toEqual([
+      "ban",
+      "host 10.0.0.1",
+      ["ban", "host", "10.0.0.1"],
+      "root",
+    ]);
     request.addControlResponse("host 10.0.0.1 banned");
     expect(request.lines).toEqual(["host 10.0.0.1 banned"]);
     expect(() => request.addResponse()).toThrow("'pr_response_add' called in a control action");

@@ -1,5 +1,14 @@
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,7 +58,11 @@ interface Reply {
  * default one request for `argv`) and resolves with the response, or
  * "closed" when the server hangs up without one.
  */
-function send(socketPath: string, request: readonly string[] | Buffer, options: { end?: boolean } = {}): Promise<Reply | "closed"> {
+function send(
+  socketPath: string,
+  request: readonly string[] | Buffer,
+  options: { end?: boolean } = {},
+): Promise<Reply | "closed"> {
   return new Promise((resolve, reject) => {
     const decoder = new MessageDecoder(RESPONSE_LIMITS);
     const socket = createConnection(socketPath, () => {
@@ -75,7 +88,9 @@ const denied: Reply = { status: ControlsStatus.ACCESS_DENIED, lines: ["access de
 /** The ControlsLog's messages, prefix checked and stripped. */
 function logMessages(file: string): string[] {
   if (!existsSync(file)) return [];
-  const prefix = new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d,\\d{3} mod_ctrls/0\\.9\\.5\\[${process.pid}\\]: `);
+  const prefix = new RegExp(
+    `^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d,\\d{3} mod_ctrls/0\\.9\\.5\\[${process.pid}\\]: `,
+  );
   return readFileSync(file, "utf8")
     .split("\n")
     .filter((line) => line !== "")
@@ -124,7 +139,10 @@ beforeAll(async () => {
   chmodSync(dir, 0o755);
   server = new ControlsServer({
     socketPath,
-    actions: dsoControlsActions(currentHost(() => host), () => acls),
+    actions: dsoControlsActions(
+      currentHost(() => host),
+      () => acls,
+    ),
     socketAcl: () => socketAcl,
     controlsLog: logFile,
     maxClients: 2,
@@ -157,10 +175,19 @@ describe("ControlsServer: mod_dso's ftpdctl lines", () => {
     expect(await ask("insmod", "mod_test.c")).toEqual(failed("error loading 'mod_test.c': Already loaded"));
     expect(await ask("insmod", "mod_ls.c")).toEqual(failed("error loading 'mod_ls.c': Already loaded"));
     expect(await ask("insmod", "mod_nonexistent.c")).toEqual(
-      failed("error loading 'mod_nonexistent.c': No such file or directory", `  '${LIBEXEC}/mod_nonexistent.wasm' does not exist`),
+      failed(
+        "error loading 'mod_nonexistent.c': No such file or directory",
+        `  '${LIBEXEC}/mod_nonexistent.wasm' does not exist`,
+      ),
     );
-    for (const [name, meant] of [["foo", "mod_foo.c"], ["mod_copy", "mod_copy.c"], ["/usr/lib/proftpd/mod_ban.c", "mod_ban.c"]]) {
-      expect(await ask("insmod", name as string)).toEqual(failed(`error loading '${name}': Bad module name`, `  did you mean '${meant}'?`));
+    for (const [name, meant] of [
+      ["foo", "mod_foo.c"],
+      ["mod_copy", "mod_copy.c"],
+      ["/usr/lib/proftpd/mod_ban.c", "mod_ban.c"],
+    ]) {
+      expect(await ask("insmod", name as string)).toEqual(
+        failed(`error loading '${name}': Bad module name`, `  did you mean '${meant}'?`),
+      );
     }
     expect(await ask("insmod")).toEqual(failed("missing required parameters"));
   });
@@ -180,10 +207,16 @@ describe("ControlsServer: mod_dso's ftpdctl lines", () => {
   it("insmod: wrong API version, failing init, and one line per link problem", async () => {
     host.setModulePath(FIXTURES);
     expect(await ask("insmod", "mod_badapi.c")).toEqual(
-      failed("error loading 'mod_badapi.c': Permission denied", "  module 'mod_badapi.c' has wrong API version (0x10), must be 0x20"),
+      failed(
+        "error loading 'mod_badapi.c': Permission denied",
+        "  module 'mod_badapi.c' has wrong API version (0x10), must be 0x20",
+      ),
     );
     expect(await ask("insmod", "mod_initfail.c")).toEqual(
-      failed("error loading 'mod_initfail.c': Operation not permitted", "  module 'mod_initfail.c' failed to initialize"),
+      failed(
+        "error loading 'mod_initfail.c': Operation not permitted",
+        "  module 'mod_initfail.c' failed to initialize",
+      ),
     );
     expect(await ask("insmod", "mod_nosym.c")).toEqual(
       failed(
@@ -203,9 +236,17 @@ describe("ControlsServer: mod_dso's ftpdctl lines", () => {
     await ask("insmod", "mod_test.c");
     expect(await ask("rmmod", "mod_test.c")).toEqual(ok("'mod_test.c' unloaded"));
     expect(await ask("rmmod", "mod_test.c")).toEqual(failed("error unloading 'mod_test.c': Module not loaded"));
-    expect(await ask("rmmod", "mod_nonexistent.c")).toEqual(failed("error unloading 'mod_nonexistent.c': Module not loaded"));
-    for (const [name, meant] of [["foo.c", "mod_foo.c"], ["mod_copy", "mod_copy.c"], ["mod_copy.cpp", "mod_copy.c"]]) {
-      expect(await ask("rmmod", name as string)).toEqual(failed(`error unloading '${name}': Bad module name`, `  did you mean '${meant}'?`));
+    expect(await ask("rmmod", "mod_nonexistent.c")).toEqual(
+      failed("error unloading 'mod_nonexistent.c': Module not loaded"),
+    );
+    for (const [name, meant] of [
+      ["foo.c", "mod_foo.c"],
+      ["mod_copy", "mod_copy.c"],
+      ["mod_copy.cpp", "mod_copy.c"],
+    ]) {
+      expect(await ask("rmmod", name as string)).toEqual(
+        failed(`error unloading '${name}': Bad module name`, `  did you mean '${meant}'?`),
+      );
     }
     expect(await ask("rmmod")).toEqual(failed("missing required parameters"));
     expect(await ask("rmmod", "mod_dso.c")).toEqual(failed("error unloading 'mod_dso.c': Operation not permitted"));
@@ -275,7 +316,10 @@ describe("ControlsServer: mod_dso's ftpdctl lines", () => {
         "rmmod: unload modules",
       ),
     );
-    expect(await ask("frobnicate")).toEqual({ status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] });
+    expect(await ask("frobnicate")).toEqual({
+      status: ControlsStatus.UNSUPPORTED,
+      lines: ["unsupported action requested"],
+    });
   });
 });
 
@@ -313,10 +357,12 @@ describe("ControlsServer: ACLs", () => {
     expect(await ask("frobnicate")).toEqual(denied);
   });
 
-  it.runIf(process.getuid?.() === 0)("identifies a client spawned as nobody and denies it by `allow user root`", async () => {
-    acls = actionAcls(["all", "allow", "user", "root"]);
-    const request = encodeMessage(0, ["lsmod"]).toString("base64");
-    const script = `
+  it.runIf(process.getuid?.() === 0)(
+    "identifies a client spawned as nobody and denies it by `allow user root`",
+    async () => {
+      acls = actionAcls(["all", "allow", "user", "root"]);
+      const request = encodeMessage(0, ["lsmod"]).toString("base64");
+      const script = `
       const socket = require("node:net").createConnection(${JSON.stringify(socketPath)});
       socket.on("connect", () => socket.write(Buffer.from(${JSON.stringify(request)}, "base64")));
       const chunks = [];
@@ -327,27 +373,35 @@ describe("ControlsServer: ACLs", () => {
         for (let at = 8; at < b.length; at += 4 + b.readUInt32LE(at)) lines.push(b.subarray(at + 4, at + 4 + b.readUInt32LE(at)).toString());
         process.stdout.write(JSON.stringify({ status: b.readInt32LE(0), lines }));
       });`;
-    const child = spawn(others.node, ["-e", script], { uid: 65534, gid: 65534, cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
-    let stdout = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-    expect(code).toBe(0);
-    expect(JSON.parse(stdout)).toEqual(denied);
-    expect(await settledLog(logFile)).toEqual([
-      "accepted connection from nobody/nogroup client",
-      "sent to nobody/nogroup client: return value: -2",
-      "sent to nobody/nogroup client: 'access denied'",
-      "closed connection to nobody/nogroup client",
-    ]);
-    expect(await ask("lsmod")).toEqual(ok("Loaded Modules:", "  mod_core.c", "  mod_dso.c", "  mod_ls.c"));
-  });
+      const child = spawn(others.node, ["-e", script], {
+        uid: 65534,
+        gid: 65534,
+        cwd: dir,
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let stdout = "";
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+      expect(code).toBe(0);
+      expect(JSON.parse(stdout)).toEqual(denied);
+      expect(await settledLog(logFile)).toEqual([
+        "accepted connection from nobody/nogroup client",
+        "sent to nobody/nogroup client: return value: -2",
+        "sent to nobody/nogroup client: 'access denied'",
+        "closed connection to nobody/nogroup client",
+      ]);
+      expect(await ask("lsmod")).toEqual(ok("Loaded Modules:", "  mod_core.c", "  mod_dso.c", "  mod_ls.c"));
+    },
+  );
 });
 
 describe("ControlsServer: denied callers hold nothing", () => {
-  it.runIf(process.getuid?.() === 0)("a caller the socket ACL denies is answered at accept and never takes a slot", async () => {
-    socketAcl = parseSocketAcl(["allow", "user", me], accounts);
-    // nobody opens 6 connections, sends nothing and closes none: three times ControlsMaxClients.
-    const script = `
+  it.runIf(process.getuid?.() === 0)(
+    "a caller the socket ACL denies is answered at accept and never takes a slot",
+    async () => {
+      socketAcl = parseSocketAcl(["allow", "user", me], accounts);
+      // nobody opens 6 connections, sends nothing and closes none: three times ControlsMaxClients.
+      const script = `
       const net = require("node:net");
       let answered = 0;
       for (let i = 0; i < 6; i++) {
@@ -356,18 +410,31 @@ describe("ControlsServer: denied callers hold nothing", () => {
         socket.on("error", () => {});
       }
       process.stdin.resume();`;
-    const child = spawn(others.node, ["-e", script], { uid: 65534, gid: 65534, cwd: dir, stdio: ["pipe", "pipe", "inherit"] });
-    try {
-      await new Promise((resolve) => child.stdout.once("data", resolve));
-      expect(await send(socketPath, ["lsmod"])).toEqual(ok("Loaded Modules:", "  mod_core.c", "  mod_dso.c", "  mod_ls.c"));
-      expect(await send(socketPath, ["help"])).toMatchObject({ status: ControlsStatus.OK });
-    } finally {
-      child.kill();
-    }
-    const nobody = (await settledLog(logFile)).filter((line) => line.includes("nobody/nogroup"));
-    expect(nobody.filter((line) => line === "sent to nobody/nogroup client: 'access denied'")).toHaveLength(6);
-    expect(nobody.filter((line) => line.startsWith("sent to ") && !line.endsWith("return value: -2") && !line.endsWith("'access denied'"))).toEqual([]);
-  });
+      const child = spawn(others.node, ["-e", script], {
+        uid: 65534,
+        gid: 65534,
+        cwd: dir,
+        stdio: ["pipe", "pipe", "inherit"],
+      });
+      try {
+        await new Promise((resolve) => child.stdout.once("data", resolve));
+        expect(await send(socketPath, ["lsmod"])).toEqual(
+          ok("Loaded Modules:", "  mod_core.c", "  mod_dso.c", "  mod_ls.c"),
+        );
+        expect(await send(socketPath, ["help"])).toMatchObject({ status: ControlsStatus.OK });
+      } finally {
+        child.kill();
+      }
+      const nobody = (await settledLog(logFile)).filter((line) => line.includes("nobody/nogroup"));
+      expect(nobody.filter((line) => line === "sent to nobody/nogroup client: 'access denied'")).toHaveLength(6);
+      expect(
+        nobody.filter(
+          (line) =>
+            line.startsWith("sent to ") && !line.endsWith("return value: -2") && !line.endsWith("'access denied'"),
+        ),
+      ).toEqual([]);
+    },
+  );
 
   it("a busy caller is identified and logged like any other", async () => {
     const silent = [send(socketPath, Buffer.alloc(0)), send(socketPath, Buffer.alloc(0))];
@@ -399,7 +466,9 @@ describe("ControlsServer: bad clients", () => {
     return bytes;
   };
   const stillServing = async (): Promise<void> => {
-    expect(await send(socketPath, ["lsmod"])).toEqual(ok("Loaded Modules:", "  mod_core.c", "  mod_dso.c", "  mod_ls.c"));
+    expect(await send(socketPath, ["lsmod"])).toEqual(
+      ok("Loaded Modules:", "  mod_core.c", "  mod_dso.c", "  mod_ls.c"),
+    );
   };
 
   it("garbage bytes get a line naming the problem", async () => {
@@ -411,10 +480,12 @@ describe("ControlsServer: bad clients", () => {
 
   it("an oversized argument, too many arguments, or bad UTF-8 is refused", async () => {
     const long = Buffer.concat([header(0, 2), encodeMessage(0, ["insmod", `mod_${"x".repeat(300)}.c`]).subarray(8)]);
-    expect(await send(socketPath, long)).toEqual(failed("controls request argument 2 is 306 bytes, more than the maximum of 256"));
-    expect(await send(socketPath, encodeMessage(0, ["insmod", ...Array.from({ length: 32 }, (_, i) => `mod_${i}.c`)]))).toEqual(
-      failed("controls request has 33 arguments, more than the maximum of 32"),
+    expect(await send(socketPath, long)).toEqual(
+      failed("controls request argument 2 is 306 bytes, more than the maximum of 256"),
     );
+    expect(
+      await send(socketPath, encodeMessage(0, ["insmod", ...Array.from({ length: 32 }, (_, i) => `mod_${i}.c`)])),
+    ).toEqual(failed("controls request has 33 arguments, more than the maximum of 32"));
     const badUtf8 = Buffer.concat([header(0, 1), Buffer.from([2, 0, 0, 0, 0xc3, 0x28])]);
     expect(await send(socketPath, badUtf8)).toEqual(failed("controls request action is not valid UTF-8"));
     await stillServing();
@@ -452,8 +523,15 @@ describe("ControlsServer: bad clients", () => {
   });
 
   it("an announced argument over the limit is refused at once, without waiting for its bytes", async () => {
-    const huge = Buffer.concat([header(0, 2), Buffer.from([6, 0, 0, 0]), Buffer.from("insmod"), Buffer.from([0, 0, 0, 0x40])]);
-    expect(await send(socketPath, huge)).toEqual(failed("controls request argument 2 is 1073741824 bytes, more than the maximum of 256"));
+    const huge = Buffer.concat([
+      header(0, 2),
+      Buffer.from([6, 0, 0, 0]),
+      Buffer.from("insmod"),
+      Buffer.from([0, 0, 0, 0x40]),
+    ]);
+    expect(await send(socketPath, huge)).toEqual(
+      failed("controls request argument 2 is 1073741824 bytes, more than the maximum of 256"),
+    );
   });
 
   it("connections beyond ControlsMaxClients are refused with a reply, and served once slots free up", async () => {
@@ -518,7 +596,12 @@ describe("ControlsServer: the socket file", () => {
   });
 
   it("takes ControlsSocketMode for the socket file's permissions", async () => {
-    const guarded = new ControlsServer({ socketPath: other, actions: [], socketAcl: () => socketAcl, socketMode: 0o660 });
+    const guarded = new ControlsServer({
+      socketPath: other,
+      actions: [],
+      socketAcl: () => socketAcl,
+      socketMode: 0o660,
+    });
     await guarded.start();
     try {
       expect(statSync(other).mode & 0o777).toBe(0o660);
@@ -528,26 +611,40 @@ describe("ControlsServer: the socket file", () => {
     }
   });
 
-  it.runIf(process.getuid?.() === 0)("with ControlsSocketOwner, the kernel keeps everyone outside owner and group from connecting", async () => {
-    const guarded = new ControlsServer({ socketPath: other, actions: [], socketAcl: () => socketAcl, socketMode: 0o660, socketOwner: { uid: 0, gid: 1 } });
-    await guarded.start();
-    const connectAs = (uid: number, gid: number): Promise<string> =>
-      new Promise((resolve) => {
-        const script = `require("node:net").createConnection(${JSON.stringify(other)}).on("connect", () => { process.stdout.write("connected"); process.exit(0); }).on("error", (e) => { process.stdout.write(e.code); process.exit(0); });`;
-        const child = spawn(others.node, ["-e", script], { uid, gid, cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
-        let stdout = "";
-        child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-        child.on("exit", () => resolve(stdout));
+  it.runIf(process.getuid?.() === 0)(
+    "with ControlsSocketOwner, the kernel keeps everyone outside owner and group from connecting",
+    async () => {
+      const guarded = new ControlsServer({
+        socketPath: other,
+        actions: [],
+        socketAcl: () => socketAcl,
+        socketMode: 0o660,
+        socketOwner: { uid: 0, gid: 1 },
       });
-    try {
-      expect([statSync(other).uid, statSync(other).gid]).toEqual([0, 1]);
-      // nobody/nogroup is neither the owner nor in group 1 (daemon): connect(2) itself is refused.
-      expect(await connectAs(65534, 65534)).toBe("EACCES");
-      expect(await connectAs(65534, 1)).toBe("connected");
-    } finally {
-      await guarded.close();
-    }
-  });
+      await guarded.start();
+      const connectAs = (uid: number, gid: number): Promise<string> =>
+        new Promise((resolve) => {
+          const script = `require("node:net").createConnection(${JSON.stringify(other)}).on("connect", () => { process.stdout.write("connected"); process.exit(0); }).on("error", (e) => { process.stdout.write(e.code); process.exit(0); });`;
+          const child = spawn(others.node, ["-e", script], {
+            uid,
+            gid,
+            cwd: dir,
+            stdio: ["ignore", "pipe", "inherit"],
+          });
+          let stdout = "";
+          child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+          child.on("exit", () => resolve(stdout));
+        });
+      try {
+        expect([statSync(other).uid, statSync(other).gid]).toEqual([0, 1]);
+        // nobody/nogroup is neither the owner nor in group 1 (daemon): connect(2) itself is refused.
+        expect(await connectAs(65534, 65534)).toBe("EACCES");
+        expect(await connectAs(65534, 1)).toBe("connected");
+      } finally {
+        await guarded.close();
+      }
+    },
+  );
 
   it("replaces a stale socket nobody answers on", async () => {
     // A daemon killed by SIGKILL leaves its socket file behind with nobody listening.
@@ -594,9 +691,9 @@ describe("pure cores", () => {
   });
 
   it("formats ControlsLog lines with local time and milliseconds", () => {
-    expect(formatControlsLogLine(new Date(2026, 10, 26, 8, 7, 2, 3), 8245, "accepted connection from root/root client")).toBe(
-      "2026-11-26 08:07:02,003 mod_ctrls/0.9.5[8245]: accepted connection from root/root client",
-    );
+    expect(
+      formatControlsLogLine(new Date(2026, 10, 26, 8, 7, 2, 3), 8245, "accepted connection from root/root client"),
+    ).toBe("2026-11-26 08:07:02,003 mod_ctrls/0.9.5[8245]: accepted connection from root/root client");
   });
 
   it("logs the request only when it has arguments", () => {
@@ -615,8 +712,16 @@ describe("pure cores", () => {
     expect(helpLines(actions)).toEqual(["add: add things", "zap: zap things"]);
     expect(dispatchRequest(actions, ["zap", "a", "b"], caller)).toEqual({ status: 0, lines: ["zap a,b"] });
     expect(dispatchRequest(actions, ["add"], caller)).toEqual(denied);
-    expect(dispatchRequest(actions, ["nope"], caller)).toEqual({ status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] });
-    const broken: ControlsAction = { ...action("boom", true), handler: () => { throw new Error("exploded"); } };
+    expect(dispatchRequest(actions, ["nope"], caller)).toEqual({
+      status: ControlsStatus.UNSUPPORTED,
+      lines: ["unsupported action requested"],
+    });
+    const broken: ControlsAction = {
+      ...action("boom", true),
+      handler: () => {
+        throw new Error("exploded");
+      },
+    };
     expect(dispatchRequest([broken], ["boom"], caller)).toEqual(failed("boom: exploded"));
   });
 });

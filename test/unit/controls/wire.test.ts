@@ -63,7 +63,10 @@ describe.runIf(endianness() === "LE")("controls wire format (little-endian host)
   });
 
   it("decodes what it encodes", () => {
-    const message = decodeAll(RESPONSE_LIMITS, encodeMessage(-1, ["error loading 'mod_x.c': Bad module name", "", "ü"]));
+    const message = decodeAll(
+      RESPONSE_LIMITS,
+      encodeMessage(-1, ["error loading 'mod_x.c': Bad module name", "", "ü"]),
+    );
     expect(message).toEqual({ status: -1, args: ["error loading 'mod_x.c': Bad module name", "", "ü"] });
   });
 
@@ -89,7 +92,10 @@ describe.runIf(endianness() === "LE")("controls wire format (little-endian host)
     const decoder = new MessageDecoder(RESPONSE_LIMITS);
     const first = le(0, ["'mod_a.c' loaded"]);
     const second = le(-1, ["b"]);
-    expect(decoder.push(Buffer.concat([first, second.subarray(0, 6)]))).toEqual({ status: 0, args: ["'mod_a.c' loaded"] });
+    expect(decoder.push(Buffer.concat([first, second.subarray(0, 6)]))).toEqual({
+      status: 0,
+      args: ["'mod_a.c' loaded"],
+    });
     expect(decoder.pendingBytes).toBe(6);
     expect(decoder.push(second.subarray(6))).toEqual({ status: -1, args: ["b"] });
   });
@@ -179,7 +185,9 @@ describe.runIf(endianness() === "LE")("controls wire format (little-endian host)
     });
 
     it("rejects a status that is not a 32-bit int", () => {
-      expect(protocolError(() => encodeMessage(2 ** 31, [])).message).toBe("controls status 2147483648 is not a 32-bit integer");
+      expect(protocolError(() => encodeMessage(2 ** 31, [])).message).toBe(
+        "controls status 2147483648 is not a 32-bit integer",
+      );
       expect(protocolError(() => encodeMessage(0.5, [])).message).toBe("controls status 0.5 is not a 32-bit integer");
     });
   });

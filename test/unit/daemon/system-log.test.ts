@@ -32,7 +32,10 @@ function recorder(): { lines: Array<[LogPriority, string]>; log: (priority: LogP
 
 describe("SystemLog (mod_log.c set_systemlog)", () => {
   it("takes an absolute file or none, in any case", () => {
-    expect(directive(["SystemLog", "/var/log/dsod/../dsod.log"])).toEqual({ target: { kind: "file", path: "/var/log/dsod.log" }, error: undefined });
+    expect(directive(["SystemLog", "/var/log/dsod/../dsod.log"])).toEqual({
+      target: { kind: "file", path: "/var/log/dsod.log" },
+      error: undefined,
+    });
     expect(directive(["SystemLog", "NONE"])).toEqual({ target: { kind: "none" }, error: undefined });
   });
 
@@ -57,7 +60,11 @@ describe("openSystemLog (pr_log_openfile's checks)", () => {
     again.apply({ kind: "file", path: file });
     again.log("notice", "second");
     again.close();
-    expect(readFileSync(file, "utf8").split("\n").map((line) => LINE.exec(line)?.[2])).toEqual(["first", "second", undefined]);
+    expect(
+      readFileSync(file, "utf8")
+        .split("\n")
+        .map((line) => LINE.exec(line)?.[2]),
+    ).toEqual(["first", "second", undefined]);
   });
 
   it("refuses a symlink, a world-writable directory and a missing directory, with proftpd's texts", () => {
@@ -72,11 +79,17 @@ describe("openSystemLog (pr_log_openfile's checks)", () => {
         return isDsoError(error) ? `${error.code}: ${error.message}` : String(error);
       }
     };
-    expect(open(path.join(base, "link.log"))).toBe(`DSO_ERR_FILE: unable to open SystemLog '${base}/link.log': ${base}/link.log is a symbolic link`);
+    expect(open(path.join(base, "link.log"))).toBe(
+      `DSO_ERR_FILE: unable to open SystemLog '${base}/link.log': ${base}/link.log is a symbolic link`,
+    );
     const open777 = path.join(base, "open");
     chmodSync(base, 0o777);
-    expect(open(path.join(base, "dsod.log"))).toBe(`DSO_ERR_FILE: unable to open SystemLog '${base}/dsod.log': ${base} is a world-writable directory`);
-    expect(open(path.join(open777, "dsod.log"))).toMatch(/^DSO_ERR_FILE: unable to open SystemLog '.*\/open\/dsod\.log': ENOENT: no such file or directory/);
+    expect(open(path.join(base, "dsod.log"))).toBe(
+      `DSO_ERR_FILE: unable to open SystemLog '${base}/dsod.log': ${base} is a world-writable directory`,
+    );
+    expect(open(path.join(open777, "dsod.log"))).toMatch(
+      /^DSO_ERR_FILE: unable to open SystemLog '.*\/open\/dsod\.log': ENOENT: no such file or directory/,
+    );
   });
 });
 

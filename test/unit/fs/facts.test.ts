@@ -4,7 +4,18 @@
  * timestamp reading.
  */
 import { describe, expect, it } from "vitest";
-import { DEFAULT_FACTS, factsLine, haveAccess, mlstFeature, optsMlst, parseTimeVal, R_OK, timeVal, W_OK, X_OK } from "../../../host/fs/facts.js";
+import {
+  DEFAULT_FACTS,
+  factsLine,
+  haveAccess,
+  mlstFeature,
+  optsMlst,
+  parseTimeVal,
+  R_OK,
+  timeVal,
+  W_OK,
+  X_OK,
+} from "../../../host/fs/facts.js";
 import type { FactsIdentity } from "../../../host/fs/facts.js";
 import type { FileInfo } from "../../../host/fs/session-fs.js";
 
@@ -68,20 +79,28 @@ describe("the facts line", () => {
 
   it("names the session's user and group, spaces as underscores, whoever owns the file", () => {
     const who = { ...alice, user: "Jane Doe", group: "domain users" };
-    expect(factsLine({ info: info({ uid: 7, gid: 8 }), name: "f", path: "f" }, new Set(["UNIX.ownername", "UNIX.groupname", "UNIX.owner"]), who, MLSD)).toBe(
-      "UNIX.groupname=domain_users;UNIX.owner=7;UNIX.ownername=Jane_Doe; f",
-    );
+    expect(
+      factsLine(
+        { info: info({ uid: 7, gid: 8 }), name: "f", path: "f" },
+        new Set(["UNIX.ownername", "UNIX.groupname", "UNIX.owner"]),
+        who,
+        MLSD,
+      ),
+    ).toBe("UNIX.groupname=domain_users;UNIX.owner=7;UNIX.ownername=Jane_Doe; f");
   });
 
   it("writes the mode in octal with a leading 0, special bits included", () => {
-    const mode = (value: number) => factsLine({ info: info({ mode: value }), name: "f", path: "f" }, new Set(["UNIX.mode"]), alice, MLSD);
+    const mode = (value: number) =>
+      factsLine({ info: info({ mode: value }), name: "f", path: "f" }, new Set(["UNIX.mode"]), alice, MLSD);
     expect(mode(0o100000)).toBe("UNIX.mode=00; f");
     expect(mode(0o104755)).toBe("UNIX.mode=04755; f");
   });
 
   it("shows only the selected facts", () => {
     expect(factsLine({ info: info(), name: "f", path: "/d/f" }, new Set(), alice, MLSD)).toBe(" /d/f");
-    expect(factsLine({ info: info(), name: "f", path: "f" }, new Set(["size", "modify"]), alice, MLSD)).toBe("modify=20240305090730;size=5; f");
+    expect(factsLine({ info: info(), name: "f", path: "f" }, new Set(["size", "modify"]), alice, MLSD)).toBe(
+      "modify=20240305090730;size=5; f",
+    );
   });
 });
 
@@ -120,7 +139,10 @@ describe("FEAT and OPTS MLST", () => {
   });
 
   it("selects the facts named with a `;` after them, in any case, and says which", () => {
-    expect(optsMlst(["size;Type;bogus;unique"])).toEqual({ selected: new Set(["size", "type"]), reply: "MLST OPTS size;type;" });
+    expect(optsMlst(["size;Type;bogus;unique"])).toEqual({
+      selected: new Set(["size", "type"]),
+      reply: "MLST OPTS size;type;",
+    });
     expect(optsMlst(["UNIX.MODE;"])).toEqual({ selected: new Set(["UNIX.mode"]), reply: "MLST OPTS UNIX.mode;" });
     expect(optsMlst(["bogus;"])).toEqual({ selected: new Set(), reply: "MLST OPTS " });
     expect(optsMlst([])).toEqual({ selected: new Set(), reply: "MLST OPTS" });

@@ -58,7 +58,9 @@ function line(entry: ListEntry, flags: ListFlags = LONG): string | undefined {
 
 describe("the long format", () => {
   it("writes mode, links, owner, group, size, date and name in listfile's columns", () => {
-    expect(line({ name: "file.txt", info: info() })).toBe("-rw-r--r--   1 alice    users           5 Mar  5 09:07 file.txt");
+    expect(line({ name: "file.txt", info: info() })).toBe(
+      "-rw-r--r--   1 alice    users           5 Mar  5 09:07 file.txt",
+    );
     expect(line({ name: "sub", info: info({ type: "dir", mode: 0o40755, nlink: 12, size: 4096, mtimeMs: OLD }) })).toBe(
       "drwxr-xr-x  12 alice    users        4096 Jan  5  2023 sub",
     );
@@ -87,7 +89,9 @@ describe("the long format", () => {
     expect(line({ name: "sub", info: info({ type: "dir", mode: 0o40755 }) }, classify)).toMatch(/ sub\/$/);
     expect(line({ name: "run", info: info({ mode: 0o100750 }) }, classify)).toMatch(/ run\*$/);
     const link = info({ type: "symlink", mode: 0o120777, linkTarget: "sub" });
-    expect(line({ name: "ln", info: link, target: info({ type: "dir", mode: 0o40755 }) }, classify)).toMatch(/ ln -> sub\/$/);
+    expect(line({ name: "ln", info: link, target: info({ type: "dir", mode: 0o40755 }) }, classify)).toMatch(
+      / ln -> sub\/$/,
+    );
     expect(line({ name: "ln", info: link }, classify)).toMatch(/ ln -> sub$/);
     expect(line({ name: "ln", info: link }, { ...NO_FLAGS, classify: true })).toBe("ln@");
   });

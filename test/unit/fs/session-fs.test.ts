@@ -352,7 +352,10 @@ describe("replies", () => {
       code: "550",
       message: "nothere: No such file or directory",
     });
-    expect(fsErrorReply("a\0b", new FsError("EINVAL", "Invalid argument"), "450")).toEqual({ code: "450", message: "a: Invalid argument" });
+    expect(fsErrorReply("a\0b", new FsError("EINVAL", "Invalid argument"), "450")).toEqual({
+      code: "450",
+      message: "a: Invalid argument",
+    });
     const bug = new TypeError("not a file error");
     expect(() => fsErrorReply("x", bug)).toThrow(bug);
   });

@@ -24,7 +24,9 @@ describe("ControlLineReader", () => {
   it("refuses Telnet options and strips IAC sequences as netio.c does", () => {
     const reader = new ControlLineReader();
     // IAC WILL 1, IAC DO 3, IAC IP, IAC DM, IAC IAC (an escaped 255), IAC x (kept).
-    const events = reader.push(Uint8Array.of(255, 251, 1, 78, 255, 253, 3, 79, 255, 244, 255, 242, 79, 80, 255, 255, 255, 65, 13, 10));
+    const events = reader.push(
+      Uint8Array.of(255, 251, 1, 78, 255, 253, 3, 79, 255, 244, 255, 242, 79, 80, 255, 255, 255, 65, 13, 10),
+    );
     expect(events.filter((e) => e.kind === "telnet").map((e) => (e.kind === "telnet" ? [...e.reply] : []))).toEqual([
       [255, 254, 1],
       [255, 252, 3],
@@ -48,7 +50,10 @@ describe("ControlLineReader", () => {
     const longest = "A".repeat(MAX_COMMAND_BYTES);
     expect(MAX_COMMAND_BYTES).toBe(4100);
     expect(reader.push(bytes(`${longest}\r\n`))).toEqual([{ kind: "line", text: longest }]);
-    expect(reader.push(bytes(`${longest}B\r\nNOOP\r\n`))).toEqual([{ kind: "too-long" }, { kind: "line", text: "NOOP" }]);
+    expect(reader.push(bytes(`${longest}B\r\nNOOP\r\n`))).toEqual([
+      { kind: "too-long" },
+      { kind: "line", text: "NOOP" },
+    ]);
     expect(reader.push(bytes(`${longest}B\nNOOP\n`))).toEqual([{ kind: "too-long" }, { kind: "line", text: "NOOP" }]);
   });
 
@@ -62,7 +67,11 @@ describe("ControlLineReader", () => {
 
 describe("parseCommandLine", () => {
   it("upper-cases the name and keeps the argument as sent", () => {
-    expect(parseCommandLine("test  Hello World")).toEqual({ name: "TEST", arg: " Hello World", argv: ["test", "Hello", "World"] });
+    expect(parseCommandLine("test  Hello World")).toEqual({
+      name: "TEST",
+      arg: " Hello World",
+      argv: ["test", "Hello", "World"],
+    });
     expect(parseCommandLine("USER demo")).toEqual({ name: "USER", arg: "demo", argv: ["USER", "demo"] });
     expect(parseCommandLine("NOOP")).toEqual({ name: "NOOP", arg: "", argv: ["NOOP"] });
   });
@@ -72,7 +81,11 @@ describe("parseCommandLine", () => {
   });
 
   it("keeps SITE arguments' embedded white space as empty words", () => {
-    expect(parseCommandLine("SITE HELLO  bob")).toEqual({ name: "SITE", arg: "HELLO  bob", argv: ["SITE", "HELLO", "", "bob"] });
+    expect(parseCommandLine("SITE HELLO  bob")).toEqual({
+      name: "SITE",
+      arg: "HELLO  bob",
+      argv: ["SITE", "HELLO", "", "bob"],
+    });
   });
 
   it("strips leftover CR/LF and a leading CR, and turns CR NUL into CR (RFC 2640)", () => {
@@ -117,9 +130,13 @@ describe("parseCommandLine's command word", () => {
 describe("ControlLineReader and RFC 959's abort sequence", () => {
   it("reads IAC IP IAC DM ABOR as ABOR, and as ABOR too when the urgent DM byte never arrives", () => {
     const full = new ControlLineReader();
-    expect(full.push(Uint8Array.of(255, 244, 255, 242, ...Buffer.from("ABOR\r\n")))).toEqual([{ kind: "line", text: "ABOR" }]);
+    expect(full.push(Uint8Array.of(255, 244, 255, 242, ...Buffer.from("ABOR\r\n")))).toEqual([
+      { kind: "line", text: "ABOR" },
+    ]);
     const withoutUrgentByte = new ControlLineReader();
-    expect(withoutUrgentByte.push(Uint8Array.of(255, 244, 255, ...Buffer.from("ABOR\r\n")))).toEqual([{ kind: "line", text: "ABOR" }]);
+    expect(withoutUrgentByte.push(Uint8Array.of(255, 244, 255, ...Buffer.from("ABOR\r\n")))).toEqual([
+      { kind: "line", text: "ABOR" },
+    ]);
     // Without an IP before it, an IAC before a plain byte is kept, as netio.c keeps it.
     const plain = new ControlLineReader();
     expect(plain.push(Uint8Array.of(255, 65, 13, 10))).toEqual([{ kind: "line", text: "\uFFFDA" }]);

@@ -41,8 +41,18 @@ describe("PORT's argument (core_port)", () => {
 
 describe("EPRT's argument (core_eprt, RFC 2428)", () => {
   it("reads |proto|address|port| for IPv4 and IPv6", () => {
-    expect(parseEprtArgument("|1|127.0.0.1|4856|", true)).toEqual({ kind: "ok", family: 1, address: "127.0.0.1", port: 4856 });
-    expect(parseEprtArgument("|2|::ffff:127.0.0.1|4856|", true)).toEqual({ kind: "ok", family: 2, address: "::ffff:127.0.0.1", port: 4856 });
+    expect(parseEprtArgument("|1|127.0.0.1|4856|", true)).toEqual({
+      kind: "ok",
+      family: 1,
+      address: "127.0.0.1",
+      port: 4856,
+    });
+    expect(parseEprtArgument("|2|::ffff:127.0.0.1|4856|", true)).toEqual({
+      kind: "ok",
+      family: 2,
+      address: "::ffff:127.0.0.1",
+      port: 4856,
+    });
     expect(parseEprtArgument("!2!fe80::1!21!", true)).toEqual({ kind: "ok", family: 2, address: "fe80::1", port: 21 });
   });
 
@@ -65,7 +75,12 @@ describe("EPRT's argument (core_eprt, RFC 2428)", () => {
 
   it("takes an empty port as 0 and keeps only a port's low 16 bits, as the C code does", () => {
     expect(parseEprtArgument("|1|127.0.0.1||", true)).toEqual({ kind: "ok", family: 1, address: "127.0.0.1", port: 0 });
-    expect(parseEprtArgument("|1|127.0.0.1|70000|", true)).toEqual({ kind: "ok", family: 1, address: "127.0.0.1", port: 70000 - 65536 });
+    expect(parseEprtArgument("|1|127.0.0.1|70000|", true)).toEqual({
+      kind: "ok",
+      family: 1,
+      address: "127.0.0.1",
+      port: 70000 - 65536,
+    });
   });
 });
 
@@ -104,7 +119,13 @@ describe("addresses (src/netaddr.c)", () => {
   });
 
   it("knows RFC 1918's private networks, mapped ones too", () => {
-    expect(["10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.0.1", "::ffff:10.0.0.1"].map(isRfc1918)).toEqual([true, true, true, true, true]);
+    expect(["10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.0.1", "::ffff:10.0.0.1"].map(isRfc1918)).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
     expect(["172.32.0.1", "11.0.0.1", "127.0.0.1", "fd00::1"].map(isRfc1918)).toEqual([false, false, false, false]);
   });
 });

@@ -13,7 +13,11 @@ const channels: DataChannel[] = [];
 const sockets: net.Socket[] = [];
 const servers: net.Server[] = [];
 
-function channel(overrides: Partial<DataChannelSettings> = {}, control: DataEndpoints = LOOPBACK, clock?: FakeClock): DataChannel {
+function channel(
+  overrides: Partial<DataChannelSettings> = {},
+  control: DataEndpoints = LOOPBACK,
+  clock?: FakeClock,
+): DataChannel {
   const made = new DataChannel(control, () => settings(overrides), clock);
   channels.push(made);
   return made;

@@ -52,7 +52,11 @@ async function pair(): Promise<{ server: net.Socket; client: net.Socket }> {
   return { server, client };
 }
 
-function copyOptions(signal = new AbortController().signal): { moved: (n: number) => void; signal: AbortSignal; total: () => number } {
+function copyOptions(signal = new AbortController().signal): {
+  moved: (n: number) => void;
+  signal: AbortSignal;
+  total: () => number;
+} {
   let total = 0;
   return { moved: (n) => (total += n), signal, total: () => total };
 }
@@ -305,7 +309,11 @@ describe("receiveChunks", () => {
     const file = new SlowFile();
     const socket = new PassThrough();
     let stop = false;
-    const received = receiveChunks(socket, file as unknown as FileHandle, undefined, { ...copyOptions(), stopWhen: () => stop, stopReason: new Error("stop") });
+    const received = receiveChunks(socket, file as unknown as FileHandle, undefined, {
+      ...copyOptions(),
+      stopWhen: () => stop,
+      stopReason: new Error("stop"),
+    });
     socket.write("before");
     await until(() => file.pending === 1);
     file.finishOne();

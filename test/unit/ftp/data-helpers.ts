@@ -74,7 +74,11 @@ export function closed(socket: net.Socket): Promise<void> {
 }
 
 /** A listening test server on 127.0.0.1 and the sockets it accepts, in order. */
-export async function server(): Promise<{ server: net.Server; port: number; accepted: AsyncIterableIterator<[net.Socket]> }> {
+export async function server(): Promise<{
+  server: net.Server;
+  port: number;
+  accepted: AsyncIterableIterator<[net.Socket]>;
+}> {
   const srv = net.createServer();
   const accepted = on(srv, "connection") as AsyncIterableIterator<[net.Socket]>;
   srv.listen(0, "127.0.0.1");

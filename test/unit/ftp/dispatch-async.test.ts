@@ -11,7 +11,11 @@ function module(name: string, commands: CommandHandler[]): EngineModule {
   return { name, kind: "static", commands, siteCommands: [], directives: [], features: [], help: [] };
 }
 
-function handler(command: string, phase: Phase, run: (cmd: ActiveCommand) => HandlerResult | Promise<HandlerResult>): CommandHandler {
+function handler(
+  command: string,
+  phase: Phase,
+  run: (cmd: ActiveCommand) => HandlerResult | Promise<HandlerResult>,
+): CommandHandler {
   return { command, phase, run };
 }
 
@@ -58,14 +62,18 @@ describe("dispatchCommand with handlers that return a Promise", () => {
         return HandlerResults.DECLINED;
       }),
     ]);
-    const result = await dispatchCommand(testSession([mod], "demo"), line("STOR f"), { onFault: (f) => faults.push(f) });
+    const result = await dispatchCommand(testSession([mod], "demo"), line("STOR f"), {
+      onFault: (f) => faults.push(f),
+    });
     expect(result).toEqual({ lines: ["451 Requested action aborted: local error in processing."], ok: false });
     expect(trace).toEqual(["LOG_CMD_ERR"]);
     expect(faults).toEqual([{ session: 1, module: "mod_x.c", phase: Phases.CMD, command: "STOR", error: failure }]);
   });
 
   it("stays synchronous when every handler answers at once", () => {
-    const mod = module("mod_x.c", [handler("NOOP", Phases.CMD, (cmd) => (cmd.addResponse("200", "ok"), HandlerResults.HANDLED))]);
+    const mod = module("mod_x.c", [
+      handler("NOOP", Phases.CMD, (cmd) => (cmd.addResponse("200", "ok"), HandlerResults.HANDLED)),
+    ]);
     expect(settled(dispatchCommand(testSession([mod], "demo"), line("NOOP")))).toEqual({ lines: ["200 ok"], ok: true });
   });
 });
@@ -79,7 +87,9 @@ describe("dispatchCommand's C_ANY handlers, authorization and paths", () => {
         return HandlerResults.DECLINED;
       }),
     ]);
-    const core = module("mod_core.c", [handler("NOOP", Phases.CMD, (cmd) => (cmd.addResponse("200", "ok"), HandlerResults.HANDLED))]);
+    const core = module("mod_core.c", [
+      handler("NOOP", Phases.CMD, (cmd) => (cmd.addResponse("200", "ok"), HandlerResults.HANDLED)),
+    ]);
     const session = testSession([core, logger], "demo");
     settled(dispatchCommand(session, line("NOOP")));
     settled(dispatchCommand(session, line("NOOP x")));
@@ -91,11 +101,16 @@ describe("dispatchCommand's C_ANY handlers, authorization and paths", () => {
     const mod = module("mod_x.c", [
       handler("DELE", Phases.PRE_CMD, () => (trace.push("PRE_CMD"), HandlerResults.DECLINED)),
       handler("DELE", Phases.CMD, () => (trace.push("CMD"), HandlerResults.HANDLED)),
-      handler("DELE", Phases.LOG_CMD_ERR, (cmd) => (trace.push(`LOG_CMD_ERR ${cmd.path ?? ""}`), HandlerResults.DECLINED)),
+      handler(
+        "DELE",
+        Phases.LOG_CMD_ERR,
+        (cmd) => (trace.push(`LOG_CMD_ERR ${cmd.path ?? ""}`), HandlerResults.DECLINED),
+      ),
     ]);
     const options: DispatchOptions = {
       pathOf: () => "/secret/f",
-      authorize: (_session, cmd) => (cmd.path?.startsWith("/secret") ? { code: "550", message: "f: Permission denied" } : undefined),
+      authorize: (_session, cmd) =>
+        cmd.path?.startsWith("/secret") ? { code: "550", message: "f: Permission denied" } : undefined,
     };
     expect(settled(dispatchCommand(testSession([mod], "demo"), line("DELE f"), options))).toEqual({
       lines: ["550 f: Permission denied"],
@@ -123,7 +138,10 @@ describe("dispatchCommand's C_ANY handlers, authorization and paths", () => {
 describe("dispatchCommand before login", () => {
   it("runs a handler that declares requiresAuth false, and answers 530 for the same module's other commands", () => {
     const mod = module("mod_tls.c", [
-      { ...handler("PBSZ", Phases.CMD, (cmd) => (cmd.addResponse("200", "PBSZ 0 successful"), HandlerResults.HANDLED)), requiresAuth: false },
+      {
+        ...handler("PBSZ", Phases.CMD, (cmd) => (cmd.addResponse("200", "PBSZ 0 successful"), HandlerResults.HANDLED)),
+        requiresAuth: false,
+      },
       handler("CCC", Phases.CMD, () => HandlerResults.HANDLED),
     ]);
     const session = testSession([mod], undefined);
@@ -134,7 +152,13 @@ describe("dispatchCommand before login", () => {
 
 describe("reply lines carry no client CR or LF", () => {
   it("makes a CR or LF in the text a space, so a name cannot forge a second reply line", () => {
-    const mod = module("mod_x.c", [handler("SIZE", Phases.CMD, (cmd) => (cmd.addError("550", `${cmd.arg}: No such file or directory`), HandlerResults.ERROR))]);
+    const mod = module("mod_x.c", [
+      handler(
+        "SIZE",
+        Phases.CMD,
+        (cmd) => (cmd.addError("550", `${cmd.arg}: No such file or directory`), HandlerResults.ERROR),
+      ),
+    ]);
     const result = settled(dispatchCommand(testSession([mod], "demo"), line("SIZE a\rb\r230 forged")));
     expect(result.lines).toEqual(["550 a b 230 forged: No such file or directory"]);
   });

@@ -4,7 +4,13 @@ import { CONTINUATION, ResponseList, dispatchCommand } from "../../../host/ftp/d
 import type { HandlerFault } from "../../../host/ftp/dispatch.js";
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
 import { HandlerResults, Phases } from "../../../host/modules/module-api.js";
-import type { CommandHandler, EngineModule, HandlerResult, Phase, SessionState } from "../../../host/modules/module-api.js";
+import type {
+  CommandHandler,
+  EngineModule,
+  HandlerResult,
+  Phase,
+  SessionState,
+} from "../../../host/modules/module-api.js";
 import type { ActiveCommand } from "../../../host/abi/host-symbols.js";
 import { settled, testSession } from "../../helpers/session.js";
 
@@ -29,7 +35,14 @@ function run(state: SessionState, text: string, faults: HandlerFault[] = []) {
 }
 
 /** A handler that records its call in `trace` and answers `result`, adding `reply` when given. */
-function traced(trace: string[], label: string, command: string, phase: Phase, result: HandlerResult, reply?: [string, string]): CommandHandler {
+function traced(
+  trace: string[],
+  label: string,
+  command: string,
+  phase: Phase,
+  result: HandlerResult,
+  reply?: [string, string],
+): CommandHandler {
   return handler(command, phase, (cmd) => {
     trace.push(label);
     if (reply !== undefined) {
@@ -81,8 +94,12 @@ describe("ResponseList", () => {
 describe("dispatchCommand", () => {
   it("runs CMD handlers newest module first; DECLINED passes on, the first HANDLED ends the phase", () => {
     const trace: string[] = [];
-    const oldest = fakeModule("mod_a.c", [traced(trace, "a", "X", Phases.CMD, HandlerResults.HANDLED, ["200", "from a"])]);
-    const middle = fakeModule("mod_b.c", [traced(trace, "b", "X", Phases.CMD, HandlerResults.HANDLED, ["200", "from b"])]);
+    const oldest = fakeModule("mod_a.c", [
+      traced(trace, "a", "X", Phases.CMD, HandlerResults.HANDLED, ["200", "from a"]),
+    ]);
+    const middle = fakeModule("mod_b.c", [
+      traced(trace, "b", "X", Phases.CMD, HandlerResults.HANDLED, ["200", "from b"]),
+    ]);
     const newest = fakeModule("mod_c.c", [traced(trace, "c", "X", Phases.CMD, HandlerResults.DECLINED)]);
     const result = run(session([oldest, middle, newest]), "X");
     expect(trace).toEqual(["c", "b"]);
@@ -200,7 +217,10 @@ describe("dispatchCommand", () => {
       traced(trace, "noop", "NOOP", Phases.CMD, HandlerResults.HANDLED, ["200", "NOOP command successful"]),
     ]);
     const state = session([module]);
-    expect(run(state, "X", faults)).toEqual({ lines: ["451 Requested action aborted: local error in processing."], ok: false });
+    expect(run(state, "X", faults)).toEqual({
+      lines: ["451 Requested action aborted: local error in processing."],
+      ok: false,
+    });
     expect(faults).toEqual([{ session: 1, module: "mod_trap.c", phase: Phases.CMD, command: "X", error: trap }]);
     expect(trace).toEqual(["post-err"]);
     expect(run(state, "NOOP", faults).lines).toEqual(["200 NOOP command successful"]);
@@ -222,7 +242,8 @@ describe("dispatchCommand", () => {
   });
 
   it("lets handlers see the command and the session", () => {
-    const seen: Array<{ name: string; arg: string; argv: readonly string[]; user: string | undefined; id: number }> = [];
+    const seen: Array<{ name: string; arg: string; argv: readonly string[]; user: string | undefined; id: number }> =
+      [];
     const module = fakeModule("mod_a.c", [
       handler("TEST", Phases.CMD, (cmd, state) => {
         seen.push({ name: cmd.name, arg: cmd.arg, argv: cmd.argv, user: cmd.user, id: state.id });

@@ -28,7 +28,9 @@ describe("the descriptor budget (host/system/limits.ts)", () => {
     expect(parseOpenFilesLimit(LIMITS)).toEqual({ soft: 512, hard: 4096 });
     expect(parseOpenFilesLimit(LIMITS.replace("512 ", "unlimited "))).toEqual({ soft: Infinity, hard: 4096 });
     expect(parseOpenFilesLimit("Max cpu time unlimited unlimited seconds\n")).toBeUndefined();
-    expect(parseOpenFilesLimit("Max open files            many                 4096                 files")).toBeUndefined();
+    expect(
+      parseOpenFilesLimit("Max open files            many                 4096                 files"),
+    ).toBeUndefined();
   });
 
   it("derives MaxInstances from what the daemon's reserve leaves, 5 descriptors a session, at least 1", () => {
@@ -70,7 +72,11 @@ function testModule() {
   const waits: Array<(result: HandlerResult) => void> = [];
   const sessions: SessionState[] = [];
   let bigs = 0;
-  const handler = (command: string, run: CommandHandler["run"]): CommandHandler => ({ command, phase: Phases.CMD, run });
+  const handler = (command: string, run: CommandHandler["run"]): CommandHandler => ({
+    command,
+    phase: Phases.CMD,
+    run,
+  });
   const module: EngineModule = {
     name: "mod_limits_test.c",
     kind: "static",
@@ -265,7 +271,9 @@ describe("FtpServer's timers and limits", () => {
     const first = await connect();
     expect(await first.reply()).toEqual(["220 dsod Server (t) [127.0.0.1]"]);
     const second = await connect();
-    expect(await second.reply()).toEqual(["530 Sorry, the maximum number of connections (1) for your host are already connected."]);
+    expect(await second.reply()).toEqual([
+      "530 Sorry, the maximum number of connections (1) for your host are already connected.",
+    ]);
     await second.closed();
     expect(log).toEqual(["session 2 (127.0.0.1[127.0.0.1]): Connection refused (MaxConnectionsPerHost 1)"]);
     expect(await first.send("NOOP")).toEqual(["200 NOOP command successful"]);

@@ -216,7 +216,10 @@ describe("FairScheduler: the allowance per second", () => {
     expect(grantedAt[1]).toBe(200);
     expect(grantedAt[2]).toBeCloseTo(400 + USAGE_TIME_CONSTANT_MS * Math.log((200 * decay + 200) / 250), 6);
     // From then on each 200 ms command (charged as it ends) is followed by the wait that brings usage back to 250.
-    expect((grantedAt[3] as number) - (grantedAt[2] as number)).toBeCloseTo(200 + USAGE_TIME_CONSTANT_MS * Math.log((250 * decay + 200) / 250), 6);
+    expect((grantedAt[3] as number) - (grantedAt[2] as number)).toBeCloseTo(
+      200 + USAGE_TIME_CONSTANT_MS * Math.log((250 * decay + 200) / 250),
+      6,
+    );
   });
 
   it("never holds a session with a share of 0", async () => {

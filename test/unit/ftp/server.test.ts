@@ -149,7 +149,9 @@ describe("FtpServer with the compiled-in modules and real guest modules", () => 
       expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
       expect(await client.send("TEST after")).toEqual(["200 Hello from mod_test: after"]);
       expect(logLines.filter((l) => l.includes("mod_trap.c"))).toEqual([
-        expect.stringMatching(/^session \d+: CMD handler of mod_trap\.c for SITE failed: mod_trap\.c: fault in site_TRAP: /),
+        expect.stringMatching(
+          /^session \d+: CMD handler of mod_trap\.c for SITE failed: mod_trap\.c: fault in site_TRAP: /,
+        ),
       ]);
       client.destroy();
     } finally {
@@ -178,7 +180,12 @@ describe("FtpServer session ends", () => {
     const compiled = createCompiledInModules();
     let released = 0;
     const server = new FtpServer({
-      acquireModules: () => ({ modules: compiled.modules, release: () => { released++; } }),
+      acquireModules: () => ({
+        modules: compiled.modules,
+        release: () => {
+          released++;
+        },
+      }),
       serverName: "dsod",
       idleTimeoutSeconds,
     });

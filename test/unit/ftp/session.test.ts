@@ -49,7 +49,15 @@ function waitingModule() {
       },
     },
   ];
-  const module: EngineModule = { name: "mod_wait.c", kind: "static", commands: handlers, siteCommands: [], directives: [], features: [], help: [] };
+  const module: EngineModule = {
+    name: "mod_wait.c",
+    kind: "static",
+    commands: handlers,
+    siteCommands: [],
+    directives: [],
+    features: [],
+    help: [],
+  };
   return { module, waits, noops: () => noops };
 }
 

@@ -6,7 +6,13 @@ import { parseCommandLine } from "../../../host/ftp/command-line.js";
 import { dispatchCommand } from "../../../host/ftp/dispatch.js";
 import { siteHandler } from "../../../host/modules/guest-module.js";
 import { HandlerResults, Phases } from "../../../host/modules/module-api.js";
-import type { CommandHandler, DirectiveHandler, EngineModule, HelpEntry, SessionState } from "../../../host/modules/module-api.js";
+import type {
+  CommandHandler,
+  DirectiveHandler,
+  EngineModule,
+  HelpEntry,
+  SessionState,
+} from "../../../host/modules/module-api.js";
 import { createCompiledInModules } from "../../../host/static/index.js";
 import type { CompiledInModules } from "../../../host/static/index.js";
 import { helpTable } from "../../../host/static/mod-core.js";
@@ -169,7 +175,9 @@ describe("mod_auth_file.c AuthUserFile", () => {
     const compiled = createCompiledInModules();
     apply(compiled, ["AuthUserFile", "/etc/dsod.passwd"]);
     expect(compiled.authFile.path).toBe("/etc/dsod.passwd");
-    expect(refusal(compiled, ["authuserfile", "dsod.passwd"])).toBe("unable to use relative path for authuserfile 'dsod.passwd'.");
+    expect(refusal(compiled, ["authuserfile", "dsod.passwd"])).toBe(
+      "unable to use relative path for authuserfile 'dsod.passwd'.",
+    );
     expect(refusal(compiled, ["AuthUserFile"])).toBe("wrong number of parameters");
     expect(refusal(compiled, ["AuthUserFile", "/a", "/b"])).toBe("wrong number of parameters");
   });

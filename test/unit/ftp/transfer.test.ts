@@ -74,11 +74,16 @@ describe("sending (RETR, listings)", () => {
     const h = harness();
     const client = await passiveClient(h);
     const received = readAll(client);
-    const result = await sendOverData(h.session, h.cmd, Readable.from([Buffer.from("hello\n"), Buffer.from("world\n")]), {
-      what: transferWhat("f", 12),
-      ascii: false,
-      fileSize: 12,
-    });
+    const result = await sendOverData(
+      h.session,
+      h.cmd,
+      Readable.from([Buffer.from("hello\n"), Buffer.from("world\n")]),
+      {
+        what: transferWhat("f", 12),
+        ascii: false,
+        fileSize: 12,
+      },
+    );
     expect(result).toBe(HandlerResults.HANDLED);
     expect(h.control.sent).toEqual(["150 Opening BINARY mode data connection for f (12 bytes)"]);
     expect(h.replies).toEqual(["226 Transfer complete"]);
@@ -90,7 +95,10 @@ describe("sending (RETR, listings)", () => {
     const h = harness();
     const client = await passiveClient(h);
     const received = readAll(client);
-    await sendOverData(h.session, h.cmd, Readable.from([Buffer.from("a\nb\r"), Buffer.from("\nc\n")]), { what: "file list", ascii: true });
+    await sendOverData(h.session, h.cmd, Readable.from([Buffer.from("a\nb\r"), Buffer.from("\nc\n")]), {
+      what: "file list",
+      ascii: true,
+    });
     expect(h.control.sent).toEqual(["150 Opening ASCII mode data connection for file list"]);
     expect((await received).toString()).toBe("a\r\nb\r\nc\r\n");
     expect(h.cmd.transfer).toMatchObject({ bytes: 9, fileSize: 9 });

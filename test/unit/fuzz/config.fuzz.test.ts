@@ -7,8 +7,31 @@ import { FUZZ_RUNS, FUZZ_SEED, FUZZ_TIMEOUT_MS, report } from "./fuzz-settings.j
 
 /** Pieces of proftpd.conf syntax, assembled at random into whole files. */
 const token = fc.constantFrom(
-  "ServerName", "LoadModule", "Include", "<IfModule", "<IfModule !mod_a.c>", "</IfModule>", "<VirtualHost x>", "</VirtualHost>",
-  "mod_a.c", "\"quoted words\"", "\"unterminated", "\\", "\\\n", "#", "%{env:HOME}", "%{env:", ">", "<", " ", "\t", "\n", "\r\n", "\0", "é", "x".repeat(50),
+  "ServerName",
+  "LoadModule",
+  "Include",
+  "<IfModule",
+  "<IfModule !mod_a.c>",
+  "</IfModule>",
+  "<VirtualHost x>",
+  "</VirtualHost>",
+  "mod_a.c",
+  '"quoted words"',
+  '"unterminated',
+  "\\",
+  "\\\n",
+  "#",
+  "%{env:HOME}",
+  "%{env:",
+  ">",
+  "<",
+  " ",
+  "\t",
+  "\n",
+  "\r\n",
+  "\0",
+  "é",
+  "x".repeat(50),
 );
 const configText = fc.array(token, { maxLength: 60 }).map((parts) => parts.join(""));
 
@@ -33,41 +56,48 @@ const module: EngineModule = {
 };
 
 describe("fuzz: the config parser", () => {
-  it("runs a config or throws a ConfigError naming file and line, and nothing else", () => {
-    let inputs = 0;
-    let crashes = 0;
-    const property = fc.property(configText, fc.array(configText, { maxLength: 2 }), (main, included) => {
-      inputs++;
-      const files = new Map<string, string>([["/main.conf", main], ...included.map((text, i) => [`/inc${i}.conf`, text] as [string, string])]);
-      const runner = new ConfigRunner({
-        source: {
-          read: (file) => {
-            const text = files.get(file);
-            if (text === undefined) throw Object.assign(new Error("missing"), { code: "ENOENT" });
-            return text;
+  it(
+    "runs a config or throws a ConfigError naming file and line, and nothing else",
+    () => {
+      let inputs = 0;
+      let crashes = 0;
+      const property = fc.property(configText, fc.array(configText, { maxLength: 2 }), (main, included) => {
+        inputs++;
+        const files = new Map<string, string>([
+          ["/main.conf", main],
+          ...included.map((text, i) => [`/inc${i}.conf`, text] as [string, string]),
+        ]);
+        const runner = new ConfigRunner({
+          source: {
+            read: (file) => {
+              const text = files.get(file);
+              if (text === undefined) throw Object.assign(new Error("missing"), { code: "ENOENT" });
+              return text;
+            },
+            expand: (pattern) => [pattern],
           },
-          expand: (pattern) => [pattern],
-        },
-        env: { HOME: "/root" },
-        modules: () => [module],
-        isLoaded: (name) => name === "mod_a.c",
-        log: () => {},
+          env: { HOME: "/root" },
+          modules: () => [module],
+          isLoaded: (name) => name === "mod_a.c",
+          log: () => {},
+        });
+        try {
+          runner.run("/main.conf");
+        } catch (error) {
+          if (!(error instanceof ConfigError) || error.line < 0) {
+            crashes++;
+            return false;
+          }
+        }
+        return true;
       });
       try {
-        runner.run("/main.conf");
-      } catch (error) {
-        if (!(error instanceof ConfigError) || error.line < 0) {
-          crashes++;
-          return false;
-        }
+        fc.assert(property, { numRuns: FUZZ_RUNS, seed: FUZZ_SEED });
+      } finally {
+        report("config", inputs, crashes);
       }
-      return true;
-    });
-    try {
-      fc.assert(property, { numRuns: FUZZ_RUNS, seed: FUZZ_SEED });
-    } finally {
-      report("config", inputs, crashes);
-    }
-    expect(crashes).toBe(0);
-  }, FUZZ_TIMEOUT_MS);
+      expect(crashes).toBe(0);
+    },
+    FUZZ_TIMEOUT_MS,
+  );
 });

@@ -27,28 +27,35 @@ const mutated = fc
   });
 
 describe("fuzz: the wasm section reader", () => {
-  it("returns a shape or throws DSO_ERR_BAD_WASM, for mutated guests and random bytes", () => {
-    let inputs = 0;
-    let crashes = 0;
-    const property = fc.property(
-      fc.oneof(mutated, fc.uint8Array({ maxLength: 256 }).map((tail) => Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, ...tail]))),
-      (bytes) => {
-        inputs++;
-        try {
-          readModuleShape(bytes);
-        } catch (error) {
-          const allowed = error instanceof DsoError && error.code === ErrorCodes.BAD_WASM;
-          if (!allowed) crashes++;
-          return allowed;
-        }
-        return true;
-      },
-    );
-    try {
-      fc.assert(property, { numRuns: FUZZ_RUNS, seed: FUZZ_SEED });
-    } finally {
-      report("reader", inputs, crashes);
-    }
-    expect(crashes).toBe(0);
-  }, FUZZ_TIMEOUT_MS);
+  it(
+    "returns a shape or throws DSO_ERR_BAD_WASM, for mutated guests and random bytes",
+    () => {
+      let inputs = 0;
+      let crashes = 0;
+      const property = fc.property(
+        fc.oneof(
+          mutated,
+          fc.uint8Array({ maxLength: 256 }).map((tail) => Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, ...tail])),
+        ),
+        (bytes) => {
+          inputs++;
+          try {
+            readModuleShape(bytes);
+          } catch (error) {
+            const allowed = error instanceof DsoError && error.code === ErrorCodes.BAD_WASM;
+            if (!allowed) crashes++;
+            return allowed;
+          }
+          return true;
+        },
+      );
+      try {
+        fc.assert(property, { numRuns: FUZZ_RUNS, seed: FUZZ_SEED });
+      } finally {
+        report("reader", inputs, crashes);
+      }
+      expect(crashes).toBe(0);
+    },
+    FUZZ_TIMEOUT_MS,
+  );
 });

@@ -3,7 +3,13 @@ import { ErrorCodes } from "../../../host/errors.js";
 import { linkErrorCode, problemCode, problemLine } from "../../../host/linker/problems.js";
 import type { LinkProblem } from "../../../host/linker/problems.js";
 
-const undefinedSymbol: LinkProblem = { kind: "undefined-symbol", importer: "mod_x.c", symbol: "f", namespace: undefined, expected: "func () -> nil" };
+const undefinedSymbol: LinkProblem = {
+  kind: "undefined-symbol",
+  importer: "mod_x.c",
+  symbol: "f",
+  namespace: undefined,
+  expected: "func () -> nil",
+};
 const granted: LinkProblem = {
   kind: "capability",
   importer: "mod_x.c",
@@ -23,12 +29,23 @@ describe("link problems", () => {
       "mod_x.c: memory needs 300 pages, over its cap of 256 pages",
     ]);
     expect(
-      problemLine({ kind: "needed-failed", importer: "mod_x.c", unitKind: "library", unit: "libz", code: ErrorCodes.MODULE_NOT_FOUND, line: "gone" }),
+      problemLine({
+        kind: "needed-failed",
+        importer: "mod_x.c",
+        unitKind: "library",
+        unit: "libz",
+        code: ErrorCodes.MODULE_NOT_FOUND,
+        line: "gone",
+      }),
     ).toBe("mod_x.c: needed library 'libz': gone");
   });
 
   it("have one code per kind: a capability or the memory cap is its policy's, the rest a link failure", () => {
-    expect([undefinedSymbol, direct, overCap].map(problemCode)).toEqual([ErrorCodes.LINK, ErrorCodes.CAPABILITY, ErrorCodes.MEMORY_LIMIT]);
+    expect([undefinedSymbol, direct, overCap].map(problemCode)).toEqual([
+      ErrorCodes.LINK,
+      ErrorCodes.CAPABILITY,
+      ErrorCodes.MEMORY_LIMIT,
+    ]);
   });
 
   it("give a failed link the code its problems share, and DSO_ERR_LINK when they are of several kinds", () => {

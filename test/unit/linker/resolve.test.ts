@@ -70,11 +70,11 @@ describe("resolveImports", () => {
       (import "libfoo" "limit" (global i64))`);
     const result = resolveImports("mod_x.c", imports, environment());
     expect(result.problems.map(problemLine)).toEqual([]);
-    expect(result.bindings.map((b) => ("definition" in b ? `${b.import.module}.${b.import.name} -> ${b.definition.provider.name}` : "memory"))).toEqual([
-      "env.bar -> libfoo",
-      "mod_lib.helper -> mod_lib.c",
-      "libfoo.limit -> libfoo",
-    ]);
+    expect(
+      result.bindings.map((b) =>
+        "definition" in b ? `${b.import.module}.${b.import.name} -> ${b.definition.provider.name}` : "memory",
+      ),
+    ).toEqual(["env.bar -> libfoo", "mod_lib.helper -> mod_lib.c", "libfoo.limit -> libfoo"]);
     expect(GLOBAL_NAMESPACE).toBe("env");
   });
 
@@ -103,7 +103,9 @@ describe("resolveImports", () => {
     const imports = await importsOf(`(import "env" "bar" (func (param i32)))`);
     expect(withLines(resolveImports("mod_x.c", imports, environment()))).toEqual({
       bindings: [],
-      problems: ["mod_x.c: symbol 'bar' has type func (i32, i32) -> i32 in libfoo, but mod_x.c imports func (i32) -> nil"],
+      problems: [
+        "mod_x.c: symbol 'bar' has type func (i32, i32) -> i32 in libfoo, but mod_x.c imports func (i32) -> nil",
+      ],
     });
   });
 
@@ -112,8 +114,21 @@ describe("resolveImports", () => {
       (import "env" "bar" (func (param i32)))
       (import "mod_lib" "missing" (func))`);
     expect(resolveImports("mod_x.c", imports, environment()).problems).toEqual([
-      { kind: "type-mismatch", importer: "mod_x.c", symbol: "bar", provider: "libfoo", expected: "func (i32) -> nil", found: "func (i32, i32) -> i32" },
-      { kind: "undefined-symbol", importer: "mod_x.c", symbol: "missing", namespace: "mod_lib", expected: "func () -> nil" },
+      {
+        kind: "type-mismatch",
+        importer: "mod_x.c",
+        symbol: "bar",
+        provider: "libfoo",
+        expected: "func (i32) -> nil",
+        found: "func (i32, i32) -> i32",
+      },
+      {
+        kind: "undefined-symbol",
+        importer: "mod_x.c",
+        symbol: "missing",
+        namespace: "mod_lib",
+        expected: "func () -> nil",
+      },
     ]);
   });
 
@@ -141,20 +156,26 @@ describe("resolveImports", () => {
 
   it("accepts memory and table limits the definition satisfies", async () => {
     // heap is 2..10: it satisfies an import asking for at least 1 page and at most 16.
-    const imports = await importsOf(`
+    const imports = await importsOf(
+      `
       (import "libfoo" "heap" (memory 1 16))
-      (import "libfoo" "handlers" (table 2 funcref))`, { multi_memory: true });
+      (import "libfoo" "handlers" (table 2 funcref))`,
+      { multi_memory: true },
+    );
     expect(resolveImports("mod_x.c", imports, environment()).problems.map(problemLine)).toEqual([]);
   });
 
   it("reports memory and table limit mismatches", async () => {
-    const imports = await importsOf(`
+    const imports = await importsOf(
+      `
       (import "libfoo" "heap" (memory 3))
       (import "libfoo" "heap" (memory 1 5))
       (import "libfoo" "heap" (memory 1 10 shared))
       (import "libfoo" "handlers" (table 8 funcref))
       (import "libfoo" "handlers" (table 1 8 funcref))
-      (import "libfoo" "handlers" (table 1 externref))`, { multi_memory: true, threads: true });
+      (import "libfoo" "handlers" (table 1 externref))`,
+      { multi_memory: true, threads: true },
+    );
     expect(resolveImports("mod_x.c", imports, environment()).problems.map(problemLine)).toEqual([
       "mod_x.c: symbol 'heap' has type memory 2..10 in libfoo, but mod_x.c imports memory 3..",
       "mod_x.c: symbol 'heap' has type memory 2..10 in libfoo, but mod_x.c imports memory 1..5",

@@ -14,9 +14,9 @@ async function problems(...fields: string[]): Promise<string[]> {
 }
 
 const NO_MEMORY =
-  "mod_x.c: built without \"importMemory\": true (asc --importMemory): it passes strings through host symbols ('pr_response_add'), which the host reads in the memory it gives the module as env.memory; extend the SDK's config: \"extends\": \"wasm-dso/asconfig.json\"";
+  'mod_x.c: built without "importMemory": true (asc --importMemory): it passes strings through host symbols (\'pr_response_add\'), which the host reads in the memory it gives the module as env.memory; extend the SDK\'s config: "extends": "wasm-dso/asconfig.json"';
 const NO_RUNTIME =
-  "mod_x.c: built without \"exportRuntime\": true (asc --exportRuntime): it receives strings from host symbols ('pr_cmd_arg'), which the host allocates with the module's own __new; extend the SDK's config: \"extends\": \"wasm-dso/asconfig.json\"";
+  'mod_x.c: built without "exportRuntime": true (asc --exportRuntime): it receives strings from host symbols (\'pr_cmd_arg\'), which the host allocates with the module\'s own __new; extend the SDK\'s config: "extends": "wasm-dso/asconfig.json"';
 
 describe("guestAbiProblems: the build options a guest's host symbols need", () => {
   it("asks for importMemory from a guest that passes strings without importing env.memory, own memory or none", async () => {
@@ -27,13 +27,17 @@ describe("guestAbiProblems: the build options a guest's host symbols need", () =
 
   it("asks for exportRuntime from a guest that receives strings without a __new of the runtime's type", async () => {
     expect(await problems(MEMORY, ARG)).toEqual([NO_RUNTIME]);
-    expect(await problems(MEMORY, ARG, `(func (export "__new") (param i32) (result i32) (i32.const 0))`)).toEqual([NO_RUNTIME]);
+    expect(await problems(MEMORY, ARG, `(func (export "__new") (param i32) (result i32) (i32.const 0))`)).toEqual([
+      NO_RUNTIME,
+    ]);
     expect(await problems(MEMORY, ARG, `(global (export "__new") i32 (i32.const 0))`)).toEqual([NO_RUNTIME]);
     expect(await problems(MEMORY, ARG, NEW)).toEqual([]);
   });
 
   it("lists both, and names at most three symbols", async () => {
-    const many = ["pr_cmd_arg", "pr_session_user", "pr_cmd_path", "pr_session_cwd"].map((n) => `(import "env" "${n}" (func (result i32)))`);
+    const many = ["pr_cmd_arg", "pr_session_user", "pr_cmd_path", "pr_session_cwd"].map(
+      (n) => `(import "env" "${n}" (func (result i32)))`,
+    );
     const found = await problems(...many);
     expect(found).toHaveLength(2);
     expect(found[0]).toContain("host symbols ('pr_cmd_arg', 'pr_session_user', 'pr_cmd_path' and 1 more)");

@@ -83,7 +83,17 @@ describe("handlerNameProblems", () => {
   });
 
   it("passes ordinary names, even those that begin with a handler's word", () => {
-    const ordinary = ["cmdline", "config", "configure_TLS", "sitemap", "commands", "math_add", "counter_next", "init", "ctrlline"];
+    const ordinary = [
+      "cmdline",
+      "config",
+      "configure_TLS",
+      "sitemap",
+      "commands",
+      "math_add",
+      "counter_next",
+      "init",
+      "ctrlline",
+    ];
     expect(found(...ordinary)).toEqual([]);
   });
 

@@ -84,7 +84,9 @@ describe("ModuleLoadLimits", () => {
     expect(run(module, "ModuleLoadLimits mod_x.c TableElements 10000001")).toBe(
       "TableElements '10000001' is over V8's own limit of 10000000",
     );
-    expect(run(module, "ModuleLoadLimits mod_x.c BinarySize 2G")).toBe("BinarySize '2G' is over V8's own limit of 1073741824");
+    expect(run(module, "ModuleLoadLimits mod_x.c BinarySize 2G")).toBe(
+      "BinarySize '2G' is over V8's own limit of 1073741824",
+    );
     expect(run(module, "ModuleLoadLimits mod_x.c TableElements 10000000")).toBeUndefined();
     expect(run(module, "ModuleLoadLimits mod_x.c Functions 0")).toBeUndefined();
   });
@@ -106,7 +108,9 @@ describe("SessionCPUShare", () => {
   it("refuses anything else", () => {
     const module = dso();
     for (const value of ["0", "1001", "fast", "-5", "2.5", "010"]) {
-      expect(run(module, `SessionCPUShare ${value}`)).toBe(`invalid CPU share '${value}' (milliseconds per second, 1 to 1000, or off)`);
+      expect(run(module, `SessionCPUShare ${value}`)).toBe(
+        `invalid CPU share '${value}' (milliseconds per second, 1 to 1000, or off)`,
+      );
     }
     expect(run(module, "SessionCPUShare")).toBe("missing parameters");
     expect(module.settings.sessionCpuShareMs).toBe(DEFAULT_SESSION_CPU_SHARE_MS);

@@ -51,7 +51,9 @@ describe("loader events", () => {
 
   it("are worded as mod_dso.c's lines, debug lines up to the debug level", () => {
     const noFile: LoaderEvent = { kind: "no-file", requested: "mod_x.c", stemPath: "/m/mod_x" };
-    expect(dsoLogLines(noFile, 0)).toEqual([{ priority: "notice", message: "mod_dso/0.5: unable to load 'mod_x.c'; check to see if '/m/mod_x.wasm' exists" }]);
+    expect(dsoLogLines(noFile, 0)).toEqual([
+      { priority: "notice", message: "mod_dso/0.5: unable to load 'mod_x.c'; check to see if '/m/mod_x.wasm' exists" },
+    ]);
     expect(dsoLogLines(noFile, 3).map((l) => l.message)).toEqual([
       "mod_dso/0.5: unable to dlopen 'mod_x.c': file not found (No such file or directory)",
       "mod_dso/0.5: unable to load 'mod_x.c'; check to see if '/m/mod_x.wasm' exists",
@@ -60,9 +62,9 @@ describe("loader events", () => {
     expect(dsoLogLines({ kind: "wrong-api-version", module: "mod_x.c", found: 0x10, expected: 0x20 }, 0)).toEqual([
       { priority: "error", message: "mod_dso/0.5: module 'mod_x.c' has wrong API version (0x10), must be 0x20" },
     ]);
-    expect(dsoLogLines({ kind: "fault-unloaded", unit: "mod_x.c", crashLoop: true, faults: 5, windowMs: 60_000 }, 0)).toEqual([
-      { priority: "error", message: "mod_x.c: unloaded after 5 faults within 60 s" },
-    ]);
+    expect(
+      dsoLogLines({ kind: "fault-unloaded", unit: "mod_x.c", crashLoop: true, faults: 5, windowMs: 60_000 }, 0),
+    ).toEqual([{ priority: "error", message: "mod_x.c: unloaded after 5 faults within 60 s" }]);
   });
 
   it("word a refusal's lines, leaving out what was logged where it was found", () => {

@@ -151,7 +151,11 @@ function session(modules: readonly EngineModule[]): SessionState {
   return testSession(modules, undefined);
 }
 
-function handlerOf(modules: readonly EngineModule[], module: string, name: string): (argv: readonly string[]) => number {
+function handlerOf(
+  modules: readonly EngineModule[],
+  module: string,
+  name: string,
+): (argv: readonly string[]) => number {
   const found = modules.find((m) => m.name === module)?.commands.find((h) => h.command === name && h.phase === "CMD");
   if (found === undefined) throw new Error(`${module} has no CMD handler for ${name}`);
   return (argv) => settled(found.run(command(argv), session(modules)));
@@ -225,8 +229,14 @@ describe("ModuleHost: recycled memories", () => {
     for (const text of ["one", "two", "three"]) {
       host.loadModule("mod_echo.c");
       const replies: string[] = [];
-      const echo: ActiveCommand = { ...command(["ECHO", text]), addResponse: (code, message) => replies.push(`${code} ${message}`) };
-      const handler = host.engineModules().find((m) => m.name === "mod_echo.c")?.commands.find((h) => h.command === "ECHO");
+      const echo: ActiveCommand = {
+        ...command(["ECHO", text]),
+        addResponse: (code, message) => replies.push(`${code} ${message}`),
+      };
+      const handler = host
+        .engineModules()
+        .find((m) => m.name === "mod_echo.c")
+        ?.commands.find((h) => h.command === "ECHO");
       expect(handler?.run(echo, session([]))).toBe(HandlerResults.HANDLED);
       expect(replies).toEqual([`200 ${text}`]);
       host.unloadModule("mod_echo.c");
@@ -238,7 +248,10 @@ describe("ModuleHost: recycled memories", () => {
     const logged: string[] = [];
     const host = new ModuleHost({ modulePath: dir, guestLog: (_importer, _level, message) => logged.push(message) });
     const run = (name: string): void => {
-      const handler = host.engineModules().find((m) => m.name === "mod_literal.c")?.commands.find((h) => h.command === name);
+      const handler = host
+        .engineModules()
+        .find((m) => m.name === "mod_literal.c")
+        ?.commands.find((h) => h.command === name);
       const cmd = command([name]);
       void handler?.run(cmd, session([]));
     };

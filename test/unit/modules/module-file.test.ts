@@ -28,7 +28,11 @@ beforeAll(() => {
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 function read(name: string, known?: (identity: string) => boolean): { bytes: string | undefined; identity: string } {
-  const file = readModuleFile(path.join(modules, name), { uid, within: realModulePath(modules), ...(known && { known }) });
+  const file = readModuleFile(path.join(modules, name), {
+    uid,
+    within: realModulePath(modules),
+    ...(known && { known }),
+  });
   return { bytes: file.bytes === undefined ? undefined : Buffer.from(file.bytes).toString(), identity: file.identity };
 }
 
@@ -61,7 +65,9 @@ describe("readModuleFile", () => {
   it("refuses a symlink that leads out of the module path, naming where it leads", () => {
     const error = failure("mod_outer.wasm");
     expect(error.code).toBe(ErrorCodes.UNSAFE_FILE);
-    expect(error.message).toBe(`'${modules}/mod_outer.wasm' leads out of the module path (to '${outside}/mod_evil.wasm')`);
+    expect(error.message).toBe(
+      `'${modules}/mod_outer.wasm' leads out of the module path (to '${outside}/mod_evil.wasm')`,
+    );
   });
 
   it("reports a missing file, and a symlink to nothing, as not found", () => {
@@ -76,7 +82,12 @@ describe("readModuleFile", () => {
 });
 
 describe("fileProblem", () => {
-  const stat = (mode: number, owner: number, isFile = true, group = 0) => ({ mode, uid: owner, gid: group, isFile: () => isFile });
+  const stat = (mode: number, owner: number, isFile = true, group = 0) => ({
+    mode,
+    uid: owner,
+    gid: group,
+    isFile: () => isFile,
+  });
 
   it("accepts a regular file not writable by others", () => {
     expect(fileProblem(stat(0o644, 0), 0)).toBeUndefined();

@@ -136,8 +136,12 @@ beforeAll(async () => {
       (func (export "pr_log_debug") (param i32 i32))
       (func (export "only_here") (result i32) i32.const 7))`),
     // Two modules defining `dup`; mod_caller's cmd_DUP returns whichever it bound to.
-    "mod_first.wasm": await wat(`(module (global (export "first_module") i32 ${API}) (func (export "dup") (result i32) i32.const 1))`),
-    "mod_second.wasm": await wat(`(module (global (export "second_module") i32 ${API}) (func (export "dup") (result i32) i32.const -1))`),
+    "mod_first.wasm": await wat(
+      `(module (global (export "first_module") i32 ${API}) (func (export "dup") (result i32) i32.const 1))`,
+    ),
+    "mod_second.wasm": await wat(
+      `(module (global (export "second_module") i32 ${API}) (func (export "dup") (result i32) i32.const -1))`,
+    ),
     "mod_caller.wasm": await wat(`(module
       (import "env" "dup" (func $dup (result i32)))
       (global (export "caller_module") i32 ${API})
@@ -149,9 +153,13 @@ beforeAll(async () => {
       (func (export "site_BAR"))
       (global (export "module_init") i32 (i32.const 0)))`),
     // A start function that traps while the engine instantiates.
-    "mod_starttrap.wasm": await wat(`(module (global (export "starttrap_module") i32 ${API}) (func $s unreachable) (start $s))`),
+    "mod_starttrap.wasm": await wat(
+      `(module (global (export "starttrap_module") i32 ${API}) (func $s unreachable) (start $s))`,
+    ),
     // No start function, but an active data segment past the end of memory: the engine refuses it.
-    "mod_dataoob.wasm": await wat(`(module (global (export "dataoob_module") i32 ${API}) (memory 1 1) (data (i32.const 65534) "abcd"))`),
+    "mod_dataoob.wasm": await wat(
+      `(module (global (export "dataoob_module") i32 ${API}) (memory 1 1) (data (i32.const 65534) "abcd"))`,
+    ),
     // Passes our reader (which skips code) but not the engine's validation.
     "mod_badcode.wasm": await wat(
       `(module (global (export "badcode_module") i32 ${API}) (func (export "f") (result i32)))`,
@@ -159,8 +167,12 @@ beforeAll(async () => {
       { validate: false },
     ),
     // A needed library whose initialization traps, and a module needing it.
-    "libinitfail.wasm": await wat(`(module (func (export "_initialize") unreachable) (func (export "f") (result i32) i32.const 1))`),
-    "mod_usesfail.wasm": await wat(`(module (import "libinitfail" "f" (func (result i32))) (global (export "usesfail_module") i32 ${API}))`),
+    "libinitfail.wasm": await wat(
+      `(module (func (export "_initialize") unreachable) (func (export "f") (result i32) i32.const 1))`,
+    ),
+    "mod_usesfail.wasm": await wat(
+      `(module (import "libinitfail" "f" (func (result i32))) (global (export "usesfail_module") i32 ${API}))`,
+    ),
     // A needed library that initializes fine, and a module whose own init then fails.
     "libok.wasm": await wat(`(module (func (export "ok_value") (result i32) i32.const 5))`),
     "mod_okthenfail.wasm": await wat(`(module
@@ -187,8 +199,12 @@ beforeAll(async () => {
       (global (export "outside_module") i32 ${API})
       (func (export "module_init") (result i32) call $argc))`),
     // Host memories: within and over the 256-page default cap.
-    "mod_mem.wasm": await wat(`(module (import "env" "memory" (memory 3 10)) (global (export "mem_module") i32 ${API}))`),
-    "mod_bigmem.wasm": await wat(`(module (import "env" "memory" (memory 300)) (global (export "bigmem_module") i32 ${API}))`),
+    "mod_mem.wasm": await wat(
+      `(module (import "env" "memory" (memory 3 10)) (global (export "mem_module") i32 ${API}))`,
+    ),
+    "mod_bigmem.wasm": await wat(
+      `(module (import "env" "memory" (memory 300)) (global (export "bigmem_module") i32 ${API}))`,
+    ),
     // Not WebAssembly at all.
     "mod_garbage.wasm": new TextEncoder().encode("#!/bin/sh\necho not wasm\n"),
     // A different file under libmath's name.
@@ -241,7 +257,10 @@ describe("ModuleHost: loading the example modules", () => {
     // pr_log_debug from module_init goes to the log at debug priority, prefixed with the module.
     expect(logs).toEqual(["debug: mod_test.c: mod_test: initialized"]);
 
-    expect(run(host, "mod_test.c", ["TEST"])).toEqual({ result: HandlerResults.HANDLED, replies: ["200 Hello from mod_test"] });
+    expect(run(host, "mod_test.c", ["TEST"])).toEqual({
+      result: HandlerResults.HANDLED,
+      replies: ["200 Hello from mod_test"],
+    });
 
     const directive = fakeCommand(["TestGreeting", "Howdy"]);
     m.directives[0]?.run(directive, CONTEXT);
@@ -278,8 +297,12 @@ describe("ModuleHost: loading the example modules", () => {
     const { host } = harness();
     host.loadFile(libexec("libmath.wasm"));
     host.loadModule("mod_calc.c");
-    expect(run(host, "mod_calc.c", ["SITE", "CALC", "3", "4"]).replies).toEqual(["200 SITE CALC: 3 + 4 = 7, 3 * 4 = 12"]);
-    expect(run(host, "mod_calc.c", ["SITE", "CALC", "3"]).replies).toEqual(["error 501 SITE CALC: usage: SITE CALC <a> <b>"]);
+    expect(run(host, "mod_calc.c", ["SITE", "CALC", "3", "4"]).replies).toEqual([
+      "200 SITE CALC: 3 + 4 = 7, 3 * 4 = 12",
+    ]);
+    expect(run(host, "mod_calc.c", ["SITE", "CALC", "3"]).replies).toEqual([
+      "error 501 SITE CALC: usage: SITE CALC <a> <b>",
+    ]);
     const calc = host.describe().find((u) => u.name === "mod_calc.c");
     expect(calc?.bindings.filter((b) => b.provider === "libmath")).toEqual([
       { namespace: "env", symbol: "math_mul", provider: "libmath", type: "func (i32, i32) -> i32" },
@@ -337,7 +360,9 @@ describe("ModuleHost: loading the example modules", () => {
       lines: ["mod_bigmem.c: memory needs 300 pages, over its cap of 256 pages"],
     });
     const capped = harness({ modulePath: watDir, policy: () => ({ ...DEFAULT_POLICY, memoryCapPages: 2 }) }).host;
-    expect(failure(() => capped.loadModule("mod_mem.c")).lines).toEqual(["mod_mem.c: memory needs 3 pages, over its cap of 2 pages"]);
+    expect(failure(() => capped.loadModule("mod_mem.c")).lines).toEqual([
+      "mod_mem.c: memory needs 3 pages, over its cap of 2 pages",
+    ]);
   });
 });
 
@@ -367,7 +392,10 @@ describe("ModuleHost: the ld.so scope", () => {
     ]);
     // mod_test, loaded after, still logs through the host.
     const logs: string[] = [];
-    const other = new ModuleHost({ modulePath: watDir, guestLog: (importer, level, message) => logs.push(`${importer}/${level}: ${message}`) });
+    const other = new ModuleHost({
+      modulePath: watDir,
+      guestLog: (importer, level, message) => logs.push(`${importer}/${level}: ${message}`),
+    });
     other.loadModule("mod_hostname.c");
     other.setModulePath(LIBEXEC_DIR);
     other.loadModule("mod_test.c");
@@ -395,7 +423,12 @@ describe("ModuleHost: the ld.so scope", () => {
     // mod_shadow_user now binds to libmath's math_add and mod_shadow's shadow_value.
     host.loadModule("mod_shadow_user.c");
     expect(run(host, "mod_shadow_user.c", ["SITE", "SHADOW"]).replies).toEqual(["200 shadow_value=42 math_add(1,2)=3"]);
-    expect(host.describe().find((u) => u.name === "mod_shadow_user.c")?.bindings.filter((b) => b.provider !== "host")).toEqual([
+    expect(
+      host
+        .describe()
+        .find((u) => u.name === "mod_shadow_user.c")
+        ?.bindings.filter((b) => b.provider !== "host"),
+    ).toEqual([
       { namespace: "env", symbol: "shadow_value", provider: "mod_shadow.c", type: "func () -> i32" },
       { namespace: "env", symbol: "math_add", provider: "libmath", type: "func (i32, i32) -> i32" },
     ]);
@@ -405,7 +438,9 @@ describe("ModuleHost: the ld.so scope", () => {
     const { host } = harness({ modulePath: FIXTURES_DIR });
     host.loadModule("mod_shadow.c");
     host.loadModule("mod_shadow_user.c");
-    expect(run(host, "mod_shadow_user.c", ["SITE", "SHADOW"]).replies).toEqual(["200 shadow_value=42 math_add(1,2)=1003"]);
+    expect(run(host, "mod_shadow_user.c", ["SITE", "SHADOW"]).replies).toEqual([
+      "200 shadow_value=42 math_add(1,2)=1003",
+    ]);
     // A dependent holds its provider in place.
     expect(failure(() => host.unloadModule("mod_shadow.c"))).toEqual({
       code: ErrorCodes.HAS_DEPENDENTS,
@@ -449,7 +484,10 @@ describe("ModuleHost: the ld.so scope", () => {
     host.loadModule("mod_shadow.c");
     host.setModulePath(watDir);
     host.loadModule("mod_dupuser.c");
-    const bound = host.describe().find((u) => u.name === "mod_dupuser.c")?.bindings.find((b) => b.symbol === "math_add");
+    const bound = host
+      .describe()
+      .find((u) => u.name === "mod_dupuser.c")
+      ?.bindings.find((b) => b.symbol === "math_add");
     expect(bound?.provider).toBe(host.lookup("math_add")?.provider);
   });
 
@@ -458,7 +496,10 @@ describe("ModuleHost: the ld.so scope", () => {
     // is local to its dependents here, so a dependency cannot change what other modules bind to.
     const { host } = harness({ modulePath: watDir });
     expect(() => host.loadModule("mod_bothcounter.c")).toThrow(
-      expect.objectContaining({ code: ErrorCodes.LINK, lines: ["mod_bothcounter.c: undefined symbol 'counter_next' (func () -> i32)"] }),
+      expect.objectContaining({
+        code: ErrorCodes.LINK,
+        lines: ["mod_bothcounter.c: undefined symbol 'counter_next' (func () -> i32)"],
+      }),
     );
     expect(host.describe()).toEqual([]);
     host.setModulePath(LIBEXEC_DIR);
@@ -506,7 +547,9 @@ describe("ModuleHost: needed dependencies", () => {
     host.loadModule("mod_counter.c");
     expect(run(host, "mod_counter.c", ["COUNT"]).replies).toEqual(["200 COUNT 1"]);
     host.unloadModule("mod_counter.c");
-    expect(host.describe().map((u) => [u.name, u.kind, u.explicit, u.dependents])).toEqual([["libcounter", "library", true, []]]);
+    expect(host.describe().map((u) => [u.name, u.kind, u.explicit, u.dependents])).toEqual([
+      ["libcounter", "library", true, []],
+    ]);
     // The same instance: its state survived.
     host.loadModule("mod_counter.c");
     expect(run(host, "mod_counter.c", ["COUNT"]).replies).toEqual(["200 COUNT 2"]);
@@ -625,7 +668,10 @@ describe("ModuleHost: duplicates, compiled-in and protected modules, names", () 
   });
 
   it("refuses to unload a protected module, without trace lines", () => {
-    const { host, trace } = harness({ compiledIn: [STATIC_CORE, staticModule("mod_dso.c")], protectedModules: ["mod_dso.c"] });
+    const { host, trace } = harness({
+      compiledIn: [STATIC_CORE, staticModule("mod_dso.c")],
+      protectedModules: ["mod_dso.c"],
+    });
     expect(failure(() => host.unloadModule("mod_dso.c"))).toEqual({
       code: ErrorCodes.PROTECTED,
       errno: Errno.EPERM,
@@ -677,153 +723,168 @@ describe("ModuleHost: duplicates, compiled-in and protected modules, names", () 
 });
 
 describe("ModuleHost: every bad guest fails with its own code, errno and lines", () => {
-  const cases: ReadonlyArray<{ readonly name: string; readonly dir: () => string; readonly expected: () => Failure }> = [
-    {
-      name: "mod_undef.c",
-      dir: () => watDir,
-      expected: () => ({
-        code: ErrorCodes.LINK,
-        errno: undefined,
-        lines: [
-          "mod_undef.c: undefined symbol 'no_such_symbol' (func (i32) -> i32)",
-          "mod_undef.c: undefined symbol 'another_missing' (func () -> nil)",
-        ],
-      }),
-    },
-    {
-      name: "mod_badsig.c",
-      dir: () => FIXTURES_DIR,
-      expected: () => ({
-        code: ErrorCodes.LINK,
-        errno: undefined,
-        lines: ["mod_badsig.c: symbol 'math_add' has type func (i32, i32) -> i32 in libmath, but mod_badsig.c imports func (i32) -> nil"],
-      }),
-    },
-    {
-      name: "mod_badapi.c",
-      dir: () => watDir,
-      expected: () => ({
-        code: ErrorCodes.API_VERSION,
-        errno: Errno.EACCES,
-        lines: ["module 'mod_badapi.c' has wrong API version (0x10), must be 0x20"],
-      }),
-    },
-    {
-      name: "mod_initfail.c",
-      dir: () => watDir,
-      expected: () => ({ code: ErrorCodes.INIT_FAILED, errno: Errno.EPERM, lines: ["module 'mod_initfail.c' failed to initialize"] }),
-    },
-    {
-      name: "mod_inittrap.c",
-      dir: () => watDir,
-      expected: () => ({
-        code: ErrorCodes.INIT_FAILED,
-        errno: Errno.EPERM,
-        lines: ["module 'mod_inittrap.c' failed to initialize", "mod_inittrap.c: fault in module_init: unreachable"],
-      }),
-    },
-    {
-      name: "mod_nosym.c",
-      dir: () => watDir,
-      expected: () => ({
-        code: ErrorCodes.NO_MODULE_SYMBOL,
-        errno: Errno.ENOENT,
-        lines: ["unable to find module symbol 'nosym_module' in 'mod_nosym.c'"],
-      }),
-    },
-    {
-      name: "mod_needs_missing.c",
-      dir: () => watDir,
-      expected: () => ({
-        code: ErrorCodes.LINK,
-        errno: undefined,
-        lines: [
-          `mod_needs_missing.c: needed library 'libnowhere': '${path.join(watDir, "libnowhere.wasm")}' does not exist`,
-          "mod_needs_missing.c: undefined symbol 'nowhere' in libnowhere (func () -> i32)",
-        ],
-      }),
-    },
-    {
-      name: "mod_cycle_a.c",
-      dir: () => watDir,
-      expected: () => ({
-        code: ErrorCodes.DEPENDENCY_CYCLE,
-        errno: undefined,
-        lines: ["dependency cycle: mod_cycle_a.c -> mod_cycle_b.c -> mod_cycle_a.c"],
-      }),
-    },
-    {
-      name: "mod_missing.c",
-      dir: () => watDir,
-      expected: () => ({
-        code: ErrorCodes.MODULE_NOT_FOUND,
-        errno: Errno.ENOENT,
-        lines: [`'${path.join(watDir, "mod_missing.wasm")}' does not exist`],
-      }),
-    },
-    {
-      name: "mod_badproto.c",
-      dir: () => watDir,
-      expected: () => ({
-        code: ErrorCodes.BAD_MODULE,
-        errno: undefined,
-        lines: [
-          "mod_badproto.c: 'cmd_FOO' has type func (i32) -> i32, must be func () -> i32",
-          "mod_badproto.c: 'site_BAR' has type func () -> nil, must be func () -> i32",
-          "mod_badproto.c: 'module_init' has type global i32, must be func () -> i32",
-        ],
-      }),
-    },
-    {
-      name: "mod_garbage.c",
-      dir: () => watDir,
-      expected: () => ({
-        code: ErrorCodes.BAD_WASM,
-        errno: undefined,
-        lines: [`'${path.join(watDir, "mod_garbage.wasm")}': not a WebAssembly binary (bad magic number)`],
-      }),
-    },
-    {
-      name: "mod_dir.c",
-      dir: () => watDir,
-      expected: () => ({
-        code: ErrorCodes.UNSAFE_FILE,
-        errno: Errno.EACCES,
-        lines: [`'${path.join(watDir, "mod_dir.wasm")}' is not a regular file`],
-      }),
-    },
-    {
-      name: "mod_starttrap.c",
-      dir: () => watDir,
-      expected: () => ({ code: ErrorCodes.GUEST_TRAP, errno: undefined, lines: ["mod_starttrap.c: start function failed: unreachable"] }),
-    },
-    {
-      name: "mod_outside.c",
-      dir: () => watDir,
-      expected: () => ({
-        code: ErrorCodes.INIT_FAILED,
-        errno: Errno.EPERM,
-        lines: [
-          "module 'mod_outside.c' failed to initialize",
-          "mod_outside.c: fault in module_init: 'pr_cmd_argc' called outside a command or directive handler",
-        ],
-      }),
-    },
-    {
-      name: "mod_usesfail.c",
-      dir: () => watDir,
-      expected: () => ({
-        code: ErrorCodes.INIT_FAILED,
-        errno: Errno.EPERM,
-        lines: ["library 'libinitfail' failed to initialize", "libinitfail: fault in _initialize: unreachable"],
-      }),
-    },
-    {
-      name: "mod_okthenfail.c",
-      dir: () => watDir,
-      expected: () => ({ code: ErrorCodes.INIT_FAILED, errno: Errno.EPERM, lines: ["module 'mod_okthenfail.c' failed to initialize"] }),
-    },
-  ];
+  const cases: ReadonlyArray<{ readonly name: string; readonly dir: () => string; readonly expected: () => Failure }> =
+    [
+      {
+        name: "mod_undef.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.LINK,
+          errno: undefined,
+          lines: [
+            "mod_undef.c: undefined symbol 'no_such_symbol' (func (i32) -> i32)",
+            "mod_undef.c: undefined symbol 'another_missing' (func () -> nil)",
+          ],
+        }),
+      },
+      {
+        name: "mod_badsig.c",
+        dir: () => FIXTURES_DIR,
+        expected: () => ({
+          code: ErrorCodes.LINK,
+          errno: undefined,
+          lines: [
+            "mod_badsig.c: symbol 'math_add' has type func (i32, i32) -> i32 in libmath, but mod_badsig.c imports func (i32) -> nil",
+          ],
+        }),
+      },
+      {
+        name: "mod_badapi.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.API_VERSION,
+          errno: Errno.EACCES,
+          lines: ["module 'mod_badapi.c' has wrong API version (0x10), must be 0x20"],
+        }),
+      },
+      {
+        name: "mod_initfail.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.INIT_FAILED,
+          errno: Errno.EPERM,
+          lines: ["module 'mod_initfail.c' failed to initialize"],
+        }),
+      },
+      {
+        name: "mod_inittrap.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.INIT_FAILED,
+          errno: Errno.EPERM,
+          lines: ["module 'mod_inittrap.c' failed to initialize", "mod_inittrap.c: fault in module_init: unreachable"],
+        }),
+      },
+      {
+        name: "mod_nosym.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.NO_MODULE_SYMBOL,
+          errno: Errno.ENOENT,
+          lines: ["unable to find module symbol 'nosym_module' in 'mod_nosym.c'"],
+        }),
+      },
+      {
+        name: "mod_needs_missing.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.LINK,
+          errno: undefined,
+          lines: [
+            `mod_needs_missing.c: needed library 'libnowhere': '${path.join(watDir, "libnowhere.wasm")}' does not exist`,
+            "mod_needs_missing.c: undefined symbol 'nowhere' in libnowhere (func () -> i32)",
+          ],
+        }),
+      },
+      {
+        name: "mod_cycle_a.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.DEPENDENCY_CYCLE,
+          errno: undefined,
+          lines: ["dependency cycle: mod_cycle_a.c -> mod_cycle_b.c -> mod_cycle_a.c"],
+        }),
+      },
+      {
+        name: "mod_missing.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.MODULE_NOT_FOUND,
+          errno: Errno.ENOENT,
+          lines: [`'${path.join(watDir, "mod_missing.wasm")}' does not exist`],
+        }),
+      },
+      {
+        name: "mod_badproto.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.BAD_MODULE,
+          errno: undefined,
+          lines: [
+            "mod_badproto.c: 'cmd_FOO' has type func (i32) -> i32, must be func () -> i32",
+            "mod_badproto.c: 'site_BAR' has type func () -> nil, must be func () -> i32",
+            "mod_badproto.c: 'module_init' has type global i32, must be func () -> i32",
+          ],
+        }),
+      },
+      {
+        name: "mod_garbage.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.BAD_WASM,
+          errno: undefined,
+          lines: [`'${path.join(watDir, "mod_garbage.wasm")}': not a WebAssembly binary (bad magic number)`],
+        }),
+      },
+      {
+        name: "mod_dir.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.UNSAFE_FILE,
+          errno: Errno.EACCES,
+          lines: [`'${path.join(watDir, "mod_dir.wasm")}' is not a regular file`],
+        }),
+      },
+      {
+        name: "mod_starttrap.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.GUEST_TRAP,
+          errno: undefined,
+          lines: ["mod_starttrap.c: start function failed: unreachable"],
+        }),
+      },
+      {
+        name: "mod_outside.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.INIT_FAILED,
+          errno: Errno.EPERM,
+          lines: [
+            "module 'mod_outside.c' failed to initialize",
+            "mod_outside.c: fault in module_init: 'pr_cmd_argc' called outside a command or directive handler",
+          ],
+        }),
+      },
+      {
+        name: "mod_usesfail.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.INIT_FAILED,
+          errno: Errno.EPERM,
+          lines: ["library 'libinitfail' failed to initialize", "libinitfail: fault in _initialize: unreachable"],
+        }),
+      },
+      {
+        name: "mod_okthenfail.c",
+        dir: () => watDir,
+        expected: () => ({
+          code: ErrorCodes.INIT_FAILED,
+          errno: Errno.EPERM,
+          lines: ["module 'mod_okthenfail.c' failed to initialize"],
+        }),
+      },
+    ];
 
   /** Everything a failed load must leave as it was. */
   function snapshot(host: ModuleHost) {
@@ -831,9 +892,15 @@ describe("ModuleHost: every bad guest fails with its own code, errno and lines",
       modules: host.listModules(),
       describe: host.describe(),
       scopeSize: host.scopeSize,
-      lookups: ["math_add", "sql_register_backend", "counter_next", "shadow_value", "ok_value", "f", "pr_log_debug"].map((s) =>
-        host.lookup(s),
-      ),
+      lookups: [
+        "math_add",
+        "sql_register_backend",
+        "counter_next",
+        "shadow_value",
+        "ok_value",
+        "f",
+        "pr_log_debug",
+      ].map((s) => host.lookup(s)),
     };
   }
 
@@ -853,13 +920,22 @@ describe("ModuleHost: every bad guest fails with its own code, errno and lines",
       host.setModulePath(LIBEXEC_DIR);
       expect(run(host, "mod_counter.c", ["COUNT"]).replies).toEqual(["200 COUNT 1"]);
       host.loadModule("mod_site_hello.c");
-      expect(host.listModules()).toEqual(["mod_core.c", "mod_test.c", "mod_counter.c", "mod_sql.c", "mod_sql_mysql.c", "mod_site_hello.c"]);
+      expect(host.listModules()).toEqual([
+        "mod_core.c",
+        "mod_test.c",
+        "mod_counter.c",
+        "mod_sql.c",
+        "mod_sql_mysql.c",
+        "mod_site_hello.c",
+      ]);
     });
   }
 
   it("mod_badsig.c without libmath: the symbol is undefined", () => {
     const { host } = harness({ modulePath: FIXTURES_DIR });
-    expect(failure(() => host.loadModule("mod_badsig.c")).lines).toEqual(["mod_badsig.c: undefined symbol 'math_add' (func (i32) -> nil)"]);
+    expect(failure(() => host.loadModule("mod_badsig.c")).lines).toEqual([
+      "mod_badsig.c: undefined symbol 'math_add' (func (i32) -> nil)",
+    ]);
   });
 
   it("mod_shadow_user.c without its providers: every undefined symbol together, in import order", () => {
@@ -949,7 +1025,11 @@ describe("ModuleHost: traps are contained", () => {
   it("doubles the backoff with each fault, and unloads a module in a crash loop", () => {
     let now = 5_000;
     const fault = { action: "reload" as const, maxFaults: 3, windowMs: 10_000 };
-    const { host, logs } = harness({ modulePath: FIXTURES_DIR, clock: () => now, policy: () => ({ ...DEFAULT_POLICY, fault }) });
+    const { host, logs } = harness({
+      modulePath: FIXTURES_DIR,
+      clock: () => now,
+      policy: () => ({ ...DEFAULT_POLICY, fault }),
+    });
     host.loadModule("mod_trap.c");
     const trap = (): string => failure(() => run(host, "mod_trap.c", ["SITE", "TRAP"])).lines[0] ?? "";
     const refusal = (): string => failure(() => run(host, "mod_trap.c", ["SITE", "OK"])).lines[0] ?? "";
@@ -971,7 +1051,11 @@ describe("ModuleHost: traps are contained", () => {
   it("forgets faults older than the crash-loop window", () => {
     let now = 0;
     const fault = { action: "reload" as const, maxFaults: 2, windowMs: 1_000 };
-    const { host } = harness({ modulePath: FIXTURES_DIR, clock: () => now, policy: () => ({ ...DEFAULT_POLICY, fault }) });
+    const { host } = harness({
+      modulePath: FIXTURES_DIR,
+      clock: () => now,
+      policy: () => ({ ...DEFAULT_POLICY, fault }),
+    });
     host.loadModule("mod_trap.c");
     failure(() => run(host, "mod_trap.c", ["SITE", "TRAP"]));
     now += 1_000;

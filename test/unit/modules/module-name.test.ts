@@ -24,7 +24,11 @@ function badName(name: string) {
 describe("parseModuleName (LoadModule, insmod)", () => {
   it("splits a name into file stem and module symbol", () => {
     expect(parseModuleName("mod_test.c")).toEqual({ name: "mod_test.c", stem: "mod_test", symbol: "test_module" });
-    expect(parseModuleName("mod_sql_mysql.c")).toEqual({ name: "mod_sql_mysql.c", stem: "mod_sql_mysql", symbol: "sql_mysql_module" });
+    expect(parseModuleName("mod_sql_mysql.c")).toEqual({
+      name: "mod_sql_mysql.c",
+      stem: "mod_sql_mysql",
+      symbol: "sql_mysql_module",
+    });
     // proftpd accepts the .cpp form for loading, and registers the module as mod_x.c.
     expect(parseModuleName("mod_x.cpp")).toEqual({ name: "mod_x.c", stem: "mod_x", symbol: "x_module" });
     // The name is cut at the last dot, as mod_dso.c does.
@@ -70,6 +74,7 @@ describe("import namespaces", () => {
 
   it("accepts file-stem library namespaces only", () => {
     for (const ok of ["libcounter", "libm", "lib-foo.1", "a_b"]) expect(isLibraryNamespace(ok)).toBe(true);
-    for (const bad of ["mod_sql", "../libx", "lib/x", "", ".hidden", "lib x", "lib..x"]) expect(isLibraryNamespace(bad)).toBe(false);
+    for (const bad of ["mod_sql", "../libx", "lib/x", "", ".hidden", "lib x", "lib..x"])
+      expect(isLibraryNamespace(bad)).toBe(false);
   });
 });

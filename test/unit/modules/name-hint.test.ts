@@ -24,7 +24,9 @@ describe("suggestModuleName", () => {
   it("phrases the hint lines", () => {
     expect(nameHint("mod_hello")).toEqual(["did you mean 'mod_hello.c'?"]);
     expect(nameHint("mod_x.c/")).toEqual([]);
-    expect(moduleSymbolHint("mod_nosym.cpp")).toBe("the file was found, but it does not export 'nosym_module' (the module's API version)");
+    expect(moduleSymbolHint("mod_nosym.cpp")).toBe(
+      "the file was found, but it does not export 'nosym_module' (the module's API version)",
+    );
   });
 });
 

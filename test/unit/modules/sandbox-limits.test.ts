@@ -55,7 +55,10 @@ describe("shareMemoryCap", () => {
       (table 0 2000 externref)
       (table 1 1 funcref))`);
     const bytes = 100 * 28 + 2000 * 8 + 28;
-    expect(shareMemoryCap("mod_x.c", shape, 4)).toEqual({ tableBytes: bytes, memoryPages: Math.floor((4 * PAGE - bytes) / PAGE) });
+    expect(shareMemoryCap("mod_x.c", shape, 4)).toEqual({
+      tableBytes: bytes,
+      memoryPages: Math.floor((4 * PAGE - bytes) / PAGE),
+    });
     expect(shareMemoryCap("mod_x.c", shape, 4).memoryPages).toBe(3);
   });
 
@@ -79,7 +82,10 @@ describe("shareMemoryCap", () => {
 
   it("refuses tables whose maxima do not fit the cap", async () => {
     // 37,449 funcref elements fit 1 MiB (1,048,572 bytes); 37,450 do not.
-    expect(shareMemoryCap("mod_x.c", await shapeOf(`(module (table 1 37449 funcref))`), 16)).toEqual({ tableBytes: 1_048_572, memoryPages: 0 });
+    expect(shareMemoryCap("mod_x.c", await shapeOf(`(module (table 1 37449 funcref))`), 16)).toEqual({
+      tableBytes: 1_048_572,
+      memoryPages: 0,
+    });
     const shape = await shapeOf(`(module (table 1 37450 funcref))`);
     expect(failure(() => shareMemoryCap("mod_x.c", shape, 16))).toEqual({
       code: ErrorCodes.MEMORY_LIMIT,
@@ -99,7 +105,8 @@ describe("shareMemoryCap", () => {
     });
     expect(failure(() => shareMemoryCap("mod_x.c", alone, 3))).toEqual({
       code: ErrorCodes.MEMORY_LIMIT,
-      message: "mod_x.c defines its own memory with a maximum of 4 pages; import env.memory or declare a maximum within its cap of 3 pages",
+      message:
+        "mod_x.c defines its own memory with a maximum of 4 pages; import env.memory or declare a maximum within its cap of 3 pages",
     });
   });
 
@@ -129,7 +136,9 @@ beforeAll(async () => {
       (func (export "tbl_size") (result i32) (table.size $t))
       (func (export "tbl_mem_grow") (param i32) (result i32) (memory.grow (local.get 0))))`),
     "mod_nomax.wasm": await wat(`(module (table 1 funcref) (global (export "nomax_module") i32 ${API}))`),
-    "mod_tablebomb.wasm": await wat(`(module (table 10000000 10000000 funcref) (global (export "tablebomb_module") i32 ${API}))`),
+    "mod_tablebomb.wasm": await wat(
+      `(module (table 10000000 10000000 funcref) (global (export "tablebomb_module") i32 ${API}))`,
+    ),
     "mod_manyglobals.wasm": await wat(
       `(module (global (export "manyglobals_module") i32 ${API}) ${"(global i32 (i32.const 0)) ".repeat(20)})`,
     ),
@@ -199,7 +208,8 @@ describe("ModuleHost: load limits", () => {
     const { host, logs } = hostWith(() => DEFAULT_POLICY);
     expect(failure(() => host.loadModule("mod_tablebomb.c"))).toEqual({
       code: ErrorCodes.LOAD_LIMIT,
-      message: "mod_tablebomb.c: a table of 10000000 elements, over its limit of 100000 (ModuleLoadLimits TableElements)",
+      message:
+        "mod_tablebomb.c: a table of 10000000 elements, over its limit of 100000 (ModuleLoadLimits TableElements)",
     });
     expect(compile).not.toHaveBeenCalled();
     expect(logs).toEqual([
@@ -215,7 +225,11 @@ describe("ModuleHost: load limits", () => {
     policies.setLoadLimit("*", "globals", 5);
     policies.setLoadLimit("*", "functions", 7);
     policies.setLoadLimit("mod_manyglobals.c", "globals", 30);
-    expect(policies.resolve("mod_manyglobals.c").loadLimits).toEqual({ ...DEFAULT_LOAD_LIMITS, globals: 30, functions: 7 });
+    expect(policies.resolve("mod_manyglobals.c").loadLimits).toEqual({
+      ...DEFAULT_LOAD_LIMITS,
+      globals: 30,
+      functions: 7,
+    });
     expect(policies.resolve("mod_other.c").loadLimits).toEqual({ ...DEFAULT_LOAD_LIMITS, globals: 5, functions: 7 });
     expect(new PolicyTable().resolve("mod_x.c").loadLimits).toBe(DEFAULT_LOAD_LIMITS);
     const { host } = hostWith((unit) => policies.resolve(unit));

@@ -55,7 +55,10 @@ export interface Guest {
   readonly host: { impl: () => number };
 }
 
-export async function compileGuests(): Promise<{ guestModule: WebAssembly.Module; startLoopModule: WebAssembly.Module }> {
+export async function compileGuests(): Promise<{
+  guestModule: WebAssembly.Module;
+  startLoopModule: WebAssembly.Module;
+}> {
   return {
     guestModule: new WebAssembly.Module(await wat(GUEST_WAT)),
     startLoopModule: new WebAssembly.Module(await wat(START_LOOP_WAT)),

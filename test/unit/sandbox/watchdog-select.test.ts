@@ -38,7 +38,11 @@ async function watchdogWith(
 }
 
 const FILE = "/pkg/build/Release/watchdog.node";
-const NOT_BUILT: Loaded = { file: FILE, reason: new Error("not built"), message: `unable to load ${FILE} (run \`npm rebuild\`)` };
+const NOT_BUILT: Loaded = {
+  file: FILE,
+  reason: new Error("not built"),
+  message: `unable to load ${FILE} (run \`npm rebuild\`)`,
+};
 
 afterEach(() => {
   vi.doUnmock("../../../host/system/package.js");
@@ -49,7 +53,9 @@ describe("the watchdog's engine", () => {
   it("falls back to node:vm when the addon was not built, says why, and still enforces budgets", async () => {
     const { watchdog, errors } = await watchdogWith(undefined, NOT_BUILT);
     expect(watchdog.watchdogMode()).toEqual({ kind: "vm", reason: `unable to load ${FILE} (run \`npm rebuild\`)` });
-    expect(watchdog.watchdogNotice()).toBe(`CPU budgets enforced in wall-clock time by node:vm (unable to load ${FILE} (run \`npm rebuild\`))`);
+    expect(watchdog.watchdogNotice()).toBe(
+      `CPU budgets enforced in wall-clock time by node:vm (unable to load ${FILE} (run \`npm rebuild\`))`,
+    );
     expect(watchdog.watchdogUnavailable()).toBeUndefined();
     expect(watchdog.callGuarded(() => 42, 250)).toBe(42);
     let error: unknown;
@@ -74,7 +80,9 @@ describe("the watchdog's engine", () => {
     const missing = watchdog.watchdogUnavailable();
     expect(missing).toBeInstanceOf(errors.DsoError);
     expect(missing?.code).toBe(errors.ErrorCodes.SANDBOX);
-    expect(missing?.message).toBe(`cannot enforce guest CPU budgets (DSOD_WATCHDOG=native): unable to load ${FILE} (run \`npm rebuild\`)`);
+    expect(missing?.message).toBe(
+      `cannot enforce guest CPU budgets (DSOD_WATCHDOG=native): unable to load ${FILE} (run \`npm rebuild\`)`,
+    );
     expect(watchdog.watchdogNotice()).toBeUndefined();
     let thrown: unknown;
     try {

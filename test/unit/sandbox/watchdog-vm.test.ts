@@ -161,7 +161,9 @@ describe("callGuarded (node:vm fallback, WASM_DSO_DISABLE_ADDONS=watchdog)", () 
 
   it("does not take a timeout of node:vm nested inside a guarded call for its own", () => {
     const context = vm.createContext({});
-    const error = thrown(() => callGuarded((): unknown => vm.runInContext("for (;;) {}", context, { timeout: 20 }), 5_000));
+    const error = thrown(() =>
+      callGuarded((): unknown => vm.runInContext("for (;;) {}", context, { timeout: 20 }), 5_000),
+    );
     expect(error).not.toBeInstanceOf(DsoError);
     expect((error as { code?: unknown }).code).toBe(VM_INTERRUPT_CODE);
     expect(callGuarded(() => 3, 250)).toBe(3);

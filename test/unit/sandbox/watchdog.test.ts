@@ -220,7 +220,9 @@ describe("callGuarded (native watchdog)", () => {
 
   it("does not swallow a timeout of node:vm nested inside a guarded call", () => {
     const context = vm.createContext({});
-    const error = thrown(() => callGuarded((): unknown => vm.runInContext("for (;;) {}", context, { timeout: 20 }), 5_000));
+    const error = thrown(() =>
+      callGuarded((): unknown => vm.runInContext("for (;;) {}", context, { timeout: 20 }), 5_000),
+    );
     expect((error as { code?: unknown }).code).toBe("ERR_SCRIPT_EXECUTION_TIMEOUT");
     expect(callGuarded(() => 3, 250)).toBe(3);
   });

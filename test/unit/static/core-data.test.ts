@@ -18,7 +18,10 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function setup(endpoints = { localAddress: "127.0.0.1", remoteAddress: "127.0.0.1" }): { core: CoreModule; session: SessionState } {
+function setup(endpoints = { localAddress: "127.0.0.1", remoteAddress: "127.0.0.1" }): {
+  core: CoreModule;
+  session: SessionState;
+} {
   const core = createCoreModule([]);
   const data = new DataChannel(endpoints, () => dataChannelSettings(core.data, 3600));
   cleanups.push(() => data.end());
@@ -68,8 +71,12 @@ describe("PASV and EPSV (core_pasv, core_epsv)", () => {
   it("tells MasqueradeAddress in 227 but never in 229", async () => {
     const { core, session } = setup();
     directive(core, ["MasqueradeAddress", "198.51.100.4"]);
-    expect(await send(session, "PASV")).toEqual([expect.stringMatching(/^227 Entering Passive Mode \(198,51,100,4,\d+,\d+\)\.$/)]);
-    expect(await send(session, "EPSV")).toEqual([expect.stringMatching(/^229 Entering Extended Passive Mode \(\|\|\|\d+\|\)$/)]);
+    expect(await send(session, "PASV")).toEqual([
+      expect.stringMatching(/^227 Entering Passive Mode \(198,51,100,4,\d+,\d+\)\.$/),
+    ]);
+    expect(await send(session, "EPSV")).toEqual([
+      expect.stringMatching(/^229 Entering Extended Passive Mode \(\|\|\|\d+\|\)$/),
+    ]);
   });
 
   it("refuses arguments to PASV, and checks EPSV's protocol", async () => {
@@ -105,7 +112,9 @@ describe("PASV and EPSV (core_pasv, core_epsv)", () => {
     const [reply = ""] = await send(session, "PASV");
     for (const cleanup of (session.control as RecordingControl).cleanups) cleanup();
     const refused = net.connect({ host: "127.0.0.1", port: portOf(reply) });
-    const code = await new Promise((resolve) => refused.once("error", (error: NodeJS.ErrnoException) => resolve(error.code)));
+    const code = await new Promise((resolve) =>
+      refused.once("error", (error: NodeJS.ErrnoException) => resolve(error.code)),
+    );
     expect(code).toBe("ECONNREFUSED");
   });
 });
@@ -197,7 +206,9 @@ describe("the data-connection directives", () => {
     expect(core.data.masqueradeAddress).toBe("ftp.example.com");
     expect(directive(core, ["AllowForeignAddress", "yes"])).toBeUndefined();
     expect(core.data.allowForeignAddress).toBe(true);
-    expect(directive(core, ["AllowForeignAddress", "trusted"])).toBe("<Class> 'trusted' is not supported; use on or off");
+    expect(directive(core, ["AllowForeignAddress", "trusted"])).toBe(
+      "<Class> 'trusted' is not supported; use on or off",
+    );
     expect(directive(core, ["TransferLog", "xferlog"])).toBe("'xferlog' must be an absolute path");
     expect(directive(core, ["TransferLog", "/var/log/dsod/xferlog"])).toBeUndefined();
     expect(core.data.transferLog).toBe("/var/log/dsod/xferlog");
@@ -208,7 +219,14 @@ describe("the data-connection directives", () => {
   it("list PORT, PASV, EPRT, EPSV in HELP in core_init's order and EPRT, EPSV in FEAT", () => {
     const { core } = setup();
     const names = core.module.help.map((h) => h.command);
-    expect(names.slice(names.indexOf("QUIT"), names.indexOf("QUIT") + 6)).toEqual(["QUIT", "PORT", "PASV", "EPRT", "EPSV", "ALLO"]);
+    expect(names.slice(names.indexOf("QUIT"), names.indexOf("QUIT") + 6)).toEqual([
+      "QUIT",
+      "PORT",
+      "PASV",
+      "EPRT",
+      "EPSV",
+      "ALLO",
+    ]);
     expect(core.module.features).toEqual(expect.arrayContaining(["EPRT", "EPSV"]));
   });
 });

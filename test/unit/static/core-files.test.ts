@@ -159,7 +159,9 @@ describe("SIZE and MDTM", () => {
   it("gives the modification time in UTC", async () => {
     expect(await t.send("MDTM file.txt")).toEqual(["213 20240305090730"]);
     expect(await t.send("MDTM sub")).toEqual(["550 sub: not a plain file"]);
-    expect(await t.send("MDTM /../../outside/secret.txt")).toEqual(["550 /../../outside/secret.txt: No such file or directory"]);
+    expect(await t.send("MDTM /../../outside/secret.txt")).toEqual([
+      "550 /../../outside/secret.txt: No such file or directory",
+    ]);
   });
 });
 

@@ -4,7 +4,17 @@
  * data connection replaced by a recorder: what each command replied, what
  * it sent over the data connection, and the path it named.
  */
-import { chmodSync, lutimesSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  lutimesSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
@@ -86,7 +96,8 @@ export async function fileSession(): Promise<FileSession> {
   symlinkSync("nowhere", path.join(root, "dangling"));
   symlinkSync("..", path.join(root, "self"));
   const recent = RECENT / 1000;
-  for (const name of ["file.txt", ".hidden", "run.sh", "sub/inner.txt"]) utimesSync(path.join(root, name), recent, recent);
+  for (const name of ["file.txt", ".hidden", "run.sh", "sub/inner.txt"])
+    utimesSync(path.join(root, name), recent, recent);
   for (const name of ["ln", "subl", "out", "dangling", "self"]) lutimesSync(path.join(root, name), recent, recent);
   utimesSync(path.join(root, "sub"), OLD / 1000, OLD / 1000);
   chmodSync(root, 0o755);

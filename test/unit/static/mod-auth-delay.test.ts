@@ -56,7 +56,16 @@ const noop: EngineModule = {
 
 function setup() {
   const clock = new FakeClock();
-  const demo: AuthUser = { name: "demo", hash: "", uid: 1000, gid: 1000, gecos: "", home: "/tmp", shell: "/bin/false", line: 1 };
+  const demo: AuthUser = {
+    name: "demo",
+    hash: "",
+    uid: 1000,
+    gid: 1000,
+    gecos: "",
+    home: "/tmp",
+    shell: "/bin/false",
+    line: 1,
+  };
   // A password check costs CHECK_MS, as SHA-crypt costs real time.
   const source: AuthSource = {
     lookup: (user) => (user === "demo" ? demo : undefined),
@@ -70,13 +79,19 @@ function setup() {
     source,
     scoreboard: new Scoreboard(),
     // A jail that opens at once, so that only the clock measures a login.
-    openFilesystem: async () => ({ enter: async (path: string) => path, close: async () => {} }) as unknown as SessionFilesystem,
+    openFilesystem: async () =>
+      ({ enter: async (path: string) => path, close: async () => {} }) as unknown as SessionFilesystem,
     umask: () => ({ umask: 0o022 }),
     groupName: () => undefined,
     serverPort: () => 21,
     log: (_priority, message) => logs.push(message),
   });
-  const delay = createDelayModule({ passwordChecked: auth.passwordChecked, clock, random: () => 0.5, log: (_p, m) => logs.push(m) });
+  const delay = createDelayModule({
+    passwordChecked: auth.passwordChecked,
+    clock,
+    random: () => 0.5,
+    log: (_p, m) => logs.push(m),
+  });
   auth.settings.maxLoginAttempts = 0;
   const session = (id: number, secure = false): SessionState => {
     const control = new RecordingControl();

@@ -13,7 +13,9 @@ describe("mod_auth_file.c as an AuthSource", () => {
     const warnings = file.load(
       `demo:${cryptHash("pw", "md5", "abc")}:1:1::/home/demo:/bin/sh\nbroken\ndemo:${cryptHash("other", "md5", "abc")}:2:2::/:/bin/sh\n`,
     );
-    expect(warnings).toEqual(["Malformed entry in AuthUserFile file (field count 1 != 7) on line 2 of '/etc/dsod.passwd', skipping"]);
+    expect(warnings).toEqual([
+      "Malformed entry in AuthUserFile file (field count 1 != 7) on line 2 of '/etc/dsod.passwd', skipping",
+    ]);
     const demo = file.lookup("demo");
     expect(demo).toMatchObject({ name: "demo", uid: 1, gid: 1, home: "/home/demo" });
     expect(await file.check(demo as NonNullable<typeof demo>, "pw")).toBe(true);

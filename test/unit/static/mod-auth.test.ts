@@ -17,7 +17,13 @@ import { dispatchCommand } from "../../../host/ftp/dispatch.js";
 import { Scoreboard } from "../../../host/ftp/scoreboard.js";
 import type { SessionState } from "../../../host/modules/module-api.js";
 import { AuthUserFile } from "../../../host/static/mod-auth-file.js";
-import { createAuthModule, defaultRootFor, groupsMatch, homeInJail, sessionJailRoot } from "../../../host/static/mod-auth.js";
+import {
+  createAuthModule,
+  defaultRootFor,
+  groupsMatch,
+  homeInJail,
+  sessionJailRoot,
+} from "../../../host/static/mod-auth.js";
 import type { AuthModuleOptions } from "../../../host/static/mod-auth.js";
 import { RecordingControl, testCommand, testSession } from "../../helpers/session.js";
 
@@ -251,7 +257,9 @@ describe("mod_auth.c login: where the user lives", () => {
     expect(await missing.login("demo", "demo")).toEqual(["530 Login incorrect."]);
     expect(missing.state.closing).toBe(true);
     expect(missing.logs).toEqual([
-      at(`notice: unable to use DefaultRoot '~/nothere' [resolved to '${base}/demo/nothere']: No such file or directory`),
+      at(
+        `notice: unable to use DefaultRoot '~/nothere' [resolved to '${base}/demo/nothere']: No such file or directory`,
+      ),
       at("error: unable to set DefaultRoot directory"),
     ]);
   });
@@ -271,7 +279,9 @@ describe("mod_auth.c MaxClients, MaxClientsPerHost, MaxClientsPerUser", () => {
     const { apply, login, state, logs, scoreboard, opened } = setup();
     scoreboard.add({ remoteAddress: "127.0.0.1", user: "ann" });
     apply("MaxClientsPerHost", "1");
-    expect(await login("demo", "demo")).toEqual(["530 Sorry, the maximum number of clients (1) from your host are already connected."]);
+    expect(await login("demo", "demo")).toEqual([
+      "530 Sorry, the maximum number of clients (1) from your host are already connected.",
+    ]);
     expect(state.user).toBeUndefined();
     expect(state.closing).toBe(true);
     expect(logs).toEqual([at("Connection refused (MaxClientsPerHost 1)")]);
@@ -308,7 +318,10 @@ describe("mod_auth.c directives", () => {
     apply("MaxLoginAttempts", "5");
     expect(auth.settings).toMatchObject({
       maxClients: { max: 10, message: "too many (%m)" },
-      maxConnectionsPerHost: { max: 4, message: "Sorry, the maximum number of connections (%m) for your host are already connected." },
+      maxConnectionsPerHost: {
+        max: 4,
+        message: "Sorry, the maximum number of connections (%m) for your host are already connected.",
+      },
       timeoutLogin: 120,
       timeoutSession: 3600,
       maxLoginAttempts: 5,
@@ -336,7 +349,9 @@ describe("mod_auth.c directives", () => {
     apply("WtmpLog", "off");
     expect(logs).toEqual([]);
     apply("WtmpLog", "on");
-    expect(logs).toEqual(["WtmpLog on line 9 of '/etc/dsod.conf' is accepted for compatibility only: dsod writes no wtmp records"]);
+    expect(logs).toEqual([
+      "WtmpLog on line 9 of '/etc/dsod.conf' is accepted for compatibility only: dsod writes no wtmp records",
+    ]);
   });
 });
 
@@ -352,8 +367,14 @@ describe("DefaultRoot's pure parts", () => {
     const homeOf = (user: string): string | undefined => (user === "bob" ? "/home/bob" : undefined);
     const roots = (dir: string) => [{ dir, groups: [] }];
     expect(defaultRootFor(roots("~"), [], "/home/ann", homeOf)).toEqual({ written: "~", path: "/home/ann" });
-    expect(defaultRootFor(roots("~/pub/"), [], "/home/ann", homeOf)).toEqual({ written: "~/pub/", path: "/home/ann/pub" });
-    expect(defaultRootFor(roots("~bob/ftp"), [], "/home/ann", homeOf)).toEqual({ written: "~bob/ftp", path: "/home/bob/ftp" });
+    expect(defaultRootFor(roots("~/pub/"), [], "/home/ann", homeOf)).toEqual({
+      written: "~/pub/",
+      path: "/home/ann/pub",
+    });
+    expect(defaultRootFor(roots("~bob/ftp"), [], "/home/ann", homeOf)).toEqual({
+      written: "~bob/ftp",
+      path: "/home/bob/ftp",
+    });
     expect(defaultRootFor(roots("~eve"), [], "/home/ann", homeOf)).toEqual({ written: "~eve", path: "~eve" });
     expect(defaultRootFor(roots("/"), [], "/home/ann", homeOf)).toBeUndefined();
     expect(defaultRootFor([], [], "/home/ann", homeOf)).toBeUndefined();

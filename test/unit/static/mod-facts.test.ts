@@ -67,7 +67,11 @@ describe("MLSD", () => {
     t.session.transferType = "A";
     await t.send("MLSD subl");
     expect(t.sent[0]).toMatchObject({ what: "MLSD", ascii: true });
-    expect(listed()).toEqual([facts("sub", "cdir", "flcdmpe", "."), facts(".", "pdir", "flcdmpe", ".."), facts("sub/inner.txt", "file", "adfrw", "inner.txt")]);
+    expect(listed()).toEqual([
+      facts("sub", "cdir", "flcdmpe", "."),
+      facts(".", "pdir", "flcdmpe", ".."),
+      facts("sub/inner.txt", "file", "adfrw", "inner.txt"),
+    ]);
     expect(t.paths).toEqual(["/subl"]);
   });
 
@@ -81,8 +85,16 @@ describe("MLSD", () => {
 
 describe("MLST", () => {
   it("describes one path on the control connection, by its full path", async () => {
-    expect(await t.send("MLST file.txt")).toEqual(["250-Start of list for file.txt", ` ${facts("file.txt", "file", "adfrw", "/file.txt")}`, "250 End of list"]);
-    expect(await t.send("MLST")).toEqual(["250-Start of list for /", ` ${facts(".", "dir", "flcdmpe", "/")}`, "250 End of list"]);
+    expect(await t.send("MLST file.txt")).toEqual([
+      "250-Start of list for file.txt",
+      ` ${facts("file.txt", "file", "adfrw", "/file.txt")}`,
+      "250 End of list",
+    ]);
+    expect(await t.send("MLST")).toEqual([
+      "250-Start of list for /",
+      ` ${facts(".", "dir", "flcdmpe", "/")}`,
+      "250 End of list",
+    ]);
     await t.send("CWD sub");
     expect(await t.send("MLST ../sub/./inner.txt")).toEqual([
       "250-Start of list for ../sub/./inner.txt",
@@ -92,8 +104,16 @@ describe("MLST", () => {
   });
 
   it("types a symlink by its target, as ShowSymlinks is not set for MLST", async () => {
-    expect(await t.send("MLST ln")).toEqual(["250-Start of list for ln", ` ${facts("ln", "file", "adfrw", "/ln")}`, "250 End of list"]);
-    expect(await t.send("MLST subl")).toEqual(["250-Start of list for subl", ` ${facts("subl", "dir", "adfrw", "/subl")}`, "250 End of list"]);
+    expect(await t.send("MLST ln")).toEqual([
+      "250-Start of list for ln",
+      ` ${facts("ln", "file", "adfrw", "/ln")}`,
+      "250 End of list",
+    ]);
+    expect(await t.send("MLST subl")).toEqual([
+      "250-Start of list for subl",
+      ` ${facts("subl", "dir", "adfrw", "/subl")}`,
+      "250 End of list",
+    ]);
   });
 
   it("cannot list what is not there or leads out", async () => {
@@ -104,7 +124,11 @@ describe("MLST", () => {
 
   it("shows only the facts OPTS MLST selected, for this session", async () => {
     expect(await t.send("OPTS MLST type;size;")).toEqual(["200 MLST OPTS type;size;"]);
-    expect(await t.send("MLST file.txt")).toEqual(["250-Start of list for file.txt", " size=5;type=file; /file.txt", "250 End of list"]);
+    expect(await t.send("MLST file.txt")).toEqual([
+      "250-Start of list for file.txt",
+      " size=5;type=file; /file.txt",
+      "250 End of list",
+    ]);
     expect(await t.send("OPTS MLST")).toEqual(["200 MLST OPTS"]);
     expect(await t.send("MLST file.txt")).toEqual(["250-Start of list for file.txt", "  /file.txt", "250 End of list"]);
     expect(await t.send("OPTS MLST a; b;")).toEqual(["501 'OPTS MLST' not understood"]);
@@ -124,7 +148,9 @@ describe("MFMT", () => {
     expect(await t.send("MFMT 2020 file.txt")).toEqual(["501 2020: Invalid argument"]);
     expect(await t.send("MFMT 19000101000000 file.txt")).toEqual(["501 file.txt: Invalid argument"]);
     expect(await t.send("MFMT 20200102030405 nothere")).toEqual(["550 nothere: No such file or directory"]);
-    expect(await t.send("MFMT 20200102030405 out/secret.txt")).toEqual(["550 out/secret.txt: No such file or directory"]);
+    expect(await t.send("MFMT 20200102030405 out/secret.txt")).toEqual([
+      "550 out/secret.txt: No such file or directory",
+    ]);
     expect(await t.send("MFMT 20200102030405")).toEqual(["501 Invalid number of parameters"]);
     expect(statSync(path.join(t.outside, "secret.txt")).mtimeMs).not.toBe(Date.UTC(2020, 0, 2, 3, 4, 5));
   });

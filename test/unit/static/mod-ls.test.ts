@@ -127,7 +127,9 @@ describe("LIST", () => {
     const l = lines();
     expect(listed()).toEqual([l.dangling, l.file, l.ln, l.out, `${l.run}*`, `${l.sub}/`, `${l.subl}/`]);
     await t.send("LIST -n file.txt");
-    expect(listed()).toEqual([`-rw-r--r--   1 ${String(process.getuid?.() ?? 0).padEnd(8)} ${String(process.getgid?.() ?? 0).padEnd(8)}        5 ${R} file.txt`]);
+    expect(listed()).toEqual([
+      `-rw-r--r--   1 ${String(process.getuid?.() ?? 0).padEnd(8)} ${String(process.getgid?.() ?? 0).padEnd(8)}        5 ${R} file.txt`,
+    ]);
   });
 
   it("answers 450 for what cannot be listed, after an empty transfer (dolist opens the data connection first)", async () => {
@@ -202,8 +204,20 @@ describe("STAT", () => {
     const l = lines();
     expect(await t.send("STAT file.txt")).toEqual(["213-Status of file.txt:", ` ${l.file}`, "213 End of status"]);
     expect(await t.send("STAT ln")).toEqual(["213-Status of ln:", ` ${l.ln}`, "213 End of status"]);
-    expect(await t.send("STAT sub")).toEqual(["212-Status of sub:", ` ${l.subDot}`, ` ${l.dotdot}`, ` ${l.inner}`, "212 End of status"]);
-    expect(await t.send("STAT -t sub")).toEqual(["212-Status of sub:", ` ${l.subDot}`, ` ${l.dotdot}`, ` ${l.inner}`, "212 End of status"]);
+    expect(await t.send("STAT sub")).toEqual([
+      "212-Status of sub:",
+      ` ${l.subDot}`,
+      ` ${l.dotdot}`,
+      ` ${l.inner}`,
+      "212 End of status",
+    ]);
+    expect(await t.send("STAT -t sub")).toEqual([
+      "212-Status of sub:",
+      ` ${l.subDot}`,
+      ` ${l.dotdot}`,
+      ` ${l.inner}`,
+      "212 End of status",
+    ]);
     expect(t.sent).toEqual([]);
   });
 

@@ -38,7 +38,11 @@ interface Setup {
   readonly control: RecordingControl;
 }
 
-async function setup(options: XferOptions = {}, clock?: FakeClock, extra: readonly EngineModule[] = []): Promise<Setup> {
+async function setup(
+  options: XferOptions = {},
+  clock?: FakeClock,
+  extra: readonly EngineModule[] = [],
+): Promise<Setup> {
   const core = createCoreModule([]);
   const writer = new XferlogWriter();
   cleanups.push(() => writer.close());
@@ -49,7 +53,13 @@ async function setup(options: XferOptions = {}, clock?: FakeClock, extra: readon
   const fs = await SessionFilesystem.open(root, { umask: 0o022 });
   cleanups.push(() => fs.close());
   const control = new RecordingControl();
-  const session = testSession([core.module, xfer.module, ...extra], "alice", { ...endpoints, data, fs, control, transferType: "I" });
+  const session = testSession([core.module, xfer.module, ...extra], "alice", {
+    ...endpoints,
+    data,
+    fs,
+    control,
+    transferType: "I",
+  });
   return { core, xfer, session, control };
 }
 
@@ -73,7 +83,11 @@ function directive(s: Setup, argv: string[]): string | undefined {
 }
 
 /** PASV, the client's connection, then `command` while `client` works its end; the command's reply lines. */
-async function overData<T>(s: Setup, command: string, client: (socket: net.Socket) => Promise<T>): Promise<{ lines: string[]; client: T }> {
+async function overData<T>(
+  s: Setup,
+  command: string,
+  client: (socket: net.Socket) => Promise<T>,
+): Promise<{ lines: string[]; client: T }> {
   const [reply = ""] = await send(s.session, "PASV");
   const match = /\((?:\d+,){4}(\d+),(\d+)\)/.exec(reply);
   if (match === null) throw new Error(reply);
@@ -105,7 +119,11 @@ function closeControl(s: Setup): void {
   for (const cleanup of s.control.cleanups) cleanup();
 }
 
-const exists = (file: string): Promise<boolean> => stat(path.join(root, file)).then(() => true, () => false);
+const exists = (file: string): Promise<boolean> =>
+  stat(path.join(root, file)).then(
+    () => true,
+    () => false,
+  );
 
 describe("RETR (xfer_pre_retr, xfer_retr)", () => {
   it("sends the file after 150 with its size, then 226", async () => {
@@ -129,11 +147,15 @@ describe("RETR (xfer_pre_retr, xfer_retr)", () => {
   it("starts at REST's offset and names the bytes left", async () => {
     const s = await setup();
     await writeFile(path.join(root, "f"), "0123456789");
-    expect(await send(s.session, "REST 4")).toEqual(["350 Restarting at 4. Send STORE or RETRIEVE to initiate transfer"]);
+    expect(await send(s.session, "REST 4")).toEqual([
+      "350 Restarting at 4. Send STORE or RETRIEVE to initiate transfer",
+    ]);
     const { client } = await overData(s, "RETR f", readAll);
     expect(s.control.sent).toEqual(["150 Opening BINARY mode data connection for f (6 bytes)"]);
     expect(client.toString()).toBe("456789");
-    expect(await send(s.session, "REST 11")).toEqual(["350 Restarting at 11. Send STORE or RETRIEVE to initiate transfer"]);
+    expect(await send(s.session, "REST 11")).toEqual([
+      "350 Restarting at 11. Send STORE or RETRIEVE to initiate transfer",
+    ]);
     expect(await send(s.session, "RETR f")).toEqual(["554 REST: invalid f argument"]);
   });
 
@@ -232,7 +254,10 @@ describe("STOR and APPE (xfer_pre_stor, xfer_stor)", () => {
   });
 
   it("keeps a partial upload after ABOR by default, and removes it with DeleteAbortedStores on", async () => {
-    for (const [setting, kept] of [[undefined, true], ["on", false]] as const) {
+    for (const [setting, kept] of [
+      [undefined, true],
+      ["on", false],
+    ] as const) {
       const s = await setup();
       if (setting !== undefined) directive(s, ["DeleteAbortedStores", setting]);
       const name = `partial-${String(setting)}`;
@@ -287,7 +312,9 @@ describe("HiddenStores", () => {
     await send(s.session, "REST 5");
     expect(await send(s.session, "STOR up")).toEqual(["501 REST not compatible with server configuration"]);
     await writeFile(path.join(root, ".in.taken."), "");
-    expect(await send(s.session, "STOR taken")).toEqual(["550 taken: Temporary hidden file /.in.taken. already exists"]);
+    expect(await send(s.session, "STOR taken")).toEqual([
+      "550 taken: Temporary hidden file /.in.taken. already exists",
+    ]);
     expect(await exists(".in.taken.")).toBe(true);
   });
 
@@ -381,7 +408,11 @@ describe("TransferLog (xferlog_write)", () => {
     await lines;
     const text = await readFile(log, "latin1");
     const time = "[A-Z][a-z]{2} [A-Z][a-z]{2} \\d{2} \\d{2}:\\d{2}:\\d{2} \\d{4}";
-    expect(text).toMatch(new RegExp(`^${time} 0 127\\.0\\.0\\.1 5 /my_file b _ o r alice ftp 0 \\* c\\n${time} 0 127\\.0\\.0\\.1 3 /cut b _ i r alice ftp 0 \\* i\\n$`));
+    expect(text).toMatch(
+      new RegExp(
+        `^${time} 0 127\\.0\\.0\\.1 5 /my_file b _ o r alice ftp 0 \\* c\\n${time} 0 127\\.0\\.0\\.1 3 /cut b _ i r alice ftp 0 \\* i\\n$`,
+      ),
+    );
     // eslint-disable-next-line @typescript-eslint/no-deprecated -- reading the umask the file was created under
     expect((await stat(log)).mode & 0o777).toBe(0o644 & ~process.umask());
   });
@@ -450,8 +481,15 @@ describe("the transfer parameters", () => {
     expect(await send(s.session, "REST")).toEqual(["500 'REST' not understood"]);
     s.session.transferType = "A";
     expect(await send(s.session, "REST 10")).toEqual(["501 REST: Resuming transfers not allowed in ASCII mode"]);
-    expect(await send(s.session, "REST 0")).toEqual(["350 Restarting at 0. Send STORE or RETRIEVE to initiate transfer"]);
-    expect([parseOffset(""), parseOffset(" +12"), parseOffset("12x"), parseOffset("-0")]).toEqual([0, 12, undefined, undefined]);
+    expect(await send(s.session, "REST 0")).toEqual([
+      "350 Restarting at 0. Send STORE or RETRIEVE to initiate transfer",
+    ]);
+    expect([parseOffset(""), parseOffset(" +12"), parseOffset("12x"), parseOffset("-0")]).toEqual([
+      0,
+      12,
+      undefined,
+      undefined,
+    ]);
   });
 
   it("answers ABOR with 226 Abort successful and drops a pending listener", async () => {
@@ -500,6 +538,16 @@ describe("the module", () => {
     const s = await setup();
     expect(s.xfer.module.name).toBe("mod_xfer.c");
     expect(s.xfer.module.features).toEqual(["REST STREAM"]);
-    expect(s.xfer.module.help.map((h) => h.command)).toEqual(["TYPE", "STRU", "MODE", "RETR", "STOR", "STOU", "APPE", "REST", "ABOR"]);
+    expect(s.xfer.module.help.map((h) => h.command)).toEqual([
+      "TYPE",
+      "STRU",
+      "MODE",
+      "RETR",
+      "STOR",
+      "STOU",
+      "APPE",
+      "REST",
+      "ABOR",
+    ]);
   });
 });

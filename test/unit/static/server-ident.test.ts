@@ -6,7 +6,12 @@ import { DEFAULT_SERVER_IDENT, greetingLine } from "../../../host/static/server-
 import type { GreetingContext } from "../../../host/static/server-ident.js";
 import { testCommand } from "../../helpers/session.js";
 
-const CONTEXT: GreetingContext = { serverName: "ftp example", serverFqdn: "ftp.example.org", version: "0.1.0", localAddress: "192.0.2.7" };
+const CONTEXT: GreetingContext = {
+  serverName: "ftp example",
+  serverFqdn: "ftp.example.org",
+  version: "0.1.0",
+  localAddress: "192.0.2.7",
+};
 
 function directive(core: CoreModule, argv: string[]): string | undefined {
   const handler = core.module.directives.find((d) => d.name === argv[0]);
@@ -31,12 +36,18 @@ describe("the greeting (pr_session_send_banner)", () => {
 
   it("sends the text of ServerIdent on, with %L, %V, %v and %{version} replaced wherever they occur", () => {
     const ident = { on: true, text: "%v at %L (%V), dsod %{version}; %L again, %x kept" } as const;
-    expect(greetingLine(ident, CONTEXT)).toBe("220 ftp example at 192.0.2.7 (ftp.example.org), dsod 0.1.0; 192.0.2.7 again, %x kept");
+    expect(greetingLine(ident, CONTEXT)).toBe(
+      "220 ftp example at 192.0.2.7 (ftp.example.org), dsod 0.1.0; 192.0.2.7 again, %x kept",
+    );
   });
 
   it("shows MasqueradeAddress in place of the local address when it is an address, the local address for a host name", () => {
-    expect(greetingLine(DEFAULT_SERVER_IDENT, { ...CONTEXT, masqueradeAddress: "203.0.113.9" })).toBe("220 dsod Server (ftp example) [203.0.113.9]");
-    expect(greetingLine({ on: false }, { ...CONTEXT, masqueradeAddress: "ftp.example.org" })).toBe("220 192.0.2.7 FTP server ready");
+    expect(greetingLine(DEFAULT_SERVER_IDENT, { ...CONTEXT, masqueradeAddress: "203.0.113.9" })).toBe(
+      "220 dsod Server (ftp example) [203.0.113.9]",
+    );
+    expect(greetingLine({ on: false }, { ...CONTEXT, masqueradeAddress: "ftp.example.org" })).toBe(
+      "220 192.0.2.7 FTP server ready",
+    );
   });
 });
 

@@ -52,21 +52,27 @@ describe("SITE CHMOD", () => {
     expect(await t.send("SITE CHMOD 644 nothere")).toEqual(["550 nothere: No such file or directory"]);
     expect(await t.send("SITE CHMOD u+X file.txt")).toEqual(["550 'u+X': invalid mode"]);
     expect(await t.send("SITE CHMOD 777 out/secret.txt")).toEqual(["550 out/secret.txt: No such file or directory"]);
-    expect(await t.send("SITE CHMOD 644")).toEqual(["500-'SITE CHMOD 644' not understood", "500 'SITE' not understood"]);
+    expect(await t.send("SITE CHMOD 644")).toEqual([
+      "500-'SITE CHMOD 644' not understood",
+      "500 'SITE' not understood",
+    ]);
     expect(await t.send("SITE CHMOD")).toEqual(["500-'SITE CHMOD' not understood", "500 'SITE' not understood"]);
     expect(modeOf("file.txt")).toBe(0o644);
     expect(statSync(path.join(t.outside, "secret.txt")).mode & 0o777).toBe(0o644);
   });
 
-  it.skipIf(process.getuid?.() !== 0)("names the whole argument when chmod itself fails (here: root acting for another owner)", async () => {
-    const fs = await SessionFilesystem.open(t.root, { umask: 0o022, owner: { uid: 4321, gid: 4321 } });
-    try {
-      t.session.fs = fs;
-      expect(await t.send("SITE CHMOD 600 file.txt")).toEqual(["550 CHMOD 600 file.txt: Operation not permitted"]);
-    } finally {
-      await fs.close();
-    }
-  });
+  it.skipIf(process.getuid?.() !== 0)(
+    "names the whole argument when chmod itself fails (here: root acting for another owner)",
+    async () => {
+      const fs = await SessionFilesystem.open(t.root, { umask: 0o022, owner: { uid: 4321, gid: 4321 } });
+      try {
+        t.session.fs = fs;
+        expect(await t.send("SITE CHMOD 600 file.txt")).toEqual(["550 CHMOD 600 file.txt: Operation not permitted"]);
+      } finally {
+        await fs.close();
+      }
+    },
+  );
 
   it("has its syntax in SITE HELP", async () => {
     expect(await t.send("SITE HELP CHMOD")).toEqual([

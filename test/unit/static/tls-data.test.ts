@@ -56,7 +56,11 @@ function client(port: number, version: tls.SecureVersion, session?: Buffer, tick
 }
 
 /** A control connection secured with the FTP session's TLS, as the server does after AUTH TLS; resolves the client's TLS session. */
-async function controlSession(sessionTls: SessionTlsOptions, version: tls.SecureVersion, tickets = true): Promise<Buffer> {
+async function controlSession(
+  sessionTls: SessionTlsOptions,
+  version: tls.SecureVersion,
+  tickets = true,
+): Promise<Buffer> {
   const port = await listen((socket) => {
     const secured = new tls.TLSSocket(socket, sessionTls);
     secured.on("error", () => {});
@@ -71,13 +75,25 @@ interface Harness {
   readonly log: [LogPriority, string][];
 }
 
-async function dataListener(sessionTls: SessionTlsOptions, requireReuse: boolean, handshakeTimeoutMs = 60_000): Promise<{ port: number; next: Promise<Harness> }> {
+async function dataListener(
+  sessionTls: SessionTlsOptions,
+  requireReuse: boolean,
+  handshakeTimeoutMs = 60_000,
+): Promise<{ port: number; next: Promise<Harness> }> {
   let accepted!: (harness: Harness) => void;
   const next = new Promise<Harness>((resolve) => (accepted = resolve));
   const port = await listen((socket) => {
     const log: [LogPriority, string][] = [];
-    const result = secureDataConnection(socket, { tls: sessionTls, requireReuse, handshakeTimeoutMs, log: (priority, message) => log.push([priority, message]) });
-    result.then((duplex) => cleanups.push(() => duplex.destroy()), () => {});
+    const result = secureDataConnection(socket, {
+      tls: sessionTls,
+      requireReuse,
+      handshakeTimeoutMs,
+      log: (priority, message) => log.push([priority, message]),
+    });
+    result.then(
+      (duplex) => cleanups.push(() => duplex.destroy()),
+      () => {},
+    );
     accepted({ result, log });
   });
   return { port, next };

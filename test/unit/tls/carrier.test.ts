@@ -105,7 +105,10 @@ async function server(lateCloseNotify = false): Promise<{ port: number; seen: st
     const secured = new tls.TLSSocket(carrier, { isServer: true, secureContext: context });
     secured.on("error", (error: Error) => seen.push(`error ${error.message}`));
     const answerClear = (chunk: Buffer): void => {
-      for (const line of chunk.toString("latin1").split("\r\n").filter((l) => l !== "")) {
+      for (const line of chunk
+        .toString("latin1")
+        .split("\r\n")
+        .filter((l) => l !== "")) {
         seen.push(`clear ${line}`);
         socket.write(`200 clear ${line}\r\n`);
       }

@@ -1,7 +1,12 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { SESSION_CACHE_SIZE, SESSION_TICKET_LIFETIME_SECONDS, createSessionTls, secureContextOptions } from "../../../host/tls/context.js";
+import {
+  SESSION_CACHE_SIZE,
+  SESSION_TICKET_LIFETIME_SECONDS,
+  createSessionTls,
+  secureContextOptions,
+} from "../../../host/tls/context.js";
 import { certificateFile, chainFile, keyFile } from "../../../host/tls/credentials.js";
 import { REPO_ROOT } from "../../helpers/paths.js";
 
@@ -32,7 +37,9 @@ describe("a session's SecureContext", () => {
       sessionTimeout: 604_800,
     });
     const chain = chainFile("/chain.pem", { text: certText });
-    expect(secureContextOptions({ certificate, key, chain }, { minVersion: "TLSv1.3", maxVersion: "TLSv1.3" }).cert).toBe(`${certText}${certText}`);
+    expect(
+      secureContextOptions({ certificate, key, chain }, { minVersion: "TLSv1.3", maxVersion: "TLSv1.3" }).cert,
+    ).toBe(`${certText}${certText}`);
     expect(SESSION_TICKET_LIFETIME_SECONDS).toBe(7 * 24 * 3600);
   });
 
@@ -41,7 +48,8 @@ describe("a session's SecureContext", () => {
     const two = createSessionTls({ certificate, key, chain: undefined }, RANGE);
     expect(one.isServer).toBe(true);
     expect(one.secureContext).not.toBe(two.secureContext);
-    const keys = (options: typeof one): Buffer => (options.secureContext.context as { getTicketKeys(): Buffer }).getTicketKeys();
+    const keys = (options: typeof one): Buffer =>
+      (options.secureContext.context as { getTicketKeys(): Buffer }).getTicketKeys();
     expect(keys(one).equals(keys(two))).toBe(false);
     one.server.emit("newSession", Buffer.from("id-1"), Buffer.from("session 1"), () => {});
     expect(lookup(one.server, "id-1")).toEqual(Buffer.from("session 1"));
@@ -53,7 +61,8 @@ describe("a session's session-ID cache", () => {
   it("keeps the latest sessions, and says when it has done so", () => {
     const { server: cache } = createSessionTls({ certificate, key, chain: undefined }, RANGE);
     let stored = 0;
-    for (let i = 0; i <= SESSION_CACHE_SIZE; i++) cache.emit("newSession", Buffer.from(`id-${i}`), Buffer.from(`session ${i}`), () => stored++);
+    for (let i = 0; i <= SESSION_CACHE_SIZE; i++)
+      cache.emit("newSession", Buffer.from(`id-${i}`), Buffer.from(`session ${i}`), () => stored++);
     expect(stored).toBe(SESSION_CACHE_SIZE + 1);
     expect(lookup(cache, "id-0")).toBeNull();
     expect(lookup(cache, "id-1")).toEqual(Buffer.from("session 1"));

@@ -50,10 +50,14 @@ describe("TLSRSACertificateFile's check", () => {
     expect(configError(() => certificateFile("/x/cert.pem", { error: "No such file or directory" }))).toBe(
       "'/x/cert.pem' does not exist or does not contain a certificate",
     );
-    expect(configError(() => certificateFile("/x/cert.pem", text(keyText)))).toBe("'/x/cert.pem' does not exist or does not contain a certificate");
-    expect(configError(() => certificateFile("/x/cert.pem", text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")))).toBe(
+    expect(configError(() => certificateFile("/x/cert.pem", text(keyText)))).toBe(
       "'/x/cert.pem' does not exist or does not contain a certificate",
     );
+    expect(
+      configError(() =>
+        certificateFile("/x/cert.pem", text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")),
+      ),
+    ).toBe("'/x/cert.pem' does not exist or does not contain a certificate");
   });
 });
 
@@ -66,11 +70,18 @@ describe("TLSRSACertificateKeyFile's check", () => {
   });
 
   it("refuses a missing file, one without a key, and a passphrase-protected key", () => {
-    expect(configError(() => keyFile("/x/key.pem", { error: "Permission denied" }))).toBe("unable to use '/x/key.pem': Permission denied");
+    expect(configError(() => keyFile("/x/key.pem", { error: "Permission denied" }))).toBe(
+      "unable to use '/x/key.pem': Permission denied",
+    );
     expect(configError(() => keyFile("/x/key.pem", text(certText)))).toMatch(/^unable to use '\/x\/key\.pem': ./);
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     for (const type of ["pkcs8", "sec1"] as const) {
-      const encrypted = privateKey.export({ format: "pem", type, cipher: "aes-256-cbc", passphrase: "secret" }) as string;
+      const encrypted = privateKey.export({
+        format: "pem",
+        type,
+        cipher: "aes-256-cbc",
+        passphrase: "secret",
+      }) as string;
       expect(configError(() => keyFile("/x/key.pem", text(encrypted)))).toBe(
         "unable to use '/x/key.pem': the key is protected by a passphrase, which dsod cannot ask for",
       );
@@ -88,10 +99,14 @@ describe("TLSCertificateChainFile's check", () => {
     expect(configError(() => chainFile("/x/chain.pem", { error: "No such file or directory" }))).toBe(
       "unable to use '/x/chain.pem': No such file or directory",
     );
-    expect(configError(() => chainFile("/x/chain.pem", text(keyText)))).toBe("unable to use '/x/chain.pem': file contained no certificate data");
-    expect(configError(() => chainFile("/x/chain.pem", text(`${certText}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n`)))).toBe(
-      "unable to use '/x/chain.pem': a certificate in it cannot be parsed",
+    expect(configError(() => chainFile("/x/chain.pem", text(keyText)))).toBe(
+      "unable to use '/x/chain.pem': file contained no certificate data",
     );
+    expect(
+      configError(() =>
+        chainFile("/x/chain.pem", text(`${certText}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n`)),
+      ),
+    ).toBe("unable to use '/x/chain.pem': a certificate in it cannot be parsed");
   });
 });
 
@@ -99,7 +114,10 @@ describe("the certificate and key pair", () => {
   it("accepts the certificate's own key and refuses another", () => {
     const certificate = certificateFile(CERT, text(certText));
     expect(() => checkKeyMatches(certificate, keyFile(KEY, text(keyText)))).not.toThrow();
-    const other = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "pem", type: "pkcs8" }) as string;
+    const other = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({
+      format: "pem",
+      type: "pkcs8",
+    }) as string;
     const otherPath = path.join(dir, "other.pem");
     writeFileSync(otherPath, other);
     expect(configError(() => checkKeyMatches(certificate, keyFile(otherPath, readPemFile(otherPath))))).toBe(

@@ -3,7 +3,8 @@ import { parseTlsOptions, parseTlsRequired } from "../../../host/tls/directives.
 
 describe("TLSRequired (set_tlsrequired)", () => {
   it("reads Boolean words as all or nothing", () => {
-    for (const on of ["on", "On", "yes", "true", "1"]) expect(parseTlsRequired(on)).toEqual({ ctrl: 1, data: 1, auth: 1 });
+    for (const on of ["on", "On", "yes", "true", "1"])
+      expect(parseTlsRequired(on)).toEqual({ ctrl: 1, data: 1, auth: 1 });
     for (const off of ["off", "NO", "false", "0"]) expect(parseTlsRequired(off)).toEqual({ ctrl: 0, data: 0, auth: 0 });
   });
 
@@ -24,14 +25,17 @@ describe("TLSRequired (set_tlsrequired)", () => {
   });
 
   it("matches keywords case-sensitively (strcmp) and refuses anything else", () => {
-    for (const bad of ["Ctrl", "DATA", "ctrl+auth", "", "data+ctrl"]) expect(() => parseTlsRequired(bad), bad).toThrow(/^bad parameter$/);
+    for (const bad of ["Ctrl", "DATA", "ctrl+auth", "", "data+ctrl"])
+      expect(() => parseTlsRequired(bad), bad).toThrow(/^bad parameter$/);
   });
 });
 
 describe("TLSOptions (set_tlsoptions)", () => {
   it("takes NoSessionReuseRequired", () => {
     expect(parseTlsOptions(["NoSessionReuseRequired"])).toEqual({ noSessionReuseRequired: true });
-    expect(parseTlsOptions(["NoSessionReuseRequired", "NoSessionReuseRequired"])).toEqual({ noSessionReuseRequired: true });
+    expect(parseTlsOptions(["NoSessionReuseRequired", "NoSessionReuseRequired"])).toEqual({
+      noSessionReuseRequired: true,
+    });
   });
 
   it("refuses an empty list and unknown names in proftpd's words", () => {
@@ -42,7 +46,9 @@ describe("TLSOptions (set_tlsoptions)", () => {
   });
 
   it("refuses proftpd's other options as not supported, saying why", () => {
-    expect(() => parseTlsOptions(["AllowPerUser"])).toThrow(/^TLSOption 'AllowPerUser' is not supported by dsod: per-user TLSRequired is not supported$/);
+    expect(() => parseTlsOptions(["AllowPerUser"])).toThrow(
+      /^TLSOption 'AllowPerUser' is not supported by dsod: per-user TLSRequired is not supported$/,
+    );
     expect(() => parseTlsOptions(["NoSessionReuseRequired", "UseImplicitSSL"])).toThrow(
       /^TLSOption 'UseImplicitSSL' is not supported by dsod: implicit FTPS is not supported; clients use AUTH TLS$/,
     );
@@ -62,7 +68,9 @@ describe("TLSOptions (set_tlsoptions)", () => {
       "CommonNameRequired",
       "NoAutoECDH",
     ]) {
-      expect(() => parseTlsOptions([name]), name).toThrow(new RegExp(`^TLSOption '${name}' is not supported by dsod: `));
+      expect(() => parseTlsOptions([name]), name).toThrow(
+        new RegExp(`^TLSOption '${name}' is not supported by dsod: `),
+      );
     }
   });
 });

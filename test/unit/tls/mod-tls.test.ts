@@ -111,7 +111,15 @@ const ENGINE = ["TLSEngine on", `TLSRSACertificateFile ${CERT}`, `TLSRSACertific
 
 describe("mod_tls.c among the compiled-in modules", () => {
   it("comes last, after the extra modules (mod_dso.c, mod_ctrls.c)", () => {
-    const extra: EngineModule = { name: "mod_ctrls.c", kind: "static", commands: [], siteCommands: [], directives: [], features: [], help: [] };
+    const extra: EngineModule = {
+      name: "mod_ctrls.c",
+      kind: "static",
+      commands: [],
+      siteCommands: [],
+      directives: [],
+      features: [],
+      help: [],
+    };
     const compiled = createCompiledInModules({ extra: [extra] });
     expect(compiled.modules.map((m) => m.name).slice(-2)).toEqual(["mod_ctrls.c", "mod_tls.c"]);
     expect(compiled.tls.module).toBe(compiled.modules.at(-1));
@@ -120,7 +128,8 @@ describe("mod_tls.c among the compiled-in modules", () => {
 
 describe("FEAT and HELP", () => {
   it("list AUTH TLS, CCC, PBSZ, PROT only while TLSEngine is on", () => {
-    const tlsLines = (lines: string[]): string[] => lines.filter((l) => [" AUTH TLS", " CCC", " PBSZ", " PROT"].includes(l));
+    const tlsLines = (lines: string[]): string[] =>
+      lines.filter((l) => [" AUTH TLS", " CCC", " PBSZ", " PROT"].includes(l));
     const off = fixture([]);
     expect(off.tls.module.features).toEqual([]);
     expect(tlsLines(off.send("FEAT"))).toEqual([]);
@@ -144,33 +153,59 @@ describe("the directives", () => {
     expect(refusal(m, "TLSRSACertificateFile cert.pem")).toBe("parameter must be an absolute path");
     expect(refusal(m, "TLSRSACertificateKeyFile key.pem")).toBe("parameter must be an absolute path");
     expect(refusal(m, "TLSCertificateChainFile chain.pem")).toBe("parameter must be an absolute path");
-    expect(refusal(m, `TLSRSACertificateFile ${dir}/none.pem`)).toBe(`'${dir}/none.pem' does not exist or does not contain a certificate`);
-    expect(refusal(m, `TLSRSACertificateFile ${KEY}`)).toBe(`'${KEY}' does not exist or does not contain a certificate`);
-    expect(refusal(m, `TLSRSACertificateKeyFile ${dir}/none.pem`)).toBe(`unable to use '${dir}/none.pem': No such file or directory`);
-    expect(refusal(m, `TLSCertificateChainFile ${KEY}`)).toBe(`unable to use '${KEY}': file contained no certificate data`);
+    expect(refusal(m, `TLSRSACertificateFile ${dir}/none.pem`)).toBe(
+      `'${dir}/none.pem' does not exist or does not contain a certificate`,
+    );
+    expect(refusal(m, `TLSRSACertificateFile ${KEY}`)).toBe(
+      `'${KEY}' does not exist or does not contain a certificate`,
+    );
+    expect(refusal(m, `TLSRSACertificateKeyFile ${dir}/none.pem`)).toBe(
+      `unable to use '${dir}/none.pem': No such file or directory`,
+    );
+    expect(refusal(m, `TLSCertificateChainFile ${KEY}`)).toBe(
+      `unable to use '${KEY}': file contained no certificate data`,
+    );
     expect(refusal(m, "TLSProtocol TLSv1.1")).toBe(
       "TLSv1.1 is not supported: Node.js's OpenSSL negotiates only TLSv1.2 and TLSv1.3 at its default security level",
     );
-    expect(refusal(m, "TLSProtocol ALL -TLSv1.2 -TLSv1.3")).toBe("no protocol left that Node.js supports (TLSv1.2, TLSv1.3)");
+    expect(refusal(m, "TLSProtocol ALL -TLSv1.2 -TLSv1.3")).toBe(
+      "no protocol left that Node.js supports (TLSv1.2, TLSv1.3)",
+    );
     expect(refusal(m, "TLSRequired sometimes")).toBe("bad parameter");
-    expect(refusal(m, "TLSOptions AllowPerUser")).toBe("TLSOption 'AllowPerUser' is not supported by dsod: per-user TLSRequired is not supported");
+    expect(refusal(m, "TLSOptions AllowPerUser")).toBe(
+      "TLSOption 'AllowPerUser' is not supported by dsod: per-user TLSRequired is not supported",
+    );
     expect(m.settings).toEqual(createTlsModule().settings);
   });
 
   it("refuse a key that is not the certificate's, at whichever directive completes the pair", () => {
     const other = path.join(dir, "other-key.pem");
-    writeFileSync(other, generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "pem", type: "pkcs8" }));
+    writeFileSync(
+      other,
+      generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "pem", type: "pkcs8" }),
+    );
     const certFirst = createTlsModule();
     apply(certFirst, `TLSRSACertificateFile ${CERT}`);
-    expect(refusal(certFirst, `TLSRSACertificateKeyFile ${other}`)).toBe(`error checking key from TLSRSACertificateKeyFile '${other}': key values mismatch`);
+    expect(refusal(certFirst, `TLSRSACertificateKeyFile ${other}`)).toBe(
+      `error checking key from TLSRSACertificateKeyFile '${other}': key values mismatch`,
+    );
     const keyFirst = createTlsModule();
     apply(keyFirst, `TLSRSACertificateKeyFile ${other}`);
-    expect(refusal(keyFirst, `TLSRSACertificateFile ${CERT}`)).toBe(`error checking key from TLSRSACertificateKeyFile '${other}': key values mismatch`);
+    expect(refusal(keyFirst, `TLSRSACertificateFile ${CERT}`)).toBe(
+      `error checking key from TLSRSACertificateKeyFile '${other}': key values mismatch`,
+    );
   });
 
   it("record what they set; TLSOptions add up", () => {
     const m = createTlsModule();
-    for (const line of [...ENGINE, `TLSCertificateChainFile ${CERT}`, "TLSProtocol TLSv1.3", "TLSRequired auth+!data", "TLSOptions NoSessionReuseRequired"]) apply(m, line);
+    for (const line of [
+      ...ENGINE,
+      `TLSCertificateChainFile ${CERT}`,
+      "TLSProtocol TLSv1.3",
+      "TLSRequired auth+!data",
+      "TLSOptions NoSessionReuseRequired",
+    ])
+      apply(m, line);
     apply(m, "TLSEngine on");
     expect(m.settings.engine).toBe(true);
     expect(m.settings.certificate?.path).toBe(CERT);
@@ -185,11 +220,15 @@ describe("the directives", () => {
     const certOnly = createTlsModule();
     apply(certOnly, "TLSEngine on");
     apply(certOnly, `TLSRSACertificateFile ${CERT}`);
-    expect(() => certOnly.postParse()).toThrow(`mod_tls/2.9.2: TLSRSACertificateFile '${CERT}' has no key: TLSRSACertificateKeyFile is not set`);
+    expect(() => certOnly.postParse()).toThrow(
+      `mod_tls/2.9.2: TLSRSACertificateFile '${CERT}' has no key: TLSRSACertificateKeyFile is not set`,
+    );
     const keyOnly = createTlsModule();
     apply(keyOnly, "TLSEngine on");
     apply(keyOnly, `TLSRSACertificateKeyFile ${KEY}`);
-    expect(() => keyOnly.postParse()).toThrow(`mod_tls/2.9.2: TLSRSACertificateKeyFile '${KEY}' has no certificate: TLSRSACertificateFile is not set`);
+    expect(() => keyOnly.postParse()).toThrow(
+      `mod_tls/2.9.2: TLSRSACertificateKeyFile '${KEY}' has no certificate: TLSRSACertificateFile is not set`,
+    );
     // With TLSEngine off, nothing of mod_tls.c is used, so nothing is checked.
     const off = createTlsModule();
     apply(off, `TLSRSACertificateFile ${CERT}`);
@@ -227,7 +266,9 @@ describe("AUTH", () => {
     expect(f.control.tlsOptions).toBeUndefined();
     expect(f.send("AUTH TLS")).toEqual(["234 AUTH TLS successful"]);
     expect(f.send("AUTH TLS")).toEqual(["503 Unwilling to accept second AUTH"]);
-    expect(fixture(ENGINE, { loggedIn: true }).send("AUTH TLS")).toEqual(["534 Unwilling to accept security parameters"]);
+    expect(fixture(ENGINE, { loggedIn: true }).send("AUTH TLS")).toEqual([
+      "534 Unwilling to accept security parameters",
+    ]);
     expect(fixture(["TLSEngine on"]).send("AUTH TLS")).toEqual(["431 Necessary security resource unavailable"]);
     expect(fixture([...ENGINE.slice(1)]).send("AUTH TLS")).toEqual(["500 'AUTH' not understood"]);
     expect(fixture(ENGINE, { withTls: false }).send("AUTH TLS")).toEqual(["500 'AUTH' not understood"]);
@@ -315,9 +356,15 @@ describe("TLSRequired", () => {
   it("on: every command but SYST, AUTH, FEAT, HOST, CLNT and QUIT waits for AUTH", () => {
     const f = fixture([...ENGINE, "TLSRequired on"]);
     expect(f.send("USER demo")).toEqual(["550 SSL/TLS required on the control channel"]);
-    expect(f.log.at(-1)).toEqual(["info", "mod_tls/2.9.2: SSL/TLS required but absent for authentication, denying USER command"]);
+    expect(f.log.at(-1)).toEqual([
+      "info",
+      "mod_tls/2.9.2: SSL/TLS required but absent for authentication, denying USER command",
+    ]);
     expect(f.send("NOOP")).toEqual(["550 SSL/TLS required on the control channel"]);
-    expect(f.log.at(-1)).toEqual(["info", "mod_tls/2.9.2: SSL/TLS required but absent on control channel, denying NOOP command"]);
+    expect(f.log.at(-1)).toEqual([
+      "info",
+      "mod_tls/2.9.2: SSL/TLS required but absent on control channel, denying NOOP command",
+    ]);
     // tls_any is a requires_auth FALSE handler: it answers before the login check does.
     expect(f.send("LIST")).toEqual(["550 SSL/TLS required on the control channel"]);
     expect(f.send("SYST")).toEqual(["215 UNIX Type: L8"]);
@@ -336,7 +383,10 @@ describe("TLSRequired", () => {
     const f = fixture([...ENGINE, "TLSRequired auth"]);
     expect(f.send("NOOP")).toEqual(["200 NOOP command successful"]);
     expect(f.send("USER demo")).toEqual(["550 SSL/TLS required on the control channel"]);
-    expect(f.log.at(-1)).toEqual(["info", "mod_tls/2.9.2: SSL/TLS required but absent for authentication, denying USER command"]);
+    expect(f.log.at(-1)).toEqual([
+      "info",
+      "mod_tls/2.9.2: SSL/TLS required but absent for authentication, denying USER command",
+    ]);
     expect(f.send("PASS demo")).toEqual(["550 SSL/TLS required on the control channel"]);
     f.send("AUTH TLS");
     expect(f.send("USER demo")).toEqual(["331 Password required for demo"]);
@@ -346,7 +396,10 @@ describe("TLSRequired", () => {
     const f = fixture([...ENGINE, "TLSRequired data"], { loggedIn: true });
     expect(f.send("LIST")).toEqual(["522 SSL/TLS required on the data channel"]);
     expect(f.send("NOOP")).toEqual(["200 NOOP command successful"]);
-    expect(f.log.at(-1)).toEqual(["info", "mod_tls/2.9.2: SSL/TLS required but absent on data channel, denying LIST command"]);
+    expect(f.log.at(-1)).toEqual([
+      "info",
+      "mod_tls/2.9.2: SSL/TLS required but absent on data channel, denying LIST command",
+    ]);
   });
 
   it("is not enforced while TLSEngine is off", () => {
@@ -369,7 +422,11 @@ describe("the data connections under PROT P", () => {
     cleanups.push(() => server.close());
     const accepted = once(server, "connection") as Promise<[net.Socket]>;
     // A client without the control connection's session, as Python's ftplib is.
-    const client = tls.connect({ port: (server.address() as net.AddressInfo).port, host: "127.0.0.1", rejectUnauthorized: false });
+    const client = tls.connect({
+      port: (server.address() as net.AddressInfo).port,
+      host: "127.0.0.1",
+      rejectUnauthorized: false,
+    });
     client.on("error", () => {});
     cleanups.push(() => client.destroy());
     const [socket] = await accepted;

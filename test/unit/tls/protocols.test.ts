@@ -59,7 +59,10 @@ describe("the Node.js version range of a protocol set", () => {
     expect(nodeVersionRange(DEFAULT_PROTOCOLS)).toEqual({ minVersion: "TLSv1.2", maxVersion: "TLSv1.3" });
     expect(nodeVersionRange(parseTlsProtocol(["ALL"]))).toEqual({ minVersion: "TLSv1.2", maxVersion: "TLSv1.3" });
     expect(nodeVersionRange(parseTlsProtocol(["TLSv1.2"]))).toEqual({ minVersion: "TLSv1.2", maxVersion: "TLSv1.2" });
-    expect(nodeVersionRange(parseTlsProtocol(["ALL", "-TLSv1.2"]))).toEqual({ minVersion: "TLSv1.3", maxVersion: "TLSv1.3" });
+    expect(nodeVersionRange(parseTlsProtocol(["ALL", "-TLSv1.2"]))).toEqual({
+      minVersion: "TLSv1.3",
+      maxVersion: "TLSv1.3",
+    });
   });
 
   it("refuses a set that leaves nothing", () => {

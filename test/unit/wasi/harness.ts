@@ -8,7 +8,13 @@ import os from "node:os";
 import path from "node:path";
 import { createWasi } from "../../../host/wasi/wasi.js";
 import type { Wasi, WasiPreopen } from "../../../host/wasi/wasi.js";
-import { FILE_RIGHTS_READ, FILE_RIGHTS_WRITE, DIR_RIGHTS_READ, DIR_RIGHTS_WRITE, Rights } from "../../../host/wasi/errno.js";
+import {
+  FILE_RIGHTS_READ,
+  FILE_RIGHTS_WRITE,
+  DIR_RIGHTS_READ,
+  DIR_RIGHTS_WRITE,
+  Rights,
+} from "../../../host/wasi/errno.js";
 
 export const READ = FILE_RIGHTS_READ;
 export const READ_WRITE = FILE_RIGHTS_READ | FILE_RIGHTS_WRITE;
@@ -181,7 +187,11 @@ export class Harness {
   }
 
   /** path_filestat_get: `{ errno, filetype, size, nlink }`. */
-  stat(dirfd: number, guestPath: string, follow = false): { errno: number; filetype: number; size: bigint; nlink: bigint } {
+  stat(
+    dirfd: number,
+    guestPath: string,
+    follow = false,
+  ): { errno: number; filetype: number; size: bigint; nlink: bigint } {
     const [ptr, len] = this.str(guestPath);
     const out = this.alloc(64);
     const errno = this.call("path_filestat_get", dirfd, follow ? 1 : 0, ptr, len, out);

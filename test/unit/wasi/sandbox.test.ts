@@ -269,7 +269,9 @@ describe("a component swapped for a symlink between the check and the open", () 
       const resolved = root.resolve([], "sub/inner.txt", false);
       expect(resolved).toEqual({ rel: ["sub", "inner.txt"], kind: "file" });
       // The parent is opened with O_DIRECTORY | O_NOFOLLOW: Linux answers ENOTDIR for the symlink.
-      expect(() => root.open(resolved.rel, constants.O_RDONLY, 0)).toThrow(expect.objectContaining({ code: "ENOTDIR" }));
+      expect(() => root.open(resolved.rel, constants.O_RDONLY, 0)).toThrow(
+        expect.objectContaining({ code: "ENOTDIR" }),
+      );
     } finally {
       root.close();
     }
@@ -287,7 +289,9 @@ describe("a component swapped for a symlink between the check and the open", () 
     try {
       const resolved = root.resolve([], "a/b/f.txt", false);
       // `a` is followed by the kernel, but the parent's real location is checked.
-      expect(() => root.open(resolved.rel, constants.O_RDONLY, 0)).toThrow(expect.objectContaining({ errno: E.NOTCAPABLE }));
+      expect(() => root.open(resolved.rel, constants.O_RDONLY, 0)).toThrow(
+        expect.objectContaining({ errno: E.NOTCAPABLE }),
+      );
     } finally {
       root.close();
     }

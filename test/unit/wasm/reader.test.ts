@@ -55,7 +55,11 @@ describe("readModuleShape: imports", () => {
     expect(shape.imports).toEqual([
       { module: "env", name: "f", type: { kind: "func", type: { params: ["i32", "i64"], results: ["f32"] } } },
       { module: "env", name: "nil", type: { kind: "func", type: { params: [], results: [] } } },
-      { module: "libm", name: "tbl", type: { kind: "table", element: "funcref", limits: { min: 2, max: 10, shared: false } } },
+      {
+        module: "libm",
+        name: "tbl",
+        type: { kind: "table", element: "funcref", limits: { min: 2, max: 10, shared: false } },
+      },
       { module: "libm", name: "ext", type: { kind: "table", element: "externref", limits: { min: 1, shared: false } } },
       { module: "env", name: "memory", type: { kind: "memory", limits: { min: 1, shared: false } } },
       { module: "env", name: "g", type: { kind: "global", valueType: "i32", mutable: false } },
@@ -82,12 +86,16 @@ describe("readModuleShape: imports", () => {
 
   it("reads tag imports and exports (exception handling)", async () => {
     const shape = readModuleShape(
-      await wat(`(module (tag (import "env" "err") (param i32)) (tag (export "oops") (param i64 f32)))`, { exceptions: true }),
+      await wat(`(module (tag (import "env" "err") (param i32)) (tag (export "oops") (param i64 f32)))`, {
+        exceptions: true,
+      }),
     );
     expect(shape.imports).toEqual([
       { module: "env", name: "err", type: { kind: "tag", type: { params: ["i32"], results: [] } } },
     ]);
-    expect(shape.exports).toEqual([{ name: "oops", type: { kind: "tag", type: { params: ["i64", "f32"], results: [] } } }]);
+    expect(shape.exports).toEqual([
+      { name: "oops", type: { kind: "tag", type: { params: ["i64", "f32"], results: [] } } },
+    ]);
   });
 
   it("reads multi-value results", async () => {
@@ -97,7 +105,10 @@ describe("readModuleShape: imports", () => {
         (func (export "triple") (result i32 f32 f64) i32.const 1 f32.const 2 f64.const 3))`),
     );
     expect(shape.imports[0]?.type).toEqual({ kind: "func", type: { params: ["f64"], results: ["i32", "i64"] } });
-    expect(exportOf(shape, "triple")?.type).toEqual({ kind: "func", type: { params: [], results: ["i32", "f32", "f64"] } });
+    expect(exportOf(shape, "triple")?.type).toEqual({
+      kind: "func",
+      type: { params: [], results: ["i32", "f32", "f64"] },
+    });
   });
 });
 
@@ -179,7 +190,9 @@ describe("readModuleShape: start, data and custom sections", () => {
 
   it("counts the bytes of active and passive data segments", async () => {
     const shape = readModuleShape(
-      await wat(`(module (memory 1) (data (i32.const 0) "abc") (data "de") (data (i32.const 16) "") (data (i32.const 8) "\\00\\01\\02\\03"))`),
+      await wat(
+        `(module (memory 1) (data (i32.const 0) "abc") (data "de") (data (i32.const 16) "") (data (i32.const 8) "\\00\\01\\02\\03"))`,
+      ),
     );
     expect(shape.dataBytes).toBe(3 + 2 + 0 + 4);
     expect(shape.definedMemories).toEqual([{ min: 1, shared: false }]);
@@ -233,7 +246,15 @@ describe("readModuleShape: start, data and custom sections", () => {
       dataBytes: 0,
       staticData: [],
       customSections: [],
-      footprint: { binarySize: 8, functions: 0, globals: 0, tables: 0, tableElements: 0, elementSegments: 0, dataBytes: 0 },
+      footprint: {
+        binarySize: 8,
+        functions: 0,
+        globals: 0,
+        tables: 0,
+        tableElements: 0,
+        elementSegments: 0,
+        dataBytes: 0,
+      },
     });
   });
 
@@ -247,7 +268,9 @@ describe("readModuleShape: start, data and custom sections", () => {
       section(12, [0x00]), // data count 0
       section(10, [0x00]), // no code
     );
-    expect(readModuleShape(bytes).exports).toEqual([{ name: "e", type: { kind: "tag", type: { params: ["i32"], results: [] } } }]);
+    expect(readModuleShape(bytes).exports).toEqual([
+      { name: "e", type: { kind: "tag", type: { params: ["i32"], results: [] } } },
+    ]);
   });
 
   it("parses a module with 100,000 imports", () => {
@@ -257,7 +280,11 @@ describe("readModuleShape: start, data and custom sections", () => {
     const bytes = binary(section(1, [0x01, 0x60, 0x01, 0x7f, 0x01, 0x7f]), section(2, imports));
     const shape = readModuleShape(bytes);
     expect(shape.imports.length).toBe(count);
-    expect(shape.imports[0]).toEqual({ module: "env", name: "f0", type: { kind: "func", type: { params: ["i32"], results: ["i32"] } } });
+    expect(shape.imports[0]).toEqual({
+      module: "env",
+      name: "f0",
+      type: { kind: "func", type: { params: ["i32"], results: ["i32"] } },
+    });
     expect(shape.imports[count - 1]?.name).toBe("f99999");
   });
 });
@@ -273,7 +300,11 @@ describe("looksLikeWasm", () => {
 
 describe("readModuleShape: malformed binaries are DSO_ERR_BAD_WASM with the offending byte", () => {
   it("bad magic number", () => {
-    for (const bytes of [new Uint8Array(), new TextEncoder().encode("\x7fELF\x02\x01\x01\x00"), new Uint8Array([0x00, 0x61, 0x73])]) {
+    for (const bytes of [
+      new Uint8Array(),
+      new TextEncoder().encode("\x7fELF\x02\x01\x01\x00"),
+      new Uint8Array([0x00, 0x61, 0x73]),
+    ]) {
       const error = failure(bytes);
       expect([error.code, error.message, error.errno]).toEqual([
         ErrorCodes.BAD_WASM,
@@ -284,9 +315,15 @@ describe("readModuleShape: malformed binaries are DSO_ERR_BAD_WASM with the offe
   });
 
   it("bad version", () => {
-    expectMalformed(new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x02, 0x00, 0x00, 0x00]), "unsupported binary version 2 at byte 4");
+    expectMalformed(
+      new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x02, 0x00, 0x00, 0x00]),
+      "unsupported binary version 2 at byte 4",
+    );
     // The component-model layer (version 0x0d, layer 1) is not a core module.
-    expectMalformed(new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00]), "unsupported binary version 65549 at byte 4");
+    expectMalformed(
+      new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00]),
+      "unsupported binary version 65549 at byte 4",
+    );
   });
 
   it("truncated in the version", () => {
@@ -323,7 +360,10 @@ describe("readModuleShape: malformed binaries are DSO_ERR_BAD_WASM with the offe
 
   // LEB128 errors name the byte after the longest allowed encoding.
   it("u32 LEB128 longer than 5 bytes", () => {
-    expectMalformed(binary(section(1, [0x80, 0x80, 0x80, 0x80, 0x80, 0x00])), "u32 LEB128 longer than 5 bytes at byte 15");
+    expectMalformed(
+      binary(section(1, [0x80, 0x80, 0x80, 0x80, 0x80, 0x00])),
+      "u32 LEB128 longer than 5 bytes at byte 15",
+    );
     // The section size itself.
     expectMalformed(binary([0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]), "u32 LEB128 longer than 5 bytes at byte 14");
   });
@@ -367,21 +407,42 @@ describe("readModuleShape: malformed binaries are DSO_ERR_BAD_WASM with the offe
   });
 
   it("export of a missing item", () => {
-    expectMalformed(binary(section(7, [0x01, ...str("f"), 0x00, 0x00])), "export 'f' refers to a missing item 0 at byte 13");
-    expectMalformed(binary(section(7, [0x01, ...str("g"), 0x03, 0x04])), "export 'g' refers to a missing item 4 at byte 13");
-    expectMalformed(binary(section(7, [0x01, ...str("m"), 0x02, 0x00])), "export 'm' refers to a missing item 0 at byte 13");
-    expectMalformed(binary(section(7, [0x01, ...str("t"), 0x01, 0x00])), "export 't' refers to a missing item 0 at byte 13");
-    expectMalformed(binary(section(7, [0x01, ...str("e"), 0x04, 0x00])), "export 'e' refers to a missing item 0 at byte 13");
+    expectMalformed(
+      binary(section(7, [0x01, ...str("f"), 0x00, 0x00])),
+      "export 'f' refers to a missing item 0 at byte 13",
+    );
+    expectMalformed(
+      binary(section(7, [0x01, ...str("g"), 0x03, 0x04])),
+      "export 'g' refers to a missing item 4 at byte 13",
+    );
+    expectMalformed(
+      binary(section(7, [0x01, ...str("m"), 0x02, 0x00])),
+      "export 'm' refers to a missing item 0 at byte 13",
+    );
+    expectMalformed(
+      binary(section(7, [0x01, ...str("t"), 0x01, 0x00])),
+      "export 't' refers to a missing item 0 at byte 13",
+    );
+    expectMalformed(
+      binary(section(7, [0x01, ...str("e"), 0x04, 0x00])),
+      "export 'e' refers to a missing item 0 at byte 13",
+    );
   });
 
   it("unknown import and export kinds", () => {
-    expectMalformed(binary(section(2, [0x01, ...str("env"), ...str("x"), 0x05, 0x00])), "unknown import kind 0x5 at byte 17");
+    expectMalformed(
+      binary(section(2, [0x01, ...str("env"), ...str("x"), 0x05, 0x00])),
+      "unknown import kind 0x5 at byte 17",
+    );
     expectMalformed(binary(section(7, [0x01, ...str("x"), 0x07, 0x00])), "unknown export kind 0x7 at byte 13");
   });
 
   it("type index out of range in an import", () => {
     // The offset of the import's kind byte.
-    expectMalformed(binary(section(2, [0x01, ...str("env"), ...str("f"), 0x00, 0x03])), "type index 3 out of range at byte 17");
+    expectMalformed(
+      binary(section(2, [0x01, ...str("env"), ...str("f"), 0x00, 0x03])),
+      "type index 3 out of range at byte 17",
+    );
   });
 
   it("type index out of range in the function section", () => {
@@ -415,7 +476,10 @@ describe("readModuleShape: malformed binaries are DSO_ERR_BAD_WASM with the offe
   });
 
   it("an opcode that is not allowed in a constant expression", () => {
-    expectMalformed(binary(section(6, [0x01, 0x7f, 0x00, 0x01, 0x0b])), "unsupported opcode 0x1 in a constant expression at byte 13");
+    expectMalformed(
+      binary(section(6, [0x01, 0x7f, 0x00, 0x01, 0x0b])),
+      "unsupported opcode 0x1 in a constant expression at byte 13",
+    );
   });
 
   it("never throws anything but a DsoError on any truncation of a real module", () => {
@@ -502,8 +566,14 @@ describe("readModuleShape: load limits refuse a binary with DSO_ERR_LOAD_LIMIT, 
   it("a binary over its size, before any section is read", () => {
     // A truncated section after the header: the size refusal comes first.
     const bytes = new Uint8Array([...HEADER, 0x01, 0x7f]);
-    expectOverLimit(bytes, { binarySize: 9 }, "a binary of 10 bytes, over its limit of 9 (ModuleLoadLimits BinarySize)");
-    expect(() => readModuleShape(bytes, { ...DEFAULT_LOAD_LIMITS, binarySize: 10 })).toThrow(/section size|runs past the end/);
+    expectOverLimit(
+      bytes,
+      { binarySize: 9 },
+      "a binary of 10 bytes, over its limit of 9 (ModuleLoadLimits BinarySize)",
+    );
+    expect(() => readModuleShape(bytes, { ...DEFAULT_LOAD_LIMITS, binarySize: 10 })).toThrow(
+      /section size|runs past the end/,
+    );
   });
 
   it("a million-function bomb, from the function section's count alone", () => {
@@ -520,7 +590,9 @@ describe("readModuleShape: load limits refuse a binary with DSO_ERR_LOAD_LIMIT, 
   });
 
   it("globals, imported and defined", async () => {
-    const bytes = await wat(`(module (import "env" "g" (global i32)) (global i32 (i32.const 0)) (global i32 (i32.const 1)))`);
+    const bytes = await wat(
+      `(module (import "env" "g" (global i32)) (global i32 (i32.const 0)) (global i32 (i32.const 1)))`,
+    );
     expectOverLimit(bytes, { globals: 2 }, "3 globals, over its limit of 2 (ModuleLoadLimits Globals)");
   });
 
@@ -530,9 +602,15 @@ describe("readModuleShape: load limits refuse a binary with DSO_ERR_LOAD_LIMIT, 
       { tables: 1 },
       "2 tables, over its limit of 1 (ModuleLoadLimits Tables)",
     );
-    const bomb = await wat(`(module (table (export "t") 10000000 funcref) (global (export "tablebomb_module") i32 (i32.const 32)))`);
+    const bomb = await wat(
+      `(module (table (export "t") 10000000 funcref) (global (export "tablebomb_module") i32 (i32.const 32)))`,
+    );
     expect(bomb.length).toBeLessThan(64);
-    expectOverLimit(bomb, {}, "a table of 10000000 elements, over its limit of 100000 (ModuleLoadLimits TableElements)");
+    expectOverLimit(
+      bomb,
+      {},
+      "a table of 10000000 elements, over its limit of 100000 (ModuleLoadLimits TableElements)",
+    );
   });
 
   it("a table's declared maximum counts, imported or defined", async () => {
@@ -555,7 +633,11 @@ describe("readModuleShape: load limits refuse a binary with DSO_ERR_LOAD_LIMIT, 
 
   it("data segment bytes, active and passive together", async () => {
     const bytes = await wat(`(module (memory 1) (data (i32.const 0) "abcdef") (data "ghij"))`);
-    expectOverLimit(bytes, { dataBytes: 9 }, "10 bytes of data segments, over its limit of 9 (ModuleLoadLimits DataBytes)");
+    expectOverLimit(
+      bytes,
+      { dataBytes: 9 },
+      "10 bytes of data segments, over its limit of 9 (ModuleLoadLimits DataBytes)",
+    );
     expect(readModuleShape(bytes, { ...DEFAULT_LOAD_LIMITS, dataBytes: 10 }).dataBytes).toBe(10);
   });
 

@@ -21,7 +21,9 @@ const entry: XferlogEntry = {
 
 describe("an xferlog(5) line (xferlog_write)", () => {
   it("has proftpd's fields in proftpd's order", () => {
-    expect(formatXferlog(entry)).toBe("Sun Jan 05 09:03:07 2025 2 192.0.2.10 1048576 /home/alice/report.pdf b _ o r alice ftp 0 * c\n");
+    expect(formatXferlog(entry)).toBe(
+      "Sun Jan 05 09:03:07 2025 2 192.0.2.10 1048576 /home/alice/report.pdf b _ o r alice ftp 0 * c\n",
+    );
   });
 
   it("writes an upload, ASCII, incomplete, over FTPS", () => {
@@ -62,7 +64,11 @@ describe("XferlogWriter", () => {
     await writer.write(log, { ...entry, status: "i" });
     const lines = (await readFile(log, "latin1")).split("\n");
     expect(lines[0]).toBe("earlier line");
-    expect(lines.slice(1)).toEqual([formatXferlog(entry).trimEnd(), formatXferlog({ ...entry, status: "i" }).trimEnd(), ""]);
+    expect(lines.slice(1)).toEqual([
+      formatXferlog(entry).trimEnd(),
+      formatXferlog({ ...entry, status: "i" }).trimEnd(),
+      "",
+    ]);
 
     const fresh = path.join(dir, "fresh");
     await writer.write(fresh, entry);
