@@ -82,11 +82,11 @@ int main(void) {
 function checkerWith(disabled: boolean): PasswordChecker {
   const saved = process.env[DISABLE_ADDONS_ENV];
   if (disabled) process.env[DISABLE_ADDONS_ENV] = "crypt";
-  else delete process.env[DISABLE_ADDONS_ENV];
+  else Reflect.deleteProperty(process.env, DISABLE_ADDONS_ENV);
   try {
     return PasswordChecker.select();
   } finally {
-    if (saved === undefined) delete process.env[DISABLE_ADDONS_ENV];
+    if (saved === undefined) Reflect.deleteProperty(process.env, DISABLE_ADDONS_ENV);
     else process.env[DISABLE_ADDONS_ENV] = saved;
   }
 }
@@ -235,7 +235,7 @@ async function sessionRows(log: (line: string) => void): Promise<Row[]> {
     const saved = process.env[DISABLE_ADDONS_ENV];
     if (disabled) process.env[DISABLE_ADDONS_ENV] = "crypt";
     const dsod = await startSiteDsod({ site }).finally(() => {
-      if (saved === undefined) delete process.env[DISABLE_ADDONS_ENV];
+      if (saved === undefined) Reflect.deleteProperty(process.env, DISABLE_ADDONS_ENV);
       else process.env[DISABLE_ADDONS_ENV] = saved;
     });
     try {

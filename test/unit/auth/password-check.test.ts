@@ -135,7 +135,7 @@ describe("the worker-thread fallback (WASM_DSO_DISABLE_ADDONS=crypt)", () => {
 
   afterAll(async () => {
     await checker.close();
-    if (saved === undefined) delete process.env[DISABLE_ADDONS_ENV];
+    if (saved === undefined) Reflect.deleteProperty(process.env, DISABLE_ADDONS_ENV);
     else process.env[DISABLE_ADDONS_ENV] = saved;
     rmSync(dir, { recursive: true, force: true });
   });
