@@ -420,10 +420,7 @@ function banInfo(): i32 {
     const opt = argv(i);
     if (opt == "-v") verbose = true;
     else if (opt == "-e") showEvents = true;
-    else {
-      ctrlsReply("unsupported parameter: '" + opt + "'");
-      return CTRLS_GENERIC_ERROR;
-    }
+    else return refused("unsupported parameter: '" + opt + "'");
   }
   expireBans();
   const bans = readBans();
@@ -469,26 +466,20 @@ function banInfo(): i32 {
   return CTRLS_OK;
 }
 
+/** A control's failure: its one answer line, and pr_ctrls' generic error status. */
+function refused(message: string): i32 {
+  ctrlsReply(message);
+  return CTRLS_GENERIC_ERROR;
+}
+
 /** ban_handle_ban: `ban user|host NAME...` and `ban info [-v] [-e]`. */
 export function ctrl_ban(): i32 {
-  if (argc() < 2) {
-    ctrlsReply("missing parameters");
-    return CTRLS_GENERIC_ERROR;
-  }
-  if (!engine) {
-    ctrlsReply(VERSION + " not enabled");
-    return CTRLS_GENERIC_ERROR;
-  }
+  if (argc() < 2) return refused("missing parameters");
+  if (!engine) return refused(VERSION + " not enabled");
   const type = argv(1);
   if (type == "info") return banInfo();
-  if (type != "user" && type != "host") {
-    ctrlsReply("unknown ban type requested: '" + type + "'");
-    return CTRLS_GENERIC_ERROR;
-  }
-  if (argc() < 3) {
-    ctrlsReply("missing parameters");
-    return CTRLS_GENERIC_ERROR;
-  }
+  if (type != "user" && type != "host") return refused("unknown ban type requested: '" + type + "'");
+  if (argc() < 3) return refused("missing parameters");
   expireBans();
   for (let i = 2; i < argc(); i++) {
     const name = argv(i);
@@ -508,19 +499,10 @@ export function ctrl_ban(): i32 {
 
 /** ban_handle_permit: `permit user|host NAME...|*`. */
 export function ctrl_permit(): i32 {
-  if (argc() < 3) {
-    ctrlsReply("missing parameters");
-    return CTRLS_GENERIC_ERROR;
-  }
-  if (!engine) {
-    ctrlsReply(VERSION + " not enabled");
-    return CTRLS_GENERIC_ERROR;
-  }
+  if (argc() < 3) return refused("missing parameters");
+  if (!engine) return refused(VERSION + " not enabled");
   const type = argv(1);
-  if (type != "user" && type != "host") {
-    ctrlsReply("unknown ban type requested: '" + type + "'");
-    return CTRLS_GENERIC_ERROR;
-  }
+  if (type != "user" && type != "host") return refused("unknown ban type requested: '" + type + "'");
   expireBans();
   if (readBans().length == 0) {
     ctrlsReply("permit request unnecessary");
