@@ -208,17 +208,20 @@ describe("fairness between sessions", () => {
     const bystander = await fixture.connect(daemon);
     const perClient = 20;
     let heavyAnswered = 0;
+    let firstAnswered: () => void = () => {};
+    const firstAnswer = new Promise<void>((resolve) => (firstAnswered = resolve));
     const readers = heavy.map(async (client) => {
       for (let i = 0; i < perClient; i++) {
         const [reply = ""] = await client.reply(60_000);
         expect(reply).toMatch(/^200 SITE LIGHT: \d+$/);
         heavyAnswered++;
+        firstAnswered();
       }
     });
     // Each client's 20 commands arrive in one read: without a scheduler, dsod ran a
     // session's whole batch, then the next session's, and the NOOP came last of all.
     for (const client of heavy) client.write("SITE LIGHT 3000000\r\n".repeat(perClient));
-    while (heavyAnswered === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await firstAnswer;
     expect(await bystander.send("NOOP")).toEqual(["200 NOOP command successful"]);
     const beforeNoop = heavyAnswered;
     await Promise.all(readers);
