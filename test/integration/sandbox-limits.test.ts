@@ -206,7 +206,9 @@ describe("fairness between sessions", () => {
     ]);
     const heavy = await Promise.all(Array.from({ length: 5 }, () => fixture.connect(daemon)));
     const bystander = await fixture.connect(daemon);
-    const perClient = 20;
+    // Each command is tens of ms of guest work, so that half the batch outlasts by far the time this test
+    // process takes, on a busy machine, to see the first answer and send its NOOP.
+    const perClient = 10;
     let heavyAnswered = 0;
     let firstAnswered: () => void = () => {};
     const firstAnswer = new Promise<void>((resolve) => (firstAnswered = resolve));
@@ -218,9 +220,9 @@ describe("fairness between sessions", () => {
         firstAnswered();
       }
     });
-    // Each client's 20 commands arrive in one read: without a scheduler, dsod ran a
+    // Each client's commands arrive in one read: without a scheduler, dsod ran a
     // session's whole batch, then the next session's, and the NOOP came last of all.
-    for (const client of heavy) client.write("SITE LIGHT 3000000\r\n".repeat(perClient));
+    for (const client of heavy) client.write("SITE LIGHT 30000000\r\n".repeat(perClient));
     await firstAnswer;
     expect(await bystander.send("NOOP")).toEqual(["200 NOOP command successful"]);
     const beforeNoop = heavyAnswered;
