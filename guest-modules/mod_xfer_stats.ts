@@ -8,8 +8,10 @@
 // LOG_CMD_ERR phase too: an aborted or failed transfer still moved bytes, but
 // only a completed one counts as a file. Each transfer is also logged at debug
 // level 5 (`dsod -d 5`) with its size and duration. Needs `ModuleCapabilities
-// mod_xfer_stats.c session,transfer`. The totals live in this module's
-// instance: they last while it stays loaded and are shared by every session.
+// mod_xfer_stats.c session,transfer`. Each session has its own instance of
+// the module (a forked child's), so the totals live in the shared store, as
+// counters every session adds to: they outlive the sessions, an rmmod and a
+// SIGHUP.
 import {
   API_VERSION,
   DECLINED,
@@ -21,6 +23,8 @@ import {
   log,
   reply,
   sessionUser,
+  sharedAdd,
+  sharedGet,
   xferBytes,
   xferComplete,
   xferDirection,
@@ -30,18 +34,15 @@ import {
 
 export const xfer_stats_module: i32 = API_VERSION;
 
-class Totals {
-  bytesUp: u64 = 0;
-  filesUp: u64 = 0;
-  bytesDown: u64 = 0;
-  filesDown: u64 = 0;
+/** The shared store's key of one of a user's totals: `up:bytes:demo`, `down:files:demo`. */
+function key(direction: string, what: string, user: string): string {
+  return direction + ":" + what + ":" + user;
 }
 
-const byUser = new Map<string, Totals>();
-
-function totalsOf(user: string): Totals {
-  if (!byUser.has(user)) byUser.set(user, new Totals());
-  return byUser.get(user);
+/** A total as the store keeps it (a decimal string), or "0" before the user's first transfer. */
+function total(direction: string, what: string, user: string): string {
+  const value = sharedGet(key(direction, what, user));
+  return value.length == 0 ? "0" : value;
 }
 
 export function module_init(): i32 {
@@ -56,15 +57,9 @@ function record(): i32 {
   if (direction.length == 0 || user.length == 0) return DECLINED;
   const bytes = <u64>xferBytes();
   const complete = xferComplete() == 1;
-  const totals = totalsOf(user);
-  const files: u64 = complete ? 1 : 0;
-  if (direction == "upload") {
-    totals.bytesUp += bytes;
-    totals.filesUp += files;
-  } else {
-    totals.bytesDown += bytes;
-    totals.filesDown += files;
-  }
+  const side = direction == "upload" ? "up" : "down";
+  sharedAdd(key(side, "bytes", user), <f64>bytes);
+  if (complete) sharedAdd(key(side, "files", user), 1);
   log(
     user + ": " + argv(0) + " " + cmdPath() + ": " + bytes.toString() + " bytes " + direction + " in " +
       (<i64>xferDurationMs()).toString() + " ms, file size " + (<i64>xferFileSize()).toString() +
@@ -107,17 +102,16 @@ export function log_cmd_err_APPE(): i32 {
   return record();
 }
 
-function files(count: u64): string {
-  return count.toString() + (count == 1 ? " file" : " files");
+function files(count: string): string {
+  return count + (count == "1" ? " file" : " files");
 }
 
 export function site_XFERSTATS(): i32 {
   const user = sessionUser();
-  const totals = byUser.has(user) ? byUser.get(user) : new Totals();
   reply(
     "200",
-    user + ": " + totals.bytesUp.toString() + " bytes up in " + files(totals.filesUp) + ", " +
-      totals.bytesDown.toString() + " bytes down in " + files(totals.filesDown),
+    user + ": " + total("up", "bytes", user) + " bytes up in " + files(total("up", "files", user)) + ", " +
+      total("down", "bytes", user) + " bytes down in " + files(total("down", "files", user)),
   );
   return HANDLED;
 }

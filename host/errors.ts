@@ -38,6 +38,11 @@ export const ErrorCodes = {
   CAPABILITY: "DSO_ERR_CAPABILITY",
   /** A module's memory or tables break its cap (no maximum, or maxima that do not fit the cap together). */
   MEMORY_LIMIT: "DSO_ERR_MEMORY_LIMIT",
+  /**
+   * All guest memory of the daemon would pass ModuleMemoryTotal (a new session
+   * is refused), or the engine has no memory left for a session's instance.
+   */
+  MEMORY_TOTAL: "DSO_ERR_MEMORY_TOTAL",
   /** A binary declares more than a load limit allows (functions, globals, tables, table elements, segments, size). */
   LOAD_LIMIT: "DSO_ERR_LOAD_LIMIT",
   /** Guest code ran past its CPU budget and was interrupted. */

@@ -198,6 +198,7 @@ export class Daemon {
       },
       xferlog: new XferlogWriter((problem) => log("notice", problem)),
       sharedStore: new SharedStore(),
+      sessionMemory: { reserved: 0 },
     };
     const generation = buildGeneration(configFile, log, debugLevel, [], runtime);
     try {

@@ -16,12 +16,12 @@ import { Scoreboard } from "../ftp/scoreboard.js";
 import type { DirectiveHandler, SessionState } from "../modules/module-api.js";
 import type { XferlogWriter } from "../xfer/xferlog.js";
 import { ModuleHost } from "../modules/module-host.js";
-import type { LogPriority } from "../modules/module-host.js";
+import type { LogPriority, SessionMemoryAccount } from "../modules/module-host.js";
 import { createCompiledInModules } from "../static/index.js";
 import type { CompiledInModules } from "../static/index.js";
 import { createCtrlsModule } from "../static/mod-ctrls.js";
 import type { CtrlsSettings } from "../static/mod-ctrls.js";
-import { createDsoModule } from "../static/mod-dso/index.js";
+import { DEFAULT_MEMORY_TOTAL, createDsoModule } from "../static/mod-dso/index.js";
 import type { DsoSettings } from "../static/mod-dso/index.js";
 import { SystemAccounts } from "../system/accounts.js";
 import { PACKAGE_ROOT } from "../system/package-root.js";
@@ -58,6 +58,8 @@ export interface DaemonRuntime {
   readonly xferlog: XferlogWriter;
   /** The modules' shared data, for the daemon's life: every generation's host uses it. */
   readonly sharedStore: SharedStore;
+  /** What open sessions of every generation reserved of ModuleMemoryTotal. */
+  readonly sessionMemory: SessionMemoryAccount;
 }
 
 export interface Generation {
@@ -146,7 +148,8 @@ export function buildGeneration(
     compiledIn: compiledIn.modules,
     protectedModules: ["mod_dso.c", "mod_ctrls.c"],
     policy: (unit) => dso.settings.policies.resolve(unit),
-    ...(runtime !== undefined && { sharedStore: runtime.sharedStore }),
+    ...(runtime !== undefined && { sharedStore: runtime.sharedStore, sessionMemory: runtime.sessionMemory }),
+    memoryTotal: DEFAULT_MEMORY_TOTAL,
     log,
     tracer: traceLog,
     debugLevel,

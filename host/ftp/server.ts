@@ -64,6 +64,9 @@ export interface FtpServerOptions {
 /** proftpd's PR_TUNABLE_TIMEOUTLOGIN. */
 export const DEFAULT_LOGIN_TIMEOUT = 300;
 
+/** RFC 959's reply for a server that cannot serve a connection now. */
+export const SERVICE_NOT_AVAILABLE = "421 Service not available, closing control connection";
+
 /** How long the listener refuses connections after accept(2) ran out of descriptors. */
 export const DESCRIPTOR_BACKOFF_MS = 1000;
 
@@ -210,6 +213,26 @@ export class FtpServer {
     return true;
   }
 
+  /**
+   * The new session's modules, with its own instances of the guests among
+   * them. A session the daemon has no guest memory for (ModuleMemoryTotal) is
+   * told `421` and ended before its greeting, as a proftpd that cannot fork
+   * serves no one, and the reason is logged.
+   */
+  #acquireModules(socket: net.Socket, id: number): ModuleSet | undefined {
+    try {
+      return this.#options.acquireModules();
+    } catch (error) {
+      const address = socket.remoteAddress ?? "";
+      const reason = error instanceof Error ? error.message : String(error);
+      this.#log(`${sessionLabel({ id, remoteAddress: address })}: Connection refused: ${reason}`);
+      socket.on("error", () => {});
+      socket.end(`${SERVICE_NOT_AVAILABLE}\r\n`, () => socket.destroy());
+      this.#clock.schedule(LINGER_MS, () => socket.destroy());
+      return undefined;
+    }
+  }
+
   #timeouts(): SessionTimeouts {
     const options = this.#options;
     return {
@@ -223,7 +246,8 @@ export class FtpServer {
     this.#applyLimits();
     const id = ++this.#nextId;
     if (this.#overHostLimit(socket, id)) return;
-    const set = this.#options.acquireModules();
+    const set = this.#acquireModules(socket, id);
+    if (set === undefined) return;
     const dataSettings = this.#options.dataSettings ?? (() => DEFAULT_DATA_SETTINGS);
     const session: ControlSession = new ControlSession(
       socket,
@@ -233,6 +257,7 @@ export class FtpServer {
           id,
           ...endpoints,
           modules: set.modules,
+          instances: set.instances,
           pendingUser: undefined,
           user: undefined,
           account: undefined,
@@ -264,7 +289,7 @@ export class FtpServer {
     // modules_session_init: newest module first; a failing one ends the session, after what it sent (a BanMessage).
     const init = new SessionInitCall(session.state.remoteAddress);
     try {
-      for (let m = set.modules.length - 1; m >= 0; m--) set.modules[m]?.sessionInit?.(init);
+      for (let m = set.modules.length - 1; m >= 0; m--) set.modules[m]?.sessionInit?.(init, set.instances);
     } catch (error) {
       this.#log(
         `${sessionLabel(session.state)}: session init failed: ${error instanceof Error ? error.message : String(error)}`,

@@ -14,18 +14,27 @@ import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { callGuarded } from "../sandbox/watchdog.js";
 import { describeTrap } from "./instantiate.js";
 import type { LoaderEvent } from "./loader-events.js";
+import type { UnitPolicy } from "./policy.js";
+import type { SessionInstances } from "./session-instances.js";
 import { isFaulted } from "./unit.js";
-import type { LoadedUnit } from "./unit.js";
+import type { LoadedUnit, SessionUnit } from "./unit.js";
 
 /** The first reload waits this long; each further fault doubles it, up to MAX_BACKOFF_MS. */
 const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 30_000;
+
+/** The wait before the `faults`-th reload. */
+function backoff(faults: number): number {
+  return Math.min(FIRST_BACKOFF_MS * 2 ** (faults - 1), MAX_BACKOFF_MS);
+}
 
 export interface FaultContext {
   /** Milliseconds, monotonic enough for backoffs (Date.now in production). */
   now(): number;
   /** A faulted unit's fresh instance (instantiate.ts reinstantiate). */
   reinstantiate(unit: LoadedUnit): void;
+  /** Guest code is about to run in the daemon's instance of `unit`: a snapshot of it sessions fork from is stale. */
+  templateRan(unit: LoadedUnit): void;
   /** Takes a unit out of the engine, as rmmod does. */
   detach(unit: LoadedUnit): void;
   /** What happened, as data (loader-events.ts). */
@@ -59,27 +68,86 @@ export class FaultSupervisor {
       throw new DsoError(ErrorCodes.NOT_LOADED, `${unit.name}: unloaded (${entryPoint} not called)`);
     }
     if (isFaulted(unit)) this.#retry(unit, entryPoint);
-    // Looked up after a possible re-instantiation: never a function of the faulted instance.
-    const fn = unit.instance.exports[entryPoint] as () => number;
-    const budget = unit.policy.cpuBudgetMs;
+    // Guest code runs in the daemon's instance: the state sessions fork from changes (snapshot.ts).
+    this.#context.templateRan(unit);
+    try {
+      // Looked up after a possible re-instantiation: never a function of the faulted instance.
+      return this.#call(unit.instance, unit.policy, entryPoint, command);
+    } catch (cause) {
+      throw this.#fault(unit, entryPoint, cause, () => this.#onFault(unit));
+    }
+  }
+
+  /**
+   * Calls `entryPoint` in the session's own instance of the unit, made on
+   * first use. A trap faults that instance only, to be made again from the
+   * session's fork after its backoff; the fault still counts against the
+   * module's crash-loop limit, which unloads it for every session.
+   */
+  invokeIn(
+    instances: SessionInstances,
+    unit: LoadedUnit,
+    entryPoint: string,
+    command: ActiveCommand | undefined,
+  ): number {
+    if (unit.state.kind === "finalized") {
+      throw new DsoError(ErrorCodes.NOT_LOADED, `${unit.name}: unloaded (${entryPoint} not called)`);
+    }
+    if (isFaulted(unit) && (unit.state.kind !== "faulted" || unit.state.retryAt === undefined)) {
+      throw new DsoError(ErrorCodes.DISABLED, `${unit.name}: disabled after a fault (${entryPoint} not called)`);
+    }
+    const own = instances.instanceOf(unit, entryPoint, this.#context.now());
+    try {
+      return this.#call(own.instance, unit.policy, entryPoint, command);
+    } catch (cause) {
+      throw this.#fault(unit, entryPoint, cause, () => this.#onSessionFault(instances, own));
+    }
+  }
+
+  /** Runs guest code of a session's instance with `command` active; a trap is the caller's to handle. */
+  run(own: SessionUnit, entryPoint: string, command: ActiveCommand | undefined): number {
+    return this.#call(own.instance, own.template.policy, entryPoint, command);
+  }
+
+  #call(instance: WebAssembly.Instance, policy: UnitPolicy, entryPoint: string, command: ActiveCommand | undefined) {
+    const fn = instance.exports[entryPoint] as () => number;
+    const budget = policy.cpuBudgetMs;
     const outer = this.#activeCommand;
     if (command !== undefined) this.#activeCommand = command;
     try {
       // The native watchdog interrupts V8 itself past the budget: guests pay nothing per iteration.
       return budget > 0 ? callGuarded(fn, budget) : fn();
-    } catch (cause) {
-      const code = isDsoError(cause) ? cause.code : ErrorCodes.GUEST_TRAP;
-      const reason = describeTrap(cause);
-      this.#context.report({ kind: "fault", unit: unit.name, entryPoint, reason });
-      this.#onFault(unit);
-      throw new DsoError(code, `${unit.name}: fault in ${entryPoint}: ${reason}`, { cause });
     } finally {
       this.#activeCommand = outer;
     }
   }
 
-  #onFault(unit: LoadedUnit): void {
+  /** A trap or an interrupt: reported, acted on, and turned into the DsoError the caller throws. */
+  #fault(unit: LoadedUnit, entryPoint: string, cause: unknown, act: () => void): DsoError {
+    const code = isDsoError(cause) ? cause.code : ErrorCodes.GUEST_TRAP;
+    const reason = describeTrap(cause);
+    this.#context.report({ kind: "fault", unit: unit.name, entryPoint, reason });
+    act();
+    return new DsoError(code, `${unit.name}: fault in ${entryPoint}: ${reason}`, { cause });
+  }
+
+  /** Counts a session instance's fault against its module; a crash loop (or the unload policy) acts module-wide. */
+  #onSessionFault(instances: SessionInstances, own: SessionUnit): void {
+    const unit = own.template;
     const now = this.#context.now();
+    const policy = unit.policy.fault;
+    const faults = [...unit.faults.filter((t) => now - t < policy.windowMs), now];
+    if (policy.action === "reload" && faults.length < policy.maxFaults) {
+      unit.faults = faults;
+      instances.fault(own, now + backoff(faults.length));
+      return;
+    }
+    instances.fault(own, Number.POSITIVE_INFINITY);
+    // The template never trapped; it is taken out as the policy says, with the fault counted once.
+    this.#onFault(unit, now);
+  }
+
+  #onFault(unit: LoadedUnit, now = this.#context.now()): void {
     const policy = unit.policy.fault;
     unit.faults = [...unit.faults.filter((t) => now - t < policy.windowMs), now];
     if (unit.state.kind === "detached") {
@@ -92,7 +160,7 @@ export class FaultSupervisor {
       // Exponential backoff between reloads: 100 ms, 200 ms, ... capped at 30 s.
       unit.state = {
         kind: "faulted",
-        retryAt: now + Math.min(FIRST_BACKOFF_MS * 2 ** (unit.faults.length - 1), MAX_BACKOFF_MS),
+        retryAt: now + backoff(unit.faults.length),
       };
       return;
     }

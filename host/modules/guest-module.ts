@@ -25,6 +25,7 @@ import { newModuleControls, registerModuleControls } from "../controls/module-co
 import { formatExternType } from "../wasm/types.js";
 import type { ExportEntry, ExternType } from "../wasm/types.js";
 import { HandlerResults, LOGIN_REQUIRED_TEXT, Phases } from "./module-api.js";
+import type { SessionInstances } from "./session-instances.js";
 import type { CommandHandler, DirectiveHandler, EngineModule, HandlerResult, HelpEntry, Phase } from "./module-api.js";
 
 const PHASE_PREFIXES: ReadonlyArray<readonly [string, Phase]> = [
@@ -120,8 +121,16 @@ export function protocolProblems(module: string, exports: readonly ExportEntry[]
   return problems;
 }
 
-/** Runs the guest export `entryPoint`; the host wraps it to contain traps and enforce limits. */
-export type GuestInvoker = (entryPoint: string, command: ActiveCommand | undefined) => number;
+/**
+ * Runs the guest export `entryPoint`, in the session's own instance when
+ * `instances` is given, else in the daemon's; the host wraps it to contain
+ * traps and enforce limits.
+ */
+export type GuestInvoker = (
+  entryPoint: string,
+  command: ActiveCommand | undefined,
+  instances: SessionInstances | undefined,
+) => number;
 
 function toResult(value: number): HandlerResult {
   if (value === HandlerResults.HANDLED || value === HandlerResults.ERROR) return value;
@@ -190,17 +199,22 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
   const siteCommands: CommandHandler[] = [];
   const directives: DirectiveHandler[] = [];
   const actions: string[] = [];
-  const call = (exportName: string, command: ActiveCommand | undefined): number => parts.invoke(exportName, command);
+  const call = (exportName: string, command: ActiveCommand | undefined, instances?: SessionInstances): number =>
+    parts.invoke(exportName, command, instances);
   for (const { role } of protocolEntries(parts.shape)) {
     switch (role.role) {
       case "command":
-        commands.push({ command: role.command, phase: role.phase, run: (cmd) => toResult(call(role.exportName, cmd)) });
+        commands.push({
+          command: role.command,
+          phase: role.phase,
+          run: (cmd, session) => toResult(call(role.exportName, cmd, session.instances)),
+        });
         break;
       case "site":
         siteCommands.push({
           command: role.command,
           phase: Phases.CMD,
-          run: (cmd) => toResult(call(role.exportName, cmd)),
+          run: (cmd, session) => toResult(call(role.exportName, cmd, session.instances)),
         });
         break;
       case "directive":
@@ -246,9 +260,9 @@ export function guestEngineModule(parts: GuestModuleParts): EngineModule {
       },
     }),
     ...(hasSessInit && {
-      sessionInit: (session) => {
+      sessionInit: (session, instances) => {
         // modules_session_init (src/modules.c): a sess_init below 0 ends the session before the greeting.
-        if (call("sess_init", session) < 0) {
+        if (call("sess_init", session, instances) < 0) {
           throw new DsoError(ErrorCodes.INIT_FAILED, `${parts.name}: error initializing session`);
         }
       },

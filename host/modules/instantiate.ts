@@ -14,16 +14,18 @@ import type { Binding } from "../linker/resolve.js";
 import type { Provider } from "../linker/scope.js";
 import { callGuarded } from "../sandbox/watchdog.js";
 import { createWasi } from "../wasi/wasi.js";
-import type { ModuleShape } from "../wasm/types.js";
 import { DirectiveCall } from "./directive-call.js";
 import { guestEngineModule } from "./guest-module.js";
 import type { MemoryPool } from "./memory-pool.js";
 import { WASI_PROVIDER, entersGlobalScope, publicDefinitions } from "./planner.js";
 import type { Plan, PlannedUnit } from "./planner.js";
 import type { UnitPolicy } from "./policy.js";
-import type { UnitKind } from "./types.js";
+import type { UnitIdentity, UnitKind } from "./types.js";
 import { LINKED } from "./unit.js";
-import type { LoadedUnit, SandboxImports } from "./unit.js";
+import type { LoadedUnit, SandboxImports, SessionUnit } from "./unit.js";
+import { restoreSnapshot, stateMemory } from "./snapshot.js";
+import type { InstanceSnapshot } from "./snapshot.js";
+import type { SessionInstances } from "./session-instances.js";
 
 /** What instantiation needs of the host around it. */
 export interface InstanceContext {
@@ -36,8 +38,15 @@ export interface InstanceContext {
   setProvider(provider: Provider, unit: LoadedUnit | undefined): void;
   tracing(level: number): boolean;
   trace(level: number, message: string): void;
-  /** Calls guest code of a unit (the fault supervisor). */
-  invoke(unit: LoadedUnit, entryPoint: string, command: ActiveCommand | undefined): number;
+  /** Calls guest code of a unit, in a session's own instance of it when `instances` is given (the fault supervisor). */
+  invoke(
+    unit: LoadedUnit,
+    entryPoint: string,
+    command: ActiveCommand | undefined,
+    instances?: SessionInstances,
+  ): number;
+  /** Calls guest code of a session's instance, a failure left to the caller (the fault supervisor). */
+  run(own: SessionUnit, entryPoint: string, command: ActiveCommand | undefined): number;
   /** A module's init hook failed (mod_dso.c logs it where it happens). */
   initFailed(module: string): void;
 }
@@ -73,6 +82,7 @@ function linkImports(
   bindings: readonly Binding[],
   importer: ImporterState,
   sandbox: SandboxImports,
+  exportsOf: (provider: Provider) => WebAssembly.Exports | undefined = (p) => context.unitOf(p)?.instance.exports,
 ): Linked {
   const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
   let memory: WebAssembly.Memory | undefined;
@@ -105,9 +115,11 @@ function linkImports(
       continue;
     }
     const provider = context.unitOf(definition.provider);
-    if (provider === undefined) throw new Error(`provider ${definition.provider.name} is not instantiated`);
+    const exports = exportsOf(definition.provider);
+    if (provider === undefined || exports === undefined)
+      throw new Error(`provider ${definition.provider.name} is not instantiated`);
     dependencies.add(provider);
-    namespace[binding.import.name] = provider.instance.exports[definition.name] as WebAssembly.ImportValue;
+    namespace[binding.import.name] = exports[definition.name] as WebAssembly.ImportValue;
     if (context.tracing(9)) context.trace(9, `binding '${definition.name}' of ${name} to ${provider.name}`);
   }
   return { imports, memory, dependencies };
@@ -116,27 +128,35 @@ function linkImports(
 function startInstance(
   name: string,
   compiled: WebAssembly.Module,
-  shape: ModuleShape,
+  identity: Pick<UnitIdentity, "shape" | "instanceState">,
   linked: Linked,
   importer: ImporterState,
   policy: UnitPolicy,
 ): WebAssembly.Instance {
+  let instance: WebAssembly.Instance;
   try {
-    // A start function is guest code too: it runs under the unit's CPU budget. Without one, no guest code runs here.
-    const instantiate = (): WebAssembly.Instance => new WebAssembly.Instance(compiled, linked.imports);
-    const instance =
-      policy.cpuBudgetMs > 0 && shape.hasStartFunction ? callGuarded(instantiate, policy.cpuBudgetMs) : instantiate();
-    importer.strings = guestStrings(instance, linked.memory, shape.staticData);
-    return instance;
+    // The binary's start section was made an export (instance-state-exports.ts): instantiating runs no guest code.
+    instance = new WebAssembly.Instance(compiled, linked.imports);
   } catch (cause) {
-    // Only a start function runs guest code here; any other failure is the engine refusing the module.
-    const trapped = shape.hasStartFunction && (cause instanceof WebAssembly.RuntimeError || isDsoError(cause));
-    throw new DsoError(
-      trapped ? (isDsoError(cause) ? cause.code : ErrorCodes.GUEST_TRAP) : ErrorCodes.INSTANTIATE,
-      `${name}: ${trapped ? "start function failed" : "cannot be instantiated"}: ${describeTrap(cause)}`,
-      { cause },
-    );
+    throw new DsoError(ErrorCodes.INSTANTIATE, `${name}: cannot be instantiated: ${describeTrap(cause)}`, { cause });
   }
+  const start = identity.instanceState.start;
+  if (start !== undefined) {
+    try {
+      // The start function is guest code too: it runs under the unit's CPU budget.
+      const run = instance.exports[start] as () => void;
+      if (policy.cpuBudgetMs > 0) callGuarded(run, policy.cpuBudgetMs);
+      else run();
+    } catch (cause) {
+      throw new DsoError(
+        isDsoError(cause) ? cause.code : ErrorCodes.GUEST_TRAP,
+        `${name}: start function failed: ${describeTrap(cause)}`,
+        { cause },
+      );
+    }
+  }
+  importer.strings = guestStrings(instance, linked.memory, identity.shape.staticData);
+  return instance;
 }
 
 /** Runs a fresh instance's code in order: AssemblyScript's top level, the directives it was configured with, its init hook. */
@@ -163,7 +183,7 @@ function instantiate(
   const sandbox: SandboxImports = {};
   const linked = linkImports(context, planned.name, bindings, importer, sandbox);
   const definitions = publicDefinitions(planned);
-  const instance = startInstance(planned.name, planned.compiled, planned.shape, linked, importer, planned.policy);
+  const instance = startInstance(planned.name, planned.compiled, planned, linked, importer, planned.policy);
   const { memory, dependencies } = linked;
   sandbox.memory =
     memory ?? (instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined);
@@ -176,6 +196,7 @@ function instantiate(
     size: planned.size,
     shape: planned.shape,
     compiled: planned.compiled,
+    instanceState: planned.instanceState,
     policy: planned.policy,
     provider: planned.provider,
     explicit: planned.explicit,
@@ -197,6 +218,7 @@ function instantiate(
     boundBy: 0,
     exportsEscaped: false,
     faults: [],
+    snapshot: undefined,
   };
   context.setProvider(planned.provider, unit);
   unit.engineModule =
@@ -205,7 +227,7 @@ function instantiate(
           name: planned.name,
           shape: planned.shape.exports,
           state: importer,
-          invoke: (entryPoint, command) => context.invoke(unit, entryPoint, command),
+          invoke: (entryPoint, command, instances) => context.invoke(unit, entryPoint, command, instances),
           onDirective: (argv) => unit.directives.push(argv),
         })
       : undefined;
@@ -233,11 +255,12 @@ export function reinstantiate(context: InstanceContext, unit: LoadedUnit): void 
   unit.sandbox.wasi?.close();
   delete unit.sandbox.wasi;
   const linked = linkImports(context, unit.name, unit.bindings, unit.importer, unit.sandbox);
-  unit.instance = startInstance(unit.name, unit.compiled, unit.shape, linked, unit.importer, unit.policy);
+  unit.instance = startInstance(unit.name, unit.compiled, unit, linked, unit.importer, unit.policy);
   unit.memory = linked.memory;
   const exported = unit.instance.exports.memory;
   unit.sandbox.memory = linked.memory ?? (exported instanceof WebAssembly.Memory ? exported : undefined);
   unit.state = LINKED;
+  unit.snapshot = undefined;
   initialize(context, unit);
 }
 
@@ -262,4 +285,54 @@ export function instantiatePlan(
     throw error;
   }
   return created;
+}
+
+/**
+ * A session's own instance of a loaded unit (session-instances.ts), linked to
+ * the session's instances of its providers through `exportsOf`. Given `state`
+ * (the template at the session's fork, or the instance it replaces), it
+ * becomes that without running guest code; without one (`replay`, or a binary
+ * whose state JavaScript cannot copy) it runs _initialize, the unit's
+ * directives and module_init again. What it registers (FEAT, help) is its own:
+ * the engine reads the daemon's.
+ */
+export function instantiateCopy(
+  context: InstanceContext,
+  template: LoadedUnit,
+  state: InstanceSnapshot | undefined,
+  exportsOf: (provider: Provider) => WebAssembly.Exports | undefined,
+): SessionUnit {
+  const importer: ImporterState = {
+    name: template.name,
+    features: [],
+    help: [],
+    strings: undefined,
+    ...(template.importer.controls !== undefined && { controls: template.importer.controls }),
+  };
+  const sandbox: SandboxImports = {};
+  const linked = linkImports(context, template.name, template.bindings, importer, sandbox, exportsOf);
+  const layout = template.instanceState;
+  const instance =
+    state === undefined
+      ? startInstance(template.name, template.compiled, template, linked, importer, template.policy)
+      : new WebAssembly.Instance(template.compiled, linked.imports);
+  const memory = stateMemory(instance, linked.memory, layout);
+  const exported = instance.exports.memory;
+  sandbox.memory = linked.memory ?? (exported instanceof WebAssembly.Memory ? exported : undefined);
+  const own: SessionUnit = { template, instance, memory: linked.memory, importer, sandbox, retryAt: undefined };
+  if (state !== undefined) {
+    restoreSnapshot(instance, memory, layout, state);
+    importer.strings = guestStrings(instance, linked.memory, template.shape.staticData);
+    return own;
+  }
+  if (typeof instance.exports._initialize === "function") context.run(own, "_initialize", undefined);
+  for (const argv of template.directives) {
+    const name = (argv[0] ?? "").toLowerCase();
+    const entry = template.shape.exports.find((e) => e.name.startsWith("conf_") && e.name.slice(5).toLowerCase() === name);
+    if (entry !== undefined) context.run(own, entry.name, new DirectiveCall(argv));
+  }
+  if (typeof instance.exports.module_init === "function" && context.run(own, "module_init", undefined) < 0) {
+    throw new DsoError(ErrorCodes.INIT_FAILED, `module '${template.name}' failed to initialize`);
+  }
+  return own;
 }

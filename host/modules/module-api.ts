@@ -3,6 +3,7 @@
  * proftpd's `module` struct with its conftab, cmdtab and hooks. The engine
  * treats both kinds alike.
  */
+import type { SessionInstances } from "./session-instances.js";
 import type { TLSSocketOptions } from "node:tls";
 import type { ActiveCommand, TransferInfo } from "../abi/host-symbols.js";
 import type { SessionFilesystem } from "../fs/session-fs.js";
@@ -97,6 +98,8 @@ export interface SessionState {
   readonly localAddress: string;
   /** The modules of this session, oldest first (handlers run newest first). */
   readonly modules: readonly EngineModule[];
+  /** The session's own instances of its guest modules (ModuleInstances); absent when they share the daemon's. */
+  readonly instances?: SessionInstances | undefined;
   /** Set by USER, cleared by a successful PASS. */
   pendingUser: string | undefined;
   /** The logged-in user. */
@@ -187,9 +190,10 @@ export interface EngineModule {
   init?(): void;
   /**
    * Runs when a session starts with this module in its set; `session` is what
-   * host symbols see (its address) and keeps what a refusal says.
+   * host symbols see (its address) and keeps what a refusal says; a guest's
+   * runs in the session's own instance, from `instances`.
    */
-  sessionInit?(session: ActiveCommand): void;
+  sessionInit?(session: ActiveCommand, instances?: SessionInstances): void;
   /** Runs once the module has left the engine and no session holds it. */
   unload?(): void;
 }

@@ -17,7 +17,8 @@ import { dsoDebug } from "./dso-debug.js";
 import type { DebugLine } from "./dso-debug.js";
 import { readModuleFile, realModulePath } from "./module-file.js";
 import type { UnitPolicy } from "./policy.js";
-import type { UnitKind } from "./types.js";
+import type { InstanceStateLayout, UnitKind } from "./types.js";
+import { exposeInstanceState } from "../wasm/instance-state-exports.js";
 
 /**
  * Compiled modules kept for reloading: enough for every module of a large
@@ -34,6 +35,8 @@ export interface CompiledBinary {
   readonly size: number;
   /** Its SHA-256, hex. */
   readonly hash: string;
+  /** Where an instance's state is reachable (the compiled binary is the rewritten one). */
+  readonly instanceState: InstanceStateLayout;
 }
 
 /** What to open: a unit's name (for messages and policy), its file, and where the file may be. */
@@ -161,12 +164,18 @@ export class ModuleCompiler {
     if (bytes === undefined || shape === undefined)
       throw new Error(`'${request.file}': compiled module ${read.hash} left the cache`);
     let compiled: WebAssembly.Module;
+    let instanceState: InstanceStateLayout;
     try {
-      compiled = new WebAssembly.Module(bytes);
+      // Sessions fork instances of it (session-instances.ts): its globals and memory must be reachable.
+      const exposed = exposeInstanceState(bytes);
+      instanceState = { globals: exposed.globals, memory: exposed.memory, start: exposed.start,
+        unsnapshotable: exposed.unsnapshotable };
+      compiled = new WebAssembly.Module(exposed.bytes as Uint8Array<ArrayBuffer>);
     } catch (cause) {
+      if (isDsoError(cause)) throw new BinaryError(cause.code, request.file, cause.message, cause);
       throw new BinaryError(ErrorCodes.BAD_WASM, request.file, (cause as Error).message, cause);
     }
-    const entry: CompiledBinary = { compiled, shape, size: bytes.byteLength, hash: read.hash };
+    const entry: CompiledBinary = { compiled, shape, size: bytes.byteLength, hash: read.hash, instanceState };
     this.#compiled.set(read.hash, entry);
     if (this.#compiled.size > COMPILED_CACHE_SIZE) {
       const oldest = this.#compiled.keys().next().value as string;

@@ -20,7 +20,7 @@ import { SharedStore, sharedDataBytes } from "../abi/shared-store.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { watchdogUnavailable } from "../sandbox/watchdog.js";
 import { FaultSupervisor } from "./fault-supervisor.js";
-import { describeTrap, instantiatePlan, reinstantiate } from "./instantiate.js";
+import { describeTrap, instantiateCopy, instantiatePlan, reinstantiate } from "./instantiate.js";
 import type { InstanceContext } from "./instantiate.js";
 import { MemoryPool } from "./memory-pool.js";
 import { ModuleCompiler, loadedLine } from "./module-compiler.js";
@@ -36,13 +36,29 @@ import { LOADED_LEVEL, dsoDebug } from "./dso-debug.js";
 import { dsoLogLines } from "./dso-log.js";
 import { publishLoaderEvent } from "./loader-events.js";
 import type { LoaderEvent } from "./loader-events.js";
-import { UnitRegistry } from "./registry.js";
-import type { LoadedUnitInfo, LogPriority, ModuleHostOptions, ModuleSet, SymbolInfo, Tracer } from "./types.js";
-import { isDetached } from "./unit.js";
+import { UnitRegistry, hostMemoryLimits } from "./registry.js";
+import type {
+  LoadedUnitInfo,
+  LogPriority,
+  ModuleHostOptions,
+  ModuleSet,
+  SessionInstancesMode,
+  SessionMemoryAccount,
+  SymbolInfo,
+  Tracer,
+} from "./types.js";
+import { isDetached, isFaulted } from "./unit.js";
+import type { LoadedUnit } from "./unit.js";
+import { SessionInstances } from "./session-instances.js";
+import type { SessionInstancesContext } from "./session-instances.js";
+import { dataSegmentsEnd, stateMemory, takeSnapshot } from "./snapshot.js";
+import type { InstanceSnapshot } from "./snapshot.js";
 import { exportNameProblems } from "./handler-names.js";
 
 export { MOD_DSO_VERSION } from "./types.js";
 export type {
+  SessionInstancesMode,
+  SessionMemoryAccount,
   BindingInfo,
   LoadedUnitInfo,
   LogPriority,
@@ -51,6 +67,41 @@ export type {
   SymbolInfo,
   Tracer,
 } from "./types.js";
+
+/** The bytes of a unit's linear memory now. */
+function memoryBytes(unit: LoadedUnit): number {
+  return stateMemory(unit.instance, unit.memory, unit.instanceState)?.buffer.byteLength ?? 0;
+}
+
+/** The state of an instance of `unit` (the daemon's, or a session's) as a new instance would take it. */
+function snapshotOf(
+  unit: LoadedUnit,
+  instance: WebAssembly.Instance,
+  imported: WebAssembly.Memory | undefined,
+): InstanceSnapshot {
+  const layout = unit.instanceState;
+  const dataEnd = dataSegmentsEnd(unit.shape.staticData, unit.shape.dataBytes);
+  return takeSnapshot(instance, stateMemory(instance, imported, layout), layout, dataEnd);
+}
+
+/** Guest code runs in the daemon's instance of `unit`: its snapshot, and its providers' (it may call them), are stale. */
+function forgetSnapshots(unit: LoadedUnit): void {
+  unit.snapshot = undefined;
+  for (const dependency of unit.dependencies) forgetSnapshots(dependency);
+}
+
+/** Why a session could not get its instance of `name`, as the error its command fails with. */
+function sessionInstanceError(name: string, cause: unknown): DsoError {
+  if (isDsoError(cause)) return cause;
+  if (cause instanceof RangeError && !/call stack/i.test(cause.message)) {
+    return new DsoError(ErrorCodes.MEMORY_TOTAL, `${name}: no memory for the session's instance: ${cause.message}`, {
+      cause,
+    });
+  }
+  return new DsoError(ErrorCodes.INIT_FAILED, `module '${name}' failed to initialize: ${describeTrap(cause)}`, {
+    cause,
+  });
+}
 
 export class ModuleHost {
   #modulePath: string;
@@ -72,7 +123,13 @@ export class ModuleHost {
   readonly #faults: FaultSupervisor;
   readonly #instances: InstanceContext;
   readonly #source: PlanSource;
+  readonly #sessionContext: SessionInstancesContext;
   #seq = 0;
+  #sessionInstances: SessionInstancesMode;
+  /** ModuleMemoryTotal, in bytes; no bound when undefined. */
+  #memoryTotal: number | undefined;
+  /** What the open sessions reserved of it. */
+  readonly #sessionMemory: SessionMemoryAccount;
 
   constructor(options: ModuleHostOptions) {
     this.#modulePath = options.modulePath;
@@ -83,6 +140,9 @@ export class ModuleHost {
     this.#log = options.log;
     this.#tracer = options.tracer;
     this.#debugLevel = options.debugLevel ?? 0;
+    this.#sessionInstances = options.sessionInstances ?? "snapshot";
+    this.#memoryTotal = options.memoryTotal;
+    this.#sessionMemory = options.sessionMemory ?? { reserved: 0 };
     const guestLog =
       options.guestLog ?? ((importer, _level, message) => this.#log?.("debug", `${importer}: ${message}`));
     const trace = (level: number, message: string): void => this.#trace("dso", level, message);
@@ -99,6 +159,7 @@ export class ModuleHost {
     this.#faults = new FaultSupervisor({
       now: options.clock ?? Date.now,
       reinstantiate: (unit) => reinstantiate(this.#instances, unit),
+      templateRan: (unit) => forgetSnapshots(unit),
       detach: (unit) => this.#registry.detach(unit),
       report: (event) => this.#emit(event),
     });
@@ -116,10 +177,15 @@ export class ModuleHost {
       setProvider: (provider, unit) => this.#registry.setProvider(provider, unit),
       tracing: (level) => this.#traceOn(level),
       trace,
-      invoke: (unit, entryPoint, command) => this.#faults.invoke(unit, entryPoint, command),
+      invoke: (unit, entryPoint, command, instances) =>
+        instances === undefined
+          ? this.#faults.invoke(unit, entryPoint, command)
+          : this.#faults.invokeIn(instances, unit, entryPoint, command),
+      run: (own, entryPoint, command) => this.#faults.run(own, entryPoint, command),
       initFailed: (module) => this.#emit({ kind: "init-failed", module }),
     };
     this.#source = this.#planSource();
+    this.#sessionContext = this.#sessionInstancesContext();
     for (const module of this.#registry.engine) module.init?.();
   }
 
@@ -140,6 +206,34 @@ export class ModuleHost {
       nextSeq: () => ++this.#seq,
       trace: (level, message) => this.#trace("dso", level, message),
       wrongApiVersion: (module, found, expected) => this.#emit({ kind: "wrong-api-version", module, found, expected }),
+    };
+  }
+
+  /** How a session's instances are made and given back (session-instances.ts). */
+  #sessionInstancesContext(): SessionInstancesContext {
+    return {
+      unitOf: (provider) => this.#registry.byProvider(provider),
+      create: (template, state, exportsOf) => {
+        try {
+          return instantiateCopy(this.#instances, template, state, exportsOf);
+        } catch (cause) {
+          throw sessionInstanceError(template.name, cause);
+        }
+      },
+      snapshot: (own) =>
+        own.template.instanceState.unsnapshotable === undefined
+          ? snapshotOf(own.template, own.instance, own.memory)
+          : undefined,
+      rebuilding: (template) => this.#emit({ kind: "reinstantiating", unit: template.name }),
+      dispose: (own) => {
+        own.sandbox.wasi?.close();
+        own.importer.strings?.release();
+        const limits = hostMemoryLimits(own.template.bindings);
+        if (own.memory !== undefined && limits !== undefined) this.#memories.release(own.memory, limits);
+      },
+      released: (bytes) => {
+        this.#sessionMemory.reserved -= bytes;
+      },
     };
   }
 
@@ -346,9 +440,85 @@ export class ModuleHost {
     for (const unit of this.#registry.allUnits().reverse()) this.#registry.detach(unit, true);
   }
 
-  /** A snapshot of the engine for a new session; the units stay alive until `release()`. */
+  /** ModuleInstances: how the sessions started from now on get their guest instances. */
+  setSessionInstances(mode: SessionInstancesMode): void {
+    this.#sessionInstances = mode;
+  }
+
+  get sessionInstances(): SessionInstancesMode {
+    return this.#sessionInstances;
+  }
+
+  /** ModuleMemoryTotal: the bound on all guest memory; new sessions past it are refused. */
+  setMemoryTotal(bytes: number | undefined): void {
+    this.#memoryTotal = bytes;
+  }
+
+  /** Bytes of guest memory the daemon's instances hold and the open sessions reserved. */
+  guestMemoryBytes(): number {
+    let bytes = this.#sessionMemory.reserved;
+    for (const unit of this.#registry.allUnits()) bytes += memoryBytes(unit);
+    return bytes;
+  }
+
+  /**
+   * A snapshot of the engine for a new session; the units stay alive until
+   * `release()`. With ModuleInstances `snapshot` or `replay`, the session gets
+   * its own instances of the set's guest units, forked now (session-instances.ts),
+   * and reserves their memory of ModuleMemoryTotal; past that bound the
+   * session is refused (DSO_ERR_MEMORY_TOTAL) and nothing is held.
+   */
   acquireModules(): ModuleSet {
-    return this.#registry.acquire();
+    const set = this.#registry.acquire();
+    if (this.#sessionInstances === "shared") return set;
+    try {
+      const forks = new Map<LoadedUnit, InstanceSnapshot | undefined>();
+      for (const unit of set.held) this.#fork(unit, forks);
+      let reserved = 0;
+      for (const unit of forks.keys()) reserved += memoryBytes(unit);
+      const limit = this.#memoryTotal;
+      if (limit !== undefined) {
+        const used = this.guestMemoryBytes();
+        if (used + reserved > limit) {
+          throw new DsoError(
+            ErrorCodes.MEMORY_TOTAL,
+            `ModuleMemoryTotal (${limit} bytes) reached: guest memory is ${used} bytes, a session needs ${reserved} more`,
+          );
+        }
+      }
+      this.#sessionMemory.reserved += reserved;
+      const instances = new SessionInstances(this.#sessionContext, forks, reserved);
+      return {
+        modules: set.modules,
+        instances,
+        release: () => {
+          instances.release();
+          set.release();
+        },
+      };
+    } catch (error) {
+      set.release();
+      throw error;
+    }
+  }
+
+  /**
+   * A unit's state as the session forks it, its providers' first: the daemon's
+   * instance as it is now (a cached snapshot while no guest code ran in it
+   * since), or none where the instance is initialized again: `replay`, a
+   * binary whose state JavaScript cannot copy, an instance that faulted.
+   */
+  #fork(unit: LoadedUnit, forks: Map<LoadedUnit, InstanceSnapshot | undefined>): void {
+    if (forks.has(unit)) return;
+    for (const dependency of unit.dependencies) this.#fork(dependency, forks);
+    if (this.#sessionInstances === "replay" || unit.instanceState.unsnapshotable !== undefined || isFaulted(unit)) {
+      forks.set(unit, undefined);
+      return;
+    }
+    // dlsym handed its exports out: code outside the host may have changed it since any snapshot.
+    const state = unit.snapshot ?? snapshotOf(unit, unit.instance, unit.memory);
+    if (!unit.exportsEscaped) unit.snapshot = state;
+    forks.set(unit, state);
   }
 
   /** Where `symbol` resolves in the global scope, with the definitions it shadows. */

@@ -132,7 +132,7 @@ function exportTypes(shape: ModuleShape): ReadonlyMap<string, ExternType> {
 function planUnit(planning: Planning, unit: UnitRequest, chain: readonly string[]): void {
   const { source } = planning;
   const policy = source.policy(unit.name);
-  const { compiled, shape, size, hash } = source.open(unit, policy);
+  const { compiled, shape, size, hash, instanceState } = source.open(unit, policy);
   checkGuestAbi(unit.name, shape);
   const { memoryPages } = shareMemoryCap(unit.name, shape, policy.memoryCapPages);
   let moduleSymbol: string | undefined;
@@ -171,6 +171,7 @@ function planUnit(planning: Planning, unit: UnitRequest, chain: readonly string[
     size,
     shape,
     compiled,
+    instanceState,
     moduleSymbol,
     provider: { kind: unit.kind, name: unit.name, seq: source.nextSeq() },
   };

@@ -20,7 +20,7 @@ import { detachedState, isDetached, isFaulted, unitInfo } from "./unit.js";
 import type { LoadedUnit } from "./unit.js";
 
 /** The limits of the memory the host gave a unit, if its binary imports one. */
-function hostMemoryLimits(bindings: readonly Binding[]): MemoryLimits | undefined {
+export function hostMemoryLimits(bindings: readonly Binding[]): MemoryLimits | undefined {
   for (const binding of bindings) if ("hostMemory" in binding) return binding.hostMemory;
   return undefined;
 }
@@ -192,8 +192,8 @@ export class UnitRegistry {
     }
   }
 
-  /** A snapshot of the engine for a new session; the units stay alive until `release()`. */
-  acquire(): ModuleSet {
+  /** A snapshot of the engine for a new session, with its guest modules; the units stay alive until `release()`. */
+  acquire(): ModuleSet & { readonly held: readonly LoadedUnit[] } {
     const modules = this.#engine;
     const held = modules.flatMap((m) => {
       const unit = this.#units.get(m.name);
@@ -203,6 +203,7 @@ export class UnitRegistry {
     let released = false;
     return {
       modules,
+      held,
       release: () => {
         if (released) return;
         released = true;

@@ -6,7 +6,9 @@
 import type { SharedStore } from "../abi/shared-store.js";
 import type { Provider } from "../linker/scope.js";
 import type { EngineModule } from "./module-api.js";
+import type { SessionInstances } from "./session-instances.js";
 import type { UnitPolicy } from "./policy.js";
+import type { InstanceStateExports } from "../wasm/instance-state-exports.js";
 import type { ModuleShape } from "../wasm/types.js";
 
 /** mod_dso's version string, as proftpd prefixes its log lines (`mod_dso/0.5: ...`). */
@@ -22,6 +24,23 @@ export interface Tracer {
 
 export type UnitKind = "library" | "module";
 
+/** Where a compiled binary's instance state is reachable from JavaScript (its `__dso_` exports). */
+export type InstanceStateLayout = Omit<InstanceStateExports, "bytes">;
+
+/**
+ * How sessions get instances of guest units (`ModuleInstances`): `snapshot`,
+ * each session its own copy of the daemon's instance as it was when the
+ * session started (a forked child's memory); `replay`, each session a fresh
+ * instance that runs its initialization and directives again; `shared`, one
+ * instance for every session.
+ */
+export type SessionInstancesMode = "snapshot" | "replay" | "shared";
+
+/** Bytes of guest memory the open sessions reserved (ModuleMemoryTotal), shared by the hosts that serve them. */
+export interface SessionMemoryAccount {
+  reserved: number;
+}
+
 /** What a unit is, from its file, and its place in the scope: what a planned unit and a loaded one share. */
 export interface UnitIdentity {
   readonly kind: UnitKind;
@@ -32,7 +51,9 @@ export interface UnitIdentity {
   readonly hash: string;
   readonly size: number;
   readonly shape: ModuleShape;
+  /** Compiled from the binary rewritten to expose its instance state, start function stripped. */
   readonly compiled: WebAssembly.Module;
+  readonly instanceState: InstanceStateLayout;
   /** Loaded by name (LoadModule, LoadFile, insmod), not only as another unit's DT_NEEDED. */
   readonly explicit: boolean;
   readonly provider: Provider;
@@ -73,6 +94,8 @@ export interface SymbolInfo {
 /** A session's view of the engine: the module set it started with, kept until release. */
 export interface ModuleSet {
   readonly modules: readonly EngineModule[];
+  /** The session's own instances of the set's guest units; absent with `ModuleInstances shared`. */
+  readonly instances?: SessionInstances;
   release(): void;
 }
 
@@ -101,6 +124,16 @@ export interface ModuleHostOptions {
   guestLog?: (importer: string, level: number, message: string) => void;
   /** mod_dso's own pr_log_debug lines up to this level go to `log` at debug priority (`dsod -d N`); none when 0 or absent. */
   debugLevel?: number;
+  /** How sessions get instances of guest units; `snapshot` when absent (ModuleInstances). */
+  sessionInstances?: SessionInstancesMode;
+  /** ModuleMemoryTotal in bytes: new sessions that would take guest memory past it are refused; no bound when absent. */
+  memoryTotal?: number;
+  /**
+   * What open sessions reserved of ModuleMemoryTotal, when it must count the
+   * sessions of earlier hosts too: dsod hands every SIGHUP generation the
+   * daemon's one account. A new one when absent.
+   */
+  sessionMemory?: SessionMemoryAccount;
   /** The clock of fault backoffs and crash-loop windows, in ms; Date.now when absent. */
   clock?: () => number;
 }

@@ -22,6 +22,7 @@ import type { Wasi } from "../wasi/wasi.js";
 import { formatExternType } from "../wasm/types.js";
 import type { EngineModule } from "./module-api.js";
 import type { UnitPolicy } from "./policy.js";
+import type { InstanceSnapshot } from "./snapshot.js";
 import type { LoadedUnitInfo, UnitIdentity } from "./types.js";
 
 export type UnitState =
@@ -66,8 +67,26 @@ export interface LoadedUnit extends UnitIdentity {
   boundBy: number;
   /** An export was handed out by dlsym: code outside the host may still call the instance. */
   exportsEscaped: boolean;
-  /** When its recent faults happened (ms), for the crash-loop limit. */
+  /** When its recent faults happened (ms), in any session, for the crash-loop limit. */
   faults: number[];
+  /**
+   * Its instance's state as sessions fork it (snapshot.ts), kept while no guest
+   * code runs in the instance: the next session after a control, a directive
+   * or a re-instantiation takes a new one.
+   */
+  snapshot: InstanceSnapshot | undefined;
+}
+
+/** A session's own instance of a loaded unit (session-instances.ts): what proftpd's session process holds. */
+export interface SessionUnit {
+  readonly template: LoadedUnit;
+  readonly instance: WebAssembly.Instance;
+  /** The memory the host gave it (from the pool), if its binary imports one. */
+  readonly memory: WebAssembly.Memory | undefined;
+  readonly importer: ImporterState;
+  readonly sandbox: SandboxImports;
+  /** Set once it trapped: when it may be made again from the session's fork (infinite: never). */
+  retryAt: number | undefined;
 }
 
 /** Out of the engine: rmmod'ed, or released. */

@@ -15,7 +15,7 @@ import { moduleSymbolHint, nameHint } from "../../modules/name-hint.js";
 import type { EngineModule } from "../../modules/module-api.js";
 import { BinaryError } from "../../modules/module-compiler.js";
 import { MOD_DSO_VERSION } from "../../modules/module-host.js";
-import type { LogPriority, ModuleHost } from "../../modules/module-host.js";
+import type { LogPriority, ModuleHost, SessionInstancesMode } from "../../modules/module-host.js";
 import { Capabilities } from "../../abi/host-symbols.js";
 import type { Capability } from "../../abi/host-symbols.js";
 import { PolicyTable } from "../../modules/policy.js";
@@ -46,6 +46,24 @@ export function parseMemorySize(text: string): number {
   const pages = Math.ceil((Number(match[1]) * unit) / PAGE_BYTES);
   if (pages < 1 || pages > MAX_MEMORY_PAGES) throw directiveError(`size '${text}' is out of range (64K to 1G)`);
   return pages;
+}
+
+/** ModuleMemoryTotal's default: room for about 3,000 sessions of the example configuration's modules. */
+export const DEFAULT_MEMORY_TOTAL = 2 * 1024 ** 3;
+
+/** ModuleMemoryTotal's size: bytes with an optional K, M, G or T suffix, at least a page. */
+function parseMemoryTotal(text: string): number {
+  const match = /^(\d+)([KMGT]?)$/i.exec(text);
+  if (match === null)
+    throw directiveError(`invalid size '${text}' (a number of bytes with an optional K, M, G or T suffix, or none)`);
+  const suffix = (match[2] ?? "").toUpperCase() as "" | "K" | "M" | "G" | "T";
+  const bytes = Number(match[1]) * { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[suffix];
+  if (bytes < PAGE_BYTES || !Number.isSafeInteger(bytes)) throw directiveError(`size '${text}' is out of range (64K or more)`);
+  return bytes;
+}
+
+function isSessionInstancesMode(value: string): value is SessionInstancesMode {
+  return value === "snapshot" || value === "replay" || value === "shared";
 }
 
 /** A ModuleLoadLimits value: a count, or for a byte limit a size with an optional K, M or G suffix; at most V8's own limit. */
@@ -245,6 +263,25 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
             unitName(directive.argv[1] as string),
             parseMemorySize(directive.argv[2] as string),
           );
+        },
+      },
+      {
+        // Beyond proftpd, whose sessions are processes the kernel bounds: all guest memory of the daemon.
+        name: "ModuleMemoryTotal",
+        run: (directive) => {
+          checkArgs(directive, 1);
+          const value = directive.argv[1] as string;
+          options.host().setMemoryTotal(value.toLowerCase() === "none" ? undefined : parseMemoryTotal(value));
+        },
+      },
+      {
+        name: "ModuleInstances",
+        run: (directive) => {
+          checkArgs(directive, 1);
+          const value = (directive.argv[1] as string).toLowerCase();
+          if (!isSessionInstancesMode(value))
+            throw directiveError(`invalid value '${directive.argv[1]}' (snapshot, replay or shared)`);
+          options.host().setSessionInstances(value);
         },
       },
       {

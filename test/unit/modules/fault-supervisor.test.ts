@@ -43,7 +43,13 @@ describe("FaultSupervisor: the active command", () => {
   it("is each call's own while it runs and its caller's once it returns, faulted or not", () => {
     const events: LoaderEvent[] = [];
     const report = (event: LoaderEvent): number => events.push(event);
-    const supervisor = new FaultSupervisor({ now: () => 0, reinstantiate: () => {}, detach: () => {}, report });
+    const supervisor = new FaultSupervisor({
+      now: () => 0,
+      reinstantiate: () => {},
+      templateRan: () => {},
+      detach: () => {},
+      report,
+    });
     const [outer, inner, failing] = [command("OUTER"), command("INNER"), command("FAILING")];
     const seen: Array<string | undefined> = [];
     const look = (): number => {

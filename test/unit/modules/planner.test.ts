@@ -25,6 +25,7 @@ async function binary(file: string, text: string): Promise<void> {
     shape: readModuleShape(bytes),
     size: bytes.byteLength,
     hash: file,
+    instanceState: { globals: [], memory: undefined, start: undefined, unsnapshotable: undefined },
   });
 }
 

@@ -1,0 +1,139 @@
+/**
+ * A session's own instances of the guest units in its module set. proftpd
+ * forks a process per session: a module's globals belong to that session,
+ * start as the daemon's were at the fork, and die with it. Here the daemon's
+ * instance of each unit (its "template": where module_init, the directives and
+ * the controls run) is snapshotted when the session starts, and the session's
+ * instance is made from that snapshot on the session's first call into the
+ * unit, its providers first: a session pays only for the modules it reaches,
+ * and still sees them as they were at its fork.
+ *
+ * A trap in a session's instance faults that instance only; after its backoff
+ * it is made again from the session's fork, and the session's instances bound
+ * to it are relinked to the new one with their own state kept.
+ */
+import { DsoError, ErrorCodes } from "../errors.js";
+import type { Provider } from "../linker/scope.js";
+import type { InstanceSnapshot } from "./snapshot.js";
+import type { LoadedUnit, SessionUnit } from "./unit.js";
+
+export interface SessionInstancesContext {
+  /** The loaded unit behind a provider. */
+  unitOf(provider: Provider): LoadedUnit | undefined;
+  /**
+   * A session instance of `template`, linked through `exportsOf`, in the state
+   * of `state` (a snapshot), or initialized again when there is none.
+   */
+  create(
+    template: LoadedUnit,
+    state: InstanceSnapshot | undefined,
+    exportsOf: (provider: Provider) => WebAssembly.Exports | undefined,
+  ): SessionUnit;
+  /** The current state of a session instance, when its binary allows a snapshot. */
+  snapshot(own: SessionUnit): InstanceSnapshot | undefined;
+  /** A faulted session instance is being made again (the `reinstantiating` event). */
+  rebuilding(template: LoadedUnit): void;
+  /** Gives back what a session instance holds (its memory to the pool, its WASI descriptors). */
+  dispose(own: SessionUnit): void;
+  /** The session ended: what it reserved of ModuleMemoryTotal is free again. */
+  released(reservedBytes: number): void;
+}
+
+export class SessionInstances {
+  readonly #context: SessionInstancesContext;
+  /** Every unit the session may reach, with its state at the fork (undefined: initialized again, `replay`). */
+  readonly #forks: ReadonlyMap<LoadedUnit, InstanceSnapshot | undefined>;
+  readonly #own = new Map<LoadedUnit, SessionUnit>();
+  /** Bytes of ModuleMemoryTotal held for the session's life. */
+  readonly reservedBytes: number;
+  #released = false;
+
+  constructor(
+    context: SessionInstancesContext,
+    forks: ReadonlyMap<LoadedUnit, InstanceSnapshot | undefined>,
+    reservedBytes: number,
+  ) {
+    this.#context = context;
+    this.#forks = forks;
+    this.reservedBytes = reservedBytes;
+  }
+
+  /** Number of instances the session has made so far. */
+  get size(): number {
+    return this.#own.size;
+  }
+
+  /** The session's instance of `template`, made on first use; a faulted one is made again once its backoff passed. */
+  instanceOf(template: LoadedUnit, entryPoint: string, now: number): SessionUnit {
+    const own = this.#own.get(template);
+    if (own === undefined) return this.#make(template);
+    if (own.retryAt === undefined) return own;
+    if (own.retryAt === Number.POSITIVE_INFINITY || now < own.retryAt) {
+      const when = own.retryAt === Number.POSITIVE_INFINITY ? "" : `, retried in ${own.retryAt - now} ms`;
+      throw new DsoError(
+        ErrorCodes.DISABLED,
+        `${template.name}: disabled after a fault (${entryPoint} not called${when})`,
+      );
+    }
+    return this.#rebuild(own);
+  }
+
+  /** `own` trapped: it is never entered again; it is made again from the fork at `retryAt` (never when infinite). */
+  fault(own: SessionUnit, retryAt: number): void {
+    own.retryAt = retryAt;
+  }
+
+  /** The session ended: every instance it made is given back, once. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    for (const own of this.#own.values()) this.#context.dispose(own);
+    this.#own.clear();
+    this.#context.released(this.reservedBytes);
+  }
+
+  #make(template: LoadedUnit): SessionUnit {
+    if (this.#released) throw new DsoError(ErrorCodes.NOT_LOADED, `${template.name}: the session has ended`);
+    if (!this.#forks.has(template)) {
+      throw new DsoError(ErrorCodes.NOT_LOADED, `${template.name}: not in this session's module set`);
+    }
+    for (const dependency of template.dependencies) if (!this.#own.has(dependency)) this.#make(dependency);
+    const own = this.#context.create(template, this.#forks.get(template), (provider) => this.#exportsOf(provider));
+    this.#own.set(template, own);
+    return own;
+  }
+
+  #exportsOf(provider: Provider): WebAssembly.Exports | undefined {
+    const template = this.#context.unitOf(provider);
+    return template === undefined ? undefined : this.#own.get(template)?.instance.exports;
+  }
+
+  /**
+   * Makes a faulted instance again from the session's fork, then relinks the
+   * session's instances bound to it (their imports name the old one's exports)
+   * with the state they have now.
+   */
+  #rebuild(faulted: SessionUnit): SessionUnit {
+    const { template } = faulted;
+    this.#context.rebuilding(template);
+    this.#context.dispose(faulted);
+    this.#own.delete(template);
+    const fresh = this.#make(template);
+    this.#relinkDependents(template);
+    return fresh;
+  }
+
+  #relinkDependents(provider: LoadedUnit): void {
+    for (const dependent of provider.dependents) {
+      const own = this.#own.get(dependent);
+      if (own === undefined) continue;
+      // A faulted dependent is made from its fork when its own backoff ends; the others keep what they hold.
+      const state = own.retryAt === undefined ? this.#context.snapshot(own) : this.#forks.get(dependent);
+      this.#context.dispose(own);
+      const relinked = this.#context.create(dependent, state, (p) => this.#exportsOf(p));
+      relinked.retryAt = own.retryAt;
+      this.#own.set(dependent, relinked);
+      this.#relinkDependents(dependent);
+    }
+  }
+}
