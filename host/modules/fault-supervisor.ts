@@ -96,7 +96,7 @@ export class FaultSupervisor {
     if (isFaulted(unit) && (unit.state.kind !== "faulted" || unit.state.retryAt === undefined)) {
       throw new DsoError(ErrorCodes.DISABLED, `${unit.name}: disabled after a fault (${entryPoint} not called)`);
     }
-    const own = instances.instanceOf(unit, entryPoint, this.#context.now());
+    const own = instances.instanceOf(unit, entryPoint);
     try {
       return this.#call(own.instance, unit.policy, entryPoint, command);
     } catch (cause) {

@@ -156,8 +156,9 @@ export class ModuleHost {
       },
       [...this.#compiledIn.values()],
     );
+    const clock = options.clock ?? Date.now;
     this.#faults = new FaultSupervisor({
-      now: options.clock ?? Date.now,
+      now: clock,
       reinstantiate: (unit) => reinstantiate(this.#instances, unit),
       templateRan: (unit) => forgetSnapshots(unit),
       detach: (unit) => this.#registry.detach(unit),
@@ -185,7 +186,7 @@ export class ModuleHost {
       initFailed: (module) => this.#emit({ kind: "init-failed", module }),
     };
     this.#source = this.#planSource();
-    this.#sessionContext = this.#sessionInstancesContext();
+    this.#sessionContext = this.#sessionInstancesContext(clock);
     for (const module of this.#registry.engine) module.init?.();
   }
 
@@ -210,8 +211,9 @@ export class ModuleHost {
   }
 
   /** How a session's instances are made and given back (session-instances.ts). */
-  #sessionInstancesContext(): SessionInstancesContext {
+  #sessionInstancesContext(now: () => number): SessionInstancesContext {
     return {
+      now,
       unitOf: (provider) => this.#registry.byProvider(provider),
       create: (template, state, exportsOf) => {
         try {

@@ -18,6 +18,8 @@ import type { InstanceSnapshot } from "./snapshot.js";
 import type { LoadedUnit, SessionUnit } from "./unit.js";
 
 export interface SessionInstancesContext {
+  /** Milliseconds, for fault backoffs (the host's clock). */
+  now(): number;
   /** The loaded unit behind a provider. */
   unitOf(provider: Provider): LoadedUnit | undefined;
   /**
@@ -64,10 +66,11 @@ export class SessionInstances {
   }
 
   /** The session's instance of `template`, made on first use; a faulted one is made again once its backoff passed. */
-  instanceOf(template: LoadedUnit, entryPoint: string, now: number): SessionUnit {
+  instanceOf(template: LoadedUnit, entryPoint: string): SessionUnit {
     const own = this.#own.get(template);
     if (own === undefined) return this.#make(template);
     if (own.retryAt === undefined) return own;
+    const now = this.#context.now();
     if (own.retryAt === Number.POSITIVE_INFINITY || now < own.retryAt) {
       const when = own.retryAt === Number.POSITIVE_INFINITY ? "" : `, retried in ${own.retryAt - now} ms`;
       throw new DsoError(
