@@ -328,7 +328,9 @@ export function instantiateCopy(
   if (typeof instance.exports._initialize === "function") context.run(own, "_initialize", undefined);
   for (const argv of template.directives) {
     const name = (argv[0] ?? "").toLowerCase();
-    const entry = template.shape.exports.find((e) => e.name.startsWith("conf_") && e.name.slice(5).toLowerCase() === name);
+    const entry = template.shape.exports.find(
+      (e) => e.name.startsWith("conf_") && e.name.slice(5).toLowerCase() === name,
+    );
     if (entry !== undefined) context.run(own, entry.name, new DirectiveCall(argv));
   }
   if (typeof instance.exports.module_init === "function" && context.run(own, "module_init", undefined) < 0) {

@@ -168,9 +168,13 @@ export class ModuleCompiler {
     try {
       // Sessions fork instances of it (session-instances.ts): its globals and memory must be reachable.
       const exposed = exposeInstanceState(bytes);
-      instanceState = { globals: exposed.globals, memory: exposed.memory, start: exposed.start,
-        unsnapshotable: exposed.unsnapshotable };
-      compiled = new WebAssembly.Module(exposed.bytes as Uint8Array<ArrayBuffer>);
+      instanceState = {
+        globals: exposed.globals,
+        memory: exposed.memory,
+        start: exposed.start,
+        unsnapshotable: exposed.unsnapshotable,
+      };
+      compiled = new WebAssembly.Module(exposed.bytes);
     } catch (cause) {
       if (isDsoError(cause)) throw new BinaryError(cause.code, request.file, cause.message, cause);
       throw new BinaryError(ErrorCodes.BAD_WASM, request.file, (cause as Error).message, cause);

@@ -240,8 +240,7 @@ function scanGlobals(c: Cursor, scan: Scan): void {
     if (mutability === 0) continue;
     if (NUMERIC_TYPES.has(type)) scan.mutableGlobals.push(index);
     else
-      scan.unsnapshotable ??=
-        `mutable global ${index} has type ${OTHER_TYPES.get(type)}, which a snapshot cannot copy between instances`;
+      scan.unsnapshotable ??= `mutable global ${index} has type ${OTHER_TYPES.get(type)}, which a snapshot cannot copy between instances`;
   }
 }
 
@@ -254,16 +253,34 @@ function startsWithPrefix(bytes: Uint8Array, at: number, length: number): boolea
 function scanExports(c: Cursor, scan: Scan, start: number): void {
   const count = c.u32();
   const entries = c.offset;
+  const { bytes, end } = c;
+  // The first load of a module runs this loop cold (interpreted), where every call and property write costs:
+  // the offset lives in a local, and one-byte LEB128s (name lengths, kinds, indices below 128) are read inline,
+  // the rest through the cursor.
+  let at = c.offset;
   for (let n = count; n > 0; n--) {
-    const length = c.u32();
-    const at = c.offset;
-    c.skip(length);
+    let length = bytes[at] as number;
+    if (at < end && length < 0x80) at++;
+    else {
+      c.offset = at;
+      length = c.u32();
+      at = c.offset;
+    }
+    if (length > end - at) throw malformed(at, `length ${length} runs past the end`);
     // Only names that could clash are decoded: a 2,400-export module pays a byte compare per name.
-    if (startsWithPrefix(c.bytes, at, length)) scan.prefixed.push(latin1.decode(c.bytes.subarray(at, at + length)));
-    c.byte();
-    c.u32();
+    if (bytes[at] === 0x5f && startsWithPrefix(bytes, at, length))
+      scan.prefixed.push(latin1.decode(bytes.subarray(at, at + length)));
+    at += length;
+    if (at + 1 < end && (bytes[at + 1] as number) < 0x80) at += 2;
+    else {
+      c.offset = at;
+      c.byte();
+      c.u32();
+      at = c.offset;
+    }
   }
-  scan.exports = { start, entries, end: c.end, count };
+  c.offset = at;
+  scan.exports = { start, entries, end, count };
 }
 
 /** Where a section id sits in the order the spec fixes (the tag and data-count sections are out of numeric order). */

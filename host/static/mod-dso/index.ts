@@ -58,7 +58,8 @@ function parseMemoryTotal(text: string): number {
     throw directiveError(`invalid size '${text}' (a number of bytes with an optional K, M, G or T suffix, or none)`);
   const suffix = (match[2] ?? "").toUpperCase() as "" | "K" | "M" | "G" | "T";
   const bytes = Number(match[1]) * { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[suffix];
-  if (bytes < PAGE_BYTES || !Number.isSafeInteger(bytes)) throw directiveError(`size '${text}' is out of range (64K or more)`);
+  if (bytes < PAGE_BYTES || !Number.isSafeInteger(bytes))
+    throw directiveError(`size '${text}' is out of range (64K or more)`);
   return bytes;
 }
 
