@@ -70,6 +70,13 @@ export interface ActiveCommand {
   transfer: TransferInfo | undefined;
   /** A control request's only (host/controls/module-controls.ts): a line of the control's answer. */
   addControlResponse?(line: string): void;
+  /**
+   * pr_session_disconnect: the session ends once the replies of this command
+   * (or of sess_init) have been sent. Absent outside a session (a directive, a
+   * control action). `details` is proftpd's core.disconnect-details, which
+   * only a LogFormat's %E shows; dsod has no %E, so nothing records it yet.
+   */
+  disconnect?(details: string): void;
   addResponse(code: string, message: string): void;
   addError(code: string, message: string): void;
 }
@@ -87,6 +94,8 @@ export interface HostServices {
    * pr_shared_* symbols then trap.
    */
   sharedData?(importer: string): SharedScope;
+  /** The host's clock, in milliseconds since the epoch, for pr_time_now; Date.now when absent. */
+  now?(): number;
 }
 
 /** Per-instance state that host symbols bound to that instance read and write. */
@@ -383,8 +392,8 @@ const symbols: readonly HostSymbol[] = [
     capability: "core",
     params: [],
     result: "f64",
-    doc: "Milliseconds since the epoch.",
-    bind: () => () => Date.now(),
+    doc: "Milliseconds since the epoch, by the host's clock.",
+    bind: (_importer, services) => () => services.now?.() ?? Date.now(),
   },
   {
     name: "pr_log_debug",
@@ -501,6 +510,22 @@ const symbols: readonly HostSymbol[] = [
     "The client's address (proftpd's session.c->remote_addr) in sess_init and command handlers; empty elsewhere.",
     (command) => command.remoteAddress,
   ),
+  {
+    name: "pr_session_disconnect",
+    capability: "session",
+    params: ["string"],
+    result: "nil",
+    doc:
+      "proftpd's pr_session_disconnect(m, reason, details): the session ends once the replies of the command " +
+      "being handled (or of sess_init) have been sent.",
+    bind: (importer, services) => (details: number) => {
+      const command = activeCommand(services, "pr_session_disconnect");
+      if (command.disconnect === undefined) {
+        throw new DsoError(ErrorCodes.GUEST_TRAP, "'pr_session_disconnect' called outside a session");
+      }
+      command.disconnect(readString(importer, "pr_session_disconnect", details));
+    },
+  },
   // In `command`, not `session`: pr_cmd_path of PWD, or of any relative name, shows it anyway.
   commandString(
     "pr_session_cwd",

@@ -26,6 +26,7 @@ import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { Scoreboard } from "../ftp/scoreboard.js";
 import { FairScheduler } from "../ftp/scheduler.js";
 import { FtpServer } from "../ftp/server.js";
+import { SessionMemoryAccount } from "../modules/module-host.js";
 import type { ModuleSet } from "../modules/module-host.js";
 import { MOD_DSO_VERSION } from "../modules/types.js";
 import { watchdogNotice } from "../sandbox/watchdog.js";
@@ -198,7 +199,7 @@ export class Daemon {
       },
       xferlog: new XferlogWriter((problem) => log("notice", problem)),
       sharedStore: new SharedStore(),
-      sessionMemory: { reserved: 0 },
+      sessionMemory: new SessionMemoryAccount(),
     };
     const generation = buildGeneration(configFile, log, debugLevel, [], runtime);
     try {

@@ -16,6 +16,7 @@ const DM = 242;
 
 const CR = 0x0d;
 const LF = 0x0a;
+const ABOR = "ABOR";
 
 /**
  * proftpd's default CommandBufferSize, PR_DEFAULT_CMD_BUFSZ: PATH_MAX (4096
@@ -49,6 +50,17 @@ export type LineEvent =
   /** The client kept sending one line past the limit; proftpd disconnects it. */
   | { readonly kind: "overflow" };
 
+/** What ControlLineReader.read reports, event by event (LineEvent's kinds, without an object per event). */
+export interface LineSink {
+  line(text: string): void;
+  telnet(reply: Uint8Array): void;
+  tooLong(): void;
+  overflow(): void;
+}
+
+/** The line buffer's first size: most commands fit; it grows to COMMAND_BUFFER_SIZE for longer ones. */
+const INITIAL_LINE_BYTES = 128;
+
 /**
  * Splits the control connection's bytes into lines and strips Telnet
  * commands, keeping its state across reads as proftpd's reader does.
@@ -56,29 +68,46 @@ export type LineEvent =
  * A line ends at LF, with or without a CR before it. (proftpd 1.3.8 ends a
  * line only at CRLF and keeps a bare LF inside the line; accepting LF alone
  * lets line-mode tools such as `nc` talk to the daemon.)
+ *
+ * Reading a command allocates its text and nothing else: the line's bytes go
+ * into one buffer kept for the session (proftpd's command buffer), and each
+ * event goes straight to the reader's caller.
  */
 export class ControlLineReader {
   #telnetMode = 0;
   /** An IAC IP was read and its IAC DM has not come yet. */
   #interrupted = false;
-  #line: number[] = [];
+  #line = Buffer.alloc(INITIAL_LINE_BYTES);
+  /** Bytes of #line in use. */
+  #length = 0;
   /** Bytes dropped from the current over-long line; -1 while the line fits. */
   #discarded = -1;
 
-  /** The events for the next bytes read; nothing more once an overflow was reported. */
+  /** The events for the next bytes read, as a list. */
   push(chunk: Uint8Array): LineEvent[] {
     const events: LineEvent[] = [];
-    for (const byte of chunk) {
+    this.read(chunk, {
+      line: (text) => events.push({ kind: "line", text }),
+      telnet: (reply) => events.push({ kind: "telnet", reply }),
+      tooLong: () => events.push({ kind: "too-long" }),
+      overflow: () => events.push({ kind: "overflow" }),
+    });
+    return events;
+  }
+
+  /** Reads the next bytes, telling `events` what they hold in order; nothing more once an overflow was reported. */
+  read(chunk: Uint8Array, events: LineSink): void {
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i] as number;
       const kept = this.#telnet(byte, events);
       if (kept === NOTHING) continue;
       if (kept === IAC_THEN_BYTE) {
-        if (this.#discarded === MAX_DISCARD_BYTES) return events;
+        if (this.#discarded === MAX_DISCARD_BYTES) return;
         this.#take(IAC, events);
       }
-      if (this.#discarded === MAX_DISCARD_BYTES) return events;
+      if (this.#discarded === MAX_DISCARD_BYTES) return;
       this.#take(kept === IAC_THEN_BYTE ? byte : kept, events);
     }
-    return events;
   }
 
   /**
@@ -86,7 +115,7 @@ export class ControlLineReader {
    * state machine): NOTHING, a byte, or IAC_THEN_BYTE (both). A number, not a
    * list, so that reading a command allocates nothing per byte.
    */
-  #telnet(byte: number, events: LineEvent[]): number {
+  #telnet(byte: number, events: LineSink): number {
     switch (this.#telnetMode) {
       case IAC:
         this.#telnetMode = 0;
@@ -117,12 +146,12 @@ export class ControlLineReader {
       case WILL:
       case WONT:
         this.#telnetMode = 0;
-        events.push({ kind: "telnet", reply: Uint8Array.of(IAC, DONT, byte) });
+        events.telnet(Uint8Array.of(IAC, DONT, byte));
         return NOTHING;
       case DO:
       case DONT:
         this.#telnetMode = 0;
-        events.push({ kind: "telnet", reply: Uint8Array.of(IAC, WONT, byte) });
+        events.telnet(Uint8Array.of(IAC, WONT, byte));
         return NOTHING;
       default:
         if (byte === IAC) {
@@ -143,36 +172,87 @@ export class ControlLineReader {
    */
   takeUnterminatedAbort(): boolean {
     const line = this.#line;
-    if (line.length !== 5 || line[4] !== CR) return false;
-    if (Buffer.from(line.slice(0, 4)).toString("latin1").toUpperCase() !== "ABOR") return false;
-    this.#line = [];
+    if (this.#length !== 5 || line[4] !== CR) return false;
+    // Case-insensitive in ASCII: no other byte upper-cases to one of these letters.
+    for (let i = 0; i < 4; i++) if (((line[i] as number) & ~0x20) !== ABOR.charCodeAt(i)) return false;
+    this.#length = 0;
     return true;
   }
 
-  #take(byte: number, events: LineEvent[]): void {
+  #take(byte: number, events: LineSink): void {
     if (byte === LF) {
-      const end = this.#line.at(-1) === CR ? this.#line.length - 1 : this.#line.length;
+      const length = this.#length;
+      const end = length > 0 && this.#line[length - 1] === CR ? length - 1 : length;
       if (this.#discarded >= 0 || end > MAX_COMMAND_BYTES) {
-        events.push({ kind: "too-long" });
+        events.tooLong();
       } else {
-        events.push({ kind: "line", text: Buffer.from(this.#line.slice(0, end)).toString("utf8") });
+        events.line(this.#line.toString("utf8", 0, end));
       }
-      this.#line = [];
+      this.#length = 0;
       this.#discarded = -1;
       return;
     }
     if (this.#discarded >= 0) {
       this.#discarded++;
-      if (this.#discarded === MAX_DISCARD_BYTES) events.push({ kind: "overflow" });
+      if (this.#discarded === MAX_DISCARD_BYTES) events.overflow();
       return;
     }
-    this.#line.push(byte);
+    if (this.#length === this.#line.length) this.#grow();
+    this.#line[this.#length++] = byte;
     // One byte of room is kept for a CR; a line that needs more is dropped
     // now rather than held in memory.
-    if (this.#line.length > MAX_COMMAND_BYTES + 1) {
-      this.#discarded = this.#line.length;
-      this.#line = [];
+    if (this.#length > MAX_COMMAND_BYTES + 1) {
+      this.#discarded = this.#length;
+      this.#length = 0;
     }
+  }
+
+  #grow(): void {
+    const line = Buffer.alloc(Math.min(2 * this.#line.length, MAX_COMMAND_BYTES + 1));
+    this.#line.copy(line);
+    this.#line = line;
+  }
+}
+
+/** LineQueue's first size, and the size it goes back to once a burst of pipelined lines has drained. */
+const QUEUE_SLOTS = 16;
+
+/**
+ * The lines read ahead of the command in progress, first in, first out. Its
+ * slots are reused in a ring, so that queueing a line allocates nothing (an
+ * array's push and shift reallocate its storage as it fills and empties).
+ */
+export class LineQueue {
+  #slots: string[] = new Array<string>(QUEUE_SLOTS).fill("");
+  #head = 0;
+  #length = 0;
+
+  get length(): number {
+    return this.#length;
+  }
+
+  push(line: string): void {
+    if (this.#length === this.#slots.length) this.#resize(2 * this.#slots.length);
+    this.#slots[(this.#head + this.#length) % this.#slots.length] = line;
+    this.#length++;
+  }
+
+  /** The first line, taken off the queue; undefined when it is empty. */
+  shift(): string | undefined {
+    if (this.#length === 0) return undefined;
+    const line = this.#slots[this.#head];
+    this.#slots[this.#head] = "";
+    this.#head = (this.#head + 1) % this.#slots.length;
+    this.#length--;
+    if (this.#length === 0 && this.#slots.length > QUEUE_SLOTS) this.#resize(QUEUE_SLOTS);
+    return line;
+  }
+
+  #resize(size: number): void {
+    const slots = new Array<string>(size).fill("");
+    for (let i = 0; i < this.#length; i++) slots[i] = this.#slots[(this.#head + i) % this.#slots.length] as string;
+    this.#slots = slots;
+    this.#head = 0;
   }
 }
 
@@ -186,35 +266,73 @@ export interface CommandLine {
   readonly argv: readonly string[];
 }
 
-/** proftpd's PR_ISSPACE: isspace(3) in the C locale. */
-function isSpace(ch: string | undefined): boolean {
-  return ch === " " || ch === "\t" || ch === "\n" || ch === "\v" || ch === "\f" || ch === "\r";
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** proftpd's PR_ISSPACE: isspace(3) in the C locale (space, and \t \n \v \f \r). */
+function isSpace(code: number): boolean {
+  return code === 0x20 || (code >= 0x09 && code <= 0x0d);
 }
+
+/**
+ * Where the word nextWord last read ended: its second result, kept out of an
+ * object so that parsing a command allocates only its words.
+ */
+let wordEnd = 0;
 
 /**
  * `pr_str_get_word` (src/str.c): skips leading white space unless told to
  * keep it, reads a `"quoted string"` (backslash escapes the next character)
- * or a run of non-space characters, and consumes the character that ended it.
+ * or a run of non-space characters, and consumes the character that ended it
+ * (wordEnd is then after it).
  */
-function nextWord(
-  text: string,
-  from: number,
-  preserveWhitespace: boolean,
-  ignoreQuotes = false,
-): { word: string; next: number } | undefined {
+function nextWord(text: string, from: number, preserveWhitespace: boolean, ignoreQuotes = false): string | undefined {
+  const length = text.length;
   let at = from;
-  if (!preserveWhitespace) while (at < text.length && isSpace(text[at])) at++;
-  if (at >= text.length) return undefined;
-  const quoted = !ignoreQuotes && text[at] === '"';
+  if (!preserveWhitespace) while (at < length && isSpace(text.charCodeAt(at))) at++;
+  if (at >= length) return undefined;
+  const quoted = !ignoreQuotes && text.charCodeAt(at) === QUOTE;
   if (quoted) at++;
+  // The word is the text from `start` to `at`, after the runs already taken into `word` (an escape ends a run).
+  let start = at;
   let word = "";
-  while (at < text.length && (quoted ? text[at] !== '"' : !isSpace(text[at]))) {
-    if (quoted && text[at] === "\\" && at + 1 < text.length) at++;
-    word += text[at];
+  while (at < length) {
+    const code = text.charCodeAt(at);
+    if (quoted ? code === QUOTE : isSpace(code)) break;
+    if (quoted && code === BACKSLASH && at + 1 < length) {
+      word += text.slice(start, at);
+      start = ++at;
+    }
     at++;
   }
-  if (at < text.length) at++;
-  return { word, next: at };
+  word += text.slice(start, at);
+  wordEnd = at < length ? at + 1 : at;
+  return word;
+}
+
+/** `text`'s first four characters upper-cased are SITE (tested without building strings when they are ASCII). */
+function startsWithSite(text: string): boolean {
+  if (text.length < 4) return false;
+  for (let i = 0; i < 4; i++) {
+    // Outside ASCII, upper-casing may change a character's length or make an ASCII letter ("ſ" is "S").
+    if (text.charCodeAt(i) >= 0x80) return text.slice(0, 4).toUpperCase() === "SITE";
+  }
+  // `| 0x20` makes an ASCII letter lower case, and no other ASCII character one of these.
+  return (
+    (text.charCodeAt(0) | 0x20) === 0x73 &&
+    (text.charCodeAt(1) | 0x20) === 0x69 &&
+    (text.charCodeAt(2) | 0x20) === 0x74 &&
+    (text.charCodeAt(3) | 0x20) === 0x65
+  );
+}
+
+/** `word.toUpperCase()`, without a copy when the word has nothing to upper-case (the usual command name). */
+function upperCase(word: string): string {
+  for (let i = 0; i < word.length; i++) {
+    const code = word.charCodeAt(i);
+    if ((code >= 0x61 && code <= 0x7a) || code >= 0x80) return word.toUpperCase();
+  }
+  return word;
 }
 
 /**
@@ -225,26 +343,29 @@ function nextWord(
  */
 export function parseCommandLine(line: string): CommandLine | undefined {
   // pr_cmd_read strips up to two trailing CR/LF characters and one leading CR.
-  let text = line;
-  for (let i = 0; i < 2 && (text.endsWith("\r") || text.endsWith("\n")); i++) text = text.slice(0, -1);
-  if (text.startsWith("\r")) text = text.slice(1);
-  if (text.length === 0 || isSpace(text[0])) return undefined;
+  let end = line.length;
+  for (let i = 0; i < 2 && end > 0; i++) {
+    const code = line.charCodeAt(end - 1);
+    if (code !== CR && code !== LF) break;
+    end--;
+  }
+  const start = end > 0 && line.charCodeAt(0) === CR ? 1 : 0;
+  const text = start === 0 && end === line.length ? line : line.slice(start, end);
+  if (text.length === 0 || isSpace(text.charCodeAt(0))) return undefined;
 
   // SITE arguments keep embedded white space, so file names with several
   // spaces survive (PR_STR_FL_PRESERVE_WHITESPACE, chosen by a prefix test).
-  const preserveWhitespace = text.slice(0, 4).toUpperCase() === "SITE";
+  const preserveWhitespace = startsWithSite(text);
   // The command word is never a quoted string (proftpd 1.3.8b, PR_STR_FL_IGNORE_QUOTES, Issue #1683).
   const first = nextWord(text, 0, false, true);
   if (first === undefined) return undefined;
   // RFC 2640 §3.1: a CR NUL pair in the argument stands for a bare CR.
-  const arg = text.slice(first.next).replaceAll("\r\0", "\r");
-  const argv = [first.word];
-  for (
-    let word = nextWord(arg, 0, preserveWhitespace);
-    word !== undefined;
-    word = nextWord(arg, word.next, preserveWhitespace)
-  ) {
-    argv.push(word.word);
+  const rest = text.slice(wordEnd);
+  const arg = rest.includes("\r\0") ? rest.replaceAll("\r\0", "\r") : rest;
+  const argv = [first];
+  for (let word = nextWord(arg, 0, preserveWhitespace); word !== undefined; ) {
+    argv.push(word);
+    word = nextWord(arg, wordEnd, preserveWhitespace);
   }
-  return { name: first.word.toUpperCase(), arg, argv };
+  return { name: upperCase(first), arg, argv };
 }

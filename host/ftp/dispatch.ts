@@ -12,7 +12,7 @@ import type { HandlerEntry, HandlerIndex } from "./handler-index.js";
 
 /** Reply text with CR and LF made spaces: a name a client sent cannot end the reply line and forge another. */
 export function replyText(text: string): string {
-  return /[\r\n]/.test(text) ? text.replace(/[\r\n]/g, " ") : text;
+  return text.includes("\r") || text.includes("\n") ? text.replace(/[\r\n]/g, " ") : text;
 }
 
 /** proftpd's R_DUP: a continuation line that takes the code of the lines around it. */
@@ -48,35 +48,41 @@ export const HANDLER_FAULT_REPLY = {
   message: "Requested action aborted: local error in processing.",
 } as const;
 
-interface Response {
-  code: string;
-  readonly message: string;
-}
-
 /**
  * One of proftpd's pending reply lists (`resp_list` or `resp_err_list`):
  * lines are kept sorted by code, a continuation line goes last and takes the
  * code of the next coded line added, as `pr_response_add` does.
  */
 export class ResponseList {
-  readonly #responses: Response[] = [];
+  /**
+   * Each line's code and text, in pairs (`[code, text, code, text, ...]`),
+   * without an object per line; made by the first add, the size of what it
+   * holds: most commands add one line, many none.
+   */
+  #entries: string[] | undefined;
 
   /** pr_response_clear. */
   clear(): void {
-    this.#responses.length = 0;
+    if (this.#entries !== undefined) this.#entries.length = 0;
   }
 
   add(code: string, text: string): void {
     // A client's own CR or LF echoed back would end the reply line early and forge the next one.
     const message = replyText(text);
-    if (code === CONTINUATION) {
-      this.#responses.push({ code, message });
+    const entries = this.#entries;
+    if (entries === undefined) {
+      this.#entries = [code, message];
       return;
     }
-    for (const response of this.#responses) if (response.code === CONTINUATION) response.code = code;
+    if (code === CONTINUATION) {
+      entries.push(code, message);
+      return;
+    }
+    for (let at = 0; at < entries.length; at += 2) if (entries[at] === CONTINUATION) entries[at] = code;
     let at = 0;
-    while (at < this.#responses.length && (this.#responses[at]?.code ?? code) <= code) at++;
-    this.#responses.splice(at, 0, { code, message });
+    while (at < entries.length && (entries[at] as string) <= code) at += 2;
+    if (at === entries.length) entries.push(code, message);
+    else entries.splice(at, 0, code, message);
   }
 
   /**
@@ -87,25 +93,28 @@ export class ResponseList {
    * are not sent; proftpd would print them with a "(null)" code.
    */
   lines(): string[] {
+    const entries = this.#entries;
+    if (entries === undefined || entries.length === 0) return [];
+    if (entries.length === 2) return entries[0] === CONTINUATION ? [] : [`${entries[0]} ${entries[1]}`];
     const out: string[] = [];
     let open: string | undefined;
-    const responses = this.#responses;
-    for (let index = 0; index < responses.length; index++) {
-      const response = responses[index] as Response;
-      const next = responses[index + 1];
+    for (let at = 0; at < entries.length; at += 2) {
+      const code = entries[at] as string;
+      const message = entries[at + 1] as string;
+      const next = entries[at + 2];
       if (open !== undefined) {
-        if (next === undefined || (response.code !== CONTINUATION && response.code !== open)) {
-          out.push(`${open} ${response.message}`);
+        if (next === undefined || (code !== CONTINUATION && code !== open)) {
+          out.push(`${open} ${message}`);
           open = undefined;
         } else {
-          out.push(` ${response.message}`);
+          out.push(` ${message}`);
         }
-      } else if (response.code !== CONTINUATION) {
-        if (next !== undefined && (next.code === CONTINUATION || next.code === response.code)) {
-          out.push(`${response.code}-${response.message}`);
-          open = response.code;
+      } else if (code !== CONTINUATION) {
+        if (next !== undefined && (next === CONTINUATION || next === code)) {
+          out.push(`${code}-${message}`);
+          open = code;
         } else {
-          out.push(`${response.code} ${response.message}`);
+          out.push(`${code} ${message}`);
         }
       }
     }
@@ -198,8 +207,9 @@ class CommandDispatch implements ActiveCommand {
   readonly argv: readonly string[];
   path: string | undefined;
   transfer: TransferInfo | undefined = undefined;
-  readonly responses = new ResponseList();
-  readonly errors = new ResponseList();
+  /** The command's reply lists, made when a line is first added to them. */
+  #responses: ResponseList | undefined;
+  #errors: ResponseList | undefined;
   readonly #session: SessionState;
   readonly #options: DispatchOptions;
   readonly #index: HandlerIndex;
@@ -232,11 +242,16 @@ class CommandDispatch implements ActiveCommand {
   }
 
   addResponse(code: string, message: string): void {
-    this.responses.add(code, message);
+    (this.#responses ??= new ResponseList()).add(code, message);
   }
 
   addError(code: string, message: string): void {
-    this.errors.add(code, message);
+    (this.#errors ??= new ResponseList()).add(code, message);
+  }
+
+  /** pr_session_disconnect: as QUIT, the session ends once this command's reply is sent. */
+  disconnect(): void {
+    this.#session.closing = true;
   }
 
   start(): DispatchResult | Promise<DispatchResult> {
@@ -244,7 +259,7 @@ class CommandDispatch implements ActiveCommand {
     if (authorize !== undefined && this.#session.user !== undefined) {
       const refusal = authorize(this.#session, this);
       if (refusal !== undefined) {
-        this.errors.add(refusal.code, refusal.message);
+        this.addError(refusal.code, refusal.message);
         this.#enter(Step.POST_ERR);
         return this.#run();
       }
@@ -289,7 +304,7 @@ class CommandDispatch implements ActiveCommand {
       case Step.PRE:
         return this.#enter(result < 0 ? Step.POST_ERR : Step.CMD);
       case Step.CMD:
-        if (result === 0) this.errors.add("500", notUnderstood(this.name));
+        if (result === 0) this.addError("500", notUnderstood(this.name));
         return this.#enter(result === 1 ? Step.POST : Step.POST_ERR);
       case Step.POST:
         return this.#enter(Step.LOG);
@@ -321,7 +336,7 @@ class CommandDispatch implements ActiveCommand {
         // 530 is sent once, by the first phase that reaches a handler.
         if (this.#refusedLogin) continue;
         this.#refusedLogin = true;
-        this.errors.add("530", LOGIN_REQUIRED_TEXT);
+        this.addError("530", LOGIN_REQUIRED_TEXT);
         return -1;
       }
       let result: HandlerResult;
@@ -345,21 +360,18 @@ class CommandDispatch implements ActiveCommand {
     this.#options.onFault?.({ session: this.#session.id, module: module.name, phase, command: this.name, error });
     if (this.#step === Step.PRE || this.#step === Step.CMD) {
       // Whatever the handler added before it failed is dropped: one reply, the 451.
-      this.errors.clear();
-      this.errors.add(HANDLER_FAULT_REPLY.code, HANDLER_FAULT_REPLY.message);
+      this.#errors?.clear();
+      this.addError(HANDLER_FAULT_REPLY.code, HANDLER_FAULT_REPLY.message);
     }
     return HandlerResults.ERROR;
   }
 
   #reply(): DispatchResult {
-    if (this.#step === Step.DONE) {
-      // A handler that answered with error lines but returned HANDLED: the client must not wait forever.
-      const lines = this.responses.lines();
-      return { lines: lines.length > 0 ? lines : this.errors.lines(), ok: true };
-    }
-    // A handler that failed after adding only reply lines still gets its answer out.
-    const lines = this.errors.lines();
-    return { lines: lines.length > 0 ? lines : this.responses.lines(), ok: false };
+    const ok = this.#step === Step.DONE;
+    // A handler that answered with error lines but returned HANDLED gets them out, so the client does not wait
+    // forever; one that failed after adding only reply lines still gets its answer out.
+    const lines = (ok ? this.#responses : this.#errors)?.lines() ?? [];
+    return { lines: lines.length > 0 ? lines : ((ok ? this.#errors : this.#responses)?.lines() ?? []), ok };
   }
 }
 

@@ -25,7 +25,8 @@ import { TlsCarrier } from "../tls/carrier.js";
 import type { ControlChannel, SessionState } from "../modules/module-api.js";
 import { InactivityTimer } from "../system/clock.js";
 import type { Clock } from "../system/clock.js";
-import { ControlLineReader, parseCommandLine } from "./command-line.js";
+import { ControlLineReader, LineQueue, parseCommandLine } from "./command-line.js";
+import type { LineSink } from "./command-line.js";
 import { dispatchCommand, replyText } from "./dispatch.js";
 import type { DispatchOptions, DispatchResult } from "./dispatch.js";
 import type { FairScheduler } from "./scheduler.js";
@@ -102,7 +103,7 @@ export class ControlSession implements ControlChannel {
   readonly #raw: net.Socket;
   #secure = false;
   readonly #reader = new ControlLineReader();
-  readonly #queue: string[] = [];
+  readonly #queue = new LineQueue();
   #busy = false;
   #tlsOptions: TLSSocketOptions | undefined;
   /** What the control connection's TLS runs over, so that CCC can take it off. */
@@ -113,6 +114,8 @@ export class ControlSession implements ControlChannel {
   #closed = false;
   #ending = false;
   #readPaused = false;
+  /** The read being handled saw the session closing (or disconnected it): the rest of it is ignored. */
+  #readStopped = false;
   /** The scheduler will call #onTurn when this session's next command may run. */
   #awaitingTurn = false;
   /** #onTurn granted a turn that no command has used yet. */
@@ -210,28 +213,9 @@ export class ControlSession implements ControlChannel {
   }
 
   readonly #onData = (chunk: Buffer): void => {
-    for (const event of this.#reader.push(chunk)) {
-      if (this.state.closing) return;
-      switch (event.kind) {
-        case "telnet":
-          this.#flush();
-          if (!this.#socket.writableEnded) this.#socket.write(event.reply);
-          break;
-        case "too-long":
-          this.#hooks.log(`${sessionLabel(this.state)}: client sent too-long command, ignoring`);
-          break;
-        case "overflow":
-          this.#hooks.log(`${sessionLabel(this.state)}: client kept sending a too-long command, disconnecting`);
-          this.destroy();
-          return;
-        case "line":
-          // cmd_loop resets the idle timer for each command read.
-          this.#idle?.touch();
-          if (this.#busy && this.#abort !== undefined && /^\s*ABOR\s*$/i.test(event.text)) this.#abort();
-          this.#queue.push(event.text);
-          break;
-      }
-    }
+    this.#readStopped = false;
+    this.#reader.read(chunk, this.#lineEvents);
+    if (this.#readStopped) return;
     if (this.#busy && this.#abort !== undefined && this.#reader.takeUnterminatedAbort()) {
       // ABOR sent as urgent data (Python's ftplib): its LF never arrives in the stream.
       this.#abort();
@@ -239,6 +223,37 @@ export class ControlSession implements ControlChannel {
     }
     this.#pump();
   };
+
+  /** What a read holds, event by event; once the session is closing, nothing more of the read counts. */
+  readonly #lineEvents: LineSink = {
+    line: (text) => {
+      if (this.#stopsRead()) return;
+      // cmd_loop resets the idle timer for each command read.
+      this.#idle?.touch();
+      if (this.#busy && this.#abort !== undefined && /^\s*ABOR\s*$/i.test(text)) this.#abort();
+      this.#queue.push(text);
+    },
+    telnet: (reply) => {
+      if (this.#stopsRead()) return;
+      this.#flush();
+      if (!this.#socket.writableEnded) this.#socket.write(reply);
+    },
+    tooLong: () => {
+      if (this.#stopsRead()) return;
+      this.#hooks.log(`${sessionLabel(this.state)}: client sent too-long command, ignoring`);
+    },
+    overflow: () => {
+      if (this.#stopsRead()) return;
+      this.#hooks.log(`${sessionLabel(this.state)}: client kept sending a too-long command, disconnecting`);
+      this.destroy();
+      this.#readStopped = true;
+    },
+  };
+
+  #stopsRead(): boolean {
+    if (this.state.closing) this.#readStopped = true;
+    return this.#readStopped;
+  }
 
   readonly #onTurn = (): void => {
     this.#awaitingTurn = false;

@@ -159,16 +159,17 @@ function startInstance(
   return instance;
 }
 
-/** Runs a fresh instance's code in order: AssemblyScript's top level, the directives it was configured with, its init hook. */
+/** Runs a fresh instance's code in load order: AssemblyScript's top level, its init hook, the directives it was configured with. */
 function initialize(context: InstanceContext, unit: LoadedUnit): void {
   const initialize = unit.instance.exports._initialize;
   if (typeof initialize === "function") context.invoke(unit, "_initialize", undefined);
+  // In load order: LoadModule ran module_init, the config's directives came after it.
+  unit.engineModule?.init?.();
   // Each directive handler records its line again (onDirective): replayed from a copy, the list stays as it was.
   for (const argv of unit.directives.splice(0)) {
     const handler = unit.engineModule?.directives.find((d) => d.name.toLowerCase() === (argv[0] ?? "").toLowerCase());
     handler?.run(new DirectiveCall(argv), { file: "", line: 0, first: false });
   }
-  unit.engineModule?.init?.();
 }
 
 /** Instantiates and initializes a planned unit; it is registered as a provider, not yet committed to the engine. */
@@ -292,8 +293,8 @@ export function instantiatePlan(
  * the session's instances of its providers through `exportsOf`. Given `state`
  * (the template at the session's fork, or the instance it replaces), it
  * becomes that without running guest code; without one (`replay`, or a binary
- * whose state JavaScript cannot copy) it runs _initialize, the unit's
- * directives and module_init again. What it registers (FEAT, help) is its own:
+ * whose state JavaScript cannot copy) it runs _initialize, module_init
+ * and the unit's directives again (load order). What it registers (FEAT, help) is its own:
  * the engine reads the daemon's.
  */
 export function instantiateCopy(
@@ -326,15 +327,16 @@ export function instantiateCopy(
     return own;
   }
   if (typeof instance.exports._initialize === "function") context.run(own, "_initialize", undefined);
+  // In load order, as initialize() replays the daemon's instance: module_init, then the config's directives.
+  if (typeof instance.exports.module_init === "function" && context.run(own, "module_init", undefined) < 0) {
+    throw new DsoError(ErrorCodes.INIT_FAILED, `module '${template.name}' failed to initialize`);
+  }
   for (const argv of template.directives) {
     const name = (argv[0] ?? "").toLowerCase();
     const entry = template.shape.exports.find(
       (e) => e.name.startsWith("conf_") && e.name.slice(5).toLowerCase() === name,
     );
     if (entry !== undefined) context.run(own, entry.name, new DirectiveCall(argv));
-  }
-  if (typeof instance.exports.module_init === "function" && context.run(own, "module_init", undefined) < 0) {
-    throw new DsoError(ErrorCodes.INIT_FAILED, `module '${template.name}' failed to initialize`);
   }
   return own;
 }

@@ -43,22 +43,21 @@ import type {
   ModuleHostOptions,
   ModuleSet,
   SessionInstancesMode,
-  SessionMemoryAccount,
   SymbolInfo,
   Tracer,
 } from "./types.js";
 import { isDetached, isFaulted } from "./unit.js";
 import type { LoadedUnit } from "./unit.js";
-import { SessionInstances } from "./session-instances.js";
+import { SessionInstances, SessionMemoryAccount } from "./session-instances.js";
 import type { SessionInstancesContext } from "./session-instances.js";
 import { dataSegmentsEnd, stateMemory, takeSnapshot } from "./snapshot.js";
 import type { InstanceSnapshot } from "./snapshot.js";
 import { exportNameProblems } from "./handler-names.js";
 
 export { MOD_DSO_VERSION } from "./types.js";
+export { SessionMemoryAccount } from "./session-instances.js";
 export type {
   SessionInstancesMode,
-  SessionMemoryAccount,
   BindingInfo,
   LoadedUnitInfo,
   LogPriority,
@@ -142,7 +141,7 @@ export class ModuleHost {
     this.#debugLevel = options.debugLevel ?? 0;
     this.#sessionInstances = options.sessionInstances ?? "snapshot";
     this.#memoryTotal = options.memoryTotal;
-    this.#sessionMemory = options.sessionMemory ?? { reserved: 0 };
+    this.#sessionMemory = options.sessionMemory ?? new SessionMemoryAccount();
     const guestLog =
       options.guestLog ?? ((importer, _level, message) => this.#log?.("debug", `${importer}: ${message}`));
     const trace = (level: number, message: string): void => this.#trace("dso", level, message);
@@ -169,6 +168,7 @@ export class ModuleHost {
       trace: (_importer, channel, level, message) => this.#trace(channel, level, message),
       activeCommand: () => this.#faults.activeCommand(),
       sharedData: (importer) => this.#shared.scope(importer, sharedDataBytes(this.#policy(importer).memoryCapPages)),
+      now: clock,
     };
     this.#instances = {
       memories: this.#memories,
@@ -233,9 +233,7 @@ export class ModuleHost {
         const limits = hostMemoryLimits(own.template.bindings);
         if (own.memory !== undefined && limits !== undefined) this.#memories.release(own.memory, limits);
       },
-      released: (bytes) => {
-        this.#sessionMemory.reserved -= bytes;
-      },
+      released: (instances) => this.#sessionMemory.close(instances),
     };
   }
 
@@ -456,9 +454,9 @@ export class ModuleHost {
     this.#memoryTotal = bytes;
   }
 
-  /** Bytes of guest memory the daemon's instances hold and the open sessions reserved. */
+  /** Bytes of guest memory the daemon's instances hold and the open sessions hold or reserved. */
   guestMemoryBytes(): number {
-    let bytes = this.#sessionMemory.reserved;
+    let bytes = this.#sessionMemory.bytes();
     for (const unit of this.#registry.allUnits()) bytes += memoryBytes(unit);
     return bytes;
   }
@@ -488,8 +486,8 @@ export class ModuleHost {
           );
         }
       }
-      this.#sessionMemory.reserved += reserved;
       const instances = new SessionInstances(this.#sessionContext, forks, reserved);
+      this.#sessionMemory.open(instances);
       return {
         modules: set.modules,
         instances,
@@ -518,7 +516,8 @@ export class ModuleHost {
       return;
     }
     // dlsym handed its exports out: code outside the host may have changed it since any snapshot.
-    const state = unit.snapshot ?? snapshotOf(unit, unit.instance, unit.memory);
+    const cached = unit.exportsEscaped ? undefined : unit.snapshot;
+    const state = cached ?? snapshotOf(unit, unit.instance, unit.memory);
     if (!unit.exportsEscaped) unit.snapshot = state;
     forks.set(unit, state);
   }

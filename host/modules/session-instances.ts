@@ -14,6 +14,7 @@
  */
 import { DsoError, ErrorCodes } from "../errors.js";
 import type { Provider } from "../linker/scope.js";
+import { stateMemory } from "./snapshot.js";
 import type { InstanceSnapshot } from "./snapshot.js";
 import type { LoadedUnit, SessionUnit } from "./unit.js";
 
@@ -37,8 +38,8 @@ export interface SessionInstancesContext {
   rebuilding(template: LoadedUnit): void;
   /** Gives back what a session instance holds (its memory to the pool, its WASI descriptors). */
   dispose(own: SessionUnit): void;
-  /** The session ended: what it reserved of ModuleMemoryTotal is free again. */
-  released(reservedBytes: number): void;
+  /** The session ended: what it holds of ModuleMemoryTotal is free again. */
+  released(instances: SessionInstances): void;
 }
 
 export class SessionInstances {
@@ -63,6 +64,15 @@ export class SessionInstances {
   /** Number of instances the session has made so far. */
   get size(): number {
     return this.#own.size;
+  }
+
+  /** Bytes of linear memory its instances hold now. */
+  memoryBytes(): number {
+    let bytes = 0;
+    for (const own of this.#own.values()) {
+      bytes += stateMemory(own.instance, own.memory, own.template.instanceState)?.buffer.byteLength ?? 0;
+    }
+    return bytes;
   }
 
   /** The session's instance of `template`, made on first use; a faulted one is made again once its backoff passed. */
@@ -92,7 +102,7 @@ export class SessionInstances {
     this.#released = true;
     for (const own of this.#own.values()) this.#context.dispose(own);
     this.#own.clear();
-    this.#context.released(this.reservedBytes);
+    this.#context.released(this);
   }
 
   #make(template: LoadedUnit): SessionUnit {
@@ -138,5 +148,34 @@ export class SessionInstances {
       this.#own.set(dependent, relinked);
       this.#relinkDependents(dependent);
     }
+  }
+}
+
+/**
+ * The open sessions' guest memory, for ModuleMemoryTotal: each counts at the
+ * larger of what it reserved when it started and what its instances hold now
+ * (a memory grows within ModuleMemoryLimit). dsod gives every SIGHUP
+ * generation's host the daemon's one account, so older sessions still count.
+ */
+export class SessionMemoryAccount {
+  readonly #open = new Set<SessionInstances>();
+
+  open(instances: SessionInstances): void {
+    this.#open.add(instances);
+  }
+
+  close(instances: SessionInstances): void {
+    this.#open.delete(instances);
+  }
+
+  /** Number of open sessions with instances of their own. */
+  get sessions(): number {
+    return this.#open.size;
+  }
+
+  bytes(): number {
+    let bytes = 0;
+    for (const instances of this.#open) bytes += Math.max(instances.reservedBytes, instances.memoryBytes());
+    return bytes;
   }
 }

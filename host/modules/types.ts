@@ -6,7 +6,7 @@
 import type { SharedStore } from "../abi/shared-store.js";
 import type { Provider } from "../linker/scope.js";
 import type { EngineModule } from "./module-api.js";
-import type { SessionInstances } from "./session-instances.js";
+import type { SessionInstances, SessionMemoryAccount } from "./session-instances.js";
 import type { UnitPolicy } from "./policy.js";
 import type { InstanceStateExports } from "../wasm/instance-state-exports.js";
 import type { ModuleShape } from "../wasm/types.js";
@@ -35,11 +35,6 @@ export type InstanceStateLayout = Omit<InstanceStateExports, "bytes">;
  * instance for every session.
  */
 export type SessionInstancesMode = "snapshot" | "replay" | "shared";
-
-/** Bytes of guest memory the open sessions reserved (ModuleMemoryTotal), shared by the hosts that serve them. */
-export interface SessionMemoryAccount {
-  reserved: number;
-}
 
 /** What a unit is, from its file, and its place in the scope: what a planned unit and a loaded one share. */
 export interface UnitIdentity {
@@ -129,11 +124,11 @@ export interface ModuleHostOptions {
   /** ModuleMemoryTotal in bytes: new sessions that would take guest memory past it are refused; no bound when absent. */
   memoryTotal?: number;
   /**
-   * What open sessions reserved of ModuleMemoryTotal, when it must count the
-   * sessions of earlier hosts too: dsod hands every SIGHUP generation the
+   * The open sessions' guest memory, for ModuleMemoryTotal, when it must count
+   * the sessions of earlier hosts too: dsod hands every SIGHUP generation the
    * daemon's one account. A new one when absent.
    */
   sessionMemory?: SessionMemoryAccount;
-  /** The clock of fault backoffs and crash-loop windows, in ms; Date.now when absent. */
+  /** The clock of fault backoffs, crash-loop windows and guests' pr_time_now, in ms; Date.now when absent. */
   clock?: () => number;
 }
