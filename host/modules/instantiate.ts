@@ -159,7 +159,10 @@ function startInstance(
   return instance;
 }
 
-/** Runs a fresh instance's code in load order: AssemblyScript's top level, its init hook, the directives it was configured with. */
+/**
+ * Runs a fresh instance's code in load order: AssemblyScript's top level, its
+ * init hook, the directives it was configured with.
+ */
 function initialize(context: InstanceContext, unit: LoadedUnit): void {
   const initialize = unit.instance.exports._initialize;
   if (typeof initialize === "function") context.invoke(unit, "_initialize", undefined);

@@ -83,7 +83,7 @@ function snapshotOf(
   return takeSnapshot(instance, stateMemory(instance, imported, layout), layout, dataEnd);
 }
 
-/** Guest code runs in the daemon's instance of `unit`: its snapshot, and its providers' (it may call them), are stale. */
+/** Guest code runs in the daemon's instance of `unit`: its snapshot and its providers' (it may call them) are stale. */
 function forgetSnapshots(unit: LoadedUnit): void {
   unit.snapshot = undefined;
   for (const dependency of unit.dependencies) forgetSnapshots(dependency);
@@ -480,10 +480,8 @@ export class ModuleHost {
       if (limit !== undefined) {
         const used = this.guestMemoryBytes();
         if (used + reserved > limit) {
-          throw new DsoError(
-            ErrorCodes.MEMORY_TOTAL,
-            `ModuleMemoryTotal (${limit} bytes) reached: guest memory is ${used} bytes, a session needs ${reserved} more`,
-          );
+          const needs = `guest memory is ${used} bytes, a session needs ${reserved} more`;
+          throw new DsoError(ErrorCodes.MEMORY_TOTAL, `ModuleMemoryTotal (${limit} bytes) reached: ${needs}`);
         }
       }
       const instances = new SessionInstances(this.#sessionContext, forks, reserved);

@@ -47,6 +47,8 @@ export class SessionInstances {
   /** Every unit the session may reach, with its state at the fork (undefined: initialized again, `replay`). */
   readonly #forks: ReadonlyMap<LoadedUnit, InstanceSnapshot | undefined>;
   readonly #own = new Map<LoadedUnit, SessionUnit>();
+  /** How many of them trapped and wait to be made again: while none did, a call looks no further. */
+  #faulted = 0;
   /** Bytes of ModuleMemoryTotal held for the session's life. */
   readonly reservedBytes: number;
   #released = false;
@@ -75,24 +77,33 @@ export class SessionInstances {
     return bytes;
   }
 
-  /** The session's instance of `template`, made on first use; a faulted one is made again once its backoff passed. */
+  /**
+   * The session's instance of `template`, made on first use. A faulted one,
+   * or one bound to a faulted provider (whose imports would enter it), is
+   * refused until the faulted instance's backoff passed, then made again.
+   */
   instanceOf(template: LoadedUnit, entryPoint: string): SessionUnit {
     const own = this.#own.get(template);
     if (own === undefined) return this.#make(template);
-    if (own.retryAt === undefined) return own;
+    if (this.#faulted === 0) return own;
+    const faulted = own.retryAt === undefined ? this.#faultedProvider(template) : own;
+    if (faulted?.retryAt === undefined) return own;
     const now = this.#context.now();
-    if (own.retryAt === Number.POSITIVE_INFINITY || now < own.retryAt) {
-      const when = own.retryAt === Number.POSITIVE_INFINITY ? "" : `, retried in ${own.retryAt - now} ms`;
+    if (faulted.retryAt === Number.POSITIVE_INFINITY || now < faulted.retryAt) {
+      const when = faulted.retryAt === Number.POSITIVE_INFINITY ? "" : `, retried in ${faulted.retryAt - now} ms`;
       throw new DsoError(
         ErrorCodes.DISABLED,
-        `${template.name}: disabled after a fault (${entryPoint} not called${when})`,
+        `${faulted.template.name}: disabled after a fault (${entryPoint} not called${when})`,
       );
     }
-    return this.#rebuild(own);
+    this.#rebuild(faulted);
+    // Made again, or relinked to its provider made again.
+    return this.#own.get(template) as SessionUnit;
   }
 
   /** `own` trapped: it is never entered again; it is made again from the fork at `retryAt` (never when infinite). */
   fault(own: SessionUnit, retryAt: number): void {
+    if (own.retryAt === undefined) this.#faulted++;
     own.retryAt = retryAt;
   }
 
@@ -116,6 +127,16 @@ export class SessionInstances {
     return own;
   }
 
+  /** The session's instance of a provider of `template`, direct or not, that trapped. */
+  #faultedProvider(template: LoadedUnit): SessionUnit | undefined {
+    for (const dependency of template.dependencies) {
+      const own = this.#own.get(dependency);
+      const faulted = own === undefined || own.retryAt === undefined ? this.#faultedProvider(dependency) : own;
+      if (faulted !== undefined) return faulted;
+    }
+    return undefined;
+  }
+
   #exportsOf(provider: Provider): WebAssembly.Exports | undefined {
     const template = this.#context.unitOf(provider);
     return template === undefined ? undefined : this.#own.get(template)?.instance.exports;
@@ -126,14 +147,14 @@ export class SessionInstances {
    * session's instances bound to it (their imports name the old one's exports)
    * with the state they have now.
    */
-  #rebuild(faulted: SessionUnit): SessionUnit {
+  #rebuild(faulted: SessionUnit): void {
     const { template } = faulted;
     this.#context.rebuilding(template);
     this.#context.dispose(faulted);
     this.#own.delete(template);
-    const fresh = this.#make(template);
+    this.#faulted--;
+    this.#make(template);
     this.#relinkDependents(template);
-    return fresh;
   }
 
   #relinkDependents(provider: LoadedUnit): void {

@@ -121,7 +121,7 @@ export interface ModuleHostOptions {
   debugLevel?: number;
   /** How sessions get instances of guest units; `snapshot` when absent (ModuleInstances). */
   sessionInstances?: SessionInstancesMode;
-  /** ModuleMemoryTotal in bytes: new sessions that would take guest memory past it are refused; no bound when absent. */
+  /** ModuleMemoryTotal, in bytes: new sessions that would take guest memory past it are refused; none when absent. */
   memoryTotal?: number;
   /**
    * The open sessions' guest memory, for ModuleMemoryTotal, when it must count
