@@ -169,6 +169,11 @@ class ByteReader {
           this.byte();
           value = undefined;
           break;
+        case 0xfd: // SIMD's prefix: v128.const (sub-opcode 12) is the only constant one
+          if (this.u32() !== 12) throw malformed(at, "unsupported SIMD opcode in a constant expression");
+          this.skip(16);
+          value = undefined;
+          break;
         case 0x6a: // extended-const i32.add, i32.sub, i32.mul and their i64 forms
         case 0x6b:
         case 0x6c:

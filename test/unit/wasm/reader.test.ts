@@ -482,6 +482,16 @@ describe("readModuleShape: malformed binaries are DSO_ERR_BAD_WASM with the offe
     );
   });
 
+  it("a v128.const global reads, and a SIMD opcode that is not a constant is refused", () => {
+    // (global (mut v128) (v128.const i64x2 0 0)): 0xfd, sub-opcode 12, 16 bytes.
+    const v128 = [0x01, 0x7b, 0x01, 0xfd, 0x0c, ...new Array<number>(16).fill(0), 0x0b];
+    expect(readModuleShape(binary(section(6, v128))).footprint.globals).toBe(1);
+    expectMalformed(
+      binary(section(6, [0x01, 0x7b, 0x01, 0xfd, 0x0d, 0x0b])),
+      "unsupported SIMD opcode in a constant expression at byte 13",
+    );
+  });
+
   it("never throws anything but a DsoError on any truncation of a real module", () => {
     // Cutting a valid binary at every length exercises every read path's bounds check.
     const full = readFileSync(libexec("mod_calc.wasm"));
