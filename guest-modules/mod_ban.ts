@@ -10,10 +10,14 @@
 //   BanControlsACLs ban,permit allow user root
 //
 // A banned host is refused in sess_init, before the greeting, with
-// `530 <BanMessage>` (ban_sess_init); a banned user at USER. `dsoctl ban
-// user|host NAME...`, `dsoctl ban info [-v] [-e]` and `dsoctl permit user|host
-// NAME...|*` answer with mod_ban's words. docs/modules.md says where it
-// differs from proftpd's.
+// `530 <BanMessage>` (ban_sess_init); a banned user at USER, with the
+// BanMessage and `530 Login incorrect.` (ban_pre_pass), the session staying
+// open. A BanOnEvent rule that reaches its count bans the host, sends the
+// BanMessage and ends the session with pr_session_disconnect (ban_handle_event):
+// the failed PASS that reached MaxLoginAttempts' count, the connection that
+// reached ClientConnectRate's. `dsoctl ban user|host NAME...`, `dsoctl ban
+// info [-v] [-e]` and `dsoctl permit user|host NAME...|*` answer with mod_ban's
+// words. docs/directives.md (mod_ban.c) says where it differs from proftpd's.
 import {
   API_VERSION,
   CTRLS_GENERIC_ERROR,
@@ -29,6 +33,7 @@ import {
   ctrlsReply,
   ctrlsSetAcls,
   directiveError,
+  disconnectSession,
   log,
   now,
   replyError,
@@ -348,14 +353,25 @@ export function sess_init(): i32 {
   }
   const rule = ruleFor(CLIENT_CONNECT_RATE);
   if (rule != null && handleEvent(rule, address)) {
-    log(VERSION + ": autoban threshold reached, ending session", BAN_LOG);
-    sendMesg("(none)", "", address);
+    endSession(address);
+    // proftpd's pr_session_disconnect never returns: ERROR keeps the other modules' sess_init from running too.
     return ERROR;
   }
   return OK;
 }
 
-/** A session that was banned after it connected: refused at each login command. */
+/** ban_handle_event's end of a session that reached an autoban: the BanMessage (never the rule's), then the end. */
+function endSession(address: string): void {
+  log(VERSION + ": autoban threshold reached, ending session", BAN_LOG);
+  sendMesg("(none)", "", address);
+  disconnectSession();
+}
+
+/**
+ * A session whose host was banned after it connected: proftpd's ban_list_add
+ * ends it then (ban_disconnect_host signals its process); a guest cannot
+ * reach another session, so it ends at its next login command instead.
+ */
 function refuseBannedHost(): bool {
   const address = sessionRemoteAddress();
   const ban = activeBan("host", address);
@@ -363,6 +379,7 @@ function refuseBannedHost(): bool {
   log(VERSION + ": Login denied: host '" + address + "' banned");
   sendMesg("(none)", ban.mesg, address);
   replyError("530", "Login incorrect.");
+  disconnectSession();
   return true;
 }
 
@@ -384,12 +401,16 @@ export function pre_cmd_PASS(): i32 {
   return refuseBannedHost() ? ERROR : DECLINED;
 }
 
-/** A failed login: the MaxLoginAttempts rule counts it for the client's host. */
+/**
+ * A failed login: the MaxLoginAttempts rule counts it for the client's host,
+ * and the one that reaches the count ends the session after its
+ * `530 Login incorrect.` and the BanMessage (ban_maxloginattempts_ev).
+ */
 export function log_cmd_err_PASS(): i32 {
   if (!engine) return DECLINED;
   const rule = ruleFor(MAX_LOGIN_ATTEMPTS);
-  // proftpd ends the session here; a guest cannot, so its next USER or PASS is refused instead.
-  if (rule != null && handleEvent(rule, sessionRemoteAddress())) log(VERSION + ": autoban threshold reached", BAN_LOG);
+  const address = sessionRemoteAddress();
+  if (rule != null && handleEvent(rule, address)) endSession(address);
   return DECLINED;
 }
 

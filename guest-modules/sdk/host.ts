@@ -40,6 +40,9 @@ export declare function pr_session_user(): string;
 @external("env", "pr_session_remote_addr")
 export declare function pr_session_remote_addr(): string;
 
+@external("env", "pr_session_disconnect")
+export declare function pr_session_disconnect(details: string): void;
+
 @external("env", "pr_session_cwd")
 export declare function pr_session_cwd(): string;
 

@@ -19,6 +19,7 @@ import {
   pr_response_add,
   pr_response_add_err,
   pr_session_cwd,
+  pr_session_disconnect,
   pr_session_remote_addr,
   pr_session_user,
   pr_time_now,
@@ -121,6 +122,16 @@ export function sessionUser(): string {
  */
 export function sessionRemoteAddress(): string {
   return pr_session_remote_addr();
+}
+
+/**
+ * proftpd's pr_session_disconnect: the session ends once the replies of this
+ * command (or of sess_init) have been sent; the handler itself runs on to its
+ * end, so return right after. Needs the `session` capability; traps in a
+ * directive or a control action.
+ */
+export function disconnectSession(details: string = ""): void {
+  pr_session_disconnect(details);
 }
 
 /** Milliseconds since the epoch. */

@@ -289,13 +289,21 @@ export class FtpServer {
     // modules_session_init: newest module first; a failing one ends the session, after what it sent (a BanMessage).
     const init = new SessionInitCall(session.state.remoteAddress);
     try {
-      for (let m = set.modules.length - 1; m >= 0; m--) set.modules[m]?.sessionInit?.(init, set.instances);
+      for (let m = set.modules.length - 1; m >= 0 && !init.disconnected; m--)
+        set.modules[m]?.sessionInit?.(init, set.instances);
     } catch (error) {
-      this.#log(
-        `${sessionLabel(session.state)}: session init failed: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      // A module that disconnected the client (pr_session_disconnect) has said why; proftpd logs nothing more.
+      if (!init.disconnected) {
+        const reason = error instanceof Error ? error.message : String(error);
+        this.#log(`${sessionLabel(session.state)}: session init failed: ${reason}`);
+      }
       if (init.lines.length > 0) session.end(init.lines);
       else session.destroy();
+      return;
+    }
+    if (init.disconnected) {
+      // pr_session_disconnect in a sess_init: what it sent, then the end, never the greeting.
+      session.end(init.lines);
       return;
     }
     const localAddress = socket.localAddress ?? "";

@@ -1,14 +1,16 @@
 /**
  * mod_ban.c (guest-modules/mod_ban.ts), proftpd's mod_ban as a guest, through
  * the built dsod and the real dsoctl: its ban lists in the shared store stop a
- * login-guessing client across sessions (BanOnEvent MaxLoginAttempts), a
- * banned host is refused at connect with `530 <BanMessage>` before any
- * greeting (ban_sess_init), `dsoctl ban` / `dsoctl permit` answer with
- * mod_ban's words, and BanControlsACLs guards them.
+ * login-guessing client across sessions (BanOnEvent MaxLoginAttempts) and
+ * end the session whose failed login reached the count (ban_handle_event's
+ * pr_session_disconnect), a banned host is refused at connect with
+ * `530 <BanMessage>` before any greeting (ban_sess_init), `dsoctl ban` /
+ * `dsoctl permit` answer with mod_ban's words, and BanControlsACLs guards them.
  */
 import net from "node:net";
 import { describe, expect, it } from "vitest";
 import { daemonFixture } from "./helpers/fixture.js";
+import type { FtpControl } from "./helpers/ftp-client.js";
 import { LIBEXEC, baseConfig, dsoctl, logMessages, runDsod, tempDir, writeConfig } from "./helpers/dsod.js";
 import type { RunningDsod } from "./helpers/dsod.js";
 
@@ -42,6 +44,15 @@ function connectOnce(port: number): Promise<string> {
   });
 }
 
+/** The reply to the first of `commands` (sent in one write), then the server's close with nothing after it. */
+async function lastReply(client: FtpControl, ...commands: string[]): Promise<string[]> {
+  client.write(commands.map((command) => `${command}\r\n`).join(""));
+  const lines = await client.reply();
+  await client.closed();
+  await expect(client.reply()).rejects.toThrow('connection closed with partial reply ""');
+  return lines;
+}
+
 function ctl(daemon: RunningDsod, ...args: string[]): ReturnType<typeof dsoctl> {
   return dsoctl(["-s", daemon.socket, ...args]);
 }
@@ -54,10 +65,16 @@ describe("mod_ban.c", () => {
     expect(await first.send("PASS wrong")).toEqual(["530 Login incorrect."]);
     const second = await fixture.connect(daemon, false);
     expect(await second.send("USER demo")).toEqual(["331 Password required for demo"]);
-    expect(await second.send("PASS wrong")).toEqual(["530 Login incorrect."]);
-    // The second failure banned the host: the guessing session is refused from now on.
-    expect(await second.send("USER demo")).toEqual(["530-Sorry (none), 127.0.0.1 is banned", "530 Login incorrect."]);
-    expect(await first.send("PASS demo")).toEqual(["530-Sorry (none), 127.0.0.1 is banned", "530 Login incorrect."]);
+    // The second failure banned the host: BanMessage after mod_auth's 530, and the session ends.
+    expect(await lastReply(second, "PASS wrong")).toEqual([
+      "530-Login incorrect.",
+      "530 Sorry (none), 127.0.0.1 is banned",
+    ]);
+    // The host's other session, which proftpd's ban_disconnect_host would have ended, ends at its next login command.
+    expect(await lastReply(first, "PASS demo")).toEqual([
+      "530-Sorry (none), 127.0.0.1 is banned",
+      "530 Login incorrect.",
+    ]);
     expect(await connectOnce(daemon.port)).toBe(`${BANNED}\r\n`);
     await daemon.waitForLog(/mod_ban\/0\.7: Login denied: host '127\.0\.0\.1' banned/);
     expect(await ctl(daemon, "ban", "info")).toMatchObject({
@@ -81,6 +98,20 @@ describe("mod_ban.c", () => {
     });
     expect(await connectOnce(daemon.port)).toMatch(/^220 /);
     await fixture.connect(daemon);
+  });
+
+  it("disconnects a login-guessing client at the failed login that triggers the autoban", async () => {
+    const { daemon } = await fixture.start(modBan("ban,permit allow user root"));
+    const client = await fixture.connect(daemon, false);
+    expect(await client.send("USER demo")).toEqual(["331 Password required for demo"]);
+    expect(await client.send("PASS wrong")).toEqual(["530 Login incorrect."]);
+    expect(await client.send("USER demo")).toEqual(["331 Password required for demo"]);
+    // A command sent behind the triggering PASS is never run: the session ends after the PASS's reply.
+    expect(await lastReply(client, "PASS wrong", "NOOP")).toEqual([
+      "530-Login incorrect.",
+      "530 Sorry (none), 127.0.0.1 is banned",
+    ]);
+    expect(await connectOnce(daemon.port)).toBe(`${BANNED}\r\n`);
   });
 
   it("refuses new connections while `dsoctl ban host` holds, and `dsoctl permit host` lifts it", async () => {
@@ -111,11 +142,12 @@ describe("mod_ban.c", () => {
     expect(await connectOnce(daemon.port)).toMatch(/^220 /);
   });
 
-  it("refuses a banned user at USER, with the user in BanMessage", async () => {
+  it("refuses a banned user at USER, with the user in BanMessage, and keeps the session", async () => {
     const { daemon } = await fixture.start(modBan("ban,permit allow user root"));
     expect(await ctl(daemon, "ban", "user", "demo")).toMatchObject({ status: 0, stdout: "dsoctl: user demo banned\n" });
     const client = await fixture.connect(daemon, false);
     expect(await client.send("USER demo")).toEqual(["530-Sorry demo, 127.0.0.1 is banned", "530 Login incorrect."]);
+    // proftpd's ban_pre_pass answers 530 without pr_session_disconnect: this session logs in once permitted.
     // Another host's ban leaves this client alone; ban info lists users, a blank line, then hosts.
     expect(await ctl(daemon, "ban", "host", "192.0.2.1")).toMatchObject({ stdout: "dsoctl: host 192.0.2.1 banned\n" });
     expect(await ctl(daemon, "ban", "info")).toMatchObject({
