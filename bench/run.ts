@@ -32,6 +32,7 @@ import { runLink } from "./link.js";
 import { runLoad } from "./load.js";
 import { runLogin } from "./login.js";
 import { runMemory } from "./memory.js";
+import { runSessions } from "./sessions.js";
 import { runTransfer } from "./transfer.js";
 import { runWatchdogBench } from "./watchdog.js";
 import { MODULE_HOST_V8_FLAGS, tuneHeapForModuleChurn } from "../host/system/heap.js";
@@ -104,6 +105,8 @@ const SECTIONS: ReadonlyArray<{
   { name: "login", run: ({ log }) => runLogin(log) },
   // 10. One session's NOOP round trip (p50/p99/p999) against the machine's proftpd, and heap bytes per NOOP.
   { name: "latency", run: ({ log }) => runLatency(log) },
+  // 11. Per-session module instances: CPU per session start, RSS per session and 1,000 sessions held, per mode.
+  { name: "sessions", run: ({ log }) => runSessions(log) },
 ];
 
 async function main(): Promise<void> {
