@@ -12,18 +12,34 @@ import type { ByteRange } from "../wasm/types.js";
 
 const PAGE_BYTES = 65_536;
 
+/** A run of memory a snapshot restores, at its offset. */
+export interface MemoryChunk {
+  readonly offset: number;
+  readonly bytes: Uint8Array;
+}
+
 export interface InstanceSnapshot {
   /** The memory's size in pages (0 when the instance has none). */
   readonly pages: number;
   /**
-   * The memory's bytes up to the last one that is not zero, or to the end of
-   * the data segments, whichever is further: the rest is zero in the
-   * snapshotted memory and in the zeroed memory it is restored into, while
-   * instantiation writes the data segments again and they must be overwritten.
+   * The memory's blocks (BLOCK_BYTES each) that are not all zero, and every
+   * block below the end of the data segments, merged into runs: the rest is
+   * zero in the snapshotted memory and in the zeroed memory it is restored
+   * into, while instantiation writes the data segments again and they must be
+   * overwritten. A block never written is never touched in the copy: its page
+   * costs the session no memory (AssemblyScript's allocator leaves most of a
+   * 64 KiB memory untouched between its header and its tail).
    */
-  readonly bytes: Uint8Array;
+  readonly chunks: readonly MemoryChunk[];
   /** The mutable globals' values, in the layout's order. */
   readonly globals: ReadonlyArray<number | bigint>;
+}
+
+/** Bytes a snapshot copies into each instance made from it. */
+export function copiedBytes(snapshot: InstanceSnapshot): number {
+  let bytes = 0;
+  for (const chunk of snapshot.chunks) bytes += chunk.bytes.byteLength;
+  return bytes;
 }
 
 /** The memory an instance's state lives in: the one the host gave it, or the one it defines. */
@@ -52,14 +68,32 @@ export function dataSegmentsEnd(staticData: readonly ByteRange[], dataBytes: num
   return located === dataBytes ? end : Number.POSITIVE_INFINITY;
 }
 
-/** Index one past the last byte that is not zero, scanning backwards a word at a time. */
-function usedLength(memory: Uint8Array): number {
-  const words = new BigUint64Array(memory.buffer, memory.byteOffset, memory.byteLength >>> 3);
-  let word = words.length;
-  while (word > 0 && words[word - 1] === 0n) word--;
-  let end = word * 8;
-  while (end > 0 && memory[end - 1] === 0) end--;
-  return end;
+/** The granularity of a snapshot's copy: the operating system's page. */
+export const BLOCK_BYTES = 4096;
+
+/** True when the block at `word` (in 64-bit words) has a byte that is not zero. */
+export function blockUsed(words: BigUint64Array, word: number, end: number): boolean {
+  for (let i = word; i < end; i++) if (words[i] !== 0n) return true;
+  return false;
+}
+
+/** The runs of blocks to copy: those not all zero, and all below `dataEnd`. */
+function usedChunks(view: Uint8Array, dataEnd: number): MemoryChunk[] {
+  const words = new BigUint64Array(view.buffer, view.byteOffset, view.byteLength >>> 3);
+  const perBlock = BLOCK_BYTES >>> 3;
+  const chunks: MemoryChunk[] = [];
+  let start = -1;
+  for (let offset = 0; offset <= view.byteLength; offset += BLOCK_BYTES) {
+    const used =
+      offset < view.byteLength &&
+      (offset < dataEnd || blockUsed(words, offset >>> 3, Math.min(words.length, (offset >>> 3) + perBlock)));
+    if (used && start < 0) start = offset;
+    if (!used && start >= 0) {
+      chunks.push({ offset: start, bytes: view.slice(start, Math.min(offset, view.byteLength)) });
+      start = -1;
+    }
+  }
+  return chunks;
 }
 
 function global(instance: WebAssembly.Instance, name: string): WebAssembly.Global {
@@ -76,10 +110,9 @@ export function takeSnapshot(
   dataEnd: number,
 ): InstanceSnapshot {
   const globals = layout.globals.map((name) => global(instance, name).value as number | bigint);
-  if (memory === undefined) return { pages: 0, bytes: new Uint8Array(0), globals };
+  if (memory === undefined) return { pages: 0, chunks: [], globals };
   const view = new Uint8Array(memory.buffer);
-  const end = Math.min(view.byteLength, Math.max(usedLength(view), dataEnd));
-  return { pages: view.byteLength / PAGE_BYTES, bytes: view.slice(0, end), globals };
+  return { pages: view.byteLength / PAGE_BYTES, chunks: usedChunks(view, dataEnd), globals };
 }
 
 /** Makes a fresh instance (whose memory is zeroed past its data segments) a copy of the snapshotted one. */
@@ -92,7 +125,8 @@ export function restoreSnapshot(
   if (memory !== undefined) {
     const pages = memory.buffer.byteLength / PAGE_BYTES;
     if (snapshot.pages > pages) memory.grow(snapshot.pages - pages);
-    new Uint8Array(memory.buffer).set(snapshot.bytes);
+    const view = new Uint8Array(memory.buffer);
+    for (const chunk of snapshot.chunks) view.set(chunk.bytes, chunk.offset);
   }
   for (let i = 0; i < layout.globals.length; i++) {
     global(instance, layout.globals[i] as string).value = snapshot.globals[i];

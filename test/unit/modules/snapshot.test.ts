@@ -5,7 +5,13 @@
  * compiled module makes that instance a copy of the snapshotted one.
  */
 import { describe, expect, it } from "vitest";
-import { dataSegmentsEnd, restoreSnapshot, stateMemory, takeSnapshot } from "../../../host/modules/snapshot.js";
+import {
+  copiedBytes,
+  dataSegmentsEnd,
+  restoreSnapshot,
+  stateMemory,
+  takeSnapshot,
+} from "../../../host/modules/snapshot.js";
 import type { InstanceSnapshot } from "../../../host/modules/snapshot.js";
 import type { InstanceStateLayout } from "../../../host/modules/types.js";
 import { exposeInstanceState } from "../../../host/wasm/instance-state-exports.js";
@@ -77,6 +83,11 @@ const GLOBALS = `
   (func (export "get_f") (result f32) (global.get $f))
   (func (export "get_d") (result f64) (global.get $d))`;
 
+/** A snapshot's copied runs as [offset, length] pairs. */
+function runs(state: InstanceSnapshot): Array<[number, number]> {
+  return state.chunks.map((chunk) => [chunk.offset, chunk.bytes.byteLength]);
+}
+
 describe("takeSnapshot / restoreSnapshot", () => {
   it("copies i32, i64, f32 and f64 globals and the memory into a fresh instance", async () => {
     const prepared = await prepare(`(module (memory 1 4) ${GLOBALS}
@@ -89,7 +100,11 @@ describe("takeSnapshot / restoreSnapshot", () => {
     const state = snapshot(prepared, template);
     expect(state.globals).toEqual([-7, -(2n ** 40n), 1.5, 0.1]);
     expect(state.pages).toBe(1);
-    expect(state.bytes.length).toBe(40_001);
+    // Blocks 0 and 9 (40,000 / 4,096) hold a byte; the seven all-zero blocks between are never touched.
+    expect(runs(state)).toEqual([
+      [0, 4096],
+      [9 * 4096, 4096],
+    ]);
 
     const copy = live(prepared);
     expect(copy.call("get_i")).toBe(1);
@@ -111,23 +126,44 @@ describe("takeSnapshot / restoreSnapshot", () => {
     expect(template.memory).toBeUndefined();
     (template.instance.exports.set as (i: number, l: bigint, f: number, d: number) => void)(9, 8n, 7, 6);
     const state = snapshot(prepared, template);
-    expect(state).toEqual({ pages: 0, bytes: new Uint8Array(0), globals: [9, 8n, 7, 6] });
+    expect(state).toEqual({ pages: 0, chunks: [], globals: [9, 8n, 7, 6] });
     const copy = live(prepared);
     restore(prepared, copy, state);
     expect([copy.call("get_i"), copy.call("get_f"), copy.call("get_d")]).toEqual([9, 7, 6]);
   });
 
-  it("copies bytes up to the last one that is not zero, wherever it lies in its word", async () => {
+  it("copies the 4 KiB blocks that hold a byte that is not zero, wherever it lies in its word", async () => {
     const prepared = await prepare(`(module (memory 2 2)
       (func (export "poke") (param i32 i32) (i32.store8 (local.get 0) (local.get 1))))`);
-    const lengths: number[] = [];
-    for (const at of [0, 7, 8, 15, 65_535, 65_536, 2 * PAGE - 1]) {
+    const copied: Array<Array<[number, number]>> = [];
+    for (const at of [0, 7, 8, 4095, 4096, 65_535, 65_536, 2 * PAGE - 1]) {
       const template = live(prepared);
       template.call("poke", at, 1);
-      lengths.push(snapshot(prepared, template).bytes.length);
+      copied.push(runs(snapshot(prepared, template)));
     }
-    expect(lengths).toEqual([1, 8, 9, 16, 65_536, 65_537, 2 * PAGE]);
-    expect(snapshot(prepared, live(prepared)).bytes.length).toBe(0);
+    expect(copied).toEqual([
+      [[0, 4096]],
+      [[0, 4096]],
+      [[0, 4096]],
+      [[0, 4096]],
+      [[4096, 4096]],
+      [[PAGE - 4096, 4096]],
+      [[PAGE, 4096]],
+      [[2 * PAGE - 4096, 4096]],
+    ]);
+    expect(runs(snapshot(prepared, live(prepared)))).toEqual([]);
+    // Adjacent blocks are one run, and the copy restores every byte.
+    const template = live(prepared);
+    for (const at of [5000, 9000, 13_000, 30_000]) template.call("poke", at, 3);
+    const state = snapshot(prepared, template);
+    expect(runs(state)).toEqual([
+      [4096, 3 * 4096],
+      [7 * 4096, 4096],
+    ]);
+    expect(copiedBytes(state)).toBe(4 * 4096);
+    const copy = live(prepared);
+    restore(prepared, copy, state);
+    expect(bytesOf(copy.memory)).toEqual(bytesOf(template.memory));
   });
 
   it("copies to the end of the data segments, also where the template zeroed them, restored zeroed", async () => {
@@ -142,7 +178,7 @@ describe("takeSnapshot / restoreSnapshot", () => {
     template.call("poke", 100, 0x42);
     const state = snapshot(prepared, template);
     // The last byte that is not zero is at 100: the copy still covers the segment that instantiation writes again.
-    expect(state.bytes.length).toBe(3004);
+    expect(runs(state)).toEqual([[0, 4096]]);
     const copy = live(prepared);
     expect(new TextDecoder().decode(bytesOf(copy.memory).subarray(3000, 3004))).toBe("tail");
     restore(prepared, copy, state);
@@ -156,7 +192,7 @@ describe("takeSnapshot / restoreSnapshot", () => {
     expect(passive.dataEnd).toBe(Number.POSITIVE_INFINITY);
     const template = live(passive);
     template.call("poke", 10, 1);
-    expect(snapshot(passive, template).bytes.length).toBe(PAGE);
+    expect(runs(snapshot(passive, template))).toEqual([[0, PAGE]]);
 
     const placed = await prepare(`(module (import "env" "base" (global $base i32)) (memory 1 1)
       (data (i32.const 0) "fixed") (data (global.get $base) "moved"))`);
@@ -172,7 +208,7 @@ describe("takeSnapshot / restoreSnapshot", () => {
     template.call("poke", 3 * PAGE - 1, 0x77);
     const state = snapshot(prepared, template);
     expect(state.pages).toBe(3);
-    expect(state.bytes.length).toBe(3 * PAGE);
+    expect(runs(state)).toEqual([[3 * PAGE - 4096, 4096]]);
     const copy = live(prepared);
     restore(prepared, copy, state);
     expect(copy.memory?.buffer.byteLength).toBe(3 * PAGE);
@@ -190,7 +226,7 @@ describe("takeSnapshot / restoreSnapshot", () => {
     expect(template.memory).toBe(templateMemory);
     template.call("poke", 500, 9);
     const state = snapshot(prepared, template);
-    expect(state.bytes.length).toBe(501);
+    expect(runs(state)).toEqual([[0, 4096]]);
     const copyMemory = new WebAssembly.Memory({ initial: 1, maximum: 4 });
     const copy = live(prepared, copyMemory);
     restore(prepared, copy, state);
