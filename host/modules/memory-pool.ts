@@ -14,8 +14,6 @@
  * out); the pool only keeps what it is given clean and bounded.
  */
 
-import { BLOCK_BYTES, blockUsed } from "./snapshot.js";
-
 export interface MemoryLimits {
   /** Pages the memory starts with. */
   readonly initial: number;
@@ -60,14 +58,9 @@ export class MemoryPool {
     const bytes = memory.buffer.byteLength;
     if (bytes !== limits.initial * PAGE_BYTES) return;
     if (this.#count >= MEMORY_POOL_LIMITS.memories || this.#bytes + bytes > MEMORY_POOL_LIMITS.bytes) return;
-    // Zeroed now, not at reuse: nothing one module wrote waits in the pool for the next. Block by block, only
-    // where something was written: a page never touched stays out of the process's resident memory.
-    const view = new Uint8Array(memory.buffer);
-    const words = new BigUint64Array(memory.buffer);
-    const perBlock = BLOCK_BYTES >>> 3;
-    for (let word = 0; word < words.length; word += perBlock) {
-      if (blockUsed(words, word, word + perBlock)) view.fill(0, word << 3, (word + perBlock) << 3);
-    }
+    // Zeroed now, not at reuse: nothing one module wrote waits in the pool for the next. A memset of the whole
+    // memory costs less than finding the blocks that were written, and the pool holds few memories.
+    new Uint8Array(memory.buffer).fill(0);
     const key = keyOf(limits);
     let free = this.#free.get(key);
     if (free === undefined) {

@@ -71,22 +71,25 @@ export function dataSegmentsEnd(staticData: readonly ByteRange[], dataBytes: num
 /** The granularity of a snapshot's copy: the operating system's page. */
 export const BLOCK_BYTES = 4096;
 
-/** True when the block at `word` (in 64-bit words) has a byte that is not zero. */
-export function blockUsed(words: BigUint64Array, word: number, end: number): boolean {
-  for (let i = word; i < end; i++) if (words[i] !== 0n) return true;
+/**
+ * True when the words [word, end) have a byte that is not zero. 32-bit words:
+ * a 64-bit one would be read as a BigInt, an allocation per word.
+ */
+function blockUsed(words: Uint32Array, word: number, end: number): boolean {
+  for (let i = word; i < end; i++) if (words[i] !== 0) return true;
   return false;
 }
 
 /** The runs of blocks to copy: those not all zero, and all below `dataEnd`. */
 function usedChunks(view: Uint8Array, dataEnd: number): MemoryChunk[] {
-  const words = new BigUint64Array(view.buffer, view.byteOffset, view.byteLength >>> 3);
-  const perBlock = BLOCK_BYTES >>> 3;
+  const words = new Uint32Array(view.buffer, view.byteOffset, view.byteLength >>> 2);
+  const perBlock = BLOCK_BYTES >>> 2;
   const chunks: MemoryChunk[] = [];
   let start = -1;
   for (let offset = 0; offset <= view.byteLength; offset += BLOCK_BYTES) {
     const used =
       offset < view.byteLength &&
-      (offset < dataEnd || blockUsed(words, offset >>> 3, Math.min(words.length, (offset >>> 3) + perBlock)));
+      (offset < dataEnd || blockUsed(words, offset >>> 2, Math.min(words.length, (offset >>> 2) + perBlock)));
     if (used && start < 0) start = offset;
     if (!used && start >= 0) {
       chunks.push({ offset: start, bytes: view.slice(start, Math.min(offset, view.byteLength)) });
