@@ -18,6 +18,7 @@
  */
 import { DsoError, ErrorCodes } from "../errors.js";
 import { SectionId } from "./section-id.js";
+import { ByteCursor, malformed } from "./byte-cursor.js";
 
 /** The prefix of every export name this rewrite adds. */
 export const INSTANCE_STATE_PREFIX = "__dso_";
@@ -61,50 +62,8 @@ const OTHER_TYPES: ReadonlyMap<number, string> = new Map([
   [0x6f, "externref"],
 ]);
 
-function malformed(offset: number, what: string): DsoError {
-  return new DsoError(ErrorCodes.BAD_WASM, `not a valid WebAssembly binary: ${what} at byte ${offset}`);
-}
-
-/** A cursor over `bytes[offset, end)`; reader.ts's ByteReader is private to it, and this needs only skipping. */
-class Cursor {
-  readonly bytes: Uint8Array;
-  offset: number;
-  readonly end: number;
-
-  constructor(bytes: Uint8Array, start: number, end: number) {
-    this.bytes = bytes;
-    this.offset = start;
-    this.end = end;
-  }
-
-  byte(): number {
-    if (this.offset >= this.end) throw malformed(this.offset, "unexpected end");
-    return this.bytes[this.offset++] as number;
-  }
-
-  skip(count: number): void {
-    if (count > this.end - this.offset) throw malformed(this.offset, `length ${count} runs past the end`);
-    this.offset += count;
-  }
-
-  u32(): number {
-    let b = this.byte();
-    // Most LEB128s here (name lengths, indices below 128) are one byte: 2,400 exports read 4,800 of them.
-    if (b < 0x80) return b;
-    let result = b & 0x7f;
-    let scale = 0x80;
-    for (let i = 1; i < 5; i++) {
-      b = this.byte();
-      result += (b & 0x7f) * scale;
-      if (b < 0x80) {
-        if (result > 0xffffffff) throw malformed(this.offset - 1, "u32 out of range");
-        return result;
-      }
-      scale *= 0x80;
-    }
-    throw malformed(this.offset, "u32 LEB128 longer than 5 bytes");
-  }
-
+/** reader.ts's cursor, with the skipping the rewrite needs. */
+class Cursor extends ByteCursor {
   /** Skips a LEB128 (signed or not) of at most `maxBytes` bytes. */
   skipLeb(maxBytes: number): void {
     for (let i = 0; i < maxBytes; i++) if ((this.byte() & 0x80) === 0) return;

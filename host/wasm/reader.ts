@@ -29,6 +29,7 @@ import type {
   ValueType,
 } from "./types.js";
 import { SectionId } from "./section-id.js";
+import { ByteCursor, malformed } from "./byte-cursor.js";
 
 const MAGIC = [0x00, 0x61, 0x73, 0x6d] as const;
 const VERSION = 1;
@@ -45,50 +46,7 @@ const VALUE_TYPES: ReadonlyMap<number, ValueType> = new Map([
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-function malformed(offset: number, what: string): DsoError {
-  return new DsoError(ErrorCodes.BAD_WASM, `not a valid WebAssembly binary: ${what} at byte ${offset}`);
-}
-
-class ByteReader {
-  readonly bytes: Uint8Array;
-  offset: number;
-  readonly end: number;
-
-  constructor(bytes: Uint8Array, start: number, end: number) {
-    this.bytes = bytes;
-    this.offset = start;
-    this.end = end;
-  }
-
-  get atEnd(): boolean {
-    return this.offset >= this.end;
-  }
-
-  byte(): number {
-    if (this.offset >= this.end) throw malformed(this.offset, "unexpected end");
-    return this.bytes[this.offset++] as number;
-  }
-
-  skip(count: number): void {
-    if (count > this.end - this.offset) throw malformed(this.offset, `length ${count} runs past the end`);
-    this.offset += count;
-  }
-
-  u32(): number {
-    let result = 0;
-    let shift = 0;
-    for (let i = 0; i < 5; i++) {
-      const b = this.byte();
-      result += (b & 0x7f) * 2 ** shift;
-      if ((b & 0x80) === 0) {
-        if (result > 0xffffffff) throw malformed(this.offset - 1, "u32 out of range");
-        return result;
-      }
-      shift += 7;
-    }
-    throw malformed(this.offset, "u32 LEB128 longer than 5 bytes");
-  }
-
+class ByteReader extends ByteCursor {
   /** A signed LEB128 of up to `bits` bits, as a bigint (exact for i64). */
   signed(bits: 32 | 64): bigint {
     let result = 0n;
