@@ -6,8 +6,8 @@
 import { statSync } from "node:fs";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { DsoError, ErrorCodes } from "../../../host/errors.js";
-import type { ErrorCode } from "../../../host/errors.js";
+import { ErrorCodes } from "../../../host/errors.js";
+import { dsoFailure } from "../../helpers/failure.js";
 import { shareMemoryCap } from "../../../host/modules/memory-cap.js";
 import { ModuleHost } from "../../../host/modules/module-host.js";
 import { DEFAULT_POLICY, PolicyTable } from "../../../host/modules/policy.js";
@@ -18,16 +18,6 @@ import { removeModuleDirs, wat, writeModuleDir } from "../../helpers/wat.js";
 
 const API = "(i32.const 0x20)";
 const PAGE = 65_536;
-
-function failure(action: () => unknown): { code: ErrorCode; message: string } {
-  try {
-    action();
-  } catch (error) {
-    if (!(error instanceof DsoError)) throw error;
-    return { code: error.code, message: error.message };
-  }
-  throw new Error("expected a DsoError");
-}
 
 async function shapeOf(text: string): Promise<ReturnType<typeof readModuleShape>> {
   return readModuleShape(await wat(text));
@@ -64,7 +54,7 @@ describe("shareMemoryCap", () => {
 
   it("refuses a defined table with no maximum", async () => {
     const shape = await shapeOf(`(module (table 10 funcref))`);
-    expect(failure(() => shareMemoryCap("mod_x.c", shape, 16))).toEqual({
+    expect(dsoFailure(() => shareMemoryCap("mod_x.c", shape, 16))).toEqual({
       code: ErrorCodes.MEMORY_LIMIT,
       message:
         "mod_x.c defines a table with no maximum; declare one within its memory cap of 1048576 bytes (28 bytes per funcref element, 8 per externref)",
@@ -73,7 +63,7 @@ describe("shareMemoryCap", () => {
 
   it("refuses an imported table with no maximum", async () => {
     const shape = await shapeOf(`(module (import "libm" "handlers" (table 1 funcref)))`);
-    expect(failure(() => shareMemoryCap("mod_x.c", shape, 16))).toEqual({
+    expect(dsoFailure(() => shareMemoryCap("mod_x.c", shape, 16))).toEqual({
       code: ErrorCodes.MEMORY_LIMIT,
       message:
         "mod_x.c imports table 'libm.handlers' with no maximum; declare one within its memory cap of 1048576 bytes (28 bytes per funcref element, 8 per externref)",
@@ -87,7 +77,7 @@ describe("shareMemoryCap", () => {
       memoryPages: 0,
     });
     const shape = await shapeOf(`(module (table 1 37450 funcref))`);
-    expect(failure(() => shareMemoryCap("mod_x.c", shape, 16))).toEqual({
+    expect(dsoFailure(() => shareMemoryCap("mod_x.c", shape, 16))).toEqual({
       code: ErrorCodes.MEMORY_LIMIT,
       message:
         "mod_x.c's tables may grow to 1048600 bytes (28 bytes per funcref element, 8 per externref), over its memory cap of 1048576 bytes",
@@ -98,12 +88,12 @@ describe("shareMemoryCap", () => {
     const alone = await shapeOf(`(module (memory 1 4))`);
     expect(shareMemoryCap("mod_x.c", alone, 4)).toEqual({ tableBytes: 0, memoryPages: 4 });
     const withTable = await shapeOf(`(module (memory 1 4) (table 1 1 funcref))`);
-    expect(failure(() => shareMemoryCap("mod_x.c", withTable, 4))).toEqual({
+    expect(dsoFailure(() => shareMemoryCap("mod_x.c", withTable, 4))).toEqual({
       code: ErrorCodes.MEMORY_LIMIT,
       message:
         "mod_x.c defines its own memory with a maximum of 4 pages; import env.memory or declare a maximum within the 3 pages its cap of 4 pages leaves beside its tables (28 bytes)",
     });
-    expect(failure(() => shareMemoryCap("mod_x.c", alone, 3))).toEqual({
+    expect(dsoFailure(() => shareMemoryCap("mod_x.c", alone, 3))).toEqual({
       code: ErrorCodes.MEMORY_LIMIT,
       message:
         "mod_x.c defines its own memory with a maximum of 4 pages; import env.memory or declare a maximum within its cap of 3 pages",
@@ -112,7 +102,7 @@ describe("shareMemoryCap", () => {
 
   it("refuses an env.memory import asking for more than its tables leave", async () => {
     const shape = await shapeOf(`(module (import "env" "memory" (memory 4)) (table 1 1 externref))`);
-    expect(failure(() => shareMemoryCap("mod_x.c", shape, 4))).toEqual({
+    expect(dsoFailure(() => shareMemoryCap("mod_x.c", shape, 4))).toEqual({
       code: ErrorCodes.MEMORY_LIMIT,
       message: "mod_x.c: memory needs 4 pages, over the 3 pages its cap of 4 pages leaves beside its tables (8 bytes)",
     });
@@ -179,7 +169,7 @@ describe("ModuleHost: tables inside the memory cap", () => {
 
   it("refuses a table with no maximum at load, and logs why", () => {
     const { host, logs } = hostWith(() => DEFAULT_POLICY);
-    expect(failure(() => host.loadModule("mod_nomax.c"))).toEqual({
+    expect(dsoFailure(() => host.loadModule("mod_nomax.c"))).toEqual({
       code: ErrorCodes.MEMORY_LIMIT,
       message:
         "mod_nomax.c defines a table with no maximum; declare one within its memory cap of 16777216 bytes (28 bytes per funcref element, 8 per externref)",
@@ -194,7 +184,7 @@ describe("ModuleHost: tables inside the memory cap", () => {
     const policies = new PolicyTable();
     policies.setLoadLimit("mod_tablebomb.c", "tableElements", 10_000_000);
     const { host } = hostWith((unit) => policies.resolve(unit));
-    expect(failure(() => host.loadModule("mod_tablebomb.c"))).toEqual({
+    expect(dsoFailure(() => host.loadModule("mod_tablebomb.c"))).toEqual({
       code: ErrorCodes.MEMORY_LIMIT,
       message:
         "mod_tablebomb.c's tables may grow to 280000000 bytes (28 bytes per funcref element, 8 per externref), over its memory cap of 16777216 bytes",
@@ -206,7 +196,7 @@ describe("ModuleHost: load limits", () => {
   it("refuses a 10 M-element table before compiling it, naming the module, the value and the limit", () => {
     const compile = vi.spyOn(WebAssembly, "Module");
     const { host, logs } = hostWith(() => DEFAULT_POLICY);
-    expect(failure(() => host.loadModule("mod_tablebomb.c"))).toEqual({
+    expect(dsoFailure(() => host.loadModule("mod_tablebomb.c"))).toEqual({
       code: ErrorCodes.LOAD_LIMIT,
       message:
         "mod_tablebomb.c: a table of 10000000 elements, over its limit of 100000 (ModuleLoadLimits TableElements)",
@@ -243,7 +233,7 @@ describe("ModuleHost: load limits", () => {
     const { host } = hostWith((unit) => policies.resolve(unit));
     const size = statSync(path.join(dir, "mod_manyglobals.wasm")).size;
     expect(size).toBeGreaterThan(100);
-    expect(failure(() => host.loadModule("mod_manyglobals.c"))).toEqual({
+    expect(dsoFailure(() => host.loadModule("mod_manyglobals.c"))).toEqual({
       code: ErrorCodes.LOAD_LIMIT,
       message: `mod_manyglobals.c: a binary of ${size} bytes, over its limit of 100 (ModuleLoadLimits BinarySize)`,
     });
@@ -256,7 +246,7 @@ describe("ModuleHost: load limits", () => {
     host.unloadModule("mod_manyglobals.c");
     policies.setLoadLimit("mod_manyglobals.c", "globals", 20);
     const compile = vi.spyOn(WebAssembly, "Module");
-    expect(failure(() => host.loadModule("mod_manyglobals.c"))).toEqual({
+    expect(dsoFailure(() => host.loadModule("mod_manyglobals.c"))).toEqual({
       code: ErrorCodes.LOAD_LIMIT,
       message: "mod_manyglobals.c: 21 globals, over its limit of 20 (ModuleLoadLimits Globals)",
     });

@@ -9,8 +9,8 @@
 import diagnostics from "node:diagnostics_channel";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { moduleControlsActions } from "../../../host/controls/module-controls.js";
-import { DsoError, ErrorCodes } from "../../../host/errors.js";
-import type { ErrorCode } from "../../../host/errors.js";
+import { ErrorCodes } from "../../../host/errors.js";
+import { dsoFailure } from "../../helpers/failure.js";
 import { LOADER_CHANNEL } from "../../../host/modules/loader-events.js";
 import type { LoaderEvent, LoaderMessage } from "../../../host/modules/loader-events.js";
 import { HandlerResults } from "../../../host/modules/module-api.js";
@@ -229,16 +229,6 @@ function directive(h: Harness, module: string, argv: readonly string[]): void {
   handler?.run(testCommand(argv), { file: "/etc/dsod.conf", line: 1, first: false });
 }
 
-function failure(action: () => unknown): { code: ErrorCode; message: string } {
-  try {
-    action();
-  } catch (error) {
-    if (!(error instanceof DsoError)) throw error;
-    return { code: error.code, message: error.message };
-  }
-  throw new Error("expected a DsoError");
-}
-
 /** A host with mod_count.c loaded and configured (`CountFrom`): its daemon instance counts 1010. */
 function countHost(options: Partial<ModuleHostOptions> = {}): Harness {
   const h = harness(options);
@@ -447,13 +437,13 @@ describe("per-session instances: faults", () => {
     expect(a.run("COUNT")).toEqual(["g=1011", "m=1011"]);
     expect(b.run("COUNT")).toEqual(["g=1011", "m=1011"]);
     h.events();
-    expect(failure(() => a.run("TRAP"))).toEqual({
+    expect(dsoFailure(() => a.run("TRAP"))).toEqual({
       code: ErrorCodes.GUEST_TRAP,
       message: "mod_count.c: fault in cmd_TRAP: unreachable",
     });
     expect(h.events()).toEqual([{ kind: "fault", unit: "mod_count.c", entryPoint: "cmd_TRAP", reason: "unreachable" }]);
     h.now += 40;
-    expect(failure(() => a.run("COUNT"))).toEqual({
+    expect(dsoFailure(() => a.run("COUNT"))).toEqual({
       code: ErrorCodes.DISABLED,
       message: "mod_count.c: disabled after a fault (cmd_COUNT not called, retried in 60 ms)",
     });
@@ -473,10 +463,10 @@ describe("per-session instances: faults", () => {
   it("counts faults per module across sessions: the backoff doubles with each session's fault", () => {
     const h = countHost(reloadAfter(5));
     const [a, b] = [open(h), open(h)];
-    failure(() => a.run("TRAP"));
+    dsoFailure(() => a.run("TRAP"));
     h.now += 100;
-    failure(() => b.run("TRAP"));
-    expect(failure(() => b.run("COUNT")).message).toBe(
+    dsoFailure(() => b.run("TRAP"));
+    expect(dsoFailure(() => b.run("COUNT")).message).toBe(
       "mod_count.c: disabled after a fault (cmd_COUNT not called, retried in 200 ms)",
     );
     expect(a.run("COUNT")).toEqual(["g=1011", "m=1011"]);
@@ -490,7 +480,7 @@ describe("per-session instances: faults", () => {
     const faulting = [open(h), open(h), open(h)];
     h.events();
     for (const session of faulting) {
-      expect(failure(() => session.run("TRAP")).code).toBe(ErrorCodes.GUEST_TRAP);
+      expect(dsoFailure(() => session.run("TRAP")).code).toBe(ErrorCodes.GUEST_TRAP);
       h.now += 1_000;
     }
     const events = h.events();
@@ -504,7 +494,7 @@ describe("per-session instances: faults", () => {
       code: ErrorCodes.DISABLED,
       message: "mod_count.c: disabled after a fault (cmd_COUNT not called)",
     };
-    for (const session of [user, idle, ...faulting]) expect(failure(() => session.run("COUNT"))).toEqual(refused);
+    for (const session of [user, idle, ...faulting]) expect(dsoFailure(() => session.run("COUNT"))).toEqual(refused);
     expect(h.events()).toEqual([]);
     h.host.close();
   });
@@ -518,7 +508,7 @@ describe("per-session instances: faults", () => {
     expect(a.run("DEP")).toEqual(["d=2", "q=2"]);
     expect(b.run("DEP")).toEqual(["d=1", "q=1"]);
     h.events();
-    expect(failure(() => a.run("PTRAP")).message).toBe("mod_prov.c: fault in cmd_PTRAP: unreachable");
+    expect(dsoFailure(() => a.run("PTRAP")).message).toBe("mod_prov.c: fault in cmd_PTRAP: unreachable");
     h.now += 100;
     expect(a.run("PGET")).toEqual(["p=0"]);
     expect(h.events()).toEqual([
@@ -539,9 +529,9 @@ describe("per-session instances: faults", () => {
     const a = open(h);
     expect(a.run("DEP")).toEqual(["d=1", "q=1"]);
     h.events();
-    failure(() => a.run("PTRAP"));
+    dsoFailure(() => a.run("PTRAP"));
     h.now += 40;
-    expect(failure(() => a.run("DEP"))).toEqual({
+    expect(dsoFailure(() => a.run("DEP"))).toEqual({
       code: ErrorCodes.DISABLED,
       message: "mod_prov.c: disabled after a fault (cmd_DEP not called, retried in 60 ms)",
     });
@@ -568,7 +558,7 @@ describe("per-session instances: ModuleMemoryTotal", () => {
     const b = open(h);
     expect(h.host.guestMemoryBytes()).toBe(3 * PAGE);
     expect(sessionsOf(h.host, "mod_count.c")).toBe(2);
-    expect(failure(() => h.host.acquireModules())).toEqual({
+    expect(dsoFailure(() => h.host.acquireModules())).toEqual({
       code: ErrorCodes.MEMORY_TOTAL,
       message: `${totalReached(3 * PAGE, 3 * PAGE)}, a session needs ${PAGE} more`,
     });
@@ -594,7 +584,7 @@ describe("per-session instances: ModuleMemoryTotal", () => {
     h.host.loadModule("mod_user.c");
     // mod_count.c, mod_user.c and libstate have a page each.
     expect(h.host.guestMemoryBytes()).toBe(3 * PAGE);
-    expect(failure(() => h.host.acquireModules()).message).toBe(
+    expect(dsoFailure(() => h.host.acquireModules()).message).toBe(
       `${totalReached(3 * PAGE, 3 * PAGE)}, a session needs ${3 * PAGE} more`,
     );
     h.host.setMemoryTotal(6 * PAGE);
@@ -615,7 +605,7 @@ describe("per-session instances: ModuleMemoryTotal", () => {
     a.run("GROW");
     a.run("GROW");
     expect(h.host.guestMemoryBytes()).toBe(4 * PAGE);
-    expect(failure(() => h.host.acquireModules()).message).toBe(
+    expect(dsoFailure(() => h.host.acquireModules()).message).toBe(
       `${totalReached(4 * PAGE, 4 * PAGE)}, a session needs ${PAGE} more`,
     );
     a.set.release();
@@ -633,7 +623,7 @@ describe("per-session instances: ModuleMemoryTotal", () => {
     expect(second.host.guestMemoryBytes()).toBe(2 * PAGE);
     const b = open(second);
     expect([account.sessions, account.bytes()]).toEqual([2, 2 * PAGE]);
-    expect(failure(() => second.host.acquireModules()).message).toBe(
+    expect(dsoFailure(() => second.host.acquireModules()).message).toBe(
       `${totalReached(3 * PAGE, 3 * PAGE)}, a session needs ${PAGE} more`,
     );
     a.set.release();
@@ -693,7 +683,7 @@ describe("per-session instances: release", () => {
       expect(made()).toBe(3);
       expect(b.run("COUNT")).toEqual(["g=1012", "m=1012"]);
       expect(c.run("COUNT")).toEqual(["g=1012", "m=1012"]);
-      expect(failure(() => a.run("COUNT"))).toEqual({
+      expect(dsoFailure(() => a.run("COUNT"))).toEqual({
         code: ErrorCodes.NOT_LOADED,
         message: "mod_count.c: the session has ended",
       });
