@@ -2,7 +2,8 @@
  * wasm-dso's embedding API: a ModuleHost loads WebAssembly DSO modules and
  * libraries and links them ld.so-style against the host's symbol table.
  */
-export { ModuleHost, MOD_DSO_VERSION } from "./modules/module-host.js";
+export { ModuleHost, MOD_DSO_VERSION, SessionMemoryAccount } from "./modules/module-host.js";
+export type { SessionInstances } from "./modules/session-instances.js";
 export {
   DEFAULT_CAPABILITIES,
   DEFAULT_CPU_BUDGET_MS,
@@ -16,6 +17,7 @@ export type {
   LogPriority,
   ModuleHostOptions,
   ModuleSet,
+  SessionInstancesMode,
   SymbolInfo,
   Tracer,
 } from "./modules/module-host.js";

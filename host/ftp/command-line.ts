@@ -58,7 +58,7 @@ export interface LineSink {
   overflow(): void;
 }
 
-/** The line buffer's first size: most commands fit; it grows to COMMAND_BUFFER_SIZE for longer ones. */
+/** The line buffer's first size: most commands fit; it grows for longer ones, up to MAX_COMMAND_BYTES and a CR. */
 const INITIAL_LINE_BYTES = 128;
 
 /**
@@ -363,7 +363,7 @@ export function parseCommandLine(line: string): CommandLine | undefined {
   const rest = text.slice(wordEnd);
   const arg = rest.includes("\r\0") ? rest.replaceAll("\r\0", "\r") : rest;
   const argv = [first];
-  for (let word = nextWord(arg, 0, preserveWhitespace); word !== undefined; ) {
+  for (let word = nextWord(arg, 0, preserveWhitespace); word !== undefined;) {
     argv.push(word);
     word = nextWord(arg, wordEnd, preserveWhitespace);
   }

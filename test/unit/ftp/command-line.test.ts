@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ControlLineReader, MAX_COMMAND_BYTES, parseCommandLine } from "../../../host/ftp/command-line.js";
-import type { LineEvent } from "../../../host/ftp/command-line.js";
+import { ControlLineReader, LineQueue, MAX_COMMAND_BYTES, parseCommandLine } from "../../../host/ftp/command-line.js";
+import type { LineEvent, LineSink } from "../../../host/ftp/command-line.js";
 
 const bytes = (text: string): Uint8Array => Buffer.from(text, "latin1");
 
@@ -140,5 +140,89 @@ describe("ControlLineReader and RFC 959's abort sequence", () => {
     // Without an IP before it, an IAC before a plain byte is kept, as netio.c keeps it.
     const plain = new ControlLineReader();
     expect(plain.push(Uint8Array.of(255, 65, 13, 10))).toEqual([{ kind: "line", text: "\uFFFDA" }]);
+  });
+});
+
+describe("ControlLineReader.read", () => {
+  /** A sink that writes down what it is told, in order. */
+  function recorder(): { sink: LineSink; told: string[] } {
+    const told: string[] = [];
+    const sink: LineSink = {
+      line: (text) => told.push(`line ${text}`),
+      telnet: (reply) => told.push(`telnet ${reply.join(",")}`),
+      tooLong: () => told.push("too-long"),
+      overflow: () => told.push("overflow"),
+    };
+    return { sink, told };
+  }
+
+  it("tells its sink each event in the order the bytes came", () => {
+    const reader = new ControlLineReader();
+    const { sink, told } = recorder();
+    const tooLong = `${"x".repeat(MAX_COMMAND_BYTES + 1)}\r\n`;
+    reader.read(Uint8Array.of(...bytes("NOOP\r\n"), 255, 251, 1, ...bytes(`${tooLong}SY`)), sink);
+    reader.read(bytes("ST\r\n"), sink);
+    expect(told).toEqual(["line NOOP", "telnet 255,254,1", "too-long", "line SYST"]);
+  });
+
+  it("keeps a line longer than its first buffer whole, read a few bytes at a time", () => {
+    const reader = new ControlLineReader();
+    const { sink, told } = recorder();
+    const text = `STOR ${"dätä-".repeat(400)}`;
+    const sent = Buffer.from(`${text}\r\nNOOP\r\n`, "utf8");
+    for (let at = 0; at < sent.length; at += 7) reader.read(sent.subarray(at, at + 7), sink);
+    expect(told).toEqual([`line ${text}`, "line NOOP"]);
+  });
+});
+
+describe("ControlLineReader.takeUnterminatedAbort's letters", () => {
+  it("takes ABOR in any case, and no byte that only upper-cases near it", () => {
+    const mixed = new ControlLineReader();
+    mixed.push(bytes("aBoR\r"));
+    expect(mixed.takeUnterminatedAbort()).toBe(true);
+    for (const other of [Uint8Array.of(0xc1, 0x42, 0x4f, 0x52, 0x0d), bytes("ABOS\r"), bytes("ABOR\n")]) {
+      const reader = new ControlLineReader();
+      reader.push(other);
+      expect(reader.takeUnterminatedAbort()).toBe(false);
+    }
+  });
+});
+
+describe("LineQueue", () => {
+  it("gives lines back first in, first out, as it grows around its ring and shrinks once drained", () => {
+    const queue = new LineQueue();
+    const taken: Array<string | undefined> = [];
+    for (let i = 0; i < 5; i++) queue.push(`L${i}`);
+    for (let i = 0; i < 3; i++) taken.push(queue.shift());
+    for (let i = 5; i < 45; i++) queue.push(`L${i}`);
+    expect(queue.length).toBe(42);
+    while (queue.length > 0) taken.push(queue.shift());
+    expect(taken).toEqual(Array.from({ length: 45 }, (_, i) => `L${i}`));
+    expect(queue.shift()).toBeUndefined();
+    queue.push("again");
+    expect([queue.length, queue.shift(), queue.length]).toEqual([1, "again", 0]);
+  });
+});
+
+describe("parseCommandLine and toUpperCase", () => {
+  it("upper-cases a name as String.prototype.toUpperCase does, outside ASCII too", () => {
+    expect(parseCommandLine("NOöP x")?.name).toBe("NOÖP");
+    expect(parseCommandLine("Noop")?.name).toBe("NOOP");
+  });
+
+  it("keeps white space for any first four characters that upper-case to SITE", () => {
+    expect(parseCommandLine("site a  b")?.argv).toEqual(["site", "a", "", "b"]);
+    // U+017F, the long s, upper-cases to S.
+    expect(parseCommandLine("\u017Fite a  b")).toEqual({
+      name: "SITE",
+      arg: "a  b",
+      argv: ["\u017Fite", "a", "", "b"],
+    });
+    expect(parseCommandLine("SITX a  b")?.argv).toEqual(["SITX", "a", "b"]);
+  });
+
+  it("keeps a backslash that ends a quoted word, and the character an escape names", () => {
+    expect(parseCommandLine('TEST "a\\')?.argv).toEqual(["TEST", "a\\"]);
+    expect(parseCommandLine('TEST "a\\"b c" d')?.argv).toEqual(["TEST", 'a"b c', "d"]);
   });
 });

@@ -220,6 +220,26 @@ describe("ControlSession's writes", () => {
     expect(socket.writes).toEqual([`${NOOP_REPLY}150 waiting\r\n`, "226 done\r\n", NOOP_REPLY]);
   });
 
+  it("answers a Telnet option after the replies it holds, and goes on with the batch", () => {
+    const loop = new Loop();
+    const { socket } = open({ scheduler: loop.scheduler() });
+    loop.idle++;
+    socket.receive("NOOP\r\nNOOP\r\n");
+    expect(socket.writes).toEqual([]);
+    // IAC WILL 1, refused with IAC DONT 1.
+    socket.receive("\xff\xfb\x01");
+    expect(socket.writes).toEqual([NOOP_REPLY, "255,254,1"]);
+    while (loop.turn());
+    expect(socket.writes).toEqual([NOOP_REPLY, "255,254,1", NOOP_REPLY]);
+  });
+
+  it("disconnects a client that keeps sending one over-long line, and runs nothing it sent", () => {
+    const { socket } = open();
+    socket.receive(`NOOP${"x".repeat(3 * 4102)}\r\nNOOP\r\n`);
+    expect(socket.destroyed).toBe(true);
+    expect(socket.writes).toEqual([]);
+  });
+
   it("sends held replies ahead of the last lines when the session ends meanwhile", () => {
     const loop = new Loop();
     const { socket, timers } = open({ scheduler: loop.scheduler(), login: 300 });
