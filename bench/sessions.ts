@@ -56,10 +56,7 @@ import type { Row } from "./stats.js";
 
 /** examples/dsod.conf, from dist/bench/ or from the source tree's bench/. */
 const EXAMPLE_CONFIG = fileURLToPath(
-  new URL(
-    import.meta.url.includes("/dist/") ? "../../examples/dsod.conf" : "../examples/dsod.conf",
-    import.meta.url,
-  ),
+  new URL(import.meta.url.includes("/dist/") ? "../../examples/dsod.conf" : "../examples/dsod.conf", import.meta.url),
 );
 
 const GROUP = "sessions";

@@ -407,10 +407,9 @@ describe("exposeInstanceState: refusals and limits", () => {
 
   it("says why a module with a mutable v128 global cannot be restored, and still rewrites the rest", async () => {
     const result = exposeInstanceState(
-      await wat(
-        `(module (memory 1) (global (mut v128) (v128.const i64x2 1 2)) (global (mut i32) (i32.const 1)))`,
-        { simd: true },
-      ),
+      await wat(`(module (memory 1) (global (mut v128) (v128.const i64x2 1 2)) (global (mut i32) (i32.const 1)))`, {
+        simd: true,
+      }),
     );
     expect(fields(result)).toEqual({
       globals: ["__dso_global_1"],
@@ -601,7 +600,12 @@ function generate(seed: number): Generated {
   for (let i = 0; i < importGlobals; i++) {
     const kind = NUMERIC[rand(4)] as (typeof NUMERIC)[number];
     const mutable = rand(2) === 1;
-    imports.name("env").name(`g${i}`).byte(ExternKind.global).byte(kind.code).byte(mutable ? 1 : 0);
+    imports
+      .name("env")
+      .name(`g${i}`)
+      .byte(ExternKind.global)
+      .byte(kind.code)
+      .byte(mutable ? 1 : 0);
     env[`g${i}`] = new WebAssembly.Global({ value: kind.type, mutable }, kind.value(0));
   }
   if (memory === "imported") {
@@ -620,14 +624,23 @@ function generate(seed: number): Generated {
     const index = importGlobals + i;
     const mutable = rand(2) === 1;
     if (rand(6) === 0) {
-      globalSection.byte(0x70).byte(mutable ? 1 : 0).byte(0xd0).byte(0x70).byte(Op.end);
+      globalSection
+        .byte(0x70)
+        .byte(mutable ? 1 : 0)
+        .byte(0xd0)
+        .byte(0x70)
+        .byte(Op.end);
       if (mutable)
         unsnapshotable ??= `mutable global ${index} has type funcref, which a snapshot cannot copy between instances`;
       continue;
     }
     const kind = NUMERIC[rand(4)] as (typeof NUMERIC)[number];
     const init = rand(100);
-    globalSection.byte(kind.code).byte(mutable ? 1 : 0).bytes(kind.init(init)).byte(Op.end);
+    globalSection
+      .byte(kind.code)
+      .byte(mutable ? 1 : 0)
+      .bytes(kind.init(init))
+      .byte(Op.end);
     if (mutable) {
       globals.push(`__dso_global_${index}`);
       values.set(`__dso_global_${index}`, kind.value(init));
@@ -678,10 +691,10 @@ describe("exposeInstanceState: random modules", () => {
       rewritten++;
       expect(ids(result.bytes), `seed ${seed}`).toEqual(g.sectionIds);
       const module = new WebAssembly.Module(result.bytes);
-      expect(WebAssembly.Module.exports(module).map((e) => e.name), `seed ${seed}`).toEqual([
-        ...g.exportNames,
-        ...added,
-      ]);
+      expect(
+        WebAssembly.Module.exports(module).map((e) => e.name),
+        `seed ${seed}`,
+      ).toEqual([...g.exportNames, ...added]);
       for (const [label, payload] of g.customs) {
         const [content] = WebAssembly.Module.customSections(module, label);
         expect([...new Uint8Array(content as ArrayBuffer)], `seed ${seed}: ${label}`).toEqual(payload);
