@@ -541,7 +541,10 @@ export class ModuleHost {
 
   /** Details of every module in the engine (lsmod -v), then of every library. */
   describe(): LoadedUnitInfo[] {
-    return this.#registry.describe();
+    return this.#registry.describe().map((info) => {
+      const unit = info.kind === "static" ? undefined : this.#registry.unit(info.name);
+      return unit === undefined ? info : { ...info, instances: this.#sessionMemory.instancesOf(unit) };
+    });
   }
 
   /** Plans the load, instantiates its units dependencies first, and commits them only when all succeeded. */

@@ -68,6 +68,11 @@ export class SessionInstances {
     return this.#own.size;
   }
 
+  /** The session's own instance of `template`, if it made one. */
+  has(template: LoadedUnit): SessionUnit | undefined {
+    return this.#own.get(template);
+  }
+
   /** Bytes of linear memory its instances hold now. */
   memoryBytes(): number {
     let bytes = 0;
@@ -192,6 +197,19 @@ export class SessionMemoryAccount {
   /** Number of open sessions with instances of their own. */
   get sessions(): number {
     return this.#open.size;
+  }
+
+  /** How many open sessions made their own instance of `template`, and the memory those instances hold. */
+  instancesOf(template: LoadedUnit): { count: number; memoryBytes: number } {
+    let count = 0;
+    let memoryBytes = 0;
+    for (const instances of this.#open) {
+      const own = instances.has(template);
+      if (own === undefined) continue;
+      count++;
+      memoryBytes += stateMemory(own.instance, own.memory, template.instanceState)?.buffer.byteLength ?? 0;
+    }
+    return { count, memoryBytes };
   }
 
   bytes(): number {

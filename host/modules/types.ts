@@ -76,6 +76,8 @@ export interface LoadedUnitInfo {
   readonly bindings: readonly BindingInfo[];
   readonly dependents: readonly string[];
   readonly sessions: number;
+  /** Sessions that made their own instance of it (ModuleInstances), and the memory those hold. */
+  readonly instances?: { readonly count: number; readonly memoryBytes: number };
 }
 
 export interface SymbolInfo {

@@ -57,8 +57,10 @@ async function loaded(daemon: RunningDsod): Promise<string[]> {
     .map((line) => line.replace(/^dsoctl: +/, ""));
 }
 
-/** `lsmod -v`'s `memory:` and `sessions:` of the fixture. */
-async function moduleFigures(daemon: RunningDsod): Promise<{ memory: number; sessions: number }> {
+/** `lsmod -v`'s `memory:`, `sessions:` and `instances:` of the fixture. */
+async function moduleFigures(
+  daemon: RunningDsod,
+): Promise<{ memory: number; sessions: number; instances: string | undefined }> {
   const { stdout } = await ctl(daemon, "lsmod", "-v");
   const at = stdout.indexOf(`dsoctl:   ${MODULE}\n`);
   if (at < 0) throw new Error(`no ${MODULE} in lsmod -v:\n${stdout}`);
@@ -66,7 +68,8 @@ async function moduleFigures(daemon: RunningDsod): Promise<{ memory: number; ses
   const memory = /memory: (\d+) bytes/.exec(block);
   const sessions = /sessions: (\d+)/.exec(block);
   if (memory === null || sessions === null) throw new Error(`no memory or sessions in lsmod -v:\n${block}`);
-  return { memory: Number(memory[1]), sessions: Number(sessions[1]) };
+  const instances = /instances: (.*)/.exec(block)?.[1];
+  return { memory: Number(memory[1]), sessions: Number(sessions[1]), instances };
 }
 
 /**
@@ -115,6 +118,9 @@ describe("per-session instances (ModuleInstances snapshot, the default)", () => 
     expect(await b.send("TICK")).toEqual(["200 TICK 2"]);
     // The daemon's own instance is untouched: a new session starts from it.
     const c = await connect(daemon);
+    const { memory, instances } = await moduleFigures(daemon);
+    // c logged in (the module's pre_cmd_USER made its instance): lsmod -v counts three, and their memories.
+    expect(instances).toBe(`3 (${3 * memory} bytes of memory)`);
     expect(await c.send("TICK")).toEqual(["200 TICK 1"]);
   });
 

@@ -198,6 +198,9 @@ function unitDetails(unit: LoadedUnitInfo): string[] {
   lines.push(...unit.bindings.map((b) => `    import: ${b.namespace}.${b.symbol} -> ${b.provider}`));
   lines.push(...unit.dependents.map((name) => `    needed by: ${name}`));
   lines.push(`    sessions: ${unit.sessions}`);
+  if (unit.instances !== undefined) {
+    lines.push(`    instances: ${unit.instances.count} (${unit.instances.memoryBytes} bytes of memory)`);
+  }
   return lines;
 }
 
