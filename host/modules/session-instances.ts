@@ -169,6 +169,8 @@ export class SessionInstances {
       // A faulted dependent is made from its fork when its own backoff ends; the others keep what they hold.
       const state = own.retryAt === undefined ? this.#context.snapshot(own) : this.#forks.get(dependent);
       this.#context.dispose(own);
+      // Out of the map before anything can fail: a disposed instance is never entered (its memory is the pool's).
+      this.#own.delete(dependent);
       const relinked = this.#context.create(dependent, state, (p) => this.#exportsOf(p));
       relinked.retryAt = own.retryAt;
       this.#own.set(dependent, relinked);
