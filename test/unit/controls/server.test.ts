@@ -291,6 +291,7 @@ describe("ControlsServer: mod_dso's ftpdctl lines", () => {
       ...(info?.exports ?? []).map((symbol) => `    export: ${symbol}`),
       ...(info?.bindings ?? []).map((b) => `    import: ${b.namespace}.${b.symbol} -> ${b.provider}`),
       "    sessions: 0",
+      "    instances: 0 (0 bytes of memory)",
     ]);
     expect(counter).toContain("    import: libcounter.counter_next -> libcounter");
     expect(reply.lines.slice(0, 3)).toEqual(["Loaded Modules:", "  mod_core.c", "    kind: static"]);
