@@ -52,6 +52,9 @@ export class SessionInstances {
   /** Bytes of ModuleMemoryTotal held for the session's life. */
   readonly reservedBytes: number;
   #released = false;
+  /** Its instances' memory when last counted; stale once guest code ran in them since (only guest code grows one). */
+  #countedBytes = 0;
+  #countStale = false;
 
   constructor(
     context: SessionInstancesContext,
@@ -73,6 +76,20 @@ export class SessionInstances {
     return this.#own.get(template);
   }
 
+  /**
+   * What the session counts for ModuleMemoryTotal: the larger of its
+   * reservation and what its instances hold, counted again only if guest
+   * code ran in them since the last count: a new connection does not walk
+   * every instance of every open session.
+   */
+  accountedBytes(): number {
+    if (this.#countStale) {
+      this.#countedBytes = this.memoryBytes();
+      this.#countStale = false;
+    }
+    return Math.max(this.reservedBytes, this.#countedBytes);
+  }
+
   /** Bytes of linear memory its instances hold now. */
   memoryBytes(): number {
     let bytes = 0;
@@ -88,6 +105,7 @@ export class SessionInstances {
    * refused until the faulted instance's backoff passed, then made again.
    */
   instanceOf(template: LoadedUnit, entryPoint: string): SessionUnit {
+    this.#countStale = true;
     const own = this.#own.get(template);
     if (own === undefined) return this.#make(template);
     if (this.#faulted === 0) return own;
@@ -216,7 +234,7 @@ export class SessionMemoryAccount {
 
   bytes(): number {
     let bytes = 0;
-    for (const instances of this.#open) bytes += Math.max(instances.reservedBytes, instances.memoryBytes());
+    for (const instances of this.#open) bytes += instances.accountedBytes();
     return bytes;
   }
 }
