@@ -14,6 +14,7 @@ import type { Binding } from "../linker/resolve.js";
 import type { Provider } from "../linker/scope.js";
 import { callGuarded } from "../sandbox/watchdog.js";
 import { createWasi } from "../wasi/wasi.js";
+import type { Wasi } from "../wasi/wasi.js";
 import { DirectiveCall } from "./directive-call.js";
 import { guestEngineModule } from "./guest-module.js";
 import type { MemoryPool } from "./memory-pool.js";
@@ -83,6 +84,7 @@ function linkImports(
   importer: ImporterState,
   sandbox: SandboxImports,
   exportsOf: (provider: Provider) => WebAssembly.Exports | undefined = (p) => context.unitOf(p)?.instance.exports,
+  inherit?: Wasi,
 ): Linked {
   const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
   let memory: WebAssembly.Memory | undefined;
@@ -98,6 +100,7 @@ function linkImports(
     if (definition.provider === WASI_PROVIDER) {
       sandbox.wasi ??= createWasi({
         preopens: context.policy(name).preopens,
+        ...(inherit !== undefined && { inherit }),
         memory: () => {
           if (sandbox.memory === undefined)
             throw new DsoError(ErrorCodes.GUEST_TRAP, `${name} has no memory for WASI to use`);
@@ -314,7 +317,9 @@ export function instantiateCopy(
     ...(template.importer.controls !== undefined && { controls: template.importer.controls }),
   };
   const sandbox: SandboxImports = {};
-  const linked = linkImports(context, template.name, template.bindings, importer, sandbox, exportsOf);
+  // Its WASI directories are the daemon's instance's, open since before the privileges were dropped (a fork's fds).
+  const inherit = template.sandbox.wasi;
+  const linked = linkImports(context, template.name, template.bindings, importer, sandbox, exportsOf, inherit);
   const layout = template.instanceState;
   const instance =
     state === undefined

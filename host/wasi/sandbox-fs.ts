@@ -65,6 +65,8 @@ export class SandboxRoot {
   private readonly jail: JailRoot;
   private readonly beforeOpen: ((hostPath: string) => void) | undefined;
   private closed = false;
+  /** The Wasis holding it: the daemon's instance's, and the sessions' instances forked from it. */
+  private holders = 1;
 
   constructor(options: SandboxRootOptions) {
     this.guestPath = options.guestPath;
@@ -75,8 +77,21 @@ export class SandboxRoot {
     this.jail = { realRoot: this.realRoot, rootFd: this.rootFd, refuse };
   }
 
+  /**
+   * Another Wasi holds the directory too, as a forked proftpd session keeps
+   * the descriptors its parent opened: a session's instance inherits the
+   * daemon's instance's preopens, open since before the privileges were
+   * dropped, instead of opening the paths again. Each holder calls close().
+   */
+  retain(): this {
+    if (this.closed) throw new Error(`sandbox root '${this.realRoot}' is closed`);
+    this.holders++;
+    return this;
+  }
+
+  /** Lets go of the directory; its fd is closed when the last holder lets go. */
   close(): void {
-    if (this.closed) return;
+    if (this.closed || --this.holders > 0) return;
     this.closed = true;
     closeSync(this.rootFd);
   }

@@ -85,6 +85,12 @@ export interface WasiOptions {
   readonly log: (stream: "stdout" | "stderr", text: string) => void;
   readonly args?: string[];
   readonly env?: Record<string, string>;
+  /**
+   * Another Wasi whose preopened directories this one inherits instead of
+   * opening `preopens` again (a session's instance forked from the daemon's:
+   * its descriptors were opened before the privileges were dropped).
+   */
+  readonly inherit?: Wasi;
 }
 
 export interface Wasi {
@@ -92,6 +98,8 @@ export interface Wasi {
   readonly imports: Record<string, (...args: never[]) => unknown>;
   /** The wasm type of each import, for the linker's signature check. */
   readonly types: Record<string, WasiFuncType>;
+  /** The preopened directories, in preopen order (fds 3, 4, ...). */
+  readonly roots: readonly SandboxRoot[];
   /** Flushes partial output lines and closes every host fd; later calls answer EBADF. */
   close(): void;
 }
@@ -404,8 +412,11 @@ export function createWasi(options: WasiOptions): Wasi {
     for (const preopen of options.preopens) {
       validatePreopen(preopen);
       let root: SandboxRoot;
+      const candidate = options.inherit?.roots[roots.length];
+      const inherited =
+        candidate?.guestPath === preopen.guestPath && candidate.writable === preopen.writable ? candidate : undefined;
       try {
-        root = new SandboxRoot(preopen);
+        root = inherited?.retain() ?? new SandboxRoot(preopen);
       } catch (cause) {
         throw new DsoError(ErrorCodes.FILE, `WASI directory '${preopen.hostPath}' cannot be opened`, { cause });
       }
@@ -896,6 +907,7 @@ export function createWasi(options: WasiOptions): Wasi {
   return {
     imports,
     types: WASI_TYPES,
+    roots,
     close() {
       if (closed) return;
       closed = true;

@@ -4,7 +4,7 @@
  * proc_exit, the ENOSYS set and the import types; plus a WAT guest that uses
  * the imports for real.
  */
-import { readFileSync } from "node:fs";
+import { fstatSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isDsoError, ErrorCodes } from "../../../host/errors.js";
@@ -13,6 +13,7 @@ import { createWasi, WASI_UNSUPPORTED, WasiExit } from "../../../host/wasi/wasi.
 import { wat } from "../../helpers/wat.js";
 import { DATA, Harness, makeTree, READ, READ_WRITE, RO } from "./harness.js";
 import type { Tree } from "./harness.js";
+import type { WasiPreopen } from "../../../host/wasi/wasi.js";
 
 let tree: Tree;
 let h: Harness;
@@ -238,6 +239,44 @@ describe("preopens", () => {
         preopens: [{ guestPath: "/x", hostPath: path.join(tree.root, "file.txt"), writable: false }],
       }),
     ).toThrow(expect.objectContaining({ code: ErrorCodes.FILE }));
+  });
+});
+
+describe("inherited preopens (a session's instance forked from the daemon's)", () => {
+  const preopensOf = (t: Tree, writable = true): WasiPreopen[] => [
+    { guestPath: "/data", hostPath: t.root, writable },
+    { guestPath: "/ro", hostPath: t.ro, writable: false },
+    { guestPath: "/scratch", hostPath: t.scratch, writable: true },
+  ];
+
+  it("uses the parent's open directories, not their paths, and closes them with their last holder", () => {
+    const child = createWasi({ preopens: preopensOf(tree), memory: () => h.memory, log: () => {}, inherit: h.wasi });
+    expect(child.roots).toEqual(h.wasi.roots);
+    expect(child.roots.every((root, i) => root === h.wasi.roots[i])).toBe(true);
+    const rootFd = child.roots[0]?.rootFd ?? -1;
+    h.wasi.close();
+    // Still open for the child: it reads a file through the directory it inherited.
+    const [pathPtr, pathLen] = h.str("file.txt");
+    const fdOut = h.alloc(4);
+    const open = child.imports.path_open as (...args: Array<number | bigint>) => number;
+    expect(open(DATA, 0, pathPtr, pathLen, 0, READ, READ, 0, fdOut)).toBe(E.SUCCESS);
+    expect(fstatSync(rootFd).isDirectory()).toBe(true);
+    child.close();
+    expect(() => fstatSync(rootFd)).toThrow(expect.objectContaining({ code: "EBADF" }));
+  });
+
+  it("opens a preopen again when it is not the parent's (another guest path or other rights)", () => {
+    const child = createWasi({
+      preopens: preopensOf(tree, false),
+      memory: () => h.memory,
+      log: () => {},
+      inherit: h.wasi,
+    });
+    expect(child.roots[0]).not.toBe(h.wasi.roots[0]);
+    expect(child.roots[1]).toBe(h.wasi.roots[1]);
+    child.close();
+    // The parent's own directories are still open.
+    expect(fstatSync(h.wasi.roots[1]?.rootFd ?? -1).isDirectory()).toBe(true);
   });
 });
 
