@@ -64,12 +64,6 @@ const OTHER_TYPES: ReadonlyMap<number, string> = new Map([
 
 /** reader.ts's cursor, with the skipping the rewrite needs. */
 class Cursor extends ByteCursor {
-  /** Skips a LEB128 (signed or not) of at most `maxBytes` bytes. */
-  skipLeb(maxBytes: number): void {
-    for (let i = 0; i < maxBytes; i++) if ((this.byte() & 0x80) === 0) return;
-    throw malformed(this.offset, "LEB128 too long");
-  }
-
   /** Reads a value type's byte: numeric, or one of the others JavaScript cannot copy. */
   valueType(): number {
     const at = this.offset;
@@ -85,50 +79,6 @@ class Cursor extends ByteCursor {
     if (flags > 0x07) throw malformed(at, `unsupported limits flags 0x${flags.toString(16)}`);
     this.skipLeb(10);
     if (flags & 0x01) this.skipLeb(10);
-  }
-
-  /** Skips a constant expression up to its `end` (the opcodes reader.ts accepts, and v128.const). */
-  constExpr(): void {
-    for (;;) {
-      const at = this.offset;
-      const op = this.byte();
-      switch (op) {
-        case 0x0b:
-          return;
-        case 0x41: // i32.const
-          this.skipLeb(5);
-          break;
-        case 0x42: // i64.const
-          this.skipLeb(10);
-          break;
-        case 0x43: // f32.const
-          this.skip(4);
-          break;
-        case 0x44: // f64.const
-          this.skip(8);
-          break;
-        case 0x23: // global.get
-        case 0xd2: // ref.func
-          this.u32();
-          break;
-        case 0xd0: // ref.null: a heap type
-          this.skipLeb(5);
-          break;
-        case 0x6a: // extended-const i32.add, i32.sub, i32.mul and their i64 forms
-        case 0x6b:
-        case 0x6c:
-        case 0x7c:
-        case 0x7d:
-        case 0x7e:
-          break;
-        case 0xfd: // the SIMD prefix: only v128.const (12) is constant
-          if (this.u32() !== 12) throw malformed(at, "unsupported SIMD opcode in a constant expression");
-          this.skip(16);
-          break;
-        default:
-          throw malformed(at, `unsupported opcode 0x${op.toString(16)} in a constant expression`);
-      }
-    }
   }
 
   /** Refuses a section whose content does not end where its size says. */
