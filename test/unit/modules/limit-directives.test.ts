@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
 import { DEFAULT_SESSION_CPU_SHARE_MS } from "../../../host/ftp/scheduler.js";
+import { ModuleHost } from "../../../host/modules/module-host.js";
 import { createDsoModule } from "../../../host/static/mod-dso/index.js";
 import { DEFAULT_LOAD_LIMITS } from "../../../host/wasm/limits.js";
 
@@ -114,5 +115,43 @@ describe("SessionCPUShare", () => {
     }
     expect(run(module, "SessionCPUShare")).toBe("missing parameters");
     expect(module.settings.sessionCpuShareMs).toBe(DEFAULT_SESSION_CPU_SHARE_MS);
+  });
+});
+
+describe("ModuleMemoryTotal and ModuleInstances", () => {
+  function withHost(): { module: ReturnType<typeof createDsoModule>; host: ModuleHost } {
+    const host = new ModuleHost({ modulePath: "/nonexistent" });
+    const module = createDsoModule({
+      host: () => host,
+      accounts: { uidOf: () => undefined, gidOf: () => undefined },
+      log: () => {},
+    });
+    return { module, host };
+  }
+
+  it("bounds the daemon's guest memory with a size (K, M, G or T), or lifts the bound with none", () => {
+    const { module, host } = withHost();
+    expect(run(module, "ModuleMemoryTotal 64K")).toBeUndefined();
+    // No guest loaded: a session needs nothing of the bound.
+    expect(host.acquireModules().instances?.reservedBytes).toBe(0);
+    expect(run(module, "ModuleMemoryTotal 2g")).toBeUndefined();
+    expect(run(module, "ModuleMemoryTotal none")).toBeUndefined();
+    expect(run(module, "ModuleMemoryTotal 1.5G")).toBe(
+      "invalid size '1.5G' (a number of bytes with an optional K, M, G or T suffix, or none)",
+    );
+    expect(run(module, "ModuleMemoryTotal 1000")).toBe("size '1000' is out of range (64K or more)");
+    // proftpd's CHECK_ARGS: too few is refused, as for every mod_dso directive.
+    expect(run(module, "ModuleMemoryTotal")).toBe("missing parameters");
+  });
+
+  it("sets how sessions get their instances, in any case, and refuses anything else", () => {
+    const { module, host } = withHost();
+    expect(host.sessionInstances).toBe("snapshot");
+    expect(run(module, "ModuleInstances Replay")).toBeUndefined();
+    expect(host.sessionInstances).toBe("replay");
+    expect(run(module, "ModuleInstances shared")).toBeUndefined();
+    expect(host.sessionInstances).toBe("shared");
+    expect(run(module, "ModuleInstances fork")).toBe("invalid value 'fork' (snapshot, replay or shared)");
+    expect(host.sessionInstances).toBe("shared");
   });
 });
