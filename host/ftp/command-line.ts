@@ -40,21 +40,15 @@ const MAX_DISCARD_BYTES = 3 * (COMMAND_BUFFER_SIZE - 1);
 const NOTHING = -1;
 const IAC_THEN_BYTE = -2;
 
-export type LineEvent =
-  /** A complete line, line end removed, decoded as UTF-8 (RFC 2640). */
-  | { readonly kind: "line"; readonly text: string }
-  /** Bytes to send back: proftpd refuses every Telnet option (WILL/WONT -> DONT, DO/DONT -> WONT). */
-  | { readonly kind: "telnet"; readonly reply: Uint8Array }
-  /** A line longer than MAX_COMMAND_BYTES was dropped without a reply ("client sent too-long command, ignoring"). */
-  | { readonly kind: "too-long" }
-  /** The client kept sending one line past the limit; proftpd disconnects it. */
-  | { readonly kind: "overflow" };
-
-/** What ControlLineReader.read reports, event by event (LineEvent's kinds, without an object per event). */
+/** What ControlLineReader.read reports, event by event, without an object per event. */
 export interface LineSink {
+  /** A complete line, line end removed, decoded as UTF-8 (RFC 2640). */
   line(text: string): void;
+  /** Bytes to send back: proftpd refuses every Telnet option (WILL/WONT -> DONT, DO/DONT -> WONT). */
   telnet(reply: Uint8Array): void;
+  /** A line longer than MAX_COMMAND_BYTES was dropped without a reply ("client sent too-long command, ignoring"). */
   tooLong(): void;
+  /** The client kept sending one line past the limit; proftpd disconnects it. */
   overflow(): void;
 }
 
@@ -82,18 +76,6 @@ export class ControlLineReader {
   #length = 0;
   /** Bytes dropped from the current over-long line; -1 while the line fits. */
   #discarded = -1;
-
-  /** The events for the next bytes read, as a list. */
-  push(chunk: Uint8Array): LineEvent[] {
-    const events: LineEvent[] = [];
-    this.read(chunk, {
-      line: (text) => events.push({ kind: "line", text }),
-      telnet: (reply) => events.push({ kind: "telnet", reply }),
-      tooLong: () => events.push({ kind: "too-long" }),
-      overflow: () => events.push({ kind: "overflow" }),
-    });
-    return events;
-  }
 
   /** Reads the next bytes, telling `events` what they hold in order; nothing more once an overflow was reported. */
   read(chunk: Uint8Array, events: LineSink): void {

@@ -65,7 +65,7 @@ export interface FtpServerOptions {
 export const DEFAULT_LOGIN_TIMEOUT = 300;
 
 /** RFC 959's reply for a server that cannot serve a connection now. */
-export const SERVICE_NOT_AVAILABLE = "421 Service not available, closing control connection";
+const SERVICE_NOT_AVAILABLE = "421 Service not available, closing control connection";
 
 /** How long the listener refuses connections after accept(2) ran out of descriptors. */
 export const DESCRIPTOR_BACKOFF_MS = 1000;

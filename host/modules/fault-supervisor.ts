@@ -23,6 +23,13 @@ import type { LoadedUnit, SessionUnit } from "./unit.js";
 const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 30_000;
 
+/** A handler kept by an embedder past rmmod: its instance's memory may belong to another module now. */
+function refuseFinalized(unit: LoadedUnit, entryPoint: string): void {
+  if (unit.state.kind === "finalized") {
+    throw new DsoError(ErrorCodes.NOT_LOADED, `${unit.name}: unloaded (${entryPoint} not called)`);
+  }
+}
+
 /** The wait before the `faults`-th reload. */
 function backoff(faults: number): number {
   return Math.min(FIRST_BACKOFF_MS * 2 ** (faults - 1), MAX_BACKOFF_MS);
@@ -63,10 +70,7 @@ export class FaultSupervisor {
 
   /** Calls `entryPoint` of the unit's instance under its CPU budget, with `command` active. */
   invoke(unit: LoadedUnit, entryPoint: string, command: ActiveCommand | undefined): number {
-    if (unit.state.kind === "finalized") {
-      // A handler kept by an embedder past rmmod: its instance's memory may belong to another module now.
-      throw new DsoError(ErrorCodes.NOT_LOADED, `${unit.name}: unloaded (${entryPoint} not called)`);
-    }
+    refuseFinalized(unit, entryPoint);
     if (isFaulted(unit)) this.#retry(unit, entryPoint);
     // Guest code runs in the daemon's instance: the state sessions fork from changes (snapshot.ts).
     this.#context.templateRan(unit);
@@ -90,9 +94,7 @@ export class FaultSupervisor {
     entryPoint: string,
     command: ActiveCommand | undefined,
   ): number {
-    if (unit.state.kind === "finalized") {
-      throw new DsoError(ErrorCodes.NOT_LOADED, `${unit.name}: unloaded (${entryPoint} not called)`);
-    }
+    refuseFinalized(unit, entryPoint);
     if (isFaulted(unit) && (unit.state.kind !== "faulted" || unit.state.retryAt === undefined)) {
       throw new DsoError(ErrorCodes.DISABLED, `${unit.name}: disabled after a fault (${entryPoint} not called)`);
     }

@@ -72,7 +72,7 @@ export class SessionInstances {
   }
 
   /** The session's own instance of `template`, if it made one. */
-  has(template: LoadedUnit): SessionUnit | undefined {
+  made(template: LoadedUnit): SessionUnit | undefined {
     return this.#own.get(template);
   }
 
@@ -224,7 +224,7 @@ export class SessionMemoryAccount {
     let count = 0;
     let memoryBytes = 0;
     for (const instances of this.#open) {
-      const own = instances.has(template);
+      const own = instances.made(template);
       if (own === undefined) continue;
       count++;
       memoryBytes += stateMemory(own.instance, own.memory, template.instanceState)?.buffer.byteLength ?? 0;

@@ -35,13 +35,6 @@ export interface InstanceSnapshot {
   readonly globals: ReadonlyArray<number | bigint>;
 }
 
-/** Bytes a snapshot copies into each instance made from it. */
-export function copiedBytes(snapshot: InstanceSnapshot): number {
-  let bytes = 0;
-  for (const chunk of snapshot.chunks) bytes += chunk.bytes.byteLength;
-  return bytes;
-}
-
 /** The memory an instance's state lives in: the one the host gave it, or the one it defines. */
 export function stateMemory(
   instance: WebAssembly.Instance,

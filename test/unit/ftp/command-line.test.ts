@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ControlLineReader, LineQueue, MAX_COMMAND_BYTES, parseCommandLine } from "../../../host/ftp/command-line.js";
-import type { LineEvent, LineSink } from "../../../host/ftp/command-line.js";
+import type { LineSink } from "../../../host/ftp/command-line.js";
+import { lineEvents } from "../../helpers/line-events.js";
+import type { LineEvent } from "../../helpers/line-events.js";
 
 const bytes = (text: string): Uint8Array => Buffer.from(text, "latin1");
 
@@ -11,20 +13,21 @@ function lines(events: readonly LineEvent[]): string[] {
 describe("ControlLineReader", () => {
   it("splits CRLF and bare LF lines, in order, across reads", () => {
     const reader = new ControlLineReader();
-    expect(lines(reader.push(bytes("USER demo\r\nPA")))).toEqual(["USER demo"]);
-    expect(lines(reader.push(bytes("SS demo\r\nNOOP\nSY")))).toEqual(["PASS demo", "NOOP"]);
-    expect(lines(reader.push(bytes("ST\r\n")))).toEqual(["SYST"]);
+    expect(lines(lineEvents(reader, bytes("USER demo\r\nPA")))).toEqual(["USER demo"]);
+    expect(lines(lineEvents(reader, bytes("SS demo\r\nNOOP\nSY")))).toEqual(["PASS demo", "NOOP"]);
+    expect(lines(lineEvents(reader, bytes("ST\r\n")))).toEqual(["SYST"]);
   });
 
   it("decodes UTF-8 (RFC 2640)", () => {
     const reader = new ControlLineReader();
-    expect(lines(reader.push(Buffer.from("TEST grüße\r\n", "utf8")))).toEqual(["TEST grüße"]);
+    expect(lines(lineEvents(reader, Buffer.from("TEST grüße\r\n", "utf8")))).toEqual(["TEST grüße"]);
   });
 
   it("refuses Telnet options and strips IAC sequences as netio.c does", () => {
     const reader = new ControlLineReader();
     // IAC WILL 1, IAC DO 3, IAC IP, IAC DM, IAC IAC (an escaped 255), IAC x (kept).
-    const events = reader.push(
+    const events = lineEvents(
+      reader,
       Uint8Array.of(255, 251, 1, 78, 255, 253, 3, 79, 255, 244, 255, 242, 79, 80, 255, 255, 255, 65, 13, 10),
     );
     expect(events.filter((e) => e.kind === "telnet").map((e) => (e.kind === "telnet" ? [...e.reply] : []))).toEqual([
@@ -37,9 +40,9 @@ describe("ControlLineReader", () => {
 
   it("keeps the Telnet state across reads", () => {
     const reader = new ControlLineReader();
-    expect(reader.push(Uint8Array.of(78, 255))).toEqual([]);
-    expect(reader.push(Uint8Array.of(252))).toEqual([]);
-    expect(reader.push(Uint8Array.of(7, 79, 13, 10))).toEqual([
+    expect(lineEvents(reader, Uint8Array.of(78, 255))).toEqual([]);
+    expect(lineEvents(reader, Uint8Array.of(252))).toEqual([]);
+    expect(lineEvents(reader, Uint8Array.of(7, 79, 13, 10))).toEqual([
       { kind: "telnet", reply: Uint8Array.of(255, 254, 7) },
       { kind: "line", text: "NO" },
     ]);
@@ -49,19 +52,22 @@ describe("ControlLineReader", () => {
     const reader = new ControlLineReader();
     const longest = "A".repeat(MAX_COMMAND_BYTES);
     expect(MAX_COMMAND_BYTES).toBe(4100);
-    expect(reader.push(bytes(`${longest}\r\n`))).toEqual([{ kind: "line", text: longest }]);
-    expect(reader.push(bytes(`${longest}B\r\nNOOP\r\n`))).toEqual([
+    expect(lineEvents(reader, bytes(`${longest}\r\n`))).toEqual([{ kind: "line", text: longest }]);
+    expect(lineEvents(reader, bytes(`${longest}B\r\nNOOP\r\n`))).toEqual([
       { kind: "too-long" },
       { kind: "line", text: "NOOP" },
     ]);
-    expect(reader.push(bytes(`${longest}B\nNOOP\n`))).toEqual([{ kind: "too-long" }, { kind: "line", text: "NOOP" }]);
+    expect(lineEvents(reader, bytes(`${longest}B\nNOOP\n`))).toEqual([
+      { kind: "too-long" },
+      { kind: "line", text: "NOOP" },
+    ]);
   });
 
   it("reports an overflow once a line runs past three command buffers, then reads nothing more", () => {
     const reader = new ControlLineReader();
-    expect(reader.push(bytes("A".repeat(3 * 4102 - 1)))).toEqual([]);
-    expect(reader.push(bytes("AA\r\nNOOP\r\n"))).toEqual([{ kind: "overflow" }]);
-    expect(reader.push(bytes("NOOP\r\n"))).toEqual([]);
+    expect(lineEvents(reader, bytes("A".repeat(3 * 4102 - 1)))).toEqual([]);
+    expect(lineEvents(reader, bytes("AA\r\nNOOP\r\n"))).toEqual([{ kind: "overflow" }]);
+    expect(lineEvents(reader, bytes("NOOP\r\n"))).toEqual([]);
   });
 });
 
@@ -103,21 +109,21 @@ describe("parseCommandLine", () => {
 describe("ControlLineReader.takeUnterminatedAbort", () => {
   it("takes `ABOR\\r` left without its LF (sent as urgent data) and clears it", () => {
     const reader = new ControlLineReader();
-    expect(reader.push(Buffer.from("NOOP\r\nABOR\r"))).toEqual([{ kind: "line", text: "NOOP" }]);
+    expect(lineEvents(reader, Buffer.from("NOOP\r\nABOR\r"))).toEqual([{ kind: "line", text: "NOOP" }]);
     expect(reader.takeUnterminatedAbort()).toBe(true);
     expect(reader.takeUnterminatedAbort()).toBe(false);
-    expect(reader.push(Buffer.from("NOOP\r\n"))).toEqual([{ kind: "line", text: "NOOP" }]);
+    expect(lineEvents(reader, Buffer.from("NOOP\r\n"))).toEqual([{ kind: "line", text: "NOOP" }]);
   });
 
   it("leaves any other partial line alone", () => {
     const reader = new ControlLineReader();
-    reader.push(Buffer.from("ABORT\r"));
+    lineEvents(reader, Buffer.from("ABORT\r"));
     expect(reader.takeUnterminatedAbort()).toBe(false);
-    reader.push(Buffer.from("\n"));
+    lineEvents(reader, Buffer.from("\n"));
     const other = new ControlLineReader();
-    other.push(Buffer.from("abor"));
+    lineEvents(other, Buffer.from("abor"));
     expect(other.takeUnterminatedAbort()).toBe(false);
-    expect(other.push(Buffer.from("\r\n"))).toEqual([{ kind: "line", text: "abor" }]);
+    expect(lineEvents(other, Buffer.from("\r\n"))).toEqual([{ kind: "line", text: "abor" }]);
   });
 });
 
@@ -130,16 +136,16 @@ describe("parseCommandLine's command word", () => {
 describe("ControlLineReader and RFC 959's abort sequence", () => {
   it("reads IAC IP IAC DM ABOR as ABOR, and as ABOR too when the urgent DM byte never arrives", () => {
     const full = new ControlLineReader();
-    expect(full.push(Uint8Array.of(255, 244, 255, 242, ...Buffer.from("ABOR\r\n")))).toEqual([
+    expect(lineEvents(full, Uint8Array.of(255, 244, 255, 242, ...Buffer.from("ABOR\r\n")))).toEqual([
       { kind: "line", text: "ABOR" },
     ]);
     const withoutUrgentByte = new ControlLineReader();
-    expect(withoutUrgentByte.push(Uint8Array.of(255, 244, 255, ...Buffer.from("ABOR\r\n")))).toEqual([
+    expect(lineEvents(withoutUrgentByte, Uint8Array.of(255, 244, 255, ...Buffer.from("ABOR\r\n")))).toEqual([
       { kind: "line", text: "ABOR" },
     ]);
     // Without an IP before it, an IAC before a plain byte is kept, as netio.c keeps it.
     const plain = new ControlLineReader();
-    expect(plain.push(Uint8Array.of(255, 65, 13, 10))).toEqual([{ kind: "line", text: "\uFFFDA" }]);
+    expect(lineEvents(plain, Uint8Array.of(255, 65, 13, 10))).toEqual([{ kind: "line", text: "\uFFFDA" }]);
   });
 });
 
@@ -178,11 +184,11 @@ describe("ControlLineReader.read", () => {
 describe("ControlLineReader.takeUnterminatedAbort's letters", () => {
   it("takes ABOR in any case, and no byte that only upper-cases near it", () => {
     const mixed = new ControlLineReader();
-    mixed.push(bytes("aBoR\r"));
+    lineEvents(mixed, bytes("aBoR\r"));
     expect(mixed.takeUnterminatedAbort()).toBe(true);
     for (const other of [Uint8Array.of(0xc1, 0x42, 0x4f, 0x52, 0x0d), bytes("ABOS\r"), bytes("ABOR\n")]) {
       const reader = new ControlLineReader();
-      reader.push(other);
+      lineEvents(reader, other);
       expect(reader.takeUnterminatedAbort()).toBe(false);
     }
   });

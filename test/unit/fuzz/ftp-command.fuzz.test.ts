@@ -14,6 +14,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Clock } from "../../../host/system/clock.js";
 import { ControlLineReader, MAX_COMMAND_BYTES, parseCommandLine } from "../../../host/ftp/command-line.js";
+import { lineEvents } from "../../helpers/line-events.js";
 import { dispatchCommand } from "../../../host/ftp/dispatch.js";
 import type { DataChannel } from "../../../host/data/data-channel.js";
 import { createCompiledInModules } from "../../../host/static/index.js";
@@ -200,7 +201,7 @@ describe("fuzz: FTP command lines through the reader, the parser and dispatch", 
         const problems: string[] = [];
         try {
           for (const chunk of reads(stream, cuts)) {
-            for (const event of reader.push(chunk)) {
+            for (const event of lineEvents(reader, chunk)) {
               if (event.kind === "telnet") {
                 const [iac, verb] = event.reply;
                 if (event.reply.length !== 3 || iac !== 255 || (verb !== 252 && verb !== 254))

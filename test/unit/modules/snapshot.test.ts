@@ -5,13 +5,7 @@
  * compiled module makes that instance a copy of the snapshotted one.
  */
 import { describe, expect, it } from "vitest";
-import {
-  copiedBytes,
-  dataSegmentsEnd,
-  restoreSnapshot,
-  stateMemory,
-  takeSnapshot,
-} from "../../../host/modules/snapshot.js";
+import { dataSegmentsEnd, restoreSnapshot, stateMemory, takeSnapshot } from "../../../host/modules/snapshot.js";
 import type { InstanceSnapshot } from "../../../host/modules/snapshot.js";
 import type { InstanceStateLayout } from "../../../host/modules/types.js";
 import { exposeInstanceState } from "../../../host/wasm/instance-state-exports.js";
@@ -82,6 +76,11 @@ const GLOBALS = `
   (func (export "get_l") (result i64) (global.get $l))
   (func (export "get_f") (result f32) (global.get $f))
   (func (export "get_d") (result f64) (global.get $d))`;
+
+/** Bytes a snapshot copies into each instance made from it. */
+function copiedBytes(state: InstanceSnapshot): number {
+  return state.chunks.reduce((bytes, chunk) => bytes + chunk.bytes.byteLength, 0);
+}
 
 /** A snapshot's copied runs as [offset, length] pairs. */
 function runs(state: InstanceSnapshot): Array<[number, number]> {
