@@ -73,6 +73,14 @@ export const ErrorCodes = {
   PRIVILEGES: "DSO_ERR_PRIVILEGES",
   /** dsod could not listen on its address and port (in use, or not an address of this host). */
   LISTEN: "DSO_ERR_LISTEN",
+  /** A session worker (or, seen from a worker, the primary) went away before it answered. */
+  WORKER_GONE: "DSO_ERR_WORKER_GONE",
+  /** A session worker did not answer a request in time. */
+  WORKER_TIMEOUT: "DSO_ERR_WORKER_TIMEOUT",
+  /** A session worker failed to start; the message says why. */
+  WORKER_START: "DSO_ERR_WORKER_START",
+  /** A prepared module load was committed after another change of its host, or used twice: a caller's bug. */
+  STALE_LOAD: "DSO_ERR_STALE_LOAD",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

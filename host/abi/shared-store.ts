@@ -102,7 +102,31 @@ function matches(entry: SharedEntry | undefined, cas: number): boolean {
   return (entry?.version ?? ABSENT_VERSION) === cas;
 }
 
-export class SharedStore {
+/**
+ * The store as the host uses it: the daemon's own SharedStore, or a session
+ * worker's view of the primary's (host/cluster/remote-store.ts), which must
+ * give the same results, versions and bounds for every operation.
+ */
+export interface SharedStoreApi {
+  get(scope: string, key: string): SharedEntry | undefined;
+  bytes(scope: string): number;
+  set(scope: string, key: string, value: string, cas: number, bound: number): SharedResult;
+  delete(scope: string, key: string, cas: number): SharedResult;
+  add(scope: string, key: string, delta: number, bound: number): SharedAddResult;
+  scope(name: string, bound: number): SharedScope;
+}
+
+/** `name`'s view of `store`, with the bound its unit's cap gives it (the same for every SharedStoreApi). */
+export function scopeOf(store: SharedStoreApi, name: string, bound: number): SharedScope {
+  return {
+    get: (key) => store.get(name, key),
+    set: (key, value, cas) => store.set(name, key, value, cas, bound),
+    delete: (key, cas) => store.delete(name, key, cas),
+    add: (key, delta) => store.add(name, key, delta, bound),
+  };
+}
+
+export class SharedStore implements SharedStoreApi {
   readonly #scopes = new Map<string, Scope>();
   #lastVersion = 0;
 
@@ -168,12 +192,7 @@ export class SharedStore {
 
   /** `scope`'s view, with the bound its unit's cap gives it. */
   scope(name: string, bound: number): SharedScope {
-    return {
-      get: (key) => this.get(name, key),
-      set: (key, value, cas) => this.set(name, key, value, cas, bound),
-      delete: (key, cas) => this.delete(name, key, cas),
-      add: (key, delta) => this.add(name, key, delta, bound),
-    };
+    return scopeOf(this, name, bound);
   }
 
   #scope(name: string): Scope {

@@ -6,7 +6,7 @@
  * on a bad config; we keep serving, as the issue asks).
  */
 import { hostname } from "node:os";
-import type { SharedStore } from "../abi/shared-store.js";
+import type { SharedStoreApi } from "../abi/shared-store.js";
 import path from "node:path";
 import { expandInclude, readConfigFile } from "../config/config-file.js";
 import { ConfigRunner } from "../config/config-runner.js";
@@ -57,7 +57,7 @@ export interface DaemonRuntime {
   /** TransferLog files, one handle per file for the daemon's life (a SIGHUP does not reopen them). */
   readonly xferlog: XferlogWriter;
   /** The modules' shared data, for the daemon's life: every generation's host uses it. */
-  readonly sharedStore: SharedStore;
+  readonly sharedStore: SharedStoreApi;
   /** What open sessions of every generation reserved of ModuleMemoryTotal. */
   readonly sessionMemory: SessionMemoryAccount;
 }

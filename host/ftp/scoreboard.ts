@@ -34,6 +34,13 @@ export class Scoreboard {
     this.#entries.delete(entry);
   }
 
+  /**
+   * `entry`'s user was just set (a login). Nothing to do here, where entries
+   * are read live; a session worker's scoreboard tells the primary, so that
+   * other workers count the login (host/cluster/cluster-scoreboard.ts).
+   */
+  changed(_entry: ScoreEntry): void {}
+
   entries(): Iterable<ScoreEntry> {
     return this.#entries;
   }

@@ -3,7 +3,7 @@
  * controls, logs): what a loaded unit looks like from outside, and the log
  * and trace sinks the host writes to. host/index.ts re-exports them.
  */
-import type { SharedStore } from "../abi/shared-store.js";
+import type { SharedStoreApi } from "../abi/shared-store.js";
 import type { Provider } from "../linker/scope.js";
 import type { EngineModule } from "./module-api.js";
 import type { SessionInstances, SessionMemoryAccount } from "./session-instances.js";
@@ -110,7 +110,7 @@ export interface ModuleHostOptions {
    * dsod hands each SIGHUP generation the daemon's one store, as proftpd's
    * mod_ban table outlives a restart. A new, empty store when absent.
    */
-  sharedStore?: SharedStore;
+  sharedStore?: SharedStoreApi;
   /**
    * mod_dso's log lines (`mod_dso/0.5: module 'mod_x.c' already loaded`), worded from the loader's
    * events (dso-log.ts); the events themselves are published on LOADER_CHANNEL whether or not it is set.

@@ -312,6 +312,7 @@ export function createAuthModule(options: AuthModuleOptions): AuthModule {
       return refuse(cmd, "530", limitReply(limit));
     }
     session.user = user;
+    options.scoreboard.changed(session);
     session.account = account;
     session.fs = fs;
     session.cwd = cwd;
