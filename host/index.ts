@@ -17,6 +17,7 @@ export type {
   LogPriority,
   ModuleHostOptions,
   ModuleSet,
+  PreparedLoad,
   SessionInstancesMode,
   SymbolInfo,
   Tracer,

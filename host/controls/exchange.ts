@@ -30,8 +30,11 @@ export interface ControlsAction {
   readonly description: string;
   /** The action's ACL (ModuleControlsACLs for mod_dso's), asked before the handler sees any argument. */
   acl(caller: ControlsCaller): boolean;
-  /** Runs synchronously, so that nothing else happens while it changes the module set. */
-  handler(args: readonly string[], caller: ControlsCaller): ControlsResult;
+  /**
+   * May answer later (a change every session worker must agree on): the server
+   * runs one request at a time, in arrival order, so two module changes never interleave.
+   */
+  handler(args: readonly string[], caller: ControlsCaller): ControlsResult | Promise<ControlsResult>;
 }
 
 /** proftpd's answer to a caller an ACL refuses. */
@@ -46,12 +49,12 @@ type Trace = (level: number, message: string) => void;
  * not `missing required parameters` (observed on 1.3.8). Trace lines are
  * those of src/ctrls.c.
  */
-export function dispatchRequest(
+export async function dispatchRequest(
   actions: readonly ControlsAction[],
   argv: readonly string[],
   caller: ControlsCaller,
   trace: Trace = () => {},
-): ControlsResult {
+): Promise<ControlsResult> {
   const [name = "", ...args] = argv;
   const action = actions.find((candidate) => candidate.name === name);
   if (action === undefined) {
@@ -59,20 +62,43 @@ export function dispatchRequest(
   }
   trace(19, `known action '${name}' requested`);
   trace(7, `calling '${name}' control handler`);
-  const result = action.acl(caller) ? runHandler(action, args, caller) : ACCESS_DENIED;
+  const result = await runHandler(action, args, caller);
   trace(19, `ran '${name}' ctrl, callback value = ${result.status}`);
   return result;
 }
 
-function runHandler(action: ControlsAction, args: readonly string[], caller: ControlsCaller): ControlsResult {
+/** The action's ACL, then its handler; one that throws or rejects answers what broke, as a failure. */
+async function runHandler(
+  action: ControlsAction,
+  args: readonly string[],
+  caller: ControlsCaller,
+): Promise<ControlsResult> {
   try {
-    return action.handler(args, caller);
+    if (!action.acl(caller)) return ACCESS_DENIED;
+    return await action.handler(args, caller);
   } catch (error) {
     // A handler bug must not take the daemon down with it; the client sees what broke.
     return {
       status: ControlsStatus.FAILED,
       lines: [`${action.name}: ${error instanceof Error ? error.message : String(error)}`],
     };
+  }
+}
+
+/**
+ * Runs requests one at a time, in the order they were added, as proftpd's
+ * master handles one request at a time (src/ctrls.c pr_ctrls_run_ctrls): a
+ * handler that answers later still finishes before the next one starts.
+ */
+export class RequestQueue {
+  #last: Promise<unknown> = Promise.resolve();
+
+  /** Runs `request` once every request added before it has settled; resolves or rejects as it does. */
+  run<T>(request: () => Promise<T>): Promise<T> {
+    const turn = this.#last.then(request);
+    // The next request waits for this one whatever its outcome; the outcome itself is the caller's.
+    this.#last = turn.catch(() => undefined);
+    return turn;
   }
 }
 

@@ -27,9 +27,11 @@
  *
  * Unlike proftpd, requests are handled as soon as they are complete, not on
  * the next tick of mod_ctrls.c's alarm-driven ControlsInterval timer (about
- * 1.2 s per ftpdctl call with ControlsInterval 1 on proftpd 1.3.8): handlers
- * are synchronous, so each one still runs to completion before any other
- * JavaScript, which keeps an insmod atomic.
+ * 1.2 s per ftpdctl call with ControlsInterval 1 on proftpd 1.3.8). As
+ * proftpd's master handles one request at a time (pr_ctrls_run_ctrls), they
+ * are handled one at a time in arrival order: a handler that answers later (a
+ * module change every session worker applies) finishes before the next
+ * request starts, which keeps an insmod atomic.
  *
  * `dispatchRequest` and the ControlsLog formatters are pure; the class is
  * the shell around them.
@@ -65,6 +67,7 @@ import {
   closedMessage,
   dispatchRequest,
   exchangeMessages,
+  RequestQueue,
   responseFor,
 } from "./exchange.js";
 import type { ControlsCaller, ControlsResult, ControlsAction } from "./exchange.js";
@@ -201,6 +204,8 @@ export class ControlsServer {
   /** The socket file this server created, to remove only that one on close. */
   #bound: { dev: number; ino: number } | undefined;
   #logFd: number | undefined;
+  /** The request being handled, then the ones waiting, in arrival order. */
+  readonly #queue = new RequestQueue();
 
   constructor(options: ControlsServerOptions) {
     this.#path = options.socketPath;
@@ -435,14 +440,23 @@ export class ControlsServer {
       return;
     }
     this.#serving.add(socket);
-    let answered = false;
-    const answer = (argv: readonly string[] | undefined, result: ControlsResult): void => {
-      answered = true;
-      this.#reply(socket, caller, argv, result);
+    /** Set once the request is taken (queued) or refused: nothing more is read from the client. */
+    let taken = false;
+    const refuse = (result: ControlsResult): void => {
+      taken = true;
+      this.#reply(socket, caller, undefined, result);
     };
     const trace = (level: number, message: string): void => this.#trace(level, message);
-    const dispatch = (argv: readonly string[]): void =>
-      answer(argv, dispatchRequest(this.#registry.enabled(), argv, caller, trace));
+    const dispatch = (argv: readonly string[]): void => {
+      taken = true;
+      const request = async (): Promise<void> =>
+        this.#reply(socket, caller, argv, await dispatchRequest(this.#registry.enabled(), argv, caller, trace));
+      // dispatchRequest answers a failing handler itself: what is left (a throwing tracer) goes to the daemon's log.
+      this.#queue.run(request).catch((error: unknown) => {
+        const reason = error instanceof Error ? error.message : String(error);
+        this.#daemonLog("error", `${MOD_CTRLS_VERSION}: controls request failed: ${reason}`);
+      });
+    };
     if (request !== undefined) {
       dispatch(request.args);
       return;
@@ -450,21 +464,21 @@ export class ControlsServer {
     const decoder = new MessageDecoder(REQUEST_LIMITS);
     socket.on("data", (chunk: Buffer) => {
       // Whatever follows the request is read and dropped: it never piles up in the daemon.
-      if (answered) {
+      if (taken) {
         return;
       }
       let received: DecodedMessage | undefined;
       try {
         received = decoder.push(chunk);
       } catch (error) {
-        answer(undefined, { status: ControlsStatus.FAILED, lines: [(error as Error).message] });
+        refuse({ status: ControlsStatus.FAILED, lines: [(error as Error).message] });
         return;
       }
       if (received !== undefined) dispatch(received.args);
     });
     socket.once("end", () => {
-      if (!answered && decoder.inMessage) {
-        answer(undefined, { status: ControlsStatus.FAILED, lines: ["controls request is truncated"] });
+      if (!taken && decoder.inMessage) {
+        refuse({ status: ControlsStatus.FAILED, lines: ["controls request is truncated"] });
       }
     });
   }

@@ -12,11 +12,14 @@
  * A load reads every binary it needs, validates and resolves every import of
  * all of them, and only then instantiates them, dependencies first, and runs
  * their init hooks. Any failure leaves the host exactly as it was: nothing is
- * registered until everything has succeeded.
+ * registered until everything has succeeded. A module load can be split
+ * there (prepared-load.ts): prepared (all that can fail), then committed or
+ * aborted, so that session workers change together.
  */
 import path from "node:path";
 import type { HostServices } from "../abi/host-symbols.js";
 import { SharedStore, sharedDataBytes } from "../abi/shared-store.js";
+import type { SharedStoreApi } from "../abi/shared-store.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { watchdogUnavailable } from "../sandbox/watchdog.js";
 import { FaultSupervisor } from "./fault-supervisor.js";
@@ -24,14 +27,12 @@ import { describeTrap, instantiateCopy, instantiatePlan, reinstantiate } from ".
 import type { InstanceContext } from "./instantiate.js";
 import { MemoryPool } from "./memory-pool.js";
 import { ModuleCompiler, loadedLine } from "./module-compiler.js";
-import { LinkError, planLoad, publicExports } from "./planner.js";
+import { LinkError, planLoad } from "./planner.js";
 import type { PlanSource, UnitRequest } from "./planner.js";
 import { DEFAULT_POLICY } from "./policy.js";
 import type { UnitPolicy } from "./policy.js";
 import type { EngineModule } from "./module-api.js";
-import { parseModuleName, parseUnloadName } from "./module-name.js";
-import { refusalReport } from "./load-report.js";
-import type { ReportStep } from "./load-report.js";
+import { parseUnloadName } from "./module-name.js";
 import { LOADED_LEVEL, dsoDebug } from "./dso-debug.js";
 import { dsoLogLines } from "./dso-log.js";
 import { publishLoaderEvent } from "./loader-events.js";
@@ -46,16 +47,18 @@ import type {
   SymbolInfo,
   Tracer,
 } from "./types.js";
-import { isDetached, isFaulted } from "./unit.js";
+import { isDetached } from "./unit.js";
 import type { LoadedUnit } from "./unit.js";
 import { SessionInstances, SessionMemoryAccount } from "./session-instances.js";
 import type { SessionInstancesContext } from "./session-instances.js";
-import { dataSegmentsEnd, stateMemory, takeSnapshot } from "./snapshot.js";
 import type { InstanceSnapshot } from "./snapshot.js";
-import { exportNameProblems } from "./handler-names.js";
+import { forgetSnapshots, forkState, memoryBytes, sessionInstanceError, snapshotOf } from "./session-fork.js";
+import { abortModuleLoad, commitModuleLoad, prepareModuleLoad } from "./prepared-load.js";
+import type { LoadSteps, PreparedLoad } from "./prepared-load.js";
 
 export { MOD_DSO_VERSION } from "./types.js";
 export { SessionMemoryAccount } from "./session-instances.js";
+export type { PreparedLoad } from "./prepared-load.js";
 export type {
   SessionInstancesMode,
   BindingInfo,
@@ -66,41 +69,6 @@ export type {
   SymbolInfo,
   Tracer,
 } from "./types.js";
-
-/** The bytes of a unit's linear memory now. */
-function memoryBytes(unit: LoadedUnit): number {
-  return stateMemory(unit.instance, unit.memory, unit.instanceState)?.buffer.byteLength ?? 0;
-}
-
-/** The state of an instance of `unit` (the daemon's, or a session's) as a new instance would take it. */
-function snapshotOf(
-  unit: LoadedUnit,
-  instance: WebAssembly.Instance,
-  imported: WebAssembly.Memory | undefined,
-): InstanceSnapshot {
-  const layout = unit.instanceState;
-  const dataEnd = dataSegmentsEnd(unit.shape.staticData, unit.shape.dataBytes);
-  return takeSnapshot(instance, stateMemory(instance, imported, layout), layout, dataEnd);
-}
-
-/** Guest code runs in the daemon's instance of `unit`: its snapshot and its providers' (it may call them) are stale. */
-function forgetSnapshots(unit: LoadedUnit): void {
-  unit.snapshot = undefined;
-  for (const dependency of unit.dependencies) forgetSnapshots(dependency);
-}
-
-/** Why a session could not get its instance of `name`, as the error its command fails with. */
-function sessionInstanceError(name: string, cause: unknown): DsoError {
-  if (isDsoError(cause)) return cause;
-  if (cause instanceof RangeError && !/call stack/i.test(cause.message)) {
-    return new DsoError(ErrorCodes.MEMORY_TOTAL, `${name}: no memory for the session's instance: ${cause.message}`, {
-      cause,
-    });
-  }
-  return new DsoError(ErrorCodes.INIT_FAILED, `module '${name}' failed to initialize: ${describeTrap(cause)}`, {
-    cause,
-  });
-}
 
 export class ModuleHost {
   #modulePath: string;
@@ -117,13 +85,16 @@ export class ModuleHost {
    * so a scope survives its module's fault resets and an rmmod then insmod,
    * as mod_ban's table outlives its sessions.
    */
-  readonly #shared: SharedStore;
+  readonly #shared: SharedStoreApi;
   readonly #registry: UnitRegistry;
   readonly #faults: FaultSupervisor;
   readonly #instances: InstanceContext;
   readonly #source: PlanSource;
   readonly #sessionContext: SessionInstancesContext;
+  readonly #steps: LoadSteps;
   #seq = 0;
+  /** Changes of what loads link against (loads, unloads, faults): a load prepared before one is stale. */
+  #changes = 0;
   #sessionInstances: SessionInstancesMode;
   /** ModuleMemoryTotal, in bytes; no bound when undefined. */
   #memoryTotal: number | undefined;
@@ -158,9 +129,15 @@ export class ModuleHost {
     const clock = options.clock ?? Date.now;
     this.#faults = new FaultSupervisor({
       now: clock,
-      reinstantiate: (unit) => reinstantiate(this.#instances, unit),
+      reinstantiate: (unit) => {
+        this.#changes++;
+        reinstantiate(this.#instances, unit);
+      },
       templateRan: (unit) => forgetSnapshots(unit),
-      detach: (unit) => this.#registry.detach(unit),
+      detach: (unit) => {
+        this.#changes++;
+        this.#registry.detach(unit);
+      },
       report: (event) => this.#emit(event),
     });
     const services: HostServices = {
@@ -186,6 +163,7 @@ export class ModuleHost {
       initFailed: (module) => this.#emit({ kind: "init-failed", module }),
     };
     this.#source = this.#planSource();
+    this.#steps = this.#loadSteps();
     this.#sessionContext = this.#sessionInstancesContext(clock);
     for (const module of this.#registry.engine) module.init?.();
   }
@@ -207,6 +185,27 @@ export class ModuleHost {
       nextSeq: () => ++this.#seq,
       trace: (level, message) => this.#trace("dso", level, message),
       wrongApiVersion: (module, found, expected) => this.#emit({ kind: "wrong-api-version", module, found, expected }),
+    };
+  }
+
+  /** What a module load's phases reach of this host (prepared-load.ts). */
+  #loadSteps(): LoadSteps {
+    return {
+      owner: this,
+      registry: this.#registry,
+      memories: this.#memories,
+      compiledIn: (name) => this.#compiledIn.get(name),
+      isLoaded: (name) => this.isLoaded(name),
+      modulePath: () => this.#modulePath,
+      instantiate: (request) => this.#instantiate(request),
+      changes: () => this.#changes,
+      changed: () => {
+        this.#changes++;
+      },
+      setProvider: (provider, unit) => this.#registry.setProvider(provider, unit),
+      emit: (event) => this.#emit(event),
+      trace: (level, message) => this.#trace("dso", level, message),
+      debugLoaded: (stem, file) => this.#debugLoaded(stem, file),
     };
   }
 
@@ -287,53 +286,26 @@ export class ModuleHost {
 
   /** `LoadModule` / `insmod`: loads `mod_x.c` from the module path, with any needed dependencies. */
   loadModule(requested: string): void {
-    const parsed = parseModuleName(requested);
-    const { name } = parsed;
-    const modulePath = this.#modulePath;
-    const stemPath = path.join(modulePath, parsed.stem);
-    this.#emit({ kind: "debug", line: dsoDebug.loading(requested) });
-    this.#trace("dso", 5, `loading module '${stemPath}'`);
-    const builtIn = this.#compiledIn.get(name);
-    if (builtIn !== undefined) {
-      // A compiled-in module has no file: proftpd falls back to the executable ('self') and finds it there.
-      this.#emit({ kind: "no-file", requested, stemPath });
-      this.#trace("dso", 7, `looking for symbol '${parsed.symbol}' in loaded module`);
-      if (this.isLoaded(name)) return this.#alreadyLoaded(name);
-      builtIn.init?.();
-      this.#registry.pushEngine(builtIn);
-      this.#trace("dso", 8, `module '${stemPath}' successfully loaded`);
-      return;
-    }
-    if (this.isLoaded(name)) {
-      // proftpd opens the file again before it finds the module loaded.
-      this.#debugLoaded(parsed.stem, this.#registry.unit(name)?.file);
-      this.#trace("dso", 7, `looking for symbol '${parsed.symbol}' in loaded module`);
-      return this.#alreadyLoaded(name);
-    }
-    const file = `${stemPath}.wasm`;
-    try {
-      this.#load({ kind: "module", name, namespace: parsed.stem, file, explicit: true });
-    } catch (error) {
-      this.#report(refusalReport(parsed, requested, stemPath, error));
-      throw error;
-    }
-    const unit = this.#registry.unit(name);
-    const misnamed = unit === undefined ? [] : exportNameProblems(publicExports(unit, parsed.symbol), parsed.symbol);
-    if (misnamed.length > 0) this.#emit({ kind: "handler-names", module: name, problems: misnamed });
-    this.#trace("dso", 8, `module '${stemPath}' successfully loaded`);
+    this.commitLoad(this.prepareLoad(requested));
   }
 
-  #report(steps: readonly ReportStep[]): void {
-    for (const step of steps) {
-      if ("event" in step) this.#emit(step.event);
-      else this.#trace("dso", step.trace, step.message);
-    }
+  /**
+   * A module load's first phase: all of loadModule that can fail, refusals
+   * reported as loadModule reports them; nothing anyone sees changes.
+   * commitLoad or abortLoad must follow, before any other change of the host.
+   */
+  prepareLoad(requested: string): PreparedLoad {
+    return prepareModuleLoad(this.#steps, requested);
   }
 
-  #alreadyLoaded(name: string): never {
-    this.#emit({ kind: "already-loaded", module: name });
-    this.#trace("dso", 1, `module '${name}' already loaded`);
-    throw new DsoError(ErrorCodes.ALREADY_LOADED, `module '${name}' already loaded`);
+  /** A prepared load's module enters the engine, as loadModule's does; throws only DSO_ERR_STALE_LOAD. */
+  commitLoad(prepared: PreparedLoad): void {
+    commitModuleLoad(this.#steps, prepared);
+  }
+
+  /** Finalizes what a prepared load made; the host stays as it was. */
+  abortLoad(prepared: PreparedLoad): void {
+    abortModuleLoad(this.#steps, prepared);
   }
 
   /** `LoadFile`: loads a library into the global scope, where it stays until the host closes. */
@@ -365,8 +337,8 @@ export class ModuleHost {
     this.#trace("dso", 8, `file '${file}' successfully loaded`);
   }
 
-  /** `rmmod`: removes a module from the engine; a dynamically loaded one is unlinked and released. */
-  unloadModule(name: string): void {
+  /** rmmod's checks: where the module is in the engine and its unit, or the error rmmod refuses with. */
+  #unloadTarget(name: string): { index: number; unit: LoadedUnit | undefined } {
     parseUnloadName(name);
     if (this.#protected.has(name)) {
       throw new DsoError(ErrorCodes.PROTECTED, `module '${name}' cannot be unloaded`);
@@ -378,6 +350,18 @@ export class ModuleHost {
       const names = [...unit.dependents].map((d) => d.name).join(", ");
       throw new DsoError(ErrorCodes.HAS_DEPENDENTS, `module '${name}' is needed by ${names}`);
     }
+    return { index, unit };
+  }
+
+  /** Throws what unloadModule would refuse `name` with; changes nothing (an rmmod's first phase). */
+  checkUnload(name: string): void {
+    this.#unloadTarget(name);
+  }
+
+  /** `rmmod`: removes a module from the engine; a dynamically loaded one is unlinked and released. */
+  unloadModule(name: string): void {
+    const { index, unit } = this.#unloadTarget(name);
+    this.#changes++;
     this.#trace("dso", 5, `unloading module '${name}'`);
     if (unit === undefined) {
       // A compiled-in module leaves the engine only; its code stays, as proftpd's lt_dlclose(NULL).
@@ -401,6 +385,7 @@ export class ModuleHost {
       return module;
     });
     const removed = this.#registry.engine.filter((m) => !names.includes(m.name));
+    this.#changes++;
     for (const module of removed) {
       const unit = this.#registry.unit(module.name);
       if (unit !== undefined) this.#registry.detach(unit);
@@ -433,6 +418,7 @@ export class ModuleHost {
 
   /** Unloads every module newest first, then every library: the host's shutdown. */
   close(): void {
+    this.#changes++;
     for (const module of [...this.#registry.engine].reverse()) {
       const unit = this.#registry.unit(module.name);
       if (unit !== undefined && !isDetached(unit)) this.#registry.detach(unit, true);
@@ -473,7 +459,7 @@ export class ModuleHost {
     if (this.#sessionInstances === "shared") return set;
     try {
       const forks = new Map<LoadedUnit, InstanceSnapshot | undefined>();
-      for (const unit of set.held) this.#fork(unit, forks);
+      for (const unit of set.held) forkState(unit, forks, this.#sessionInstances);
       let reserved = 0;
       for (const unit of forks.keys()) reserved += memoryBytes(unit);
       const limit = this.#memoryTotal;
@@ -498,26 +484,6 @@ export class ModuleHost {
       set.release();
       throw error;
     }
-  }
-
-  /**
-   * A unit's state as the session forks it, its providers' first: the daemon's
-   * instance as it is now (a cached snapshot while no guest code ran in it
-   * since), or none where the instance is initialized again: `replay`, a
-   * binary whose state JavaScript cannot copy, an instance that faulted.
-   */
-  #fork(unit: LoadedUnit, forks: Map<LoadedUnit, InstanceSnapshot | undefined>): void {
-    if (forks.has(unit)) return;
-    for (const dependency of unit.dependencies) this.#fork(dependency, forks);
-    if (this.#sessionInstances === "replay" || unit.instanceState.unsnapshotable !== undefined || isFaulted(unit)) {
-      forks.set(unit, undefined);
-      return;
-    }
-    // dlsym handed its exports out: code outside the host may have changed it since any snapshot.
-    const cached = unit.exportsEscaped ? undefined : unit.snapshot;
-    const state = cached ?? snapshotOf(unit, unit.instance, unit.memory);
-    if (!unit.exportsEscaped) unit.snapshot = state;
-    forks.set(unit, state);
   }
 
   /** Where `symbol` resolves in the global scope, with the definitions it shadows. */
@@ -547,16 +513,16 @@ export class ModuleHost {
     });
   }
 
-  /** Plans the load, instantiates its units dependencies first, and commits them only when all succeeded. */
-  #load(request: UnitRequest): void {
+  /** Plans the load and instantiates its units, dependencies first; nothing is registered yet. */
+  #instantiate(request: UnitRequest): LoadedUnit[] {
     const plan = planLoad(request, this.#source);
-    for (const unit of instantiatePlan(
-      this.#instances,
-      plan,
-      (unit) => this.#registry.runUnloadHook(unit),
-      new Date(),
-    )) {
-      this.#registry.commit(unit);
-    }
+    return instantiatePlan(this.#instances, plan, (unit) => this.#registry.runUnloadHook(unit), new Date());
+  }
+
+  /** Instantiates the load's units and commits them only when all succeeded. */
+  #load(request: UnitRequest): void {
+    const units = this.#instantiate(request);
+    for (const unit of units) this.#registry.commit(unit);
+    this.#changes++;
   }
 }

@@ -21,8 +21,11 @@
  * list never meets the wire's 1023-byte line limit and scripts can read it
  * line by line. There is no JSON form on the wire: `dsoctl --json` wraps the
  * status and lines of any action, and proftpd's ftpdctl can talk to dsod.
+ * With session workers, `lsmod -v` ends with each worker's state.
  *
- * Pure: the functions take the host and return the response.
+ * Pure: the functions take the host and return the response. The host may
+ * answer later (a change every session worker must make, see
+ * host/cluster/module-sync.ts), so they answer with a promise.
  */
 import { ErrorCodes, isDsoError } from "../../errors.js";
 import type { LoadedUnitInfo } from "../../modules/module-host.js";
@@ -34,12 +37,26 @@ import type { AclTable } from "../../controls/acl.js";
 import type { ControlsAction, ControlsResult } from "../../controls/exchange.js";
 import { ControlsStatus } from "../../controls/wire.js";
 
-/** The part of ModuleHost the controls drive. */
+/** The part of ModuleHost the controls drive; with session workers, a host that changes all of them. */
 export interface DsoControlsHost {
-  loadModule(name: string): void;
-  unloadModule(name: string): void;
+  loadModule(name: string): void | Promise<void>;
+  unloadModule(name: string): void | Promise<void>;
   listModules(): readonly string[];
-  describe(): readonly LoadedUnitInfo[];
+  describe(): readonly LoadedUnitInfo[] | Promise<readonly LoadedUnitInfo[]>;
+  /** Session workers for `lsmod -v`; absent when SessionWorkers is off. */
+  workers?(): Promise<readonly WorkerStatus[]>;
+}
+
+/** A session worker as `lsmod -v` shows it. */
+export interface WorkerStatus {
+  readonly index: number;
+  readonly pid: number;
+  readonly sessions: number;
+  /** The module generation it serves new sessions with. */
+  readonly generation: number;
+  readonly state: "starting" | "serving" | "replaced";
+  /** Why it was replaced. */
+  readonly note?: string;
 }
 
 /**
@@ -102,7 +119,7 @@ function loadFailure(name: string, error: unknown): readonly string[] {
 }
 
 /** The text after `error unloading 'x': `. */
-function unloadReason(host: DsoControlsHost, name: string, error: unknown): string {
+async function unloadReason(host: DsoControlsHost, name: string, error: unknown): Promise<string> {
   if (!isDsoError(error)) {
     return error instanceof Error ? error.message : String(error);
   }
@@ -117,7 +134,7 @@ function unloadReason(host: DsoControlsHost, name: string, error: unknown): stri
     case ErrorCodes.HAS_DEPENDENTS: {
       // proftpd cannot get here (dlclose just drops a reference); EBUSY's
       // text keeps its frame and the names say what to rmmod first.
-      const dependents = host.describe().find((unit) => unit.name === name)?.dependents ?? [];
+      const dependents = (await host.describe()).find((unit) => unit.name === name)?.dependents ?? [];
       return `${error.reason} (needed by ${dependents.join(", ")})`;
     }
     default:
@@ -126,14 +143,15 @@ function unloadReason(host: DsoControlsHost, name: string, error: unknown): stri
 }
 
 /**
- * Runs `operation` on every name, as mod_dso.c 1.3.8 does (it does not stop at
- * the first failure), collecting each name's line(s).
+ * Runs `operation` on every name in turn, as mod_dso.c 1.3.8 does (it does not
+ * stop at the first failure), collecting each name's line(s). A name's
+ * operation ends (the host answered) before the next one starts.
  */
-function eachName(
+async function eachName(
   args: readonly string[],
-  operation: (name: string) => readonly string[],
-  failure: (name: string, error: unknown) => readonly string[],
-): ControlsResult {
+  operation: (name: string) => Promise<readonly string[]>,
+  failure: (name: string, error: unknown) => readonly string[] | Promise<readonly string[]>,
+): Promise<ControlsResult> {
   if (args.length === 0) {
     return MISSING_PARAMETERS;
   }
@@ -141,44 +159,44 @@ function eachName(
   const lines: string[] = [];
   for (const name of args) {
     try {
-      lines.push(...operation(name));
+      lines.push(...(await operation(name)));
     } catch (error) {
       ok = false;
-      lines.push(...failure(name, error));
+      lines.push(...(await failure(name, error)));
     }
   }
   return result(ok, lines);
 }
 
 /** The warnings of a module just loaded whose exports look like handlers but break the naming rule. */
-function handlerNameWarnings(host: DsoControlsHost, name: string): string[] {
+async function handlerNameWarnings(host: DsoControlsHost, name: string): Promise<string[]> {
   const { name: module, symbol } = parseModuleName(name);
-  const exports = host.describe().find((unit) => unit.name === module)?.exports ?? [];
+  const exports = (await host.describe()).find((unit) => unit.name === module)?.exports ?? [];
   return handlerNameProblems(exports, symbol).map(handlerNameWarning);
 }
 
 /** `insmod mod_x.c ...`: loads each name in turn. */
-export function insmod(host: DsoControlsHost, args: readonly string[]): ControlsResult {
+export function insmod(host: DsoControlsHost, args: readonly string[]): Promise<ControlsResult> {
   return eachName(
     args,
-    (name) => {
-      host.loadModule(name);
-      return [`'${name}' loaded`, ...handlerNameWarnings(host, name).map(detail)];
+    async (name) => {
+      await host.loadModule(name);
+      return [`'${name}' loaded`, ...(await handlerNameWarnings(host, name)).map(detail)];
     },
     loadFailure,
   );
 }
 
 /** `rmmod mod_x.c ...`: unloads each name in turn. */
-export function rmmod(host: DsoControlsHost, args: readonly string[]): ControlsResult {
+export function rmmod(host: DsoControlsHost, args: readonly string[]): Promise<ControlsResult> {
   return eachName(
     args,
-    (name) => {
-      host.unloadModule(name);
+    async (name) => {
+      await host.unloadModule(name);
       return [`'${name}' unloaded`];
     },
-    (name, error) => [
-      `error unloading '${name}': ${unloadReason(host, name, error)}`,
+    async (name, error) => [
+      `error unloading '${name}': ${await unloadReason(host, name, error)}`,
       ...(isDsoError(error) && error.code === ErrorCodes.BAD_MODULE_NAME ? nameHint(name).map(detail) : []),
     ],
   );
@@ -204,25 +222,40 @@ function unitDetails(unit: LoadedUnitInfo): string[] {
   return lines;
 }
 
+/** A session worker's lines under `Session Workers:`; a replaced one says why. */
+function workerDetails(worker: WorkerStatus): string[] {
+  return [
+    `  worker ${worker.index}`,
+    `    pid: ${worker.pid}`,
+    `    sessions: ${worker.sessions}`,
+    `    generation: ${worker.generation}`,
+    `    state: ${worker.state}`,
+    ...(worker.state === "replaced" && worker.note !== undefined ? [`    replaced: ${worker.note}`] : []),
+  ];
+}
+
 /**
  * `lsmod`: `Loaded Modules:` then each module indented by two spaces, in load
  * order (oldest first, a new module last). `lsmod -v` adds each module's
- * details and then the libraries, which proftpd's lsmod never lists.
+ * details and then the libraries, which proftpd's lsmod never lists, and,
+ * with session workers, each worker.
  */
-export function lsmod(host: DsoControlsHost, args: readonly string[]): ControlsResult {
+export async function lsmod(host: DsoControlsHost, args: readonly string[]): Promise<ControlsResult> {
   if (args.length === 0) {
     return result(true, ["Loaded Modules:", ...host.listModules().map((name) => `  ${name}`)]);
   }
   if (args.length > 1 || args[0] !== VERBOSE_FLAG) {
     return WRONG_PARAMETERS;
   }
-  const units = host.describe();
+  const units = await host.describe();
+  const workers = host.workers === undefined ? undefined : await host.workers();
   const modules = units.filter((unit) => unit.kind !== "library");
   const libraries = units.filter((unit) => unit.kind === "library");
   return result(true, [
     "Loaded Modules:",
     ...modules.flatMap(unitDetails),
     ...(libraries.length > 0 ? ["Loaded Libraries:", ...libraries.flatMap(unitDetails)] : []),
+    ...(workers === undefined ? [] : ["Session Workers:", ...workers.flatMap(workerDetails)]),
   ]);
 }
 

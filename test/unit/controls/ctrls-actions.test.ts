@@ -50,7 +50,7 @@ const ok = (...lines: string[]) => ({ status: ControlsStatus.OK, lines });
 const failed = (...lines: string[]) => ({ status: ControlsStatus.FAILED, lines });
 
 describe("mod_ctrls's own controls", () => {
-  it("help has no ACL and lists every control, disabled ones too; lsctrl lists the enabled ones", () => {
+  it("help has no ACL and lists every control, disabled ones too; lsctrl lists the enabled ones", async () => {
     const { ask } = setup();
     const help = ok(
       "help: describe all registered controls",
@@ -60,11 +60,11 @@ describe("mod_ctrls's own controls", () => {
       "lsmod: lsmod things",
       "rmctrl: disable a registered control",
     );
-    expect(ask(nobody, "help")).toEqual(help);
-    expect(ask(nobody, "lsctrl")).toEqual({ status: ControlsStatus.ACCESS_DENIED, lines: ["access denied"] });
-    expect(ask(root, "rmctrl", "lsmod")).toEqual(ok("'lsmod' control disabled"));
-    expect(ask(nobody, "help")).toEqual(help);
-    expect(ask(root, "lsctrl")).toEqual(
+    expect(await ask(nobody, "help")).toEqual(help);
+    expect(await ask(nobody, "lsctrl")).toEqual({ status: ControlsStatus.ACCESS_DENIED, lines: ["access denied"] });
+    expect(await ask(root, "rmctrl", "lsmod")).toEqual(ok("'lsmod' control disabled"));
+    expect(await ask(nobody, "help")).toEqual(help);
+    expect(await ask(root, "lsctrl")).toEqual(
       ok(
         "help (mod_ctrls.c)",
         "insctrl (mod_ctrls.c)",
@@ -73,41 +73,52 @@ describe("mod_ctrls's own controls", () => {
         "rmctrl (mod_ctrls.c)",
       ),
     );
-    expect(ask(root, "lsmod")).toEqual({ status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] });
-    expect(ask(root, "insctrl", "lsmod")).toEqual(ok("'lsmod' control enabled"));
-    expect(ask(root, "lsmod")).toEqual(ok("lsmod"));
+    expect(await ask(root, "lsmod")).toEqual({
+      status: ControlsStatus.UNSUPPORTED,
+      lines: ["unsupported action requested"],
+    });
+    expect(await ask(root, "insctrl", "lsmod")).toEqual(ok("'lsmod' control enabled"));
+    expect(await ask(root, "lsmod")).toEqual(ok("lsmod"));
   });
 
-  it("answers proftpd's refusals", () => {
+  it("answers proftpd's refusals", async () => {
     const { ask } = setup();
-    expect(ask(root, "help", "x")).toEqual(failed("wrong number of parameters"));
-    expect(ask(root, "lsctrl", "x")).toEqual(failed("wrong number of parameters"));
-    expect(ask(root, "insctrl")).toEqual(failed("wrong number of parameters"));
-    expect(ask(root, "rmctrl", "a", "b", "c")).toEqual(failed("wrong number of parameters"));
+    expect(await ask(root, "help", "x")).toEqual(failed("wrong number of parameters"));
+    expect(await ask(root, "lsctrl", "x")).toEqual(failed("wrong number of parameters"));
+    expect(await ask(root, "insctrl")).toEqual(failed("wrong number of parameters"));
+    expect(await ask(root, "rmctrl", "a", "b", "c")).toEqual(failed("wrong number of parameters"));
     for (const name of ["insctrl", "lsctrl", "rmctrl"])
-      expect(ask(root, "rmctrl", name)).toEqual(failed(`'${name}' control cannot be removed`));
-    expect(ask(root, "rmctrl", "nope")).toEqual(failed("no such control: 'nope'"));
-    expect(ask(root, "rmctrl", "lsmod", "mod_ctrls.c")).toEqual(failed("no such control: 'lsmod'"));
-    expect(ask(root, "rmctrl", "lsmod", "mod_dso.c")).toEqual(ok("'lsmod' control disabled"));
-    expect(ask(root, "insctrl", "all")).toEqual(ok("'all' control enabled"));
+      expect(await ask(root, "rmctrl", name)).toEqual(failed(`'${name}' control cannot be removed`));
+    expect(await ask(root, "rmctrl", "nope")).toEqual(failed("no such control: 'nope'"));
+    expect(await ask(root, "rmctrl", "lsmod", "mod_ctrls.c")).toEqual(failed("no such control: 'lsmod'"));
+    expect(await ask(root, "rmctrl", "lsmod", "mod_dso.c")).toEqual(ok("'lsmod' control disabled"));
+    expect(await ask(root, "insctrl", "all")).toEqual(ok("'all' control enabled"));
   });
 
-  it("rmctrl all disables every control and asks to stop listening; one module's all does not", () => {
+  it("rmctrl all disables every control and asks to stop listening; one module's all does not", async () => {
     const { ask, stopped } = setup();
-    expect(ask(root, "rmctrl", "all", "mod_dso.c")).toEqual(ok("'all' control disabled"));
+    expect(await ask(root, "rmctrl", "all", "mod_dso.c")).toEqual(ok("'all' control disabled"));
     expect(stopped()).toBe(0);
-    expect(ask(root, "lsmod")).toEqual({ status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] });
-    expect(ask(root, "rmctrl", "all")).toEqual(ok("all controls disabled", "restart the daemon to re-enable controls"));
+    expect(await ask(root, "lsmod")).toEqual({
+      status: ControlsStatus.UNSUPPORTED,
+      lines: ["unsupported action requested"],
+    });
+    expect(await ask(root, "rmctrl", "all")).toEqual(
+      ok("all controls disabled", "restart the daemon to re-enable controls"),
+    );
     expect(stopped()).toBe(1);
-    expect(ask(root, "help")).toEqual({ status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] });
+    expect(await ask(root, "help")).toEqual({
+      status: ControlsStatus.UNSUPPORTED,
+      lines: ["unsupported action requested"],
+    });
   });
 
-  it("denies lsctrl, insctrl and rmctrl to everyone without ControlsACLs", () => {
+  it("denies lsctrl, insctrl and rmctrl to everyone without ControlsACLs", async () => {
     const { ask } = setup(EMPTY_ACL_TABLE);
     for (const action of ["lsctrl", "insctrl", "rmctrl"]) {
-      expect(ask(root, action)).toEqual({ status: ControlsStatus.ACCESS_DENIED, lines: ["access denied"] });
+      expect(await ask(root, action)).toEqual({ status: ControlsStatus.ACCESS_DENIED, lines: ["access denied"] });
     }
-    expect(ask(root, "help").status).toBe(ControlsStatus.OK);
+    expect((await ask(root, "help")).status).toBe(ControlsStatus.OK);
   });
 
   it("sorts help and lsctrl as proftpd's respcmp, and names a control without a module (core)", () => {

@@ -68,24 +68,24 @@ function configure(host: ModuleHost, words: readonly string[]): DirectiveCall {
 }
 
 describe("a guest's control actions", () => {
-  it("answer with the lines the guest adds and the status it returns", () => {
+  it("answer with the lines the guest adds and the status it returns", async () => {
     const { ask } = setup(["echo", "allow", "user", "root"]);
-    expect(ask(root, "echo", "first", "second word")).toEqual({
+    expect(await ask(root, "echo", "first", "second word")).toEqual({
       status: ControlsStatus.OK,
       lines: ["first", "second word"],
     });
-    expect(ask(root, "echo")).toEqual({ status: -3, lines: ["missing parameters"] });
+    expect(await ask(root, "echo")).toEqual({ status: -3, lines: ["missing parameters"] });
   });
 
-  it("are denied to everyone until the module's ACL directive names them, root included", () => {
+  it("are denied to everyone until the module's ACL directive names them, root included", async () => {
     const { ask } = setup();
-    expect(ask(root, "echo", "x")).toEqual({ status: ControlsStatus.ACCESS_DENIED, lines: ["access denied"] });
+    expect(await ask(root, "echo", "x")).toEqual({ status: ControlsStatus.ACCESS_DENIED, lines: ["access denied"] });
   });
 
-  it("follow the module's ACL: a later rule for the same action replaces the earlier", () => {
+  it("follow the module's ACL: a later rule for the same action replaces the earlier", async () => {
     const { ask } = setup(["echo", "allow", "user", "root"], ["echo,boom", "deny", "user", "root"]);
-    expect(ask(root, "echo", "x").lines).toEqual(["access denied"]);
-    expect(ask(nobody, "echo", "x").lines).toEqual(["x"]);
+    expect((await ask(root, "echo", "x")).lines).toEqual(["access denied"]);
+    expect((await ask(nobody, "echo", "x")).lines).toEqual(["x"]);
   });
 
   it("refuse a directive naming an action the module has not, in proftpd's words", () => {
@@ -95,40 +95,48 @@ describe("a guest's control actions", () => {
     expect(errorsOf(host, ["echo", "Allow", "user", "root"])).toEqual(["second parameter must be 'allow' or 'deny'"]);
   });
 
-  it("are listed by help with the guest's descriptions and by lsctrl with the module", () => {
+  it("are listed by help with the guest's descriptions and by lsctrl with the module", async () => {
     const { ask } = setup();
-    expect(ask(nobody, "help").lines).toEqual(
+    expect((await ask(nobody, "help")).lines).toEqual(
       expect.arrayContaining(["boom: trap", "echo: answer with the arguments, one per line"]),
     );
-    expect(ask(root, "lsctrl").lines).toEqual(expect.arrayContaining([`boom (${MODULE})`, `echo (${MODULE})`]));
+    expect((await ask(root, "lsctrl")).lines).toEqual(expect.arrayContaining([`boom (${MODULE})`, `echo (${MODULE})`]));
   });
 
-  it("vanish with rmmod and come back enabled with insmod, even after rmctrl", () => {
+  it("vanish with rmmod and come back enabled with insmod, even after rmctrl", async () => {
     const { host, ask } = setup();
-    expect(ask(root, "rmctrl", "echo")).toEqual({ status: ControlsStatus.OK, lines: ["'echo' control disabled"] });
-    expect(ask(root, "echo", "x").lines).toEqual(["unsupported action requested"]);
+    expect(await ask(root, "rmctrl", "echo")).toEqual({
+      status: ControlsStatus.OK,
+      lines: ["'echo' control disabled"],
+    });
+    expect((await ask(root, "echo", "x")).lines).toEqual(["unsupported action requested"]);
     host.unloadModule(MODULE);
-    expect(ask(root, "boom")).toEqual({ status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] });
-    expect(ask(nobody, "help").lines.filter((line) => line.startsWith("echo") || line.startsWith("boom"))).toEqual([]);
-    expect(ask(root, "lsctrl").lines.filter((line) => line.includes(MODULE))).toEqual([]);
+    expect(await ask(root, "boom")).toEqual({
+      status: ControlsStatus.UNSUPPORTED,
+      lines: ["unsupported action requested"],
+    });
+    expect(
+      (await ask(nobody, "help")).lines.filter((line) => line.startsWith("echo") || line.startsWith("boom")),
+    ).toEqual([]);
+    expect((await ask(root, "lsctrl")).lines.filter((line) => line.includes(MODULE))).toEqual([]);
     host.loadModule(MODULE);
     configure(host, ["echo", "allow", "user", "root"]);
-    expect(ask(root, "echo", "back")).toEqual({ status: ControlsStatus.OK, lines: ["back"] });
+    expect(await ask(root, "echo", "back")).toEqual({ status: ControlsStatus.OK, lines: ["back"] });
   });
 
-  it("contain a trap: the client gets why, and the module answers again once re-instantiated", () => {
+  it("contain a trap: the client gets why, and the module answers again once re-instantiated", async () => {
     const { ask } = setup(["all", "allow", "user", "root"]);
-    expect(ask(root, "boom")).toEqual({
+    expect(await ask(root, "boom")).toEqual({
       status: ControlsStatus.FAILED,
       lines: [`boom: ${MODULE}: fault in ctrl_boom: unreachable`],
     });
-    expect(ask(root, "echo", "x").lines).toEqual([
+    expect((await ask(root, "echo", "x")).lines).toEqual([
       `echo: ${MODULE}: disabled after a fault (ctrl_echo not called, retried in 100 ms)`,
     ]);
     now += 100;
     // The fresh instance is configured again: its ACL directive and module_init's descriptions hold.
-    expect(ask(root, "echo", "x")).toEqual({ status: ControlsStatus.OK, lines: ["x"] });
-    expect(ask(nobody, "help").lines).toContain("boom: trap");
+    expect(await ask(root, "echo", "x")).toEqual({ status: ControlsStatus.OK, lines: ["x"] });
+    expect((await ask(nobody, "help")).lines).toContain("boom: trap");
   });
 });
 

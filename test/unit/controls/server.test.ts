@@ -19,7 +19,7 @@ import type { Acl, AclTable } from "../../../host/controls/acl.js";
 import { currentHost, dsoControlsActions, DSO_ACTIONS } from "../../../host/static/mod-dso/controls.js";
 import { helpLines } from "../../../host/controls/ctrls-actions.js";
 import { ControlsServer, formatControlsLogLine } from "../../../host/controls/server.js";
-import { dispatchRequest, exchangeMessages } from "../../../host/controls/exchange.js";
+import { dispatchRequest, exchangeMessages, RequestQueue } from "../../../host/controls/exchange.js";
 import type { ControlsAction, ControlsCaller } from "../../../host/controls/exchange.js";
 import { ControlsStatus } from "../../../host/controls/wire.js";
 import { encodeMessage, MessageDecoder, RESPONSE_LIMITS } from "../../../host/controls/wire.js";
@@ -708,12 +708,12 @@ describe("pure cores", () => {
     ]);
   });
 
-  it("dispatches: help sorted, ACL first, unknown unsupported, handler errors contained", () => {
+  it("dispatches: help sorted, ACL first, unknown unsupported, handler errors contained", async () => {
     const actions = [action("zap", true), action("add", false)];
     expect(helpLines(actions)).toEqual(["add: add things", "zap: zap things"]);
-    expect(dispatchRequest(actions, ["zap", "a", "b"], caller)).toEqual({ status: 0, lines: ["zap a,b"] });
-    expect(dispatchRequest(actions, ["add"], caller)).toEqual(denied);
-    expect(dispatchRequest(actions, ["nope"], caller)).toEqual({
+    expect(await dispatchRequest(actions, ["zap", "a", "b"], caller)).toEqual({ status: 0, lines: ["zap a,b"] });
+    expect(await dispatchRequest(actions, ["add"], caller)).toEqual(denied);
+    expect(await dispatchRequest(actions, ["nope"], caller)).toEqual({
       status: ControlsStatus.UNSUPPORTED,
       lines: ["unsupported action requested"],
     });
@@ -723,6 +723,123 @@ describe("pure cores", () => {
         throw new Error("exploded");
       },
     };
-    expect(dispatchRequest([broken], ["boom"], caller)).toEqual(failed("boom: exploded"));
+    expect(await dispatchRequest([broken], ["boom"], caller)).toEqual(failed("boom: exploded"));
+  });
+
+  it("dispatches a handler that answers later: its answer, or its rejection as a thrown error's, traced the same", async () => {
+    const trace: string[] = [];
+    const record = (level: number, message: string): void => void trace.push(`${level}: ${message}`);
+    const later: ControlsAction = {
+      ...action("later", true),
+      handler: async (args) => ({ status: 0, lines: [`later ${args.join(",")}`] }),
+    };
+    const refused: ControlsAction = {
+      ...action("refused", true),
+      handler: () => Promise.reject(new Error("exploded later")),
+    };
+    expect(await dispatchRequest([later, refused], ["later", "x"], caller, record)).toEqual(ok("later x"));
+    expect(await dispatchRequest([later, refused], ["refused"], caller, record)).toEqual(
+      failed("refused: exploded later"),
+    );
+    expect(trace).toEqual([
+      "19: known action 'later' requested",
+      "7: calling 'later' control handler",
+      "19: ran 'later' ctrl, callback value = 0",
+      "19: known action 'refused' requested",
+      "7: calling 'refused' control handler",
+      "19: ran 'refused' ctrl, callback value = -1",
+    ]);
+  });
+
+  it("queues requests: each starts once every earlier one has settled, a rejected one included", async () => {
+    const queue = new RequestQueue();
+    const events: string[] = [];
+    let release: () => void = () => {};
+    const first = queue.run(async () => {
+      events.push("first starts");
+      await new Promise<void>((resolve) => (release = resolve));
+      events.push("first ends");
+      throw new Error("first failed");
+    });
+    const second = queue.run(async () => {
+      events.push("second runs");
+      return 2;
+    });
+    // However many turns pass, the second waits for the first.
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    expect(events).toEqual(["first starts"]);
+    release();
+    await expect(first).rejects.toThrow("first failed");
+    expect(await second).toBe(2);
+    expect(events).toEqual(["first starts", "first ends", "second runs"]);
+  });
+});
+
+describe("ControlsServer: handlers that answer later", () => {
+  const slowSocket = join(dir, "slow.sock");
+  const slowLog = join(dir, "slow.log");
+  const events: string[] = [];
+  /** Lets every pending I/O callback run: a second request already sent is read meanwhile. */
+  const turns = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+  };
+  const slow: ControlsAction = {
+    name: "slow",
+    description: "answer after a while",
+    acl: () => true,
+    handler: async (args) => {
+      events.push(`start ${args.join(" ")}`);
+      await turns(20);
+      events.push(`end ${args.join(" ")}`);
+      return { status: ControlsStatus.OK, lines: [`slow ${args.join(" ")}`] };
+    },
+  };
+  const refused: ControlsAction = {
+    name: "refused",
+    description: "reject",
+    acl: () => true,
+    handler: async () => {
+      await turns(1);
+      throw new Error("refused later");
+    },
+  };
+  let slowServer: ControlsServer;
+
+  beforeAll(async () => {
+    slowServer = new ControlsServer({
+      socketPath: slowSocket,
+      actions: [slow, refused],
+      socketAcl: () => parseSocketAcl(["allow", "user", "*"], accounts),
+      controlsLog: slowLog,
+      maxClients: 5,
+    });
+    await slowServer.start();
+  });
+
+  afterAll(async () => {
+    await slowServer.close();
+  });
+
+  it("runs one request at a time: two slow requests sent together never interleave", async () => {
+    const answers = await Promise.all([send(slowSocket, ["slow", "a"]), send(slowSocket, ["slow", "b"])]);
+    expect(answers).toEqual([ok("slow a"), ok("slow b")]);
+    // Whichever arrived first ran to its end before the other started.
+    const [first, second] = [events[0]?.slice(6), events[2]?.slice(6)];
+    expect(events).toEqual([`start ${first}`, `end ${first}`, `start ${second}`, `end ${second}`]);
+    expect([first, second].sort()).toEqual(["a", "b"]);
+  });
+
+  it("answers and logs a rejected handler as a throwing one", async () => {
+    await settledLog(slowLog);
+    truncateSync(slowLog, 0);
+    expect(await send(slowSocket, ["refused", "x"])).toEqual(failed("refused: refused later"));
+    const client = `${me}/${myGroup} client`;
+    expect(await settledLog(slowLog)).toEqual([
+      `accepted connection from ${client}`,
+      `recvd from ${client}: 'refused x'`,
+      `sent to ${client}: return value: -1`,
+      `sent to ${client}: 'refused: refused later'`,
+      `closed connection to ${client}`,
+    ]);
   });
 });

@@ -286,7 +286,7 @@ describe("fuzz: the controls wire protocol", () => {
             }
             if (request !== undefined) {
               dispatched++;
-              result = dispatchRequest(actions, request.args, me);
+              result = await dispatchRequest(actions, request.args, me);
               break;
             }
           }

@@ -221,7 +221,9 @@ function control(h: Harness, action: string): number {
   const found = moduleControlsActions(h.host.engineModules()).find((a) => a.name === action);
   if (found === undefined) throw new Error(`no control '${action}'`);
   const caller = { uid: 0, gid: 0, pid: 1, user: "root", group: "root" };
-  return found.handler([], caller).status;
+  const answer = found.handler([], caller);
+  if (answer instanceof Promise) throw new Error("a guest control answers at once");
+  return answer.status;
 }
 
 function directive(h: Harness, module: string, argv: readonly string[]): void {

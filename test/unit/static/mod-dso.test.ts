@@ -65,7 +65,7 @@ describe("a module whose exports look like handlers but break the naming rule", 
       const warning =
         "warning: export 'cmd_test' looks like a handler but is not one (the host runs cmd_X, X in capitals): " +
         "it enters the global scope; did you mean 'cmd_TEST'?";
-      expect(insmod(host, ["mod_typo.c"])).toEqual({ status: 0, lines: ["'mod_typo.c' loaded", `  ${warning}`] });
+      expect(await insmod(host, ["mod_typo.c"])).toEqual({ status: 0, lines: ["'mod_typo.c' loaded", `  ${warning}`] });
       expect(logs).toEqual([`notice: mod_dso/0.5: mod_typo.c: ${warning}`]);
       expect(host.lookup("cmd_test")?.symbol).toBe("cmd_test");
     } finally {
