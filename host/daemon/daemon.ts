@@ -10,11 +10,14 @@
  * Start order, as proftpd's: bind the FTP listener and the controls socket,
  * write the PidFile, open the logs (TransferLog, SystemLog), then become
  * User/Group for good (host/system/privileges.ts), and only then say `listening`.
+ *
+ * With SessionWorkers, the daemon is proftpd's master (host/daemon/cluster-hooks.ts):
+ * it stays root and hands every connection to a worker process, which opens
+ * its own logs and becomes User/Group with the functions exported here.
  */
 import { mkdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { limitReply } from "../access/limit-reply.js";
 import { SharedStore } from "../abi/shared-store.js";
 import { verifyCrypt } from "../auth/crypt.js";
 import { passwordChecker } from "../auth/password-check.js";
@@ -24,16 +27,11 @@ import { moduleControlsActions } from "../controls/module-controls.js";
 import { ControlsServer } from "../controls/server.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { Scoreboard } from "../ftp/scoreboard.js";
-import { FairScheduler } from "../ftp/scheduler.js";
-import { FtpServer } from "../ftp/server.js";
+import type { FairScheduler } from "../ftp/scheduler.js";
+import type { FtpServer } from "../ftp/server.js";
 import { SessionMemoryAccount } from "../modules/module-host.js";
-import type { ModuleSet } from "../modules/module-host.js";
 import { MOD_DSO_VERSION } from "../modules/types.js";
 import { watchdogNotice } from "../sandbox/watchdog.js";
-import { dataChannelSettings } from "../static/index.js";
-import { sessionJailRoot } from "../static/mod-auth.js";
-import { serverFqdn } from "../static/mod-core.js";
-import { greetingLine } from "../static/server-ident.js";
 import { SystemAccounts } from "../system/accounts.js";
 import {
   DESCRIPTORS_PER_SESSION,
@@ -45,7 +43,9 @@ import { loadNativeAddon } from "../system/package.js";
 import { PidFile } from "../system/pid-file.js";
 import { dropPrivileges, resolveIdentity, writableBy } from "../system/privileges.js";
 import type { Identity, ProcessIds } from "../system/privileges.js";
+import type { Cluster, ClusterFactory } from "./cluster-hooks.js";
 import { buildGeneration } from "./generation.js";
+import { createSessionScheduler, createSessionServer } from "./session-server.js";
 import { DaemonLogSink } from "./system-log.js";
 import type { DaemonLog, DaemonRuntime, Generation } from "./generation.js";
 import { XferlogWriter } from "../xfer/xferlog.js";
@@ -83,7 +83,8 @@ function seedDelayTable(generation: Generation): void {
   generation.compiledIn.delay.seed(performance.now() - start);
 }
 
-function loadUsers(generation: Generation, log: DaemonLog): void {
+/** AuthUserFile's users, read as the daemon (or a session worker) starts and at each SIGHUP. */
+export function loadUsers(generation: Generation, log: DaemonLog): void {
   const file = generation.compiledIn.authFile.path;
   if (file === undefined) return;
   let text: string;
@@ -98,6 +99,69 @@ function loadUsers(generation: Generation, log: DaemonLog): void {
   seedDelayTable(generation);
 }
 
+/** User/Group as the configuration names them, and whether becoming them gives root up. */
+export interface ConfiguredUser {
+  readonly identity: Identity | undefined;
+  readonly switching: boolean;
+}
+
+export function configuredUser(generation: Generation): ConfiguredUser {
+  const core = generation.compiledIn.core;
+  const identity = resolveIdentity(core.user, core.group, new SystemAccounts(), PROCESS_IDS);
+  return { identity, switching: identity !== undefined && PROCESS_IDS.geteuid() === 0 && identity.uid !== 0 };
+}
+
+/** TransferLog is opened while dsod is still root, as proftpd opens its logs. */
+export async function openTransferLog(generation: Generation, runtime: DaemonRuntime): Promise<void> {
+  const transferLog = generation.compiledIn.data.transferLog;
+  if (transferLog !== undefined) await runtime.xferlog.prepare(transferLog);
+}
+
+/** SystemLog: the lines after this one go there (said where they went so far). */
+export function openSystemLog(generation: Generation, sink: DaemonLogSink): void {
+  const systemLog = generation.systemLog;
+  if (systemLog?.kind === "file") sink.log("notice", `logging to SystemLog '${systemLog.path}'`);
+  sink.apply(systemLog);
+}
+
+export function loadNativeAddons(): void {
+  for (const name of NATIVE_ADDONS) loadNativeAddon(name);
+}
+
+/**
+ * User/Group: refuses an identity that could rewrite the module path (it
+ * could then replace what root loads with insmod), then drops to it.
+ */
+export function becomeUser(generation: Generation, identity: Identity, log: DaemonLog): void {
+  const modulePath = generation.host.modulePath;
+  let stat;
+  try {
+    stat = statSync(realpathSync(modulePath));
+  } catch {
+    // A module path that does not exist holds nothing to replace; LoadModule says so when it is used.
+    stat = undefined;
+  }
+  if (stat !== undefined && identity.uid !== 0 && writableBy(stat, identity)) {
+    throw new DsoError(
+      ErrorCodes.PRIVILEGES,
+      `ModulePath '${modulePath}' could be written by ${identity.user} (User), who could then replace modules; chown root it and remove its group write permission`,
+    );
+  }
+  dropPrivileges(identity, PROCESS_IDS);
+  log(
+    "info",
+    `running as User ${identity.user} (uid ${identity.uid}), Group ${identity.group} (gid ${identity.gid}), no supplementary groups`,
+  );
+}
+
+/** What a process serving sessions does as root before it gives root up for good, then User/Group. */
+export async function becomeSessionUser(generation: Generation, user: ConfiguredUser, log: DaemonLog): Promise<void> {
+  if (user.switching) loadNativeAddons();
+  // The check's worker threads read their script before User, as the addons are loaded.
+  await passwordChecker().ready();
+  if (user.identity !== undefined) becomeUser(generation, user.identity, log);
+}
+
 export class Daemon {
   #generation: Generation;
   readonly #log: DaemonLog;
@@ -108,6 +172,8 @@ export class Daemon {
   readonly #ftp: FtpServer;
   /** One for the daemon: every session's commands take their turns here (SessionCPUShare). */
   readonly #scheduler: FairScheduler<number>;
+  /** The session workers (SessionWorkers); the daemon serves the sessions itself without them. */
+  readonly #cluster: Cluster | undefined;
   #controls: ControlsServer | undefined;
   #pidFile: PidFile | undefined;
   /** The port the FTP listener is bound to (Port 0 picks one). */
@@ -119,7 +185,13 @@ export class Daemon {
   /** Resolves with the exit code once the daemon has stopped. */
   readonly finished: Promise<number>;
 
-  private constructor(generation: Generation, sink: DaemonLogSink, debugLevel: number, runtime: DaemonRuntime) {
+  private constructor(
+    generation: Generation,
+    sink: DaemonLogSink,
+    debugLevel: number,
+    runtime: DaemonRuntime,
+    clusterFactory: ClusterFactory | undefined,
+  ) {
     this.#generation = generation;
     this.#sink = sink;
     const log = sink.log;
@@ -129,64 +201,28 @@ export class Daemon {
     this.#defaultMaxInstances = defaultMaxInstances(readOpenFilesLimit());
     this.finished = new Promise((resolve) => (this.#finish = resolve));
     const current = (): Generation => this.#generation;
-    const defaultMax = this.#defaultMaxInstances;
-    this.#scheduler = new FairScheduler<number>({
-      shareMs: generation.dso.sessionCpuShareMs,
-      now: () => performance.now(),
-      idleTime: () => performance.nodeTiming.idleTime,
-      defer: (next) => setImmediate(next),
-      later: (ms, wake) => setTimeout(wake, ms).unref(),
-    });
-    this.#ftp = new FtpServer({
-      acquireModules: (): ModuleSet => this.#generation.host.acquireModules(),
-      // Read per connection, so a SIGHUP's settings apply to new sessions (an open one keeps its own, as a forked one does).
-      get serverName() {
-        return current().compiledIn.core.serverName;
-      },
-      // ServerIdent, read per connection as ServerName is.
-      greeting: (localAddress) => {
-        const { core, data } = current().compiledIn;
-        return greetingLine(core.serverIdent, {
-          serverName: core.serverName,
-          serverFqdn: serverFqdn(core),
-          version: DSOD_VERSION,
-          localAddress,
-          masqueradeAddress: data.masqueradeAddress,
-        });
-      },
-      get idleTimeoutSeconds() {
-        return current().compiledIn.core.timeoutIdle;
-      },
-      get loginTimeoutSeconds() {
-        return current().compiledIn.auth.timeoutLogin;
-      },
-      get sessionTimeoutSeconds() {
-        return current().compiledIn.auth.timeoutSession;
-      },
-      get maxInstances() {
-        return current().compiledIn.core.maxInstances ?? defaultMax;
-      },
-      get maxConnectionsPerHost() {
-        return current().compiledIn.auth.maxConnectionsPerHost;
-      },
-      scoreboard: runtime.scoreboard,
-      scheduler: this.#scheduler,
-      dataSettings: () => dataChannelSettings(current().compiledIn.data, current().compiledIn.xfer.timeoutStalled),
-      // <Limit> and <Directory>: the current generation's rules, matched in the session's jail.
-      authorize: (session, command) =>
-        limitReply(
-          current().compiledIn.core.limits,
-          session,
-          command.name,
-          command.arg,
-          command.path,
-          sessionJailRoot(session),
-        ),
-      log: (message) => log("info", message),
-    });
+    this.#scheduler = createSessionScheduler(generation);
+    const workers = generation.dso.sessionWorkers;
+    this.#cluster =
+      workers === undefined || clusterFactory === undefined
+        ? undefined
+        : clusterFactory({ workers, configFile: generation.configFile, debugLevel, current, runtime, log });
+    this.#ftp = createSessionServer(
+      current,
+      runtime,
+      this.#scheduler,
+      log,
+      this.#cluster === undefined ? {} : { handOff: this.#cluster.handOff },
+    );
   }
 
-  static async start(configFile: string, stderr: DaemonLog, debugLevel: number): Promise<Daemon> {
+  /** Starts dsod; `cluster` makes its session workers when the configuration sets SessionWorkers. */
+  static async start(
+    configFile: string,
+    stderr: DaemonLog,
+    debugLevel: number,
+    cluster?: ClusterFactory,
+  ): Promise<Daemon> {
     let daemon: Daemon | undefined;
     // Everything the daemon and its generations log goes through the sink, so SystemLog takes all of it.
     const sink = new DaemonLogSink(stderr, debugLevel);
@@ -204,13 +240,13 @@ export class Daemon {
     const generation = buildGeneration(configFile, log, debugLevel, [], runtime);
     try {
       loadUsers(generation, log);
-      daemon = new Daemon(generation, sink, debugLevel, runtime);
+      daemon = new Daemon(generation, sink, debugLevel, runtime, cluster);
       // Signals are ours before the "listening" line: a SIGHUP right after it must reload, not kill.
       daemon.#installSignals();
       await daemon.#listen();
     } catch (error) {
       if (daemon !== undefined) {
-        await daemon.#ftp.close();
+        await Promise.all([daemon.#ftp.close(), daemon.#cluster?.stop()]);
         await daemon.#controls?.close().catch(() => {});
         daemon.#pidFile?.remove();
       }
@@ -236,12 +272,13 @@ export class Daemon {
     }
     this.#port = bound.port;
     await this.#startControls();
-    const identity = resolveIdentity(core.user, core.group, new SystemAccounts(), PROCESS_IDS);
-    // Giving root up for good: the PidFile's removal is left to a watcher that keeps root.
-    const switching = identity !== undefined && PROCESS_IDS.geteuid() === 0 && identity.uid !== 0;
+    const cluster = this.#cluster;
+    // With session workers the daemon stays root, as proftpd's master does: each worker becomes User.
+    const user = cluster === undefined ? configuredUser(this.#generation) : undefined;
     if (core.pidFile !== undefined) {
       this.#pidFile = PidFile.write(core.pidFile);
-      if (switching) {
+      // Giving root up for good: the PidFile's removal is left to a watcher that keeps root.
+      if (user?.switching === true) {
         this.#pidFile.watchForExit((error) =>
           this.#log(
             "notice",
@@ -250,49 +287,18 @@ export class Daemon {
         );
       }
     }
-    // TransferLog is opened while dsod is still root, as proftpd opens its logs.
-    const transferLog = this.#generation.compiledIn.data.transferLog;
-    if (transferLog !== undefined) await this.#runtime.xferlog.prepare(transferLog);
-    const systemLog = this.#generation.systemLog;
-    if (systemLog?.kind === "file") this.#log("notice", `logging to SystemLog '${systemLog.path}'`);
-    this.#sink.apply(systemLog);
-    if (switching) for (const name of NATIVE_ADDONS) loadNativeAddon(name);
-    // The check's worker threads read their script before User, as the addons are loaded.
-    await passwordChecker().ready();
-    if (identity !== undefined) this.#becomeUser(identity);
+    if (user !== undefined) await openTransferLog(this.#generation, this.#runtime);
+    openSystemLog(this.#generation, this.#sink);
+    if (user !== undefined) await becomeSessionUser(this.#generation, user, this.#log);
+    else await cluster?.start();
     this.#logDescriptorBudget();
     this.#log("notice", `dsod Version ${DSOD_VERSION} (wasm-dso) standalone mode STARTUP`);
     const degraded = watchdogNotice();
     if (degraded !== undefined) this.#log("notice", `${MOD_DSO_VERSION}: ${degraded}`);
-    const slowChecks = passwordChecker().notice();
+    // The daemon checks passwords only where it serves the sessions.
+    const slowChecks = cluster === undefined ? passwordChecker().notice() : undefined;
     if (slowChecks !== undefined) this.#log("notice", `mod_auth_file/1.0: ${slowChecks}`);
     this.#log("notice", `listening on ${bound.address} port ${bound.port}`);
-  }
-
-  /**
-   * User/Group: refuses an identity that could rewrite the module path (it
-   * could then replace what root loads with insmod), then drops to it.
-   */
-  #becomeUser(identity: Identity): void {
-    const modulePath = this.#generation.host.modulePath;
-    let stat;
-    try {
-      stat = statSync(realpathSync(modulePath));
-    } catch {
-      // A module path that does not exist holds nothing to replace; LoadModule says so when it is used.
-      stat = undefined;
-    }
-    if (stat !== undefined && identity.uid !== 0 && writableBy(stat, identity)) {
-      throw new DsoError(
-        ErrorCodes.PRIVILEGES,
-        `ModulePath '${modulePath}' could be written by ${identity.user} (User), who could then replace modules; chown root it and remove its group write permission`,
-      );
-    }
-    dropPrivileges(identity, PROCESS_IDS);
-    this.#log(
-      "info",
-      `running as User ${identity.user} (uid ${identity.uid}), Group ${identity.group} (gid ${identity.gid}), no supplementary groups`,
-    );
   }
 
   /** Says what MaxInstances is and whether it fits the descriptor limit: the budget the controls socket depends on. */
@@ -323,11 +329,12 @@ export class Daemon {
       socketMode: ctrls.socketMode,
       // Read through the current generation, so a SIGHUP's new ACLs apply to the next request.
       actions: dsoControlsActions(
-        currentHost(() => this.#generation.host),
+        this.#cluster?.controlsHost ?? currentHost(() => this.#generation.host),
         () => this.#generation.dso.acls,
       ),
       socketAcl: () => this.#generation.ctrls.socketAcl,
-      moduleActions: () => moduleControlsActions(this.#generation.host.engineModules()),
+      moduleActions:
+        this.#cluster?.moduleActions ?? (() => moduleControlsActions(this.#generation.host.engineModules())),
       ctrlsAcls: () => this.#generation.ctrls.acls,
       maxClients: ctrls.maxClients,
       ...(ctrls.logFile !== undefined && { controlsLog: ctrls.logFile }),
@@ -366,6 +373,7 @@ export class Daemon {
       this.#log("error", `unable to reload the configuration, keeping the running one: ${text}`);
       return;
     }
+    if (this.#cluster !== undefined && !(await this.#reloadWorkers(this.#cluster, next))) return;
     const previous = this.#generation;
     this.#scheduler.setShare(next.dso.sessionCpuShareMs);
     this.#generation = next;
@@ -377,6 +385,10 @@ export class Daemon {
     if (before.user !== after.user || before.group !== after.group || before.pidFile !== after.pidFile) {
       // The identity is given up once, and the PidFile written once, at start.
       this.#log("notice", "User/Group/PidFile changed: restart dsod for them to take effect");
+    }
+    if (previous.dso.sessionWorkers !== next.dso.sessionWorkers) {
+      // The workers are forked once, at start.
+      this.#log("notice", "SessionWorkers changed: restart dsod for it to take effect");
     }
     if (JSON.stringify(previous.systemLog) !== JSON.stringify(next.systemLog)) {
       // Opened as root at start: after User, dsod may not be able to open another file.
@@ -396,12 +408,24 @@ export class Daemon {
     }
   }
 
+  /** Has every worker take `next` or none; false (and `next` closed) when one refused it or dsod is stopping. */
+  async #reloadWorkers(cluster: Cluster, next: Generation): Promise<boolean> {
+    const refused = await cluster
+      .reload(next)
+      .catch((error: unknown) => (error instanceof Error ? error.message : String(error)));
+    if (refused === undefined && !this.#stopping) return true;
+    next.host.close();
+    if (refused !== undefined)
+      this.#log("error", `unable to reload the configuration, keeping the running one: ${refused}`);
+    return false;
+  }
+
   /** SIGTERM: stop accepting, end sessions, unload modules newest first, remove the socket. */
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#log("notice", "dsod shutting down");
-    await this.#ftp.close();
+    await Promise.all([this.#ftp.close(), this.#cluster?.stop()]);
     try {
       await this.#controls?.close();
     } catch (error) {

@@ -9,6 +9,12 @@
  * free), MaxConnectionsPerHost the sessions of one client address, and
  * running out of descriptors anyway (EMFILE) makes it refuse connections for
  * a moment instead of failing.
+ *
+ * With session workers the listener and the sessions are in different
+ * processes: the primary's listener makes its checks and hands each connection
+ * on (`handOff`), keeping its copy, paused and counted, until the session
+ * ends; a worker's FtpServer never listens and serves the connections it is
+ * given (`adopt`), as proftpd's master accepts and its forked child serves.
  */
 import net from "node:net";
 import type { AddressInfo } from "node:net";
@@ -22,7 +28,7 @@ import { DataChannel } from "../data/data-channel.js";
 import type { DataChannelSettings } from "../data/data-channel.js";
 import type { DispatchOptions } from "./dispatch.js";
 import { Scoreboard, connectionsFrom, limitReply } from "./scoreboard.js";
-import type { ConnectionLimit } from "./scoreboard.js";
+import type { ConnectionLimit, ScoreEntry } from "./scoreboard.js";
 import type { FairScheduler } from "./scheduler.js";
 import { ControlSession, LINGER_MS, sessionLabel } from "./session.js";
 import type { SessionTimeouts } from "./session.js";
@@ -59,6 +65,16 @@ export interface FtpServerOptions {
   readonly log?: (message: string) => void;
   /** Fair queueing of sessions' commands (SessionCPUShare); commands run as they come without it. */
   readonly scheduler?: FairScheduler<number>;
+  /**
+   * Serves each accepted connection elsewhere (a session worker) once it has
+   * passed MaxInstances and MaxConnectionsPerHost; the listener keeps it on
+   * its scoreboard and counted, and its socket open and paused, until
+   * `ended()`, which destroys the socket (once written, if the caller ended
+   * it with last lines).
+   */
+  readonly handOff?: (socket: net.Socket, id: number, ended: () => void) => void;
+  /** A connection served here has closed (a worker tells the primary, which ends its copy). */
+  readonly sessionClosed?: (id: number) => void;
 }
 
 /** proftpd's PR_TUNABLE_TIMEOUTLOGIN. */
@@ -94,6 +110,8 @@ export class FtpServer {
   readonly #options: FtpServerOptions;
   readonly #server: net.Server;
   readonly #sessions = new Set<ControlSession>();
+  /** Connections handed off and not ended yet, by session id: their scoreboard entries. */
+  readonly #handedOff = new Map<number, ScoreEntry>();
   readonly #dispatch: DispatchOptions;
   readonly #scoreboard: Scoreboard;
   readonly #clock: Clock;
@@ -105,7 +123,10 @@ export class FtpServer {
     this.#options = options;
     this.#scoreboard = options.scoreboard ?? new Scoreboard();
     this.#clock = options.clock ?? systemClock;
-    this.#server = net.createServer((socket) => this.#accept(socket));
+    // A connection served elsewhere is never read here: its bytes are the worker's.
+    this.#server = net.createServer({ pauseOnConnect: options.handOff !== undefined }, (socket) =>
+      this.#accept(socket),
+    );
     // proftpd's MaxInstances check closes the new descriptor before any session exists; so does Node's maxConnections.
     this.#server.on("drop", () => {
       this.#applyLimits();
@@ -161,7 +182,7 @@ export class FtpServer {
     }
     if (this.#backoffUntil !== 0) return;
     this.#backoffUntil = this.#clock.now() + DESCRIPTOR_BACKOFF_MS;
-    this.#server.maxConnections = Math.max(1, this.#sessions.size);
+    this.#server.maxConnections = Math.max(1, this.sessionCount);
     this.#log(
       `unable to accept connection: ${error.message}; refusing connections for ${DESCRIPTOR_BACKOFF_MS} ms (lower MaxInstances or raise the descriptor limit)`,
     );
@@ -175,22 +196,25 @@ export class FtpServer {
     }
   }
 
-  /** Sessions now open. */
+  /** Sessions now open: served here, or handed off and not ended. */
   get sessionCount(): number {
-    return this.#sessions.size;
+    return this.#sessions.size + this.#handedOff.size;
   }
 
   /**
    * Stops accepting, tells every session `421 FTP server shutting down -
    * <message>` (the text of proftpd's shutdown notice, src/main.c) and ends
-   * it; resolves once every connection has closed.
+   * it; resolves once every connection has closed. The connections handed off
+   * are left to whoever serves them: this resolves once each has `ended()`.
    */
-  close(message: string = DEFAULT_SHUTDOWN_MESSAGE): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  async close(message: string = DEFAULT_SHUTDOWN_MESSAGE): Promise<void> {
+    const listener = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    // Adopted connections are not the listener's: their sessions are waited for one by one.
+    const sessions = [...this.#sessions].map((session) => new Promise<void>((resolve) => session.onClose(resolve)));
     for (const session of this.#sessions) {
       if (!session.state.closing) session.end([`421 FTP server shutting down - ${message}`]);
     }
-    return closed;
+    await Promise.all([listener, ...sessions]);
   }
 
   #log(message: string): void {
@@ -246,8 +270,53 @@ export class FtpServer {
     this.#applyLimits();
     const id = ++this.#nextId;
     if (this.#overHostLimit(socket, id)) return;
+    if (this.#options.handOff !== undefined) this.#handOff(this.#options.handOff, socket, id);
+    else this.#serve(socket, id);
+  }
+
+  /**
+   * The listener's part of a connection served elsewhere: on the scoreboard
+   * (its user is the worker's to know) and counted against MaxInstances, as
+   * Node counts an open socket, until the session has ended. Its copy is
+   * then destroyed, or, when the caller has ended it with last lines (a 421),
+   * closed once they are written or after TimeoutLinger.
+   */
+  #handOff(handOff: NonNullable<FtpServerOptions["handOff"]>, socket: net.Socket, id: number): void {
+    const entry: ScoreEntry = { remoteAddress: socket.remoteAddress ?? "", user: undefined };
+    this.#handedOff.set(id, entry);
+    this.#scoreboard.add(entry);
+    socket.on("error", () => {});
+    const ended = (): void => {
+      if (!this.#handedOff.delete(id)) return;
+      this.#scoreboard.delete(entry);
+      if (!socket.writableEnded || socket.writableFinished) {
+        socket.destroy();
+        return;
+      }
+      socket.once("finish", () => socket.destroy());
+      this.#clock.schedule(LINGER_MS, () => socket.destroy());
+    };
+    handOff(socket, id, ended);
+  }
+
+  /**
+   * Serves a connection accepted elsewhere (by the primary, for a session
+   * worker) as one accepted here after its checks, as session `id`: the id
+   * the primary gave it, so every process's log lines name it alike.
+   */
+  adopt(socket: net.Socket, id: number): void {
+    this.#serve(socket, id);
+    // A socket accepted with pauseOnConnect stays paused until its reader says otherwise.
+    socket.resume();
+  }
+
+  #serve(socket: net.Socket, id: number): void {
+    const sessionClosed = this.#options.sessionClosed;
     const set = this.#acquireModules(socket, id);
-    if (set === undefined) return;
+    if (set === undefined) {
+      if (sessionClosed !== undefined) socket.once("close", () => sessionClosed(id));
+      return;
+    }
     const dataSettings = this.#options.dataSettings ?? (() => DEFAULT_DATA_SETTINGS);
     const session: ControlSession = new ControlSession(
       socket,
@@ -280,6 +349,7 @@ export class FtpServer {
           this.#sessions.delete(session);
           this.#scoreboard.delete(session.state);
           set.release();
+          sessionClosed?.(id);
         },
       },
     );

@@ -4,6 +4,7 @@
  * actions insmod/lsmod/rmmod are beside them, in controls.ts.
  */
 import { statSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { EMPTY_ACL_TABLE, applyActionAcl, parseActionAcl } from "../../controls/acl.js";
 import { DSO_ACTIONS } from "./controls.js";
 import type { AclTable } from "../../controls/acl.js";
@@ -30,6 +31,8 @@ export interface DsoSettings {
   readonly policies: PolicyTable;
   /** SessionCPUShare: CPU ms per second a session may use before its commands wait (host/ftp/scheduler.ts); 0 for off. */
   sessionCpuShareMs: number;
+  /** SessionWorkers: processes that serve the sessions; undefined (off) serves them in the daemon itself. */
+  sessionWorkers: number | undefined;
 }
 
 /** A wasm page: the unit of linear memory. */
@@ -61,6 +64,23 @@ function parseMemoryTotal(text: string): number {
   if (bytes < PAGE_BYTES || !Number.isSafeInteger(bytes))
     throw directiveError(`size '${text}' is out of range (64K or more)`);
   return bytes;
+}
+
+/** SessionWorkers' bound: more processes than this serve no machine dsod runs on better. */
+export const MAX_SESSION_WORKERS = 256;
+
+/** SessionWorkers' value: off (undefined), auto (the CPUs this process may use) or 1 to MAX_SESSION_WORKERS. */
+export function parseSessionWorkers(
+  text: string,
+  parallelism: () => number = availableParallelism,
+): number | undefined {
+  const value = text.toLowerCase();
+  if (value === "off") return undefined;
+  if (value === "auto") return Math.min(parallelism(), MAX_SESSION_WORKERS);
+  const count = /^[1-9]\d*$/.test(value) ? Number(value) : NaN;
+  if (!(count <= MAX_SESSION_WORKERS))
+    throw directiveError(`invalid worker count '${text}' (1 to ${MAX_SESSION_WORKERS}, auto or off)`);
+  return count;
 }
 
 function isSessionInstancesMode(value: string): value is SessionInstancesMode {
@@ -174,6 +194,7 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
     acls: EMPTY_ACL_TABLE,
     policies: new PolicyTable(),
     sessionCpuShareMs: DEFAULT_SESSION_CPU_SHARE_MS,
+    sessionWorkers: undefined,
   };
   const known = Object.values(Capabilities) as string[];
   const module: EngineModule = {
@@ -320,6 +341,14 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
             throw directiveError(`invalid CPU share '${value}' (milliseconds per second, 1 to 1000, or off)`);
           }
           settings.sessionCpuShareMs = ms;
+        },
+      },
+      {
+        // Beyond proftpd, whose master forks a process per session: a fixed set of processes serves them all.
+        name: "SessionWorkers",
+        run: (directive) => {
+          checkArgs(directive, 1);
+          settings.sessionWorkers = parseSessionWorkers(directive.argv[1] as string);
         },
       },
       {

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
 import { DEFAULT_SESSION_CPU_SHARE_MS } from "../../../host/ftp/scheduler.js";
 import { ModuleHost } from "../../../host/modules/module-host.js";
-import { createDsoModule } from "../../../host/static/mod-dso/index.js";
+import { MAX_SESSION_WORKERS, createDsoModule, parseSessionWorkers } from "../../../host/static/mod-dso/index.js";
 import { DEFAULT_LOAD_LIMITS } from "../../../host/wasm/limits.js";
 
 function dso(): ReturnType<typeof createDsoModule> {
@@ -115,6 +115,37 @@ describe("SessionCPUShare", () => {
     }
     expect(run(module, "SessionCPUShare")).toBe("missing parameters");
     expect(module.settings.sessionCpuShareMs).toBe(DEFAULT_SESSION_CPU_SHARE_MS);
+  });
+});
+
+describe("SessionWorkers", () => {
+  it("is off by default and takes off, auto or 1 to 256, in any case", () => {
+    const module = dso();
+    expect(module.settings.sessionWorkers).toBeUndefined();
+    expect(run(module, "SessionWorkers 2")).toBeUndefined();
+    expect(module.settings.sessionWorkers).toBe(2);
+    expect(run(module, "SessionWorkers 256")).toBeUndefined();
+    expect(module.settings.sessionWorkers).toBe(256);
+    expect(run(module, "SessionWorkers OFF")).toBeUndefined();
+    expect(module.settings.sessionWorkers).toBeUndefined();
+    expect(run(module, "SessionWorkers Auto")).toBeUndefined();
+    expect(module.settings.sessionWorkers).toBeGreaterThanOrEqual(1);
+  });
+
+  it("makes auto the CPUs the process may use, at most 256", () => {
+    expect(parseSessionWorkers("auto", () => 6)).toBe(6);
+    expect(parseSessionWorkers("auto", () => 1024)).toBe(MAX_SESSION_WORKERS);
+    expect(MAX_SESSION_WORKERS).toBe(256);
+  });
+
+  it("refuses anything else, keeping what was set", () => {
+    const module = dso();
+    expect(run(module, "SessionWorkers 4")).toBeUndefined();
+    for (const value of ["0", "257", "-1", "02", "2.5", "on", "many"]) {
+      expect(run(module, `SessionWorkers ${value}`)).toBe(`invalid worker count '${value}' (1 to 256, auto or off)`);
+    }
+    expect(run(module, "SessionWorkers")).toBe("missing parameters");
+    expect(module.settings.sessionWorkers).toBe(4);
   });
 });
 
