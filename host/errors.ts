@@ -127,12 +127,19 @@ export interface DsoErrorOptions {
   errno?: ErrnoText;
   /** Extra lines (each link problem on its own line, for instance). */
   details?: readonly string[];
+  /**
+   * Where a failure made in another process happened (`in worker 2 (pid
+   * 4242); no worker changed`): the controls show it as a detail line under
+   * the failure's own lines, whatever the code.
+   */
+  where?: string;
 }
 
 export class DsoError extends Error {
   readonly code: ErrorCode;
   readonly errno: ErrnoText | undefined;
   readonly details: readonly string[];
+  readonly where: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: DsoErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -141,6 +148,7 @@ export class DsoError extends Error {
     const own = ERRNO_OF_CODE[code];
     this.errno = options.errno ?? (own === undefined ? undefined : Errno[own]);
     this.details = options.details ?? [];
+    this.where = options.where;
   }
 
   /** What proftpd would print after `error loading 'x': `: the errno text, else our own message. */

@@ -10,6 +10,7 @@
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { createCluster } from "../cluster/cluster.js";
 import { ConfigError } from "../config/lexer.js";
 import { DEFAULT_CONTROLS_SOCKET } from "../controls/default-socket.js";
 import { Daemon } from "../daemon/daemon.js";
@@ -167,7 +168,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    const daemon = await Daemon.start(configFile, log, debugLevel);
+    // The session workers are made only when the configuration sets SessionWorkers.
+    const daemon = await Daemon.start(configFile, log, debugLevel, createCluster);
     return await daemon.finished;
   } catch (error) {
     return failed(error);

@@ -96,8 +96,18 @@ function detail(line: string): string {
   return `  ${line}`;
 }
 
-/** insmod's lines for one name that failed: proftpd's, then what it means. */
+/** The detail line saying which session worker refused a change (module-sync.ts), when another process did. */
+function whereLines(error: unknown): string[] {
+  return isDsoError(error) && error.where !== undefined ? [detail(error.where)] : [];
+}
+
+/** insmod's lines for one name that failed: proftpd's, what it means, and where it failed. */
 function loadFailure(name: string, error: unknown): readonly string[] {
+  return [...proftpdLoadFailure(name, error), ...whereLines(error)];
+}
+
+/** proftpd's line for a failed load, then the lines that explain it. */
+function proftpdLoadFailure(name: string, error: unknown): readonly string[] {
   const failed = (reason: string): string => `error loading '${name}': ${reason}`;
   if (!isDsoError(error)) {
     return [failed(error instanceof Error ? error.message : String(error))];
@@ -198,6 +208,7 @@ export function rmmod(host: DsoControlsHost, args: readonly string[]): Promise<C
     async (name, error) => [
       `error unloading '${name}': ${await unloadReason(host, name, error)}`,
       ...(isDsoError(error) && error.code === ErrorCodes.BAD_MODULE_NAME ? nameHint(name).map(detail) : []),
+      ...whereLines(error),
     ],
   );
 }

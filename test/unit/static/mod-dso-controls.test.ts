@@ -83,14 +83,18 @@ describe("mod_dso's controls over a host answering later", () => {
 
   it("answer a load the host rejects with a DsoError in the lines of the same error thrown", async () => {
     const error = new DsoError(ErrorCodes.LINK, "mod_x.c: undefined symbol 'gone' (func () -> nil)", {
-      details: ["mod_x.c: undefined symbol 'gone' (func () -> nil)", "  in worker 2 (pid 4242); no worker changed"],
+      where: "in worker 2 (pid 4242); no worker changed",
     });
+    const notLoaded = (): DsoError =>
+      new DsoError(ErrorCodes.NOT_LOADED, "module 'mod_x.c' is not loaded", {
+        where: "in worker 1 (pid 4241); no worker changed",
+      });
     const throwing: DsoControlsHost = {
       loadModule: () => {
         throw error;
       },
       unloadModule: () => {
-        throw new DsoError(ErrorCodes.NOT_LOADED, "module 'mod_x.c' is not loaded");
+        throw notLoaded();
       },
       listModules: () => [],
       describe: () => [],
@@ -98,19 +102,23 @@ describe("mod_dso's controls over a host answering later", () => {
     const rejecting: DsoControlsHost = {
       ...throwing,
       loadModule: () => Promise.reject(error),
-      unloadModule: () => Promise.reject(new DsoError(ErrorCodes.NOT_LOADED, "module 'mod_x.c' is not loaded")),
+      unloadModule: () => Promise.reject(notLoaded()),
       describe: () => Promise.resolve([]),
     };
     const expected = {
       status: -1,
       lines: [
+        // A failure without an errno gets one proftpd line per problem; where it happened is a detail under them.
         "error loading 'mod_x.c': mod_x.c: undefined symbol 'gone' (func () -> nil)",
-        "error loading 'mod_x.c':   in worker 2 (pid 4242); no worker changed",
+        "  in worker 2 (pid 4242); no worker changed",
       ],
     };
     expect(await insmod(throwing, ["mod_x.c"])).toEqual(expected);
     expect(await insmod(rejecting, ["mod_x.c"])).toEqual(expected);
-    const unloaded = { status: -1, lines: ["error unloading 'mod_x.c': Module not loaded"] };
+    const unloaded = {
+      status: -1,
+      lines: ["error unloading 'mod_x.c': Module not loaded", "  in worker 1 (pid 4241); no worker changed"],
+    };
     expect(await rmmod(throwing, ["mod_x.c"])).toEqual(unloaded);
     expect(await rmmod(rejecting, ["mod_x.c"])).toEqual(unloaded);
   });

@@ -1,0 +1,222 @@
+/**
+ * A session worker's module set (issue 15): its own configuration
+ * generation, built from the same config file as the primary's and brought to
+ * the same state by replaying the journal, then kept in step with the
+ * primary's two-phase changes (module-sync.ts): a prepare does everything
+ * that can fail and keeps the result pending; the commit applies it, the
+ * abort drops it.
+ *
+ * Sessions keep the module set they started with (acquireModules), as in one
+ * process: a commit changes what new sessions get.
+ */
+import { ConfigError } from "../config/lexer.js";
+import { moduleControlsActions } from "../controls/module-controls.js";
+import type { ControlsResult } from "../controls/exchange.js";
+import { ControlsStatus } from "../controls/wire.js";
+import { loadUsers } from "../daemon/daemon.js";
+import { buildGeneration } from "../daemon/generation.js";
+import type { DaemonLog, DaemonRuntime, Generation } from "../daemon/generation.js";
+import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
+import type { ModuleHost, PreparedLoad } from "../modules/module-host.js";
+import { asControlBody, asGenerationBody, asPrepareBody, asSeq, opText, unitCounts } from "./journal.js";
+import type { ModuleOp, StatusReply, WorkerInit } from "./journal.js";
+
+/** A change prepared and waiting for the primary's commit or abort. */
+type Pending =
+  | { readonly kind: "insmod"; readonly seq: number; readonly prepared: PreparedLoad }
+  | { readonly kind: "rmmod"; readonly seq: number; readonly name: string }
+  | { readonly kind: "generation"; readonly seq: number; readonly next: Generation; readonly number: number };
+
+/** A request handler, for IpcPeer.onRequest: the body is what the primary sent. */
+export type RequestHandler = (body: unknown) => unknown;
+
+/** The text daemon.ts logs after `unable to reload the configuration, keeping the running one: `. */
+function failureText(error: unknown): string {
+  if (error instanceof ConfigError && error.line > 0) return error.proftpdText();
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The compiled-in modules out of `generation`'s engine: a new generation leaves them out too. */
+function removedCompiledIn(generation: Generation): string[] {
+  return generation.compiledIn.modules.map((m) => m.name).filter((name) => !generation.host.isLoaded(name));
+}
+
+/** buildGeneration, then AuthUserFile's users: all a generation needs before it serves. */
+function build(
+  init: Pick<WorkerInit, "configFile" | "debugLevel">,
+  removed: readonly string[],
+  runtime: DaemonRuntime,
+  log: DaemonLog,
+): Generation {
+  const generation = buildGeneration(init.configFile, log, init.debugLevel, removed, runtime);
+  try {
+    loadUsers(generation, log);
+  } catch (error) {
+    generation.host.close();
+    throw error;
+  }
+  return generation;
+}
+
+function replay(host: ModuleHost, op: ModuleOp): void {
+  if (op.kind === "insmod") host.loadModule(op.name);
+  else host.unloadModule(op.name);
+}
+
+export class WorkerModules {
+  readonly #init: WorkerInit;
+  readonly #runtime: DaemonRuntime;
+  readonly #log: DaemonLog;
+  readonly #sessions: () => number;
+  #generation: Generation;
+  #number: number;
+  #pending: Pending | undefined;
+  readonly #swapped: ((next: Generation, previous: Generation) => void)[] = [];
+
+  private constructor(
+    init: WorkerInit,
+    generation: Generation,
+    runtime: DaemonRuntime,
+    log: DaemonLog,
+    sessions: () => number,
+  ) {
+    this.#init = init;
+    this.#generation = generation;
+    this.#number = init.generation;
+    this.#runtime = runtime;
+    this.#log = log;
+    this.#sessions = sessions;
+  }
+
+  /**
+   * Builds the generation the primary's reference was built from and replays
+   * the journal on it. Throws DSO_ERR_WORKER_START with the reason when the
+   * config or a replayed change fails: this worker could not serve the set
+   * the others serve. `sessions` counts the sessions this worker serves now.
+   */
+  static start(init: WorkerInit, runtime: DaemonRuntime, log: DaemonLog, sessions: () => number): WorkerModules {
+    let generation: Generation;
+    try {
+      generation = build(init, init.removedCompiledIn, runtime, log);
+    } catch (error) {
+      throw new DsoError(ErrorCodes.WORKER_START, failureText(error), { cause: error });
+    }
+    for (const op of init.journal) {
+      try {
+        replay(generation.host, op);
+      } catch (error) {
+        generation.host.close();
+        throw new DsoError(ErrorCodes.WORKER_START, `unable to replay ${opText(op)}: ${failureText(error)}`, {
+          cause: error,
+        });
+      }
+    }
+    return new WorkerModules(init, generation, runtime, log, sessions);
+  }
+
+  /** The generation new sessions get. */
+  current(): Generation {
+    return this.#generation;
+  }
+
+  /** Called after a committed SIGHUP swapped the generation (the session server's settings follow it). */
+  onSwap(listener: (next: Generation, previous: Generation) => void): void {
+    this.#swapped.push(listener);
+  }
+
+  /** The primary's requests this side answers, for IpcPeer.onRequest. */
+  handlers(): Readonly<Record<string, RequestHandler>> {
+    return {
+      "module-prepare": (body) => this.#prepareModule(body),
+      "module-commit": (body) => this.#commitModule(asSeq(body)),
+      "module-abort": (body) => this.#abort(asSeq(body)),
+      "generation-prepare": (body) => this.#prepareGeneration(body),
+      "generation-commit": (body) => this.#commitGeneration(asSeq(body)),
+      "generation-abort": (body) => this.#abort(asSeq(body)),
+      status: () => this.#status(),
+      control: (body) => this.#control(body),
+    };
+  }
+
+  #prepareModule(body: unknown): null {
+    const { seq, op } = asPrepareBody(body);
+    // A prepare the primary could not abort (its request was lost) is dropped before the next one.
+    this.#drop();
+    const host = this.#generation.host;
+    if (op.kind === "insmod") {
+      this.#pending = { kind: "insmod", seq, prepared: host.prepareLoad(op.name) };
+    } else {
+      host.checkUnload(op.name);
+      this.#pending = { kind: "rmmod", seq, name: op.name };
+    }
+    return null;
+  }
+
+  #take(seq: number): Pending {
+    const pending = this.#pending;
+    if (pending?.seq !== seq) throw new Error(`no change ${seq} is prepared in this worker`);
+    this.#pending = undefined;
+    return pending;
+  }
+
+  #commitModule(seq: number): null {
+    const pending = this.#take(seq);
+    const host = this.#generation.host;
+    if (pending.kind === "insmod") host.commitLoad(pending.prepared);
+    else if (pending.kind === "rmmod") host.unloadModule(pending.name);
+    else throw new Error(`change ${seq} is a generation, not a module change`);
+    return null;
+  }
+
+  #prepareGeneration(body: unknown): null {
+    const { seq, generation } = asGenerationBody(body);
+    this.#drop();
+    let next: Generation;
+    try {
+      next = build(this.#init, removedCompiledIn(this.#generation), this.#runtime, this.#log);
+    } catch (error) {
+      throw new DsoError(isDsoError(error) ? error.code : ErrorCodes.CONFIG, failureText(error), { cause: error });
+    }
+    this.#pending = { kind: "generation", seq, next, number: generation };
+    return null;
+  }
+
+  #commitGeneration(seq: number): null {
+    const pending = this.#take(seq);
+    if (pending.kind !== "generation") throw new Error(`change ${seq} is a module change, not a generation`);
+    const previous = this.#generation;
+    this.#generation = pending.next;
+    this.#number = pending.number;
+    for (const listener of this.#swapped) listener(pending.next, previous);
+    // Open sessions hold the old modules (acquireModules); each is released when its last session ends (daemon.ts).
+    previous.host.unloadAll();
+    return null;
+  }
+
+  #abort(seq: number): null {
+    if (this.#pending?.seq === seq) this.#drop();
+    return null;
+  }
+
+  /** Drops whatever is pending, leaving the current generation as it was. */
+  #drop(): void {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    if (pending?.kind === "insmod") this.#generation.host.abortLoad(pending.prepared);
+    else if (pending?.kind === "generation") pending.next.host.close();
+  }
+
+  #status(): StatusReply {
+    const units = unitCounts(this.#generation.host.describe());
+    return { sessions: this.#sessions(), generation: this.#number, units };
+  }
+
+  /** A guest control, run in this worker's template instances; the primary checked the ACL and that it is enabled. */
+  async #control(body: unknown): Promise<ControlsResult> {
+    const { argv, caller } = asControlBody(body);
+    const [name = "", ...args] = argv;
+    const action = moduleControlsActions(this.#generation.host.engineModules()).find((a) => a.name === name);
+    if (action === undefined) return { status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] };
+    return action.handler(args, caller);
+  }
+}

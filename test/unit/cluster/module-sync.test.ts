@@ -1,0 +1,416 @@
+/**
+ * The two-phase module protocol between the primary (ClusterModules) and its
+ * session workers (WorkerModules), in one process: a real reference
+ * generation and two real worker generations built from the same config file
+ * with the example modules, joined by links that call the workers' handlers
+ * with the bodies and errors copied as the IPC channel copies them.
+ */
+import { copyFileSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { SharedStore } from "../../../host/abi/shared-store.js";
+import { fromRemoteFailure, toRemoteFailure } from "../../../host/cluster/ipc.js";
+import { ClusterModules } from "../../../host/cluster/module-sync.js";
+import type { WorkerLink } from "../../../host/cluster/module-sync.js";
+import { WorkerModules } from "../../../host/cluster/worker-modules.js";
+import { buildGeneration, compiledInModuleNames } from "../../../host/daemon/generation.js";
+import type { DaemonRuntime, Generation } from "../../../host/daemon/generation.js";
+import { DsoError, ErrorCodes } from "../../../host/errors.js";
+import { Scoreboard } from "../../../host/ftp/scoreboard.js";
+import { SessionMemoryAccount } from "../../../host/modules/module-host.js";
+import type { ModuleSet } from "../../../host/modules/module-host.js";
+import { insmod, lsmod, rmmod } from "../../../host/static/mod-dso/controls.js";
+import { XferlogWriter } from "../../../host/xfer/xferlog.js";
+import { libexec } from "../../helpers/paths.js";
+
+const MODULE_FILES = ["mod_test.wasm", "mod_site_hello.wasm", "mod_sql.wasm", "mod_sql_mysql.wasm", "mod_ban.wasm"];
+
+function daemonRuntime(): DaemonRuntime {
+  return {
+    scoreboard: new Scoreboard(),
+    serverPort: () => 0,
+    endSession: () => {},
+    xferlog: new XferlogWriter(),
+    sharedStore: new SharedStore(),
+    sessionMemory: new SessionMemoryAccount(),
+  };
+}
+
+/** Runs before a worker's handler sees a request: a test's way to change the world between two workers. */
+type Before = (type: string) => void;
+
+interface Cluster {
+  readonly dir: string;
+  readonly configFile: string;
+  reference: Generation;
+  readonly workers: WorkerModules[];
+  readonly modules: ClusterModules;
+  /** `<index> <type>` per request, in the order the links were asked. */
+  readonly requests: string[];
+  readonly replaced: string[];
+  readonly logs: string[];
+  /** Each worker's log lines. */
+  readonly workerLogs: string[][];
+  /** Per worker index: what runs before its handler. */
+  readonly before: Map<number, Before>;
+}
+
+const clusters: Cluster[] = [];
+
+/** The example modules' config, after a ModulePath of their copies; debug level 5 logs mod_test's unload hook. */
+function cluster(config = "LoadModule mod_test.c\n", debugLevel = 0): Cluster {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "module-sync-"));
+  for (const file of MODULE_FILES) copyFileSync(libexec(file), path.join(dir, file));
+  const configFile = path.join(dir, "dsod.conf");
+  writeFileSync(configFile, `ModulePath ${dir}\n${config}`);
+  const runtime = daemonRuntime();
+  const logs: string[] = [];
+  const log = (priority: string, message: string): void => void logs.push(`${priority}: ${message}`);
+  const init = { configFile, debugLevel, journal: [], removedCompiledIn: [], generation: 1 };
+  const workerLogs: string[][] = [[], []];
+  const workers = workerLogs.map((lines) =>
+    WorkerModules.start(
+      init,
+      runtime,
+      (priority, message) => void lines.push(`${priority}: ${message}`),
+      () => 0,
+    ),
+  );
+  const requests: string[] = [];
+  const replaced: string[] = [];
+  const before = new Map<number, Before>();
+  const links: WorkerLink[] = workers.map((worker, i) => {
+    const index = i + 1;
+    return {
+      index,
+      pid: 1000 + index,
+      async request(type, body) {
+        requests.push(`${index} ${type}`);
+        before.get(index)?.(type);
+        const handler = worker.handlers()[type];
+        if (handler === undefined) throw new Error(`no handler for ${type}`);
+        try {
+          // Through JSON both ways, and errors as RemoteFailures, as the IPC channel carries them.
+          const value: unknown = await handler(JSON.parse(JSON.stringify(body)));
+          return JSON.parse(JSON.stringify(value ?? null)) as unknown;
+        } catch (error) {
+          throw fromRemoteFailure(toRemoteFailure(error));
+        }
+      },
+    };
+  });
+  const built: Cluster = {
+    dir,
+    configFile,
+    reference: buildGeneration(configFile, log, debugLevel, [], runtime),
+    workers,
+    requests,
+    replaced,
+    logs,
+    workerLogs,
+    before,
+    modules: new ClusterModules({
+      reference: () => built.reference.host,
+      workers: () => links,
+      replace: (link, note) => replaced.push(`${link.index}: ${note}`),
+      statuses: () => Promise.resolve([]),
+      log,
+      timeoutMs: 5000,
+    }),
+  };
+  clusters.push(built);
+  return built;
+}
+
+/** The requests of module changes (insmod's answer also asks every worker for "status", for its warnings). */
+function changes(c: Cluster): string[] {
+  return c.requests.filter((request) => !request.endsWith(" status"));
+}
+
+/** Every host's engine: the reference's first, then each worker's. */
+function engines(c: Cluster): string[][] {
+  return [c.reference.host, ...c.workers.map((w) => w.current().host)].map((host) => host.listModules());
+}
+
+const COMPILED_IN = new Set(compiledInModuleNames());
+
+/** Every host's loaded modules, the compiled-in ones left out. */
+function lastModules(c: Cluster): string[] {
+  return engines(c).map((names) => names.filter((name) => !COMPILED_IN.has(name)).join(" "));
+}
+
+afterEach(() => {
+  for (const c of clusters.splice(0)) {
+    c.reference.host.close();
+    for (const worker of c.workers) worker.current().host.close();
+    rmSync(c.dir, { recursive: true, force: true });
+  }
+});
+
+describe("insmod in every worker", () => {
+  it("prepares on the reference and every worker, then commits everywhere and journals the change", async () => {
+    const c = cluster();
+    const result = await insmod(c.modules, ["mod_site_hello.c"]);
+    expect(result.lines).toEqual(["'mod_site_hello.c' loaded"]);
+    expect(lastModules(c)).toEqual(Array(3).fill("mod_test.c mod_site_hello.c"));
+    expect(changes(c)).toEqual(["1 module-prepare", "2 module-prepare", "1 module-commit", "2 module-commit"]);
+    expect(c.modules.journal).toEqual([{ kind: "insmod", name: "mod_site_hello.c" }]);
+    expect(c.replaced).toEqual([]);
+  });
+
+  it("asks no worker when the reference refuses, and answers with exactly the single-process lines", async () => {
+    const c = cluster();
+    const result = await insmod(c.modules, ["mod_test.c", "mod_nothere.c"]);
+    expect(result.lines).toEqual([
+      "error loading 'mod_test.c': Already loaded",
+      "error loading 'mod_nothere.c': No such file or directory",
+      `  '${path.join(c.dir, "mod_nothere.wasm")}' does not exist`,
+    ]);
+    expect(changes(c)).toEqual([]);
+    expect(c.modules.journal).toEqual([]);
+  });
+
+  it("leaves every host on the old set when a worker cannot load the module, naming that worker", async () => {
+    const c = cluster("LoadModule mod_site_hello.c\n", 5);
+    // The file goes between the reference's prepare and worker 2's.
+    c.before.set(2, (type) => {
+      if (type === "module-prepare") unlinkSync(path.join(c.dir, "mod_test.wasm"));
+    });
+    const result = await insmod(c.modules, ["mod_test.c"]);
+    expect(result.lines).toEqual([
+      "error loading 'mod_test.c': No such file or directory",
+      `  '${path.join(c.dir, "mod_test.wasm")}' does not exist`,
+      "  in worker 2 (pid 1002); no worker changed",
+    ]);
+    expect(lastModules(c)).toEqual(Array(3).fill("mod_site_hello.c"));
+    expect(changes(c)).toEqual(["1 module-prepare", "2 module-prepare", "1 module-abort"]);
+    expect(c.modules.journal).toEqual([]);
+    // The reference and worker 1 finalized what they prepared: mod_test's unload hook ran in each, once.
+    const unloaded = (lines: string[]): string[] => lines.filter((line) => line.includes("mod_test: unloaded"));
+    expect([c.logs, ...c.workerLogs].map(unloaded)).toEqual([
+      ["info: mod_test.c: mod_test: unloaded"],
+      ["info: mod_test.c: mod_test: unloaded"],
+      [],
+    ]);
+    // Nothing was left half made: with the file back, the same insmod succeeds everywhere.
+    c.before.clear();
+    copyFileSync(libexec("mod_test.wasm"), path.join(c.dir, "mod_test.wasm"));
+    expect((await insmod(c.modules, ["mod_test.c"])).lines).toEqual(["'mod_test.c' loaded"]);
+    expect(lastModules(c)).toEqual(Array(3).fill("mod_site_hello.c mod_test.c"));
+  });
+
+  it("keeps the code and lines of a worker that did not answer, naming it", async () => {
+    const c = cluster();
+    c.before.set(1, (type) => {
+      if (type === "module-prepare") throw new DsoError(ErrorCodes.WORKER_TIMEOUT, "worker 1 did not answer");
+    });
+    await expect(c.modules.loadModule("mod_site_hello.c")).rejects.toMatchObject({
+      code: ErrorCodes.WORKER_TIMEOUT,
+      lines: ["worker 1 did not answer"],
+      where: "in worker 1 (pid 1001); no worker changed",
+    });
+    expect(changes(c)).toEqual(["1 module-prepare", "2 module-prepare", "2 module-abort"]);
+    expect(lastModules(c)).toEqual(Array(3).fill("mod_test.c"));
+    // Stuck, it serves nobody well: it is replaced, and the others go on with the old set.
+    expect(c.replaced).toEqual(["1: did not prepare insmod mod_site_hello.c in time"]);
+  });
+
+  it("replaces a worker that fails to commit, and keeps the change everywhere else", async () => {
+    const c = cluster();
+    c.before.set(1, (type) => {
+      if (type === "module-commit") throw new DsoError(ErrorCodes.WORKER_TIMEOUT, "worker 1 did not answer");
+    });
+    expect((await insmod(c.modules, ["mod_site_hello.c"])).lines).toEqual(["'mod_site_hello.c' loaded"]);
+    expect(c.replaced).toEqual(["1: could not apply insmod mod_site_hello.c"]);
+    expect(c.logs).toContain(
+      "error: worker 1 (pid 1001) could not apply insmod mod_site_hello.c: worker 1 did not answer",
+    );
+    expect(c.modules.journal).toEqual([{ kind: "insmod", name: "mod_site_hello.c" }]);
+    expect(lastModules(c)).toEqual(["mod_test.c mod_site_hello.c", "mod_test.c", "mod_test.c mod_site_hello.c"]);
+  });
+
+  it("runs two insmods asked at once one after the other", async () => {
+    const c = cluster();
+    const both = await Promise.all([
+      insmod(c.modules, ["mod_site_hello.c"]),
+      insmod(c.modules, ["mod_sql.c"]),
+    ]);
+    expect(both.map((r) => r.lines)).toEqual([["'mod_site_hello.c' loaded"], ["'mod_sql.c' loaded"]]);
+    expect(changes(c)).toEqual([
+      "1 module-prepare",
+      "2 module-prepare",
+      "1 module-commit",
+      "2 module-commit",
+      "1 module-prepare",
+      "2 module-prepare",
+      "1 module-commit",
+      "2 module-commit",
+    ]);
+    expect(lastModules(c)).toEqual(Array(3).fill("mod_test.c mod_site_hello.c mod_sql.c"));
+  });
+});
+
+describe("rmmod in every worker", () => {
+  it("unloads everywhere once every worker agreed", async () => {
+    const c = cluster();
+    expect((await rmmod(c.modules, ["mod_test.c"])).lines).toEqual(["'mod_test.c' unloaded"]);
+    expect(lastModules(c)).toEqual(Array(3).fill(""));
+    expect(c.modules.journal).toEqual([{ kind: "rmmod", name: "mod_test.c" }]);
+  });
+
+  it("refuses a module with dependents on the reference without asking a worker", async () => {
+    const c = cluster("LoadModule mod_sql_mysql.c\n");
+    const before = lastModules(c);
+    expect((await rmmod(c.modules, ["mod_sql.c"])).lines).toEqual([
+      "error unloading 'mod_sql.c': Device or resource busy (needed by mod_sql_mysql.c)",
+    ]);
+    expect(changes(c)).toEqual([]);
+    expect(lastModules(c)).toEqual(before);
+  });
+
+  it("leaves every host as it was when one worker refuses", async () => {
+    const c = cluster("LoadModule mod_sql.c\n");
+    // Worker 2 alone has a dependent of mod_sql.c, so only it refuses.
+    c.workers[1]?.current().host.loadModule("mod_sql_mysql.c");
+    await expect(c.modules.unloadModule("mod_sql.c")).rejects.toMatchObject({
+      code: ErrorCodes.HAS_DEPENDENTS,
+      lines: ["module 'mod_sql.c' is needed by mod_sql_mysql.c"],
+      where: "in worker 2 (pid 1002); no worker changed",
+    });
+    expect(changes(c)).toEqual(["1 module-prepare", "2 module-prepare", "1 module-abort"]);
+    expect(lastModules(c)).toEqual(["mod_sql.c", "mod_sql.c", "mod_sql.c mod_sql_mysql.c"]);
+    expect(c.modules.journal).toEqual([]);
+  });
+});
+
+describe("lsmod -v", () => {
+  it("adds up every worker's sessions of each module", async () => {
+    const c = cluster();
+    const sets: ModuleSet[] = [
+      c.workers[0]?.current().host.acquireModules(),
+      c.workers[0]?.current().host.acquireModules(),
+      c.workers[1]?.current().host.acquireModules(),
+    ].filter((set) => set !== undefined);
+    const result = await lsmod(c.modules, ["-v"]);
+    const at = result.lines.indexOf("  mod_test.c");
+    expect(result.lines.slice(at).find((line) => line.startsWith("    sessions: "))).toBe("    sessions: 3");
+    expect(c.requests).toEqual(["1 status", "2 status"]);
+    for (const set of sets) set.release();
+    const after = await lsmod(c.modules, ["-v"]);
+    expect(after.lines.slice(at).find((line) => line.startsWith("    sessions: "))).toBe("    sessions: 0");
+  });
+
+  it("counts the workers that answer, and logs one that does not", async () => {
+    const c = cluster();
+    c.workers[0]?.current().host.acquireModules();
+    c.before.set(2, (type) => {
+      if (type === "status") throw new DsoError(ErrorCodes.WORKER_GONE, "worker 2 (pid 1002) is gone");
+    });
+    const units = await c.modules.describe();
+    expect(units.find((unit) => unit.name === "mod_test.c")?.sessions).toBe(1);
+    expect(c.logs).toEqual(["notice: worker 2 (pid 1002): no status: worker 2 (pid 1002) is gone"]);
+  });
+
+  it("lists the reference's modules for plain lsmod, asking no worker", async () => {
+    const c = cluster();
+    c.workers[1]?.current().host.loadModule("mod_site_hello.c");
+    expect((await lsmod(c.modules, [])).lines.at(-1)).toBe("  mod_test.c");
+    expect(changes(c)).toEqual([]);
+  });
+});
+
+describe("SIGHUP in every worker", () => {
+  it("swaps every worker's generation once all prepared, and starts a new journal", async () => {
+    const c = cluster();
+    await insmod(c.modules, ["mod_site_hello.c"]);
+    const [first, second] = c.workers.map((w) => w.current());
+    const next = buildGeneration(c.configFile, () => {}, 0, [], daemonRuntime());
+    expect(await c.modules.reload(next)).toBeUndefined();
+    c.reference.host.unloadAll();
+    c.reference = next;
+    expect(c.workers.map((w) => w.current())).not.toContain(first);
+    expect(c.workers.map((w) => w.current())).not.toContain(second);
+    expect(first?.host.listModules()).not.toContain("mod_test.c");
+    expect(lastModules(c)).toEqual(Array(3).fill("mod_test.c"));
+    expect(c.modules.journal).toEqual([]);
+    expect(c.modules.generation).toBe(2);
+  });
+
+  it("keeps every worker's generation when one cannot read the config, naming it", async () => {
+    const c = cluster();
+    const [first, second] = c.workers.map((w) => w.current());
+    const next = buildGeneration(c.configFile, () => {}, 0, [], daemonRuntime());
+    c.before.set(2, (type) => {
+      if (type === "generation-prepare") writeFileSync(c.configFile, `ModulePath ${c.dir}\nLoadModule mod_x.c\n`);
+    });
+    expect(await c.modules.reload(next)).toBe(
+      "worker 2 (pid 1002): LoadModule: error loading module 'mod_x.c': No such file or directory" +
+        ` on line 2 of '${c.configFile}'`,
+    );
+    next.host.close();
+    expect(c.workers.map((w) => w.current())).toEqual([first, second]);
+    expect(changes(c)).toEqual(["1 generation-prepare", "2 generation-prepare", "1 generation-abort"]);
+    expect(c.modules.generation).toBe(1);
+  });
+});
+
+describe("worker starts", () => {
+  it("start with the journal as it is once the changes asked before them are made", async () => {
+    const c = cluster();
+    const seen: string[] = [];
+    const load = c.modules.loadModule("mod_site_hello.c");
+    const start = c.modules.startWorker(async (state) => {
+      seen.push(`start with ${JSON.stringify(state)}`);
+      return 7;
+    });
+    const unload = c.modules.unloadModule("mod_test.c");
+    await load;
+    expect(await start).toBe(7);
+    await unload;
+    expect(seen).toEqual([
+      'start with {"journal":[{"kind":"insmod","name":"mod_site_hello.c"}],"removedCompiledIn":[],"generation":1}',
+    ]);
+    expect(c.modules.journal).toEqual([
+      { kind: "insmod", name: "mod_site_hello.c" },
+      { kind: "rmmod", name: "mod_test.c" },
+    ]);
+  });
+
+  it("after a SIGHUP, start with its generation, no journal, and the compiled-in modules still out", async () => {
+    const c = cluster();
+    await rmmod(c.modules, ["mod_delay.c"]);
+    const next = buildGeneration(c.configFile, () => {}, 0, ["mod_delay.c"], daemonRuntime());
+    expect(await c.modules.reload(next)).toBeUndefined();
+    c.reference.host.unloadAll();
+    c.reference = next;
+    expect(await c.modules.startWorker(async (state) => state)).toEqual({
+      journal: [],
+      removedCompiledIn: ["mod_delay.c"],
+      generation: 2,
+    });
+    expect(engines(c).map((names) => names.includes("mod_delay.c"))).toEqual([false, false, false]);
+  });
+});
+
+describe("guest controls", () => {
+  const caller = { uid: 0, gid: 0, pid: 1, user: "root", group: "root" };
+  const BAN = "ModuleCapabilities mod_ban.c session\nLoadModule mod_ban.c\nBanEngine on\n";
+
+  it("run in every worker, answer with the reference's result and log a worker that answered otherwise", async () => {
+    const c = cluster(BAN);
+    const ban = c.modules.moduleActions().find((action) => action.name === "ban");
+    // The same object each time: rmctrl disables an action as the object it is.
+    expect(c.modules.moduleActions().find((action) => action.name === "ban")).toBe(ban);
+    expect(ban?.module).toBe("mod_ban.c");
+    expect(await ban?.handler(["info"], caller)).toEqual({ status: 0, lines: ["No bans"] });
+    expect(c.requests).toEqual(["1 control", "2 control"]);
+    expect(c.logs).toEqual([]);
+    // The ban list is in the one shared store: the workers find alice banned already.
+    expect(await ban?.handler(["user", "alice"], caller)).toEqual({ status: 0, lines: ["user alice banned"] });
+    expect(c.logs).toEqual([
+      "notice: worker 1: control 'ban' answered differently: user alice already banned",
+      "notice: worker 2: control 'ban' answered differently: user alice already banned",
+    ]);
+  });
+});
