@@ -3,7 +3,7 @@
  * libraries and links them ld.so-style against the host's symbol table.
  */
 export { ModuleHost, MOD_DSO_VERSION, SessionMemoryAccount } from "./modules/module-host.js";
-export type { SessionInstances } from "./modules/session-instances.js";
+export type { SessionInstances, SessionMemoryApi } from "./modules/session-instances.js";
 export {
   DEFAULT_CAPABILITIES,
   DEFAULT_CPU_BUDGET_MS,

@@ -5,8 +5,11 @@
  * it when the configuration sets SessionWorkers.
  */
 import type { Cluster, ClusterContext } from "../daemon/cluster-hooks.js";
+import type { ModuleHost } from "../modules/module-host.js";
 import { ScoreboardService } from "./cluster-scoreboard.js";
+import { FaultSync } from "./fault-sync.js";
 import { ClusterModules } from "./module-sync.js";
+import { MemoryService } from "./remote-memory.js";
 import { storeHandlers } from "./remote-store.js";
 import { serveSyncChannel } from "./sync-channel.js";
 import { WorkerPool } from "./worker-pool.js";
@@ -16,8 +19,24 @@ const MODULE_TIMEOUT_MS = 30_000;
 
 export function createCluster(context: ClusterContext): Cluster {
   const scoreboard = new ScoreboardService();
-  // Every worker reaches the primary's one shared store and the other workers' scoreboard entries.
-  const syncHandlers = { ...storeHandlers(context.runtime.sharedStore), ...scoreboard.handlers() };
+  // A module's faults count in every worker, and its fault policy unloads it from every one.
+  const faults = new FaultSync({
+    reference: () => context.current().host,
+    unload: (name, options) => modules.unloadModule(name, options),
+    log: context.log,
+    debugLevel: context.debugLevel,
+  });
+  // The reference's instances run the guest controls: their faults count too.
+  const countFaults = (host: ModuleHost): void => host.reportFaultsTo((fault) => void faults.record(fault));
+  countFaults(context.current().host);
+  // Every worker reaches the primary's one shared store, the other workers' scoreboard entries, the fault count.
+  const syncHandlers = {
+    ...storeHandlers(context.runtime.sharedStore),
+    ...scoreboard.handlers(),
+    ...faults.handlers(),
+  };
+  // ModuleMemoryTotal is the daemon's: the primary's copy of the modules' instances and every worker's figure.
+  const memory = new MemoryService(() => context.current().host.templateMemoryBytes());
   const pool: WorkerPool = new WorkerPool({
     count: context.workers,
     // On the module chain: a worker starting builds exactly the set every other worker has.
@@ -31,9 +50,12 @@ export function createCluster(context: ClusterContext): Cluster {
           ...state,
         }),
       ),
-    serveSync: (stream) => serveSyncChannel(stream, syncHandlers),
+    serveSync: (stream, index) => serveSyncChannel(stream, { ...syncHandlers, ...memory.handlers(index) }),
     score: (index, body) => scoreboard.onEvent(index, body),
-    gone: (index) => scoreboard.dropWorker(index),
+    gone: (index) => {
+      scoreboard.dropWorker(index);
+      memory.dropWorker(index);
+    },
     log: context.log,
   });
   const modules = new ClusterModules({
@@ -43,6 +65,7 @@ export function createCluster(context: ClusterContext): Cluster {
     statuses: () => pool.statuses(),
     log: context.log,
     timeoutMs: MODULE_TIMEOUT_MS,
+    changed: (op) => faults.changed(op.name),
   });
   return {
     handOff: (socket, id, ended) => pool.handOff(socket, id, ended),
@@ -50,10 +73,22 @@ export function createCluster(context: ClusterContext): Cluster {
     moduleActions: () => modules.moduleActions(),
     start: () => pool.start(),
     async reload(next) {
-      const refused = await modules.reload(next);
-      // A new generation everywhere: the workers replaced under the old one leave lsmod -v.
-      if (refused === undefined) pool.forgetReplaced();
-      return refused;
+      // Called in the SIGHUP line's turn: every connection accepted after that line waits for the outcome,
+      // so it is served by the configuration the reload leaves running, as in one process.
+      const release = pool.hold();
+      try {
+        const refused = await modules.reload(next);
+        // A new generation everywhere: the workers replaced under the old one leave lsmod -v, the faults of
+        // its units no longer count.
+        if (refused === undefined) {
+          pool.forgetReplaced();
+          faults.reloaded();
+          countFaults(next.host);
+        }
+        return refused;
+      } finally {
+        release();
+      }
     },
     stop: () => pool.stop(),
   };

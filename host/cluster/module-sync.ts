@@ -43,6 +43,8 @@ export interface ClusterModulesOptions {
   readonly log: DaemonLog;
   /** How long a worker may take to answer one request. */
   readonly timeoutMs: number;
+  /** A change every host made (the module's fault count starts again, as a new unit's does in one process). */
+  readonly changed?: (op: ModuleOp) => void;
 }
 
 /** Where a refusal came from, under insmod's and rmmod's lines. */
@@ -139,25 +141,32 @@ export class ClusterModules implements DsoControlsHost {
       }
       reference.commitLoad(prepared);
       this.#journal.push(op);
+      this.#options.changed?.(op);
       await this.#commit("module-commit", seq, answers, opText(op));
     });
   }
 
-  /** rmmod: checked on the reference, then on every worker (each host refuses what it would refuse). */
-  unloadModule(name: string): Promise<void> {
+  /**
+   * rmmod: checked on the reference, then on every worker (each host refuses what it would refuse).
+   * `fault`: the unload a module's faults decided (fault-sync.ts): sessions that keep it find it disabled.
+   */
+  unloadModule(name: string, options: { fault?: boolean } = {}): Promise<void> {
     return this.#serial(async () => {
       const reference = this.#options.reference();
       reference.checkUnload(name);
       const op: ModuleOp = { kind: "rmmod", name };
       const seq = this.#nextSeq();
-      const answers = await this.#ask("module-prepare", { seq, op });
+      const fault = options.fault === true;
+      const answers = await this.#ask("module-prepare", { seq, op, ...(fault && { fault }) });
       const refusal = answers.find((answer) => answer.outcome.status === "rejected");
       if (refusal !== undefined) {
         await this.#abort("module-abort", seq, answers, opText(op));
         throw workerRefusal(refusal.link, (refusal.outcome as PromiseRejectedResult).reason);
       }
-      reference.unloadModule(name);
+      if (fault) reference.unloadFaulted(name);
+      else reference.unloadModule(name);
       this.#journal.push(op);
+      this.#options.changed?.(op);
       await this.#commit("module-commit", seq, answers, opText(op));
     });
   }

@@ -23,13 +23,14 @@ import type { DaemonLog, DaemonRuntime } from "../daemon/generation.js";
 import { createSessionScheduler, createSessionServer } from "../daemon/session-server.js";
 import { DaemonLogSink } from "../daemon/system-log.js";
 import type { FtpServer } from "../ftp/server.js";
-import { SessionMemoryAccount } from "../modules/module-host.js";
 import { tuneHeapForModuleChurn } from "../system/heap.js";
 import { exitQuietlyOnClosedOutput } from "../system/stdio.js";
 import { XferlogWriter } from "../xfer/xferlog.js";
 import { WorkerScoreboard } from "./cluster-scoreboard.js";
 import { IpcPeer, parentEndpoint } from "./ipc.js";
 import { asJournal } from "./journal.js";
+import { RemoteSessionMemory } from "./remote-memory.js";
+import { reportFaults } from "./fault-sync.js";
 import { RemoteSharedStore } from "./remote-store.js";
 import { SyncChannel } from "./sync-channel.js";
 import { WorkerModules } from "./worker-modules.js";
@@ -99,16 +100,21 @@ class SessionWorker {
     const log = sink.log;
     this.#log = log;
     const channel = new SyncChannel(SYNC_FD);
+    // ModuleMemoryTotal is the daemon's: this worker's sessions and instances count in the primary's total.
+    const memory = new RemoteSessionMemory(channel, () => this.#modules?.current().host.templateMemoryBytes() ?? 0);
     const runtime: DaemonRuntime = {
       scoreboard: new WorkerScoreboard(this.#peer, channel, init.index),
       serverPort: () => init.serverPort,
       endSession: (session, lines) => this.#ftp?.endSession(session, lines),
       xferlog: new XferlogWriter((problem) => log("notice", problem)),
       sharedStore: new RemoteSharedStore(channel),
-      sessionMemory: new SessionMemoryAccount(),
+      sessionMemory: memory,
     };
     const modules = WorkerModules.start(init, runtime, log, () => this.#open.size);
+    // The primary counts a module's faults in every worker and unloads it everywhere (fault-sync.ts).
+    modules.reportFaultsTo(reportFaults(channel));
     this.#modules = modules;
+    memory.refresh();
     const generation = modules.current();
     // What the daemon does before it gives root up; the primary has said where SystemLog goes.
     await openTransferLog(generation, runtime);
@@ -119,7 +125,16 @@ class SessionWorker {
     this.#ftp = createSessionServer(() => modules.current(), runtime, scheduler, log, {
       sessionClosed: (id) => this.#closed(id),
     });
-    for (const [type, handler] of Object.entries(modules.handlers())) this.#peer.onRequest(type, handler);
+    for (const [type, handler] of Object.entries(modules.handlers())) {
+      // A module request may change what this worker's instances of the modules hold (a load, a SIGHUP, a control).
+      this.#peer.onRequest(type, async (request: never) => {
+        try {
+          return await handler(request);
+        } finally {
+          memory.refresh();
+        }
+      });
+    }
     this.#peer.onEvent("session", (session: { id?: unknown }, socket: net.Socket | undefined) =>
       this.#adopt(session.id, socket),
     );
@@ -157,7 +172,7 @@ class SessionWorker {
     // The connections were accepted by the primary, so the server's own close does not wait for them.
     const drained = this.#open.size === 0 ? undefined : new Promise<void>((resolve) => (this.#drained = resolve));
     await Promise.all([ftp.close(), drained]);
-    this.#modules?.current().host.unloadAll();
+    this.#modules?.unloadAll();
   }
 
   /** The process ends: 0 once it has served, 1 when it never became ready. */

@@ -8,6 +8,10 @@
  *
  * Sessions keep the module set they started with (acquireModules), as in one
  * process: a commit changes what new sessions get.
+ *
+ * The primary's reference host logs and traces every one of these changes
+ * once, as proftpd's master does: a worker's lines for them are held and
+ * dropped, unless its own attempt fails (host/daemon/held-lines.ts).
  */
 import { ConfigError } from "../config/lexer.js";
 import { moduleControlsActions } from "../controls/module-controls.js";
@@ -15,16 +19,18 @@ import type { ControlsResult } from "../controls/exchange.js";
 import { ControlsStatus } from "../controls/wire.js";
 import { loadUsers } from "../daemon/daemon.js";
 import { buildGeneration } from "../daemon/generation.js";
+import { HeldLines } from "../daemon/held-lines.js";
 import type { DaemonLog, DaemonRuntime, Generation } from "../daemon/generation.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
-import type { ModuleHost, PreparedLoad } from "../modules/module-host.js";
+import type { ModuleFault, ModuleHost, PreparedLoad } from "../modules/module-host.js";
 import { asControlBody, asGenerationBody, asPrepareBody, asSeq, opText, unitCounts } from "./journal.js";
 import type { ModuleOp, StatusReply, WorkerInit } from "./journal.js";
 
 /** A change prepared and waiting for the primary's commit or abort. */
 type Pending =
   | { readonly kind: "insmod"; readonly seq: number; readonly prepared: PreparedLoad }
-  | { readonly kind: "rmmod"; readonly seq: number; readonly name: string }
+  /** `fault`: the unload a module's faults decided (fault-sync.ts), not an operator's rmmod. */
+  | { readonly kind: "rmmod"; readonly seq: number; readonly name: string; readonly fault: boolean }
   | { readonly kind: "generation"; readonly seq: number; readonly next: Generation; readonly number: number };
 
 /** A request handler, for IpcPeer.onRequest: the body is what the primary sent. */
@@ -65,22 +71,31 @@ function replay(host: ModuleHost, op: ModuleOp): void {
 
 export class WorkerModules {
   readonly #init: WorkerInit;
+  readonly #held: HeldLines;
+  /** The worker's runtime, with #held for its generations' trace lines. */
   readonly #runtime: DaemonRuntime;
+  /** The worker's log through #held. */
   readonly #log: DaemonLog;
   readonly #sessions: () => number;
   #generation: Generation;
   #number: number;
   #pending: Pending | undefined;
   readonly #swapped: ((next: Generation, previous: Generation) => void)[] = [];
+  /** Where a module's faults are counted for the whole daemon (fault-sync.ts); none until reportFaultsTo. */
+  #faults: ((fault: ModuleFault) => void) | undefined;
+  /** A guest control runs: the primary's reference ran it first, and counts its fault once for every process. */
+  #inControl = false;
 
   private constructor(
     init: WorkerInit,
     generation: Generation,
+    held: HeldLines,
     runtime: DaemonRuntime,
     log: DaemonLog,
     sessions: () => number,
   ) {
     this.#init = init;
+    this.#held = held;
     this.#generation = generation;
     this.#number = init.generation;
     this.#runtime = runtime;
@@ -95,23 +110,29 @@ export class WorkerModules {
    * the others serve. `sessions` counts the sessions this worker serves now.
    */
   static start(init: WorkerInit, runtime: DaemonRuntime, log: DaemonLog, sessions: () => number): WorkerModules {
-    let generation: Generation;
-    try {
-      generation = build(init, init.removedCompiledIn, runtime, log);
-    } catch (error) {
-      throw new DsoError(ErrorCodes.WORKER_START, failureText(error), { cause: error });
-    }
-    for (const op of init.journal) {
+    const held = new HeldLines();
+    const heldRuntime: DaemonRuntime = { ...runtime, heldLines: held };
+    const heldLog = held.log(log);
+    const generation = held.repeat(() => {
+      let built: Generation;
       try {
-        replay(generation.host, op);
+        built = build(init, init.removedCompiledIn, heldRuntime, heldLog);
       } catch (error) {
-        generation.host.close();
-        throw new DsoError(ErrorCodes.WORKER_START, `unable to replay ${opText(op)}: ${failureText(error)}`, {
-          cause: error,
-        });
+        throw new DsoError(ErrorCodes.WORKER_START, failureText(error), { cause: error });
       }
-    }
-    return new WorkerModules(init, generation, runtime, log, sessions);
+      for (const op of init.journal) {
+        try {
+          replay(built.host, op);
+        } catch (error) {
+          built.host.close();
+          throw new DsoError(ErrorCodes.WORKER_START, `unable to replay ${opText(op)}: ${failureText(error)}`, {
+            cause: error,
+          });
+        }
+      }
+      return built;
+    });
+    return new WorkerModules(init, generation, held, heldRuntime, heldLog, sessions);
   }
 
   /** The generation new sessions get. */
@@ -119,20 +140,42 @@ export class WorkerModules {
     return this.#generation;
   }
 
+  /** Each fault of a module in this worker, now and after each SIGHUP, goes to `report` (fault-sync.ts). */
+  reportFaultsTo(report: (fault: ModuleFault) => void): void {
+    this.#faults = report;
+    this.#countFaults(this.#generation.host);
+  }
+
+  #countFaults(host: ModuleHost): void {
+    host.reportFaultsTo((fault) => {
+      if (!this.#inControl) this.#faults?.(fault);
+    });
+  }
+
   /** Called after a committed SIGHUP swapped the generation (the session server's settings follow it). */
   onSwap(listener: (next: Generation, previous: Generation) => void): void {
     this.#swapped.push(listener);
   }
 
+  /** The shutdown's unloads, newest first: the primary's reference host logs and traces them. */
+  unloadAll(): void {
+    this.#held.repeat(() => this.#generation.host.unloadAll());
+  }
+
   /** The primary's requests this side answers, for IpcPeer.onRequest. */
   handlers(): Readonly<Record<string, RequestHandler>> {
+    // The changes the primary's reference host has made, logged and traced already.
+    const repeat =
+      (change: (body: unknown) => null): RequestHandler =>
+      (body) =>
+        this.#held.repeat(() => change(body));
     return {
-      "module-prepare": (body) => this.#prepareModule(body),
-      "module-commit": (body) => this.#commitModule(asSeq(body)),
-      "module-abort": (body) => this.#abort(asSeq(body)),
-      "generation-prepare": (body) => this.#prepareGeneration(body),
-      "generation-commit": (body) => this.#commitGeneration(asSeq(body)),
-      "generation-abort": (body) => this.#abort(asSeq(body)),
+      "module-prepare": repeat((body) => this.#prepareModule(body)),
+      "module-commit": repeat((body) => this.#commitModule(asSeq(body))),
+      "module-abort": repeat((body) => this.#abort(asSeq(body))),
+      "generation-prepare": repeat((body) => this.#prepareGeneration(body)),
+      "generation-commit": repeat((body) => this.#commitGeneration(asSeq(body))),
+      "generation-abort": repeat((body) => this.#abort(asSeq(body))),
       status: () => this.#status(),
       control: (body) => this.#control(body),
     };
@@ -147,7 +190,8 @@ export class WorkerModules {
       this.#pending = { kind: "insmod", seq, prepared: host.prepareLoad(op.name) };
     } else {
       host.checkUnload(op.name);
-      this.#pending = { kind: "rmmod", seq, name: op.name };
+      const fault = typeof body === "object" && body !== null && "fault" in body && body.fault === true;
+      this.#pending = { kind: "rmmod", seq, name: op.name, fault };
     }
     return null;
   }
@@ -163,6 +207,7 @@ export class WorkerModules {
     const pending = this.#take(seq);
     const host = this.#generation.host;
     if (pending.kind === "insmod") host.commitLoad(pending.prepared);
+    else if (pending.kind === "rmmod" && pending.fault) host.unloadFaulted(pending.name);
     else if (pending.kind === "rmmod") host.unloadModule(pending.name);
     else throw new Error(`change ${seq} is a generation, not a module change`);
     return null;
@@ -187,6 +232,7 @@ export class WorkerModules {
     const previous = this.#generation;
     this.#generation = pending.next;
     this.#number = pending.number;
+    if (this.#faults !== undefined) this.#countFaults(pending.next.host);
     for (const listener of this.#swapped) listener(pending.next, previous);
     // Open sessions hold the old modules (acquireModules); each is released when its last session ends (daemon.ts).
     previous.host.unloadAll();
@@ -217,6 +263,14 @@ export class WorkerModules {
     const [name = "", ...args] = argv;
     const action = moduleControlsActions(this.#generation.host.engineModules()).find((a) => a.name === name);
     if (action === undefined) return { status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] };
-    return action.handler(args, caller);
+    // The guest's control callback runs within this call, before it returns (module-controls.ts).
+    this.#inControl = true;
+    let answer: ControlsResult | Promise<ControlsResult>;
+    try {
+      answer = action.handler(args, caller);
+    } finally {
+      this.#inControl = false;
+    }
+    return answer;
   }
 }

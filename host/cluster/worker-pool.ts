@@ -22,6 +22,7 @@ import { LINGER_MS } from "../ftp/session.js";
 import type { WorkerStatus } from "../static/mod-dso/controls.js";
 import { systemClock } from "../system/clock.js";
 import type { Clock } from "../system/clock.js";
+import { withRootPrivileges } from "../system/privileges.js";
 import { IpcPeer } from "./ipc.js";
 import type { WorkerInit } from "./journal.js";
 
@@ -210,8 +211,10 @@ export class WorkerPool {
   readonly #current = new Map<number, PoolWorker>();
   /** Workers replaced since the last SIGHUP, for `lsmod -v`. */
   #replaced: WorkerStatus[] = [];
-  /** Connections accepted while no worker served: the next worker ready takes them. */
+  /** Connections accepted while no worker served, or held (hold()): the next worker ready takes them. */
   readonly #waiting: HeldSession[] = [];
+  /** The holds not released yet. */
+  #holds = 0;
   /** Cancels the replacements waiting for their turn (RestartLimiter). */
   readonly #pendingStarts = new Set<() => void>();
   #started = false;
@@ -259,13 +262,33 @@ export class WorkerPool {
     const workers = [...this.#current.values()];
     const pick = leastLoaded(workers.map((w) => ({ sessions: w.sessions.size, serving: w.state === "serving" })));
     const worker = pick === undefined ? undefined : workers[pick];
-    if (worker === undefined) {
+    if (worker === undefined || this.#holds > 0) {
       this.#waiting.push(held);
       return;
     }
     worker.sessions.set(id, held);
     // If the worker dies before it takes the socket, its exit ends this copy with 421 like the others.
     worker.peer.event("session", { id }, socket, { keepOpen: true });
+  }
+
+  /**
+   * Keeps the connections handed off from now on waiting until the returned
+   * function is called (a SIGHUP's reload: each is then served by the
+   * configuration the reload leaves running, whichever it is).
+   */
+  hold(): () => void {
+    this.#holds += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#holds -= 1;
+      if (this.#holds === 0) this.#handOffWaiting();
+    };
+  }
+
+  #handOffWaiting(): void {
+    for (const held of this.#waiting.splice(0)) this.handOff(held.socket, held.id, held.ended);
   }
 
   /** Kills a worker that could not apply a module change, and forks its replacement; lsmod -v says why. */
@@ -341,11 +364,15 @@ export class WorkerPool {
     this.#limiter.started(index);
     let child: ChildProcess;
     try {
-      child = fork(WORKER_SCRIPT, [], {
-        stdio: ["inherit", "inherit", "inherit", "ipc", "pipe"],
-        execArgv: process.execArgv,
-        env: { ...process.env, DSOD_WORKER_INDEX: String(index) },
-      });
+      // A worker starts as root, as the first ones did, whatever the primary relinquished since (privileges.ts):
+      // it reads node and dist/ where only root may, and becomes User itself once ready.
+      child = withRootPrivileges(() =>
+        fork(WORKER_SCRIPT, [], {
+          stdio: ["inherit", "inherit", "inherit", "ipc", "pipe"],
+          execArgv: process.execArgv,
+          env: { ...process.env, DSOD_WORKER_INDEX: String(index) },
+        }),
+      );
     } catch (error) {
       // No process (out of processes or memory), so no exit to fork the next one from.
       this.#scheduleStart(index);
@@ -386,7 +413,7 @@ export class WorkerPool {
     if (worker.state !== "starting" || this.#stopping) return;
     worker.state = "serving";
     this.#options.log("notice", `${worker.name} started`);
-    for (const held of this.#waiting.splice(0)) this.handOff(held.socket, held.id, held.ended);
+    if (this.#holds === 0) this.#handOffWaiting();
   }
 
   /** The worker says a session has ended: the primary's copy goes, and the listener counts one less. */

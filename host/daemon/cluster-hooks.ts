@@ -4,8 +4,9 @@
  * ClusterFactory and host/cli/dsod.ts passes it to Daemon.start, which calls
  * it only when the configuration sets SessionWorkers.
  *
- * With workers, the daemon is proftpd's master: it stays root, accepts every
- * connection and hands it to a worker, holds the controls socket and a
+ * With workers, the daemon is proftpd's master: it runs as User/Group with
+ * root kept as its real uid (taken back to fork workers and at shutdown),
+ * accepts every connection and hands it to a worker, holds the controls socket and a
  * reference module set (what lsmod and <IfModule> answer from), and serves no
  * session itself.
  */
@@ -49,6 +50,8 @@ export interface Cluster {
    * configuration, then commit it everywhere. Resolves with undefined once all
    * committed, or with the refusal text when one could not prepare (none then
    * changed): the daemon keeps the running configuration and logs why.
+   * Connections accepted from the call on wait until it has settled: call it
+   * in the turn that logs the SIGHUP line.
    */
   reload(next: Generation): Promise<string | undefined>;
   /** SIGTERM: the workers end their sessions (`421 FTP server shutting down`) and exit; resolves once all have. */

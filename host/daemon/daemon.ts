@@ -12,8 +12,9 @@
  * User/Group for good (host/system/privileges.ts), and only then say `listening`.
  *
  * With SessionWorkers, the daemon is proftpd's master (host/daemon/cluster-hooks.ts):
- * it stays root and hands every connection to a worker process, which opens
- * its own logs and becomes User/Group with the functions exported here.
+ * it hands every connection to a worker process, which opens its own logs and
+ * becomes User/Group for good with the functions exported here; the daemon
+ * itself runs as User/Group with root kept to take back (relinquishPrivileges).
  */
 import { mkdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
@@ -41,8 +42,14 @@ import {
 } from "../system/limits.js";
 import { loadNativeAddon } from "../system/package.js";
 import { PidFile } from "../system/pid-file.js";
-import { dropPrivileges, resolveIdentity, writableBy } from "../system/privileges.js";
-import type { Identity, ProcessIds } from "../system/privileges.js";
+import {
+  dropPrivileges,
+  relinquishPrivileges,
+  resolveIdentity,
+  withRootPrivileges,
+  writableBy,
+} from "../system/privileges.js";
+import type { EffectiveIds, Identity } from "../system/privileges.js";
 import type { Cluster, ClusterFactory } from "./cluster-hooks.js";
 import { buildGeneration } from "./generation.js";
 import { createSessionScheduler, createSessionServer } from "./session-server.js";
@@ -62,12 +69,15 @@ import { DSOD_VERSION } from "./version.js";
 const NATIVE_ADDONS = ["peercred", "watchdog", "crypt"] as const;
 
 /** The process's own ids, as privileges.ts acts on them. */
-const PROCESS_IDS: ProcessIds = {
+const PROCESS_IDS: EffectiveIds = {
+  getuid: () => process.getuid?.() ?? 0,
   geteuid: () => process.geteuid?.() ?? 0,
   getegid: () => process.getegid?.() ?? 0,
   setgroups: (groups) => process.setgroups?.(groups),
   setgid: (id) => process.setgid?.(id),
   setuid: (id) => process.setuid?.(id),
+  setegid: (id) => process.setegid?.(id),
+  seteuid: (id) => process.seteuid?.(id),
 };
 
 /**
@@ -129,10 +139,11 @@ export function loadNativeAddons(): void {
 }
 
 /**
- * User/Group: refuses an identity that could rewrite the module path (it
- * could then replace what root loads with insmod), then drops to it.
+ * Refuses a User that could rewrite the module path: it could then replace
+ * what root loads with insmod. With session workers the daemon checks it
+ * before it forks any.
  */
-export function becomeUser(generation: Generation, identity: Identity, log: DaemonLog): void {
+export function checkModulePath(generation: Generation, identity: Identity): void {
   const modulePath = generation.host.modulePath;
   let stat;
   try {
@@ -147,6 +158,11 @@ export function becomeUser(generation: Generation, identity: Identity, log: Daem
       `ModulePath '${modulePath}' could be written by ${identity.user} (User), who could then replace modules; chown root it and remove its group write permission`,
     );
   }
+}
+
+/** User/Group for good, once checkModulePath allows it. */
+export function becomeUser(generation: Generation, identity: Identity, log: DaemonLog): void {
+  checkModulePath(generation, identity);
   dropPrivileges(identity, PROCESS_IDS);
   log(
     "info",
@@ -158,7 +174,11 @@ export function becomeUser(generation: Generation, identity: Identity, log: Daem
 export async function becomeSessionUser(generation: Generation, user: ConfiguredUser, log: DaemonLog): Promise<void> {
   if (user.switching) loadNativeAddons();
   // The check's worker threads read their script before User, as the addons are loaded.
-  await passwordChecker().ready();
+  const checker = passwordChecker();
+  await checker.ready();
+  // Said by each process that checks passwords: with session workers, each worker has threads of its own.
+  const slowChecks = checker.notice();
+  if (slowChecks !== undefined) log("notice", `mod_auth_file/1.0: ${slowChecks}`);
   if (user.identity !== undefined) becomeUser(generation, user.identity, log);
 }
 
@@ -181,6 +201,8 @@ export class Daemon {
   /** MaxInstances when the config sets none: what the descriptor limit leaves room for. */
   readonly #defaultMaxInstances: number;
   #stopping = false;
+  /** The SIGHUP being handled: the next signal's work waits for it, as proftpd's master handles one at a time. */
+  #reloading: Promise<void> = Promise.resolve();
   #finish: (code: number) => void = () => {};
   /** Resolves with the exit code once the daemon has stopped. */
   readonly finished: Promise<number>;
@@ -273,12 +295,11 @@ export class Daemon {
     this.#port = bound.port;
     await this.#startControls();
     const cluster = this.#cluster;
-    // With session workers the daemon stays root, as proftpd's master does: each worker becomes User.
-    const user = cluster === undefined ? configuredUser(this.#generation) : undefined;
+    const user = configuredUser(this.#generation);
     if (core.pidFile !== undefined) {
       this.#pidFile = PidFile.write(core.pidFile);
       // Giving root up for good: the PidFile's removal is left to a watcher that keeps root.
-      if (user?.switching === true) {
+      if (cluster === undefined && user.switching) {
         this.#pidFile.watchForExit((error) =>
           this.#log(
             "notice",
@@ -287,18 +308,40 @@ export class Daemon {
         );
       }
     }
-    if (user !== undefined) await openTransferLog(this.#generation, this.#runtime);
+    if (cluster === undefined) await openTransferLog(this.#generation, this.#runtime);
     openSystemLog(this.#generation, this.#sink);
-    if (user !== undefined) await becomeSessionUser(this.#generation, user, this.#log);
-    else await cluster?.start();
+    if (cluster === undefined) await becomeSessionUser(this.#generation, user, this.#log);
+    else await this.#startWorkers(cluster, user);
     this.#logDescriptorBudget();
     this.#log("notice", `dsod Version ${DSOD_VERSION} (wasm-dso) standalone mode STARTUP`);
     const degraded = watchdogNotice();
     if (degraded !== undefined) this.#log("notice", `${MOD_DSO_VERSION}: ${degraded}`);
-    // The daemon checks passwords only where it serves the sessions.
-    const slowChecks = cluster === undefined ? passwordChecker().notice() : undefined;
-    if (slowChecks !== undefined) this.#log("notice", `mod_auth_file/1.0: ${slowChecks}`);
     this.#log("notice", `listening on ${bound.address} port ${bound.port}`);
+  }
+
+  /**
+   * proftpd's master with session workers: a User that could rewrite the
+   * module path is refused before any worker forks; the workers fork as root
+   * and each becomes User for good; then the daemon runs as User/Group too,
+   * keeping root as its real and saved uid for the forks of replacements and
+   * the shutdown (PRIVS_SETUP then PRIVS_RELINQUISH in proftpd's main.c).
+   */
+  async #startWorkers(cluster: Cluster, user: ConfiguredUser): Promise<void> {
+    const identity = user.identity;
+    if (identity !== undefined) checkModulePath(this.#generation, identity);
+    // An identity a non-root dsod cannot take fails here, in the words of a dsod without workers.
+    if (identity !== undefined && !user.switching) dropPrivileges(identity, PROCESS_IDS);
+    // The controls socket's peer credentials are checked with an addon: loaded while root may read it.
+    if (user.switching) loadNativeAddons();
+    await cluster.start();
+    if (identity === undefined || !user.switching) return;
+    relinquishPrivileges(identity, PROCESS_IDS);
+    this.#log(
+      "info",
+      `master process running with effective User ${identity.user} (uid ${identity.uid}), ` +
+        `Group ${identity.group} (gid ${identity.gid}), no supplementary groups; ` +
+        `sessions run in workers as User ${identity.user}`,
+    );
   }
 
   /** Says what MaxInstances is and whether it fits the descriptor limit: the budget the controls socket depends on. */
@@ -353,8 +396,18 @@ export class Daemon {
     process.on("SIGHUP", () => void this.reload());
   }
 
-  /** SIGHUP: a new generation from the same file; the old one serves on if the new one fails. */
-  async reload(): Promise<void> {
+  /**
+   * SIGHUP: a new generation from the same file; the old one serves on if the
+   * new one fails. A SIGHUP during another's reload (session workers make it
+   * take a while) waits for it.
+   */
+  reload(): Promise<void> {
+    const reload = this.#reloading.then(() => this.#reload());
+    this.#reloading = reload.catch(() => {});
+    return reload;
+  }
+
+  async #reload(): Promise<void> {
     if (this.#stopping) return;
     this.#log("notice", "received SIGHUP -- master server reparsing configuration file");
     let next: Generation;
@@ -408,15 +461,14 @@ export class Daemon {
     }
   }
 
-  /** Has every worker take `next` or none; false (and `next` closed) when one refused it or dsod is stopping. */
+  /** Has every worker take `next` or none; false (and `next` closed) when one refused it. */
   async #reloadWorkers(cluster: Cluster, next: Generation): Promise<boolean> {
     const refused = await cluster
       .reload(next)
       .catch((error: unknown) => (error instanceof Error ? error.message : String(error)));
-    if (refused === undefined && !this.#stopping) return true;
+    if (refused === undefined) return true;
     next.host.close();
-    if (refused !== undefined)
-      this.#log("error", `unable to reload the configuration, keeping the running one: ${refused}`);
+    this.#log("error", `unable to reload the configuration, keeping the running one: ${refused}`);
     return false;
   }
 
@@ -424,10 +476,13 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    // A SIGHUP under way finishes first (its workers may be committing), then the shutdown unloads what it left.
+    await this.#reloading;
     this.#log("notice", "dsod shutting down");
     await Promise.all([this.#ftp.close(), this.#cluster?.stop()]);
     try {
-      await this.#controls?.close();
+      // A master that relinquished root takes it back to unlink the socket: nothing else is served now.
+      await withRootPrivileges(async () => this.#controls?.close());
     } catch (error) {
       // After User, the socket's root-owned directory may not let dsod unlink it; the next start replaces it.
       this.#log(
@@ -436,7 +491,7 @@ export class Daemon {
       );
     }
     this.#generation.host.unloadAll();
-    this.#pidFile?.remove();
+    withRootPrivileges(() => this.#pidFile?.remove());
     this.#sink.close();
     this.#finish(0);
   }

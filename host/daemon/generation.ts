@@ -16,7 +16,7 @@ import { Scoreboard } from "../ftp/scoreboard.js";
 import type { DirectiveHandler, SessionState } from "../modules/module-api.js";
 import type { XferlogWriter } from "../xfer/xferlog.js";
 import { ModuleHost } from "../modules/module-host.js";
-import type { LogPriority, SessionMemoryAccount } from "../modules/module-host.js";
+import type { LogPriority, SessionMemoryApi } from "../modules/module-host.js";
 import { createCompiledInModules } from "../static/index.js";
 import type { CompiledInModules } from "../static/index.js";
 import { createCtrlsModule } from "../static/mod-ctrls.js";
@@ -26,6 +26,7 @@ import type { DsoSettings } from "../static/mod-dso/index.js";
 import { SystemAccounts } from "../system/accounts.js";
 import { PACKAGE_ROOT } from "../system/package-root.js";
 import { formatLogLine } from "../log/log-format.js";
+import type { HeldLines } from "./held-lines.js";
 import { systemLogDirective } from "./system-log.js";
 import type { SystemLogTarget } from "./system-log.js";
 import { TraceLog } from "./trace-log.js";
@@ -58,8 +59,10 @@ export interface DaemonRuntime {
   readonly xferlog: XferlogWriter;
   /** The modules' shared data, for the daemon's life: every generation's host uses it. */
   readonly sharedStore: SharedStoreApi;
-  /** What open sessions of every generation reserved of ModuleMemoryTotal. */
-  readonly sessionMemory: SessionMemoryAccount;
+  /** What open sessions of every generation reserved of ModuleMemoryTotal (a worker's counts every worker's). */
+  readonly sessionMemory: SessionMemoryApi;
+  /** A session worker's: its generations' trace lines are held while it repeats the primary's module changes. */
+  readonly heldLines?: HeldLines;
 }
 
 export interface Generation {
@@ -133,7 +136,7 @@ export function buildGeneration(
   runtime?: DaemonRuntime,
 ): Generation {
   const accounts = new SystemAccounts();
-  const traceLog = new TraceLog();
+  const traceLog = new TraceLog(runtime?.heldLines);
   let host: ModuleHost | undefined;
   const hostRef = (): ModuleHost => {
     if (host === undefined) throw new Error("mod_dso.c used before the host exists");

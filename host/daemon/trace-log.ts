@@ -7,6 +7,7 @@ import { DsoError, ErrorCodes } from "../errors.js";
 import type { DirectiveHandler } from "../modules/module-api.js";
 import type { Tracer } from "../modules/module-host.js";
 import { formatTraceLine, parseTraceSpec } from "../log/log-format.js";
+import type { HeldLines } from "./held-lines.js";
 
 /** `Trace DEFAULT:N` sets every channel without a level of its own. */
 const DEFAULT_CHANNEL = "DEFAULT";
@@ -14,6 +15,12 @@ const DEFAULT_CHANNEL = "DEFAULT";
 export class TraceLog implements Tracer {
   #file: string | undefined;
   readonly #levels = new Map<string, number>();
+  /** A session worker's: the lines of the module-set changes it repeats after the primary are held (held-lines.ts). */
+  readonly #gate: HeldLines | undefined;
+
+  constructor(gate?: HeldLines) {
+    this.#gate = gate;
+  }
 
   level(channel: string): number {
     if (this.#file === undefined) return 0;
@@ -21,8 +28,11 @@ export class TraceLog implements Tracer {
   }
 
   write(channel: string, level: number, message: string): void {
-    if (this.#file === undefined) return;
-    appendFileSync(this.#file, `${formatTraceLine(new Date(), process.pid, channel, level, message)}\n`);
+    const file = this.#file;
+    if (file === undefined) return;
+    const line = `${formatTraceLine(new Date(), process.pid, channel, level, message)}\n`;
+    if (this.#gate === undefined) appendFileSync(file, line);
+    else this.#gate.pass(() => appendFileSync(file, line));
   }
 
   /** The TraceLog and Trace directives, for mod_core's conftab. */

@@ -8,15 +8,20 @@
  *
  * Time comes from an injected clock, so backoffs and crash-loop windows are
  * tested without waiting.
+ *
+ * With session workers (issue 15) a module's faults are counted for the whole
+ * daemon by the primary (host/cluster/fault-sync.ts, with countFault below):
+ * a host told to escalate reports each fault of a module there and never takes
+ * a module out on its own; the primary unloads it everywhere.
  */
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { callGuarded } from "../sandbox/watchdog.js";
 import { describeTrap } from "./instantiate.js";
 import type { LoaderEvent } from "./loader-events.js";
-import type { UnitPolicy } from "./policy.js";
+import type { FaultPolicy, UnitPolicy } from "./policy.js";
 import type { SessionInstances } from "./session-instances.js";
-import { isFaulted } from "./unit.js";
+import { isDetached, isFaulted } from "./unit.js";
 import type { LoadedUnit, SessionUnit } from "./unit.js";
 
 /** The first reload waits this long; each further fault doubles it, up to MAX_BACKOFF_MS. */
@@ -33,6 +38,32 @@ function refuseFinalized(unit: LoadedUnit, entryPoint: string): void {
 /** The wait before the `faults`-th reload. */
 function backoff(faults: number): number {
   return Math.min(FIRST_BACKOFF_MS * 2 ** (faults - 1), MAX_BACKOFF_MS);
+}
+
+/** One more fault of a unit: its faults within the policy's window, this one last, and what the policy says. */
+export interface FaultCount {
+  readonly faults: number[];
+  /** FAULTS faults within SECONDS. */
+  readonly crashLoop: boolean;
+  /** The unit is taken out: ModuleFaultPolicy unload, or a crash loop. */
+  readonly unload: boolean;
+}
+
+/** Counts a fault at `now` against the unit's earlier fault times (ModuleFaultPolicy); pure. */
+export function countFault(earlier: readonly number[], now: number, policy: FaultPolicy): FaultCount {
+  const faults = [...earlier.filter((t) => now - t < policy.windowMs), now];
+  const crashLoop = faults.length >= policy.maxFaults;
+  return { faults, crashLoop, unload: policy.action === "unload" || crashLoop };
+}
+
+/** A module's fault as a host that escalates reports it: enough for the primary to count it as this host would. */
+export interface ModuleFault {
+  readonly unit: string;
+  /** In the daemon's instance of the module (a control, a directive, `ModuleInstances shared`), or a session's own. */
+  readonly kind: "template" | "session";
+  /** When it faulted, by the host's clock. */
+  readonly at: number;
+  readonly policy: FaultPolicy;
 }
 
 export interface FaultContext {
@@ -58,9 +89,19 @@ export class FaultSupervisor {
    * stale once the outermost call's finally has run.
    */
   #activeCommand: ActiveCommand | undefined;
+  /** Where a module's faults are counted when not here (session workers); undefined in one process. */
+  #escalate: ((fault: ModuleFault) => void) | undefined;
 
   constructor(context: FaultContext) {
     this.#context = context;
+  }
+
+  /**
+   * From now on each fault of a module is reported to `report`, which decides
+   * for the whole daemon; here a module the policy takes out is only disabled.
+   */
+  escalateTo(report: (fault: ModuleFault) => void): void {
+    this.#escalate = report;
   }
 
   /** The command host symbols act on (pr_cmd_arg, pr_response_add...). */
@@ -137,37 +178,32 @@ export class FaultSupervisor {
   #onSessionFault(instances: SessionInstances, own: SessionUnit): void {
     const unit = own.template;
     const now = this.#context.now();
-    const policy = unit.policy.fault;
-    const faults = [...unit.faults.filter((t) => now - t < policy.windowMs), now];
-    if (policy.action === "reload" && faults.length < policy.maxFaults) {
-      unit.faults = faults;
-      instances.fault(own, now + backoff(faults.length));
+    const count = countFault(unit.faults, now, unit.policy.fault);
+    if (!count.unload) {
+      unit.faults = count.faults;
+      instances.fault(own, now + backoff(count.faults.length));
+      this.#report(unit, "session", now);
       return;
     }
     instances.fault(own, Number.POSITIVE_INFINITY);
     // The template never trapped; it is taken out as the policy says, with the fault counted once.
-    this.#onFault(unit, now);
+    this.#onFault(unit, now, "session");
   }
 
-  #onFault(unit: LoadedUnit, now = this.#context.now()): void {
-    const policy = unit.policy.fault;
-    unit.faults = [...unit.faults.filter((t) => now - t < policy.windowMs), now];
+  #onFault(unit: LoadedUnit, now = this.#context.now(), kind: ModuleFault["kind"] = "template"): void {
+    const { faults, crashLoop, unload } = countFault(unit.faults, now, unit.policy.fault);
+    unit.faults = faults;
     if (unit.state.kind === "detached") {
       // Out of the engine already: never re-instantiated.
       unit.state = { kind: "detached", faulted: true };
       return;
     }
-    const crashLoop = unit.faults.length >= policy.maxFaults;
-    if (policy.action === "reload" && !crashLoop) {
-      // Exponential backoff between reloads: 100 ms, 200 ms, ... capped at 30 s.
-      unit.state = {
-        kind: "faulted",
-        retryAt: now + backoff(unit.faults.length),
-      };
-      return;
-    }
-    unit.state = { kind: "faulted", retryAt: undefined };
-    if (unit.kind !== "module") return;
+    // Exponential backoff between reloads: 100 ms, 200 ms, ... capped at 30 s.
+    unit.state = { kind: "faulted", retryAt: unload ? undefined : now + backoff(unit.faults.length) };
+    this.#report(unit, kind, now);
+    if (!unload) return;
+    // The primary decides for every worker: one that unloaded on its own would serve another module set.
+    if (unit.kind !== "module" || this.#escalate !== undefined) return;
     if (unit.dependents.size > 0) {
       this.#context.report({
         kind: "fault-disabled",
@@ -181,9 +217,15 @@ export class FaultSupervisor {
       unit: unit.name,
       crashLoop,
       faults: unit.faults.length,
-      windowMs: policy.windowMs,
+      windowMs: unit.policy.fault.windowMs,
     });
     this.#context.detach(unit);
+  }
+
+  /** Tells the daemon-wide count of a module's fault (session workers); a module rmmod took out is not counted. */
+  #report(unit: LoadedUnit, kind: ModuleFault["kind"], at: number): void {
+    if (this.#escalate === undefined || unit.kind !== "module" || isDetached(unit)) return;
+    this.#escalate({ unit: unit.name, kind, at, policy: unit.policy.fault });
   }
 
   /** Re-instantiates a faulted unit when its backoff has passed; otherwise the call is refused. */

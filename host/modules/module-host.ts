@@ -23,6 +23,7 @@ import type { SharedStoreApi } from "../abi/shared-store.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import { watchdogUnavailable } from "../sandbox/watchdog.js";
 import { FaultSupervisor } from "./fault-supervisor.js";
+import type { ModuleFault } from "./fault-supervisor.js";
 import { describeTrap, instantiateCopy, instantiatePlan, reinstantiate } from "./instantiate.js";
 import type { InstanceContext } from "./instantiate.js";
 import { MemoryPool } from "./memory-pool.js";
@@ -50,7 +51,7 @@ import type {
 import { isDetached } from "./unit.js";
 import type { LoadedUnit } from "./unit.js";
 import { SessionInstances, SessionMemoryAccount } from "./session-instances.js";
-import type { SessionInstancesContext } from "./session-instances.js";
+import type { SessionInstancesContext, SessionMemoryApi } from "./session-instances.js";
 import type { InstanceSnapshot } from "./snapshot.js";
 import { forgetSnapshots, forkState, memoryBytes, sessionInstanceError, snapshotOf } from "./session-fork.js";
 import { abortModuleLoad, commitModuleLoad, prepareModuleLoad } from "./prepared-load.js";
@@ -58,7 +59,9 @@ import type { LoadSteps, PreparedLoad } from "./prepared-load.js";
 
 export { MOD_DSO_VERSION } from "./types.js";
 export { SessionMemoryAccount } from "./session-instances.js";
+export type { SessionMemoryApi } from "./session-instances.js";
 export type { PreparedLoad } from "./prepared-load.js";
+export type { ModuleFault } from "./fault-supervisor.js";
 export type {
   SessionInstancesMode,
   BindingInfo,
@@ -99,7 +102,7 @@ export class ModuleHost {
   /** ModuleMemoryTotal, in bytes; no bound when undefined. */
   #memoryTotal: number | undefined;
   /** What the open sessions reserved of it. */
-  readonly #sessionMemory: SessionMemoryAccount;
+  readonly #sessionMemory: SessionMemoryApi;
 
   constructor(options: ModuleHostOptions) {
     this.#modulePath = options.modulePath;
@@ -232,6 +235,7 @@ export class ModuleHost {
         const limits = hostMemoryLimits(own.template.bindings);
         if (own.memory !== undefined && limits !== undefined) this.#memories.release(own.memory, limits);
       },
+      ran: (instances) => this.#sessionMemory.ran(instances),
       released: (instances) => this.#sessionMemory.close(instances),
     };
   }
@@ -373,6 +377,30 @@ export class ModuleHost {
   }
 
   /**
+   * Session workers (issue 15): from now on a module's faults are counted for
+   * the whole daemon by `report` (the primary, host/cluster/fault-sync.ts),
+   * which unloads it everywhere when its ModuleFaultPolicy says so; this host
+   * only disables it meanwhile, and never takes a module out on its own.
+   */
+  reportFaultsTo(report: (fault: ModuleFault) => void): void {
+    this.#faults.escalateTo(report);
+  }
+
+  /**
+   * The unload the primary decided for a module's faults (reportFaultsTo): it
+   * leaves the engine as the fault supervisor takes it out in one process, and
+   * the sessions that keep it in their set find it disabled after a fault.
+   */
+  unloadFaulted(name: string): void {
+    const { unit } = this.#unloadTarget(name);
+    // A compiled-in module runs no guest code, so it never faulted: it leaves as with rmmod.
+    if (unit === undefined) return this.unloadModule(name);
+    unit.state = { kind: "faulted", retryAt: undefined };
+    this.#changes++;
+    this.#registry.detach(unit);
+  }
+
+  /**
    * ModuleOrder: the engine becomes exactly these modules, in this order; the
    * others leave it (and can come back with insmod, like an rmmod'ed static
    * module). The directive checks its arguments before calling this.
@@ -440,9 +468,17 @@ export class ModuleHost {
     this.#memoryTotal = bytes;
   }
 
-  /** Bytes of guest memory the daemon's instances hold and the open sessions hold or reserved. */
+  /**
+   * Bytes of guest memory the daemon's instances hold and the open sessions hold or reserved
+   * (with session workers: this process's).
+   */
   guestMemoryBytes(): number {
-    let bytes = this.#sessionMemory.bytes();
+    return this.#sessionMemory.bytes() + this.templateMemoryBytes();
+  }
+
+  /** Bytes of guest memory the daemon's instances of this host's units hold, without the sessions'. */
+  templateMemoryBytes(): number {
+    let bytes = 0;
     for (const unit of this.#registry.allUnits()) bytes += memoryBytes(unit);
     return bytes;
   }
@@ -463,15 +499,12 @@ export class ModuleHost {
       let reserved = 0;
       for (const unit of forks.keys()) reserved += memoryBytes(unit);
       const limit = this.#memoryTotal;
-      if (limit !== undefined) {
-        const used = this.guestMemoryBytes();
-        if (used + reserved > limit) {
-          const needs = `guest memory is ${used} bytes, a session needs ${reserved} more`;
-          throw new DsoError(ErrorCodes.MEMORY_TOTAL, `ModuleMemoryTotal (${limit} bytes) reached: ${needs}`);
-        }
-      }
       const instances = new SessionInstances(this.#sessionContext, forks, reserved);
-      this.#sessionMemory.open(instances);
+      const used = this.#sessionMemory.admit(instances, this.templateMemoryBytes(), limit);
+      if (used !== undefined) {
+        const needs = `guest memory is ${used} bytes, a session needs ${reserved} more`;
+        throw new DsoError(ErrorCodes.MEMORY_TOTAL, `ModuleMemoryTotal (${limit} bytes) reached: ${needs}`);
+      }
       return {
         modules: set.modules,
         instances,

@@ -38,6 +38,8 @@ export interface SessionInstancesContext {
   rebuilding(template: LoadedUnit): void;
   /** Gives back what a session instance holds (its memory to the pool, its WASI descriptors). */
   dispose(own: SessionUnit): void;
+  /** Guest code is about to run in the session's instances: what they hold must be counted again. */
+  ran(instances: SessionInstances): void;
   /** The session ended: what it holds of ModuleMemoryTotal is free again. */
   released(instances: SessionInstances): void;
 }
@@ -105,7 +107,10 @@ export class SessionInstances {
    * refused until the faulted instance's backoff passed, then made again.
    */
   instanceOf(template: LoadedUnit, entryPoint: string): SessionUnit {
-    this.#countStale = true;
+    if (!this.#countStale) {
+      this.#countStale = true;
+      this.#context.ran(this);
+    }
     const own = this.#own.get(template);
     if (own === undefined) return this.#make(template);
     if (this.#faulted === 0) return own;
@@ -198,20 +203,73 @@ export class SessionInstances {
 }
 
 /**
+ * The open sessions' guest memory, for ModuleMemoryTotal. SessionMemoryAccount
+ * keeps it in the process; a session worker's account (host/cluster/remote-memory.ts)
+ * keeps its own sessions in one and reports to the primary, which holds the
+ * daemon's total over every worker.
+ */
+export interface SessionMemoryApi {
+  /**
+   * Opens the account of a new session when the daemon's guest memory (`hostBytes`,
+   * what the admitting host's own instances hold, plus the open sessions' and
+   * whatever else the account counts) with the session's reservation stays within
+   * `limit` (no bound when undefined). Undefined when opened; else nothing is
+   * held, and the answer is the guest memory counted.
+   */
+  admit(instances: SessionInstances, hostBytes: number, limit: number | undefined): number | undefined;
+  /** The session ended. */
+  close(instances: SessionInstances): void;
+  /** Guest code is about to run in the session's instances: its count is stale. */
+  ran(instances: SessionInstances): void;
+  /** Number of open sessions of this process with instances of their own. */
+  readonly sessions: number;
+  /** How many open sessions of this process made their own instance of `template`, and the memory they hold. */
+  instancesOf(template: LoadedUnit): { count: number; memoryBytes: number };
+  /** What the open sessions of this process count. */
+  bytes(): number;
+}
+
+/**
  * The open sessions' guest memory, for ModuleMemoryTotal: each counts at the
  * larger of what it reserved when it started and what its instances hold now
  * (a memory grows within ModuleMemoryLimit). dsod gives every SIGHUP
  * generation's host the daemon's one account, so older sessions still count.
+ * The total is kept as sessions open and close, and only the sessions that ran
+ * guest code since it was last taken are counted again: a new connection does
+ * not walk every instance of every open session.
  */
-export class SessionMemoryAccount {
-  readonly #open = new Set<SessionInstances>();
+export class SessionMemoryAccount implements SessionMemoryApi {
+  /** Each open session, with what it counted when last taken. */
+  readonly #open = new Map<SessionInstances, number>();
+  /** The open sessions that ran guest code since. */
+  readonly #stale = new Set<SessionInstances>();
+  #bytes = 0;
 
+  admit(instances: SessionInstances, hostBytes: number, limit: number | undefined): number | undefined {
+    const used = hostBytes + this.bytes();
+    if (limit !== undefined && used + instances.reservedBytes > limit) return used;
+    this.open(instances);
+    return undefined;
+  }
+
+  /** Opens the session's account whatever the bound. */
   open(instances: SessionInstances): void {
-    this.#open.add(instances);
+    if (this.#open.has(instances)) return;
+    const bytes = instances.accountedBytes();
+    this.#open.set(instances, bytes);
+    this.#bytes += bytes;
   }
 
   close(instances: SessionInstances): void {
+    const bytes = this.#open.get(instances);
+    if (bytes === undefined) return;
     this.#open.delete(instances);
+    this.#stale.delete(instances);
+    this.#bytes -= bytes;
+  }
+
+  ran(instances: SessionInstances): void {
+    if (this.#open.has(instances)) this.#stale.add(instances);
   }
 
   /** Number of open sessions with instances of their own. */
@@ -223,7 +281,7 @@ export class SessionMemoryAccount {
   instancesOf(template: LoadedUnit): { count: number; memoryBytes: number } {
     let count = 0;
     let memoryBytes = 0;
-    for (const instances of this.#open) {
+    for (const instances of this.#open.keys()) {
       const own = instances.made(template);
       if (own === undefined) continue;
       count++;
@@ -233,8 +291,13 @@ export class SessionMemoryAccount {
   }
 
   bytes(): number {
-    let bytes = 0;
-    for (const instances of this.#open) bytes += instances.accountedBytes();
-    return bytes;
+    for (const instances of this.#stale) {
+      const bytes = instances.accountedBytes();
+      // Only open sessions are ever stale (ran, close).
+      this.#bytes += bytes - (this.#open.get(instances) as number);
+      this.#open.set(instances, bytes);
+    }
+    this.#stale.clear();
+    return this.#bytes;
   }
 }

@@ -6,7 +6,7 @@
 import type { SharedStoreApi } from "../abi/shared-store.js";
 import type { Provider } from "../linker/scope.js";
 import type { EngineModule } from "./module-api.js";
-import type { SessionInstances, SessionMemoryAccount } from "./session-instances.js";
+import type { SessionInstances, SessionMemoryApi } from "./session-instances.js";
 import type { UnitPolicy } from "./policy.js";
 import type { InstanceStateExports } from "../wasm/instance-state-exports.js";
 import type { ModuleShape } from "../wasm/types.js";
@@ -128,9 +128,10 @@ export interface ModuleHostOptions {
   /**
    * The open sessions' guest memory, for ModuleMemoryTotal, when it must count
    * the sessions of earlier hosts too: dsod hands every SIGHUP generation the
-   * daemon's one account. A new one when absent.
+   * daemon's one account; a session worker, one that counts every worker's. A
+   * new SessionMemoryAccount when absent.
    */
-  sessionMemory?: SessionMemoryAccount;
+  sessionMemory?: SessionMemoryApi;
   /** The clock of fault backoffs, crash-loop windows and guests' pr_time_now, in ms; Date.now when absent. */
   clock?: () => number;
 }

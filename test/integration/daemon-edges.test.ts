@@ -6,7 +6,7 @@
  * users (mod_delay.c), and User/Group/PidFile.
  */
 import { execFileSync } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -14,6 +14,7 @@ import { crypt } from "../../host/auth/crypt.js";
 import { daemonFixture } from "./helpers/fixture.js";
 import {
   LIBEXEC,
+  ROOT,
   RunningDsod,
   baseConfig,
   dsoctl,
@@ -51,6 +52,33 @@ function pidOf(daemon: RunningDsod): number {
  */
 async function eventually(check: () => boolean): Promise<void> {
   while (!check()) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
+/** The processes whose parent is `pid`: a dsod's session workers. */
+function childrenOf(pid: number): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((child) => {
+      try {
+        return status(child, "PPid") === String(pid);
+      } catch {
+        // Gone since the listing.
+        return false;
+      }
+    });
+}
+
+/** A session and dsoctl served by a dsod that switched to User, its PidFile written as root; then a clean stop. */
+async function servesAsUser(daemon: RunningDsod, dir: string, pid: number): Promise<void> {
+  const client = await fixture.connect(daemon);
+  expect(await client.send("PWD")).toEqual(['257 "/tmp" is the current directory']);
+  const lsmod = await dsoctl(["-s", daemon.socket, "lsmod"]);
+  expect(lsmod.status).toBe(0);
+  // Written as root before the switch.
+  expect(readFileSync(`${dir}/dsod.pid`, "utf8")).toBe(`${pid}\n`);
+  client.close();
+  expect(await daemon.stop()).toBe(0);
 }
 
 function median(values: readonly number[]): number {
@@ -294,44 +322,108 @@ describe("dsod's identity and PidFile", () => {
   });
 
   it.skipIf(!isRoot)(
-    "runs as User nobody and Group nogroup with no other groups once bound, and serves sessions",
+    "runs as User nobody and Group nogroup once bound, the master keeping root as its real uid, and serves sessions",
     async () => {
       const dir = tempDir();
       const config = writeConfig(
         dir,
-        [baseConfig(dir), "User nobody", "Group nogroup", `PidFile ${dir}/dsod.pid`].join("\n"),
+        [baseConfig(dir), "User nobody", "Group nogroup", `PidFile ${dir}/dsod.pid`, "SessionWorkers 2"].join("\n"),
       );
       const daemon = await RunningDsod.start(config, `${dir}/dsod.sock`);
       fixture.adopt(daemon);
       const pid = pidOf(daemon);
-      expect(status(pid, "Uid").split(/\s+/)).toEqual(["65534", "65534", "65534", "65534"]);
-      expect(status(pid, "Gid").split(/\s+/)).toEqual(["65534", "65534", "65534", "65534"]);
+      // proftpd's master: User/Group as its effective (and file system) ids, root kept as its real and saved ones.
+      expect(status(pid, "Uid").split(/\s+/)).toEqual(["0", "65534", "0", "65534"]);
+      expect(status(pid, "Gid").split(/\s+/)).toEqual(["0", "65534", "0", "65534"]);
       expect(status(pid, "Groups")).toBe("");
-      const client = await fixture.connect(daemon);
-      expect(await client.send("PWD")).toEqual(['257 "/tmp" is the current directory']);
-      const lsmod = await dsoctl(["-s", daemon.socket, "lsmod"]);
-      expect(lsmod.status).toBe(0);
-      // Written as root before the switch; removed after the exit by the watcher that kept root.
-      expect(readFileSync(`${dir}/dsod.pid`, "utf8")).toBe(`${pid}\n`);
-      client.close();
-      expect(await daemon.stop()).toBe(0);
-      await eventually(() => !existsSync(`${dir}/dsod.pid`));
+      expect(logMessages(daemon.stderr)).toContain(
+        "master process running with effective User nobody (uid 65534), Group nogroup (gid 65534), " +
+          "no supplementary groups; sessions run in workers as User nobody",
+      );
+      // The sessions' processes gave root up for good.
+      const workers = childrenOf(pid);
+      expect(workers).toHaveLength(2);
+      for (const worker of workers) {
+        expect(status(worker, "Uid").split(/\s+/)).toEqual(["65534", "65534", "65534", "65534"]);
+        expect(status(worker, "Gid").split(/\s+/)).toEqual(["65534", "65534", "65534", "65534"]);
+        expect(status(worker, "Groups")).toBe("");
+      }
+      await servesAsUser(daemon, dir, pid);
+      // Taken back as root by the master as it stops, which then cannot run as nobody either.
+      expect(existsSync(`${dir}/dsod.pid`)).toBe(false);
+      expect(existsSync(`${dir}/dsod.sock`)).toBe(false);
     },
   );
 
-  it.skipIf(!isRoot)("refuses to start as a User that could write the module path", () => {
+  it.skipIf(!isRoot)(
+    "forks a replacement worker as root from a checkout only root may read, which then serves as nobody",
+    async () => {
+      const dir = tempDir();
+      // A copy of the package in a mode-700 folder, as a checkout in root's home: nobody may not read it.
+      const checkout = path.join(dir, "checkout");
+      mkdirSync(checkout, { mode: 0o700 });
+      for (const part of ["dist", "build", "package.json"]) execFileSync("cp", ["-r", path.join(ROOT, part), checkout]);
+      symlinkSync(path.join(ROOT, "node_modules"), path.join(checkout, "node_modules"));
+      const config = writeConfig(dir, [baseConfig(dir), "User nobody", "Group nogroup", "SessionWorkers 2"].join("\n"));
+      // The shell execs node on the copy's dsod with the arguments meant for the original, so the PID stays dsod's.
+      const copy = path.join(checkout, "dist/host/cli/dsod.js");
+      const launcher = ["sh", "-c", 'node="$1"; shift 2; exec "$node" "$0" "$@"', copy];
+      const daemon = await RunningDsod.start(config, `${dir}/dsod.sock`, [], launcher);
+      fixture.adopt(daemon);
+      const worker1 = (): number[] =>
+        [...daemon.stderr.matchAll(/worker 1 \(pid (\d+)\) started/g)].map((match) => Number(match[1]));
+      const [first] = worker1();
+      process.kill(first as number, "SIGKILL");
+      await daemon.waitForLog(new RegExp(`worker 1 \\(pid (?!${first}\\))\\d+\\) started`));
+      const replacement = worker1().at(-1);
+      expect(status(replacement as number, "Uid").split(/\s+/)).toEqual(["65534", "65534", "65534", "65534"]);
+      // The fewest sessions, the lowest index: the first session goes to the replacement.
+      const client = await fixture.connect(daemon);
+      expect(await client.send("PWD")).toEqual(['257 "/tmp" is the current directory']);
+      client.close();
+      expect(await daemon.stop()).toBe(0);
+    },
+  );
+
+  it.skipIf(!isRoot)("runs as User nobody for good with SessionWorkers off, and serves sessions", async () => {
     const dir = tempDir();
-    const modules = path.join(dir, "modules");
-    mkdirSync(modules, { mode: 0o755 });
-    chownSync(modules, 65534, 65534);
-    execFileSync("cp", [path.join(LIBEXEC, "mod_test.wasm"), modules]);
-    const config = writeConfig(dir, [baseConfig(dir), "User nobody", `ModulePath ${modules}`].join("\n"));
-    const result = runDsod(["-n", "-c", config]);
-    expect(result.status).toBe(1);
-    expect(logMessages(result.stderr)).toContain(
-      `Fatal: ModulePath '${modules}' could be written by nobody (User), who could then replace modules; chown root it and remove its group write permission`,
+    const config = writeConfig(
+      dir,
+      [baseConfig(dir), "User nobody", "Group nogroup", `PidFile ${dir}/dsod.pid`, "SessionWorkers off"].join("\n"),
     );
+    const daemon = await RunningDsod.start(config, `${dir}/dsod.sock`);
+    fixture.adopt(daemon);
+    const pid = pidOf(daemon);
+    expect(status(pid, "Uid").split(/\s+/)).toEqual(["65534", "65534", "65534", "65534"]);
+    expect(status(pid, "Gid").split(/\s+/)).toEqual(["65534", "65534", "65534", "65534"]);
+    expect(status(pid, "Groups")).toBe("");
+    await servesAsUser(daemon, dir, pid);
+    // Removed after the exit by the watcher that kept root.
+    await eventually(() => !existsSync(`${dir}/dsod.pid`));
   });
+
+  // With session workers the primary refuses it before any worker forks, in the same words.
+  it.skipIf(!isRoot).each(["off", "2"])(
+    "refuses to start as a User that could write the module path (SessionWorkers %s)",
+    (workers) => {
+      const dir = tempDir();
+      const modules = path.join(dir, "modules");
+      mkdirSync(modules, { mode: 0o755 });
+      chownSync(modules, 65534, 65534);
+      execFileSync("cp", [path.join(LIBEXEC, "mod_test.wasm"), modules]);
+      const config = writeConfig(
+        dir,
+        [baseConfig(dir), "User nobody", `ModulePath ${modules}`, `SessionWorkers ${workers}`].join("\n"),
+      );
+      const result = runDsod(["-n", "-c", config]);
+      expect(result.status).toBe(1);
+      const lines = logMessages(result.stderr);
+      expect(lines).toContain(
+        `Fatal: ModulePath '${modules}' could be written by nobody (User), who could then replace modules; chown root it and remove its group write permission`,
+      );
+      expect(lines.filter((line) => /^worker \d+ \(pid \d+\)|^running as User|^listening on/.test(line))).toEqual([]);
+    },
+  );
 
   it("says in dsod -t which directives are accepted for compatibility only", () => {
     const dir = tempDir();

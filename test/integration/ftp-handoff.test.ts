@@ -36,7 +36,7 @@ describe("SessionWorkers", () => {
   });
 
   it("changed by a SIGHUP, needs a restart: the daemon goes on serving its sessions itself", async () => {
-    const { daemon, dir } = await fixture.start(['ServerName "before"']);
+    const { daemon, dir } = await fixture.start(['ServerName "before"', "SessionWorkers off"]);
     writeConfig(dir, [baseConfig(dir), 'ServerName "after"', "SessionWorkers 2"].join("\n"));
     daemon.signal("SIGHUP");
     await daemon.waitForLog(/SessionWorkers changed/);
@@ -57,10 +57,21 @@ function status(pid: number, field: string): string {
 }
 
 describe("the daemon with SessionWorkers", () => {
-  it.skipIf(!IS_ROOT)("stays root and says nothing of User: the worker becomes User and serves", async () => {
+  it.skipIf(!IS_ROOT)("runs as User keeping root as its real uid, and says so; the worker becomes User", async () => {
     const { daemon } = await fixture.start(["SessionWorkers 1", "User nobody", "Group nogroup"]);
     const pid = daemon.child.pid as number;
-    expect(status(pid, "Uid").split(/\s+/)).toEqual(["0", "0", "0", "0"]);
+    // proftpd's master (PRIVS_RELINQUISH): User as its effective ids, root kept as its real and saved uid.
+    expect(status(pid, "Uid").split(/\s+/)).toEqual(["0", "65534", "0", "65534"]);
+    const master = daemon.stderr
+      .split("\n")
+      .filter((line) =>
+        line.endsWith(
+          "master process running with effective User nobody (uid 65534), Group nogroup (gid 65534), " +
+            "no supplementary groups; sessions run in workers as User nobody",
+        ),
+      )
+      .map((line) => Number(/ dsod\[(\d+)\]: /.exec(line)?.[1]));
+    expect(master).toEqual([pid]);
     const client = await fixture.connect(daemon);
     expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
     // Each line names its process: `dsod[PID]: message`.

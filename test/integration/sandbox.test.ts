@@ -151,18 +151,26 @@ describe("faults", () => {
     await daemon.waitForLog(/mod_trap\.c: re-instantiating after a fault/);
   });
 
-  it("unloads a module on its first fault with ModuleFaultPolicy unload", async () => {
-    const { daemon } = await startDsod([
-      `ModulePath ${FIXTURES}`,
-      "ModuleFaultPolicy mod_trap.c unload",
-      "LoadModule mod_trap.c",
-    ]);
-    const client = await connect(daemon);
-    expect(await client.send("SITE TRAP")).toEqual(["451 Requested action aborted: local error in processing."]);
-    await daemon.waitForLog(/mod_trap\.c: unloaded after a fault \(ModuleFaultPolicy unload\)/);
-    expect((await dsoctl(["-s", daemon.socket, "lsmod"])).stdout).not.toContain("mod_trap.c");
-    const fresh = await connect(daemon);
-    expect(await fresh.send("SITE OK x")).toEqual(["500 'SITE OK' not understood"]);
+  // With two workers the fault is in worker 1; the next two sessions go to worker 2, then worker 1
+  // (fewest sessions first, ties to the lowest index): the module is gone from both, and from lsmod.
+  describe.each(["2", "off"])("SessionWorkers %s", (workers) => {
+    it("unloads a module on its first fault with ModuleFaultPolicy unload", async () => {
+      const { daemon } = await startDsod([
+        `SessionWorkers ${workers}`,
+        `ModulePath ${FIXTURES}`,
+        "ModuleFaultPolicy mod_trap.c unload",
+        "LoadModule mod_trap.c",
+      ]);
+      const client = await connect(daemon);
+      expect(await client.send("SITE TRAP")).toEqual(["451 Requested action aborted: local error in processing."]);
+      await daemon.waitForLog(/mod_trap\.c: unloaded after a fault \(ModuleFaultPolicy unload\)/);
+      const unloaded = "mod_trap.c: unloaded after a fault (ModuleFaultPolicy unload)";
+      expect(logMessages(daemon.stderr).filter((line) => line === unloaded)).toHaveLength(1);
+      expect((await dsoctl(["-s", daemon.socket, "lsmod"])).stdout).not.toContain("mod_trap.c");
+      for (const fresh of [await connect(daemon), await connect(daemon)]) {
+        expect(await fresh.send("SITE OK x")).toEqual(["500 'SITE OK' not understood"]);
+      }
+    });
   });
 
   it("unloads a crash-looping module", async () => {

@@ -73,6 +73,15 @@ async function moduleFigures(
 }
 
 /**
+ * How many instances of each module the daemon itself holds: its own and,
+ * with session workers, each serving worker's (`lsmod -v`'s Session Workers).
+ */
+async function daemonCopies(daemon: RunningDsod): Promise<number> {
+  const { stdout } = await ctl(daemon, "lsmod", "-v");
+  return 1 + stdout.split("\n").filter((line) => /^dsoctl: +state: serving$/.test(line)).length;
+}
+
+/**
  * Waits until lsmod counts `count` sessions of the fixture: a session's end is
  * the daemon's to see, after the client has seen the connection close.
  */
@@ -225,6 +234,8 @@ describe("a SIGHUP", () => {
     writeConfig(dir, [baseConfig(dir), ...LOAD, "SessionStateStart 20"].join("\n"));
     daemon.signal("SIGHUP");
     await daemon.waitForLog(/received SIGHUP -- master server reparsing configuration file/);
+    // A connection after that line is served by the reloaded configuration: with session workers it waits
+    // until every worker has it (docs/directives.md, Reloading).
     const fresh = await connect(daemon);
     expect(await fresh.send("TICK")).toEqual(["200 TICK 21"]);
     expect(await old.send("TICK")).toEqual(["200 TICK 12"]);
@@ -234,37 +245,49 @@ describe("a SIGHUP", () => {
 });
 
 describe("ModuleFaultPolicy across sessions", () => {
-  it("counts a module's faults in all sessions: three sessions trapping once each unload it for all", async () => {
-    const { daemon } = await fixture.start([`ModuleFaultPolicy ${MODULE} reload 3 60`, ...LOAD]);
-    const before = await loaded(daemon);
-    expect(before).toContain(MODULE);
-    const bystander = await connect(daemon);
-    expect(await bystander.send("TICK")).toEqual(["200 TICK 1"]);
-    const idle = await connect(daemon);
-    for (let n = 1; n <= 3; n++) {
-      const session = await connect(daemon);
-      // The faults before are other sessions': this one's instance is whole.
-      expect(await session.send("TICK")).toEqual(["200 TICK 1"]);
-      expect(await session.send("BOOM")).toEqual([FAULT]);
-    }
-    await daemon.waitForLog(/mod_session_state\.c: unloaded after 3 faults within 60 s/);
-    expect(await loaded(daemon)).toEqual(before.filter((name) => name !== MODULE));
-    const fresh = await connect(daemon);
-    expect(await fresh.send("TICK")).toEqual(["500 'TICK' not understood"]);
-    // Sessions from before keep the module in their set, disabled, whether they had made an instance of it or not.
-    expect(await bystander.send("TICK")).toEqual([FAULT]);
-    expect(await idle.send("TICK")).toEqual([FAULT]);
-    expect(logMessages(daemon.stderr)).toContain(
-      "session 1: CMD handler of mod_session_state.c for TICK failed: " +
-        "mod_session_state.c: disabled after a fault (cmd_TICK not called)",
-    );
+  // With two workers the sessions alternate between them (fewest sessions first, ties to the lowest index):
+  // the three faults fall in worker 1, 2, 1, and only the primary's count for the whole daemon reaches three.
+  describe.each(["2", "off"])("SessionWorkers %s", (workers) => {
+    it("counts a module's faults in all sessions: three sessions trapping once each unload it for all", async () => {
+      const { daemon } = await fixture.start([
+        `SessionWorkers ${workers}`,
+        `ModuleFaultPolicy ${MODULE} reload 3 60`,
+        ...LOAD,
+      ]);
+      const before = await loaded(daemon);
+      expect(before).toContain(MODULE);
+      const bystander = await connect(daemon);
+      expect(await bystander.send("TICK")).toEqual(["200 TICK 1"]);
+      const idle = await connect(daemon);
+      for (let n = 1; n <= 3; n++) {
+        const session = await connect(daemon);
+        // The faults before are other sessions': this one's instance is whole.
+        expect(await session.send("TICK")).toEqual(["200 TICK 1"]);
+        expect(await session.send("BOOM")).toEqual([FAULT]);
+      }
+      await daemon.waitForLog(/mod_session_state\.c: unloaded after 3 faults within 60 s/);
+      expect(await loaded(daemon)).toEqual(before.filter((name) => name !== MODULE));
+      const unloaded = "mod_session_state.c: unloaded after 3 faults within 60 s";
+      expect(logMessages(daemon.stderr).filter((line) => line === unloaded)).toHaveLength(1);
+      const fresh = await connect(daemon);
+      expect(await fresh.send("TICK")).toEqual(["500 'TICK' not understood"]);
+      // Sessions from before keep the module in their set, disabled, whether they had made an instance of it or not.
+      expect(await bystander.send("TICK")).toEqual([FAULT]);
+      expect(await idle.send("TICK")).toEqual([FAULT]);
+      expect(logMessages(daemon.stderr)).toContain(
+        "session 1: CMD handler of mod_session_state.c for TICK failed: " +
+          "mod_session_state.c: disabled after a fault (cmd_TICK not called)",
+      );
+    });
   });
 });
 
 describe("ModuleInstances shared", () => {
   it("keeps one instance for every session, the behaviour before per-session instances", async () => {
     const users = usersFile(["demo", "alice", "bob"]);
-    const { daemon } = await fixture.start([`AuthUserFile ${users}`, "ModuleInstances shared", ...LOAD]);
+    // One instance for every session is one process's: a process cannot share a wasm instance with another.
+    const config = [`AuthUserFile ${users}`, "SessionWorkers off", "ModuleInstances shared", ...LOAD];
+    const { daemon } = await fixture.start(config);
     const a = await connect(daemon, false);
     const b = await connect(daemon, false);
     expect(await a.send("USER alice")).toEqual(["331 Password required for alice"]);
@@ -276,6 +299,18 @@ describe("ModuleInstances shared", () => {
     expect(await b.send("TICK")).toEqual(["200 TICK 2"]);
     expect(await a.send("TICK")).toEqual(["200 TICK 3"]);
   });
+
+  it("keeps one instance per worker with session workers, shared by that worker's sessions", async () => {
+    const { daemon } = await fixture.start(["SessionWorkers 2", "ModuleInstances shared", ...LOAD]);
+    // The fewest sessions first, ties to the lowest index: a and c go to worker 1, b to worker 2.
+    const a = await connect(daemon);
+    const b = await connect(daemon);
+    const c = await connect(daemon);
+    expect(await a.send("TICK")).toEqual(["200 TICK 1"]);
+    expect(await b.send("TICK")).toEqual(["200 TICK 1"]);
+    expect(await c.send("TICK")).toEqual(["200 TICK 2"]);
+    expect(await a.send("TICK")).toEqual(["200 TICK 3"]);
+  });
 });
 
 describe("ModuleMemoryTotal", () => {
@@ -283,10 +318,14 @@ describe("ModuleMemoryTotal", () => {
     // What one instance of the fixture holds; the daemon's own and each session's snapshot hold as much.
     const probe = await fixture.start(LOAD);
     const { memory } = await moduleFigures(probe.daemon);
+    // Room for the daemon's instances and two sessions', not three; with session workers the daemon's
+    // instances are its own and each worker's, and the sessions of every worker count together.
+    const probeCopies = await daemonCopies(probe.daemon);
     await probe.daemon.stop();
-    // Room for the daemon's instance and two sessions', not three.
-    const total = 3 * memory + memory / 2;
+    const daemonHolds = (probeCopies + 2) * memory;
+    const total = daemonHolds + memory / 2;
     const { daemon } = await fixture.start([`ModuleMemoryTotal ${total}`, ...LOAD]);
+    expect(await daemonCopies(daemon)).toBe(probeCopies);
     const a = await connect(daemon);
     const b = await connect(daemon);
     expect(await a.send("TICK")).toEqual(["200 TICK 1"]);
@@ -298,7 +337,7 @@ describe("ModuleMemoryTotal", () => {
     await daemon.waitForLog(/session 3 \S+: Connection refused: ModuleMemoryTotal/);
     expect(logMessages(daemon.stderr)).toContain(
       `session 3 (127.0.0.1[127.0.0.1]): Connection refused: ModuleMemoryTotal (${total} bytes) reached: ` +
-        `guest memory is ${3 * memory} bytes, a session needs ${memory} more`,
+        `guest memory is ${daemonHolds} bytes, a session needs ${memory} more`,
     );
     expect(await a.send("QUIT")).toEqual(["221 Goodbye."]);
     await a.closed();

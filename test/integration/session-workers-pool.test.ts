@@ -10,7 +10,7 @@
  * with its own pid, as proftpd's session processes do, and the primary
  * numbers the connections 1, 2, ... in the order they come.
  */
-import { chownSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { IS_ROOT } from "../helpers/other-users.js";
@@ -137,24 +137,22 @@ describe("the session worker pool (SessionWorkers 2)", () => {
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow(expect.objectContaining({ code: "ESRCH" }));
   });
 
-  // The primary stays root: only the workers become User, so only they can refuse it.
+  // What only a worker can fail at: its own switch to User (the primary checks the module path before it forks).
   it.skipIf(!IS_ROOT)("fails dsod's start with the first worker's reason when the workers cannot start", () => {
     const dir = tempDir();
-    const modules = path.join(dir, "modules");
-    mkdirSync(modules, { mode: 0o755 });
-    chownSync(modules, 65534, 65534);
-    const config = writeConfig(
-      dir,
-      [baseConfig(dir), "SessionWorkers 2", "User nobody", `ModulePath ${modules}`].join("\n"),
+    // Preloaded in every node dsod runs; only the workers (DSOD_WORKER_INDEX) are denied the switch.
+    const deny = path.join(dir, "deny-setgroups.cjs");
+    writeFileSync(
+      deny,
+      'if (process.env.DSOD_WORKER_INDEX) process.setgroups = () => { throw new Error("Operation not permitted"); };\n',
     );
-    const result = runDsod(["-n", "-c", config]);
+    const config = writeConfig(dir, [baseConfig(dir), "SessionWorkers 2", "User nobody", "Group nogroup"].join("\n"));
+    const result = runDsod(["-n", "-c", config], { NODE_OPTIONS: `--require ${deny}` });
     expect(result.status).toBe(1);
     const fatal = logMessages(result.stderr).filter((line) => line.startsWith("Fatal:"));
-    expect(fatal).toHaveLength(1);
-    expect(fatal[0]?.replace(/\(pid \d+\)/, "(pid N)")).toBe(
-      `Fatal: worker 1 (pid N) could not start: ModulePath '${modules}' could be written by nobody (User), ` +
-        "who could then replace modules; chown root it and remove its group write permission",
-    );
+    expect(fatal.map((line) => line.replace(/\(pid \d+\)/, "(pid N)"))).toEqual([
+      "Fatal: worker 1 (pid N) could not start: unable to switch to User nobody and Group nogroup: Operation not permitted",
+    ]);
     expect(logMessages(result.stderr)).not.toContainEqual(expect.stringMatching(/listening on/));
   });
 });

@@ -87,6 +87,8 @@ describe("the shared store", () => {
     writeConfig(dir, [baseConfig(dir), 'ServerName "reloaded"', ...MODULES].join("\n"));
     daemon.signal("SIGHUP");
     await daemon.waitForLog(/received SIGHUP -- master server reparsing configuration file/);
+    // A connection after that line is served by the reloaded configuration: with session workers it waits
+    // until every worker has it (docs/directives.md, Reloading).
     const { client: greeted, greeting } = await FtpControl.connect(daemon.port);
     greeted.close();
     expect(greeting).toEqual(["220 dsod Server (reloaded) [127.0.0.1]"]);

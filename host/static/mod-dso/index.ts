@@ -66,6 +66,9 @@ function parseMemoryTotal(text: string): number {
   return bytes;
 }
 
+/** SessionWorkers when the config says nothing. */
+export const DEFAULT_SESSION_WORKERS = "auto";
+
 /** SessionWorkers' bound: more processes than this serve no machine dsod runs on better. */
 export const MAX_SESSION_WORKERS = 256;
 
@@ -194,7 +197,8 @@ export function createDsoModule(options: DsoModuleOptions): { module: EngineModu
     acls: EMPTY_ACL_TABLE,
     policies: new PolicyTable(),
     sessionCpuShareMs: DEFAULT_SESSION_CPU_SHARE_MS,
-    sessionWorkers: undefined,
+    // One worker per CPU unless told otherwise: a single event loop is one core's worth of sessions (issue 15).
+    sessionWorkers: parseSessionWorkers(DEFAULT_SESSION_WORKERS),
   };
   const known = Object.values(Capabilities) as string[];
   const module: EngineModule = {

@@ -19,10 +19,12 @@ import type { DaemonRuntime, Generation } from "../../../host/daemon/generation.
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
 import { Scoreboard } from "../../../host/ftp/scoreboard.js";
 import { SessionMemoryAccount } from "../../../host/modules/module-host.js";
-import type { ModuleSet } from "../../../host/modules/module-host.js";
+import type { ModuleFault, ModuleSet } from "../../../host/modules/module-host.js";
+import { moduleControlsActions } from "../../../host/controls/module-controls.js";
 import { insmod, lsmod, rmmod } from "../../../host/static/mod-dso/controls.js";
 import { XferlogWriter } from "../../../host/xfer/xferlog.js";
-import { libexec } from "../../helpers/paths.js";
+import { FIXTURES_DIR, libexec } from "../../helpers/paths.js";
+import { testSession } from "../../helpers/session.js";
 
 const MODULE_FILES = ["mod_test.wasm", "mod_site_hello.wasm", "mod_sql.wasm", "mod_sql_mysql.wasm", "mod_ban.wasm"];
 
@@ -49,6 +51,8 @@ interface Cluster {
   /** `<index> <type>` per request, in the order the links were asked. */
   readonly requests: string[];
   readonly replaced: string[];
+  /** The changes every host made, as ClusterModules tells them (`changed`). */
+  readonly changed: string[];
   readonly logs: string[];
   /** Each worker's log lines. */
   readonly workerLogs: string[][];
@@ -79,6 +83,7 @@ function cluster(config = "LoadModule mod_test.c\n", debugLevel = 0): Cluster {
   );
   const requests: string[] = [];
   const replaced: string[] = [];
+  const changed: string[] = [];
   const before = new Map<number, Before>();
   const links: WorkerLink[] = workers.map((worker, i) => {
     const index = i + 1;
@@ -107,6 +112,7 @@ function cluster(config = "LoadModule mod_test.c\n", debugLevel = 0): Cluster {
     workers,
     requests,
     replaced,
+    changed,
     logs,
     workerLogs,
     before,
@@ -117,6 +123,7 @@ function cluster(config = "LoadModule mod_test.c\n", debugLevel = 0): Cluster {
       statuses: () => Promise.resolve([]),
       log,
       timeoutMs: 5000,
+      changed: (op) => changed.push(`${op.kind} ${op.name}`),
     }),
   };
   clusters.push(built);
@@ -156,6 +163,7 @@ describe("insmod in every worker", () => {
     expect(lastModules(c)).toEqual(Array(3).fill("mod_test.c mod_site_hello.c"));
     expect(changes(c)).toEqual(["1 module-prepare", "2 module-prepare", "1 module-commit", "2 module-commit"]);
     expect(c.modules.journal).toEqual([{ kind: "insmod", name: "mod_site_hello.c" }]);
+    expect(c.changed).toEqual(["insmod mod_site_hello.c"]);
     expect(c.replaced).toEqual([]);
   });
 
@@ -186,12 +194,19 @@ describe("insmod in every worker", () => {
     expect(lastModules(c)).toEqual(Array(3).fill("mod_site_hello.c"));
     expect(changes(c)).toEqual(["1 module-prepare", "2 module-prepare", "1 module-abort"]);
     expect(c.modules.journal).toEqual([]);
-    // The reference and worker 1 finalized what they prepared: mod_test's unload hook ran in each, once.
-    const unloaded = (lines: string[]): string[] => lines.filter((line) => line.includes("mod_test: unloaded"));
-    expect([c.logs, ...c.workerLogs].map(unloaded)).toEqual([
-      ["info: mod_test.c: mod_test: unloaded"],
-      ["info: mod_test.c: mod_test: unloaded"],
+    // The reference finalized what it prepared (mod_test's unload hook ran once) and logged it; worker 1 repeated
+    // that silently; worker 2, which alone failed, logged its own refusal.
+    expect(c.logs.filter((line) => line.includes("mod_test: unloaded"))).toEqual([
+      "info: mod_test.c: mod_test: unloaded",
+    ]);
+    expect(c.workerLogs).toEqual([
       [],
+      [
+        "debug: mod_dso/0.5: unable to dlopen 'mod_test.c': file not found (No such file or directory)",
+        `notice: mod_dso/0.5: unable to load 'mod_test.c'; check to see if '${c.dir}/mod_test.wasm' exists`,
+        "debug: mod_dso/0.5: defaulting to 'self' for symbol resolution",
+        "debug: mod_dso/0.5: unable to find module symbol 'test_module' in 'self'",
+      ],
     ]);
     // Nothing was left half made: with the file back, the same insmod succeeds everywhere.
     c.before.clear();
@@ -232,10 +247,7 @@ describe("insmod in every worker", () => {
 
   it("runs two insmods asked at once one after the other", async () => {
     const c = cluster();
-    const both = await Promise.all([
-      insmod(c.modules, ["mod_site_hello.c"]),
-      insmod(c.modules, ["mod_sql.c"]),
-    ]);
+    const both = await Promise.all([insmod(c.modules, ["mod_site_hello.c"]), insmod(c.modules, ["mod_sql.c"])]);
     expect(both.map((r) => r.lines)).toEqual([["'mod_site_hello.c' loaded"], ["'mod_sql.c' loaded"]]);
     expect(changes(c)).toEqual([
       "1 module-prepare",
@@ -257,6 +269,7 @@ describe("rmmod in every worker", () => {
     expect((await rmmod(c.modules, ["mod_test.c"])).lines).toEqual(["'mod_test.c' unloaded"]);
     expect(lastModules(c)).toEqual(Array(3).fill(""));
     expect(c.modules.journal).toEqual([{ kind: "rmmod", name: "mod_test.c" }]);
+    expect(c.changed).toEqual(["rmmod mod_test.c"]);
   });
 
   it("refuses a module with dependents on the reference without asking a worker", async () => {
@@ -267,6 +280,32 @@ describe("rmmod in every worker", () => {
     ]);
     expect(changes(c)).toEqual([]);
     expect(lastModules(c)).toEqual(before);
+  });
+
+  it("unloads a module its faults took out the same way: sessions that hold it find it disabled after a fault", async () => {
+    const c = cluster();
+    const held = c.workers.map((worker) => worker.current().host.acquireModules());
+    await c.modules.unloadModule("mod_test.c", { fault: true });
+    expect(lastModules(c)).toEqual(Array(3).fill(""));
+    expect(c.modules.journal).toEqual([{ kind: "rmmod", name: "mod_test.c" }]);
+    for (const set of held) {
+      const handler = set.modules.find((m) => m.name === "mod_test.c")?.commands[0];
+      const command = {
+        name: "TEST",
+        arg: "",
+        argv: ["TEST"],
+        user: undefined,
+        cwd: undefined,
+        path: undefined,
+        transfer: undefined,
+        addResponse: () => {},
+        addError: () => {},
+      };
+      expect(() => handler?.run(command, testSession(set.modules, undefined))).toThrow(
+        "mod_test.c: disabled after a fault",
+      );
+      set.release();
+    }
   });
 
   it("leaves every host as it was when one worker refuses", async () => {
@@ -281,6 +320,7 @@ describe("rmmod in every worker", () => {
     expect(changes(c)).toEqual(["1 module-prepare", "2 module-prepare", "1 module-abort"]);
     expect(lastModules(c)).toEqual(["mod_sql.c", "mod_sql.c", "mod_sql.c mod_sql_mysql.c"]);
     expect(c.modules.journal).toEqual([]);
+    expect(c.changed).toEqual([]);
   });
 });
 
@@ -412,5 +452,32 @@ describe("guest controls", () => {
       "notice: worker 1: control 'ban' answered differently: user alice already banned",
       "notice: worker 2: control 'ban' answered differently: user alice already banned",
     ]);
+  });
+});
+
+describe("module faults in a worker", () => {
+  const caller = { uid: 0, gid: 0, pid: 1, user: "root", group: "root" };
+
+  it("are reported for the primary to count, except a guest control's: the reference counts that one", async () => {
+    const c = cluster(`ModulePath ${FIXTURES_DIR}\nLoadModule mod_ctrls_test.c\n`);
+    const reported: ModuleFault[] = [];
+    for (const worker of c.workers) worker.reportFaultsTo((fault) => reported.push(fault));
+    const [first, second] = c.workers as [WorkerModules, WorkerModules];
+    const trapped = "mod_ctrls_test.c: fault in ctrl_boom: unreachable";
+    await expect(first.handlers().control?.({ argv: ["boom"], caller })).rejects.toThrow(trapped);
+    expect(reported).toEqual([]);
+    // The same trap outside a control request: in the template instance, as sessions reach it with
+    // ModuleInstances shared.
+    const boom = moduleControlsActions(second.current().host.engineModules()).find((a) => a.name === "boom");
+    expect(() => boom?.handler([], caller)).toThrow(trapped);
+    expect(reported.map((fault) => [fault.unit, fault.kind])).toEqual([["mod_ctrls_test.c", "template"]]);
+    // A SIGHUP's generation reports its faults too: the first worker's template was not faulted in it yet.
+    const next = buildGeneration(c.configFile, () => {}, 0, [], daemonRuntime());
+    expect(await c.modules.reload(next)).toBeUndefined();
+    c.reference.host.unloadAll();
+    c.reference = next;
+    const again = moduleControlsActions(first.current().host.engineModules()).find((a) => a.name === "boom");
+    expect(() => again?.handler([], caller)).toThrow(trapped);
+    expect(reported).toHaveLength(2);
   });
 });

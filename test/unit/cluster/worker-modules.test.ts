@@ -4,7 +4,7 @@
  * in order or refused when out of order, its counts for `lsmod -v`, and guest
  * controls run in its own template instances.
  */
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -110,9 +110,12 @@ describe("WorkerModules.handlers", () => {
     const h = worker.handlers();
     await h["module-prepare"]?.({ seq: 1, op: { kind: "insmod", name: "mod_test.c" } });
     expect(engine(worker)).not.toContain("mod_test.c");
-    // seq 1 was never committed or aborted: the next prepare drops it.
-    await h["module-prepare"]?.({ seq: 2, op: { kind: "insmod", name: "mod_site_hello.c" } });
-    expect(logs.filter((line) => line.includes("mod_test: unloaded"))).toEqual(["info: mod_test.c: mod_test: unloaded"]);
+    // seq 1 was never committed or aborted: the next prepare drops it. That one fails, so its lines are written.
+    const missing = { seq: 2, op: { kind: "insmod", name: "mod_nothere.c" } };
+    await expect(async () => h["module-prepare"]?.(missing)).rejects.toThrow("mod_nothere.wasm' does not exist");
+    expect(logs.filter((line) => line.includes("mod_test: unloaded"))).toEqual([
+      "info: mod_test.c: mod_test: unloaded",
+    ]);
     await expect(async () => h["module-commit"]?.({ seq: 1 })).rejects.toThrow("no change 1 is prepared");
     await h["module-prepare"]?.({ seq: 3, op: { kind: "insmod", name: "mod_site_hello.c" } });
     await h["module-commit"]?.({ seq: 3 });
@@ -165,9 +168,7 @@ describe("WorkerModules.handlers", () => {
   });
 
   it("runs a guest control in its own instances, and answers an unknown one as the controls server does", async () => {
-    const worker = start(
-      setup("ModuleCapabilities mod_ban.c session\nLoadModule mod_ban.c\nBanEngine on\n"),
-    );
+    const worker = start(setup("ModuleCapabilities mod_ban.c session\nLoadModule mod_ban.c\nBanEngine on\n"));
     const caller = { uid: 0, gid: 0, pid: 1, user: "root", group: "root" };
     const control = worker.handlers().control;
     expect(await control?.({ argv: ["ban", "user", "alice"], caller })).toEqual({
@@ -182,5 +183,49 @@ describe("WorkerModules.handlers", () => {
       status: -7,
       lines: ["unsupported action requested"],
     });
+  });
+});
+
+describe("WorkerModules' log and trace lines", () => {
+  it("has none for the changes the primary's reference host logs and traces, all of one only it fails", async () => {
+    const init = setup("LoadModule mod_test.c\n");
+    const trace = path.join(path.dirname(init.configFile), "trace.log");
+    writeFileSync(init.configFile, `TraceLog ${trace}\nTrace dso:20\n${readFileSync(init.configFile, "utf8")}`);
+    // At debug level 7 every load and unload has mod_dso's lines, and mod_test's hooks log.
+    const logs: string[] = [];
+    const worker = start({ ...init, debugLevel: 7 }, undefined, logs);
+    const h = worker.handlers();
+    await h["module-prepare"]?.({ seq: 1, op: { kind: "insmod", name: "mod_site_hello.c" } });
+    await h["module-commit"]?.({ seq: 1 });
+    await h["module-prepare"]?.({ seq: 2, op: { kind: "rmmod", name: "mod_site_hello.c" } });
+    await h["module-commit"]?.({ seq: 2 });
+    await h["generation-prepare"]?.({ seq: 3, generation: 2 });
+    await h["generation-commit"]?.({ seq: 3 });
+    expect(logs).toEqual([]);
+    expect(existsSync(trace)).toBe(false);
+
+    const missing = { seq: 4, op: { kind: "insmod", name: "mod_nothere.c" } };
+    await expect(async () => h["module-prepare"]?.(missing)).rejects.toThrow("mod_nothere.wasm' does not exist");
+    const stem = path.join(path.dirname(init.configFile), "mod_nothere");
+    expect(logs).toEqual([
+      "debug: mod_dso/0.5: loading 'mod_nothere.c'",
+      "debug: mod_dso/0.5: unable to dlopen 'mod_nothere.c': file not found (No such file or directory)",
+      `notice: mod_dso/0.5: unable to load 'mod_nothere.c'; check to see if '${stem}.wasm' exists`,
+      "debug: mod_dso/0.5: defaulting to 'self' for symbol resolution",
+      "debug: mod_dso/0.5: unable to find module symbol 'nothere_module' in 'self'",
+    ]);
+    // The trace file's lines after their timestamp and pid.
+    const traced = readFileSync(trace, "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((line) => line.replace(/^.*?\] /, ""));
+    expect(traced).toEqual([
+      `<dso:5>: loading module '${stem}'`,
+      "<dso:7>: looking for symbol 'nothere_module' in loaded module",
+      "<dso:1>: unable to find module symbol 'nothere_module' in 'self'",
+    ]);
+    logs.length = 0;
+    worker.unloadAll();
+    expect(logs).toEqual([]);
   });
 });

@@ -1,0 +1,175 @@
+/**
+ * A module's faults counted for the whole daemon (issue 15): one module set
+ * means that a module its ModuleFaultPolicy unloads is unloaded in every
+ * worker, and that a crash loop spread over sessions on several workers is
+ * still a crash loop.
+ *
+ * Every worker's host (and the primary's reference host, whose instances run
+ * the guest controls) reports each fault of a module instead of acting on it
+ * alone (ModuleHost.reportFaultsTo): a worker over the synchronous channel, as
+ * a `fault` call. The primary counts them with the fault supervisor's own rule
+ * (countFault) and, when the policy says so, unloads the module everywhere the
+ * way rmmod does (module-sync.ts, two phases, the journal), then logs the line
+ * one process logs for it, once.
+ */
+import type { DaemonLog } from "../daemon/generation.js";
+import { ErrorCodes, isDsoError } from "../errors.js";
+import { dsoLogLines } from "../modules/dso-log.js";
+import { countFault } from "../modules/fault-supervisor.js";
+import type { ModuleFault } from "../modules/fault-supervisor.js";
+import type { LoaderEvent } from "../modules/loader-events.js";
+import type { ModuleHost } from "../modules/module-host.js";
+import type { SyncChannel } from "./sync-channel.js";
+
+/** What the policy decided for a module: the fault-unloaded event one process reports. */
+export type FaultUnload = Extract<LoaderEvent, { kind: "fault-unloaded" }>;
+
+/** The faults of every module, by name, within their policies' windows. */
+export class FaultCounts {
+  readonly #faults = new Map<string, readonly number[]>();
+
+  /** Counts one fault; what to do when the module's policy takes it out, else undefined. */
+  record(fault: ModuleFault): FaultUnload | undefined {
+    const count = countFault(this.#faults.get(fault.unit) ?? [], fault.at, fault.policy);
+    if (!count.unload) {
+      this.#faults.set(fault.unit, count.faults);
+      return undefined;
+    }
+    // It leaves the engine: loaded again, it starts with no faults, as a new unit does in one process.
+    this.#faults.delete(fault.unit);
+    return {
+      kind: "fault-unloaded",
+      unit: fault.unit,
+      crashLoop: count.crashLoop,
+      faults: count.faults.length,
+      windowMs: fault.policy.windowMs,
+    };
+  }
+
+  /** The module was loaded or unloaded: a new unit, or none, with no faults yet. */
+  forget(name: string): void {
+    this.#faults.delete(name);
+  }
+
+  /** A new configuration generation: new units, no faults yet. */
+  clear(): void {
+    this.#faults.clear();
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+function isTime(value: unknown): value is number {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0;
+}
+
+/** The body of a worker's `fault` call. */
+export function asModuleFault(body: unknown): ModuleFault {
+  const policy = isRecord(body) ? body.policy : undefined;
+  if (
+    isRecord(body) &&
+    typeof body.unit === "string" &&
+    (body.kind === "template" || body.kind === "session") &&
+    isTime(body.at) &&
+    isRecord(policy) &&
+    (policy.action === "reload" || policy.action === "unload") &&
+    isTime(policy.maxFaults) &&
+    isTime(policy.windowMs)
+  ) {
+    const { action, maxFaults, windowMs } = policy;
+    return { unit: body.unit, kind: body.kind, at: body.at, policy: { action, maxFaults, windowMs } };
+  }
+  throw new Error("malformed fault on the session worker channel");
+}
+
+/** A worker's reporter: each fault of a module, told to the primary. */
+export function reportFaults(channel: Pick<SyncChannel, "call">): (fault: ModuleFault) => void {
+  return (fault) => {
+    try {
+      channel.call("fault", fault);
+    } catch (error) {
+      // The primary is gone: this worker ends with its channel, and nobody is left to count for.
+      if (!isDsoError(error) || error.code !== ErrorCodes.WORKER_GONE) throw error;
+    }
+  };
+}
+
+export interface FaultSyncOptions {
+  /** The current generation's reference host: what lsmod lists, and who knows a module's dependents. */
+  readonly reference: () => ModuleHost;
+  /** rmmod's two-phase path, for the unload a fault decided (ClusterModules.unloadModule). */
+  readonly unload: (name: string, options: { fault: true }) => Promise<void>;
+  readonly log: DaemonLog;
+  readonly debugLevel: number;
+}
+
+/** The primary's side: counts the reported faults and unloads a module everywhere when its policy says so. */
+export class FaultSync {
+  readonly #options: FaultSyncOptions;
+  readonly #counts = new FaultCounts();
+
+  constructor(options: FaultSyncOptions) {
+    this.#options = options;
+  }
+
+  /** The synchronous channel's handler for a worker's `fault` call. */
+  handlers(): Readonly<Record<string, (body: unknown) => null>> {
+    return {
+      fault: (body) => {
+        void this.record(asModuleFault(body));
+        return null;
+      },
+    };
+  }
+
+  /** Counts a fault of the reference host or of a worker; settles once what it decided is done and logged. */
+  record(fault: ModuleFault): Promise<void> {
+    const verdict = this.#counts.record(fault);
+    return verdict === undefined ? Promise.resolve() : this.#unload(verdict);
+  }
+
+  /** insmod or rmmod everywhere: faults of the module's unit before it no longer count. */
+  changed(name: string): void {
+    this.#counts.forget(name);
+  }
+
+  /** A SIGHUP every worker committed: the faults of the old generation's units no longer count. */
+  reloaded(): void {
+    this.#counts.clear();
+  }
+
+  async #unload(verdict: FaultUnload): Promise<void> {
+    const { unit } = verdict;
+    try {
+      await this.#options.unload(unit, { fault: true });
+    } catch (error) {
+      this.#refused(unit, error);
+      return;
+    }
+    // Logged once the module is out everywhere: whoever reads the line finds it gone from lsmod and new sessions.
+    this.#emit(verdict);
+  }
+
+  /** As one process: a module others are bound to stays disabled, and the log says so. */
+  #refused(unit: string, error: unknown): void {
+    const code = isDsoError(error) ? error.code : undefined;
+    // Taken out already: by an earlier fault's unload, reported before it was done, or by rmmod.
+    if (code === ErrorCodes.NOT_LOADED) return;
+    if (code === ErrorCodes.HAS_DEPENDENTS) {
+      const units = this.#options.reference().describe();
+      const dependents = units.find((info) => info.name === unit)?.dependents ?? [];
+      this.#emit({ kind: "fault-disabled", unit, dependents });
+      return;
+    }
+    const reason = error instanceof Error ? error.message : String(error);
+    this.#options.log("error", `${unit}: not unloaded after its faults: ${reason}`);
+  }
+
+  #emit(event: LoaderEvent): void {
+    for (const { priority, message } of dsoLogLines(event, this.#options.debugLevel)) {
+      this.#options.log(priority, message);
+    }
+  }
+}
