@@ -104,6 +104,8 @@ export class ClusterModules implements DsoControlsHost {
   readonly #options: ClusterModulesOptions;
   /** The tail of the chain every change, worker start and guest control runs on, one at a time. */
   #chain: Promise<unknown> = Promise.resolve();
+  /** Worker starts under way, each settled once its `init` is answered either way. */
+  readonly #starting = new Set<Promise<void>>();
   #seq = 0;
   #journal: ModuleOp[] = [];
   #generation = 1;
@@ -201,13 +203,22 @@ export class ClusterModules implements DsoControlsHost {
 
   /**
    * Runs `start` (a worker's "init" request) with the module state it must
-   * build, on the chain: no change is half made while a worker starts, and
-   * none made after `start` began is missed by it.
+   * build, once the changes asked before it are done: no change is half made
+   * while a worker starts, and a change asked while it starts waits for it, so
+   * the worker is asked too. Starts run beside each other (a reader beside
+   * readers), so `auto` on many cores starts its workers at once.
    */
   startWorker<T>(start: (state: ModuleState) => Promise<T>): Promise<T> {
-    return this.#serial(() =>
+    const started = this.#chain.then(() =>
       start({ journal: this.journal, removedCompiledIn: this.#removedCompiledIn, generation: this.#generation }),
     );
+    const settled = started.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#starting.add(settled);
+    void settled.then(() => this.#starting.delete(settled));
+    return started;
   }
 
   listModules(): readonly string[] {
@@ -280,8 +291,10 @@ export class ClusterModules implements DsoControlsHost {
     this.#options.log("notice", `worker ${link.index} (pid ${link.pid}): ${message}`);
   }
 
+  /** Runs `run` after every change and worker start asked before it (a writer after the readers before it). */
   #serial<T>(run: () => Promise<T>): Promise<T> {
-    const result = this.#chain.then(run);
+    const starting = [...this.#starting];
+    const result = this.#chain.then(() => Promise.all(starting)).then(run);
     this.#chain = result.catch(() => undefined);
     return result;
   }

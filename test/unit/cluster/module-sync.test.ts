@@ -417,6 +417,31 @@ describe("worker starts", () => {
     ]);
   });
 
+  it("run beside each other, and a change asked meanwhile waits for every start before it", async () => {
+    const c = cluster();
+    const events: string[] = [];
+    const gates: Array<() => void> = [];
+    const starting = (name: string) =>
+      c.modules.startWorker(async (state) => {
+        events.push(`${name} starts with ${state.journal.length} changes`);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        events.push(`${name} ready`);
+      });
+    const first = starting("w1");
+    const second = starting("w2");
+    const load = c.modules.loadModule("mod_site_hello.c").then(() => events.push("insmod done"));
+    const third = starting("w3");
+    // Both starts are under way before either is ready; the insmod and the start after it wait.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(events).toEqual(["w1 starts with 0 changes", "w2 starts with 0 changes"]);
+    for (const open of gates.splice(0)) open();
+    await Promise.all([first, second, load]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(events.slice(2)).toEqual(["w1 ready", "w2 ready", "insmod done", "w3 starts with 1 changes"]);
+    gates.splice(0).forEach((open) => open());
+    await third;
+  });
+
   it("after a SIGHUP, start with its generation, no journal, and the compiled-in modules still out", async () => {
     const c = cluster();
     await rmmod(c.modules, ["mod_delay.c"]);
