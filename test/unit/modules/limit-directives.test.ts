@@ -2,6 +2,7 @@
  * mod_dso's directives for issue #12's limits: ModuleLoadLimits and
  * SessionCPUShare, run as the config reader runs them.
  */
+import { availableParallelism } from "node:os";
 import { describe, expect, it } from "vitest";
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
 import { DEFAULT_SESSION_CPU_SHARE_MS } from "../../../host/ftp/scheduler.js";
@@ -119,9 +120,9 @@ describe("SessionCPUShare", () => {
 });
 
 describe("SessionWorkers", () => {
-  it("is off by default and takes off, auto or 1 to 256, in any case", () => {
+  it("is auto by default (one worker per CPU) and takes off, auto or 1 to 256, in any case", () => {
     const module = dso();
-    expect(module.settings.sessionWorkers).toBeUndefined();
+    expect(module.settings.sessionWorkers).toBe(Math.min(availableParallelism(), MAX_SESSION_WORKERS));
     expect(run(module, "SessionWorkers 2")).toBeUndefined();
     expect(module.settings.sessionWorkers).toBe(2);
     expect(run(module, "SessionWorkers 256")).toBeUndefined();
