@@ -66,8 +66,8 @@ function countLines(chunk: Buffer): number {
   return n;
 }
 
-/** A connected session whose greeting has been read; `onLines` then receives the count of each chunk's lines. */
-async function openSession(port: number): Promise<{ socket: net.Socket; firstReply: () => Promise<string> }> {
+/** A connected session whose greeting has been read; `firstReply` reads the first line of the next reply. */
+export async function openSession(port: number): Promise<{ socket: net.Socket; firstReply: () => Promise<string> }> {
   const socket = net.connect(port, "127.0.0.1");
   socket.setNoDelay(true);
   await once(socket, "connect");
@@ -88,15 +88,18 @@ async function openSession(port: number): Promise<{ socket: net.Socket; firstRep
   return { socket, firstReply };
 }
 
-async function throughput(port: number, sessions: number, commands: number): Promise<ClientResponse> {
-  const open = await Promise.all(Array.from({ length: sessions }, () => openSession(port)));
-  const perSession = Math.ceil(commands / sessions);
-  const line = Buffer.from(`${COMMAND}\r\n`, "latin1");
+/**
+ * `perSession` one-line `command`s on each of `sockets`, pipelined with a
+ * window of PIPELINE_DEPTH per session; the ns from the first write to the
+ * last reply. The sockets stay open (and usable again) when it resolves.
+ */
+export async function pipelined(sockets: readonly net.Socket[], perSession: number, command: string): Promise<number> {
+  const line = Buffer.from(`${command}\r\n`, "latin1");
   const batch = Buffer.concat(Array.from({ length: PIPELINE_DEPTH }, () => line));
   const start = process.hrtime.bigint();
   await Promise.all(
-    open.map(
-      ({ socket }) =>
+    sockets.map(
+      (socket) =>
         new Promise<void>((resolve, reject) => {
           let sent = Math.min(PIPELINE_DEPTH, perSession);
           let received = 0;
@@ -106,6 +109,7 @@ async function throughput(port: number, sessions: number, commands: number): Pro
             received += replies;
             if (received >= perSession) {
               socket.removeAllListeners("data");
+              socket.off("error", reject);
               resolve();
               return;
             }
@@ -120,7 +124,17 @@ async function throughput(port: number, sessions: number, commands: number): Pro
         }),
     ),
   );
-  const elapsedNs = Number(process.hrtime.bigint() - start);
+  return Number(process.hrtime.bigint() - start);
+}
+
+async function throughput(port: number, sessions: number, commands: number): Promise<ClientResponse> {
+  const open = await Promise.all(Array.from({ length: sessions }, () => openSession(port)));
+  const perSession = Math.ceil(commands / sessions);
+  const elapsedNs = await pipelined(
+    open.map(({ socket }) => socket),
+    perSession,
+    COMMAND,
+  );
   for (const { socket } of open) socket.destroy();
   return { kind: "throughput", elapsedNs, commands: perSession * sessions };
 }

@@ -157,7 +157,7 @@ async function checkRows(log: (line: string) => void): Promise<Row[]> {
 }
 
 /** The process's CPU time in ms, from /proc (user + system ticks at 100 Hz, with its reaped children's). */
-function processCpuMs(pid: number): number {
+export function processCpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
   return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) * 10;
 }
@@ -174,7 +174,7 @@ async function cpuPerLogin(pid: number, port: number, user: string, password: st
 }
 
 /** proftpd's CPU per login, the anchor of dsod's; undefined without proftpd. */
-async function proftpdPerLogin(): Promise<{ name: string; figure: number; row: Row } | undefined> {
+export async function proftpdPerLogin(): Promise<{ name: string; figure: number; row: Row } | undefined> {
   if (!proftpdInstalled()) return undefined;
   const site = makeSite({ prefix: "wasm-dso-bench-login-" });
   const proftpd = await startProftpd({ site });
@@ -190,7 +190,7 @@ async function proftpdPerLogin(): Promise<{ name: string; figure: number; row: R
 }
 
 /** NOOPs answered to `clients`, one at a time each, until `until` resolves. */
-async function noops(clients: readonly RawFtp[], until: Promise<void>): Promise<number> {
+export async function noops(clients: readonly RawFtp[], until: Promise<void>): Promise<number> {
   let done = false;
   void until.then(() => (done = true));
   const counts = await Promise.all(
@@ -207,7 +207,7 @@ async function noops(clients: readonly RawFtp[], until: Promise<void>): Promise<
 }
 
 /** Logs in over and over until `until` resolves; the number of logins. */
-async function loginLoop(port: number, user: string, password: string, until: Promise<void>): Promise<number> {
+export async function loginLoop(port: number, user: string, password: string, until: Promise<void>): Promise<number> {
   let done = false;
   void until.then(() => (done = true));
   let logins = 0;
@@ -221,7 +221,7 @@ async function loginLoop(port: number, user: string, password: string, until: Pr
   return logins;
 }
 
-function windowEnd(): Promise<void> {
+export function windowEnd(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, WINDOW_MS));
 }
 

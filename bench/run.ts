@@ -35,6 +35,7 @@ import { runMemory } from "./memory.js";
 import { runSessions } from "./sessions.js";
 import { runTransfer } from "./transfer.js";
 import { runWatchdogBench } from "./watchdog.js";
+import { runWorkers } from "./workers.js";
 import { MODULE_HOST_V8_FLAGS, tuneHeapForModuleChurn } from "../host/system/heap.js";
 import { formatNumber } from "./stats.js";
 import type { Row } from "./stats.js";
@@ -107,6 +108,8 @@ const SECTIONS: ReadonlyArray<{
   { name: "latency", run: ({ log }) => runLatency(log) },
   // 11. Per-session module instances: CPU per session start, RSS per session and 1,000 sessions held, per mode.
   { name: "sessions", run: ({ log }) => runSessions(log) },
+  // 12. Sessions served by worker processes: 50-session throughput with 1 worker and all cores, logins, stalls.
+  { name: "workers", run: ({ log }) => runWorkers(log) },
 ];
 
 async function main(): Promise<void> {

@@ -131,7 +131,8 @@ function sessionsConfig(example: string, site: FtpSite, dir: string, mode: Mode)
       if (/^PassivePorts\s/.test(line)) return "";
       return line;
     });
-  lines.push(`ControlsSocket ${path.join(dir, "dsod.sock")}`, `MaxInstances ${SESSIONS + 100}`);
+  // One process: this section reads the CPU and RSS of dsod's pid (bench/workers.ts measures workers).
+  lines.push(`ControlsSocket ${path.join(dir, "dsod.sock")}`, `MaxInstances ${SESSIONS + 100}`, "SessionWorkers off");
   if (mode !== "default") lines.push(`ModuleInstances ${mode}`, "ModuleMemoryTotal 8G");
   return `${lines.join("\n")}\n`;
 }

@@ -48,7 +48,9 @@ export function dsodSiteConfig(options: DsodSiteOptions): string {
       "TLSProtocol TLSv1.2 TLSv1.3",
     );
   }
-  lines.push(...(options.extra ?? []));
+  // One process unless `extra` says otherwise (the last SessionWorkers wins): the sections that read the
+  // CPU or RSS of dsod's pid measure the process that serves; bench/workers.ts measures workers.
+  lines.push("SessionWorkers off", ...(options.extra ?? []));
   return `${lines.join("\n")}\n`;
 }
 
