@@ -20,7 +20,7 @@
  */
 import { once } from "node:events";
 import net from "node:net";
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { PRE_LOGIN_COMMANDS } from "../host/ftp/dispatch.js";
 import { FtpServer } from "../host/ftp/server.js";
 import { HandlerResults, Phases } from "../host/modules/module-api.js";
@@ -31,6 +31,7 @@ import { createCompiledInModules } from "../host/static/index.js";
 import { isMain, LIBEXEC_DIR, percentileRows, printRows, withTarget } from "./load.js";
 import { rowOf } from "./stats.js";
 import type { Row } from "./stats.js";
+import { WorkerClient } from "./worker-client.js";
 
 const ROUNDS = 10;
 const SESSION_COUNTS = [1, 50] as const;
@@ -242,39 +243,13 @@ async function startTarget(label: Target["label"]): Promise<Target> {
   return { label, host, server, port: address.port };
 }
 
-class Client {
-  readonly #worker: Worker;
-  #waiting: ((response: ClientResponse) => void) | undefined;
-
-  constructor() {
-    this.#worker = new Worker(new URL(import.meta.url), { workerData: { role: "dispatch-client" } });
-    this.#worker.on("message", (response: ClientResponse) => this.#waiting?.(response));
-    this.#worker.on("error", (error) => {
-      throw error;
-    });
-  }
-
-  /** One request at a time: the worker answers in order, and callers await each answer. */
-  ask(request: ClientRequest): Promise<ClientResponse> {
-    if (this.#waiting !== undefined) throw new Error("bench: dispatch client asked twice at once");
-    return new Promise((resolve, reject) => {
-      this.#waiting = (response) => {
-        this.#waiting = undefined;
-        if (response.kind === "error") reject(new Error(`bench: dispatch client: ${response.message}`));
-        else resolve(response);
-      };
-      this.#worker.postMessage(request);
-    });
-  }
-
-  async close(): Promise<void> {
-    await this.#worker.terminate();
-  }
-}
-
 export async function runDispatch(log: (line: string) => void): Promise<Row[]> {
   const targets = [await startTarget("guest"), await startTarget("ts")];
-  const client = new Client();
+  const client = new WorkerClient<ClientRequest, ClientResponse>(
+    new URL(import.meta.url),
+    "dispatch-client",
+    "dispatch client",
+  );
   try {
     // Both servers must give the same answer, or the comparison would not be of the same work.
     const expected = `200 ${GREETING}: x`;

@@ -34,7 +34,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import type net from "node:net";
 import os from "node:os";
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { openSession, pipelined } from "./dispatch.js";
 import { loginLoop, noops, processCpuMs, proftpdPerLogin, windowEnd } from "./login.js";
 import { startSiteDsod } from "./proftpd/dsod.js";
@@ -45,6 +45,7 @@ import type { FtpSite } from "./proftpd/site.js";
 import { isMain, printRows, withTarget } from "./load.js";
 import { median, rowOf } from "./stats.js";
 import type { Row } from "./stats.js";
+import { WorkerClient } from "./worker-client.js";
 
 const GROUP = "workers";
 const SESSIONS = 50;
@@ -123,36 +124,6 @@ function serveClient(): void {
   });
 }
 
-class Client {
-  readonly #worker: Worker;
-  #waiting: ((response: ClientResponse) => void) | undefined;
-
-  constructor() {
-    this.#worker = new Worker(new URL(import.meta.url), { workerData: { role: "workers-client" } });
-    this.#worker.on("message", (response: ClientResponse) => this.#waiting?.(response));
-    this.#worker.on("error", (error) => {
-      throw error;
-    });
-  }
-
-  /** One request at a time, awaited by the caller. */
-  ask(request: ClientRequest): Promise<ClientResponse> {
-    if (this.#waiting !== undefined) throw new Error("bench: workers client asked twice at once");
-    return new Promise((resolve, reject) => {
-      this.#waiting = (response) => {
-        this.#waiting = undefined;
-        if (response.kind === "error") reject(new Error(`bench: workers client: ${response.message}`));
-        else resolve(response);
-      };
-      this.#worker.postMessage(request);
-    });
-  }
-
-  async close(): Promise<void> {
-    await this.#worker.terminate();
-  }
-}
-
 // ---------------------------------------------------------------------------
 // The server side.
 
@@ -195,7 +166,11 @@ function label(mode: Mode, cores: number): string {
 }
 
 async function throughputRows(daemons: readonly Daemon[], cores: number, log: (line: string) => void): Promise<Row[]> {
-  const client = new Client();
+  const client = new WorkerClient<ClientRequest, ClientResponse>(
+    new URL(import.meta.url),
+    "workers-client",
+    "workers client",
+  );
   const rates = new Map<string, number[]>();
   const used = new Map<string, number[]>();
   const push = (map: Map<string, number[]>, key: string, value: number): void => {

@@ -94,22 +94,32 @@ export function dropPrivileges(identity: Identity, ids: ProcessIds): void {
   if (ids.geteuid() !== 0) {
     throw privilegeError(`unable to set UID to ${identity.user}, current UID: ${ids.geteuid()}`);
   }
-  try {
-    ids.setgroups([]);
+  switchIds(identity, ids, () => {
     ids.setgid(identity.gid);
     ids.setuid(identity.uid);
+  });
+  if (identity.uid !== 0) switched = identity;
+}
+
+/**
+ * No supplementary groups, then `setIds` (gid before uid: without root the
+ * gid could no longer change), then main.c's check of the effective ids
+ * that resulted; a failure is fatal with proftpd's words.
+ */
+function switchIds(identity: Identity, ids: ProcessIds, setIds: () => void): void {
+  try {
+    ids.setgroups([]);
+    setIds();
   } catch (cause) {
     throw privilegeError(
       `unable to switch to User ${identity.user} and Group ${identity.group}: ${(cause as Error).message}`,
       cause,
     );
   }
-  // main.c checks the result the same way.
   if (ids.geteuid() !== identity.uid)
     throw privilegeError(`unable to set UID to ${identity.user}, current UID: ${ids.geteuid()}`);
   if (ids.getegid() !== identity.gid)
     throw privilegeError(`unable to set GID to ${identity.group}, current GID: ${ids.getegid()}`);
-  if (identity.uid !== 0) switched = identity;
 }
 
 /**
@@ -138,20 +148,10 @@ export function relinquishPrivileges(identity: Identity, ids: EffectiveIds): voi
   if (ids.getuid() !== 0 || ids.geteuid() !== 0) {
     throw privilegeError(`unable to set UID to ${identity.user}, current UID: ${ids.geteuid()}`);
   }
-  try {
-    ids.setgroups([]);
+  switchIds(identity, ids, () => {
     ids.setegid(identity.gid);
     ids.seteuid(identity.uid);
-  } catch (cause) {
-    throw privilegeError(
-      `unable to switch to User ${identity.user} and Group ${identity.group}: ${(cause as Error).message}`,
-      cause,
-    );
-  }
-  if (ids.geteuid() !== identity.uid)
-    throw privilegeError(`unable to set UID to ${identity.user}, current UID: ${ids.geteuid()}`);
-  if (ids.getegid() !== identity.gid)
-    throw privilegeError(`unable to set GID to ${identity.group}, current GID: ${ids.getegid()}`);
+  });
   relinquished = { identity, ids };
   switched = identity;
 }

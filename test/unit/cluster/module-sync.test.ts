@@ -9,35 +9,21 @@ import { copyFileSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "no
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { SharedStore } from "../../../host/abi/shared-store.js";
 import { fromRemoteFailure, toRemoteFailure } from "../../../host/cluster/ipc.js";
 import { ClusterModules } from "../../../host/cluster/module-sync.js";
 import type { WorkerLink } from "../../../host/cluster/module-sync.js";
 import { WorkerModules } from "../../../host/cluster/worker-modules.js";
 import { buildGeneration, compiledInModuleNames } from "../../../host/daemon/generation.js";
-import type { DaemonRuntime, Generation } from "../../../host/daemon/generation.js";
+import type { Generation } from "../../../host/daemon/generation.js";
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
-import { Scoreboard } from "../../../host/ftp/scoreboard.js";
-import { SessionMemoryAccount } from "../../../host/modules/module-host.js";
 import type { ModuleFault, ModuleSet } from "../../../host/modules/module-host.js";
 import { moduleControlsActions } from "../../../host/controls/module-controls.js";
 import { insmod, lsmod, rmmod } from "../../../host/static/mod-dso/controls.js";
-import { XferlogWriter } from "../../../host/xfer/xferlog.js";
+import { daemonRuntime } from "../../helpers/daemon-runtime.js";
 import { FIXTURES_DIR, libexec } from "../../helpers/paths.js";
 import { testSession } from "../../helpers/session.js";
 
 const MODULE_FILES = ["mod_test.wasm", "mod_site_hello.wasm", "mod_sql.wasm", "mod_sql_mysql.wasm", "mod_ban.wasm"];
-
-function daemonRuntime(): DaemonRuntime {
-  return {
-    scoreboard: new Scoreboard(),
-    serverPort: () => 0,
-    endSession: () => {},
-    xferlog: new XferlogWriter(),
-    sharedStore: new SharedStore(),
-    sessionMemory: new SessionMemoryAccount(),
-  };
-}
 
 /** Runs before a worker's handler sees a request: a test's way to change the world between two workers. */
 type Before = (type: string) => void;

@@ -8,28 +8,13 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileS
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { SharedStore } from "../../../host/abi/shared-store.js";
 import type { WorkerInit } from "../../../host/cluster/journal.js";
 import { WorkerModules } from "../../../host/cluster/worker-modules.js";
-import type { DaemonRuntime } from "../../../host/daemon/generation.js";
 import { ErrorCodes } from "../../../host/errors.js";
-import { Scoreboard } from "../../../host/ftp/scoreboard.js";
-import { SessionMemoryAccount } from "../../../host/modules/module-host.js";
-import { XferlogWriter } from "../../../host/xfer/xferlog.js";
+import { daemonRuntime } from "../../helpers/daemon-runtime.js";
 import { libexec } from "../../helpers/paths.js";
 
 const MODULE_FILES = ["mod_test.wasm", "mod_site_hello.wasm", "mod_ban.wasm"];
-
-function daemonRuntime(): DaemonRuntime {
-  return {
-    scoreboard: new Scoreboard(),
-    serverPort: () => 0,
-    endSession: () => {},
-    xferlog: new XferlogWriter(),
-    sharedStore: new SharedStore(),
-    sessionMemory: new SessionMemoryAccount(),
-  };
-}
 
 const dirs: string[] = [];
 const started: WorkerModules[] = [];
