@@ -1,11 +1,14 @@
 /**
  * The scoreboard across session workers, for the counts mod_auth makes at a
  * login (MaxClients, MaxClientsPerHost, MaxClientsPerUser): proftpd reads them
- * from its ScoreboardFile, which every session process writes; here each
- * worker tells the primary of its sessions (IPC event "score" when one is
- * added, logs in or ends) and, at a check, asks it for the other workers'
- * entries over the sync channel: the count must be known before the handler
- * returns. A worker's own entries are its live session states, read as they are.
+ * from its ScoreboardFile, which every session process writes; here the
+ * primary keeps every worker's sessions: it adds one when it hands the
+ * connection off (it knows the session id and the address), a worker tells it
+ * of a login (IPC event "score"), and the worker's `closed` event ends the
+ * entry; so one event a session crosses besides `closed`. At a check a worker
+ * asks the primary for the other workers' entries over the sync channel: the
+ * count must be known before the handler returns. A worker's own entries are
+ * its live session states, read as they are.
  *
  * The primary's listener counts connections (MaxConnectionsPerHost) on its
  * own scoreboard at accept time; this one is about users.
@@ -20,12 +23,10 @@ export const SCORE_EVENT = "score";
 /** The sync call for the other workers' entries. */
 export const SCOREBOARD_CALL = "scoreboard";
 
-/** One change of a worker's entries, as it crosses; `id` is the worker's number for the entry. */
+/** A login in a worker, as it crosses: `id` is the session's, the one the primary handed off. */
 export interface ScoreEvent {
-  readonly op: "add" | "changed" | "delete";
   readonly id: number;
-  readonly remoteAddress: string;
-  readonly user?: string;
+  readonly user: string;
 }
 
 /** The sync call's body: who asks, so that its own entries are left out. */
@@ -47,13 +48,18 @@ function scoreEntry(wire: WireEntry): ScoreEntry {
   return { remoteAddress: wire.remoteAddress, user: wire.user };
 }
 
+/** The session id of an entry that is a session's state (SessionState.id); undefined for anything else. */
+function sessionIdOf(entry: ScoreEntry): number | undefined {
+  const id = (entry as { readonly id?: unknown }).id;
+  return typeof id === "number" ? id : undefined;
+}
+
 /** A session worker's scoreboard: its own sessions, plus the other workers' as the primary knows them. */
 export class WorkerScoreboard extends Scoreboard {
   readonly #peer: Pick<IpcPeer, "event">;
   readonly #channel: Pick<SyncChannel, "call">;
   readonly #index: number;
-  readonly #ids = new Map<ScoreEntry, number>();
-  #nextId = 1;
+  readonly #own = new Set<ScoreEntry>();
 
   constructor(peer: Pick<IpcPeer, "event">, channel: Pick<SyncChannel, "call">, index: number) {
     super();
@@ -62,25 +68,22 @@ export class WorkerScoreboard extends Scoreboard {
     this.#index = index;
   }
 
+  // The primary added the entry at the hand-off and drops it at the session's `closed`: nothing crosses here.
   override add(entry: ScoreEntry): void {
     super.add(entry);
-    if (this.#ids.has(entry)) return;
-    const id = this.#nextId++;
-    this.#ids.set(entry, id);
-    this.#tell("add", id, entry);
+    this.#own.add(entry);
   }
 
   override changed(entry: ScoreEntry): void {
-    const id = this.#ids.get(entry);
-    if (id !== undefined) this.#tell("changed", id, entry);
+    const id = sessionIdOf(entry);
+    if (id === undefined || entry.user === undefined || !this.#own.has(entry)) return;
+    const event: ScoreEvent = { id, user: entry.user };
+    this.#peer.event(SCORE_EVENT, event);
   }
 
   override delete(entry: ScoreEntry): void {
     super.delete(entry);
-    const id = this.#ids.get(entry);
-    if (id === undefined) return;
-    this.#ids.delete(entry);
-    this.#tell("delete", id, entry);
+    this.#own.delete(entry);
   }
 
   /** This worker's entries (the session states themselves), then the other workers'. */
@@ -89,25 +92,32 @@ export class WorkerScoreboard extends Scoreboard {
     const others = this.#channel.call(SCOREBOARD_CALL, query) as WireEntry[];
     return [...super.entries(), ...others.map(scoreEntry)];
   }
-
-  #tell(op: ScoreEvent["op"], id: number, entry: ScoreEntry): void {
-    const event: ScoreEvent = { op, id, ...wireEntry(entry) };
-    this.#peer.event(SCORE_EVENT, event);
-  }
 }
 
-/** The primary's record of every worker's entries, fed by their "score" events. */
+/** The primary's record of every worker's entries, by session id: hand-offs, "score" events, `closed`. */
 export class ScoreboardService {
   readonly #workers = new Map<number, Map<number, WireEntry>>();
 
-  /** Applies one worker's event; anything that is not a ScoreEvent is ignored. */
-  onEvent(workerIndex: number, body: unknown): void {
-    if (!isScoreEvent(body)) return;
+  /** Session `id` from `remoteAddress` was handed to worker `workerIndex`: on the board, not logged in. */
+  started(workerIndex: number, id: number, remoteAddress: string): void {
     const entries = this.#workers.get(workerIndex) ?? new Map<number, WireEntry>();
     this.#workers.set(workerIndex, entries);
-    if (body.op === "delete") entries.delete(body.id);
-    else if (body.op === "add" || entries.has(body.id)) entries.set(body.id, wireEntry(scoreEntry(body)));
-    if (entries.size === 0) this.#workers.delete(workerIndex);
+    entries.set(id, { remoteAddress });
+  }
+
+  /** Applies one worker's login event; anything that is not a ScoreEvent, or names no session of it, is ignored. */
+  onEvent(workerIndex: number, body: unknown): void {
+    if (!isScoreEvent(body)) return;
+    const entries = this.#workers.get(workerIndex);
+    const entry = entries?.get(body.id);
+    if (entry !== undefined) entries?.set(body.id, { ...entry, user: body.user });
+  }
+
+  /** Worker `workerIndex` says session `id` has closed. */
+  closed(workerIndex: number, id: number): void {
+    const entries = this.#workers.get(workerIndex);
+    entries?.delete(id);
+    if (entries?.size === 0) this.#workers.delete(workerIndex);
   }
 
   /** A worker is gone: its sessions with it. */
@@ -133,11 +143,6 @@ export class ScoreboardService {
 
 function isScoreEvent(body: unknown): body is ScoreEvent {
   if (typeof body !== "object" || body === null) return false;
-  const { op, id, remoteAddress, user } = body as Record<string, unknown>;
-  return (
-    (op === "add" || op === "changed" || op === "delete") &&
-    typeof id === "number" &&
-    typeof remoteAddress === "string" &&
-    (user === undefined || typeof user === "string")
-  );
+  const { id, user } = body as Record<string, unknown>;
+  return typeof id === "number" && typeof user === "string";
 }

@@ -52,6 +52,8 @@ export function createCluster(context: ClusterContext): Cluster {
       ),
     serveSync: (stream, index) => serveSyncChannel(stream, { ...syncHandlers, ...memory.handlers(index) }),
     score: (index, body) => scoreboard.onEvent(index, body),
+    started: (index, id, remoteAddress) => scoreboard.started(index, id, remoteAddress),
+    closed: (index, id) => scoreboard.closed(index, id),
     gone: (index) => {
       scoreboard.dropWorker(index);
       memory.dropWorker(index);

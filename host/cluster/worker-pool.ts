@@ -115,8 +115,12 @@ export interface WorkerPoolOptions {
   readonly init: (index: number, send: (body: WorkerStart) => Promise<unknown>) => Promise<unknown>;
   /** Serves a new worker's synchronous channel (its fd 4): the shared store and the scoreboard. */
   readonly serveSync: (stream: net.Socket, index: number) => void;
-  /** A worker's scoreboard event (`score`). */
+  /** A worker's scoreboard event (`score`: a login). */
   readonly score: (index: number, body: unknown) => void;
+  /** Session `id` from `remoteAddress` is handed to worker `index`: the scoreboard's entry, made here. */
+  readonly started?: (index: number, id: number, remoteAddress: string) => void;
+  /** Worker `index` says session `id` has closed: its scoreboard entry goes. */
+  readonly closed?: (index: number, id: number) => void;
   /** A worker has exited: what it put on the scoreboard goes with it. */
   readonly gone: (index: number) => void;
   readonly log: DaemonLog;
@@ -267,6 +271,7 @@ export class WorkerPool {
       return;
     }
     worker.sessions.set(id, held);
+    this.#options.started?.(worker.index, id, socket.remoteAddress ?? "");
     // If the worker dies before it takes the socket, its exit ends this copy with 421 like the others.
     worker.peer.event("session", { id }, socket, { keepOpen: true });
   }
@@ -419,6 +424,7 @@ export class WorkerPool {
   /** The worker says a session has ended: the primary's copy goes, and the listener counts one less. */
   #closed(worker: PoolWorker, id: unknown): void {
     if (typeof id !== "number") return;
+    this.#options.closed?.(worker.index, id);
     const held = worker.sessions.get(id);
     if (held === undefined) return;
     worker.sessions.delete(id);

@@ -245,6 +245,9 @@ export function createAuthModule(options: AuthModuleOptions): AuthModule {
 
   /** auth_count_scoreboard's checks, in its order: the limit the login would break, if any. */
   const brokenLimit = (session: SessionState, user: string): readonly [string, ConnectionLimit] | undefined => {
+    const limits = [settings.maxClientsPerHost, settings.maxClientsPerUser, settings.maxClients];
+    // No limit set, nothing to count: in a session worker the count is a round trip to the primary.
+    if (!limits.some((limit) => limit !== undefined && limit.max > 0)) return undefined;
     const counts = countClients(options.scoreboard.entries(), session, user);
     const checks: ReadonlyArray<readonly [string, ConnectionLimit | undefined, number]> = [
       ["MaxClientsPerHost", settings.maxClientsPerHost, counts.fromHost],

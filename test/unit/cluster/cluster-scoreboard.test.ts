@@ -1,7 +1,8 @@
 /**
  * The scoreboard across workers (host/cluster/cluster-scoreboard.ts): two
  * workers' scoreboards and the primary's service joined in one thread, their
- * events and sync calls crossing as JSON; the events a worker sends; and
+ * events and sync calls crossing as JSON, the hand-off and `closed` told to the
+ * service as the pool tells it; the events a worker sends (logins only); and
  * mod_auth's MaxClientsPerUser counting a login made on the other worker,
  * which it sees only because mod_auth reports the login (Scoreboard.changed).
  */
@@ -37,27 +38,38 @@ function worker(service: ScoreboardService, index: number, events: unknown[] = [
   );
 }
 
+type SessionEntry = ScoreEntry & { id: number };
+
+/** A session's entry as the pool and the worker make it: the primary adds it at the hand-off, the worker serves it. */
+function handOff(service: ScoreboardService, index: number, board: Scoreboard, entry: SessionEntry): void {
+  service.started(index, entry.id, entry.remoteAddress);
+  board.add(entry);
+}
+
+/** The session ends in its worker, whose `closed` event drops the primary's entry. */
+function close(service: ScoreboardService, index: number, board: Scoreboard, entry: SessionEntry): void {
+  board.delete(entry);
+  service.closed(index, entry.id);
+}
+
 function seen(entries: Iterable<ScoreEntry>): [string, string | undefined][] {
   return [...entries].map((entry) => [entry.remoteAddress, entry.user]);
 }
 
 describe("WorkerScoreboard", () => {
-  it("tells the primary of each entry added, logged in and ended, once each", () => {
+  it("tells the primary of a login only: the hand-off adds the entry, `closed` ends it", () => {
     const events: unknown[] = [];
     const board = worker(new ScoreboardService(), 1, events);
-    const session = { remoteAddress: "10.0.0.1", user: undefined as string | undefined };
+    const session = { id: 7, remoteAddress: "10.0.0.1", user: undefined as string | undefined };
     board.add(session);
-    board.add(session);
+    board.changed(session);
     session.user = "ann";
     board.changed(session);
-    board.changed({ remoteAddress: "10.0.0.9", user: "never added" });
+    board.changed({ id: 9, remoteAddress: "10.0.0.9", user: "never added" } as ScoreEntry);
+    board.changed({ remoteAddress: "10.0.0.1", user: "no session id" });
     board.delete(session);
-    board.delete(session);
-    expect(events).toEqual([
-      ["score", { op: "add", id: 1, remoteAddress: "10.0.0.1" }],
-      ["score", { op: "changed", id: 1, remoteAddress: "10.0.0.1", user: "ann" }],
-      ["score", { op: "delete", id: 1, remoteAddress: "10.0.0.1", user: "ann" }],
-    ]);
+    board.changed(session);
+    expect(events).toEqual([["score", { id: 7, user: "ann" }]]);
   });
 
   it("lists its own entries as they are, then the other workers' as the primary has them", () => {
@@ -65,11 +77,16 @@ describe("WorkerScoreboard", () => {
     const one = worker(service, 1);
     const two = worker(service, 2);
     const three = worker(service, 3);
-    const mine = { remoteAddress: "10.0.0.1", user: "ann" };
-    one.add(mine);
-    const theirs = { remoteAddress: "10.0.0.2", user: undefined as string | undefined };
-    two.add(theirs);
-    three.add({ remoteAddress: "10.0.0.3", user: "cy" });
+    const mine = { id: 1, remoteAddress: "10.0.0.1", user: undefined as string | undefined };
+    handOff(service, 1, one, mine);
+    mine.user = "ann";
+    one.changed(mine);
+    const theirs = { id: 2, remoteAddress: "10.0.0.2", user: undefined as string | undefined };
+    handOff(service, 2, two, theirs);
+    const cy = { id: 3, remoteAddress: "10.0.0.3", user: undefined as string | undefined };
+    handOff(service, 3, three, cy);
+    cy.user = "cy";
+    three.changed(cy);
     expect([...one.entries()][0]).toBe(mine);
     expect(seen(one.entries())).toEqual([
       ["10.0.0.1", "ann"],
@@ -81,7 +98,7 @@ describe("WorkerScoreboard", () => {
     two.changed(theirs);
     expect(seen(one.entries())[1]).toEqual(["10.0.0.2", "bob"]);
     expect(countClients(one.entries(), mine, "bob")).toEqual({ clients: 3, fromHost: 1, forUser: 2 });
-    two.delete(theirs);
+    close(service, 2, two, theirs);
     expect(seen(one.entries())).toEqual([
       ["10.0.0.1", "ann"],
       ["10.0.0.3", "cy"],
@@ -93,23 +110,30 @@ describe("WorkerScoreboard", () => {
 });
 
 describe("ScoreboardService", () => {
-  it("ignores what is not a score event, and a change to an entry it never had", () => {
+  it("ignores what is not a login event, and a login of a session it was never handed or that closed", () => {
     const service = new ScoreboardService();
+    service.started(1, 1, "10.0.0.1");
+    service.started(1, 2, "10.0.0.2");
+    service.closed(1, 2);
     for (const body of [
       null,
-      "add",
-      { op: "add", id: "1", remoteAddress: "10.0.0.1" },
-      { op: "rename", id: 1, remoteAddress: "10.0.0.1" },
-      { op: "add", id: 1, remoteAddress: "10.0.0.1", user: 7 },
-      { op: "changed", id: 5, remoteAddress: "10.0.0.5", user: "ghost" },
-      { op: "delete", id: 6, remoteAddress: "10.0.0.6" },
+      "changed",
+      { id: "1", user: "ann" },
+      { id: 1 },
+      { id: 1, user: 7 },
+      { id: 5, user: "ghost" },
+      { id: 2, user: "closed" },
     ]) {
       service.onEvent(1, body);
+      service.onEvent(2, body);
     }
-    expect(service.others(2)).toEqual([]);
-    service.onEvent(1, { op: "add", id: 1, remoteAddress: "10.0.0.1" });
     expect(service.others(2)).toEqual([{ remoteAddress: "10.0.0.1", user: undefined }]);
     expect(service.others(1)).toEqual([]);
+    service.onEvent(1, { id: 1, user: "ann" });
+    expect(service.others(2)).toEqual([{ remoteAddress: "10.0.0.1", user: "ann" }]);
+    service.closed(1, 1);
+    service.closed(3, 1);
+    expect(service.others(2)).toEqual([]);
   });
 });
 
@@ -118,7 +142,7 @@ describe("mod_auth.c's limits across workers", () => {
   afterAll(() => rmSync(base, { recursive: true, force: true }));
 
   /** A session on a worker whose mod_auth counts on `scoreboard`, with MaxClientsPerUser 1. */
-  function session(scoreboard: Scoreboard, address: string) {
+  function session(scoreboard: Scoreboard, address: string, handedOff: (id: number) => void = () => {}) {
     const source = new AuthUserFile();
     source.setPath("/etc/dsod.passwd");
     source.load(`demo:${cryptHash("demo", "md5", "saltsalt")}:1000:1000::${base}:/bin/false\n`);
@@ -135,6 +159,7 @@ describe("mod_auth.c's limits across workers", () => {
     limit?.run(testCommand(["MaxClientsPerUser", "1"]), { file: "/etc/dsod.conf", line: 1, first: false });
     const control = new RecordingControl();
     const state = testSession([auth.module], undefined, { remoteAddress: address, control });
+    handedOff(state.id);
     scoreboard.add(state);
     const send = async (text: string): Promise<readonly string[]> => {
       const line = parseCommandLine(text);
@@ -146,8 +171,8 @@ describe("mod_auth.c's limits across workers", () => {
 
   it("refuses a second login of a user logged in on the other worker", async () => {
     const service = new ScoreboardService();
-    const first = session(worker(service, 1), "10.0.0.1");
-    const second = session(worker(service, 2), "10.0.0.2");
+    const first = session(worker(service, 1), "10.0.0.1", (id) => service.started(1, id, "10.0.0.1"));
+    const second = session(worker(service, 2), "10.0.0.2", (id) => service.started(2, id, "10.0.0.2"));
     expect(await first.login()).toEqual(["331 Password required for demo", "230 User demo logged in"]);
     expect(await second.login()).toEqual([
       "331 Password required for demo",

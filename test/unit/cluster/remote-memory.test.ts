@@ -9,7 +9,13 @@
  * test/integration/session-instances.test.ts (ModuleMemoryTotal).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MEMORY_CALL, MemoryService, RemoteSessionMemory } from "../../../host/cluster/remote-memory.js";
+import {
+  LEASE_CHUNK,
+  LEASE_FLOOR,
+  MEMORY_CALL,
+  MemoryService,
+  RemoteSessionMemory,
+} from "../../../host/cluster/remote-memory.js";
 import { FrameDecoder, encodeFrame } from "../../../host/cluster/sync-channel.js";
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
 import { HandlerResults } from "../../../host/modules/module-api.js";
@@ -151,6 +157,30 @@ describe("ModuleMemoryTotal across session workers", () => {
     expect(one.calls.length).toBe(before + 1);
     a.release();
     expect(service.bytes()).toBe(3 * PAGE);
+    expect(two.open().instances).toBeDefined();
+  });
+
+  it("admits within a worker's lease with no call, and gives back its headroom as sessions end", () => {
+    // Far from the bound: the first start takes a lease with LEASE_CHUNK of headroom, the next ones fit in it.
+    const limit = 4 * PAGE + 2 * LEASE_FLOOR;
+    const { service, one, two } = daemon(limit);
+    const before = one.calls.length;
+    const [a, b, c] = [one.open(), one.open(), one.open()];
+    expect(one.calls.slice(before)).toEqual([{ op: "admit", bytes: PAGE, reserved: PAGE, limit }]);
+    expect(service.bytes()).toBe(4 * PAGE + LEASE_CHUNK);
+    // Each session ended frees room in the lease; past the headroom granted, the rest goes back in one call.
+    a.release();
+    b.release();
+    expect(one.calls.length).toBe(before + 1);
+    c.release();
+    expect(one.calls.slice(before + 1)).toEqual([{ op: "report", bytes: PAGE + LEASE_CHUNK }]);
+    expect(service.bytes()).toBe(3 * PAGE + LEASE_CHUNK);
+    one.open().release();
+    expect(one.calls.length).toBe(before + 2);
+    // Near the bound a lease has no headroom: every start asks, as the other worker's does.
+    const near = daemon(4 * PAGE + LEASE_FLOOR - 1);
+    near.one.open();
+    expect(near.service.bytes()).toBe(4 * PAGE);
     expect(two.open().instances).toBeDefined();
   });
 

@@ -298,6 +298,29 @@ describe("mod_auth.c MaxClients, MaxClientsPerHost, MaxClientsPerUser", () => {
     expect(state.closing).toBe(true);
   });
 
+  it("reads the scoreboard only when a limit is set (a session worker's read is a round trip)", async () => {
+    const { apply, login, scoreboard } = setup();
+    let reads = 0;
+    const entries = scoreboard.entries.bind(scoreboard);
+    scoreboard.entries = () => {
+      reads++;
+      return entries();
+    };
+    apply("MaxClients", "none");
+    expect(await login("demo", "demo")).toEqual(["230 User demo logged in"]);
+    expect(reads).toBe(0);
+    const limited = setup();
+    limited.apply("MaxClientsPerUser", "3");
+    const limitedEntries = limited.scoreboard.entries.bind(limited.scoreboard);
+    let limitedReads = 0;
+    limited.scoreboard.entries = () => {
+      limitedReads++;
+      return limitedEntries();
+    };
+    expect(await limited.login("demo", "demo")).toEqual(["230 User demo logged in"]);
+    expect(limitedReads).toBe(1);
+  });
+
   it("lets the login in while under the limits", async () => {
     const { apply, login, state, scoreboard } = setup();
     scoreboard.add({ remoteAddress: "10.0.0.9", user: "ann" });
