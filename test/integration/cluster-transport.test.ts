@@ -138,21 +138,26 @@ describe("two workers", () => {
     const [one, two] = await Promise.all([startWorker(1, service), startWorker(2, service)]);
     if (one === undefined || two === undefined) throw new Error("no workers");
     const score = (worker: Worker, body: object) => worker.peer.request("score", body);
-    await score(one, { op: "add", name: "a", remoteAddress: "10.0.0.1" });
-    await score(two, { op: "add", name: "b", remoteAddress: "10.0.0.2" });
-    // Events and requests share the IPC channel in order: the event is in before the reply.
+    // The primary puts a session on the board when it hands it off; the worker adds its own entry.
+    service.started(1, 1, "10.0.0.1");
+    await score(one, { op: "add", name: "a", id: 1, remoteAddress: "10.0.0.1" });
+    service.started(2, 2, "10.0.0.2");
+    await score(two, { op: "add", name: "b", id: 2, remoteAddress: "10.0.0.2" });
     expect(await two.peer.request("entries", {})).toEqual([
-      { remoteAddress: "10.0.0.2" },
+      { id: 2, remoteAddress: "10.0.0.2" },
       { remoteAddress: "10.0.0.1" },
     ]);
+    // A login crosses as an event; events and requests share the IPC channel in order: it is in before the reply.
     await score(one, { op: "login", name: "a", user: "ann" });
     expect(await two.peer.request("entries", {})).toEqual([
-      { remoteAddress: "10.0.0.2" },
+      { id: 2, remoteAddress: "10.0.0.2" },
       { remoteAddress: "10.0.0.1", user: "ann" },
     ]);
+    // The session's end: the worker drops its entry, the primary its own at the worker's `closed`.
     await score(one, { op: "delete", name: "a" });
-    expect(await two.peer.request("entries", {})).toEqual([{ remoteAddress: "10.0.0.2" }]);
-    expect(service.others(1)).toEqual([{ remoteAddress: "10.0.0.2", user: undefined }]);
+    service.closed(1, 1);
+    expect(await two.peer.request("entries", {})).toEqual([{ id: 2, remoteAddress: "10.0.0.2" }]);
+    expect(service.others(1)).toEqual([{ remoteAddress: "10.0.0.2" }]);
   });
 });
 
