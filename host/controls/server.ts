@@ -207,6 +207,14 @@ export class ControlsServer {
   /** The request being handled, then the ones waiting, in arrival order. */
   readonly #queue = new RequestQueue();
 
+  /**
+   * Runs `run` as one request of the queue: requests that arrive meanwhile
+   * wait for it (the daemon's SIGHUP, so they see the reloaded module set).
+   */
+  exclusive<T>(run: () => Promise<T>): Promise<T> {
+    return this.#queue.run(run);
+  }
+
   constructor(options: ControlsServerOptions) {
     this.#path = options.socketPath;
     this.#owner = options.socketOwner;

@@ -426,7 +426,28 @@ export class Daemon {
       this.#log("error", `unable to reload the configuration, keeping the running one: ${text}`);
       return;
     }
-    if (this.#cluster !== undefined && !(await this.#reloadWorkers(this.#cluster, next))) return;
+    const previous = this.#generation;
+    if (this.#cluster === undefined) this.#swap(next);
+    else {
+      // Started in the SIGHUP line's turn, so hand-offs wait for its outcome (cluster.ts), and awaited as one
+      // request of the controls queue, so a control request after that line sees the module set it leaves.
+      const outcome = this.#reloadWorkers(this.#cluster, next);
+      if (!(await this.#withControlsHeld(() => outcome))) return;
+    }
+    if (next.ctrls.socketPath !== previous.ctrls.socketPath || next.ctrls.engine !== previous.ctrls.engine) {
+      try {
+        await this.#controls?.close();
+        this.#controls = undefined;
+        await this.#startControls();
+      } catch (error) {
+        // Without root (User), a new socket path may be out of reach: the FTP side serves on regardless.
+        this.#log("error", `unable to move the controls socket: ${isDsoError(error) ? error.message : String(error)}`);
+      }
+    }
+  }
+
+  /** The new generation takes over: the restart notices, then the old one's modules leave. */
+  #swap(next: Generation): void {
     const previous = this.#generation;
     this.#scheduler.setShare(next.dso.sessionCpuShareMs);
     this.#generation = next;
@@ -449,24 +470,22 @@ export class Daemon {
     }
     // Open sessions hold the old modules (acquireModules); each is released when its last session ends.
     previous.host.unloadAll();
-    if (next.ctrls.socketPath !== previous.ctrls.socketPath || next.ctrls.engine !== previous.ctrls.engine) {
-      try {
-        await this.#controls?.close();
-        this.#controls = undefined;
-        await this.#startControls();
-      } catch (error) {
-        // Without root (User), a new socket path may be out of reach: the FTP side serves on regardless.
-        this.#log("error", `unable to move the controls socket: ${isDsoError(error) ? error.message : String(error)}`);
-      }
-    }
   }
 
-  /** Has every worker take `next` or none; false (and `next` closed) when one refused it. */
+  /** Runs `run` as one request of the controls socket's queue (at once when there is no controls socket). */
+  #withControlsHeld<T>(run: () => Promise<T>): Promise<T> {
+    return this.#controls === undefined ? run() : this.#controls.exclusive(run);
+  }
+
+  /** Has every worker take `next` or none, and swaps to it; false (and `next` closed) when one refused it. */
   async #reloadWorkers(cluster: Cluster, next: Generation): Promise<boolean> {
     const refused = await cluster
       .reload(next)
       .catch((error: unknown) => (error instanceof Error ? error.message : String(error)));
-    if (refused === undefined) return true;
+    if (refused === undefined) {
+      this.#swap(next);
+      return true;
+    }
     next.host.close();
     this.#log("error", `unable to reload the configuration, keeping the running one: ${refused}`);
     return false;
