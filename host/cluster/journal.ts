@@ -88,7 +88,7 @@ function malformed(what: string): Error {
   return new Error(`malformed ${what} on the session worker channel`);
 }
 
-export function asModuleOp(value: unknown): ModuleOp {
+function asModuleOp(value: unknown): ModuleOp {
   if (isRecord(value) && (value.kind === "insmod" || value.kind === "rmmod") && typeof value.name === "string") {
     return { kind: value.kind, name: value.name };
   }

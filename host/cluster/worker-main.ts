@@ -169,7 +169,8 @@ class SessionWorker {
   async #stop(): Promise<void> {
     const ftp = this.#ftp;
     if (ftp === undefined) return;
-    // The connections were accepted by the primary, so the server's own close does not wait for them.
+    // The server's close waits for the sessions it serves; a connection it refused before the greeting
+    // (ModuleMemoryTotal) is not one of them, yet the primary holds its copy until this worker says `closed`.
     const drained = this.#open.size === 0 ? undefined : new Promise<void>((resolve) => (this.#drained = resolve));
     await Promise.all([ftp.close(), drained]);
     this.#modules?.unloadAll();

@@ -134,7 +134,7 @@ export function openSystemLog(generation: Generation, sink: DaemonLogSink): void
   sink.apply(systemLog);
 }
 
-export function loadNativeAddons(): void {
+function loadNativeAddons(): void {
   for (const name of NATIVE_ADDONS) loadNativeAddon(name);
 }
 
@@ -161,7 +161,7 @@ export function checkModulePath(generation: Generation, identity: Identity): voi
 }
 
 /** User/Group for good, once checkModulePath allows it. */
-export function becomeUser(generation: Generation, identity: Identity, log: DaemonLog): void {
+function becomeUser(generation: Generation, identity: Identity, log: DaemonLog): void {
   checkModulePath(generation, identity);
   dropPrivileges(identity, PROCESS_IDS);
   log(
