@@ -129,6 +129,12 @@ export class ControlSession implements ControlChannel {
   #batching = false;
   /** Replies written by the commands of a batch, not yet given to the socket. */
   #held = "";
+  /** The held replies go out when the scheduler's turn ends (#pump waits for a grant). */
+  #flushAtTurnEnd = false;
+  readonly #flushHeld = (): void => {
+    this.#flushAtTurnEnd = false;
+    this.#flush();
+  };
 
   constructor(socket: net.Socket, makeState: (control: ControlChannel) => SessionState, hooks: SessionHooks) {
     this.#socket = socket;
@@ -292,6 +298,10 @@ export class ControlSession implements ControlChannel {
     }
     this.#batching = false;
     if (!waitsForTurnOnly) this.#flush();
+    else if (this.#held !== "" && !this.#flushAtTurnEnd) {
+      this.#flushAtTurnEnd = true;
+      scheduler?.atTurnEnd(this.#flushHeld);
+    }
     const behind = this.#queue.length >= MAX_QUEUED_LINES || this.#socket.writableLength > MAX_PENDING_REPLY_BYTES;
     if (behind && !this.#readPaused) {
       this.#readPaused = true;

@@ -7,7 +7,12 @@
  * next command to arrive.
  */
 import { describe, expect, it } from "vitest";
-import { DEFAULT_SESSION_CPU_SHARE_MS, FairScheduler, USAGE_TIME_CONSTANT_MS } from "../../../host/ftp/scheduler.js";
+import {
+  DEFAULT_SESSION_CPU_SHARE_MS,
+  FairScheduler,
+  TURN_SLICE_MS,
+  USAGE_TIME_CONSTANT_MS,
+} from "../../../host/ftp/scheduler.js";
 
 class Loop {
   now = 0;
@@ -58,7 +63,7 @@ interface Setup {
   readonly submit: (session: string, label?: string) => boolean;
 }
 
-function setup(shareMs?: number): Setup {
+function setup(shareMs?: number, sliceMs?: number): Setup {
   const loop = new Loop();
   const scheduler = new FairScheduler<string>({
     now: () => loop.now,
@@ -66,6 +71,7 @@ function setup(shareMs?: number): Setup {
     defer: loop.defer,
     later: loop.later,
     ...(shareMs !== undefined && { shareMs }),
+    ...(sliceMs !== undefined && { sliceMs }),
   });
   const granted: string[] = [];
   const submit = (session: string, label = session): boolean => {
@@ -76,9 +82,29 @@ function setup(shareMs?: number): Setup {
   return { loop, scheduler, granted, submit };
 }
 
-describe("FairScheduler: one command per turn", () => {
+/**
+ * `session` pipelining `count` commands of `costMs` each, as session.ts runs
+ * them: synchronously in the grant, charged, then asking for the next.
+ */
+function pipeline(setup: Setup, session: string, count: number, costMs: number): void {
+  const { loop, scheduler, granted } = setup;
+  let sent = 0;
+  const run = (): void => {
+    for (;;) {
+      sent++;
+      granted.push(`${session}${sent}`);
+      loop.now += costMs;
+      scheduler.charge(session, costMs);
+      if (sent === count || !scheduler.request(session, run)) return;
+    }
+  };
+  if (scheduler.request(session, run)) run();
+}
+
+describe("FairScheduler: one command per grant", () => {
   it("starts a command at once when the loop had waited for it; a second before the loop waits again takes a turn", async () => {
-    const { loop, granted, submit } = setup();
+    // A slice of 0: one grant per turn, to see each.
+    const { loop, granted, submit } = setup(undefined, 0);
     expect(submit("a", "a1")).toBe(true);
     expect(submit("a", "a2")).toBe(false);
     expect(submit("b", "b1")).toBe(false);
@@ -126,6 +152,52 @@ describe("FairScheduler: one command per turn", () => {
     expect(scheduler.waiting).toBe(5);
     for (let i = 0; i < 5; i++) await loop.turn();
     expect(granted).toEqual(["a1", "a2", "a3", "b1", "c1", "a4"]);
+  });
+});
+
+describe("FairScheduler: a turn's slice", () => {
+  it(`grants one command after another, least usage first, until ${TURN_SLICE_MS} ms have been used`, async () => {
+    const context = setup();
+    const { loop, granted } = context;
+    // 0.5 ms commands: a1 starts at once; b and c have used nothing, so they go before a's second.
+    for (const session of ["a", "b", "c"]) pipeline(context, session, 6, 0.5);
+    expect(granted).toEqual(["a1"]);
+    await loop.turn();
+    // b1, c1, a2 were one round; the next round goes by the usage each has then, and the slice ends at 2 ms.
+    expect(granted).toEqual(["a1", "b1", "c1", "a2", "b2"]);
+    const perTurn: number[] = [];
+    while (loop.pending > 0) {
+      const before = granted.length;
+      await loop.turn();
+      perTurn.push(granted.length - before);
+    }
+    expect(perTurn).toEqual([4, 4, 4, 1]);
+    expect(granted.filter((label) => label.startsWith("c"))).toEqual(["c1", "c2", "c3", "c4", "c5", "c6"]);
+  });
+
+  it("ends a turn with a command that uses the whole slice", async () => {
+    const context = setup();
+    const { loop, granted } = context;
+    pipeline(context, "x", 3, 5);
+    pipeline(context, "y", 3, 5);
+    expect(granted).toEqual(["x1"]);
+    for (const expected of [["y1"], ["x2"], ["y2"], ["x3"], ["y3"]]) {
+      const before = granted.length;
+      await loop.turn();
+      expect(granted.slice(before)).toEqual(expected);
+    }
+    expect(loop.pending).toBe(0);
+  });
+
+  it("calls what waits for the end of a turn once the turn's grants are done, or at the next turn", async () => {
+    const context = setup();
+    const { loop, scheduler, granted } = context;
+    const ends: string[] = [];
+    pipeline(context, "a", 3, 0.5);
+    scheduler.atTurnEnd(() => ends.push(`end after ${granted.join(",")}`));
+    expect(ends).toEqual([]);
+    await loop.turn();
+    expect(ends).toEqual(["end after a1,a2,a3"]);
   });
 });
 
@@ -244,9 +316,7 @@ describe("FairScheduler: the allowance per second", () => {
     expect(submit("heavy", "h")).toBe(false);
     expect(submit("light", "l")).toBe(false);
     await loop.turn();
-    expect(granted).toEqual(["l"]);
-    // The next turn finds only heavy waiting, over its share: it sets a timer for when heavy is back within it.
-    await loop.turn();
+    // The turn found only heavy waiting after l, over its share: it set a timer for when heavy is back within it.
     expect(granted).toEqual(["l"]);
     expect(loop.now).toBe(0);
     // Nothing deferred: the loop sleeps until that timer, one time constant later.

@@ -103,9 +103,10 @@ class Loop {
   idle = 0;
   readonly deferred: Array<() => void> = [];
 
-  scheduler(shareMs = 0): FairScheduler<number> {
+  scheduler(shareMs = 0, sliceMs?: number): FairScheduler<number> {
     return new FairScheduler<number>({
       shareMs,
+      ...(sliceMs !== undefined && { sliceMs }),
       now: () => this.now,
       idleTime: () => this.idle,
       defer: (next) => this.deferred.push(next),
@@ -182,19 +183,29 @@ describe("ControlSession's writes", () => {
     expect(socket.writes).toEqual([NOOP_REPLY.repeat(32)]);
   });
 
-  it("holds replies across the scheduler's turns while commands read wait, and writes once they are done", () => {
+  it("holds replies while its commands wait for the scheduler's turn, and writes them when the turn ends", () => {
     const loop = new Loop();
     const { socket } = open({ scheduler: loop.scheduler() });
     loop.idle++;
     socket.receive("NOOP\r\n".repeat(8));
-    let turns = 0;
-    while (loop.turn()) {
-      turns++;
-      // Each turn runs one command (the scheduler's fairness); nothing is written until the last.
-      if (loop.deferred.length > 0) expect(socket.writes).toEqual([]);
-    }
-    expect(turns).toBe(7);
+    // The first ran at once; its reply waits for the turn that runs the other seven (the clock does not move here).
+    expect(socket.writes).toEqual([]);
+    expect(loop.turn()).toBe(true);
     expect(socket.writes).toEqual([NOOP_REPLY.repeat(8)]);
+    expect(loop.turn()).toBe(false);
+  });
+
+  it("writes once per turn, not once per command, when each turn runs one command", () => {
+    const loop = new Loop();
+    const { socket } = open({ scheduler: loop.scheduler(0, 0) });
+    loop.idle++;
+    socket.receive("NOOP\r\n".repeat(4));
+    expect(socket.writes).toEqual([]);
+    let turns = 0;
+    while (loop.turn()) turns++;
+    expect(turns).toBe(3);
+    // The first turn's write carries the reply held since the read as well.
+    expect(socket.writes).toEqual([NOOP_REPLY.repeat(2), NOOP_REPLY, NOOP_REPLY]);
   });
 
   it("writes what it holds when the next turn waits on the session's allowance, not just the loop", () => {
