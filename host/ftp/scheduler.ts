@@ -85,10 +85,11 @@ interface Usage {
   rank: number;
 }
 
+/** A waiting command; granted entries are kept for the next request (#free), so a pipelined command allocates none. */
 interface Waiting<Session> {
-  readonly session: Session;
-  readonly seq: number;
-  readonly onTurn: () => void;
+  session: Session;
+  seq: number;
+  onTurn: () => void;
   /** The session's usage rank when the round that holds the entry was drawn up (#takeRound). */
   rank: number;
 }
@@ -100,6 +101,11 @@ const SHARE_SLACK = 1 + 1e-9;
 
 function rankOf(value: number, at: number): number {
   return Math.log(value) + at / USAGE_TIME_CONSTANT_MS;
+}
+
+/** Least usage first, then the earliest. */
+function goesFirst<Session>(a: Waiting<Session>, b: Waiting<Session>): number {
+  return a.rank === b.rank ? a.seq - b.seq : a.rank < b.rank ? -1 : 1;
 }
 
 export class FairScheduler<Session> {
@@ -117,6 +123,9 @@ export class FairScheduler<Session> {
    * table as sessions came and went, on every pipelined command).
    */
   readonly #waiting: Array<Waiting<Session>> = [];
+  readonly #free: Array<Waiting<Session>> = [];
+  /** The round #grantSlice is granting (#takeRound); one list, refilled each round. */
+  readonly #round: Array<Waiting<Session>> = [];
   #seq = 0;
   /** The loop's idle time at the last grant: until the loop has waited for I/O again, another request waits for a turn. */
   #idleAtGrant = Number.NaN;
@@ -125,6 +134,10 @@ export class FairScheduler<Session> {
   /** When the pending wake-up for a session over its allowance fires (Infinity: none pending). */
   #wakeAt = Infinity;
   readonly #onNextTurn = (): void => this.#nextTurn();
+  /** The last now() reading; NaN while a grant has taken none. */
+  #lastReading = Number.NaN;
+  /** #grantSlice is granting: the loop has not polled since the last grant. */
+  #granting = false;
   /** The last grant's command runs after the turn (turn()'s promise): the slice ends with it. */
   #grantedLater = false;
   /** Called once the turn of grants that is running, or the next one, has ended (atTurnEnd). */
@@ -146,15 +159,26 @@ export class FairScheduler<Session> {
    * once free of any promise.
    */
   request(session: Session, onTurn: () => void): boolean {
-    if (this.#waiting.length === 0) {
+    // During a turn's grants the loop has not polled since the last one: the request waits, without a look at the clocks.
+    if (this.#waiting.length === 0 && !this.#granting) {
       const idle = this.#idleTime();
-      const eligibleAt = idle === this.#idleAtGrant ? Infinity : this.#eligibleAt(session);
-      if (eligibleAt === -Infinity || eligibleAt <= this.#now()) {
-        this.#idleAtGrant = idle;
-        return true;
+      if (idle !== this.#idleAtGrant) {
+        const eligibleAt = this.#eligibleAt(session);
+        if (eligibleAt === -Infinity || eligibleAt <= this.#now()) {
+          this.#idleAtGrant = idle;
+          return true;
+        }
       }
     }
-    this.#waiting.push({ session, seq: this.#seq++, onTurn, rank: 0 });
+    const entry = this.#free.pop();
+    if (entry === undefined) {
+      this.#waiting.push({ session, seq: this.#seq++, onTurn, rank: 0 });
+    } else {
+      entry.session = session;
+      entry.seq = this.#seq++;
+      entry.onTurn = onTurn;
+      this.#waiting.push(entry);
+    }
     this.#deferNextTurn();
     return false;
   }
@@ -193,10 +217,21 @@ export class FairScheduler<Session> {
     });
   }
 
-  /** Adds `ms`, the time a command of `session` held the daemon's thread, to its usage. */
-  charge(session: Session, ms: number): void {
-    if (!(ms > 0)) return;
+  /**
+   * The scheduler's clock, to time the commands it grants with: a turn's
+   * slice counts from the last reading taken during a grant, so a command
+   * timed with it costs no reading of its own.
+   */
+  now(): number {
     const now = this.#now();
+    this.#lastReading = now;
+    return now;
+  }
+
+  /** Adds `ms`, the time a command of `session` held the daemon's thread until `at` (now), to its usage. */
+  charge(session: Session, ms: number, at?: number): void {
+    if (!(ms > 0)) return;
+    const now = at ?? this.#now();
     const usage = this.#usage.get(session);
     if (usage === undefined) {
       this.#usage.set(session, { value: ms, at: now, rank: rankOf(ms, now) });
@@ -220,7 +255,8 @@ export class FairScheduler<Session> {
    * its usage to decay, not only for the next turn of the loop.
    */
   throttled(session: Session): boolean {
-    return this.#eligibleAt(session) > this.#now();
+    const eligibleAt = this.#eligibleAt(session);
+    return eligibleAt !== -Infinity && eligibleAt > this.#now();
   }
 
   /** `session`'s recent usage now, in ms (about the ms per second it has been using). */
@@ -266,7 +302,9 @@ export class FairScheduler<Session> {
   #nextTurn(): void {
     // Requests made during the slice wait for the turn deferred at its end, if one is needed then.
     this.#deferred = true;
+    this.#granting = true;
     const more = this.#grantSlice();
+    this.#granting = false;
     this.#deferred = false;
     if (more) this.#deferNextTurn();
     const turnEnd = this.#turnEnd;
@@ -285,6 +323,8 @@ export class FairScheduler<Session> {
    */
   #grantSlice(): boolean {
     const start = this.#now();
+    // The loop does not poll during the slice: its idle time stays what it is now.
+    const idle = this.#idleTime();
     let now = start;
     for (;;) {
       const round = this.#takeRound(now);
@@ -293,10 +333,11 @@ export class FairScheduler<Session> {
         return false;
       }
       for (let i = 0; i < round.length; i++) {
-        this.#idleAtGrant = this.#idleTime();
+        this.#idleAtGrant = idle;
         this.#grantedLater = false;
-        (round[i] as Waiting<Session>).onTurn();
-        now = this.#now();
+        this.#lastReading = Number.NaN;
+        this.#grant(round[i] as Waiting<Session>);
+        now = Number.isNaN(this.#lastReading) ? this.#now() : this.#lastReading;
         const sliceUsed = this.#grantedLater || now - start >= this.#sliceMs;
         if (sliceUsed && i + 1 < round.length) {
           for (let rest = i + 1; rest < round.length; rest++) this.#waiting.push(round[rest] as Waiting<Session>);
@@ -307,9 +348,17 @@ export class FairScheduler<Session> {
     }
   }
 
+  /** Calls `entry`'s onTurn, the entry kept for a later request first (onTurn may make one). */
+  #grant(entry: Waiting<Session>): void {
+    const onTurn = entry.onTurn;
+    this.#free.push(entry);
+    onTurn();
+  }
+
   /** Takes the waiting commands within their allowance off the list, in the order they go. */
   #takeRound(now: number): Array<Waiting<Session>> {
-    const round: Array<Waiting<Session>> = [];
+    const round = this.#round;
+    round.length = 0;
     const waiting = this.#waiting;
     let kept = 0;
     for (const entry of waiting) {
@@ -322,7 +371,7 @@ export class FairScheduler<Session> {
       round.push(entry);
     }
     waiting.length = kept;
-    return round.sort((a, b) => (a.rank === b.rank ? a.seq - b.seq : a.rank < b.rank ? -1 : 1));
+    return round.sort(goesFirst);
   }
 
   /** Takes `entry` off the list: the last entry moves into its place. */

@@ -20,7 +20,6 @@
 import type net from "node:net";
 import tls from "node:tls";
 import type { TLSSocketOptions } from "node:tls";
-import { performance } from "node:perf_hooks";
 import { TlsCarrier } from "../tls/carrier.js";
 import type { ControlChannel, SessionState } from "../modules/module-api.js";
 import { InactivityTimer } from "../system/clock.js";
@@ -291,10 +290,13 @@ export class ControlSession implements ControlChannel {
         break;
       }
       this.#hasTurn = false;
-      const started = scheduler === undefined ? 0 : performance.now();
+      const started = scheduler === undefined ? 0 : scheduler.now();
       this.#run(this.#queue.shift() as string);
       // What the command cost the loop before it returned (a transfer's later I/O is not CPU the loop owes it).
-      scheduler?.charge(this.state.id, performance.now() - started);
+      if (scheduler !== undefined) {
+        const ended = scheduler.now();
+        scheduler.charge(this.state.id, ended - started, ended);
+      }
     }
     this.#batching = false;
     if (!waitsForTurnOnly) this.#flush();
