@@ -84,7 +84,8 @@ function setup(shareMs?: number, sliceMs?: number): Setup {
 
 /**
  * `session` pipelining `count` commands of `costMs` each, as session.ts runs
- * them: synchronously in the grant, charged, then asking for the next.
+ * them: synchronously in the grant, timed with the scheduler's clock (the
+ * slice counts from those readings), charged, then asking for the next.
  */
 function pipeline(setup: Setup, session: string, count: number, costMs: number): void {
   const { loop, scheduler, granted } = setup;
@@ -93,8 +94,10 @@ function pipeline(setup: Setup, session: string, count: number, costMs: number):
     for (;;) {
       sent++;
       granted.push(`${session}${sent}`);
+      const started = scheduler.now();
       loop.now += costMs;
-      scheduler.charge(session, costMs);
+      const ended = scheduler.now();
+      scheduler.charge(session, ended - started, ended);
       if (sent === count || !scheduler.request(session, run)) return;
     }
   };
