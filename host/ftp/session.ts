@@ -282,6 +282,8 @@ export class ControlSession implements ControlChannel {
     const scheduler = this.#hooks.scheduler;
     this.#batching = true;
     let waitsForTurnOnly = false;
+    // Back-to-back commands share their clock readings: one's end is the next one's start.
+    let mark = Number.NaN;
     while (!this.#busy && !this.#awaitingTurn && !this.state.closing && this.#queue.length > 0) {
       if (this.#socket.writableLength > MAX_PENDING_REPLY_BYTES) break;
       if (scheduler !== undefined && !this.#hasTurn && !scheduler.request(this.state.id, this.#onTurn)) {
@@ -290,12 +292,13 @@ export class ControlSession implements ControlChannel {
         break;
       }
       this.#hasTurn = false;
-      const started = scheduler === undefined ? 0 : scheduler.now();
+      if (scheduler !== undefined && Number.isNaN(mark)) mark = scheduler.now();
       this.#run(this.#queue.shift() as string);
       // What the command cost the loop before it returned (a transfer's later I/O is not CPU the loop owes it).
       if (scheduler !== undefined) {
         const ended = scheduler.now();
-        scheduler.charge(this.state.id, ended - started, ended);
+        scheduler.charge(this.state.id, ended - mark, ended);
+        mark = ended;
       }
     }
     this.#batching = false;

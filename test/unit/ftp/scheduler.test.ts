@@ -178,6 +178,55 @@ describe("FairScheduler: a turn's slice", () => {
     expect(granted.filter((label) => label.startsWith("c"))).toEqual(["c1", "c2", "c3", "c4", "c5", "c6"]);
   });
 
+  it("grants at once, during a slice, the next request of a session with nobody else waiting", async () => {
+    const { loop, scheduler } = setup();
+    const answers: boolean[] = [];
+    // Each command reads the clock as session.ts does; the slice counts from those readings.
+    // A session with three more commands: each granted at once runs the next itself, as #pump's loop does.
+    let left = 3;
+    const ask = (): void => {
+      while (left > 0) {
+        left--;
+        scheduler.now();
+        const now = scheduler.request("a", ask);
+        answers.push(now);
+        if (!now) return;
+      }
+    };
+    expect(scheduler.request("a", () => {})).toBe(true);
+    expect(scheduler.request("a", ask)).toBe(false);
+    await loop.turn();
+    // Alone, and the slice not used (the clock stands still here): the turn's one grant runs all three.
+    expect(answers).toEqual([true, true, true]);
+    answers.length = 0;
+    const other = setup();
+    expect(other.scheduler.request("a", () => {})).toBe(true);
+    other.scheduler.request("a", () => {
+      other.scheduler.now();
+      answers.push(other.scheduler.request("a", () => {}));
+    });
+    other.scheduler.request("b", () => {});
+    await other.loop.turn();
+    // b waits in the same round: a's next request waits for the next one.
+    expect(answers).toEqual([false]);
+  });
+
+  it("lets a session that is alone run its pipelined commands on for the slice, without a turn each", async () => {
+    const context = setup();
+    const { loop, granted } = context;
+    pipeline(context, "a", 10, 0.5);
+    expect(granted).toEqual(["a1"]);
+    const perTurn: number[] = [];
+    while (loop.pending > 0) {
+      const before = granted.length;
+      await loop.turn();
+      perTurn.push(granted.length - before);
+    }
+    // Each turn's first grant, then the requests made during it, granted at once until 2 ms have gone.
+    expect(perTurn).toEqual([4, 4, 1]);
+    expect(granted).toHaveLength(10);
+  });
+
   it("ends a turn with a command that uses the whole slice", async () => {
     const context = setup();
     const { loop, granted } = context;
