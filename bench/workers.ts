@@ -24,7 +24,9 @@
  *    logins, paired windows, with `SessionWorkers auto` (login.ts's loops);
  *    the note splits the sessions by the worker the pool gave them (with 2
  *    workers) and gives the CPU the server and the clients used, since on a
- *    small machine the clients' CPU is part of what everything shares.
+ *    small machine the clients' CPU is part of what everything shares;
+ *    proftpd 1.3.8's ratio and logins/s, measured the same way in the same
+ *    run when it is installed, go beside it.
  *
  * The load generator runs in a worker thread, as dispatch.ts's does, so the
  * client is not sharing this process's event loop with the login loops.
@@ -40,6 +42,7 @@ import { loginLoop, noops, processCpuMs, proftpdPerLogin, windowEnd } from "./lo
 import { startSiteDsod } from "./proftpd/dsod.js";
 import type { SiteDsod } from "./proftpd/dsod.js";
 import { RawFtp } from "./proftpd/raw-ftp.js";
+import { proftpdInstalled, startProftpd } from "./proftpd/proftpd.js";
 import { makeSite } from "./proftpd/site.js";
 import type { FtpSite } from "./proftpd/site.js";
 import { isMain, printRows, withTarget } from "./load.js";
@@ -313,8 +316,8 @@ interface StallWindow {
  * the 1st, 3rd, ... sessions are worker 1's: their rates apart show whether
  * the logins slow only the sessions of the worker that serves them.
  */
-async function stallWindow(d: Daemon, clients: readonly RawFtp[], withLogins: boolean): Promise<StallWindow> {
-  const cpu = treeCpuMs(d.dsod.pid);
+async function stallWindow(d: StallServer, clients: readonly RawFtp[], withLogins: boolean): Promise<StallWindow> {
+  const cpu = treeCpuMs(d.pid);
   const client = process.cpuUsage();
   const start = process.hrtime.bigint();
   const end = windowEnd();
@@ -327,24 +330,36 @@ async function stallWindow(d: Daemon, clients: readonly RawFtp[], withLogins: bo
       clients.filter((_, i) => i % 2 === 1),
       end,
     ),
-    withLogins ? loginLoop(d.dsod.port, d.site.user, d.site.password, end) : 0,
+    withLogins ? loginLoop(d.port, d.site.user, d.site.password, end) : 0,
   ]);
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   const { user, system } = process.cpuUsage(client);
   return {
     rates: [(first * 1000) / ms, (second * 1000) / ms],
     loginsPerSecond: (logins * 1000) / ms,
-    serverCores: (treeCpuMs(d.dsod.pid) - cpu) / ms,
+    serverCores: (treeCpuMs(d.pid) - cpu) / ms,
     clientCores: (user + system) / 1000 / ms,
   };
 }
 
-/** 8 sessions' NOOPs while a ninth client logs in over and over, over the same without the logins. */
-async function stallRows(d: Daemon, cores: number, log: (line: string) => void): Promise<Row[]> {
+/** What the stall windows drive: dsod, or proftpd as the anchor. */
+interface StallServer {
+  readonly what: string;
+  readonly port: number;
+  /** The server's pid: its CPU and its children's (workers, or proftpd's session processes) count. */
+  readonly pid: number;
+  readonly site: FtpSite;
+}
+
+/** Paired windows of the sessions' NOOPs, without logins and with them. */
+async function stallWindows(
+  d: StallServer,
+  log: (line: string) => void,
+): Promise<{ quiet: StallWindow[]; busy: StallWindow[] }> {
   const clients: RawFtp[] = [];
   try {
     for (let i = 0; i < STALL_SESSIONS; i++) {
-      const { client } = await RawFtp.connect(d.dsod.port);
+      const { client } = await RawFtp.connect(d.port);
       await client.login(d.site.user, d.site.password);
       clients.push(client);
     }
@@ -353,41 +368,75 @@ async function stallRows(d: Daemon, cores: number, log: (line: string) => void):
     for (let w = 0; w < LOGIN_WINDOWS; w++) {
       quiet.push(await stallWindow(d, clients, false));
       busy.push(await stallWindow(d, clients, true));
-      log(`bench: workers: login window ${w + 1}/${LOGIN_WINDOWS}`);
+      log(`bench: workers: ${d.what}: login window ${w + 1}/${LOGIN_WINDOWS}`);
     }
-    const total = (window: StallWindow): number => window.rates[0] + window.rates[1];
-    const paired = (rate: (window: StallWindow) => number): number =>
-      median(busy.map((window, w) => rate(window) / rate(quiet[w] as StallWindow)));
-    const cpu = (windows: readonly StallWindow[]): string =>
-      `server used ${median(windows.map((w) => w.serverCores)).toFixed(2)} cores, ` +
-      `the clients ${median(windows.map((w) => w.clientCores)).toFixed(2)}`;
-    const what = label(d.mode, cores);
-    const anchor = rowOf(
-      {
-        group: GROUP,
-        name: `${GROUP}: ${STALL_SESSIONS} sessions' NOOPs, no logins, ${what}`,
-        unit: "NOOP/s",
-        note: cpu(quiet),
-      },
-      quiet.map(total),
-    );
-    const ratio = paired(total);
-    const row = rowOf(
-      {
-        group: GROUP,
-        name: `${GROUP}: ${STALL_SESSIONS} sessions' NOOPs while a client logs in repeatedly, ${what}`,
-        unit: "NOOP/s",
-        note:
-          `paired ratio ${ratio.toFixed(2)}x: sessions 1,3,5,7 ${paired((w) => w.rates[0]).toFixed(2)}x, ` +
-          `2,4,6,8 ${paired((w) => w.rates[1]).toFixed(2)}x; ` +
-          `${median(busy.map((w) => w.loginsPerSecond)).toFixed(0)} logins/s; ${cpu(busy)}`,
-      },
-      busy.map(total),
-      { name: anchor.name, figure: anchor.figure },
-    );
-    return [anchor, withTarget(row, `>= ${STALL_TARGET}x`, ratio >= STALL_TARGET)];
+    return { quiet, busy };
   } finally {
     for (const client of clients) client.close();
+  }
+}
+
+/**
+ * 8 sessions' NOOPs while a ninth client logs in over and over, over the
+ * same without the logins; proftpd's figure, measured the same way in the
+ * same run when it is installed, beside it: its sessions are processes of
+ * their own, and so is each login.
+ */
+async function stallRows(d: Daemon, cores: number, log: (line: string) => void): Promise<Row[]> {
+  const what = label(d.mode, cores);
+  const { quiet, busy } = await stallWindows({ what, port: d.dsod.port, pid: d.dsod.pid, site: d.site }, log);
+  const anchor = proftpdInstalled() ? await proftpdStall(log) : undefined;
+  if (anchor === undefined) log("bench: workers: proftpd is not installed, no anchor for the logins' stall");
+  const total = (window: StallWindow): number => window.rates[0] + window.rates[1];
+  const paired = (rate: (window: StallWindow) => number): number =>
+    median(busy.map((window, w) => rate(window) / rate(quiet[w] as StallWindow)));
+  const cpu = (windows: readonly StallWindow[]): string =>
+    `server used ${median(windows.map((w) => w.serverCores)).toFixed(2)} cores, ` +
+    `the clients ${median(windows.map((w) => w.clientCores)).toFixed(2)}`;
+  const quietRow = rowOf(
+    {
+      group: GROUP,
+      name: `${GROUP}: ${STALL_SESSIONS} sessions' NOOPs, no logins, ${what}`,
+      unit: "NOOP/s",
+      note: cpu(quiet),
+    },
+    quiet.map(total),
+  );
+  const ratio = paired(total);
+  const row = rowOf(
+    {
+      group: GROUP,
+      name: `${GROUP}: ${STALL_SESSIONS} sessions' NOOPs while a client logs in repeatedly, ${what}`,
+      unit: "NOOP/s",
+      note:
+        `paired ratio ${ratio.toFixed(2)}x: sessions 1,3,5,7 ${paired((w) => w.rates[0]).toFixed(2)}x, ` +
+        `2,4,6,8 ${paired((w) => w.rates[1]).toFixed(2)}x; ` +
+        `${median(busy.map((w) => w.loginsPerSecond)).toFixed(0)} logins/s; ${cpu(busy)}`,
+    },
+    busy.map(total),
+    { name: quietRow.name, figure: quietRow.figure },
+  );
+  const proftpdNote =
+    anchor === undefined
+      ? ""
+      : `; proftpd 1.3.8 in the same run: ${anchor.ratio.toFixed(2)}x at ${anchor.logins} logins/s`;
+  const ratioRow = withTarget(row, `>= ${STALL_TARGET}x`, ratio >= STALL_TARGET);
+  return [quietRow, { ...ratioRow, note: `${ratioRow.note ?? ""}${proftpdNote}` }];
+}
+
+/** proftpd's paired ratio and logins/s in the same windows, on a site of its own. */
+async function proftpdStall(log: (line: string) => void): Promise<{ ratio: number; logins: number }> {
+  const site = makeSite({ prefix: "wasm-dso-bench-workers-proftpd-" });
+  const proftpd = await startProftpd({ site });
+  try {
+    const { quiet, busy } = await stallWindows({ what: "proftpd", port: proftpd.port, pid: proftpd.pid, site }, log);
+    const total = (window: StallWindow): number => window.rates[0] + window.rates[1];
+    return {
+      ratio: median(busy.map((window, w) => total(window) / total(quiet[w] as StallWindow))),
+      logins: Math.round(median(busy.map((w) => w.loginsPerSecond))),
+    };
+  } finally {
+    await proftpd.stop();
   }
 }
 
