@@ -21,7 +21,8 @@
       "target_name": "crypt",
       "sources": ["host/auth/native/crypt.c"],
       "defines": ["NAPI_VERSION=8"],
-      "cflags": ["-Wall", "-Wextra"],
+      "cflags": ["-Wall", "-Wextra", "-pthread"],
+      "ldflags": ["-pthread"],
       "libraries": ["-ldl"],
       "xcode_settings": { "OTHER_CFLAGS": ["-Wall", "-Wextra"] }
     }

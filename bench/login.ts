@@ -5,7 +5,7 @@
  *    5000 rounds): its latency and the CPU it costs the process (every
  *    thread, from process.cpuUsage), for the JavaScript crypt(3) on the main
  *    thread (how dsod checked before, the anchor), the crypt addon (the
- *    system's crypt_r in libuv's thread pool) and the worker-thread fallback.
+ *    system's crypt_r on the addon's own threads) and the worker-thread fallback.
  *    Interleaved round by round.
  *    The anchor of the hash itself is crypt(3) in C (the same crypt_r called
  *    in a loop by a program compiled here with cc -O2 -lcrypt), when cc is there.

@@ -88,7 +88,7 @@ async function turnsDuring(work: Promise<unknown>): Promise<number> {
 /** A SHA-512-crypt hash of many rounds: about a second of hashing in JavaScript. */
 const SLOW = crypt("slow", "$6$rounds=200000$slowsalt") ?? "";
 
-describe("the crypt addon (crypt_r in libuv's thread pool)", () => {
+describe("the crypt addon (crypt_r on its own threads)", () => {
   const loaded = loadNativeAddon("crypt");
   const addon = "addon" in loaded ? (loaded.addon as { crypt: AsyncCrypt }) : undefined;
 
