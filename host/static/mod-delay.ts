@@ -145,8 +145,9 @@ export function createDelayModule(options: DelayModuleOptions): DelayModule {
           passRow.add(interval);
           added.set(session, count + 1);
         }
-        const median = passRow.median();
-        if (failed && median !== undefined) ms = failedLoginWait(median, interval, random());
+        // Only a failure waits: a login that succeeded does not sort the row.
+        const median = failed ? passRow.median() : undefined;
+        if (median !== undefined) ms = failedLoginWait(median, interval, random());
       }
       const minimum = Math.max(settings.onEvent.pass, failed ? settings.onEvent.failedLogin : 0);
       return wait(Math.max(ms, minimum));
