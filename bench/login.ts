@@ -114,7 +114,7 @@ async function checkRows(log: (line: string) => void): Promise<Row[]> {
   await workers.ready();
   const kinds = [
     { name: "JavaScript on the main thread (before)", check: () => verifyCrypt("bench", hash) },
-    { name: "crypt addon (crypt_r, libuv pool)", check: () => native.verify("bench", hash) },
+    { name: "crypt addon (crypt_r, dso-crypt threads)", check: () => native.verify("bench", hash) },
     {
       name: `JavaScript in worker threads (${workers.mode.kind === "workers" ? workers.mode.size : 0})`,
       check: () => workers.verify("bench", hash),
