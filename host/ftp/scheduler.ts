@@ -22,12 +22,12 @@
  *   promise runs after its turn, where the slice cannot measure it, so it
  *   ends the turn). A session that is alone (nothing else waits, in the
  *   list or in the round) has its next request granted at once while the
- *   slice lasts, so a lone pipeline runs as one batch. The slice plays the kernel scheduler's timeslice in
- *   proftpd's process-per-session model: one grant per turn cost a turn of
- *   the loop (a poll of every socket) per command and held 50 pipelining
- *   sessions to about 40% of what the loop serves without a scheduler, while
- *   a command that uses the whole slice (a heavy handler) still ends its turn
- *   alone.
+ *   slice lasts and it is within its allowance, so a lone pipeline runs as
+ *   one batch. The slice plays the kernel scheduler's timeslice in proftpd's
+ *   process-per-session model: one grant per turn cost a turn of the loop (a
+ *   poll of every socket) per command and held 50 pipelining sessions to
+ *   about 40% of what the loop serves without a scheduler, while a command
+ *   that uses the whole slice (a heavy handler) still ends its turn alone.
  * - The session that used the least of the daemon recently goes first, then
  *   the one whose command arrived first. Each session's usage is the time its
  *   commands held the daemon's thread (what its caller charges), decaying
@@ -166,9 +166,10 @@ export class FairScheduler<Session> {
   request(session: Session, onTurn: () => void): boolean {
     if (this.#granting) {
       // The loop has not polled since the turn began. A session alone with commands to run keeps going while the
-      // slice lasts (nothing else waits to go before it); any other request waits for the next turn.
-      if (this.#waiting.length === 0 && this.#roundLeft === 0 && this.#lastReading - this.#sliceStart < this.#sliceMs)
-        return true;
+      // slice lasts (nothing else waits to go before it), within its allowance; any other request waits.
+      const alone = this.#waiting.length === 0 && this.#roundLeft === 0;
+      const now = this.#lastReading;
+      if (alone && now - this.#sliceStart < this.#sliceMs && this.#eligibleAt(session) <= now) return true;
     } else if (this.#waiting.length === 0) {
       const idle = this.#idleTime();
       if (idle !== this.#idleAtGrant) {
@@ -382,8 +383,7 @@ export class FairScheduler<Session> {
       round.push(entry);
     }
     waiting.length = kept;
-    // Array.prototype.sort copies what it sorts: a round of one (a lone pipelining session) is not sorted.
-    return round.length > 1 ? round.sort(goesFirst) : round;
+    return round.sort(goesFirst);
   }
 
   /** Takes `entry` off the list: the last entry moves into its place. */

@@ -274,9 +274,10 @@ export class ControlSession implements ControlChannel {
    * The replies of pipelined commands go out together: one write per batch,
    * not per reply, which was a third of the daemon's CPU at 50 sessions of
    * pipelined NOOP. They are held only while more commands already read wait
-   * for the next turn of the loop, never while the session waits for the
-   * client, a transfer, or a turn that waits on its allowance: a lone
-   * command's reply is written before the session reads again.
+   * for a grant, and at most until the scheduler's turn ends; never while the
+   * session waits for the client, a transfer, or a turn that waits on its
+   * allowance: a lone command's reply is written before the session reads
+   * again.
    */
   #pump(): void {
     const scheduler = this.#hooks.scheduler;

@@ -211,6 +211,19 @@ describe("FairScheduler: a turn's slice", () => {
     expect(answers).toEqual([false]);
   });
 
+  it("does not let a session that is alone run on past its allowance within the slice", async () => {
+    // A share of 1 ms per second: the third 0.5 ms command takes the session over it.
+    const context = setup(1);
+    const { loop, granted, scheduler } = context;
+    pipeline(context, "a", 4, 0.5);
+    await loop.turn();
+    expect(granted).toEqual(["a1", "a2", "a3"]);
+    expect(scheduler.throttled("a")).toBe(true);
+    // It goes on once its usage has decayed back to the share (the loop sleeps until then).
+    while (loop.pending > 0) await loop.turn();
+    expect(granted).toEqual(["a1", "a2", "a3", "a4"]);
+  });
+
   it("lets a session that is alone run its pipelined commands on for the slice, without a turn each", async () => {
     const context = setup();
     const { loop, granted } = context;
