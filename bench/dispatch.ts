@@ -61,7 +61,8 @@ type ClientResponse =
 
 const LF = 0x0a;
 
-function countLines(chunk: Buffer): number {
+/** The LFs in `chunk`: the reply lines a read holds. */
+export function countLines(chunk: Buffer): number {
   let n = 0;
   for (let at = chunk.indexOf(LF); at >= 0; at = chunk.indexOf(LF, at + 1)) n++;
   return n;

@@ -44,6 +44,7 @@ import { MODULE_HOST_V8_FLAGS, tuneHeapForModuleChurn } from "../host/system/hea
 import { DSOD_CLI, dsodSiteConfig } from "./proftpd/dsod.js";
 import { proftpdInstalled, startProftpd } from "./proftpd/proftpd.js";
 import { makeSite } from "./proftpd/site.js";
+import { countLines } from "./dispatch.js";
 import { isMain, LIBEXEC_DIR, printRows, withTarget } from "./load.js";
 import { percentile, rowOf } from "./stats.js";
 import type { Row } from "./stats.js";
@@ -58,7 +59,6 @@ const TARGET_BYTES_PER_NOOP = 1024;
 /** NOOPs in flight on the pipelined allocation rows, as bench/dispatch.ts's clients keep them. */
 const PIPELINE_WINDOW = 32;
 const NOOP_REPLY = "200 NOOP command successful\r\n";
-const LF = 0x0a;
 const PERCENTILES = [50, 99, 99.9] as const;
 
 /** A logged-in control connection that sends one NOOP at a time. */
@@ -150,12 +150,6 @@ class NoopClient {
   close(): void {
     this.#socket.destroy();
   }
-}
-
-function countLines(chunk: Buffer): number {
-  let lines = 0;
-  for (let at = chunk.indexOf(LF); at >= 0; at = chunk.indexOf(LF, at + 1)) lines++;
-  return lines;
 }
 
 /** A dsod build (`cli`) serving the site, as bench/proftpd/dsod.ts starts it, with dsod's own V8 flags. */

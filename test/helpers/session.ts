@@ -101,3 +101,18 @@ export function settled<T>(value: T | Promise<T>): T {
   if (value instanceof Promise) throw new Error("expected a synchronous result, got a Promise");
   return value;
 }
+
+/** A command (or directive) of `argv` whose replies go nowhere, at `cwd` (undefined for a directive). */
+export function silentCommand(argv: readonly string[], cwd?: string): ActiveCommand {
+  return {
+    name: argv[0] ?? "",
+    arg: argv.slice(1).join(" "),
+    argv,
+    user: undefined,
+    cwd,
+    path: undefined,
+    transfer: undefined,
+    addResponse: () => {},
+    addError: () => {},
+  };
+}

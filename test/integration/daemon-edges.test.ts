@@ -81,6 +81,31 @@ async function servesAsUser(daemon: RunningDsod, dir: string, pid: number): Prom
   expect(await daemon.stop()).toBe(0);
 }
 
+/**
+ * `count` connections to `port` at once, kept in `sockets`; resolves once
+ * each is greeted (a session) or closed by dsod (refused), with how many
+ * were greeted.
+ */
+function connectAll(port: number, count: number, sockets: net.Socket[]): Promise<number> {
+  let settled = 0;
+  let greeted = 0;
+  return new Promise((resolve) => {
+    for (let i = 0; i < count; i++) {
+      const socket = net.connect(port, "127.0.0.1");
+      socket.on("error", () => {});
+      socket.once("data", () => greeted++);
+      let counted = false;
+      const settle = (): void => {
+        if (!counted && ++settled === count) resolve(greeted);
+        counted = true;
+      };
+      socket.once("data", settle);
+      socket.once("close", settle);
+      sockets.push(socket);
+    }
+  });
+}
+
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] as number;
@@ -150,36 +175,13 @@ describe("dsod under a connection flood", () => {
 
     const sockets: net.Socket[] = [];
     let greeted = 0;
-    /**
-     * `count` connections at once, resolved once each is greeted (a session)
-     * or closed by dsod (refused). In waves of 250, not 2,000 at once: a
-     * burst beyond the listen backlog (511) has the kernel drop handshakes
-     * while the queue is full, and a connection whose handshake the server's
-     * kernel gives up on stays open on the client's side with nothing ever
-     * coming; that is the likeliest reading of this test's rare hangs on a
-     * loaded machine (no line of dsod's showed those connections).
-     */
-    const wave = (count: number): Promise<void> => {
-      let settled = 0;
-      return new Promise<void>((resolve) => {
-        for (let i = 0; i < count; i++) {
-          const socket = net.connect(daemon.port, "127.0.0.1");
-          socket.on("error", () => {});
-          socket.once("data", () => greeted++);
-          let counted = false;
-          const settle = (): void => {
-            if (!counted && ++settled === count) resolve();
-            counted = true;
-          };
-          socket.once("data", settle);
-          socket.once("close", settle);
-          sockets.push(socket);
-        }
-      });
-    };
     try {
-      // The sessions stay open: later waves find MaxInstances reached and are refused.
-      for (let opened = 0; opened < 2_000; opened += 250) await wave(250);
+      // In waves of 250, not 2,000 at once: a burst beyond the listen backlog (511) has the kernel drop
+      // handshakes while the queue is full, and a connection whose handshake the server's kernel gives up on
+      // stays open on the client's side with nothing ever coming; that is the likeliest reading of this test's
+      // rare hangs on a loaded machine (no line of dsod's showed those connections). The sessions stay open:
+      // later waves find MaxInstances reached and are refused.
+      for (let opened = 0; opened < 2_000; opened += 250) greeted += await connectAll(daemon.port, 250, sockets);
       for (let i = 0; i < 3; i++) {
         const lsmod = await dsoctl(["-s", daemon.socket, "lsmod"]);
         expect(lsmod.status).toBe(0);
@@ -213,22 +215,7 @@ describe("dsod out of descriptors", () => {
       "MaxInstances none exceeds the 12 sessions the descriptor limit (128) leaves room for: sessions may run out of descriptors",
     );
     const sockets: net.Socket[] = [];
-    let settled = 0;
-    let allSettled = (): void => {};
-    const everySettled = new Promise<void>((resolve) => (allSettled = resolve));
-    for (let i = 0; i < 400; i++) {
-      const socket = net.connect(daemon.port, "127.0.0.1");
-      socket.on("error", () => {});
-      let counted = false;
-      const settle = (): void => {
-        if (!counted && ++settled === 400) allSettled();
-        counted = true;
-      };
-      socket.once("data", settle);
-      socket.once("close", settle);
-      sockets.push(socket);
-    }
-    await everySettled;
+    await connectAll(daemon.port, 400, sockets);
     // Every descriptor is taken: what a full table costs is connections, refused by the kernel's accept.
     expect(readdirSync(`/proc/${pid}/fd`).length).toBeGreaterThan(120);
     for (const socket of sockets) socket.destroy();

@@ -21,7 +21,7 @@ import { moduleControlsActions } from "../../../host/controls/module-controls.js
 import { insmod, lsmod, rmmod } from "../../../host/static/mod-dso/controls.js";
 import { daemonRuntime } from "../../helpers/daemon-runtime.js";
 import { FIXTURES_DIR, libexec } from "../../helpers/paths.js";
-import { testSession } from "../../helpers/session.js";
+import { silentCommand, testSession } from "../../helpers/session.js";
 
 const MODULE_FILES = ["mod_test.wasm", "mod_site_hello.wasm", "mod_sql.wasm", "mod_sql_mysql.wasm", "mod_ban.wasm"];
 
@@ -276,18 +276,7 @@ describe("rmmod in every worker", () => {
     expect(c.modules.journal).toEqual([{ kind: "rmmod", name: "mod_test.c" }]);
     for (const set of held) {
       const handler = set.modules.find((m) => m.name === "mod_test.c")?.commands[0];
-      const command = {
-        name: "TEST",
-        arg: "",
-        argv: ["TEST"],
-        user: undefined,
-        cwd: undefined,
-        path: undefined,
-        transfer: undefined,
-        addResponse: () => {},
-        addError: () => {},
-      };
-      expect(() => handler?.run(command, testSession(set.modules, undefined))).toThrow(
+      expect(() => handler?.run(silentCommand(["TEST"]), testSession(set.modules, undefined))).toThrow(
         "mod_test.c: disabled after a fault",
       );
       set.release();

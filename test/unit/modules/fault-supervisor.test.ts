@@ -14,19 +14,10 @@ import { DEFAULT_POLICY } from "../../../host/modules/policy.js";
 import type { FaultPolicy } from "../../../host/modules/policy.js";
 import { LINKED } from "../../../host/modules/unit.js";
 import type { LoadedUnit } from "../../../host/modules/unit.js";
+import { silentCommand } from "../../helpers/session.js";
 
 function command(name: string): ActiveCommand {
-  return {
-    name,
-    arg: "",
-    argv: [name],
-    user: undefined,
-    cwd: "/",
-    path: undefined,
-    transfer: undefined,
-    addResponse: () => {},
-    addError: () => {},
-  };
+  return silentCommand([name], "/");
 }
 
 /** A unit whose "exports" are JS functions: the supervisor calls them as it calls guest code. */

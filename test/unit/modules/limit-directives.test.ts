@@ -9,6 +9,7 @@ import { DEFAULT_SESSION_CPU_SHARE_MS } from "../../../host/ftp/scheduler.js";
 import { ModuleHost } from "../../../host/modules/module-host.js";
 import { MAX_SESSION_WORKERS, createDsoModule, parseSessionWorkers } from "../../../host/static/mod-dso/index.js";
 import { DEFAULT_LOAD_LIMITS } from "../../../host/wasm/limits.js";
+import { silentCommand } from "../../helpers/session.js";
 
 function dso(): ReturnType<typeof createDsoModule> {
   return createDsoModule({
@@ -26,20 +27,7 @@ function run(module: ReturnType<typeof createDsoModule>, line: string): string |
   const handler = module.module.directives.find((d) => d.name === argv[0]);
   if (handler === undefined) throw new Error(`no directive ${argv[0]}`);
   try {
-    handler.run(
-      {
-        name: argv[0] as string,
-        arg: argv.slice(1).join(" "),
-        argv,
-        user: undefined,
-        cwd: undefined,
-        path: undefined,
-        transfer: undefined,
-        addResponse: () => {},
-        addError: () => {},
-      },
-      { file: "/etc/dsod.conf", line: 1, first: false },
-    );
+    handler.run(silentCommand(argv), { file: "/etc/dsod.conf", line: 1, first: false });
   } catch (error) {
     if (!(error instanceof DsoError)) throw error;
     expect(error.code).toBe(ErrorCodes.CONFIG);
