@@ -25,7 +25,7 @@
  * user). A hard link inside the root to a file outside is followed, as it is
  * under proftpd's chroot; FTP has no command that makes one.
  */
-import { close, constants, fchmod, fchown, lstat as lstatCallback, open as openFd } from "node:fs";
+import { close, constants, fchmod, fchown, lstat as lstatCallback, open as openFd, readlinkSync } from "node:fs";
 import type { Stats } from "node:fs";
 import {
   access,
@@ -252,13 +252,23 @@ export class SessionFilesystem {
     this.#chownTo = process.getuid?.() === 0 ? options.owner : undefined;
   }
 
+  /** The root's real path (symlinks resolved): where the session is jailed. */
+  get realRoot(): string {
+    return this.#realRoot;
+  }
+
   /** `hostRoot` is resolved once with realpath; it must be a directory. */
   static async open(hostRoot: string, options: SessionFsOptions): Promise<SessionFilesystem> {
+    let root: FileHandle | undefined;
     try {
-      const realRoot = await realpath(hostRoot);
-      const root = await open(realRoot, constants.O_RDONLY | constants.O_DIRECTORY);
+      root = await open(hostRoot, constants.O_RDONLY | constants.O_DIRECTORY);
+      // The kernel's name for what was opened is its real path: one call into libuv's pool per login, not two
+      // (readlink of /proc/self/fd is answered from the kernel's dentries, never from a disk), and no
+      // window between resolving the root and opening it.
+      const realRoot = HAS_PROC_FD ? readlinkSync(fdPath(root.fd)) : await realpath(hostRoot);
       return new SessionFilesystem(realRoot, root, options);
     } catch (error) {
+      await root?.close();
       throw toFsError(error);
     }
   }

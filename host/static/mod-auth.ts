@@ -287,10 +287,9 @@ export function createAuthModule(options: AuthModuleOptions): AuthModule {
         return ended(cmd, session, `${user} chdir("${entry.home}") failed: ${errorText(error)}`);
       }
     } else {
-      let realRoot: string;
       try {
-        realRoot = await realpath(root.path);
-        fs = await options.openFilesystem(realRoot, fsOptions);
+        // The filesystem resolves the root as it opens it (SessionFilesystem.open); fs.realRoot is the jail.
+        fs = await options.openFilesystem(root.path, fsOptions);
       } catch (error) {
         return ended(
           cmd,
@@ -299,9 +298,11 @@ export function createAuthModule(options: AuthModuleOptions): AuthModule {
           "error: unable to set DefaultRoot directory",
         );
       }
-      jail = realRoot;
+      jail = fs.realRoot;
+      // `DefaultRoot ~` jails the user in the home: its real path is the root's, already resolved.
+      const realHome = entry.home === root.path ? jail : await realpath(entry.home).catch(() => entry.home);
       // A home outside the jail, or one that cannot be entered, puts the user at the jail's root.
-      const home = homeInJail(realRoot, await realpath(entry.home).catch(() => entry.home));
+      const home = homeInJail(jail, realHome);
       cwd = await fs.enter(home).catch(() => "/");
     }
     // The client may have gone while the filesystem was opened; and only now is the count certain.

@@ -80,7 +80,7 @@ function setup() {
     scoreboard: new Scoreboard(),
     // A jail that opens at once, so that only the clock measures a login.
     openFilesystem: async () =>
-      ({ enter: async (path: string) => path, close: async () => {} }) as unknown as SessionFilesystem,
+      ({ realRoot: "/", enter: async (path: string) => path, close: async () => {} }) as unknown as SessionFilesystem,
     umask: () => ({ umask: 0o022 }),
     groupName: () => undefined,
     serverPort: () => 21,
