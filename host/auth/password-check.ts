@@ -4,8 +4,8 @@
  * milliseconds; run on dsod's one event loop it would stall every other
  * session for that long, so the hash runs elsewhere:
  * - the crypt addon (host/auth/native/crypt.c): the system's crypt_r(3) on
- *   the addon's own two threads at nice +10, as fast as proftpd's own check
- *   on an idle machine, and behind the sessions being served on a busy one;
+ *   the addon's own two threads under SCHED_IDLE, as fast as proftpd's own
+ *   check on an idle machine, and behind the sessions being served on a busy one;
  * - without it, the JavaScript crypt(3) of crypt.ts in a few worker threads
  *   (slower, but still off the loop), which dsod announces once at start.
  * Either way the stored hash is compared here, in constant time.

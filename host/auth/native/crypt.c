@@ -10,22 +10,29 @@
  * where crypt_r fails (NULL, or libxcrypt's `*0`/`*1` failure tokens). The
  * caller compares the hash in constant time (host/auth/password-check.ts).
  *
- * Why threads of its own, at nice +10, and not libuv's thread pool: a login
- * under load should delay only itself (issue 15). proftpd gets that by
+ * Why threads of its own, under SCHED_IDLE, and not libuv's thread pool: a
+ * login under load should delay only itself (issue 15). proftpd gets that by
  * forking: each session, and so the crypt(3) of each login, runs in a process
  * of its own, which the kernel schedules as one more process beside the
  * established sessions. Here a check is 1.7 ms of CPU on a thread beside the
- * ones serving sessions: on a 2-core machine, while one client logged in as
- * fast as it could, 8 sessions kept 0.63-0.75x of their NOOP throughput with
- * the checks in libuv's pool at nice 0, and 0.78x with the checking thread at
- * nice 19 (a trial). A thread at nice +10 has about a tenth of a nice-0
- * thread's weight: under contention the checks get about a tenth of the share
- * of a session's thread, on an idle machine they run at full speed (a fixed
- * nice, unlike SCHED_IDLE, cannot starve logins outright). On Linux the nice value belongs
- * to a thread (setpriority on its thread id), and a process may always raise
- * its own, so this needs no privilege; if it fails the thread stays at nice 0
- * and checks run anyway. libuv's pool cannot be reniced for this: its threads
- * also do the daemon's file I/O for transfers.
+ * ones serving sessions. On a 2-core machine, while one client logged in as
+ * fast as it could, 8 sessions kept this share of their NOOP throughput:
+ * 0.63-0.75x with the checks in libuv's pool at nice 0, 0.73-0.80x on these
+ * threads at nice +10 (0.78x at nice 19), 0.88x under SCHED_IDLE (medians of
+ * 6 paired windows, twice each; logins went from about 180/s to 100/s).
+ * Nice only lowers a thread's weight: a session's thread woken by a client
+ * may still wait for the running check. A thread under SCHED_IDLE is
+ * preempted as soon as any normal thread wakes (the kernel's wakeup
+ * preemption of an idle-policy task), and when no core is free it has the
+ * smallest weight there is (3, against 1024 at nice 0): under full load a
+ * check takes longer, it is never refused the CPU outright, and on an idle
+ * machine it runs at full speed. The threads set nice +10 first, which
+ * stands where the policy cannot be set (kernels without it, sandboxes that
+ * forbid sched_setscheduler). On Linux both belong to a thread (its thread id),
+ * and a process may always lower its own, so this needs no privilege; if
+ * both fail the threads stay at nice 0 and checks run anyway. libuv's pool
+ * cannot be lowered for this: its threads also do the daemon's file I/O for
+ * transfers.
  *
  * Why dlopen and not -lcrypt: linking needs libcrypt's development files
  * (crypt.h, libcrypt.so), and one missing target fails node-gyp for every
@@ -36,6 +43,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +63,7 @@
  * them, up to 999999999 for $5$/$6$: minutes) would hold every later login
  * behind it; with two, one such hash leaves the other thread to everyone
  * else. More would not make logins faster under load, which is when it
- * matters: at nice +10 they mostly wait for the sessions' threads anyway. */
+ * matters: under SCHED_IDLE they mostly wait for the sessions' threads anyway. */
 #define CRYPT_THREADS 2
 
 /* The threads' nice value (see the header). */
@@ -146,13 +154,16 @@ static void free_request(struct request *req) {
   free(req);
 }
 
-/* A pool thread: its name and nice value once, then checks until the pool stops. */
+/* A pool thread: its name, nice value and policy once, then checks until the pool stops. */
 static void *pool_thread(void *arg) {
   struct pool *pool = arg;
 #if defined(__linux__)
   pthread_setname_np(pthread_self(), "dso-crypt");
   /* Not fatal: at nice 0 the checks still run, only with a normal share. */
   setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), CRYPT_NICE);
+  /* Not fatal either: where the policy cannot be set, nice +10 stands. */
+  struct sched_param idle = {0};
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 #endif
   for (;;) {
     struct request *req;

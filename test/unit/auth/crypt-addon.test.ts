@@ -1,8 +1,9 @@
 /**
  * The crypt addon's own threads (host/auth/native/crypt.c): named `dso-crypt`,
- * at nice +10 where every other thread keeps the process's nice value, many
- * checks at once each answered, and a threadsafe function that keeps the event
- * loop alive only while a check is pending, in the main thread as in a Worker.
+ * under SCHED_IDLE at nice +10 where every other thread keeps the process's
+ * policy and nice value, many checks at once each answered, and a threadsafe
+ * function that keeps the event loop alive only while a check is pending, in
+ * the main thread as in a Worker.
  */
 import { spawn } from "node:child_process";
 import { readFile, readdir } from "node:fs/promises";
@@ -27,16 +28,26 @@ function nativeCrypt(password: string, setting: string): Promise<string | null> 
 /** The built addon, as a child process loads it. */
 const ADDON_FILE = path.join(REPO_ROOT, "build", "Release", "crypt.node");
 
-/** A thread's name and nice value, from /proc/self/task/<tid>/{comm,stat}. */
-async function thread(dir: string): Promise<{ name: string; nice: number }> {
-  const [comm, stat] = await Promise.all([readFile(`${dir}/comm`, "utf8"), readFile(`${dir}/stat`, "utf8")]);
-  // stat is `pid (comm) state ...`: comm may hold spaces and parentheses, so fields count from the last ")".
-  // nice is field 19; the field after ") " is field 3.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { name: comm.trim(), nice: Number(fields[19 - 3]) };
+/** Linux's SCHED_OTHER and SCHED_IDLE (sched.h), as /proc/<tid>/stat shows a thread's policy. */
+const SCHED_OTHER = 0;
+const SCHED_IDLE = 5;
+
+interface ThreadInfo {
+  readonly name: string;
+  readonly nice: number;
+  readonly policy: number;
 }
 
-async function threads(): Promise<{ name: string; nice: number }[]> {
+/** A thread's name, nice value and scheduling policy, from /proc/self/task/<tid>/{comm,stat}. */
+async function thread(dir: string): Promise<ThreadInfo> {
+  const [comm, stat] = await Promise.all([readFile(`${dir}/comm`, "utf8"), readFile(`${dir}/stat`, "utf8")]);
+  // stat is `pid (comm) state ...`: comm may hold spaces and parentheses, so fields count from the last ")".
+  // nice is field 19 and policy field 41; the field after ") " is field 3.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { name: comm.trim(), nice: Number(fields[19 - 3]), policy: Number(fields[41 - 3]) };
+}
+
+async function threads(): Promise<ThreadInfo[]> {
   const tids = await readdir("/proc/self/task");
   return Promise.all(tids.map((tid) => thread(`/proc/self/task/${tid}`)));
 }
@@ -70,7 +81,7 @@ afterEach(() => {
 });
 
 describe("the crypt addon's threads", () => {
-  it.skipIf(missing)("are named dso-crypt, at nice +10; libuv's pool and every other thread keep theirs", async () => {
+  it.skipIf(missing)("are named dso-crypt, SCHED_IDLE at nice +10; every other thread keeps its own", async () => {
     expect(await nativeCrypt("x", "$6$abc")).toBe(crypt("x", "$6$abc"));
     // readFile runs in libuv's pool, so its threads exist by now.
     const all = await threads();
@@ -79,8 +90,9 @@ describe("the crypt addon's threads", () => {
     expect(own.length).toBeGreaterThanOrEqual(1);
     expect(own.length).toBeLessThanOrEqual(2);
     expect(own.map((t) => t.nice)).toEqual(own.map(() => Math.min(base + 10, 19)));
+    expect(own.map((t) => t.policy)).toEqual(own.map(() => SCHED_IDLE));
     const others = all.filter((t) => t.name !== "dso-crypt");
-    expect(others.filter((t) => t.nice !== base)).toEqual([]);
+    expect(others.filter((t) => t.nice !== base || t.policy !== SCHED_OTHER)).toEqual([]);
   });
 
   it.skipIf(missing)("answer 20 checks at once, right and wrong passwords mixed, each as crypt(3) does", async () => {
