@@ -6,9 +6,10 @@
  * auth_unix_chkpass, mod_auth_file.c authfile_chkpass); the same code, off the
  * loop here.
  *
- * Exposes crypt(key, setting) -> Promise<string | null>: the hash, or null
- * where crypt_r fails (NULL, or libxcrypt's `*0`/`*1` failure tokens). The
- * caller compares the hash in constant time (host/auth/password-check.ts).
+ * Exposes crypt(key, setting, late?) -> Promise<string | null>: the hash, or
+ * null where crypt_r fails (NULL, or libxcrypt's `*0`/`*1` failure tokens);
+ * `late` queues the check on the late lane (below). The caller compares the
+ * hash in constant time (host/auth/password-check.ts).
  *
  * Why threads of its own, under SCHED_IDLE, and not libuv's thread pool: a
  * login under load should delay only itself (issue 15). proftpd gets that by
@@ -26,9 +27,12 @@
  * preemption of an idle-policy task), and when no core is free it has the
  * smallest weight there is (3, against 1024 at nice 0): under full load a
  * check takes longer, it is never refused the CPU outright, and on an idle
- * machine it runs at full speed. The threads set nice +10 first, which
- * stands where the policy cannot be set (kernels without it, sandboxes that
- * forbid sched_setscheduler). On Linux both belong to a thread (its thread id),
+ * machine it runs at full speed. Only when every core stays busy with
+ * normal threads (8 busy loops on 2 cores made a check take seconds) does a
+ * check wait for long: password-check.ts then asks the late lane, a thread at
+ * nice +10 only, for the same check, and takes the first answer. The threads
+ * set nice +10 first, which stands where the policy cannot be set (kernels
+ * without it, sandboxes that forbid sched_setscheduler). On Linux both belong to a thread (its thread id),
  * and a process may always lower its own, so this needs no privilege; if
  * both fail the threads stay at nice 0 and checks run anyway. libuv's pool
  * cannot be lowered for this: its threads also do the daemon's file I/O for
@@ -45,6 +49,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,14 +64,24 @@
  * lazily, zeroed, as crypt_r wants (`initialized = 0`). */
 #define CRYPT_DATA_SIZE (256 * 1024)
 
-/* Two threads: with one, a hash of many rounds (the stored setting chooses
- * them, up to 999999999 for $5$/$6$: minutes) would hold every later login
- * behind it; with two, one such hash leaves the other thread to everyone
+/* Two lanes of threads. A check starts on the spare-time lane (SCHED_IDLE);
+ * the caller asks again on the late lane (nice +10 only) for a check not
+ * answered within a bound of its choosing (password-check.ts), and takes
+ * whichever answer comes first: on a machine whose cores are all busy a
+ * spare-time thread gets almost nothing, and a login must not wait for the
+ * load to end.
+ *
+ * Two spare-time threads: with one, a hash of many rounds (the stored setting
+ * chooses them, up to 999999999 for $5$/$6$: minutes) would hold every later
+ * login behind it; with two, one such hash leaves the other thread to everyone
  * else. More would not make logins faster under load, which is when it
- * matters: under SCHED_IDLE they mostly wait for the sessions' threads anyway. */
-#define CRYPT_THREADS 2
+ * matters: under SCHED_IDLE they mostly wait for the sessions' threads anyway.
+ * One late thread: it works only for checks already late, a few at most. */
+enum { LANE_SPARE = 0, LANE_LATE = 1, LANES = 2 };
+static const int lane_threads[LANES] = {2, 1};
+#define CRYPT_THREADS 3
 
-/* The threads' nice value (see the header). */
+/* Every thread's nice value, the late lane's priority (see the header). */
 #define CRYPT_NICE 10
 
 typedef char *(*crypt_r_fn)(const char *key, const char *setting, void *data);
@@ -93,15 +108,27 @@ struct request {
  * In dsod each session worker is a process of its own, so it is still one
  * pool per process there.
  */
+struct lane {
+  struct request *head, *tail; /* checks not started yet */
+  pthread_cond_t wake;
+  int started; /* threads running for this lane */
+};
+
+/* What a thread serves: its pool's lane. */
+struct thread {
+  struct pool *pool;
+  int lane;
+  pthread_t id;
+};
+
 struct pool {
   napi_env env;
   napi_threadsafe_function tsfn; /* delivers answers to the JS thread */
   size_t pending;                /* checks not yet settled; JS thread only */
-  pthread_mutex_t mutex;         /* guards queue and stopping */
-  pthread_cond_t wake;
-  struct request *head, *tail;
+  pthread_mutex_t mutex;         /* guards the lanes' queues and stopping */
+  struct lane lanes[LANES];
   int stopping;
-  pthread_t threads[CRYPT_THREADS];
+  struct thread threads[CRYPT_THREADS];
   int started;
 };
 
@@ -154,28 +181,32 @@ static void free_request(struct request *req) {
   free(req);
 }
 
-/* A pool thread: its name, nice value and policy once, then checks until the pool stops. */
+/* A pool thread: its name, nice value and policy once, then its lane's checks until the pool stops. */
 static void *pool_thread(void *arg) {
-  struct pool *pool = arg;
+  struct thread *self = arg;
+  struct pool *pool = self->pool;
+  struct lane *lane = &pool->lanes[self->lane];
 #if defined(__linux__)
-  pthread_setname_np(pthread_self(), "dso-crypt");
+  pthread_setname_np(pthread_self(), self->lane == LANE_SPARE ? "dso-crypt" : "dso-crypt-late");
   /* Not fatal: at nice 0 the checks still run, only with a normal share. */
   setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), CRYPT_NICE);
-  /* Not fatal either: where the policy cannot be set, nice +10 stands. */
-  struct sched_param idle = {0};
-  pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+  if (self->lane == LANE_SPARE) {
+    /* Not fatal either: where the policy cannot be set, nice +10 stands. */
+    struct sched_param idle = {0};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+  }
 #endif
   for (;;) {
     struct request *req;
     pthread_mutex_lock(&pool->mutex);
-    while (pool->head == NULL && !pool->stopping) pthread_cond_wait(&pool->wake, &pool->mutex);
+    while (lane->head == NULL && !pool->stopping) pthread_cond_wait(&lane->wake, &pool->mutex);
     if (pool->stopping) {
       pthread_mutex_unlock(&pool->mutex);
       return NULL;
     }
-    req = pool->head;
-    pool->head = req->next;
-    if (pool->head == NULL) pool->tail = NULL;
+    req = lane->head;
+    lane->head = req->next;
+    if (lane->head == NULL) lane->tail = NULL;
     pthread_mutex_unlock(&pool->mutex);
     run_check(req);
     /* Fails only once the environment is closing: no one is left to answer. */
@@ -218,16 +249,20 @@ static void stop_threads(struct pool *pool) {
   int i;
   pthread_mutex_lock(&pool->mutex);
   pool->stopping = 1;
-  pthread_cond_broadcast(&pool->wake);
+  for (i = 0; i < LANES; i++) pthread_cond_broadcast(&pool->lanes[i].wake);
   pthread_mutex_unlock(&pool->mutex);
-  for (i = 0; i < pool->started; i++) pthread_join(pool->threads[i], NULL);
+  for (i = 0; i < pool->started; i++) pthread_join(pool->threads[i].id, NULL);
   pool->started = 0;
-  while (pool->head != NULL) {
-    struct request *req = pool->head;
-    pool->head = req->next;
-    free_request(req);
+  for (i = 0; i < LANES; i++) {
+    struct lane *lane = &pool->lanes[i];
+    while (lane->head != NULL) {
+      struct request *req = lane->head;
+      lane->head = req->next;
+      free_request(req);
+    }
+    lane->tail = NULL;
+    lane->started = 0;
   }
-  pool->tail = NULL;
 }
 
 /* The threadsafe function is gone (its queue, if any, freed through settle):
@@ -236,7 +271,8 @@ static void free_pool(napi_env env, void *data, void *hint) {
   struct pool *pool = data;
   (void) env;
   (void) hint;
-  pthread_cond_destroy(&pool->wake);
+  int i;
+  for (i = 0; i < LANES; i++) pthread_cond_destroy(&pool->lanes[i].wake);
   pthread_mutex_destroy(&pool->mutex);
   free(pool);
 }
@@ -256,19 +292,28 @@ static void teardown(void *arg) {
   napi_release_threadsafe_function(pool->tsfn, napi_tsfn_abort);
 }
 
-/* Starts up to CRYPT_THREADS threads; at least one, else returns 0. Signals
- * are blocked in them, as in Node's own helper threads: a signal (SIGINT,
- * SIGCHLD...) must be handled on the threads Node expects (as watchdog.cc). */
+/* Starts each lane's threads; at least one for the spare-time lane, else
+ * returns 0 (a late lane without a thread of its own is served by the spare
+ * one: see queue_check). Signals are blocked in them, as in Node's own helper
+ * threads: a signal (SIGINT, SIGCHLD...) must be handled on the threads Node
+ * expects (as watchdog.cc). */
 static int start_threads(struct pool *pool) {
   sigset_t all, saved;
+  int lane, n;
   sigfillset(&all);
   if (pthread_sigmask(SIG_SETMASK, &all, &saved) != 0) return 0;
-  while (pool->started < CRYPT_THREADS &&
-         pthread_create(&pool->threads[pool->started], NULL, pool_thread, pool) == 0) {
-    pool->started++;
+  for (lane = 0; lane < LANES; lane++) {
+    for (n = 0; n < lane_threads[lane]; n++) {
+      struct thread *thread = &pool->threads[pool->started];
+      thread->pool = pool;
+      thread->lane = lane;
+      if (pthread_create(&thread->id, NULL, pool_thread, thread) != 0) break;
+      pool->started++;
+      pool->lanes[lane].started++;
+    }
   }
   pthread_sigmask(SIG_SETMASK, &saved, NULL);
-  return pool->started > 0;
+  return pool->lanes[LANE_SPARE].started > 0;
 }
 
 /* This environment's pool, made on its first check; NULL (no exception) if it
@@ -285,7 +330,13 @@ static struct pool *env_pool(napi_env env) {
     free(pool);
     return NULL;
   }
-  if (pthread_cond_init(&pool->wake, NULL) != 0) {
+  if (pthread_cond_init(&pool->lanes[LANE_SPARE].wake, NULL) != 0) {
+    pthread_mutex_destroy(&pool->mutex);
+    free(pool);
+    return NULL;
+  }
+  if (pthread_cond_init(&pool->lanes[LANE_LATE].wake, NULL) != 0) {
+    pthread_cond_destroy(&pool->lanes[LANE_SPARE].wake);
     pthread_mutex_destroy(&pool->mutex);
     free(pool);
     return NULL;
@@ -334,16 +385,33 @@ static char *utf8_arg(napi_env env, napi_value value, const char *what) {
   return text;
 }
 
+/* Queues `req` on `lane`, or on the spare-time lane when the late one has no thread. */
+static void queue_check(struct pool *pool, int lane_index, struct request *req) {
+  struct lane *lane = &pool->lanes[pool->lanes[lane_index].started > 0 ? lane_index : LANE_SPARE];
+  pthread_mutex_lock(&pool->mutex);
+  if (lane->tail == NULL) lane->head = req;
+  else lane->tail->next = req;
+  lane->tail = req;
+  pthread_cond_signal(&lane->wake);
+  pthread_mutex_unlock(&pool->mutex);
+}
+
+/* crypt(key, setting, late?): `late` true queues the check on the late lane. */
 static napi_value crypt_async(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_value promise;
   struct pool *pool;
   struct request *req;
+  bool late = false;
 
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2) {
     napi_throw_type_error(env, NULL, "crypt: key and setting required");
+    return NULL;
+  }
+  if (argc > 2 && napi_get_value_bool(env, argv[2], &late) != napi_ok) {
+    napi_throw_type_error(env, NULL, "crypt: late must be a boolean");
     return NULL;
   }
   req = calloc(1, sizeof(*req));
@@ -365,12 +433,7 @@ static napi_value crypt_async(napi_env env, napi_callback_info info) {
   }
   /* The first pending check: the loop stays alive until its answer. */
   if (pool->pending++ == 0) napi_ref_threadsafe_function(env, pool->tsfn);
-  pthread_mutex_lock(&pool->mutex);
-  if (pool->tail == NULL) pool->head = req;
-  else pool->tail->next = req;
-  pool->tail = req;
-  pthread_cond_signal(&pool->wake);
-  pthread_mutex_unlock(&pool->mutex);
+  queue_check(pool, late ? LANE_LATE : LANE_SPARE, req);
   return promise;
 }
 

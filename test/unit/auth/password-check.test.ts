@@ -5,9 +5,10 @@ import { pathToFileURL } from "node:url";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { crypt, cryptHash, verifyCrypt } from "../../../host/auth/crypt.js";
-import { CryptWorkerPool, PasswordChecker, workerPoolSize } from "../../../host/auth/password-check.js";
-import type { AsyncCrypt } from "../../../host/auth/password-check.js";
+import { CryptWorkerPool, PasswordChecker, spareTimeFirst, workerPoolSize } from "../../../host/auth/password-check.js";
+import type { AsyncCrypt, LaneCrypt } from "../../../host/auth/password-check.js";
 import { DISABLE_ADDONS_ENV, loadNativeAddon } from "../../../host/system/package.js";
+import { FakeClock } from "../ftp/data-helpers.js";
 
 /**
  * The worker script as Node runs it: vitest runs the TypeScript sources, which
@@ -190,5 +191,59 @@ describe("the worker-thread fallback (WASM_DSO_DISABLE_ADDONS=crypt)", () => {
 describe("workerPoolSize", () => {
   it("is one worker per CPU, 1 to 4", () => {
     expect([0, 1, 2, 3, 4, 64].map((n) => workerPoolSize(n))).toEqual([1, 1, 2, 3, 4, 4]);
+  });
+});
+
+describe("spareTimeFirst (the crypt addon's two lanes)", () => {
+  /** A LaneCrypt whose checks answer only when the test says so; `asked` in the order they were asked. */
+  function lanes(): {
+    asked: { late: boolean; answer: (hash: string) => void; fail: (error: Error) => void }[];
+    crypt: LaneCrypt;
+  } {
+    const asked: { late: boolean; answer: (hash: string) => void; fail: (error: Error) => void }[] = [];
+    const crypt: LaneCrypt = (_password, _setting, late) =>
+      new Promise((resolve, reject) => asked.push({ late, answer: resolve, fail: reject }));
+    return { asked, crypt };
+  }
+
+  it("takes the spare-time lane's answer and never asks the late lane when it comes in time", async () => {
+    const clock = new FakeClock();
+    const { asked, crypt } = lanes();
+    const check = spareTimeFirst(crypt, clock, 50)("pw", "$6$abc");
+    expect(asked.map((a) => a.late)).toEqual([false]);
+    clock.advance(49);
+    asked[0]?.answer("spare");
+    await expect(check).resolves.toBe("spare");
+    expect(clock.pending).toBe(0);
+    clock.advance(100);
+    expect(asked.map((a) => a.late)).toEqual([false]);
+  });
+
+  it("asks the late lane once the bound has passed, and takes whichever answer comes first", async () => {
+    const clock = new FakeClock();
+    const { asked, crypt } = lanes();
+    const checkFor = spareTimeFirst(crypt, clock, 50);
+    const lateWins = checkFor("pw", "$6$abc");
+    clock.advance(50);
+    expect(asked.map((a) => a.late)).toEqual([false, true]);
+    asked[1]?.answer("late");
+    asked[0]?.answer("spare");
+    await expect(lateWins).resolves.toBe("late");
+    const spareWins = checkFor("pw", "$6$abc");
+    clock.advance(50);
+    expect(asked.map((a) => a.late)).toEqual([false, true, false, true]);
+    asked[2]?.answer("spare");
+    asked[3]?.answer("late");
+    await expect(spareWins).resolves.toBe("spare");
+  });
+
+  it("fails with the first failure, and asks no lane more after it", async () => {
+    const clock = new FakeClock();
+    const { asked, crypt } = lanes();
+    const check = spareTimeFirst(crypt, clock, 50)("pw", "$6$abc");
+    asked[0]?.fail(new Error("crypt: out of memory"));
+    await expect(check).rejects.toThrow("crypt: out of memory");
+    clock.advance(100);
+    expect(asked.map((a) => a.late)).toEqual([false]);
   });
 });
