@@ -23,6 +23,7 @@ export function createCluster(context: ClusterContext): Cluster {
   const faults = new FaultSync({
     reference: () => context.current().host,
     unload: (name, options) => modules.unloadModule(name, options),
+    disable: (name) => modules.disableModule(name),
     log: context.log,
     debugLevel: context.debugLevel,
   });

@@ -21,6 +21,10 @@ import type { LoaderEvent } from "../modules/loader-events.js";
 import type { ModuleHost } from "../modules/module-host.js";
 import type { SyncChannel } from "./sync-channel.js";
 
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** What the policy decided for a module: the fault-unloaded event one process reports. */
 export type FaultUnload = Extract<LoaderEvent, { kind: "fault-unloaded" }>;
 
@@ -101,6 +105,8 @@ export interface FaultSyncOptions {
   readonly reference: () => ModuleHost;
   /** rmmod's two-phase path, for the unload a fault decided (ClusterModules.unloadModule). */
   readonly unload: (name: string, options: { fault: true }) => Promise<void>;
+  /** Disables a module in every host when it cannot be unloaded (ClusterModules.disableModule). */
+  readonly disable: (name: string) => Promise<void>;
   readonly log: DaemonLog;
   readonly debugLevel: number;
 }
@@ -145,26 +151,31 @@ export class FaultSync {
     try {
       await this.#options.unload(unit, { fault: true });
     } catch (error) {
-      this.#refused(unit, error);
+      await this.#refused(unit, error);
       return;
     }
     // Logged once the module is out everywhere: whoever reads the line finds it gone from lsmod and new sessions.
     this.#emit(verdict);
   }
 
-  /** As one process: a module others are bound to stays disabled, and the log says so. */
-  #refused(unit: string, error: unknown): void {
+  /** As one process: a module others are bound to stays disabled, in every worker, and the log says so. */
+  async #refused(unit: string, error: unknown): Promise<void> {
     const code = isDsoError(error) ? error.code : undefined;
     // Taken out already: by an earlier fault's unload, reported before it was done, or by rmmod.
     if (code === ErrorCodes.NOT_LOADED) return;
     if (code === ErrorCodes.HAS_DEPENDENTS) {
+      try {
+        await this.#options.disable(unit);
+      } catch (failure) {
+        this.#options.log("error", `${unit}: not disabled after its faults: ${messageOf(failure)}`);
+        return;
+      }
       const units = this.#options.reference().describe();
       const dependents = units.find((info) => info.name === unit)?.dependents ?? [];
       this.#emit({ kind: "fault-disabled", unit, dependents });
       return;
     }
-    const reason = error instanceof Error ? error.message : String(error);
-    this.#options.log("error", `${unit}: not unloaded after its faults: ${reason}`);
+    this.#options.log("error", `${unit}: not unloaded after its faults: ${messageOf(error)}`);
   }
 
   #emit(event: LoaderEvent): void {

@@ -15,14 +15,22 @@
 import type { ControlsCaller } from "../controls/exchange.js";
 import type { LoadedUnitInfo } from "../modules/module-host.js";
 
-/** One module change made with the controls: insmod (LoadModule at run time) or rmmod. */
+/** One module change made with the controls, in two phases: insmod (LoadModule at run time) or rmmod. */
 export interface ModuleOp {
   readonly kind: "insmod" | "rmmod";
   readonly name: string;
 }
 
+/** A module its faults would have unloaded, disabled instead: other modules are bound to it (fault-sync.ts). */
+export interface DisableOp {
+  readonly kind: "disable";
+  readonly name: string;
+}
+
+export type JournalEntry = ModuleOp | DisableOp;
+
 /** The module changes since the current generation was built, oldest first. */
-export type Journal = readonly ModuleOp[];
+export type Journal = readonly JournalEntry[];
 
 /** What a worker is started with (the pool's "init" request): enough to build the module set every worker has. */
 export interface WorkerInit {
@@ -71,7 +79,7 @@ export interface ControlBody {
 }
 
 /** The words of a change, as notes and log lines name it: `insmod mod_x.c`. */
-export function opText(op: ModuleOp): string {
+export function opText(op: JournalEntry): string {
   return `${op.kind} ${op.name}`;
 }
 
@@ -95,9 +103,19 @@ function asModuleOp(value: unknown): ModuleOp {
   throw malformed("module change");
 }
 
+/** The body of "module-disable": the module to disable. */
+export function asDisableOp(value: unknown): DisableOp {
+  if (isRecord(value) && value.kind === "disable" && typeof value.name === "string") {
+    return { kind: value.kind, name: value.name };
+  }
+  throw malformed("module disable");
+}
+
 export function asJournal(value: unknown): Journal {
   if (!Array.isArray(value)) throw malformed("journal");
-  return value.map(asModuleOp);
+  return value.map((entry: unknown) =>
+    isRecord(entry) && entry.kind === "disable" ? asDisableOp(entry) : asModuleOp(entry),
+  );
 }
 
 /** The `seq` of a commit or abort body. */

@@ -22,7 +22,7 @@ import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import type { LoadedUnitInfo, ModuleHost } from "../modules/module-host.js";
 import type { DsoControlsHost, WorkerStatus } from "../static/mod-dso/controls.js";
 import { asStatusReply, mergeUnitCounts, opText } from "./journal.js";
-import type { Journal, ModuleOp, ModuleState, StatusReply } from "./journal.js";
+import type { DisableOp, Journal, JournalEntry, ModuleOp, ModuleState, StatusReply } from "./journal.js";
 
 /** A serving worker as the coordinator reaches it: its IpcPeer's request, and who it is for messages. */
 export interface WorkerLink {
@@ -107,7 +107,7 @@ export class ClusterModules implements DsoControlsHost {
   /** Worker starts under way, each settled once its `init` is answered either way. */
   readonly #starting = new Set<Promise<void>>();
   #seq = 0;
-  #journal: ModuleOp[] = [];
+  #journal: JournalEntry[] = [];
   #generation = 1;
   #removedCompiledIn: readonly string[] = [];
   /** One wrapper per guest control, kept as the reference's action lives, so rmctrl's choice holds. */
@@ -144,7 +144,7 @@ export class ClusterModules implements DsoControlsHost {
       reference.commitLoad(prepared);
       this.#journal.push(op);
       this.#options.changed?.(op);
-      await this.#commit("module-commit", seq, answers, opText(op));
+      await this.#commit("module-commit", { seq }, answers, opText(op));
     });
   }
 
@@ -169,7 +169,24 @@ export class ClusterModules implements DsoControlsHost {
       else reference.unloadModule(name);
       this.#journal.push(op);
       this.#options.changed?.(op);
-      await this.#commit("module-commit", seq, answers, opText(op));
+      await this.#commit("module-commit", { seq }, answers, opText(op));
+    });
+  }
+
+  /**
+   * A module its faults would unload while other modules are bound to it
+   * (fault-sync.ts): disabled in the reference and in every worker, as one
+   * process disables it, and journaled, so that a worker started later
+   * disables it too. Nothing can refuse it; a worker that does not apply it
+   * is replaced, since it would go on calling the module.
+   */
+  disableModule(name: string): Promise<void> {
+    return this.#serial(async () => {
+      this.#options.reference().disableFaulted(name);
+      const op: DisableOp = { kind: "disable", name };
+      this.#journal.push(op);
+      const links = this.#options.workers().map((link) => ({ link }));
+      await this.#commit("module-disable", op, links, opText(op));
     });
   }
 
@@ -196,7 +213,7 @@ export class ClusterModules implements DsoControlsHost {
       this.#journal = [];
       this.#generation = generation;
       this.#removedCompiledIn = removed;
-      await this.#commit("generation-commit", seq, answers, "the reloaded configuration");
+      await this.#commit("generation-commit", { seq }, answers, "the reloaded configuration");
       return undefined;
     });
   }
@@ -336,10 +353,10 @@ export class ClusterModules implements DsoControlsHost {
   }
 
   /** Commits everywhere; a worker that fails is replaced, since it would now serve another module set. */
-  async #commit(type: string, seq: number, answers: readonly Prepared[], what: string): Promise<void> {
+  async #commit(type: string, body: unknown, answers: readonly Pick<Prepared, "link">[], what: string): Promise<void> {
     const links = answers.map((answer) => answer.link);
     const timeoutMs = this.#options.timeoutMs;
-    const outcomes = await Promise.allSettled(links.map((link) => link.request(type, { seq }, { timeoutMs })));
+    const outcomes = await Promise.allSettled(links.map((link) => link.request(type, body, { timeoutMs })));
     outcomes.forEach((outcome, i) => {
       const link = links[i] as WorkerLink;
       if (outcome.status === "fulfilled") return;

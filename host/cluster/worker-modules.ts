@@ -23,8 +23,8 @@ import { HeldLines } from "../daemon/held-lines.js";
 import type { DaemonLog, DaemonRuntime, Generation } from "../daemon/generation.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import type { ModuleFault, ModuleHost, PreparedLoad } from "../modules/module-host.js";
-import { asControlBody, asGenerationBody, asPrepareBody, asSeq, opText, unitCounts } from "./journal.js";
-import type { ModuleOp, StatusReply, WorkerInit } from "./journal.js";
+import { asControlBody, asDisableOp, asGenerationBody, asPrepareBody, asSeq, opText, unitCounts } from "./journal.js";
+import type { JournalEntry, StatusReply, WorkerInit } from "./journal.js";
 
 /** A change prepared and waiting for the primary's commit or abort. */
 type Pending =
@@ -64,8 +64,9 @@ function build(
   return generation;
 }
 
-function replay(host: ModuleHost, op: ModuleOp): void {
+function replay(host: ModuleHost, op: JournalEntry): void {
   if (op.kind === "insmod") host.loadModule(op.name);
+  else if (op.kind === "disable") host.disableFaulted(op.name);
   else host.unloadModule(op.name);
 }
 
@@ -173,6 +174,7 @@ export class WorkerModules {
       "module-prepare": repeat((body) => this.#prepareModule(body)),
       "module-commit": repeat((body) => this.#commitModule(asSeq(body))),
       "module-abort": repeat((body) => this.#abort(asSeq(body))),
+      "module-disable": (body) => this.#disable(body),
       "generation-prepare": repeat((body) => this.#prepareGeneration(body)),
       "generation-commit": repeat((body) => this.#commitGeneration(asSeq(body))),
       "generation-abort": repeat((body) => this.#abort(asSeq(body))),
@@ -210,6 +212,12 @@ export class WorkerModules {
     else if (pending.kind === "rmmod" && pending.fault) host.unloadFaulted(pending.name);
     else if (pending.kind === "rmmod") host.unloadModule(pending.name);
     else throw new Error(`change ${seq} is a generation, not a module change`);
+    return null;
+  }
+
+  /** A module the primary disabled after its faults (fault-sync.ts): one step, since it cannot fail. */
+  #disable(body: unknown): null {
+    this.#generation.host.disableFaulted(asDisableOp(body).name);
     return null;
   }
 

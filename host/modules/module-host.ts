@@ -401,6 +401,19 @@ export class ModuleHost {
   }
 
   /**
+   * What one process does to a module whose faults would unload it while
+   * other modules are bound to it (fault-supervisor.ts): it stays, disabled,
+   * every call into it refused, until rmmod or a SIGHUP. Session workers are
+   * told by the primary (fault-sync.ts), so that the module is disabled in
+   * every worker and not only where it faulted. A name that is no module
+   * loaded here is left alone: the primary asks every host, whatever each has.
+   */
+  disableFaulted(name: string): void {
+    const unit = this.#registry.unit(name);
+    if (unit?.kind === "module") unit.state = { kind: "faulted", retryAt: undefined };
+  }
+
+  /**
    * ModuleOrder: the engine becomes exactly these modules, in this order; the
    * others leave it (and can come back with insmod, like an rmmod'ed static
    * module). The directive checks its arguments before calling this.

@@ -101,19 +101,28 @@ describe("reportFaults (worker side)", () => {
 });
 
 describe("FaultSync (primary side)", () => {
-  function sync(unload: (name: string) => Promise<void>, units: readonly Partial<LoadedUnitInfo>[] = []) {
+  function sync(
+    unload: (name: string) => Promise<void>,
+    units: readonly Partial<LoadedUnitInfo>[] = [],
+    disable: (name: string) => Promise<void> = () => Promise.resolve(),
+  ) {
     const lines: [string, string][] = [];
     const asked: [string, unknown][] = [];
+    const disabled: string[] = [];
     const faults = new FaultSync({
       reference: () => ({ describe: () => units }) as unknown as ModuleHost,
       unload: (name, options) => {
         asked.push([name, options]);
         return unload(name);
       },
+      disable: (name) => {
+        disabled.push(name);
+        return disable(name);
+      },
       log: (priority, message) => lines.push([priority, message]),
       debugLevel: 0,
     });
-    return { faults, lines, asked };
+    return { faults, lines, asked, disabled };
   }
 
   it("unloads the module everywhere when the count says so, then logs one process's line once", async () => {
@@ -134,16 +143,20 @@ describe("FaultSync (primary side)", () => {
     ]);
   });
 
-  it("logs nothing for a module already out, and the dependents of one it cannot unload", async () => {
+  it("logs nothing for a module already out; disables everywhere one it cannot unload, and logs its dependents", async () => {
     const gone = sync(() => Promise.reject(new DsoError(ErrorCodes.NOT_LOADED, "module 'mod_x.c' is not loaded")));
     await gone.faults.record(fault(1, UNLOAD));
     expect(gone.lines).toEqual([]);
-    const needed = sync(
-      () => Promise.reject(new DsoError(ErrorCodes.HAS_DEPENDENTS, "module 'mod_x.c' is needed by mod_y.c")),
-      [{ name: "mod_x.c", dependents: ["mod_y.c"] }],
-    );
+    expect(gone.disabled).toEqual([]);
+    const hasDependents = (): Promise<void> =>
+      Promise.reject(new DsoError(ErrorCodes.HAS_DEPENDENTS, "module 'mod_x.c' is needed by mod_y.c"));
+    const needed = sync(hasDependents, [{ name: "mod_x.c", dependents: ["mod_y.c"] }]);
     await needed.faults.record(fault(1, UNLOAD));
+    expect(needed.disabled).toEqual(["mod_x.c"]);
     expect(needed.lines).toEqual([["error", "mod_x.c: disabled: other modules are bound to it (mod_y.c)"]]);
+    const stuck = sync(hasDependents, [], () => Promise.reject(new Error("the reference host is gone")));
+    await stuck.faults.record(fault(1, UNLOAD));
+    expect(stuck.lines).toEqual([["error", "mod_x.c: not disabled after its faults: the reference host is gone"]]);
     const refused = sync(() => Promise.reject(new Error("worker 2 did not answer")));
     await refused.faults.record(fault(1, UNLOAD));
     expect(refused.lines).toEqual([["error", "mod_x.c: not unloaded after its faults: worker 2 did not answer"]]);

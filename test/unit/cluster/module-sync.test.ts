@@ -283,6 +283,45 @@ describe("rmmod in every worker", () => {
     }
   });
 
+  it("disables everywhere a module its faults would unload while others are bound to it, and journals it", async () => {
+    const c = cluster("LoadModule mod_sql_mysql.c\n");
+    const before = lastModules(c);
+    await c.modules.disableModule("mod_sql.c");
+    expect(changes(c)).toEqual(["1 module-disable", "2 module-disable"]);
+    expect(lastModules(c)).toEqual(before);
+    expect(c.modules.journal).toEqual([{ kind: "disable", name: "mod_sql.c" }]);
+    expect(c.changed).toEqual([]);
+    expect(c.replaced).toEqual([]);
+    // A worker started now replays the journal: it disables the module too.
+    const late = WorkerModules.start(
+      { configFile: c.configFile, debugLevel: 0, journal: c.modules.journal, removedCompiledIn: [], generation: 1 },
+      daemonRuntime(),
+      () => {},
+      () => 0,
+    );
+    const hosts = [c.reference.host, ...c.workers.map((worker) => worker.current().host), late.current().host];
+    for (const host of hosts) {
+      const set = host.acquireModules();
+      const handler = set.modules.find((m) => m.name === "mod_sql.c")?.commands[0];
+      expect(handler).toBeDefined();
+      expect(() => handler?.run(silentCommand(["SITE", "SQL"]), testSession(set.modules, "alice"))).toThrow(
+        "mod_sql.c: disabled after a fault",
+      );
+      set.release();
+    }
+    late.current().host.close();
+  });
+
+  it("replaces a worker that does not disable the module, and disables it everywhere else", async () => {
+    const c = cluster("LoadModule mod_sql_mysql.c\n");
+    c.before.set(2, (type) => {
+      if (type === "module-disable") throw new DsoError(ErrorCodes.WORKER_TIMEOUT, "worker 2 did not answer");
+    });
+    await c.modules.disableModule("mod_sql.c");
+    expect(c.replaced).toEqual(["2: could not apply disable mod_sql.c"]);
+    expect(c.logs).toContain("error: worker 2 (pid 1002) could not apply disable mod_sql.c: worker 2 did not answer");
+  });
+
   it("leaves every host as it was when one worker refuses", async () => {
     const c = cluster("LoadModule mod_sql.c\n");
     // Worker 2 alone has a dependent of mod_sql.c, so only it refuses.
