@@ -24,6 +24,7 @@ export function createCluster(context: ClusterContext): Cluster {
     reference: () => context.current().host,
     unload: (name, options) => modules.unloadModule(name, options),
     disable: (name) => modules.disableModule(name),
+    position: () => modules.position,
     log: context.log,
     debugLevel: context.debugLevel,
   });

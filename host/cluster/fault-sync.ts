@@ -11,6 +11,12 @@
  * (countFault) and, when the policy says so, unloads the module everywhere the
  * way rmmod does (module-sync.ts, two phases, the journal), then logs the line
  * one process logs for it, once.
+ *
+ * A worker's report says where it stood in the module changes (its
+ * generation, and how many of that generation's journaled changes it had
+ * applied): a fault reported while an rmmod, an insmod or a SIGHUP was being
+ * committed may come from the module's old copy, and counts only if no change
+ * of that module, and no SIGHUP, came since.
  */
 import type { DaemonLog } from "../daemon/generation.js";
 import { ErrorCodes, isDsoError } from "../errors.js";
@@ -23,6 +29,12 @@ import type { SyncChannel } from "./sync-channel.js";
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Where a host stood in the module changes: its generation, and how many of that generation's changes it applied. */
+export interface ChangePosition {
+  readonly generation: number;
+  readonly applied: number;
 }
 
 /** What the policy decided for a module: the fault-unloaded event one process reports. */
@@ -88,11 +100,23 @@ export function asModuleFault(body: unknown): ModuleFault {
   throw new Error("malformed fault on the session worker channel");
 }
 
-/** A worker's reporter: each fault of a module, told to the primary. */
-export function reportFaults(channel: Pick<SyncChannel, "call">): (fault: ModuleFault) => void {
+/** Where the report of a fault says the worker stood (reportFaults). */
+export function asChangePosition(body: unknown): ChangePosition {
+  const position = isRecord(body) ? body.position : undefined;
+  if (isRecord(position) && isTime(position.generation) && isTime(position.applied)) {
+    return { generation: position.generation, applied: position.applied };
+  }
+  throw new Error("malformed fault position on the session worker channel");
+}
+
+/** A worker's reporter: each fault of a module, told to the primary with where the worker stood (`position`). */
+export function reportFaults(
+  channel: Pick<SyncChannel, "call">,
+  position: () => ChangePosition,
+): (fault: ModuleFault) => void {
   return (fault) => {
     try {
-      channel.call("fault", fault);
+      channel.call("fault", { ...fault, position: position() });
     } catch (error) {
       // The primary is gone: this worker ends with its channel, and nobody is left to count for.
       if (!isDsoError(error) || error.code !== ErrorCodes.WORKER_GONE) throw error;
@@ -107,6 +131,8 @@ export interface FaultSyncOptions {
   readonly unload: (name: string, options: { fault: true }) => Promise<void>;
   /** Disables a module in every host when it cannot be unloaded (ClusterModules.disableModule). */
   readonly disable: (name: string) => Promise<void>;
+  /** The primary's position in the module changes (ClusterModules.position). */
+  readonly position: () => ChangePosition;
   readonly log: DaemonLog;
   readonly debugLevel: number;
 }
@@ -115,6 +141,8 @@ export interface FaultSyncOptions {
 export class FaultSync {
   readonly #options: FaultSyncOptions;
   readonly #counts = new FaultCounts();
+  /** Per module changed in this generation: the number of its changes applied once its last change was. */
+  readonly #changedAt = new Map<string, number>();
 
   constructor(options: FaultSyncOptions) {
     this.#options = options;
@@ -124,26 +152,38 @@ export class FaultSync {
   handlers(): Readonly<Record<string, (body: unknown) => null>> {
     return {
       fault: (body) => {
-        void this.record(asModuleFault(body));
+        void this.record(asModuleFault(body), asChangePosition(body));
         return null;
       },
     };
   }
 
-  /** Counts a fault of the reference host or of a worker; settles once what it decided is done and logged. */
-  record(fault: ModuleFault): Promise<void> {
+  /**
+   * Counts a fault of the reference host or of a worker (`at`: where the
+   * worker stood); settles once what it decided is done and logged. A
+   * worker's fault from before the module's last change, or from another
+   * generation, is not counted: it came from a copy that is gone.
+   */
+  record(fault: ModuleFault, at?: ChangePosition): Promise<void> {
+    if (at !== undefined && this.#stale(fault.unit, at)) return Promise.resolve();
     const verdict = this.#counts.record(fault);
     return verdict === undefined ? Promise.resolve() : this.#unload(verdict);
   }
 
-  /** insmod or rmmod everywhere: faults of the module's unit before it no longer count. */
+  /** insmod, rmmod or a disable everywhere, just journaled: faults of the module's unit before it no longer count. */
   changed(name: string): void {
     this.#counts.forget(name);
+    this.#changedAt.set(name, this.#options.position().applied);
   }
 
   /** A SIGHUP every worker committed: the faults of the old generation's units no longer count. */
   reloaded(): void {
     this.#counts.clear();
+    this.#changedAt.clear();
+  }
+
+  #stale(unit: string, at: ChangePosition): boolean {
+    return at.generation !== this.#options.position().generation || at.applied < (this.#changedAt.get(unit) ?? 0);
   }
 
   async #unload(verdict: FaultUnload): Promise<void> {

@@ -21,6 +21,7 @@ import type { Generation, DaemonLog } from "../daemon/generation.js";
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import type { LoadedUnitInfo, ModuleHost } from "../modules/module-host.js";
 import type { DsoControlsHost, WorkerStatus } from "../static/mod-dso/controls.js";
+import type { ChangePosition } from "./fault-sync.js";
 import { asStatusReply, mergeUnitCounts, opText } from "./journal.js";
 import type { DisableOp, Journal, JournalEntry, ModuleOp, ModuleState, StatusReply } from "./journal.js";
 
@@ -44,7 +45,7 @@ export interface ClusterModulesOptions {
   /** How long a worker may take to answer one request. */
   readonly timeoutMs: number;
   /** A change every host made (the module's fault count starts again, as a new unit's does in one process). */
-  readonly changed?: (op: ModuleOp) => void;
+  readonly changed?: (op: JournalEntry) => void;
 }
 
 /** Where a refusal came from, under insmod's and rmmod's lines. */
@@ -127,6 +128,11 @@ export class ClusterModules implements DsoControlsHost {
     return this.#generation;
   }
 
+  /** Where the module set stands: the generation, and the changes of it journaled (a worker's fault reports say theirs). */
+  get position(): ChangePosition {
+    return { generation: this.#generation, applied: this.#journal.length };
+  }
+
   /** insmod: the reference's refusal is thrown as it is, so its lines are exactly the single-process ones. */
   loadModule(name: string): Promise<void> {
     return this.#serial(async () => {
@@ -185,6 +191,7 @@ export class ClusterModules implements DsoControlsHost {
       this.#options.reference().disableFaulted(name);
       const op: DisableOp = { kind: "disable", name };
       this.#journal.push(op);
+      this.#options.changed?.(op);
       const links = this.#options.workers().map((link) => ({ link }));
       await this.#commit("module-disable", op, links, opText(op));
     });

@@ -112,7 +112,7 @@ class SessionWorker {
     };
     const modules = WorkerModules.start(init, runtime, log, () => this.#open.size);
     // The primary counts a module's faults in every worker and unloads it everywhere (fault-sync.ts).
-    modules.reportFaultsTo(reportFaults(channel));
+    modules.reportFaultsTo(reportFaults(channel, () => modules.position()));
     this.#modules = modules;
     memory.refresh();
     const generation = modules.current();

@@ -24,6 +24,7 @@ import type { DaemonLog, DaemonRuntime, Generation } from "../daemon/generation.
 import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
 import type { ModuleFault, ModuleHost, PreparedLoad } from "../modules/module-host.js";
 import { asControlBody, asDisableOp, asGenerationBody, asPrepareBody, asSeq, opText, unitCounts } from "./journal.js";
+import type { ChangePosition } from "./fault-sync.js";
 import type { JournalEntry, StatusReply, WorkerInit } from "./journal.js";
 
 /** A change prepared and waiting for the primary's commit or abort. */
@@ -81,6 +82,8 @@ export class WorkerModules {
   #generation: Generation;
   #number: number;
   #pending: Pending | undefined;
+  /** The journaled changes of this generation applied here (a fault report says it: fault-sync.ts). */
+  #applied: number;
   readonly #swapped: ((next: Generation, previous: Generation) => void)[] = [];
   /** Where a module's faults are counted for the whole daemon (fault-sync.ts); none until reportFaultsTo. */
   #faults: ((fault: ModuleFault) => void) | undefined;
@@ -99,6 +102,7 @@ export class WorkerModules {
     this.#held = held;
     this.#generation = generation;
     this.#number = init.generation;
+    this.#applied = init.journal.length;
     this.#runtime = runtime;
     this.#log = log;
     this.#sessions = sessions;
@@ -139,6 +143,11 @@ export class WorkerModules {
   /** The generation new sessions get. */
   current(): Generation {
     return this.#generation;
+  }
+
+  /** Where this worker stands in the module changes, as its fault reports say (fault-sync.ts). */
+  position(): ChangePosition {
+    return { generation: this.#number, applied: this.#applied };
   }
 
   /** Each fault of a module in this worker, now and after each SIGHUP, goes to `report` (fault-sync.ts). */
@@ -212,12 +221,14 @@ export class WorkerModules {
     else if (pending.kind === "rmmod" && pending.fault) host.unloadFaulted(pending.name);
     else if (pending.kind === "rmmod") host.unloadModule(pending.name);
     else throw new Error(`change ${seq} is a generation, not a module change`);
+    this.#applied += 1;
     return null;
   }
 
   /** A module the primary disabled after its faults (fault-sync.ts): one step, since it cannot fail. */
   #disable(body: unknown): null {
     this.#generation.host.disableFaulted(asDisableOp(body).name);
+    this.#applied += 1;
     return null;
   }
 
@@ -240,6 +251,7 @@ export class WorkerModules {
     const previous = this.#generation;
     this.#generation = pending.next;
     this.#number = pending.number;
+    this.#applied = 0;
     if (this.#faults !== undefined) this.#countFaults(pending.next.host);
     for (const listener of this.#swapped) listener(pending.next, previous);
     // Open sessions hold the old modules (acquireModules); each is released when its last session ends (daemon.ts).

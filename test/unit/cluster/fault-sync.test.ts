@@ -4,7 +4,14 @@
  * the lines it logs once, and the worker's side of the channel.
  */
 import { describe, expect, it } from "vitest";
-import { FaultCounts, FaultSync, asModuleFault, reportFaults } from "../../../host/cluster/fault-sync.js";
+import {
+  FaultCounts,
+  FaultSync,
+  asChangePosition,
+  asModuleFault,
+  reportFaults,
+} from "../../../host/cluster/fault-sync.js";
+import type { ChangePosition } from "../../../host/cluster/fault-sync.js";
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
 import type { ModuleFault } from "../../../host/modules/fault-supervisor.js";
 import type { LoadedUnitInfo, ModuleHost } from "../../../host/modules/module-host.js";
@@ -81,21 +88,31 @@ describe("asModuleFault", () => {
 });
 
 describe("reportFaults (worker side)", () => {
-  it("calls `fault` on the synchronous channel; a primary that is gone is no one to count for", () => {
+  it("calls `fault` on the synchronous channel with where the worker stood; a primary that is gone is no one to count for", () => {
     const calls: [string, unknown][] = [];
-    reportFaults({ call: (type, body) => calls.push([type, body]) })(fault(9));
-    expect(calls).toEqual([["fault", fault(9)]]);
-    const gone = reportFaults({
-      call: () => {
-        throw new DsoError(ErrorCodes.WORKER_GONE, "the primary is gone");
+    const at: ChangePosition = { generation: 2, applied: 3 };
+    reportFaults({ call: (type, body) => calls.push([type, body]) }, () => at)(fault(9));
+    expect(calls).toEqual([["fault", { ...fault(9), position: at }]]);
+    expect(asModuleFault(calls[0]?.[1])).toEqual(fault(9));
+    expect(asChangePosition(calls[0]?.[1])).toEqual(at);
+    expect(() => asChangePosition(fault(9))).toThrow("malformed fault position on the session worker channel");
+    const gone = reportFaults(
+      {
+        call: () => {
+          throw new DsoError(ErrorCodes.WORKER_GONE, "the primary is gone");
+        },
       },
-    });
+      () => at,
+    );
     expect(() => gone(fault(9))).not.toThrow();
-    const broken = reportFaults({
-      call: () => {
-        throw new Error("malformed reply");
+    const broken = reportFaults(
+      {
+        call: () => {
+          throw new Error("malformed reply");
+        },
       },
-    });
+      () => at,
+    );
     expect(() => broken(fault(9))).toThrow("malformed reply");
   });
 });
@@ -109,7 +126,9 @@ describe("FaultSync (primary side)", () => {
     const lines: [string, string][] = [];
     const asked: [string, unknown][] = [];
     const disabled: string[] = [];
+    const position = { generation: 1, applied: 0 };
     const faults = new FaultSync({
+      position: () => ({ ...position }),
       reference: () => ({ describe: () => units }) as unknown as ModuleHost,
       unload: (name, options) => {
         asked.push([name, options]);
@@ -122,7 +141,7 @@ describe("FaultSync (primary side)", () => {
       log: (priority, message) => lines.push([priority, message]),
       debugLevel: 0,
     });
-    return { faults, lines, asked, disabled };
+    return { faults, lines, asked, disabled, position };
   }
 
   it("unloads the module everywhere when the count says so, then logs one process's line once", async () => {
@@ -131,7 +150,7 @@ describe("FaultSync (primary side)", () => {
     await faults.record(fault(2));
     expect(asked).toEqual([]);
     const handler = faults.handlers().fault;
-    expect(handler?.(fault(3))).toBeNull();
+    expect(handler?.({ ...fault(3), position: { generation: 1, applied: 0 } })).toBeNull();
     await faults.record(fault(4, UNLOAD));
     expect(asked).toEqual([
       ["mod_x.c", { fault: true }],
@@ -176,5 +195,32 @@ describe("FaultSync (primary side)", () => {
     await faults.record(fault(6));
     await faults.record(fault(7));
     expect(asked).toEqual([["mod_x.c", { fault: true }]]);
+  });
+  it("counts a worker's fault only if no change of the module, and no SIGHUP, came since it stood there", async () => {
+    const { faults, asked, position } = sync(() => Promise.resolve());
+    const at = (generation: number, applied: number): ChangePosition => ({ generation, applied });
+    // rmmod mod_x.c, then insmod mod_x.c: the journal holds 2 changes, the last of mod_x.c.
+    position.applied = 1;
+    faults.changed("mod_x.c");
+    position.applied = 2;
+    faults.changed("mod_x.c");
+    // Reported by a worker that had applied neither, or only the rmmod: the old copy's faults.
+    await faults.record(fault(1, UNLOAD), at(1, 0));
+    await faults.record(fault(2, UNLOAD), at(1, 1));
+    expect(asked).toEqual([]);
+    // Another module's fault from before counts: it did not change.
+    await faults.record(fault(3, UNLOAD, "mod_y.c"), at(1, 0));
+    expect(asked).toEqual([["mod_y.c", { fault: true }]]);
+    // The new copy's fault counts.
+    await faults.record(fault(4, UNLOAD), at(1, 2));
+    expect(asked.map(([name]) => name)).toEqual(["mod_y.c", "mod_x.c"]);
+    // A SIGHUP: faults from the old generation's copies no longer count, the new one's do.
+    position.generation = 2;
+    position.applied = 0;
+    faults.reloaded();
+    await faults.record(fault(5, UNLOAD, "mod_z.c"), at(1, 2));
+    expect(asked).toHaveLength(2);
+    await faults.record(fault(6, UNLOAD, "mod_z.c"), at(2, 0));
+    expect(asked.map(([name]) => name)).toEqual(["mod_y.c", "mod_x.c", "mod_z.c"]);
   });
 });

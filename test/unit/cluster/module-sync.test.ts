@@ -290,7 +290,7 @@ describe("rmmod in every worker", () => {
     expect(changes(c)).toEqual(["1 module-disable", "2 module-disable"]);
     expect(lastModules(c)).toEqual(before);
     expect(c.modules.journal).toEqual([{ kind: "disable", name: "mod_sql.c" }]);
-    expect(c.changed).toEqual([]);
+    expect(c.changed).toEqual(["disable mod_sql.c"]);
     expect(c.replaced).toEqual([]);
     // A worker started now replays the journal: it disables the module too.
     const late = WorkerModules.start(
@@ -496,6 +496,29 @@ describe("guest controls", () => {
 
 describe("module faults in a worker", () => {
   const caller = { uid: 0, gid: 0, pid: 1, user: "root", group: "root" };
+
+  it("are reported with where the worker stood: its generation, and the changes of it applied", async () => {
+    const c = cluster();
+    const positions = (): unknown[] => [c.modules.position, ...c.workers.map((worker) => worker.position())];
+    expect(positions()).toEqual(Array(3).fill({ generation: 1, applied: 0 }));
+    await c.modules.loadModule("mod_site_hello.c");
+    await c.modules.unloadModule("mod_site_hello.c");
+    expect(positions()).toEqual(Array(3).fill({ generation: 1, applied: 2 }));
+    // A worker started now has replayed the journal: it stands where the others do.
+    const late = WorkerModules.start(
+      { configFile: c.configFile, debugLevel: 0, journal: c.modules.journal, removedCompiledIn: [], generation: 1 },
+      daemonRuntime(),
+      () => {},
+      () => 0,
+    );
+    expect(late.position()).toEqual({ generation: 1, applied: 2 });
+    late.current().host.close();
+    const next = buildGeneration(c.configFile, () => {}, 0, [], daemonRuntime());
+    expect(await c.modules.reload(next)).toBeUndefined();
+    c.reference.host.unloadAll();
+    c.reference = next;
+    expect(positions()).toEqual(Array(3).fill({ generation: 2, applied: 0 }));
+  });
 
   it("are reported for the primary to count, except a guest control's: the reference counts that one", async () => {
     const c = cluster(`ModulePath ${FIXTURES_DIR}\nLoadModule mod_ctrls_test.c\n`);
