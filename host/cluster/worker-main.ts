@@ -17,7 +17,7 @@
  * afterwards is one log line and exit 70; the primary forks a replacement.
  */
 import type net from "node:net";
-import { becomeSessionUser, configuredUser, openTransferLog } from "../daemon/daemon.js";
+import { becomeSessionUser, configuredUser, logDegradedBudgets, openTransferLog } from "../daemon/daemon.js";
 import { stderrLog } from "../daemon/generation.js";
 import type { DaemonLog, DaemonRuntime } from "../daemon/generation.js";
 import { createSessionScheduler, createSessionServer } from "../daemon/session-server.js";
@@ -120,6 +120,7 @@ class SessionWorker {
     await openTransferLog(generation, runtime);
     sink.apply(generation.systemLog);
     await becomeSessionUser(generation, configuredUser(generation), log);
+    logDegradedBudgets(log);
     const scheduler = createSessionScheduler(generation);
     modules.onSwap((next) => scheduler.setShare(next.dso.sessionCpuShareMs));
     this.#ftp = createSessionServer(() => modules.current(), runtime, scheduler, log, {

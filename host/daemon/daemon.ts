@@ -170,6 +170,16 @@ function becomeUser(generation: Generation, identity: Identity, log: DaemonLog):
   );
 }
 
+/**
+ * Said once by each process that runs guest code when its CPU budgets run
+ * degraded (no watchdog addon): the daemon, and with session workers each
+ * worker too, since each loads its own addon.
+ */
+export function logDegradedBudgets(log: DaemonLog): void {
+  const degraded = watchdogNotice();
+  if (degraded !== undefined) log("notice", `${MOD_DSO_VERSION}: ${degraded}`);
+}
+
 /** What a process serving sessions does as root before it gives root up for good, then User/Group. */
 export async function becomeSessionUser(generation: Generation, user: ConfiguredUser, log: DaemonLog): Promise<void> {
   if (user.switching) loadNativeAddons();
@@ -314,8 +324,7 @@ export class Daemon {
     else await this.#startWorkers(cluster, user);
     this.#logDescriptorBudget();
     this.#log("notice", `dsod Version ${DSOD_VERSION} (wasm-dso) standalone mode STARTUP`);
-    const degraded = watchdogNotice();
-    if (degraded !== undefined) this.#log("notice", `${MOD_DSO_VERSION}: ${degraded}`);
+    logDegradedBudgets(this.#log);
     this.#log("notice", `listening on ${bound.address} port ${bound.port}`);
   }
 
