@@ -32,11 +32,11 @@
  * check wait for long: password-check.ts then asks the late lane, a thread at
  * nice +10 only, for the same check, and takes the first answer. The threads
  * set nice +10 first, which stands where the policy cannot be set (kernels
- * without it, sandboxes that forbid sched_setscheduler). On Linux both belong to a thread (its thread id),
- * and a process may always lower its own, so this needs no privilege; if
- * both fail the threads stay at nice 0 and checks run anyway. libuv's pool
- * cannot be lowered for this: its threads also do the daemon's file I/O for
- * transfers.
+ * without it, sandboxes that forbid sched_setscheduler). On Linux both belong
+ * to a thread (its thread id), and a process may always lower its own, so
+ * this needs no privilege; if both fail the threads stay at nice 0 and checks
+ * run anyway. libuv's pool cannot be lowered for this: its threads also do
+ * the daemon's file I/O for transfers.
  *
  * Why dlopen and not -lcrypt: linking needs libcrypt's development files
  * (crypt.h, libcrypt.so), and one missing target fails node-gyp for every
