@@ -257,7 +257,7 @@ export class SessionFilesystem {
     return this.#realRoot;
   }
 
-  /** `hostRoot` is resolved once with realpath; it must be a directory. */
+  /** `hostRoot` is opened and its real path read back once; it must be a directory. */
   static async open(hostRoot: string, options: SessionFsOptions): Promise<SessionFilesystem> {
     let root: FileHandle | undefined;
     try {
@@ -268,7 +268,8 @@ export class SessionFilesystem {
       const realRoot = HAS_PROC_FD ? readlinkSync(fdPath(root.fd)) : await realpath(hostRoot);
       return new SessionFilesystem(realRoot, root, options);
     } catch (error) {
-      await root?.close();
+      // The open or read-back's error is the one to report, not a failure to close.
+      await root?.close().catch(() => {});
       throw toFsError(error);
     }
   }
