@@ -11,6 +11,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
@@ -358,6 +359,16 @@ describe("replies", () => {
     });
     const bug = new TypeError("not a file error");
     expect(() => fsErrorReply("x", bug)).toThrow(bug);
+  });
+
+  it("is jailed at the root's real path when it is opened through a symlink, and refuses a root that is a file", async () => {
+    symlinkSync(root, path.join(base, "via"));
+    const fs = await SessionFilesystem.open(path.join(base, "via"), { umask: 0o022 });
+    opened.push(fs);
+    expect(fs.realRoot).toBe(realpathSync(root));
+    expect(await fs.enter("/sub")).toBe("/sub");
+    const file = await SessionFilesystem.open(path.join(root, "file.txt"), { umask: 0o022 }).catch((e: unknown) => e);
+    expect(file).toEqual(refusal("ENOTDIR"));
   });
 
   it("never shows node's messages or host paths", async () => {
