@@ -112,7 +112,7 @@ function median(values: readonly number[]): number {
 }
 
 describe("dsod under a reply flood", () => {
-  it("a client pipelining HELP for 10 s without reading grows dsod's RSS by < 50 MB; another session keeps its answers", async () => {
+  it("a client pipelining HELP without reading the replies grows dsod's RSS by < 50 MB; another session keeps its answers", async () => {
     const { daemon } = await fixture.start([]);
     const pid = pidOf(daemon);
     const other = await fixture.connect(daemon);
@@ -123,43 +123,46 @@ describe("dsod under a reply flood", () => {
     await new Promise((resolve) => flood.once("connect", resolve));
     flood.pause();
     const chunk = Buffer.from("HELP\r\n".repeat(2000));
-    const deadline = Date.now() + 10_000;
     let written = 0;
+    let flooding = true;
+    let stop = (): void => {};
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    let backedUp = (): void => {};
+    const blocked = new Promise<void>((resolve) => (backedUp = resolve));
     const pump = (async () => {
-      while (Date.now() < deadline) {
+      while (flooding) {
+        // A dsod that kept reading, its replies piling up in its memory, would never push back.
+        if (written > 200e6) throw new Error("dsod read 200 MB of HELP whose replies nobody read");
         written += chunk.length;
-        if (!flood.write(chunk)) {
-          // dsod stopped reading: the write waits until dsod reads again, or the time is up.
-          await Promise.race([
-            new Promise((resolve) => flood.once("drain", resolve)),
-            new Promise((resolve) => setTimeout(resolve, deadline - Date.now())),
-          ]);
+        if (flood.write(chunk)) {
+          await new Promise((resolve) => setImmediate(resolve));
+        } else {
+          // dsod stopped reading (its replies to the flood are never read): wait until it reads again, or the end.
+          backedUp();
+          await Promise.race([new Promise((resolve) => flood.once("drain", resolve)), stopped]);
         }
       }
     })();
+    // A pump that failed must fail the test, not leave it waiting for the flood to back up.
+    void pump.catch(() => backedUp());
 
-    let answers = 0;
-    let slowest = 0;
+    // The flood has filled every buffer between it and dsod; the other session is served all along.
+    await blocked;
     let peak = before;
-    while (Date.now() < deadline) {
-      const start = Date.now();
+    for (let answers = 0; answers < 50; answers++) {
       expect(await other.send("NOOP")).toEqual(["200 NOOP command successful"]);
-      slowest = Math.max(slowest, Date.now() - start);
-      answers++;
       peak = Math.max(peak, rssMb(pid));
-      await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    flooding = false;
+    stop();
     await pump;
     const after = rssMb(pid);
     flood.destroy();
     console.log(
-      `reply flood: ${(written / 1e6).toFixed(1)} MB of HELP offered, RSS ${before.toFixed(1)} -> peak ${peak.toFixed(1)} -> ${after.toFixed(1)} MB, ` +
-        `${answers} NOOPs answered, slowest ${slowest} ms`,
+      `reply flood: ${(written / 1e6).toFixed(1)} MB of HELP offered, RSS ${before.toFixed(1)} -> peak ${peak.toFixed(1)} -> ${after.toFixed(1)} MB`,
     );
     expect(peak - before).toBeLessThan(50);
-    expect(answers).toBeGreaterThan(20);
-    expect(slowest).toBeLessThan(2_000);
-  }, 30_000);
+  });
 });
 
 describe("dsod under a connection flood", () => {
