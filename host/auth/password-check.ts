@@ -4,10 +4,8 @@
  * milliseconds; run on dsod's one event loop it would stall every other
  * session for that long, so the hash runs elsewhere:
  * - the crypt addon (host/auth/native/crypt.c): the system's crypt_r(3) on
- *   the addon's own threads, in the CPU the sessions leave spare (SCHED_IDLE),
- *   as fast as proftpd's own check on an idle machine, behind the sessions
- *   being served on a busy one, and asked again at nice +10 when no spare CPU
- *   came for LATE_CHECK_MS (spareTimeFirst);
+ *   the addon's own two threads at nice +10, as fast as proftpd's own check
+ *   on an idle machine, and behind the sessions being served on a busy one;
  * - without it, the JavaScript crypt(3) of crypt.ts in a few worker threads
  *   (slower, but still off the loop), which dsod announces once at start.
  * Either way the stored hash is compared here, in constant time.
@@ -15,49 +13,11 @@
 import { timingSafeEqual } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { systemClock } from "../system/clock.js";
-import type { Clock } from "../system/clock.js";
 import { loadNativeAddon } from "../system/package.js";
 import type { CryptAnswer, CryptRequest } from "./crypt-worker.js";
 
 /** crypt(3) with the hash computed elsewhere: the hash, or null where crypt(3) fails. */
 export type AsyncCrypt = (password: string, setting: string) => Promise<string | null>;
-
-/** The crypt addon's check (crypt.c): `late` queues it on the late lane, a thread at nice +10, not SCHED_IDLE. */
-export type LaneCrypt = (password: string, setting: string, late: boolean) => Promise<string | null>;
-
-/**
- * How long a check may wait for spare CPU before the late lane is asked too:
- * many times a `$6$` check on an idle core (1.7 ms), and above what checks
- * took while 8 sessions and a client logging in over and over kept 2 cores
- * busy (p50 4 ms, p99 15 ms, at most 39 ms in 622 checks).
- */
-export const LATE_CHECK_MS = 50;
-
-/**
- * A check on the spare-time lane, asked again on the late lane when no
- * answer came within `lateMs`; the first answer counts, a later one is
- * dropped. Spare CPU alone could keep a login waiting for as long as every
- * core stays busy; this bounds the wait to `lateMs` plus a nice +10 thread's
- * share, at the price of a check computed twice when it comes late.
- */
-export function spareTimeFirst(crypt: LaneCrypt, clock: Clock = systemClock, lateMs = LATE_CHECK_MS): AsyncCrypt {
-  return (password, setting) =>
-    new Promise((resolve, reject) => {
-      let settled = false;
-      let cancelLate = (): void => {};
-      const settle = (done: () => void): void => {
-        if (settled) return;
-        settled = true;
-        cancelLate();
-        done();
-      };
-      const answer = (hash: string | null): void => settle(() => resolve(hash));
-      const fail = (error: unknown): void => settle(() => reject(error));
-      crypt(password, setting, false).then(answer, fail);
-      cancelLate = clock.schedule(lateMs, () => crypt(password, setting, true).then(answer, fail));
-    });
-}
 
 /** The schemes ftpasswd writes (crypt.ts); DES, bcrypt, yescrypt and locked entries are refused before any hash. */
 const SCHEMES = ["$1$", "$5$", "$6$"] as const;
@@ -163,7 +123,7 @@ export class CryptWorkerPool {
 export type PasswordCheckMode =
   { readonly kind: "native" } | { readonly kind: "workers"; readonly size: number; readonly reason: string };
 
-function isCryptAddon(value: unknown): value is { crypt: LaneCrypt } {
+function isCryptAddon(value: unknown): value is { crypt: AsyncCrypt } {
   return typeof value === "object" && value !== null && typeof Reflect.get(value, "crypt") === "function";
 }
 
@@ -191,10 +151,7 @@ export class PasswordChecker {
     const loaded = loadNativeAddon("crypt");
     if ("addon" in loaded && isCryptAddon(loaded.addon)) {
       const addon = loaded.addon;
-      return new PasswordChecker(
-        { kind: "native" },
-        spareTimeFirst((password, setting, late) => addon.crypt(password, setting, late)),
-      );
+      return new PasswordChecker({ kind: "native" }, (password, setting) => addon.crypt(password, setting));
     }
     const reason = "message" in loaded ? loaded.message : "the crypt addon has no crypt";
     const pool = new CryptWorkerPool(script, size);

@@ -6,37 +6,36 @@
  * auth_unix_chkpass, mod_auth_file.c authfile_chkpass); the same code, off the
  * loop here.
  *
- * Exposes crypt(key, setting, late?) -> Promise<string | null>: the hash, or
- * null where crypt_r fails (NULL, or libxcrypt's `*0`/`*1` failure tokens);
- * `late` queues the check on the late lane (below). The caller compares the
- * hash in constant time (host/auth/password-check.ts).
+ * Exposes crypt(key, setting) -> Promise<string | null>: the hash, or null
+ * where crypt_r fails (NULL, or libxcrypt's `*0`/`*1` failure tokens). The
+ * caller compares the hash in constant time (host/auth/password-check.ts).
  *
- * Why threads of its own, under SCHED_IDLE, and not libuv's thread pool: a
- * login under load should delay only itself (issue 15). proftpd gets that by
+ * Why threads of its own, at nice +10, and not libuv's thread pool: a login
+ * under load should delay only itself (issue 15). proftpd gets that by
  * forking: each session, and so the crypt(3) of each login, runs in a process
  * of its own, which the kernel schedules as one more process beside the
  * established sessions. Here a check is 1.7 ms of CPU on a thread beside the
- * ones serving sessions. On a 2-core machine, while one client logged in as
- * fast as it could, 8 sessions kept this share of their NOOP throughput:
- * 0.63-0.75x with the checks in libuv's pool at nice 0, 0.73-0.80x on these
- * threads at nice +10 (0.78x at nice 19), 0.88x under SCHED_IDLE (medians of
- * 6 paired windows, twice each; logins went from about 180/s to 100/s).
- * Nice only lowers a thread's weight: a session's thread woken by a client
- * may still wait for the running check. A thread under SCHED_IDLE is
- * preempted as soon as any normal thread wakes (the kernel's wakeup
- * preemption of an idle-policy task), and when no core is free it has the
- * smallest weight there is (3, against 1024 at nice 0): under full load a
- * check takes longer, it is never refused the CPU outright, and on an idle
- * machine it runs at full speed. Only when every core stays busy with
- * normal threads (8 busy loops on 2 cores made a check take seconds) does a
- * check wait for long: password-check.ts then asks the late lane, a thread at
- * nice +10 only, for the same check, and takes the first answer. The threads
- * set nice +10 first, which stands where the policy cannot be set (kernels
- * without it, sandboxes that forbid sched_setscheduler). On Linux both belong
- * to a thread (its thread id), and a process may always lower its own, so
- * this needs no privilege; if both fail the threads stay at nice 0 and checks
- * run anyway. libuv's pool cannot be lowered for this: its threads also do
- * the daemon's file I/O for transfers.
+ * ones serving sessions: on a 2-core machine, while one client logged in as
+ * fast as it could, 8 sessions kept 0.63-0.75x of their NOOP throughput with
+ * the checks in libuv's pool at nice 0, and 0.78x with the checking thread at
+ * nice 19 (a trial). A thread at nice +10 has about a tenth of a nice-0
+ * thread's weight: under contention the checks get about a tenth of the share
+ * of a session's thread, on an idle machine they run at full speed.
+ *
+ * SCHED_IDLE was tried and measured: a session's thread that wakes preempts
+ * an idle-policy check at once, and the 8 sessions kept 0.88x. But a thread
+ * under SCHED_IDLE gets almost nothing while the cores are busy, and a
+ * process cannot take it back to a normal policy without CAP_SYS_NICE: with
+ * 8 busy loops on 2 cores a check took seconds, and a process holding such
+ * threads took 0.5-3 s to die after SIGKILL (30-110 ms at nice +10), since
+ * each thread must run to exit. A worker that dies must end its sessions with
+ * 421 at once, so the threads stay at nice +10.
+ *
+ * On Linux the nice value belongs to a thread (setpriority on its thread id),
+ * and a process may always raise its own, so this needs no privilege; if it
+ * fails the thread stays at nice 0 and checks run anyway. libuv's pool cannot
+ * be reniced for this: its threads also do the daemon's file I/O for
+ * transfers.
  *
  * Why dlopen and not -lcrypt: linking needs libcrypt's development files
  * (crypt.h, libcrypt.so), and one missing target fails node-gyp for every
@@ -47,9 +46,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,24 +61,14 @@
  * lazily, zeroed, as crypt_r wants (`initialized = 0`). */
 #define CRYPT_DATA_SIZE (256 * 1024)
 
-/* Two lanes of threads. A check starts on the spare-time lane (SCHED_IDLE);
- * the caller asks again on the late lane (nice +10 only) for a check not
- * answered within a bound of its choosing (password-check.ts), and takes
- * whichever answer comes first: on a machine whose cores are all busy a
- * spare-time thread gets almost nothing, and a login must not wait for the
- * load to end.
- *
- * Two spare-time threads: with one, a hash of many rounds (the stored setting
- * chooses them, up to 999999999 for $5$/$6$: minutes) would hold every later
- * login behind it; with two, one such hash leaves the other thread to everyone
+/* Two threads: with one, a hash of many rounds (the stored setting chooses
+ * them, up to 999999999 for $5$/$6$: minutes) would hold every later login
+ * behind it; with two, one such hash leaves the other thread to everyone
  * else. More would not make logins faster under load, which is when it
- * matters: under SCHED_IDLE they mostly wait for the sessions' threads anyway.
- * One late thread: it works only for checks already late, a few at most. */
-enum { LANE_SPARE = 0, LANE_LATE = 1, LANES = 2 };
-static const int lane_threads[LANES] = {2, 1};
-#define CRYPT_THREADS 3
+ * matters: at nice +10 they mostly wait for the sessions' threads anyway. */
+#define CRYPT_THREADS 2
 
-/* Every thread's nice value, the late lane's priority (see the header). */
+/* The threads' nice value (see the header). */
 #define CRYPT_NICE 10
 
 typedef char *(*crypt_r_fn)(const char *key, const char *setting, void *data);
@@ -108,27 +95,15 @@ struct request {
  * In dsod each session worker is a process of its own, so it is still one
  * pool per process there.
  */
-struct lane {
-  struct request *head, *tail; /* checks not started yet */
-  pthread_cond_t wake;
-  int started; /* threads running for this lane */
-};
-
-/* What a thread serves: its pool's lane. */
-struct thread {
-  struct pool *pool;
-  int lane;
-  pthread_t id;
-};
-
 struct pool {
   napi_env env;
   napi_threadsafe_function tsfn; /* delivers answers to the JS thread */
   size_t pending;                /* checks not yet settled; JS thread only */
-  pthread_mutex_t mutex;         /* guards the lanes' queues and stopping */
-  struct lane lanes[LANES];
+  pthread_mutex_t mutex;         /* guards queue and stopping */
+  pthread_cond_t wake;
+  struct request *head, *tail;
   int stopping;
-  struct thread threads[CRYPT_THREADS];
+  pthread_t threads[CRYPT_THREADS];
   int started;
 };
 
@@ -181,32 +156,25 @@ static void free_request(struct request *req) {
   free(req);
 }
 
-/* A pool thread: its name, nice value and policy once, then its lane's checks until the pool stops. */
+/* A pool thread: its name and nice value once, then checks until the pool stops. */
 static void *pool_thread(void *arg) {
-  struct thread *self = arg;
-  struct pool *pool = self->pool;
-  struct lane *lane = &pool->lanes[self->lane];
+  struct pool *pool = arg;
 #if defined(__linux__)
-  pthread_setname_np(pthread_self(), self->lane == LANE_SPARE ? "dso-crypt" : "dso-crypt-late");
+  pthread_setname_np(pthread_self(), "dso-crypt");
   /* Not fatal: at nice 0 the checks still run, only with a normal share. */
   setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), CRYPT_NICE);
-  if (self->lane == LANE_SPARE) {
-    /* Not fatal either: where the policy cannot be set, nice +10 stands. */
-    struct sched_param idle = {0};
-    pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
-  }
 #endif
   for (;;) {
     struct request *req;
     pthread_mutex_lock(&pool->mutex);
-    while (lane->head == NULL && !pool->stopping) pthread_cond_wait(&lane->wake, &pool->mutex);
+    while (pool->head == NULL && !pool->stopping) pthread_cond_wait(&pool->wake, &pool->mutex);
     if (pool->stopping) {
       pthread_mutex_unlock(&pool->mutex);
       return NULL;
     }
-    req = lane->head;
-    lane->head = req->next;
-    if (lane->head == NULL) lane->tail = NULL;
+    req = pool->head;
+    pool->head = req->next;
+    if (pool->head == NULL) pool->tail = NULL;
     pthread_mutex_unlock(&pool->mutex);
     run_check(req);
     /* Fails only once the environment is closing: no one is left to answer. */
@@ -249,20 +217,16 @@ static void stop_threads(struct pool *pool) {
   int i;
   pthread_mutex_lock(&pool->mutex);
   pool->stopping = 1;
-  for (i = 0; i < LANES; i++) pthread_cond_broadcast(&pool->lanes[i].wake);
+  pthread_cond_broadcast(&pool->wake);
   pthread_mutex_unlock(&pool->mutex);
-  for (i = 0; i < pool->started; i++) pthread_join(pool->threads[i].id, NULL);
+  for (i = 0; i < pool->started; i++) pthread_join(pool->threads[i], NULL);
   pool->started = 0;
-  for (i = 0; i < LANES; i++) {
-    struct lane *lane = &pool->lanes[i];
-    while (lane->head != NULL) {
-      struct request *req = lane->head;
-      lane->head = req->next;
-      free_request(req);
-    }
-    lane->tail = NULL;
-    lane->started = 0;
+  while (pool->head != NULL) {
+    struct request *req = pool->head;
+    pool->head = req->next;
+    free_request(req);
   }
+  pool->tail = NULL;
 }
 
 /* The threadsafe function is gone (its queue, if any, freed through settle):
@@ -271,8 +235,7 @@ static void free_pool(napi_env env, void *data, void *hint) {
   struct pool *pool = data;
   (void) env;
   (void) hint;
-  int i;
-  for (i = 0; i < LANES; i++) pthread_cond_destroy(&pool->lanes[i].wake);
+  pthread_cond_destroy(&pool->wake);
   pthread_mutex_destroy(&pool->mutex);
   free(pool);
 }
@@ -292,28 +255,19 @@ static void teardown(void *arg) {
   napi_release_threadsafe_function(pool->tsfn, napi_tsfn_abort);
 }
 
-/* Starts each lane's threads; at least one for the spare-time lane, else
- * returns 0 (a late lane without a thread of its own is served by the spare
- * one: see queue_check). Signals are blocked in them, as in Node's own helper
- * threads: a signal (SIGINT, SIGCHLD...) must be handled on the threads Node
- * expects (as watchdog.cc). */
+/* Starts up to CRYPT_THREADS threads; at least one, else returns 0. Signals
+ * are blocked in them, as in Node's own helper threads: a signal (SIGINT,
+ * SIGCHLD...) must be handled on the threads Node expects (as watchdog.cc). */
 static int start_threads(struct pool *pool) {
   sigset_t all, saved;
-  int lane, n;
   sigfillset(&all);
   if (pthread_sigmask(SIG_SETMASK, &all, &saved) != 0) return 0;
-  for (lane = 0; lane < LANES; lane++) {
-    for (n = 0; n < lane_threads[lane]; n++) {
-      struct thread *thread = &pool->threads[pool->started];
-      thread->pool = pool;
-      thread->lane = lane;
-      if (pthread_create(&thread->id, NULL, pool_thread, thread) != 0) break;
-      pool->started++;
-      pool->lanes[lane].started++;
-    }
+  while (pool->started < CRYPT_THREADS &&
+         pthread_create(&pool->threads[pool->started], NULL, pool_thread, pool) == 0) {
+    pool->started++;
   }
   pthread_sigmask(SIG_SETMASK, &saved, NULL);
-  return pool->lanes[LANE_SPARE].started > 0;
+  return pool->started > 0;
 }
 
 /* This environment's pool, made on its first check; NULL (no exception) if it
@@ -330,13 +284,7 @@ static struct pool *env_pool(napi_env env) {
     free(pool);
     return NULL;
   }
-  if (pthread_cond_init(&pool->lanes[LANE_SPARE].wake, NULL) != 0) {
-    pthread_mutex_destroy(&pool->mutex);
-    free(pool);
-    return NULL;
-  }
-  if (pthread_cond_init(&pool->lanes[LANE_LATE].wake, NULL) != 0) {
-    pthread_cond_destroy(&pool->lanes[LANE_SPARE].wake);
+  if (pthread_cond_init(&pool->wake, NULL) != 0) {
     pthread_mutex_destroy(&pool->mutex);
     free(pool);
     return NULL;
@@ -385,33 +333,16 @@ static char *utf8_arg(napi_env env, napi_value value, const char *what) {
   return text;
 }
 
-/* Queues `req` on `lane`, or on the spare-time lane when the late one has no thread. */
-static void queue_check(struct pool *pool, int lane_index, struct request *req) {
-  struct lane *lane = &pool->lanes[pool->lanes[lane_index].started > 0 ? lane_index : LANE_SPARE];
-  pthread_mutex_lock(&pool->mutex);
-  if (lane->tail == NULL) lane->head = req;
-  else lane->tail->next = req;
-  lane->tail = req;
-  pthread_cond_signal(&lane->wake);
-  pthread_mutex_unlock(&pool->mutex);
-}
-
-/* crypt(key, setting, late?): `late` true queues the check on the late lane. */
 static napi_value crypt_async(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_value promise;
   struct pool *pool;
   struct request *req;
-  bool late = false;
 
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2) {
     napi_throw_type_error(env, NULL, "crypt: key and setting required");
-    return NULL;
-  }
-  if (argc > 2 && napi_get_value_bool(env, argv[2], &late) != napi_ok) {
-    napi_throw_type_error(env, NULL, "crypt: late must be a boolean");
     return NULL;
   }
   req = calloc(1, sizeof(*req));
@@ -433,7 +364,12 @@ static napi_value crypt_async(napi_env env, napi_callback_info info) {
   }
   /* The first pending check: the loop stays alive until its answer. */
   if (pool->pending++ == 0) napi_ref_threadsafe_function(env, pool->tsfn);
-  queue_check(pool, late ? LANE_LATE : LANE_SPARE, req);
+  pthread_mutex_lock(&pool->mutex);
+  if (pool->tail == NULL) pool->head = req;
+  else pool->tail->next = req;
+  pool->tail = req;
+  pthread_cond_signal(&pool->wake);
+  pthread_mutex_unlock(&pool->mutex);
   return promise;
 }
 

@@ -1,10 +1,8 @@
 /**
- * The crypt addon's own threads (host/auth/native/crypt.c): the spare-time
- * lane's named `dso-crypt`, under SCHED_IDLE at nice +10, the late lane's
- * `dso-crypt-late` at nice +10 only, where every other thread keeps the
- * process's policy and nice value; many checks at once each answered, on
- * either lane, and a threadsafe function that keeps the event loop alive only
- * while a check is pending, in the main thread as in a Worker.
+ * The crypt addon's own threads (host/auth/native/crypt.c): named `dso-crypt`,
+ * at nice +10 where every other thread keeps the process's nice value, many
+ * checks at once each answered, and a threadsafe function that keeps the event
+ * loop alive only while a check is pending, in the main thread as in a Worker.
  */
 import { spawn } from "node:child_process";
 import { readFile, readdir } from "node:fs/promises";
@@ -12,43 +10,33 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { crypt } from "../../../host/auth/crypt.js";
 import { PasswordChecker } from "../../../host/auth/password-check.js";
-import type { LaneCrypt } from "../../../host/auth/password-check.js";
+import type { AsyncCrypt } from "../../../host/auth/password-check.js";
 import { loadNativeAddon } from "../../../host/system/package.js";
 import { REPO_ROOT } from "../../helpers/paths.js";
 
 const loaded = loadNativeAddon("crypt");
-const addon = "addon" in loaded ? (loaded.addon as { crypt: LaneCrypt }) : undefined;
+const addon = "addon" in loaded ? (loaded.addon as { crypt: AsyncCrypt }) : undefined;
 const missing = addon === undefined || process.platform !== "linux";
 
-/** The addon's crypt, on the spare-time lane unless `late`, in tests that run only when it loaded. */
-function nativeCrypt(password: string, setting: string, late = false): Promise<string | null> {
+/** The addon's crypt, in tests that run only when it loaded. */
+function nativeCrypt(password: string, setting: string): Promise<string | null> {
   if (addon === undefined) throw new Error("the crypt addon is not loaded");
-  return addon.crypt(password, setting, late);
+  return addon.crypt(password, setting);
 }
 
 /** The built addon, as a child process loads it. */
 const ADDON_FILE = path.join(REPO_ROOT, "build", "Release", "crypt.node");
 
-/** Linux's SCHED_OTHER and SCHED_IDLE (sched.h), as /proc/<tid>/stat shows a thread's policy. */
-const SCHED_OTHER = 0;
-const SCHED_IDLE = 5;
-
-interface ThreadInfo {
-  readonly name: string;
-  readonly nice: number;
-  readonly policy: number;
-}
-
-/** A thread's name, nice value and scheduling policy, from /proc/self/task/<tid>/{comm,stat}. */
-async function thread(dir: string): Promise<ThreadInfo> {
+/** A thread's name and nice value, from /proc/self/task/<tid>/{comm,stat}. */
+async function thread(dir: string): Promise<{ name: string; nice: number }> {
   const [comm, stat] = await Promise.all([readFile(`${dir}/comm`, "utf8"), readFile(`${dir}/stat`, "utf8")]);
   // stat is `pid (comm) state ...`: comm may hold spaces and parentheses, so fields count from the last ")".
-  // nice is field 19 and policy field 41; the field after ") " is field 3.
+  // nice is field 19; the field after ") " is field 3.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { name: comm.trim(), nice: Number(fields[19 - 3]), policy: Number(fields[41 - 3]) };
+  return { name: comm.trim(), nice: Number(fields[19 - 3]) };
 }
 
-async function threads(): Promise<ThreadInfo[]> {
+async function threads(): Promise<{ name: string; nice: number }[]> {
   const tids = await readdir("/proc/self/task");
   return Promise.all(tids.map((tid) => thread(`/proc/self/task/${tid}`)));
 }
@@ -82,20 +70,17 @@ afterEach(() => {
 });
 
 describe("the crypt addon's threads", () => {
-  it.skipIf(missing)("spare-time and late lanes: SCHED_IDLE and nice +10; other threads keep their own", async () => {
+  it.skipIf(missing)("are named dso-crypt, at nice +10; libuv's pool and every other thread keep theirs", async () => {
     expect(await nativeCrypt("x", "$6$abc")).toBe(crypt("x", "$6$abc"));
     // readFile runs in libuv's pool, so its threads exist by now.
     const all = await threads();
     const base = (await thread("/proc/self")).nice;
-    const niced = Math.min(base + 10, 19);
-    const spare = all.filter((t) => t.name === "dso-crypt");
-    expect(spare.length).toBeGreaterThanOrEqual(1);
-    expect(spare.length).toBeLessThanOrEqual(2);
-    expect(spare.map((t) => [t.nice, t.policy])).toEqual(spare.map(() => [niced, SCHED_IDLE]));
-    const late = all.filter((t) => t.name === "dso-crypt-late");
-    expect(late.map((t) => [t.nice, t.policy])).toEqual([[niced, SCHED_OTHER]]);
-    const others = all.filter((t) => !t.name.startsWith("dso-crypt"));
-    expect(others.filter((t) => t.nice !== base || t.policy !== SCHED_OTHER)).toEqual([]);
+    const own = all.filter((t) => t.name === "dso-crypt");
+    expect(own.length).toBeGreaterThanOrEqual(1);
+    expect(own.length).toBeLessThanOrEqual(2);
+    expect(own.map((t) => t.nice)).toEqual(own.map(() => Math.min(base + 10, 19)));
+    const others = all.filter((t) => t.name !== "dso-crypt");
+    expect(others.filter((t) => t.nice !== base)).toEqual([]);
   });
 
   it.skipIf(missing)("answer 20 checks at once, right and wrong passwords mixed, each as crypt(3) does", async () => {
@@ -105,19 +90,14 @@ describe("the crypt addon's threads", () => {
     const tried = stored.map((_, i) => (i % 2 === 0 ? `pw${i}` : `pw${i + 1}`));
     const answers = await Promise.all(stored.map((hash, i) => checker.verify(tried[i] ?? "", hash)));
     expect(answers).toEqual(stored.map((_, i) => i % 2 === 0));
-    // Each lane computes what crypt(3) does.
-    for (const late of [false, true]) {
-      const hashes = await Promise.all(stored.map((hash, i) => nativeCrypt(tried[i] ?? "", hash, late)));
-      expect(hashes).toEqual(stored.map((hash, i) => crypt(tried[i] ?? "", hash)));
-    }
+    const hashes = await Promise.all(stored.map((hash, i) => nativeCrypt(tried[i] ?? "", hash)));
+    expect(hashes).toEqual(stored.map((hash, i) => crypt(tried[i] ?? "", hash)));
   });
 
   it.skipIf(missing)("keep a process alive while a check is pending, and not after", async () => {
     // The answer is written (the loop lived until it came), then the process ends by itself.
     const result = await runNode(`${LOAD} addon.crypt("x", "$6$abc").then((hash) => process.stdout.write(hash));`);
     expect(result).toEqual({ code: 0, signal: null, stdout: crypt("x", "$6$abc"), stderr: "" });
-    const late = await runNode(`${LOAD} addon.crypt("x", "$5$abc", true).then((hash) => process.stdout.write(hash));`);
-    expect(late).toEqual({ code: 0, signal: null, stdout: crypt("x", "$5$abc"), stderr: "" });
   });
 
   it.skipIf(missing)("stop with a Worker that checked a password and is terminated with checks queued", async () => {

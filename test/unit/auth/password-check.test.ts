@@ -5,10 +5,9 @@ import { pathToFileURL } from "node:url";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { crypt, cryptHash, verifyCrypt } from "../../../host/auth/crypt.js";
-import { CryptWorkerPool, PasswordChecker, spareTimeFirst, workerPoolSize } from "../../../host/auth/password-check.js";
-import type { AsyncCrypt, LaneCrypt } from "../../../host/auth/password-check.js";
+import { CryptWorkerPool, PasswordChecker, workerPoolSize } from "../../../host/auth/password-check.js";
+import type { AsyncCrypt } from "../../../host/auth/password-check.js";
 import { DISABLE_ADDONS_ENV, loadNativeAddon } from "../../../host/system/package.js";
-import { FakeClock } from "../ftp/data-helpers.js";
 
 /**
  * The worker script as Node runs it: vitest runs the TypeScript sources, which
@@ -55,16 +54,20 @@ const REFUSED: readonly string[] = [
 
 /** Both checkers give verifyCrypt's answer for each case, the right password and two wrong ones. */
 async function expectSameAnswers(checker: PasswordChecker): Promise<void> {
+  // [tried, stored, expected], checked all at once: the checker's threads share them, as logins at once do.
+  const cases: [string, string, boolean][] = [];
   for (const [password, setting] of CASES) {
     const stored = crypt(password, setting) ?? "";
     for (const tried of [password, `${password}!`, password.slice(1)]) {
-      expect(await checker.verify(tried, stored), `${tried} against ${stored}`).toBe(verifyCrypt(tried, stored));
+      cases.push([tried, stored, verifyCrypt(tried, stored)]);
     }
-    expect(await checker.verify(password, stored)).toBe(true);
+    cases.push([password, stored, true]);
   }
-  for (const stored of REFUSED) expect(await checker.verify("ab", stored), stored).toBe(false);
+  for (const stored of REFUSED) cases.push(["ab", stored, false]);
   // crypt(3) stops at a NUL: "s3cret\0anything" must not pass for "s3cret".
-  expect(await checker.verify("s3cret\u0000x", cryptHash("s3cret", "sha256", "abc"))).toBe(false);
+  cases.push(["s3cret\u0000x", cryptHash("s3cret", "sha256", "abc"), false]);
+  const answers = await Promise.all(cases.map(([tried, stored]) => checker.verify(tried, stored)));
+  expect(answers.map((answer, i) => [cases[i]?.[0], cases[i]?.[1], answer])).toEqual(cases);
 }
 
 /** How many setImmediate turns the event loop makes while `work` is pending. */
@@ -191,59 +194,5 @@ describe("the worker-thread fallback (WASM_DSO_DISABLE_ADDONS=crypt)", () => {
 describe("workerPoolSize", () => {
   it("is one worker per CPU, 1 to 4", () => {
     expect([0, 1, 2, 3, 4, 64].map((n) => workerPoolSize(n))).toEqual([1, 1, 2, 3, 4, 4]);
-  });
-});
-
-describe("spareTimeFirst (the crypt addon's two lanes)", () => {
-  /** A LaneCrypt whose checks answer only when the test says so; `asked` in the order they were asked. */
-  function lanes(): {
-    asked: { late: boolean; answer: (hash: string) => void; fail: (error: Error) => void }[];
-    crypt: LaneCrypt;
-  } {
-    const asked: { late: boolean; answer: (hash: string) => void; fail: (error: Error) => void }[] = [];
-    const crypt: LaneCrypt = (_password, _setting, late) =>
-      new Promise((resolve, reject) => asked.push({ late, answer: resolve, fail: reject }));
-    return { asked, crypt };
-  }
-
-  it("takes the spare-time lane's answer and never asks the late lane when it comes in time", async () => {
-    const clock = new FakeClock();
-    const { asked, crypt } = lanes();
-    const check = spareTimeFirst(crypt, clock, 50)("pw", "$6$abc");
-    expect(asked.map((a) => a.late)).toEqual([false]);
-    clock.advance(49);
-    asked[0]?.answer("spare");
-    await expect(check).resolves.toBe("spare");
-    expect(clock.pending).toBe(0);
-    clock.advance(100);
-    expect(asked.map((a) => a.late)).toEqual([false]);
-  });
-
-  it("asks the late lane once the bound has passed, and takes whichever answer comes first", async () => {
-    const clock = new FakeClock();
-    const { asked, crypt } = lanes();
-    const checkFor = spareTimeFirst(crypt, clock, 50);
-    const lateWins = checkFor("pw", "$6$abc");
-    clock.advance(50);
-    expect(asked.map((a) => a.late)).toEqual([false, true]);
-    asked[1]?.answer("late");
-    asked[0]?.answer("spare");
-    await expect(lateWins).resolves.toBe("late");
-    const spareWins = checkFor("pw", "$6$abc");
-    clock.advance(50);
-    expect(asked.map((a) => a.late)).toEqual([false, true, false, true]);
-    asked[2]?.answer("spare");
-    asked[3]?.answer("late");
-    await expect(spareWins).resolves.toBe("spare");
-  });
-
-  it("fails with the first failure, and asks no lane more after it", async () => {
-    const clock = new FakeClock();
-    const { asked, crypt } = lanes();
-    const check = spareTimeFirst(crypt, clock, 50)("pw", "$6$abc");
-    asked[0]?.fail(new Error("crypt: out of memory"));
-    await expect(check).rejects.toThrow("crypt: out of memory");
-    clock.advance(100);
-    expect(asked.map((a) => a.late)).toEqual([false]);
   });
 });
