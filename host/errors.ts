@@ -162,6 +162,11 @@ export class DsoError extends Error {
   }
 }
 
+/** What a log line or a note says of a failure: an Error's message, or anything else as text. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** True for errors raised by this package (matching on `code`, never on text). */
 export function isDsoError(value: unknown): value is DsoError {
   return value instanceof DsoError;

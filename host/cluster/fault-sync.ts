@@ -19,17 +19,13 @@
  * of that module, and no SIGHUP, came since.
  */
 import type { DaemonLog } from "../daemon/generation.js";
-import { ErrorCodes, isDsoError } from "../errors.js";
+import { ErrorCodes, isDsoError, messageOf } from "../errors.js";
 import { dsoLogLines } from "../modules/dso-log.js";
 import { countFault } from "../modules/fault-supervisor.js";
 import type { ModuleFault } from "../modules/fault-supervisor.js";
 import type { LoaderEvent } from "../modules/loader-events.js";
 import type { ModuleHost } from "../modules/module-host.js";
 import type { SyncChannel } from "./sync-channel.js";
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** Where a host stood in the module changes: its generation, and how many of that generation's changes it applied. */
 export interface ChangePosition {

@@ -18,7 +18,7 @@
 import type { ControlsAction, ControlsCaller, ControlsResult } from "../controls/exchange.js";
 import { moduleControlsActions } from "../controls/module-controls.js";
 import type { Generation, DaemonLog } from "../daemon/generation.js";
-import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
+import { DsoError, ErrorCodes, isDsoError, messageOf } from "../errors.js";
 import type { LoadedUnitInfo, ModuleHost } from "../modules/module-host.js";
 import type { DsoControlsHost, WorkerStatus } from "../static/mod-dso/controls.js";
 import type { ChangePosition } from "./fault-sync.js";
@@ -71,10 +71,6 @@ function workerRefusal(link: WorkerLink, error: unknown): Error {
   });
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** The first line of a control's answer, for the log line saying a worker answered otherwise. */
 function firstLine(result: ControlsResult): string {
   return result.lines[0] ?? `status ${result.status}`;
@@ -95,6 +91,11 @@ function asControlsResult(value: unknown): ControlsResult {
 interface Prepared {
   readonly link: WorkerLink;
   readonly outcome: PromiseSettledResult<unknown>;
+}
+
+/** The workers that answered a prepare, each to be told to commit. */
+function linksOf(answers: readonly Prepared[]): WorkerLink[] {
+  return answers.map((answer) => answer.link);
 }
 
 export class ClusterModules implements DsoControlsHost {
@@ -146,7 +147,7 @@ export class ClusterModules implements DsoControlsHost {
       reference.commitLoad(prepared);
       this.#journal.push(op);
       this.#options.changed?.(op);
-      await this.#commit("module-commit", { seq }, answers, opText(op));
+      await this.#commit("module-commit", { seq }, linksOf(answers), opText(op));
     });
   }
 
@@ -171,7 +172,7 @@ export class ClusterModules implements DsoControlsHost {
       else reference.unloadModule(name);
       this.#journal.push(op);
       this.#options.changed?.(op);
-      await this.#commit("module-commit", { seq }, answers, opText(op));
+      await this.#commit("module-commit", { seq }, linksOf(answers), opText(op));
     });
   }
 
@@ -188,8 +189,7 @@ export class ClusterModules implements DsoControlsHost {
       const op: DisableOp = { kind: "disable", name };
       this.#journal.push(op);
       this.#options.changed?.(op);
-      const links = this.#options.workers().map((link) => ({ link }));
-      await this.#commit("module-disable", op, links, opText(op));
+      await this.#commit("module-disable", op, this.#options.workers(), opText(op));
     });
   }
 
@@ -216,7 +216,7 @@ export class ClusterModules implements DsoControlsHost {
       this.#journal = [];
       this.#generation = generation;
       this.#removedCompiledIn = removed;
-      await this.#commit("generation-commit", { seq }, answers, "the reloaded configuration");
+      await this.#commit("generation-commit", { seq }, linksOf(answers), "the reloaded configuration");
       return undefined;
     });
   }
@@ -358,8 +358,7 @@ export class ClusterModules implements DsoControlsHost {
   }
 
   /** Commits everywhere; a worker that fails is replaced, since it would now serve another module set. */
-  async #commit(type: string, body: unknown, answers: readonly Pick<Prepared, "link">[], what: string): Promise<void> {
-    const links = answers.map((answer) => answer.link);
+  async #commit(type: string, body: unknown, links: readonly WorkerLink[], what: string): Promise<void> {
     const timeoutMs = this.#options.timeoutMs;
     const outcomes = await Promise.allSettled(links.map((link) => link.request(type, body, { timeoutMs })));
     outcomes.forEach((outcome, i) => {
