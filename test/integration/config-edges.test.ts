@@ -27,14 +27,12 @@ describe("dsod -t refuses what is not a regular file, without blocking", () => {
     const fifo = path.join(dir, "extra.conf");
     execFileSync("mkfifo", [fifo]);
     const file = writeConfig(dir, ["ServerName x", `Include ${fifo}`].join("\n"));
-    const started = Date.now();
     const result = runDsod(["-t", "-c", file]);
     expect(logMessages(result.stderr)).toEqual([
       `Fatal: Include: error including '${fifo}': not a regular file (a FIFO) on line 2 of '${file}'`,
     ]);
+    // A blocked read would have run into the runner's 30 s timeout: no status, no message.
     expect(result.status).toBe(1);
-    // The runner's own timeout is 30 s: a blocked read would have hit it.
-    expect(Date.now() - started).toBeLessThan(15_000);
   });
 
   it("/dev/zero, a directory, and a main config that is a FIFO", () => {

@@ -401,14 +401,13 @@ describe("lexConfig: robustness", () => {
     expect(errors).toBeGreaterThan(0);
   });
 
-  it("lexes large inputs in linear time", () => {
+  // Sizes a quadratic lexer could not get through before the test's timeout (4e10 steps for the first).
+  it("lexes 200,000 continued lines and a 1 MB quoted word", () => {
     const lines = 200_000;
     const continued = `ModuleOrder${" \\\n m.c".repeat(lines)}\n`;
-    const start = performance.now();
     const [directive] = lexConfig(continued, FILE, {});
     expect(directive?.args.length).toBe(lines);
     const longWord = `A "${"\\x".repeat(500_000)}"`;
     expect(lexConfig(longWord, FILE, {})[0]?.args[0]?.length).toBe(500_000);
-    expect(performance.now() - start).toBeLessThan(3000);
   });
 });

@@ -389,9 +389,8 @@ describe("callGuarded (native watchdog)", () => {
         if (m === "spinning") resolve();
       }),
     );
-    const start = performance.now();
+    // A terminate the guard blocked would never resolve: the test's timeout would end it.
     const code = await worker.terminate();
-    expect(performance.now() - start).toBeLessThan(2_000);
     expect(code).toBe(1);
     expect(messages).toEqual([1, "spinning"]);
   });
