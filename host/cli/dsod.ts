@@ -16,7 +16,7 @@ import { DEFAULT_CONTROLS_SOCKET } from "../controls/default-socket.js";
 import { Daemon } from "../daemon/daemon.js";
 import { DEFAULT_MODULE_PATH, buildGeneration, compiledInModuleNames, stderrLog } from "../daemon/generation.js";
 import type { DaemonLog } from "../daemon/generation.js";
-import { isDsoError } from "../errors.js";
+import { isDsoError, messageOf } from "../errors.js";
 import { DSOD_VERSION } from "../daemon/version.js";
 import { PACKAGE_ROOT } from "../system/package-root.js";
 import { tuneHeapForModuleChurn } from "../system/heap.js";
@@ -71,7 +71,7 @@ function fatal(log: DaemonLog, error: unknown): number {
   } else if (isDsoError(error)) {
     for (const line of error.lines) log("error", `Fatal: ${line}`);
   } else {
-    log("error", `Fatal: internal error: ${error instanceof Error ? error.message : String(error)}`);
+    log("error", `Fatal: internal error: ${messageOf(error)}`);
   }
   return 1;
 }
@@ -132,7 +132,7 @@ async function main(argv: string[]): Promise<number> {
   // A bug of ours must not reach the operator as a stack trace: one Fatal line (the
   // stack only at debug level 10), then exit 70, EX_SOFTWARE.
   const internalError = (error: unknown): void => {
-    log("error", `Fatal: internal error: ${error instanceof Error ? error.message : String(error)}`);
+    log("error", `Fatal: internal error: ${messageOf(error)}`);
     if (debugLevel >= 10 && error instanceof Error && error.stack !== undefined) log("debug", error.stack);
     process.exit(70);
   };

@@ -15,7 +15,7 @@
  * refusal reads exactly as the same refusal made in the primary.
  */
 import net from "node:net";
-import { DsoError, Errno, ErrorCodes, isDsoError } from "../errors.js";
+import { DsoError, Errno, ErrorCodes, isDsoError, messageOf } from "../errors.js";
 import type { ErrnoText, ErrorCode } from "../errors.js";
 import { systemClock } from "../system/clock.js";
 import type { Clock } from "../system/clock.js";
@@ -220,7 +220,7 @@ export function toRemoteFailure(error: unknown): RemoteFailure {
       ...(error.errno !== undefined && { errno: error.errno }),
     };
   }
-  return { message: error instanceof Error ? error.message : String(error) };
+  return { message: messageOf(error) };
 }
 
 const CODES: ReadonlySet<string> = new Set(Object.values(ErrorCodes));

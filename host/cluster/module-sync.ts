@@ -61,7 +61,7 @@ function refusedIn(link: WorkerLink): string {
 function workerRefusal(link: WorkerLink, error: unknown): Error {
   const where = refusedIn(link);
   if (!isDsoError(error)) {
-    return new Error(`${error instanceof Error ? error.message : String(error)} (${where})`, { cause: error });
+    return new Error(`${messageOf(error)} (${where})`, { cause: error });
   }
   return new DsoError(error.code, error.message, {
     ...(error.errno !== undefined && { errno: error.errno }),

@@ -18,7 +18,7 @@
 import fs from "node:fs";
 import type net from "node:net";
 import type stream from "node:stream";
-import { DsoError, ErrorCodes } from "../errors.js";
+import { DsoError, ErrorCodes, messageOf } from "../errors.js";
 import { fromRemoteFailure, toRemoteFailure } from "./ipc.js";
 import type { BodyHandler, RemoteFailure } from "./ipc.js";
 
@@ -169,7 +169,7 @@ export class SyncChannel {
       this.#io.wait(waitMs);
       return Math.min(waitMs * 2, LONGEST_WAIT_MS);
     }
-    this.#broken = error instanceof Error ? error.message : String(error);
+    this.#broken = messageOf(error);
     throw this.#gone();
   }
 

@@ -22,6 +22,7 @@ import { stderrLog } from "../daemon/generation.js";
 import type { DaemonLog, DaemonRuntime } from "../daemon/generation.js";
 import { createSessionScheduler, createSessionServer } from "../daemon/session-server.js";
 import { DaemonLogSink } from "../daemon/system-log.js";
+import { messageOf } from "../errors.js";
 import type { FtpServer } from "../ftp/server.js";
 import { tuneHeapForModuleChurn } from "../system/heap.js";
 import { exitQuietlyOnClosedOutput } from "../system/stdio.js";
@@ -188,7 +189,7 @@ exitQuietlyOnClosedOutput();
 const worker = new SessionWorker(new IpcPeer(parentEndpoint(), { name: "the primary" }));
 // A bug of ours must not reach the operator as a stack trace: one line, then exit 70, as dsod does.
 const internalError = (error: unknown): void => {
-  worker.log("error", `Fatal: internal error: ${error instanceof Error ? error.message : String(error)}`);
+  worker.log("error", `Fatal: internal error: ${messageOf(error)}`);
   process.exit(EXIT_INTERNAL_ERROR);
 };
 process.on("uncaughtException", internalError);

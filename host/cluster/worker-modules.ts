@@ -21,7 +21,7 @@ import { loadUsers } from "../daemon/daemon.js";
 import { buildGeneration } from "../daemon/generation.js";
 import { HeldLines } from "../daemon/held-lines.js";
 import type { DaemonLog, DaemonRuntime, Generation } from "../daemon/generation.js";
-import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
+import { DsoError, ErrorCodes, isDsoError, messageOf } from "../errors.js";
 import type { ModuleFault, ModuleHost, PreparedLoad } from "../modules/module-host.js";
 import { asControlBody, asDisableOp, asGenerationBody, asPrepareBody, asSeq, opText, unitCounts } from "./journal.js";
 import type { ChangePosition } from "./fault-sync.js";
@@ -40,7 +40,7 @@ export type RequestHandler = (body: unknown) => unknown;
 /** The text daemon.ts logs after `unable to reload the configuration, keeping the running one: `. */
 function failureText(error: unknown): string {
   if (error instanceof ConfigError && error.line > 0) return error.proftpdText();
-  return error instanceof Error ? error.message : String(error);
+  return messageOf(error);
 }
 
 /** The compiled-in modules out of `generation`'s engine: a new generation leaves them out too. */

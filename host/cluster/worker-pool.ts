@@ -16,7 +16,7 @@ import type { ChildProcess } from "node:child_process";
 import type net from "node:net";
 import { fileURLToPath } from "node:url";
 import type { DaemonLog } from "../daemon/generation.js";
-import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
+import { DsoError, ErrorCodes, isDsoError, messageOf } from "../errors.js";
 import { DEFAULT_SHUTDOWN_MESSAGE } from "../ftp/server.js";
 import { LINGER_MS } from "../ftp/session.js";
 import type { WorkerStatus } from "../static/mod-dso/controls.js";
@@ -136,7 +136,7 @@ interface HeldSession {
 }
 
 function linesOf(error: unknown): readonly string[] {
-  return isDsoError(error) ? error.lines : [error instanceof Error ? error.message : String(error)];
+  return isDsoError(error) ? error.lines : [messageOf(error)];
 }
 
 /** The generation a worker's `init` or `status` answer names. */

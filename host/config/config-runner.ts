@@ -14,7 +14,7 @@
  * both, in the words proftpd uses for its other sections.
  */
 import path from "node:path";
-import { isDsoError } from "../errors.js";
+import { isDsoError, messageOf } from "../errors.js";
 import { DirectiveCall } from "../modules/directive-call.js";
 import type { ConfigSection, DirectiveHandler, EngineModule } from "../modules/module-api.js";
 import { ConfigError, lexConfig } from "./lexer.js";
@@ -165,9 +165,7 @@ export class ConfigRunner {
     try {
       text = this.#options.source.read(file);
     } catch (cause) {
-      const reason =
-        STRERROR[(cause as NodeJS.ErrnoException).code ?? ""] ??
-        (cause instanceof Error ? cause.message : String(cause));
+      const reason = STRERROR[(cause as NodeJS.ErrnoException).code ?? ""] ?? messageOf(cause);
       if (at === undefined)
         throw new ConfigError(`unable to read configuration file '${file}': ${reason}`, file, 0, { cause });
       throw new ConfigError(`Include: error including '${file}': ${reason}`, at.file, at.line, {

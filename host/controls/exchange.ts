@@ -4,6 +4,7 @@
  * lines it leaves and the response framed within proftpd's limits. Pure: the
  * server (server.ts) only moves these over the socket.
  */
+import { messageOf } from "../errors.js";
 import { ControlsStatus, encodeMessage, RESPONSE_LIMITS } from "./wire.js";
 
 /** Who sent a request: SO_PEERCRED ids plus their names for logs and handlers. */
@@ -80,7 +81,7 @@ async function runHandler(
     // A handler bug must not take the daemon down with it; the client sees what broke.
     return {
       status: ControlsStatus.FAILED,
-      lines: [`${action.name}: ${error instanceof Error ? error.message : String(error)}`],
+      lines: [`${action.name}: ${messageOf(error)}`],
     };
   }
 }

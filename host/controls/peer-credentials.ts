@@ -11,7 +11,7 @@
  * the files they create instead (file-identity.ts), and says so at start.
  */
 import type { Socket } from "node:net";
-import { DsoError, ErrorCodes } from "../errors.js";
+import { DsoError, ErrorCodes, messageOf } from "../errors.js";
 import { loadNativeAddon } from "../system/package.js";
 
 export interface PeerCredentials {
@@ -92,10 +92,6 @@ export function peerCredentials(socket: Socket): PeerCredentials {
     const { uid, gid, pid } = native.getPeerCred(fd);
     return { uid, gid, pid };
   } catch (cause) {
-    throw new DsoError(
-      ErrorCodes.CTRLS_PROTOCOL,
-      `cannot check client credentials: ${cause instanceof Error ? cause.message : String(cause)}`,
-      { cause },
-    );
+    throw new DsoError(ErrorCodes.CTRLS_PROTOCOL, `cannot check client credentials: ${messageOf(cause)}`, { cause });
   }
 }

@@ -50,7 +50,7 @@ import {
 import path from "node:path";
 import { createConnection, createServer } from "node:net";
 import type { Server, Socket } from "node:net";
-import { DsoError, ErrorCodes } from "../errors.js";
+import { DsoError, ErrorCodes, messageOf } from "../errors.js";
 import { SystemAccounts } from "../system/accounts.js";
 import { aclAllows, DEFAULT_SOCKET_ACL, EMPTY_ACL_TABLE } from "./acl.js";
 import type { Acl, AclTable } from "./acl.js";
@@ -461,7 +461,7 @@ export class ControlsServer {
         this.#reply(socket, caller, argv, await dispatchRequest(this.#registry.enabled(), argv, caller, trace));
       // dispatchRequest answers a failing handler itself: what is left (a throwing tracer) goes to the daemon's log.
       this.#queue.run(request).catch((error: unknown) => {
-        const reason = error instanceof Error ? error.message : String(error);
+        const reason = messageOf(error);
         this.#daemonLog("error", `${MOD_CTRLS_VERSION}: controls request failed: ${reason}`);
       });
     };

@@ -26,7 +26,7 @@ import { ConfigError } from "../config/lexer.js";
 import { currentHost, dsoControlsActions } from "../static/mod-dso/controls.js";
 import { moduleControlsActions } from "../controls/module-controls.js";
 import { ControlsServer } from "../controls/server.js";
-import { DsoError, ErrorCodes, isDsoError } from "../errors.js";
+import { DsoError, ErrorCodes, isDsoError, messageOf } from "../errors.js";
 import { Scoreboard } from "../ftp/scoreboard.js";
 import type { FairScheduler } from "../ftp/scheduler.js";
 import type { FtpServer } from "../ftp/server.js";
@@ -488,9 +488,7 @@ export class Daemon {
 
   /** Has every worker take `next` or none, and swaps to it; false (and `next` closed) when one refused it. */
   async #reloadWorkers(cluster: Cluster, next: Generation): Promise<boolean> {
-    const refused = await cluster
-      .reload(next)
-      .catch((error: unknown) => (error instanceof Error ? error.message : String(error)));
+    const refused = await cluster.reload(next).catch((error: unknown) => messageOf(error));
     if (refused === undefined) {
       this.#swap(next);
       return true;
@@ -513,10 +511,7 @@ export class Daemon {
       await withRootPrivileges(async () => this.#controls?.close());
     } catch (error) {
       // After User, the socket's root-owned directory may not let dsod unlink it; the next start replaces it.
-      this.#log(
-        "notice",
-        `unable to remove the controls socket: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      this.#log("notice", `unable to remove the controls socket: ${messageOf(error)}`);
     }
     this.#generation.host.unloadAll();
     withRootPrivileges(() => this.#pidFile?.remove());

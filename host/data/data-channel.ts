@@ -14,6 +14,7 @@
 import { lookup } from "node:dns/promises";
 import net from "node:net";
 import type { Duplex } from "node:stream";
+import { messageOf } from "../errors.js";
 import { systemClock } from "../system/clock.js";
 import type { Clock } from "../system/clock.js";
 import { sameHost, unmapped } from "./data-address.js";
@@ -74,7 +75,7 @@ export interface OpenOptions {
 function systemError(error: unknown): DataConnectionError {
   const code = (error as { code?: unknown } | undefined)?.code;
   const errno = typeof code === "string" ? code : "EIO";
-  return new DataConnectionError(errno, error instanceof Error ? error.message : String(error));
+  return new DataConnectionError(errno, messageOf(error));
 }
 
 /** A bound passive listener and the one connection it hands on (pr_inet_accept). */

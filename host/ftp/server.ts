@@ -18,6 +18,7 @@
  */
 import net from "node:net";
 import type { AddressInfo } from "node:net";
+import { messageOf } from "../errors.js";
 import type { ModuleSet } from "../modules/module-host.js";
 import type { SessionState } from "../modules/module-api.js";
 import { systemClock } from "../system/clock.js";
@@ -136,7 +137,7 @@ export class FtpServer {
     this.#server.on("error", (error: NodeJS.ErrnoException) => this.#acceptFailed(error));
     this.#dispatch = {
       onFault: (fault) => {
-        const reason = fault.error instanceof Error ? fault.error.message : String(fault.error);
+        const reason = messageOf(fault.error);
         this.#log(
           `session ${fault.session}: ${fault.phase} handler of ${fault.module} for ${fault.command} failed: ${reason}`,
         );
@@ -248,7 +249,7 @@ export class FtpServer {
       return this.#options.acquireModules();
     } catch (error) {
       const address = socket.remoteAddress ?? "";
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = messageOf(error);
       this.#log(`${sessionLabel({ id, remoteAddress: address })}: Connection refused: ${reason}`);
       socket.on("error", () => {});
       socket.end(`${SERVICE_NOT_AVAILABLE}\r\n`, () => socket.destroy());
@@ -364,7 +365,7 @@ export class FtpServer {
     } catch (error) {
       // A module that disconnected the client (pr_session_disconnect) has said why; proftpd logs nothing more.
       if (!init.disconnected) {
-        const reason = error instanceof Error ? error.message : String(error);
+        const reason = messageOf(error);
         this.#log(`${sessionLabel(session.state)}: session init failed: ${reason}`);
       }
       if (init.lines.length > 0) session.end(init.lines);

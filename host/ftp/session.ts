@@ -20,6 +20,7 @@
 import type net from "node:net";
 import tls from "node:tls";
 import type { TLSSocketOptions } from "node:tls";
+import { messageOf } from "../errors.js";
 import { TlsCarrier } from "../tls/carrier.js";
 import type { ControlChannel, SessionState } from "../modules/module-api.js";
 import { InactivityTimer } from "../system/clock.js";
@@ -346,9 +347,7 @@ export class ControlSession implements ControlChannel {
         // dispatch turns handler failures into replies; reaching here is a bug, kept from the client.
         this.#busy = false;
         this.#running = false;
-        this.#hooks.log(
-          `${sessionLabel(this.state)}: internal error in ${line.name}: ${error instanceof Error ? error.message : String(error)}`,
-        );
+        this.#hooks.log(`${sessionLabel(this.state)}: internal error in ${line.name}: ${messageOf(error)}`);
         this.end(["421 Service not available, closing control connection"]);
       },
     );
@@ -485,9 +484,7 @@ export class ControlSession implements ControlChannel {
       try {
         cleanup();
       } catch (error) {
-        this.#hooks.log(
-          `${sessionLabel(this.state)}: cleanup failed: ${error instanceof Error ? error.message : String(error)}`,
-        );
+        this.#hooks.log(`${sessionLabel(this.state)}: cleanup failed: ${messageOf(error)}`);
       }
     }
     this.#cleanups.clear();

@@ -11,6 +11,7 @@
 import { realpath } from "node:fs/promises";
 import type { ActiveCommand } from "../abi/host-symbols.js";
 import type { AuthUser } from "../auth/auth-user-file.js";
+import { messageOf } from "../errors.js";
 import type { SessionFilesystem, SessionFsOptions } from "../fs/session-fs.js";
 import { countClients, limitReply } from "../ftp/scoreboard.js";
 import type { ConnectionLimit, Scoreboard } from "../ftp/scoreboard.js";
@@ -210,7 +211,7 @@ function refuse(cmd: ActiveCommand, code: string, message: string): HandlerResul
 
 function errorText(error: unknown): string {
   const errno = errnoOf(error);
-  return errno === undefined ? (error instanceof Error ? error.message : String(error)) : strerror(errno);
+  return errno === undefined ? messageOf(error) : strerror(errno);
 }
 
 export function createAuthModule(options: AuthModuleOptions): AuthModule {

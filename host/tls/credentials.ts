@@ -9,6 +9,7 @@ import { X509Certificate, createPrivateKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { directiveError } from "../config/directives.js";
+import { messageOf } from "../errors.js";
 
 export interface CertificateFile {
   readonly path: string;
@@ -47,7 +48,7 @@ export function readPemFile(path: string): FileText {
     return { text: readFileSync(path, "latin1") };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? "";
-    return { error: STRERROR[code] ?? (error instanceof Error ? error.message : String(error)) };
+    return { error: STRERROR[code] ?? messageOf(error) };
   }
 }
 
@@ -91,7 +92,7 @@ export function keyFile(path: string, file: FileText): KeyFile {
   try {
     key = createPrivateKey(file.text);
   } catch (error) {
-    throw directiveError(`unable to use '${path}': ${error instanceof Error ? error.message : String(error)}`);
+    throw directiveError(`unable to use '${path}': ${messageOf(error)}`);
   }
   return { path, pem: key.export({ format: "pem", type: "pkcs8" }) as string, key };
 }

@@ -10,6 +10,7 @@ import { constants } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
+import { messageOf } from "../errors.js";
 
 export interface XferlogEntry {
   /** When the line is written. */
@@ -112,7 +113,7 @@ export class XferlogWriter {
     try {
       await opened.write(formatXferlog(entry));
     } catch (error) {
-      this.#problem(`error writing TransferLog '${file}': ${error instanceof Error ? error.message : String(error)}`);
+      this.#problem(`error writing TransferLog '${file}': ${messageOf(error)}`);
     }
   }
 
@@ -134,7 +135,7 @@ export class XferlogWriter {
         0o644,
       );
     } catch (error) {
-      this.#problem(`unable to open TransferLog '${file}': ${error instanceof Error ? error.message : String(error)}`);
+      this.#problem(`unable to open TransferLog '${file}': ${messageOf(error)}`);
       return undefined;
     }
   }

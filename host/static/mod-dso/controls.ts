@@ -27,7 +27,7 @@
  * answer later (a change every session worker must make, see
  * host/cluster/module-sync.ts), so they answer with a promise.
  */
-import { ErrorCodes, isDsoError } from "../../errors.js";
+import { ErrorCodes, isDsoError, messageOf } from "../../errors.js";
 import type { LoadedUnitInfo } from "../../modules/module-host.js";
 import { handlerNameProblems, handlerNameWarning } from "../../modules/handler-names.js";
 import { parseModuleName } from "../../modules/module-name.js";
@@ -110,7 +110,7 @@ function loadFailure(name: string, error: unknown): readonly string[] {
 function proftpdLoadFailure(name: string, error: unknown): readonly string[] {
   const failed = (reason: string): string => `error loading '${name}': ${reason}`;
   if (!isDsoError(error)) {
-    return [failed(error instanceof Error ? error.message : String(error))];
+    return [failed(messageOf(error))];
   }
   switch (error.code) {
     case ErrorCodes.ALREADY_LOADED:
@@ -131,7 +131,7 @@ function proftpdLoadFailure(name: string, error: unknown): readonly string[] {
 /** The text after `error unloading 'x': `. */
 async function unloadReason(host: DsoControlsHost, name: string, error: unknown): Promise<string> {
   if (!isDsoError(error)) {
-    return error instanceof Error ? error.message : String(error);
+    return messageOf(error);
   }
   switch (error.code) {
     case ErrorCodes.NOT_LOADED:
