@@ -206,12 +206,31 @@ export async function noops(clients: readonly RawFtp[], until: Promise<void>): P
   return counts.reduce((a, b) => a + b, 0);
 }
 
-/** Logs in over and over until `until` resolves; the number of logins. */
-export async function loginLoop(port: number, user: string, password: string, until: Promise<void>): Promise<number> {
+/**
+ * Logs in over and over until `until` resolves; the number of logins. With
+ * `perSecond`, each login starts 1 / perSecond seconds after the one before
+ * it (or after the window's start) or later: a server that answers faster
+ * gets no more logins than that, and one that answered late gets no burst.
+ */
+export async function loginLoop(
+  port: number,
+  user: string,
+  password: string,
+  until: Promise<void>,
+  perSecond?: number,
+): Promise<number> {
   let done = false;
   void until.then(() => (done = true));
   let logins = 0;
+  let slot = performance.now();
   while (!done) {
+    if (perSecond !== undefined) {
+      slot += 1000 / perSecond;
+      const wait = slot - performance.now();
+      if (wait > 0) await Promise.race([new Promise((resolve) => setTimeout(resolve, wait)), until]);
+      if (done) break;
+      slot = Math.max(slot, performance.now());
+    }
     const { client } = await RawFtp.connect(port);
     await client.login(user, password);
     logins++;

@@ -26,7 +26,10 @@
  *    workers) and gives the CPU the server and the clients used, since on a
  *    small machine the clients' CPU is part of what everything shares;
  *    proftpd 1.3.8's ratio and logins/s, measured the same way in the same
- *    run when it is installed, go beside it.
+ *    run when it is installed, go beside it. proftpd takes logins far more
+ *    slowly than dsod, so the same client logs in there less often; a second
+ *    dsod row (when proftpd is installed) holds dsod's login client to
+ *    proftpd's rate, so that the two servers are also compared under one load.
  *
  * The load generator runs in a worker thread, as dispatch.ts's does, so the
  * client is not sharing this process's event loop with the login loops.
@@ -311,17 +314,22 @@ interface StallWindow {
 
 /**
  * One window of the sessions' NOOPs, one in flight each, with a client
- * logging in over and over beside them or not. The pool gives each session
+ * logging in over and over beside them (at most `logins.perSecond` a second
+ * when it is set) or not. The pool gives each session
  * to the worker with the fewest (ties: the lowest index), so with 2 workers
  * the 1st, 3rd, ... sessions are worker 1's: their rates apart show whether
  * the logins slow only the sessions of the worker that serves them.
  */
-async function stallWindow(d: StallServer, clients: readonly RawFtp[], withLogins: boolean): Promise<StallWindow> {
+async function stallWindow(
+  d: StallServer,
+  clients: readonly RawFtp[],
+  logins: false | { readonly perSecond: number | undefined },
+): Promise<StallWindow> {
   const cpu = treeCpuMs(d.pid);
   const client = process.cpuUsage();
   const start = process.hrtime.bigint();
   const end = windowEnd();
-  const [first, second, logins] = await Promise.all([
+  const [first, second, loggedIn] = await Promise.all([
     noops(
       clients.filter((_, i) => i % 2 === 0),
       end,
@@ -330,13 +338,13 @@ async function stallWindow(d: StallServer, clients: readonly RawFtp[], withLogin
       clients.filter((_, i) => i % 2 === 1),
       end,
     ),
-    withLogins ? loginLoop(d.port, d.site.user, d.site.password, end) : 0,
+    logins === false ? 0 : loginLoop(d.port, d.site.user, d.site.password, end, logins.perSecond),
   ]);
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   const { user, system } = process.cpuUsage(client);
   return {
     rates: [(first * 1000) / ms, (second * 1000) / ms],
-    loginsPerSecond: (logins * 1000) / ms,
+    loginsPerSecond: (loggedIn * 1000) / ms,
     serverCores: (treeCpuMs(d.pid) - cpu) / ms,
     clientCores: (user + system) / 1000 / ms,
   };
@@ -351,10 +359,11 @@ interface StallServer {
   readonly site: FtpSite;
 }
 
-/** Paired windows of the sessions' NOOPs, without logins and with them. */
+/** Paired windows of the sessions' NOOPs, without logins and with them (at most `perSecond` a second when set). */
 async function stallWindows(
   d: StallServer,
   log: (line: string) => void,
+  perSecond?: number,
 ): Promise<{ quiet: StallWindow[]; busy: StallWindow[] }> {
   const clients: RawFtp[] = [];
   try {
@@ -367,8 +376,9 @@ async function stallWindows(
     const busy: StallWindow[] = [];
     for (let w = 0; w < LOGIN_WINDOWS; w++) {
       quiet.push(await stallWindow(d, clients, false));
-      busy.push(await stallWindow(d, clients, true));
-      log(`bench: workers: ${d.what}: login window ${w + 1}/${LOGIN_WINDOWS}`);
+      busy.push(await stallWindow(d, clients, { perSecond }));
+      const pace = perSecond === undefined ? "" : `, logins held to ${perSecond}/s`;
+      log(`bench: workers: ${d.what}${pace}: login window ${w + 1}/${LOGIN_WINDOWS}`);
     }
     return { quiet, busy };
   } finally {
@@ -376,52 +386,91 @@ async function stallWindows(
   }
 }
 
+/** The busy windows' NOOP/s over the quiet ones', window by window, by `rate` (both workers' sessions by default). */
+function pairedRatio(
+  { quiet, busy }: { quiet: readonly StallWindow[]; busy: readonly StallWindow[] },
+  rate: (window: StallWindow) => number = (window) => window.rates[0] + window.rates[1],
+): number {
+  return median(busy.map((window, w) => rate(window) / rate(quiet[w] as StallWindow)));
+}
+
+/** Cores the server and the clients used over `windows`, for a note. */
+function cpuNote(windows: readonly StallWindow[]): string {
+  return (
+    `server used ${median(windows.map((w) => w.serverCores)).toFixed(2)} cores, ` +
+    `the clients ${median(windows.map((w) => w.clientCores)).toFixed(2)}`
+  );
+}
+
+/** The with-logins row of `windows` against `quietRow`: the paired ratio, split by worker, logins/s and CPU in the note. */
+function busyRow(
+  name: string,
+  windows: { quiet: readonly StallWindow[]; busy: readonly StallWindow[] },
+  quietRow: Row,
+): Row {
+  const ratio = pairedRatio(windows);
+  return rowOf(
+    {
+      group: GROUP,
+      name,
+      unit: "NOOP/s",
+      note:
+        `paired ratio ${ratio.toFixed(2)}x: sessions 1,3,5,7 ${pairedRatio(windows, (w) => w.rates[0]).toFixed(2)}x, ` +
+        `2,4,6,8 ${pairedRatio(windows, (w) => w.rates[1]).toFixed(2)}x; ` +
+        `${median(windows.busy.map((w) => w.loginsPerSecond)).toFixed(0)} logins/s; ${cpuNote(windows.busy)}`,
+    },
+    windows.busy.map((window) => window.rates[0] + window.rates[1]),
+    { name: quietRow.name, figure: quietRow.figure },
+  );
+}
+
 /**
  * 8 sessions' NOOPs while a ninth client logs in over and over, over the
  * same without the logins; proftpd's figure, measured the same way in the
  * same run when it is installed, beside it: its sessions are processes of
- * their own, and so is each login.
+ * their own, and so is each login. Then, with proftpd's figure, dsod again
+ * with its login client held to the logins/s proftpd took.
  */
 async function stallRows(d: Daemon, cores: number, log: (line: string) => void): Promise<Row[]> {
   const what = label(d.mode, cores);
-  const { quiet, busy } = await stallWindows({ what, port: d.dsod.port, pid: d.dsod.pid, site: d.site }, log);
+  const server: StallServer = { what, port: d.dsod.port, pid: d.dsod.pid, site: d.site };
+  const windows = await stallWindows(server, log);
   const anchor = proftpdInstalled() ? await proftpdStall(log) : undefined;
   if (anchor === undefined) log("bench: workers: proftpd is not installed, no anchor for the logins' stall");
-  const total = (window: StallWindow): number => window.rates[0] + window.rates[1];
-  const paired = (rate: (window: StallWindow) => number): number =>
-    median(busy.map((window, w) => rate(window) / rate(quiet[w] as StallWindow)));
-  const cpu = (windows: readonly StallWindow[]): string =>
-    `server used ${median(windows.map((w) => w.serverCores)).toFixed(2)} cores, ` +
-    `the clients ${median(windows.map((w) => w.clientCores)).toFixed(2)}`;
   const quietRow = rowOf(
     {
       group: GROUP,
       name: `${GROUP}: ${STALL_SESSIONS} sessions' NOOPs, no logins, ${what}`,
       unit: "NOOP/s",
-      note: cpu(quiet),
+      note: cpuNote(windows.quiet),
     },
-    quiet.map(total),
+    windows.quiet.map((window) => window.rates[0] + window.rates[1]),
   );
-  const ratio = paired(total);
-  const row = rowOf(
-    {
-      group: GROUP,
-      name: `${GROUP}: ${STALL_SESSIONS} sessions' NOOPs while a client logs in repeatedly, ${what}`,
-      unit: "NOOP/s",
-      note:
-        `paired ratio ${ratio.toFixed(2)}x: sessions 1,3,5,7 ${paired((w) => w.rates[0]).toFixed(2)}x, ` +
-        `2,4,6,8 ${paired((w) => w.rates[1]).toFixed(2)}x; ` +
-        `${median(busy.map((w) => w.loginsPerSecond)).toFixed(0)} logins/s; ${cpu(busy)}`,
-    },
-    busy.map(total),
-    { name: quietRow.name, figure: quietRow.figure },
+  const ratio = pairedRatio(windows);
+  const row = withTarget(
+    busyRow(
+      `${GROUP}: ${STALL_SESSIONS} sessions' NOOPs while a client logs in repeatedly, ${what}`,
+      windows,
+      quietRow,
+    ),
+    `>= ${STALL_TARGET}x`,
+    ratio >= STALL_TARGET,
   );
-  const proftpdNote =
-    anchor === undefined
-      ? ""
-      : `; proftpd 1.3.8 in the same run: ${anchor.ratio.toFixed(2)}x at ${anchor.logins} logins/s`;
-  const ratioRow = withTarget(row, `>= ${STALL_TARGET}x`, ratio >= STALL_TARGET);
-  return [quietRow, { ...ratioRow, note: `${ratioRow.note ?? ""}${proftpdNote}` }];
+  if (anchor === undefined) return [quietRow, row];
+  const proftpdNote = `; proftpd 1.3.8 in the same run: ${anchor.ratio.toFixed(2)}x at ${anchor.logins} logins/s`;
+  // A proftpd that took no login in its windows leaves no rate to hold dsod to.
+  if (anchor.logins === 0) return [quietRow, { ...row, note: `${row.note ?? ""}${proftpdNote}` }];
+  const paced = await stallWindows(server, log, anchor.logins);
+  const pacedRow = busyRow(
+    `${GROUP}: ${STALL_SESSIONS} sessions' NOOPs while a client logs in at most ${anchor.logins} times/s (proftpd's rate), ${what}`,
+    paced,
+    quietRow,
+  );
+  return [
+    quietRow,
+    { ...row, note: `${row.note ?? ""}${proftpdNote}` },
+    { ...pacedRow, note: `${pacedRow.note ?? ""}${proftpdNote}` },
+  ];
 }
 
 /** proftpd's paired ratio and logins/s in the same windows, on a site of its own. */
@@ -429,11 +478,10 @@ async function proftpdStall(log: (line: string) => void): Promise<{ ratio: numbe
   const site = makeSite({ prefix: "wasm-dso-bench-workers-proftpd-" });
   const proftpd = await startProftpd({ site });
   try {
-    const { quiet, busy } = await stallWindows({ what: "proftpd", port: proftpd.port, pid: proftpd.pid, site }, log);
-    const total = (window: StallWindow): number => window.rates[0] + window.rates[1];
+    const windows = await stallWindows({ what: "proftpd", port: proftpd.port, pid: proftpd.pid, site }, log);
     return {
-      ratio: median(busy.map((window, w) => total(window) / total(quiet[w] as StallWindow))),
-      logins: Math.round(median(busy.map((w) => w.loginsPerSecond))),
+      ratio: pairedRatio(windows),
+      logins: Math.round(median(windows.busy.map((w) => w.loginsPerSecond))),
     };
   } finally {
     await proftpd.stop();
