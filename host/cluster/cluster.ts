@@ -70,6 +70,7 @@ export function createCluster(context: ClusterContext): Cluster {
     log: context.log,
     timeoutMs: MODULE_TIMEOUT_MS,
     changed: (op) => faults.changed(op.name),
+    store: context.runtime.sharedStore,
   });
   return {
     handOff: (socket, id, ended) => pool.handOff(socket, id, ended),

@@ -12,8 +12,10 @@
  *
  * Pure: nothing here touches a process or a host.
  */
+import type { StoreCall } from "../abi/store-replay.js";
 import type { ControlsCaller } from "../controls/exchange.js";
 import type { LoadedUnitInfo } from "../modules/module-host.js";
+import { fromWireCall } from "./remote-store.js";
 
 /** One module change made with the controls, in two phases: insmod (LoadModule at run time) or rmmod. */
 export interface ModuleOp {
@@ -72,10 +74,15 @@ export interface GenerationBody {
   readonly generation: number;
 }
 
-/** The body of "control": a guest control's words (the action first) and who asked. */
+/**
+ * The body of "control": a guest control's words (the action first), who
+ * asked, and the shared-store operations the reference's run made, which
+ * answer the worker's (store-replay.ts; they cross as WireStoreCalls).
+ */
 export interface ControlBody {
   readonly argv: readonly string[];
   readonly caller: ControlsCaller;
+  readonly store: readonly StoreCall[];
 }
 
 /** The words of a change, as notes and log lines name it: `insmod mod_x.c`. */
@@ -150,7 +157,9 @@ export function asControlBody(body: unknown): ControlBody {
   }
   if (!isCaller(body.caller)) throw malformed("control caller");
   const { uid, gid, pid, user, group } = body.caller;
-  return { argv: body.argv, caller: { uid, gid, pid, user, group } };
+  const store = Array.isArray(body.store) ? body.store.map(fromWireCall) : [undefined];
+  if (!store.every((call) => call !== undefined)) throw malformed("control store operations");
+  return { argv: body.argv, caller: { uid, gid, pid, user, group }, store };
 }
 
 function asUnitCounts(value: unknown): UnitCounts {

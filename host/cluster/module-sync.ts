@@ -15,6 +15,7 @@
  * loop: here changes, worker starts and guest controls run one after another
  * on one promise chain, so none sees another half done.
  */
+import type { RecordingStore } from "../abi/store-replay.js";
 import type { ControlsAction, ControlsCaller, ControlsResult } from "../controls/exchange.js";
 import { moduleControlsActions } from "../controls/module-controls.js";
 import type { Generation, DaemonLog } from "../daemon/generation.js";
@@ -23,6 +24,7 @@ import type { LoadedUnitInfo, ModuleHost } from "../modules/module-host.js";
 import type { DsoControlsHost, WorkerStatus } from "../static/mod-dso/controls.js";
 import type { ChangePosition } from "./fault-sync.js";
 import { asStatusReply, mergeUnitCounts, opText } from "./journal.js";
+import { toWireCall } from "./remote-store.js";
 import type { DisableOp, Journal, JournalEntry, ModuleOp, ModuleState, StatusReply } from "./journal.js";
 
 /** A serving worker as the coordinator reaches it: its IpcPeer's request, and who it is for messages. */
@@ -46,6 +48,8 @@ export interface ClusterModulesOptions {
   readonly timeoutMs: number;
   /** A change every host made (the module's fault count starts again, as a new unit's does in one process). */
   readonly changed?: (op: JournalEntry) => void;
+  /** The primary's shared store: a guest control's operations in the reference, for the workers' runs to repeat. */
+  readonly store: Pick<RecordingStore, "record">;
 }
 
 /** Where a refusal came from, under insmod's and rmmod's lines. */
@@ -289,16 +293,18 @@ export class ClusterModules implements DsoControlsHost {
   }
 
   async #control(action: ControlsAction, args: readonly string[], caller: ControlsCaller): Promise<ControlsResult> {
-    const answer = await action.handler(args, caller);
-    const answers = await this.#ask("control", { argv: [action.name, ...args], caller });
+    const { result, calls } = this.#options.store.record(() => action.handler(args, caller));
+    const answer = await result;
+    const store = calls.map(toWireCall);
+    const answers = await this.#ask("control", { argv: [action.name, ...args], caller, store });
     for (const { link, outcome } of answers) {
       if (outcome.status === "rejected") {
         this.#note(link, `control '${action.name}' failed: ${messageOf(outcome.reason)}`);
         continue;
       }
       const theirs = asControlsResult(outcome.value);
-      // Only the status tells a worker apart: a control acting on the shared store (mod_ban's `ban`) ran in the
-      // reference first, so each worker finds it done already and words it so ("already banned").
+      // Only the status tells a worker apart: its run's store operations got the reference's answers
+      // (store-replay.ts), yet its words may come from state of its own (a counter in its instance).
       if (theirs.status !== answer.status) {
         this.#options.log(
           "notice",

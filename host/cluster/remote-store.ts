@@ -10,6 +10,7 @@
  */
 import { scopeOf } from "../abi/shared-store.js";
 import type { SharedAddResult, SharedEntry, SharedResult, SharedScope, SharedStoreApi } from "../abi/shared-store.js";
+import type { StoreCall } from "../abi/store-replay.js";
 import type { BodyHandler } from "./ipc.js";
 import type { SyncChannel } from "./sync-channel.js";
 
@@ -93,6 +94,114 @@ export class RemoteSharedStore implements SharedStoreApi {
 
   #call(request: StoreRequest): unknown {
     return this.#channel.call(STORE_CALL, request);
+  }
+}
+
+/** A recorded operation as it crosses to a worker (in a guest control's request): its numbers as WireNumbers. */
+export type WireStoreCall =
+  | { readonly op: "get"; readonly scope: string; readonly key: string; readonly answer?: SharedEntry }
+  | { readonly op: "bytes"; readonly scope: string; readonly answer: number }
+  | {
+      readonly op: "set";
+      readonly scope: string;
+      readonly key: string;
+      readonly value: string;
+      readonly cas: WireNumber;
+      readonly bound: WireNumber;
+      readonly answer: SharedResult;
+    }
+  | {
+      readonly op: "delete";
+      readonly scope: string;
+      readonly key: string;
+      readonly cas: WireNumber;
+      readonly answer: SharedResult;
+    }
+  | {
+      readonly op: "add";
+      readonly scope: string;
+      readonly key: string;
+      readonly delta: WireNumber;
+      readonly bound: WireNumber;
+      readonly answer: WireAddResult;
+    };
+
+export function toWireCall(call: StoreCall): WireStoreCall {
+  switch (call.op) {
+    case "get":
+      // JSON has no undefined: an absent entry crosses as an absent answer.
+      return call.answer === undefined
+        ? { op: call.op, scope: call.scope, key: call.key }
+        : { op: call.op, scope: call.scope, key: call.key, answer: call.answer };
+    case "bytes":
+      return call;
+    case "set":
+      return { ...call, cas: toWire(call.cas), bound: toWire(call.bound) };
+    case "delete":
+      return { ...call, cas: toWire(call.cas) };
+    case "add":
+      return {
+        ...call,
+        delta: toWire(call.delta),
+        bound: toWire(call.bound),
+        answer: { result: call.answer.result, value: toWire(call.answer.value) },
+      };
+  }
+}
+
+function isRecord(value: unknown): value is Readonly<Record<string, unknown>> {
+  return typeof value === "object" && value !== null;
+}
+
+/** What toWire writes: a number, or one of the texts it writes for what JSON cannot hold. */
+function isWireNumber(value: unknown): value is WireNumber {
+  return (
+    typeof value === "number" || value === "-0" || value === "NaN" || value === "Infinity" || value === "-Infinity"
+  );
+}
+
+/** A store result code as the local store returns them. */
+function isResult(value: unknown): value is SharedResult {
+  return typeof value === "number" && Number.isInteger(value);
+}
+
+/** One crossed call back as the primary recorded it; undefined when it is not one (a bug of ours). */
+export function fromWireCall(value: unknown): StoreCall | undefined {
+  if (!isRecord(value) || typeof value.scope !== "string") return undefined;
+  const { op, scope, key, answer } = value;
+  if (op === "bytes") return typeof answer === "number" ? { op, scope, answer } : undefined;
+  if (typeof key !== "string") return undefined;
+  switch (op) {
+    case "get":
+      if (answer === undefined) return { op, scope, key, answer };
+      if (!isRecord(answer) || typeof answer.value !== "string" || typeof answer.version !== "number") return undefined;
+      return { op, scope, key, answer: { value: answer.value, version: answer.version } };
+    case "set": {
+      const { value: written, cas, bound } = value;
+      if (typeof written !== "string" || !isWireNumber(cas) || !isWireNumber(bound) || !isResult(answer))
+        return undefined;
+      return { op, scope, key, value: written, cas: fromWire(cas), bound: fromWire(bound), answer };
+    }
+    case "delete": {
+      const { cas } = value;
+      if (!isWireNumber(cas) || !isResult(answer)) return undefined;
+      return { op, scope, key, cas: fromWire(cas), answer };
+    }
+    case "add": {
+      const { delta, bound } = value;
+      if (!isWireNumber(delta) || !isWireNumber(bound) || !isRecord(answer)) return undefined;
+      if (!isResult(answer.result) || !isWireNumber(answer.value)) return undefined;
+      return {
+        op,
+        scope,
+        key,
+        delta: fromWire(delta),
+        bound: fromWire(bound),
+        answer: { result: answer.result, value: fromWire(answer.value) },
+      };
+    }
+    default:
+      return undefined;
   }
 }
 

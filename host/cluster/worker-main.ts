@@ -17,9 +17,10 @@
  * afterwards is one log line and exit 70; the primary forks a replacement.
  */
 import type net from "node:net";
+import { ReplayingStore } from "../abi/store-replay.js";
 import { becomeSessionUser, configuredUser, logDegradedBudgets, openTransferLog } from "../daemon/daemon.js";
 import { stderrLog } from "../daemon/generation.js";
-import type { DaemonLog, DaemonRuntime } from "../daemon/generation.js";
+import type { DaemonLog } from "../daemon/generation.js";
 import { createSessionScheduler, createSessionServer } from "../daemon/session-server.js";
 import { DaemonLogSink } from "../daemon/system-log.js";
 import { messageOf } from "../errors.js";
@@ -35,6 +36,7 @@ import { reportFaults } from "./fault-sync.js";
 import { RemoteSharedStore } from "./remote-store.js";
 import { SyncChannel } from "./sync-channel.js";
 import { WorkerModules } from "./worker-modules.js";
+import type { WorkerRuntime } from "./worker-modules.js";
 import type { WorkerStart } from "./worker-pool.js";
 
 /** The worker's end of the synchronous channel: stdio index 4, as worker-pool.ts forks it. */
@@ -103,12 +105,12 @@ class SessionWorker {
     const channel = new SyncChannel(SYNC_FD);
     // ModuleMemoryTotal is the daemon's: this worker's sessions and instances count in the primary's total.
     const memory = new RemoteSessionMemory(channel, () => this.#modules?.current().host.templateMemoryBytes() ?? 0);
-    const runtime: DaemonRuntime = {
+    const runtime: WorkerRuntime = {
       scoreboard: new WorkerScoreboard(this.#peer, channel, init.index),
       serverPort: () => init.serverPort,
       endSession: (session, lines) => this.#ftp?.endSession(session, lines),
       xferlog: new XferlogWriter((problem) => log("notice", problem)),
-      sharedStore: new RemoteSharedStore(channel),
+      sharedStore: new ReplayingStore(new RemoteSharedStore(channel)),
       sessionMemory: memory,
     };
     const modules = WorkerModules.start(init, runtime, log, () => this.#open.size);

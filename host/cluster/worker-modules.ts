@@ -13,6 +13,7 @@
  * once, as proftpd's master does: a worker's lines for them are held and
  * dropped, unless its own attempt fails (host/daemon/held-lines.ts).
  */
+import type { ReplayingStore } from "../abi/store-replay.js";
 import { ConfigError } from "../config/lexer.js";
 import { moduleControlsActions } from "../controls/module-controls.js";
 import type { ControlsResult } from "../controls/exchange.js";
@@ -48,6 +49,11 @@ function removedCompiledIn(generation: Generation): string[] {
   return generation.compiledIn.modules.map((m) => m.name).filter((name) => !generation.host.isLoaded(name));
 }
 
+/** A worker's runtime: its store answers a guest control's run from the reference's record (store-replay.ts). */
+export interface WorkerRuntime extends DaemonRuntime {
+  readonly sharedStore: ReplayingStore;
+}
+
 /** buildGeneration, then AuthUserFile's users: all a generation needs before it serves. */
 function build(
   init: Pick<WorkerInit, "configFile" | "debugLevel">,
@@ -75,7 +81,7 @@ export class WorkerModules {
   readonly #init: WorkerInit;
   readonly #held: HeldLines;
   /** The worker's runtime, with #held for its generations' trace lines. */
-  readonly #runtime: DaemonRuntime;
+  readonly #runtime: WorkerRuntime;
   /** The worker's log through #held. */
   readonly #log: DaemonLog;
   readonly #sessions: () => number;
@@ -94,7 +100,7 @@ export class WorkerModules {
     init: WorkerInit,
     generation: Generation,
     held: HeldLines,
-    runtime: DaemonRuntime,
+    runtime: WorkerRuntime,
     log: DaemonLog,
     sessions: () => number,
   ) {
@@ -114,9 +120,9 @@ export class WorkerModules {
    * config or a replayed change fails: this worker could not serve the set
    * the others serve. `sessions` counts the sessions this worker serves now.
    */
-  static start(init: WorkerInit, runtime: DaemonRuntime, log: DaemonLog, sessions: () => number): WorkerModules {
+  static start(init: WorkerInit, runtime: WorkerRuntime, log: DaemonLog, sessions: () => number): WorkerModules {
     const held = new HeldLines();
-    const heldRuntime: DaemonRuntime = { ...runtime, heldLines: held };
+    const heldRuntime: WorkerRuntime = { ...runtime, heldLines: held };
     const heldLog = held.log(log);
     const generation = held.repeat(() => {
       let built: Generation;
@@ -277,20 +283,32 @@ export class WorkerModules {
     return { sessions: this.#sessions(), generation: this.#number, units };
   }
 
-  /** A guest control, run in this worker's template instances; the primary checked the ACL and that it is enabled. */
+  /**
+   * A guest control, run in this worker's template instances; the primary
+   * checked the ACL and that it is enabled. Its store operations are answered
+   * from the reference's run (store-replay.ts): the store already holds what
+   * that run wrote, and this run writes nothing of its own.
+   */
   async #control(body: unknown): Promise<ControlsResult> {
-    const { argv, caller } = asControlBody(body);
+    const { argv, caller, store } = asControlBody(body);
     const [name = "", ...args] = argv;
     const action = moduleControlsActions(this.#generation.host.engineModules()).find((a) => a.name === name);
     if (action === undefined) return { status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] };
     // The guest's control callback runs within this call, before it returns (module-controls.ts).
     this.#inControl = true;
-    let answer: ControlsResult | Promise<ControlsResult>;
+    let replayed;
     try {
-      answer = action.handler(args, caller);
+      replayed = this.#runtime.sharedStore.replay(store, () => action.handler(args, caller));
     } finally {
       this.#inControl = false;
     }
-    return answer;
+    if (!replayed.followed) {
+      const refused = replayed.refusedWrites === 0 ? "" : `; ${replayed.refusedWrites} write(s) of its own refused`;
+      this.#log(
+        "notice",
+        `control '${name}': this worker's run did not make the primary's shared-store operations${refused}`,
+      );
+    }
+    return replayed.result;
   }
 }

@@ -11,9 +11,19 @@
  * session itself.
  */
 import type net from "node:net";
+import type { RecordingStore } from "../abi/store-replay.js";
 import type { ControlsAction } from "../controls/exchange.js";
 import type { DsoControlsHost } from "../static/mod-dso/controls.js";
 import type { DaemonLog, DaemonRuntime, Generation } from "./generation.js";
+
+/**
+ * The daemon's runtime with workers or without: its shared store records what
+ * a guest control does in the reference host, so that the workers' runs of it
+ * are answered the same (host/abi/store-replay.ts).
+ */
+export interface PrimaryRuntime extends DaemonRuntime {
+  readonly sharedStore: RecordingStore;
+}
 
 /** What the daemon tells the factory. */
 export interface ClusterContext {
@@ -26,7 +36,7 @@ export interface ClusterContext {
   /** The daemon's generation now, its reference module set; a SIGHUP the workers committed swaps it. */
   readonly current: () => Generation;
   /** The daemon's runtime: its shared store and scoreboard serve the workers. */
-  readonly runtime: DaemonRuntime;
+  readonly runtime: PrimaryRuntime;
   readonly log: DaemonLog;
 }
 

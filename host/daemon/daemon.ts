@@ -20,6 +20,7 @@ import { mkdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { SharedStore } from "../abi/shared-store.js";
+import { RecordingStore } from "../abi/store-replay.js";
 import { verifyCrypt } from "../auth/crypt.js";
 import { passwordChecker } from "../auth/password-check.js";
 import { ConfigError } from "../config/lexer.js";
@@ -50,7 +51,7 @@ import {
   writableBy,
 } from "../system/privileges.js";
 import type { EffectiveIds, Identity } from "../system/privileges.js";
-import type { Cluster, ClusterFactory } from "./cluster-hooks.js";
+import type { Cluster, ClusterFactory, PrimaryRuntime } from "./cluster-hooks.js";
 import { buildGeneration } from "./generation.js";
 import { createSessionScheduler, createSessionServer } from "./session-server.js";
 import { DaemonLogSink } from "./system-log.js";
@@ -196,7 +197,7 @@ export class Daemon {
   #generation: Generation;
   readonly #log: DaemonLog;
   readonly #debugLevel: number;
-  readonly #runtime: DaemonRuntime;
+  readonly #runtime: PrimaryRuntime;
   /** Where #log's lines go: stderr, then the SystemLog file once it is open. */
   readonly #sink: DaemonLogSink;
   readonly #ftp: FtpServer;
@@ -221,7 +222,7 @@ export class Daemon {
     generation: Generation,
     sink: DaemonLogSink,
     debugLevel: number,
-    runtime: DaemonRuntime,
+    runtime: PrimaryRuntime,
     clusterFactory: ClusterFactory | undefined,
   ) {
     this.#generation = generation;
@@ -259,14 +260,14 @@ export class Daemon {
     // Everything the daemon and its generations log goes through the sink, so SystemLog takes all of it.
     const sink = new DaemonLogSink(stderr, debugLevel);
     const log = sink.log;
-    const runtime: DaemonRuntime = {
+    const runtime: PrimaryRuntime = {
       scoreboard: new Scoreboard(),
       serverPort: () => (daemon === undefined ? 0 : daemon.#port),
       endSession: (session, lines) => {
         if (daemon !== undefined) daemon.#ftp.endSession(session, lines);
       },
       xferlog: new XferlogWriter((problem) => log("notice", problem)),
-      sharedStore: new SharedStore(),
+      sharedStore: new RecordingStore(new SharedStore()),
       sessionMemory: new SessionMemoryAccount(),
     };
     const generation = buildGeneration(configFile, log, debugLevel, [], runtime);

@@ -8,7 +8,7 @@ import { chmodSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { IS_ROOT, otherUsersDsoctl } from "../helpers/other-users.js";
 import { daemonFixture } from "./helpers/fixture.js";
-import { FIXTURES, dsoctl } from "./helpers/dsod.js";
+import { FIXTURES, dsoctl, logMessages } from "./helpers/dsod.js";
 
 const MODULE = "mod_ctrls_test.c";
 const fixture = daemonFixture();
@@ -62,7 +62,9 @@ describe("a guest's control actions", () => {
   it("are listed by help and lsctrl, and vanish with rmmod", async () => {
     const ctl = await start();
     expect((await ctl("help")).stdout).toContain("dsoctl: echo: answer with the arguments, one per line\n");
-    expect((await ctl("lsctrl")).stdout).toContain(`dsoctl: boom (${MODULE})\ndsoctl: echo (${MODULE})\n`);
+    expect((await ctl("lsctrl")).stdout).toContain(
+      `dsoctl: boom (${MODULE})\ndsoctl: count (${MODULE})\ndsoctl: echo (${MODULE})\n`,
+    );
     expect(await ctl("rmmod", MODULE)).toMatchObject({ status: 0, stdout: `dsoctl: '${MODULE}' unloaded\n` });
     expect(await ctl("echo", "x")).toMatchObject({ status: 4, stdout: "dsoctl: unsupported action requested\n" });
     expect((await ctl("help")).stdout).not.toContain("echo");
@@ -81,6 +83,24 @@ describe("a guest's control actions", () => {
         "CtrlsTestControlsACLs echo,ban allow user root",
       ]),
     ).rejects.toThrow("CtrlsTestControlsACLs: : unknown action: 'ban'");
+  });
+
+  // With workers a guest control runs in the primary's reference host and again in each worker (their instances
+  // keep their own state); the store operations of the workers' runs are answered from the reference's.
+  it.each(["off", "2"])("act once on the shared store with SessionWorkers %s", async (workers) => {
+    const { daemon } = await fixture.start([
+      `SessionWorkers ${workers}`,
+      `ModulePath ${FIXTURES}`,
+      `LoadModule ${MODULE}`,
+      "CtrlsTestControlsACLs count allow user root",
+    ]);
+    for (const count of [1, 2, 3]) {
+      expect(await dsoctl(["-s", daemon.socket, "count"])).toMatchObject({
+        status: 0,
+        stdout: `dsoctl: count ${count}\n`,
+      });
+    }
+    expect(logMessages(daemon.stderr).filter((line) => line.includes("control 'count'"))).toEqual([]);
   });
 
   it("contain a trapping action: it answers why, and the daemon serves on", async () => {

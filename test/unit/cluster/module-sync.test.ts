@@ -19,7 +19,7 @@ import { DsoError, ErrorCodes } from "../../../host/errors.js";
 import type { ModuleFault, ModuleSet } from "../../../host/modules/module-host.js";
 import { moduleControlsActions } from "../../../host/controls/module-controls.js";
 import { insmod, lsmod, rmmod } from "../../../host/static/mod-dso/controls.js";
-import { daemonRuntime } from "../../helpers/daemon-runtime.js";
+import { daemonRuntime, workerRuntime } from "../../helpers/daemon-runtime.js";
 import { FIXTURES_DIR, libexec } from "../../helpers/paths.js";
 import { silentCommand, testSession } from "../../helpers/session.js";
 
@@ -62,7 +62,7 @@ function cluster(config = "LoadModule mod_test.c\n", debugLevel = 0): Cluster {
   const workers = workerLogs.map((lines) =>
     WorkerModules.start(
       init,
-      runtime,
+      workerRuntime(runtime),
       (priority, message) => void lines.push(`${priority}: ${message}`),
       () => 0,
     ),
@@ -110,6 +110,7 @@ function cluster(config = "LoadModule mod_test.c\n", debugLevel = 0): Cluster {
       log,
       timeoutMs: 5000,
       changed: (op) => changed.push(`${op.kind} ${op.name}`),
+      store: runtime.sharedStore,
     }),
   };
   clusters.push(built);
@@ -295,7 +296,7 @@ describe("rmmod in every worker", () => {
     // A worker started now replays the journal: it disables the module too.
     const late = WorkerModules.start(
       { configFile: c.configFile, debugLevel: 0, journal: c.modules.journal, removedCompiledIn: [], generation: 1 },
-      daemonRuntime(),
+      workerRuntime(daemonRuntime()),
       () => {},
       () => 0,
     );
@@ -485,13 +486,31 @@ describe("guest controls", () => {
     expect(await ban?.handler(["info"], caller)).toEqual({ status: 0, lines: ["No bans"] });
     expect(c.requests).toEqual(["1 control", "2 control"]);
     expect(c.logs).toEqual([]);
-    // The ban list is in the one shared store: the workers find alice banned already, which is no difference.
+    // The ban list is in the one shared store: the workers' runs get the reference's answers from it and write nothing.
     expect(await ban?.handler(["user", "alice"], caller)).toEqual({ status: 0, lines: ["user alice banned"] });
     expect(c.logs).toEqual([]);
+    expect(c.workerLogs).toEqual([[], []]);
     // A worker without the module answers with another status: that is logged.
     c.workers[1]?.current().host.unloadModule("mod_ban.c");
     expect(await ban?.handler(["user", "bob"], caller)).toEqual({ status: 0, lines: ["user bob banned"] });
     expect(c.logs).toEqual(["notice: worker 2: control 'ban' answered differently: unsupported action requested"]);
+  });
+});
+
+describe("guest controls' store operations", () => {
+  const caller = { uid: 0, gid: 0, pid: 1, user: "root", group: "root" };
+
+  it("are made once, by the reference: each worker's run is answered from its record", async () => {
+    const c = cluster(`ModulePath ${FIXTURES_DIR}\nLoadModule mod_ctrls_test.c\n`);
+    const count = c.modules.moduleActions().find((action) => action.name === "count");
+    // Had each copy added its own one, the counter would go 1, 4, 7.
+    for (const n of [1, 2, 3]) {
+      expect(await count?.handler([], caller)).toEqual({ status: 0, lines: [`count ${n}`] });
+    }
+    expect(c.requests).toEqual(["1 control", "2 control", "1 control", "2 control", "1 control", "2 control"]);
+    // Every worker's run asked for the operations the reference made: none strayed.
+    expect(c.logs).toEqual([]);
+    expect(c.workerLogs).toEqual([[], []]);
   });
 });
 
@@ -508,7 +527,7 @@ describe("module faults in a worker", () => {
     // A worker started now has replayed the journal: it stands where the others do.
     const late = WorkerModules.start(
       { configFile: c.configFile, debugLevel: 0, journal: c.modules.journal, removedCompiledIn: [], generation: 1 },
-      daemonRuntime(),
+      workerRuntime(daemonRuntime()),
       () => {},
       () => 0,
     );
@@ -527,7 +546,7 @@ describe("module faults in a worker", () => {
     for (const worker of c.workers) worker.reportFaultsTo((fault) => reported.push(fault));
     const [first, second] = c.workers as [WorkerModules, WorkerModules];
     const trapped = "mod_ctrls_test.c: fault in ctrl_boom: unreachable";
-    await expect(first.handlers().control?.({ argv: ["boom"], caller })).rejects.toThrow(trapped);
+    await expect(first.handlers().control?.({ argv: ["boom"], caller, store: [] })).rejects.toThrow(trapped);
     expect(reported).toEqual([]);
     // The same trap outside a control request: in the template instance, as sessions reach it with
     // ModuleInstances shared.

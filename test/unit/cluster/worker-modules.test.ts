@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { WorkerInit } from "../../../host/cluster/journal.js";
 import { WorkerModules } from "../../../host/cluster/worker-modules.js";
 import { ErrorCodes } from "../../../host/errors.js";
-import { daemonRuntime } from "../../helpers/daemon-runtime.js";
+import { daemonRuntime, workerRuntime } from "../../helpers/daemon-runtime.js";
 import { libexec } from "../../helpers/paths.js";
 
 const MODULE_FILES = ["mod_test.wasm", "mod_site_hello.wasm", "mod_ban.wasm"];
@@ -30,7 +30,7 @@ function setup(config: string): WorkerInit {
 
 function start(init: WorkerInit, sessions: () => number = () => 0, logs: string[] = []): WorkerModules {
   const log = (priority: string, message: string): void => void logs.push(`${priority}: ${message}`);
-  const worker = WorkerModules.start(init, daemonRuntime(), log, sessions);
+  const worker = WorkerModules.start(init, workerRuntime(daemonRuntime()), log, sessions);
   started.push(worker);
   return worker;
 }
@@ -152,19 +152,30 @@ describe("WorkerModules.handlers", () => {
     set.release();
   });
 
-  it("runs a guest control in its own instances, and answers an unknown one as the controls server does", async () => {
-    const worker = start(setup("ModuleCapabilities mod_ban.c session\nLoadModule mod_ban.c\nBanEngine on\n"));
+  it("runs a guest control in its own instances, writing nothing the primary's run did not, and answers an unknown one as the controls server does", async () => {
+    const logs: string[] = [];
+    const worker = start(
+      setup("ModuleCapabilities mod_ban.c session\nLoadModule mod_ban.c\nBanEngine on\n"),
+      () => 0,
+      logs,
+    );
     const caller = { uid: 0, gid: 0, pid: 1, user: "root", group: "root" };
     const control = worker.handlers().control;
-    expect(await control?.({ argv: ["ban", "user", "alice"], caller })).toEqual({
+    // No record: the primary's run made no store operation, so this run's ban list write is refused.
+    expect(await control?.({ argv: ["ban", "user", "alice"], caller, store: [] })).toEqual({
       status: 0,
       lines: ["user alice banned"],
     });
-    expect(await control?.({ argv: ["ban", "user", "alice"], caller })).toEqual({
-      status: 0,
-      lines: ["user alice already banned"],
-    });
-    expect(await control?.({ argv: ["nosuch"], caller })).toEqual({
+    expect(logs).toEqual([
+      "info: mod_ban.c: mod_ban/0.7: error updating the ban list",
+      "notice: control 'ban': this worker's run did not make the primary's shared-store operations; 1 write(s) of its own refused",
+    ]);
+    // The store is as it was: reads that were not in the record are answered by the store itself.
+    expect(await control?.({ argv: ["ban", "info"], caller, store: [] })).toEqual({ status: 0, lines: ["No bans"] });
+    expect(logs.at(-1)).toBe(
+      "notice: control 'ban': this worker's run did not make the primary's shared-store operations",
+    );
+    expect(await control?.({ argv: ["nosuch"], caller, store: [] })).toEqual({
       status: -7,
       lines: ["unsupported action requested"],
     });
