@@ -8,7 +8,7 @@ import { HandlerResults, LOGIN_REQUIRED_TEXT, Phases } from "../modules/module-a
 import type { HandlerResult, Phase, SessionState, TransferInfo } from "../modules/module-api.js";
 import type { CommandLine } from "./command-line.js";
 import { ANY_COMMAND, handlerIndex } from "./handler-index.js";
-import type { HandlerEntry, HandlerIndex } from "./handler-index.js";
+import type { HandlerEntry, PhaseHandlers } from "./handler-index.js";
 
 /** Reply text with CR and LF made spaces: a name a client sent cannot end the reply line and forge another. */
 export function replyText(text: string): string {
@@ -212,7 +212,7 @@ class CommandDispatch implements ActiveCommand {
   #errors: ResponseList | undefined;
   readonly #session: SessionState;
   readonly #options: DispatchOptions;
-  readonly #index: HandlerIndex;
+  readonly #phases: PhaseHandlers;
   #step: Step = Step.PRE;
   /** The handlers of the phase being run, and the one being run. */
   #handlers: readonly HandlerEntry[] = [];
@@ -222,7 +222,7 @@ class CommandDispatch implements ActiveCommand {
   constructor(session: SessionState, line: CommandLine, options: DispatchOptions) {
     this.#session = session;
     this.#options = options;
-    this.#index = handlerIndex(session.modules);
+    this.#phases = handlerIndex(session.modules).forCommand(line.name);
     this.name = line.name;
     this.arg = line.arg;
     this.argv = line.argv;
@@ -295,7 +295,7 @@ class CommandDispatch implements ActiveCommand {
   #enter(step: Step): void {
     this.#step = step;
     this.#at = 0;
-    if (step < Step.DONE) this.#handlers = this.#index.handlers(STEP_PHASES[step] as Phase, this.name);
+    if (step < Step.DONE) this.#handlers = this.#phases[STEP_PHASES[step] as Phase];
   }
 
   /** What follows a phase, as pr_cmd_dispatch_phase decides it. */

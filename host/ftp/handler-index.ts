@@ -6,6 +6,7 @@
  * whole life, so the index is built on the set's first command and kept while
  * the set lives.
  */
+import { Phases } from "../modules/module-api.js";
 import type { CommandHandler, EngineModule, Phase } from "../modules/module-api.js";
 
 /** A handler and the module it belongs to (named in fault reports). */
@@ -19,6 +20,9 @@ export const ANY_COMMAND = "*";
 
 const NONE: readonly HandlerEntry[] = [];
 
+/** A command's handlers in every phase, in dispatch order. */
+export type PhaseHandlers = Readonly<Record<Phase, readonly HandlerEntry[]>>;
+
 interface PhaseTable {
   /** Per command: its own handlers and the `*` ones, in dispatch order. */
   readonly byCommand: Map<string, HandlerEntry[]>;
@@ -28,6 +32,10 @@ interface PhaseTable {
 
 export class HandlerIndex {
   readonly #phases = new Map<Phase, PhaseTable>();
+  /** Per command some handler names: its handlers in every phase. Only those: a client's names are not kept. */
+  readonly #commands = new Map<string, PhaseHandlers>();
+  /** Any other command's: the `*` handlers alone. */
+  readonly #unnamed: PhaseHandlers;
 
   /**
    * Dispatch order is the newest module first and, within a module, its
@@ -56,6 +64,26 @@ export class HandlerIndex {
         table.byCommand.get(entry.handler.command)?.push(entry);
       }
     }
+    const phasesOf = (command: string): PhaseHandlers => ({
+      [Phases.PRE_CMD]: this.handlers(Phases.PRE_CMD, command),
+      [Phases.CMD]: this.handlers(Phases.CMD, command),
+      [Phases.POST_CMD]: this.handlers(Phases.POST_CMD, command),
+      [Phases.POST_CMD_ERR]: this.handlers(Phases.POST_CMD_ERR, command),
+      [Phases.LOG_CMD]: this.handlers(Phases.LOG_CMD, command),
+      [Phases.LOG_CMD_ERR]: this.handlers(Phases.LOG_CMD_ERR, command),
+    });
+    for (const { handler } of ordered) {
+      if (handler.command !== ANY_COMMAND && !this.#commands.has(handler.command)) {
+        this.#commands.set(handler.command, phasesOf(handler.command));
+      }
+    }
+    // `*` is never a key of byCommand: its look-up gives each phase's `*` handlers alone.
+    this.#unnamed = phasesOf(ANY_COMMAND);
+  }
+
+  /** The handlers `command` runs through, phase by phase: one look-up per command rather than one per phase. */
+  forCommand(command: string): PhaseHandlers {
+    return this.#commands.get(command) ?? this.#unnamed;
   }
 
   /** The handlers a command runs through in a phase, in order; never copied. */

@@ -44,6 +44,17 @@ describe("HandlerIndex", () => {
     expect(names(index, Phases.PRE_CMD, "NOOP")).toEqual([]);
   });
 
+  it("gives a command's lists of every phase at once, the same lists as one phase at a time", () => {
+    const phases = Object.values(Phases);
+    for (const command of ["NOOP", "RETR", "STOR"]) {
+      const all = index.forCommand(command);
+      for (const phase of phases) expect(all[phase]).toBe(index.handlers(phase, command));
+    }
+    // Names no handler has share one record: what clients send is not kept.
+    expect(index.forCommand("STOR")).toBe(index.forCommand("X".repeat(500)));
+    expect(index.forCommand("NOOP")).not.toBe(index.forCommand("STOR"));
+  });
+
   it("builds one index per module set, kept while the set lives", () => {
     const set = [older, newer];
     expect(handlerIndex(set)).toBe(handlerIndex(set));
