@@ -13,7 +13,7 @@
  * once, as proftpd's master does: a worker's lines for them are held and
  * dropped, unless its own attempt fails (host/daemon/held-lines.ts).
  */
-import type { ReplayingStore } from "../abi/store-replay.js";
+import type { ReplayingStore, ReplayOutcome } from "../abi/store-replay.js";
 import { ConfigError } from "../config/lexer.js";
 import { moduleControlsActions } from "../controls/module-controls.js";
 import type { ControlsResult } from "../controls/exchange.js";
@@ -296,7 +296,7 @@ export class WorkerModules {
     if (action === undefined) return { status: ControlsStatus.UNSUPPORTED, lines: ["unsupported action requested"] };
     // The guest's control callback runs within this call, before it returns (module-controls.ts).
     this.#inControl = true;
-    let replayed;
+    let replayed: ReplayOutcome<ControlsResult | Promise<ControlsResult>>;
     try {
       replayed = this.#runtime.sharedStore.replay(store, () => action.handler(args, caller));
     } finally {
