@@ -19,43 +19,44 @@
 import { SharedResults, scopeOf } from "./shared-store.js";
 import type { SharedAddResult, SharedEntry, SharedResult, SharedScope, SharedStoreApi } from "./shared-store.js";
 
-/** One store operation of a guest control, and what the store answered. */
-export type StoreCall =
-  | { readonly op: "get"; readonly scope: string; readonly key: string; readonly answer: SharedEntry | undefined }
-  | { readonly op: "bytes"; readonly scope: string; readonly answer: number }
+/**
+ * One store operation as asked, its numbers as `N`: numbers here, and the
+ * WireNumbers JSON can carry where it crosses between processes
+ * (host/cluster/remote-store.ts).
+ */
+export type StoreOperation<N = number> =
+  | { readonly op: "get"; readonly scope: string; readonly key: string }
+  | { readonly op: "bytes"; readonly scope: string }
   | {
       readonly op: "set";
       readonly scope: string;
       readonly key: string;
       readonly value: string;
-      readonly cas: number;
-      readonly bound: number;
-      readonly answer: SharedResult;
+      readonly cas: N;
+      readonly bound: N;
     }
-  | {
-      readonly op: "delete";
-      readonly scope: string;
-      readonly key: string;
-      readonly cas: number;
-      readonly answer: SharedResult;
-    }
-  | {
-      readonly op: "add";
-      readonly scope: string;
-      readonly key: string;
-      readonly delta: number;
-      readonly bound: number;
-      readonly answer: SharedAddResult;
-    };
+  | { readonly op: "delete"; readonly scope: string; readonly key: string; readonly cas: N }
+  | { readonly op: "add"; readonly scope: string; readonly key: string; readonly delta: N; readonly bound: N };
 
-/** Each kind of `C` without its answer (a conditional type distributes over a union). */
-type WithoutAnswer<C> = C extends StoreCall ? Omit<C, "answer"> : never;
+/** What each operation answers, its numbers as `N`. */
+interface StoreAnswers<N> {
+  readonly get: SharedEntry | undefined;
+  readonly bytes: number;
+  readonly set: SharedResult;
+  readonly delete: SharedResult;
+  readonly add: { readonly result: SharedResult; readonly value: N };
+}
 
-/** An operation as asked, before its answer. */
-type StoreRequest = WithoutAnswer<StoreCall>;
+/** Each kind of operation in `O` with its answer (a conditional type distributes over a union). */
+export type Answered<O, N> = O extends { readonly op: infer K extends keyof StoreAnswers<N> }
+  ? O & { readonly answer: StoreAnswers<N>[K] }
+  : never;
+
+/** One store operation of a guest control, and what the store answered. */
+export type StoreCall = Answered<StoreOperation, number>;
 
 /** The same operation with the same arguments (Object.is, so NaN is NaN and -0 is not 0). */
-function sameRequest(call: StoreCall, request: StoreRequest): boolean {
+function sameRequest(call: StoreCall, request: StoreOperation): boolean {
   if (call.op !== request.op) return false;
   const asked = request as Readonly<Record<string, unknown>>;
   const recorded = call as Readonly<Record<string, unknown>>;
@@ -196,7 +197,7 @@ export class ReplayingStore implements SharedStoreApi {
   }
 
   /** The recorded call for `request` when replaying and still in step; the first that is not ends the matching. */
-  #take(request: StoreRequest): StoreCall | undefined {
+  #take(request: StoreOperation): StoreCall | undefined {
     const replay = this.#replay;
     if (replay === undefined || replay.diverged) return undefined;
     const call = replay.calls[replay.next];

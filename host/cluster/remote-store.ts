@@ -10,7 +10,7 @@
  */
 import { scopeOf } from "../abi/shared-store.js";
 import type { SharedAddResult, SharedEntry, SharedResult, SharedScope, SharedStoreApi } from "../abi/shared-store.js";
-import type { StoreCall } from "../abi/store-replay.js";
+import type { Answered, StoreCall, StoreOperation } from "../abi/store-replay.js";
 import type { BodyHandler } from "./ipc.js";
 import type { SyncChannel } from "./sync-channel.js";
 
@@ -34,25 +34,7 @@ function fromWire(value: WireNumber): number {
 }
 
 /** One store operation as it crosses the channel. */
-export type StoreRequest =
-  | { readonly op: "get"; readonly scope: string; readonly key: string }
-  | { readonly op: "bytes"; readonly scope: string }
-  | {
-      readonly op: "set";
-      readonly scope: string;
-      readonly key: string;
-      readonly value: string;
-      readonly cas: WireNumber;
-      readonly bound: WireNumber;
-    }
-  | { readonly op: "delete"; readonly scope: string; readonly key: string; readonly cas: WireNumber }
-  | {
-      readonly op: "add";
-      readonly scope: string;
-      readonly key: string;
-      readonly delta: WireNumber;
-      readonly bound: WireNumber;
-    };
+export type StoreRequest = StoreOperation<WireNumber>;
 
 interface WireAddResult {
   readonly result: SharedResult;
@@ -97,42 +79,16 @@ export class RemoteSharedStore implements SharedStoreApi {
   }
 }
 
-/** A recorded operation as it crosses to a worker (in a guest control's request): its numbers as WireNumbers. */
-export type WireStoreCall =
-  | { readonly op: "get"; readonly scope: string; readonly key: string; readonly answer?: SharedEntry }
-  | { readonly op: "bytes"; readonly scope: string; readonly answer: number }
-  | {
-      readonly op: "set";
-      readonly scope: string;
-      readonly key: string;
-      readonly value: string;
-      readonly cas: WireNumber;
-      readonly bound: WireNumber;
-      readonly answer: SharedResult;
-    }
-  | {
-      readonly op: "delete";
-      readonly scope: string;
-      readonly key: string;
-      readonly cas: WireNumber;
-      readonly answer: SharedResult;
-    }
-  | {
-      readonly op: "add";
-      readonly scope: string;
-      readonly key: string;
-      readonly delta: WireNumber;
-      readonly bound: WireNumber;
-      readonly answer: WireAddResult;
-    };
+/**
+ * A recorded operation as it crosses to a worker (in a guest control's
+ * request): its numbers as WireNumbers. JSON has no undefined: a `get` of an
+ * absent entry crosses without its answer.
+ */
+export type WireStoreCall = Answered<StoreRequest, WireNumber>;
 
 export function toWireCall(call: StoreCall): WireStoreCall {
   switch (call.op) {
     case "get":
-      // JSON has no undefined: an absent entry crosses as an absent answer.
-      return call.answer === undefined
-        ? { op: call.op, scope: call.scope, key: call.key }
-        : { op: call.op, scope: call.scope, key: call.key, answer: call.answer };
     case "bytes":
       return call;
     case "set":
