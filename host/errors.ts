@@ -81,6 +81,8 @@ export const ErrorCodes = {
   WORKER_START: "DSO_ERR_WORKER_START",
   /** A prepared module load was committed after another change of its host, or used twice: a caller's bug. */
   STALE_LOAD: "DSO_ERR_STALE_LOAD",
+  /** A guest instance's state from another host (a session worker's start) does not fit the unit loaded here. */
+  INSTANCE_STATE: "DSO_ERR_INSTANCE_STATE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

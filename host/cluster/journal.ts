@@ -7,7 +7,8 @@
  *
  * The journal is how a worker that starts late gets the same module set as the
  * others: it builds the generation from the config file, as proftpd's master
- * parses it, then replays every insmod and rmmod made since, in order. A
+ * parses it, then replays every insmod and rmmod made since, in order, and
+ * its instances take the state of the reference's (wire-state.ts). A
  * committed SIGHUP starts a new generation with an empty journal.
  *
  * Pure: nothing here touches a process or a host.
@@ -16,6 +17,7 @@ import type { StoreCall } from "../abi/store-replay.js";
 import type { ControlsCaller } from "../controls/exchange.js";
 import type { LoadedUnitInfo } from "../modules/module-host.js";
 import { fromWireCall } from "./remote-store.js";
+import type { WireInstanceState } from "./wire-state.js";
 
 /** One module change made with the controls, in two phases: insmod (LoadModule at run time) or rmmod. */
 export interface ModuleOp {
@@ -43,10 +45,16 @@ export interface WorkerInit {
   readonly removedCompiledIn: readonly string[];
   /** The current generation's number: 1 at start, one more per committed SIGHUP. */
   readonly generation: number;
+  /**
+   * The state of the reference host's guest instances once the journal is
+   * applied (what the modules' control actions changed in them): the worker's
+   * instances take it before it serves.
+   */
+  readonly states: readonly WireInstanceState[];
 }
 
 /** The part of WorkerInit the module coordinator owns; the pool adds the config file and the debug level. */
-export type ModuleState = Pick<WorkerInit, "journal" | "removedCompiledIn" | "generation">;
+export type ModuleState = Pick<WorkerInit, "journal" | "removedCompiledIn" | "generation" | "states">;
 
 /** One unit's counts in one worker, for `lsmod -v`. */
 export interface UnitCounts {

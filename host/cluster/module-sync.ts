@@ -25,6 +25,7 @@ import type { DsoControlsHost, WorkerStatus } from "../static/mod-dso/controls.j
 import type { ChangePosition } from "./fault-sync.js";
 import { asStatusReply, mergeUnitCounts, opText } from "./journal.js";
 import { toWireCall } from "./remote-store.js";
+import { toWireState } from "./wire-state.js";
 import type { DisableOp, Journal, JournalEntry, ModuleOp, ModuleState, StatusReply } from "./journal.js";
 
 /** A serving worker as the coordinator reaches it: its IpcPeer's request, and who it is for messages. */
@@ -234,7 +235,12 @@ export class ClusterModules implements DsoControlsHost {
    */
   startWorker<T>(start: (state: ModuleState) => Promise<T>): Promise<T> {
     const started = this.#chain.then(() =>
-      start({ journal: this.journal, removedCompiledIn: this.#removedCompiledIn, generation: this.#generation }),
+      start({
+        journal: this.journal,
+        removedCompiledIn: this.#removedCompiledIn,
+        generation: this.#generation,
+        states: this.#options.reference().instanceStates().map(toWireState),
+      }),
     );
     const settled = started.then(
       () => undefined,

@@ -13,25 +13,11 @@ import type { SharedAddResult, SharedEntry, SharedResult, SharedScope, SharedSto
 import type { Answered, StoreCall, StoreOperation } from "../abi/store-replay.js";
 import type { BodyHandler } from "./ipc.js";
 import type { SyncChannel } from "./sync-channel.js";
+import { fromWireNumber, isWireNumber, toWireNumber } from "./wire-number.js";
+import type { WireNumber } from "./wire-number.js";
 
 /** The sync channel's request type for the store. */
 export const STORE_CALL = "store";
-
-/**
- * A number as JSON carries it: NaN, the infinities and -0 (which JSON writes as
- * 0) are written as text, so a refused `add` (NaN) or an odd `cas`, `delta` or
- * `bound` crosses as the local store would have seen it.
- */
-type WireNumber = number | string;
-
-function toWire(value: number): WireNumber {
-  if (Object.is(value, -0)) return "-0";
-  return Number.isFinite(value) ? value : String(value);
-}
-
-function fromWire(value: WireNumber): number {
-  return typeof value === "number" ? value : Number(value);
-}
 
 /** One store operation as it crosses the channel. */
 export type StoreRequest = StoreOperation<WireNumber>;
@@ -58,16 +44,29 @@ export class RemoteSharedStore implements SharedStoreApi {
   }
 
   set(scope: string, key: string, value: string, cas: number, bound: number): SharedResult {
-    return this.#call({ op: "set", scope, key, value, cas: toWire(cas), bound: toWire(bound) }) as SharedResult;
+    return this.#call({
+      op: "set",
+      scope,
+      key,
+      value,
+      cas: toWireNumber(cas),
+      bound: toWireNumber(bound),
+    }) as SharedResult;
   }
 
   delete(scope: string, key: string, cas: number): SharedResult {
-    return this.#call({ op: "delete", scope, key, cas: toWire(cas) }) as SharedResult;
+    return this.#call({ op: "delete", scope, key, cas: toWireNumber(cas) }) as SharedResult;
   }
 
   add(scope: string, key: string, delta: number, bound: number): SharedAddResult {
-    const reply = this.#call({ op: "add", scope, key, delta: toWire(delta), bound: toWire(bound) }) as WireAddResult;
-    return { result: reply.result, value: fromWire(reply.value) };
+    const reply = this.#call({
+      op: "add",
+      scope,
+      key,
+      delta: toWireNumber(delta),
+      bound: toWireNumber(bound),
+    }) as WireAddResult;
+    return { result: reply.result, value: fromWireNumber(reply.value) };
   }
 
   scope(name: string, bound: number): SharedScope {
@@ -92,28 +91,21 @@ export function toWireCall(call: StoreCall): WireStoreCall {
     case "bytes":
       return call;
     case "set":
-      return { ...call, cas: toWire(call.cas), bound: toWire(call.bound) };
+      return { ...call, cas: toWireNumber(call.cas), bound: toWireNumber(call.bound) };
     case "delete":
-      return { ...call, cas: toWire(call.cas) };
+      return { ...call, cas: toWireNumber(call.cas) };
     case "add":
       return {
         ...call,
-        delta: toWire(call.delta),
-        bound: toWire(call.bound),
-        answer: { result: call.answer.result, value: toWire(call.answer.value) },
+        delta: toWireNumber(call.delta),
+        bound: toWireNumber(call.bound),
+        answer: { result: call.answer.result, value: toWireNumber(call.answer.value) },
       };
   }
 }
 
 function isRecord(value: unknown): value is Readonly<Record<string, unknown>> {
   return typeof value === "object" && value !== null;
-}
-
-/** What toWire writes: a number, or one of the texts it writes for what JSON cannot hold. */
-function isWireNumber(value: unknown): value is WireNumber {
-  return (
-    typeof value === "number" || value === "-0" || value === "NaN" || value === "Infinity" || value === "-Infinity"
-  );
 }
 
 /** A store result code as the local store returns them. */
@@ -136,12 +128,12 @@ export function fromWireCall(value: unknown): StoreCall | undefined {
       const { value: written, cas, bound } = value;
       if (typeof written !== "string" || !isWireNumber(cas) || !isWireNumber(bound) || !isResult(answer))
         return undefined;
-      return { op, scope, key, value: written, cas: fromWire(cas), bound: fromWire(bound), answer };
+      return { op, scope, key, value: written, cas: fromWireNumber(cas), bound: fromWireNumber(bound), answer };
     }
     case "delete": {
       const { cas } = value;
       if (!isWireNumber(cas) || !isResult(answer)) return undefined;
-      return { op, scope, key, cas: fromWire(cas), answer };
+      return { op, scope, key, cas: fromWireNumber(cas), answer };
     }
     case "add": {
       const { delta, bound } = value;
@@ -151,9 +143,9 @@ export function fromWireCall(value: unknown): StoreCall | undefined {
         op,
         scope,
         key,
-        delta: fromWire(delta),
-        bound: fromWire(bound),
-        answer: { result: answer.result, value: fromWire(answer.value) },
+        delta: fromWireNumber(delta),
+        bound: fromWireNumber(bound),
+        answer: { result: answer.result, value: fromWireNumber(answer.value) },
       };
     }
     default:
@@ -171,17 +163,23 @@ export function storeHandlers(store: SharedStoreApi): Readonly<Record<string, Bo
         case "bytes":
           return store.bytes(request.scope);
         case "set":
-          return store.set(request.scope, request.key, request.value, fromWire(request.cas), fromWire(request.bound));
+          return store.set(
+            request.scope,
+            request.key,
+            request.value,
+            fromWireNumber(request.cas),
+            fromWireNumber(request.bound),
+          );
         case "delete":
-          return store.delete(request.scope, request.key, fromWire(request.cas));
+          return store.delete(request.scope, request.key, fromWireNumber(request.cas));
         case "add": {
           const { result, value } = store.add(
             request.scope,
             request.key,
-            fromWire(request.delta),
-            fromWire(request.bound),
+            fromWireNumber(request.delta),
+            fromWireNumber(request.bound),
           );
-          return { result, value: toWire(value) } satisfies WireAddResult;
+          return { result, value: toWireNumber(value) } satisfies WireAddResult;
         }
         default:
           throw new Error(`unknown store operation ${JSON.stringify((request as { op?: unknown }).op)}`);

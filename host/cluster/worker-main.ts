@@ -31,6 +31,7 @@ import { XferlogWriter } from "../xfer/xferlog.js";
 import { WorkerScoreboard } from "./cluster-scoreboard.js";
 import { IpcPeer, parentEndpoint } from "./ipc.js";
 import { asJournal } from "./journal.js";
+import { asWireStates } from "./wire-state.js";
 import { RemoteSessionMemory } from "./remote-memory.js";
 import { reportFaults } from "./fault-sync.js";
 import { RemoteSharedStore } from "./remote-store.js";
@@ -72,6 +73,7 @@ function asWorkerStart(body: unknown): WorkerStart {
     generation,
     removedCompiledIn,
     journal: asJournal(record.journal),
+    states: asWireStates(record.states),
   };
 }
 

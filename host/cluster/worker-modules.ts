@@ -1,7 +1,8 @@
 /**
  * A session worker's module set (issue 15): its own configuration
  * generation, built from the same config file as the primary's and brought to
- * the same state by replaying the journal, then kept in step with the
+ * the same set by replaying the journal, its instances then taking the state
+ * of the primary's reference instances (instance-states.ts), then kept in step with the
  * primary's two-phase changes (module-sync.ts): a prepare does everything
  * that can fail and keeps the result pending; the commit applies it, the
  * abort drops it.
@@ -27,6 +28,7 @@ import type { ModuleFault, ModuleHost, PreparedLoad } from "../modules/module-ho
 import { asControlBody, asDisableOp, asGenerationBody, asPrepareBody, asSeq, opText, unitCounts } from "./journal.js";
 import type { ChangePosition } from "./fault-sync.js";
 import type { JournalEntry, StatusReply, WorkerInit } from "./journal.js";
+import { fromWireState } from "./wire-state.js";
 
 /** A change prepared and waiting for the primary's commit or abort. */
 type Pending =
@@ -140,6 +142,14 @@ export class WorkerModules {
             cause: error,
           });
         }
+      }
+      try {
+        built.host.adoptInstanceStates(init.states.map(fromWireState));
+      } catch (error) {
+        built.host.close();
+        throw new DsoError(ErrorCodes.WORKER_START, `unable to take the primary's module state: ${messageOf(error)}`, {
+          cause: error,
+        });
       }
       return built;
     });

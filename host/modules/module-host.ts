@@ -52,6 +52,8 @@ import { isDetached } from "./unit.js";
 import type { LoadedUnit } from "./unit.js";
 import { SessionInstances, SessionMemoryAccount } from "./session-instances.js";
 import type { SessionInstancesContext, SessionMemoryApi } from "./session-instances.js";
+import { adoptUnitStates, takeUnitStates } from "./instance-states.js";
+import type { UnitInstanceState } from "./instance-states.js";
 import type { InstanceSnapshot } from "./snapshot.js";
 import { forgetSnapshots, forkState, memoryBytes, sessionInstanceError, snapshotOf } from "./session-fork.js";
 import { abortModuleLoad, commitModuleLoad, prepareModuleLoad } from "./prepared-load.js";
@@ -530,6 +532,19 @@ export class ModuleHost {
       set.release();
       throw error;
     }
+  }
+
+  /** The state of this host's guest instances, for a host of the same module set to adopt (instance-states.ts). */
+  instanceStates(): UnitInstanceState[] {
+    return takeUnitStates(this.#registry.allUnits());
+  }
+
+  /**
+   * Makes this host's instances copies of another host's `instanceStates()`,
+   * without running guest code; a refusal (DSO_ERR_INSTANCE_STATE) restores none.
+   */
+  adoptInstanceStates(states: readonly UnitInstanceState[]): void {
+    adoptUnitStates((name) => this.#registry.unit(name), states);
   }
 
   /** Where `symbol` resolves in the global scope, with the definitions it shadows. */

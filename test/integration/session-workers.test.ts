@@ -11,6 +11,9 @@
  * session count went up by one when the session was opened (nothing else
  * opens or closes sessions meanwhile).
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { daemonFixture } from "./helpers/fixture.js";
 import type { FtpControl } from "./helpers/ftp-client.js";
@@ -22,6 +25,8 @@ const WORKERS = ["SessionWorkers 2"];
 const SERVICE_NOT_AVAILABLE = "421 Service not available, closing control connection";
 /** test/fixtures/guests/mod_init_once.ts: its init hook fails the 2nd time it runs in any process. */
 const ONCE = "mod_init_once.c";
+/** test/fixtures/guests/mod_ctrls_test.ts: `dsoctl greet <text>` sets what `SITE GREETING` answers. */
+const CTRLS = "mod_ctrls_test.c";
 const NOT_UNDERSTOOD = (command: string): string[] => [`500 '${command}' not understood`];
 /** Each test starts a primary and two worker processes and runs dsoctl a dozen times: slow on a busy machine. */
 const TIMEOUT_MS = 60_000;
@@ -245,6 +250,72 @@ describe("SessionWorkers 2", { timeout: TIMEOUT_MS }, () => {
     expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
     for (const other of survivors) {
       expect(await other.send("NOOP")).toEqual(["200 NOOP command successful"]);
+    }
+  });
+
+  // A guest control changes the instances' own state in the reference and in every worker; a replacement
+  // builds its set from the config file and the journal, and then takes the reference's state, as a
+  // proftpd session process inherits the master's.
+  it("gives a replacement worker the modules' state the others have, a guest control's included", async () => {
+    const daemon = await start([
+      `ModulePath ${FIXTURES}`,
+      `LoadModule ${CTRLS}`,
+      "CtrlsTestControlsACLs greet allow user *",
+    ]);
+    expect(await ctl(daemon, "greet", "hello")).toMatchObject({ status: 0, stdout: "dsoctl: greeting set\n" });
+    const [victim] = serving(await workers(daemon));
+    if (victim === undefined) throw new Error("a serving worker expected");
+    process.kill(victim.pid, "SIGKILL");
+    const named = `worker ${victim.index}`;
+    await daemon.waitForLog(new RegExp(`${named} \\(pid ${victim.pid}\\) died \\(signal SIGKILL\\)`));
+    await daemon.waitForLog(new RegExp(`${named} \\(pid (?!${victim.pid}\\))\\d+\\) started`));
+
+    const fresh = await sessionsOnEveryWorker(daemon);
+    expect([...fresh.keys()]).not.toContain(victim.pid);
+    for (const [pid, clients] of fresh) {
+      for (const client of clients) {
+        expect(await client.send("SITE GREETING"), `worker pid ${pid}`).toEqual(["200 hello"]);
+      }
+    }
+    // And the replacement follows the controls after it, as the other worker does.
+    expect(await ctl(daemon, "greet", "again")).toMatchObject({ status: 0, stdout: "dsoctl: greeting set\n" });
+    for (const clients of (await sessionsOnEveryWorker(daemon)).values()) {
+      for (const client of clients) expect(await client.send("SITE GREETING")).toEqual(["200 again"]);
+    }
+  });
+
+  // The state is the binary's: a module file replaced on disk since the primary loaded it is another binary in
+  // a new worker, which says so and does not start; the primary tries again, and it starts once the file is back.
+  it("does not start a replacement whose module file was replaced since, says why, and starts it once it is back", async () => {
+    const modules = mkdtempSync(path.join(os.tmpdir(), "dsod-workers-modules-"));
+    try {
+      const file = path.join(modules, "mod_ctrls_test.wasm");
+      const original = readFileSync(path.join(FIXTURES, "mod_ctrls_test.wasm"));
+      writeFileSync(file, original);
+      const daemon = await start([`ModulePath ${modules}`, `LoadModule ${CTRLS}`]);
+      const [victim, survivor] = serving(await workers(daemon));
+      if (victim === undefined || survivor === undefined) throw new Error("two serving workers expected");
+      // The same module with a custom section more (id 0, 4 bytes: the name "xyz").
+      writeFileSync(file, Buffer.concat([original, Buffer.from([0, 4, 3, 120, 121, 122])]));
+      process.kill(victim.pid, "SIGKILL");
+      const named = `worker ${victim.index}`;
+      await daemon.waitForLog(
+        new RegExp(
+          `${named} \\(pid \\d+\\) could not start: unable to take the primary's module state: module '${CTRLS}' cannot take ` +
+            "the state given: its binary here has SHA-256 [0-9a-f]{64}, the state is of [0-9a-f]{64} " +
+            "\\(was its file replaced\\?\\)",
+        ),
+      );
+      // The other worker serves on.
+      const client = await fixture.connect(daemon);
+      expect(await client.send("NOOP")).toEqual(["200 NOOP command successful"]);
+      expect(serving(await workers(daemon)).map((block) => block.pid)).toEqual([survivor.pid]);
+
+      writeFileSync(file, original);
+      await daemon.waitForLog(new RegExp(`${named} \\(pid (?!${victim.pid}\\))\\d+\\) started`));
+      expect(serving(await workers(daemon))).toHaveLength(2);
+    } finally {
+      rmSync(modules, { recursive: true, force: true });
     }
   });
 });

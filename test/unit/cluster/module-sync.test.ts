@@ -5,18 +5,20 @@
  * with the example modules, joined by links that call the workers' handlers
  * with the bodies and errors copied as the IPC channel copies them.
  */
-import { copyFileSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { fromRemoteFailure, toRemoteFailure } from "../../../host/cluster/ipc.js";
 import { ClusterModules } from "../../../host/cluster/module-sync.js";
 import type { WorkerLink } from "../../../host/cluster/module-sync.js";
+import type { WorkerInit } from "../../../host/cluster/journal.js";
 import { WorkerModules } from "../../../host/cluster/worker-modules.js";
+import { toWireState } from "../../../host/cluster/wire-state.js";
 import { buildGeneration, compiledInModuleNames } from "../../../host/daemon/generation.js";
 import type { Generation } from "../../../host/daemon/generation.js";
 import { DsoError, ErrorCodes } from "../../../host/errors.js";
-import type { ModuleFault, ModuleSet } from "../../../host/modules/module-host.js";
+import type { ModuleFault, ModuleHost, ModuleSet } from "../../../host/modules/module-host.js";
 import { moduleControlsActions } from "../../../host/controls/module-controls.js";
 import { insmod, lsmod, rmmod } from "../../../host/static/mod-dso/controls.js";
 import { daemonRuntime, workerRuntime } from "../../helpers/daemon-runtime.js";
@@ -47,6 +49,8 @@ interface Cluster {
 }
 
 const clusters: Cluster[] = [];
+/** Workers a test started beside a cluster's two. */
+const lateWorkers: WorkerModules[] = [];
 
 /** The example modules' config, after a ModulePath of their copies; debug level 5 logs mod_test's unload hook. */
 function cluster(config = "LoadModule mod_test.c\n", debugLevel = 0): Cluster {
@@ -57,7 +61,7 @@ function cluster(config = "LoadModule mod_test.c\n", debugLevel = 0): Cluster {
   const runtime = daemonRuntime();
   const logs: string[] = [];
   const log = (priority: string, message: string): void => void logs.push(`${priority}: ${message}`);
-  const init = { configFile, debugLevel, journal: [], removedCompiledIn: [], generation: 1 };
+  const init = { configFile, debugLevel, journal: [], removedCompiledIn: [], generation: 1, states: [] };
   const workerLogs: string[][] = [[], []];
   const workers = workerLogs.map((lines) =>
     WorkerModules.start(
@@ -135,6 +139,7 @@ function lastModules(c: Cluster): string[] {
 }
 
 afterEach(() => {
+  for (const worker of lateWorkers.splice(0)) worker.current().host.close();
   for (const c of clusters.splice(0)) {
     c.reference.host.close();
     for (const worker of c.workers) worker.current().host.close();
@@ -295,7 +300,14 @@ describe("rmmod in every worker", () => {
     expect(c.replaced).toEqual([]);
     // A worker started now replays the journal: it disables the module too.
     const late = WorkerModules.start(
-      { configFile: c.configFile, debugLevel: 0, journal: c.modules.journal, removedCompiledIn: [], generation: 1 },
+      {
+        configFile: c.configFile,
+        debugLevel: 0,
+        journal: c.modules.journal,
+        removedCompiledIn: [],
+        generation: 1,
+        states: [],
+      },
       workerRuntime(daemonRuntime()),
       () => {},
       () => 0,
@@ -416,7 +428,7 @@ describe("worker starts", () => {
     const seen: string[] = [];
     const load = c.modules.loadModule("mod_site_hello.c");
     const start = c.modules.startWorker(async (state) => {
-      seen.push(`start with ${JSON.stringify(state)}`);
+      seen.push(`start with ${JSON.stringify({ ...state, states: state.states.map((unit) => unit.name) })}`);
       return 7;
     });
     const unload = c.modules.unloadModule("mod_test.c");
@@ -424,7 +436,8 @@ describe("worker starts", () => {
     expect(await start).toBe(7);
     await unload;
     expect(seen).toEqual([
-      'start with {"journal":[{"kind":"insmod","name":"mod_site_hello.c"}],"removedCompiledIn":[],"generation":1}',
+      'start with {"journal":[{"kind":"insmod","name":"mod_site_hello.c"}],"removedCompiledIn":[],"generation":1,' +
+        '"states":["mod_test.c","mod_site_hello.c"]}',
     ]);
     expect(c.modules.journal).toEqual([
       { kind: "insmod", name: "mod_site_hello.c" },
@@ -464,12 +477,68 @@ describe("worker starts", () => {
     expect(await c.modules.reload(next)).toBeUndefined();
     c.reference.host.unloadAll();
     c.reference = next;
-    expect(await c.modules.startWorker(async (state) => state)).toEqual({
+    const state = await c.modules.startWorker(async (started) => started);
+    expect({ ...state, states: state.states.map((unit) => unit.name) }).toEqual({
       journal: [],
       removedCompiledIn: ["mod_delay.c"],
       generation: 2,
+      states: ["mod_test.c"],
     });
     expect(engines(c).map((names) => names.includes("mod_delay.c"))).toEqual([false, false, false]);
+  });
+});
+
+describe("a worker started late", () => {
+  const caller = { uid: 0, gid: 0, pid: 1, user: "root", group: "root" };
+  const CTRLS = `ModulePath ${FIXTURES_DIR}\nLoadModule mod_ctrls_test.c\n`;
+
+  /** A worker started now through startWorker, its init copied through JSON as the IPC channel copies it. */
+  async function late(c: Cluster): Promise<WorkerModules> {
+    return c.modules.startWorker(async (state) => {
+      const worker = WorkerModules.start(
+        JSON.parse(JSON.stringify({ configFile: c.configFile, debugLevel: 0, ...state })) as WorkerInit,
+        workerRuntime(daemonRuntime()),
+        () => {},
+        () => 0,
+      );
+      lateWorkers.push(worker);
+      return worker;
+    });
+  }
+
+  /** mod_ctrls_test.c's state in `host`, as the words of the snapshot that a session would fork. */
+  function stateOf(host: ModuleHost): unknown {
+    const state = host.instanceStates().find((unit) => unit.name === "mod_ctrls_test.c");
+    return state === undefined ? undefined : toWireState(state);
+  }
+
+  it("takes the reference's instances' state, what a guest control changed in them included", async () => {
+    const c = cluster(CTRLS);
+    const greet = c.modules.moduleActions().find((action) => action.name === "greet");
+    expect(await greet?.handler(["hello"], caller)).toEqual({ status: 0, lines: ["greeting set"] });
+    const reference = stateOf(c.reference.host);
+    // The workers that ran the control hold that state; one built from the config file alone does not.
+    for (const worker of c.workers) expect(stateOf(worker.current().host)).toEqual(reference);
+    const fresh = buildGeneration(c.configFile, () => {}, 0, [], daemonRuntime());
+    expect(stateOf(fresh.host)).not.toEqual(reference);
+    fresh.host.close();
+    expect(stateOf((await late(c)).current().host)).toEqual(reference);
+  });
+
+  it("does not start when its module's file is not the binary the reference loaded, and says so", async () => {
+    const c = cluster(CTRLS);
+    // The same module with a custom section more (id 0, 4 bytes: the name "xyz"), in a ModulePath of its own.
+    const bytes = readFileSync(path.join(FIXTURES_DIR, "mod_ctrls_test.wasm"));
+    writeFileSync(
+      path.join(c.dir, "mod_ctrls_test.wasm"),
+      Buffer.concat([bytes, Buffer.from([0, 4, 3, 120, 121, 122])]),
+    );
+    writeFileSync(c.configFile, `ModulePath ${c.dir}\nLoadModule mod_ctrls_test.c\n`);
+    const refused = late(c);
+    await expect(refused).rejects.toMatchObject({ code: ErrorCodes.WORKER_START });
+    await expect(refused).rejects.toThrow(
+      /^unable to take the primary's module state: module 'mod_ctrls_test\.c' cannot take the state given: its binary here has SHA-256 [0-9a-f]{64}, the state is of [0-9a-f]{64} \(was its file replaced\?\)$/,
+    );
   });
 });
 
@@ -526,7 +595,14 @@ describe("module faults in a worker", () => {
     expect(positions()).toEqual(Array(3).fill({ generation: 1, applied: 2 }));
     // A worker started now has replayed the journal: it stands where the others do.
     const late = WorkerModules.start(
-      { configFile: c.configFile, debugLevel: 0, journal: c.modules.journal, removedCompiledIn: [], generation: 1 },
+      {
+        configFile: c.configFile,
+        debugLevel: 0,
+        journal: c.modules.journal,
+        removedCompiledIn: [],
+        generation: 1,
+        states: [],
+      },
       workerRuntime(daemonRuntime()),
       () => {},
       () => 0,

@@ -25,7 +25,7 @@ function setup(config: string): WorkerInit {
   for (const file of MODULE_FILES) copyFileSync(libexec(file), path.join(dir, file));
   const configFile = path.join(dir, "dsod.conf");
   writeFileSync(configFile, `ModulePath ${dir}\n${config}`);
-  return { configFile, debugLevel: 0, journal: [], removedCompiledIn: [], generation: 1 };
+  return { configFile, debugLevel: 0, journal: [], removedCompiledIn: [], generation: 1, states: [] };
 }
 
 function start(init: WorkerInit, sessions: () => number = () => 0, logs: string[] = []): WorkerModules {
