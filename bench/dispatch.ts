@@ -15,12 +15,25 @@
  * - latency: one session, one command at a time (send, wait for the reply),
  *   so it is the cost of one command, not of a queue.
  *
+ * A third server measures the floor under the guest: the same mod_test.wasm
+ * handler called bare, from a compiled-in TypeScript module, on one instance
+ * every session shares, with no CPU guard, no fault containment and no
+ * per-session instance, its host symbols the host's own string helpers. What
+ * separates the guest row from that one is the sandbox; what separates that
+ * one from the compiled-in row is AssemblyScript's own work (allocating the
+ * argument, concatenating the reply) and the strings' crossings.
+ *
  * TEST is allowed before login (as it would be with proftpd's requires_auth
- * off for it) on both servers alike, so no USER/PASS precedes the load.
+ * off for it) on all servers alike, so no USER/PASS precedes the load.
  */
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
+import type { ActiveCommand } from "../host/abi/host-symbols.js";
+import { guestStrings } from "../host/abi/guest-memory.js";
+import type { GuestStrings } from "../host/abi/guest-memory.js";
 import { PRE_LOGIN_COMMANDS } from "../host/ftp/dispatch.js";
 import { FtpServer } from "../host/ftp/server.js";
 import { HandlerResults, Phases } from "../host/modules/module-api.js";
@@ -28,6 +41,7 @@ import type { EngineModule } from "../host/modules/module-api.js";
 import { ModuleHost } from "../host/modules/module-host.js";
 import { tuneHeapForModuleChurn } from "../host/system/heap.js";
 import { createCompiledInModules } from "../host/static/index.js";
+import { readModuleShape } from "../host/wasm/reader.js";
 import { isMain, LIBEXEC_DIR, percentileRows, printRows, withTarget } from "./load.js";
 import { rowOf } from "./stats.js";
 import type { Row } from "./stats.js";
@@ -213,10 +227,70 @@ function compiledInTest(): EngineModule {
   };
 }
 
+/**
+ * mod_test.wasm's cmd_TEST called bare from a compiled-in module: one instance
+ * for every session, no CPU guard, no fault containment, its host symbols
+ * reading and writing strings with the host's own helpers (guest-memory.ts),
+ * the literals cached as the host caches them. The sandbox's floor.
+ */
+function bareWasmTest(): EngineModule {
+  const bytes = readFileSync(path.join(LIBEXEC_DIR, "mod_test.wasm"));
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 256 });
+  let active: ActiveCommand | undefined;
+  let strings: GuestStrings | undefined;
+  const command = (): ActiveCommand => {
+    if (active === undefined) throw new Error("bench: mod_test.wasm called a command symbol outside a command");
+    return active;
+  };
+  const read = (ptr: number): string => (strings as GuestStrings).read(ptr);
+  const env: Record<string, WebAssembly.ImportValue> = {
+    memory,
+    abort: () => {
+      throw new Error("bench: mod_test.wasm aborted");
+    },
+    pr_cmd_arg: () => (strings as GuestStrings).create(command().arg),
+    pr_cmd_argc: () => command().argv.length,
+    pr_cmd_argv: (i: number) => (strings as GuestStrings).create(command().argv[i] ?? ""),
+    pr_response_add: (code: number, text: number) => command().addResponse(read(code), read(text)),
+    pr_response_add_err: (code: number, text: number) => command().addError(read(code), read(text)),
+    pr_log_debug: () => {},
+    pr_help_add: () => {},
+    pr_feat_add: () => {},
+  };
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env });
+  strings = guestStrings(instance, memory, readModuleShape(bytes).staticData);
+  const exports = instance.exports as Record<string, () => number>;
+  exports._initialize?.();
+  if (exports.module_init?.() !== 0) throw new Error("bench: mod_test.wasm's module_init failed");
+  const cmdTest = exports.cmd_TEST as () => number;
+  return {
+    name: "mod_test_bare.c",
+    kind: "static",
+    commands: [
+      {
+        command: "TEST",
+        phase: Phases.CMD,
+        run: (cmd) => {
+          active = cmd;
+          try {
+            return cmdTest() === 0 ? HandlerResults.DECLINED : HandlerResults.HANDLED;
+          } finally {
+            active = undefined;
+          }
+        },
+      },
+    ],
+    siteCommands: [],
+    directives: [],
+    features: ["TEST"],
+    help: [{ command: "TEST", text: "[<sp> text]" }],
+  };
+}
+
 let serverLogLines = 0;
 
 interface Target {
-  readonly label: "guest" | "ts";
+  readonly label: "guest" | "ts" | "bare";
   readonly host: ModuleHost;
   readonly server: FtpServer;
   port: number;
@@ -224,11 +298,8 @@ interface Target {
 
 async function startTarget(label: Target["label"]): Promise<Target> {
   const compiledIn = createCompiledInModules().modules;
-  const host = new ModuleHost({
-    modulePath: LIBEXEC_DIR,
-    compiledIn: label === "ts" ? [...compiledIn, compiledInTest()] : compiledIn,
-    guestLog: () => {},
-  });
+  const own = label === "ts" ? [compiledInTest()] : label === "bare" ? [bareWasmTest()] : [];
+  const host = new ModuleHost({ modulePath: LIBEXEC_DIR, compiledIn: [...compiledIn, ...own], guestLog: () => {} });
   if (label === "guest") host.loadModule("mod_test.c");
   const server = new FtpServer({
     acquireModules: () => host.acquireModules(),
@@ -245,31 +316,31 @@ async function startTarget(label: Target["label"]): Promise<Target> {
 }
 
 export async function runDispatch(log: (line: string) => void): Promise<Row[]> {
-  const targets = [await startTarget("guest"), await startTarget("ts")];
+  const targets = [await startTarget("guest"), await startTarget("ts"), await startTarget("bare")];
   const client = new WorkerClient<ClientRequest, ClientResponse>(
     new URL(import.meta.url),
     "dispatch-client",
     "dispatch client",
   );
   try {
-    // Both servers must give the same answer, or the comparison would not be of the same work.
+    // Every server must give the same answer, or the comparison would not be of the same work.
     const expected = `200 ${GREETING}: x`;
     for (const t of targets) {
       const { reply } = (await client.ask({ kind: "probe", port: t.port })) as { reply: string };
       if (reply !== expected) throw new Error(`bench: ${t.label} server answered '${reply}', expected '${expected}'`);
     }
-    // Warm-up: both paths tier up (and the guest's handler leaves Liftoff) before anything is timed.
+    // Warm-up: every path tiers up (and the wasm handlers leave Liftoff) before anything is timed.
     for (const t of targets) {
       for (const sessions of SESSION_COUNTS)
         await client.ask({ kind: "throughput", port: t.port, sessions, commands: COMMANDS_PER_SAMPLE });
-      await client.ask({ kind: "latency", port: t.port, commands: LATENCY_COMMANDS });
+      if (t.label !== "bare") await client.ask({ kind: "latency", port: t.port, commands: LATENCY_COMMANDS });
     }
     const rates = new Map<string, number[]>();
     const latencies = new Map<string, number[][]>();
     const key = (t: Target, sessions: number): string => `${t.label} ${sessions}`;
     for (let round = 0; round < ROUNDS; round++) {
       globalThis.gc?.();
-      // Alternate which target goes first, so neither always follows the gc.
+      // Alternate the targets' order, so that none always follows the gc.
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const sessions of SESSION_COUNTS) {
         for (const t of order) {
@@ -287,7 +358,8 @@ export async function runDispatch(log: (line: string) => void): Promise<Row[]> {
           rates.set(key(t, sessions), list);
         }
       }
-      for (const t of order) {
+      // Latency compares the guest with the compiled-in handler only.
+      for (const t of order.filter(({ label }) => label !== "bare")) {
         const r = (await client.ask({ kind: "latency", port: t.port, commands: LATENCY_COMMANDS })) as {
           samplesUs: number[];
         };
@@ -324,7 +396,27 @@ function rowsOf(rates: ReadonlyMap<string, number[]>, latencies: ReadonlyMap<str
       rates.get(`guest ${sessions}`) ?? [],
       { name: anchor.name, figure: anchor.figure },
     );
-    rows.push(anchor, withTarget(guest, `>= ${TARGET_RATIO}x`, guest.ratio >= TARGET_RATIO));
+    const bare = rowOf(
+      {
+        group,
+        name: `${group}: TEST via the same wasm handler called bare (no sandbox), ${what}`,
+        unit: "commands/s",
+        note: `${note}; one instance shared, no CPU guard, no fault containment: the floor under the guest row`,
+      },
+      rates.get(`bare ${sessions}`) ?? [],
+      { name: anchor.name, figure: anchor.figure },
+    );
+    const sandboxed = rowOf(
+      {
+        group,
+        name: `${group}: TEST via guest handler against the bare wasm handler, ${what}`,
+        unit: "commands/s",
+        note: "what the sandbox costs: CPU guard, fault containment, the session's own instance",
+      },
+      rates.get(`guest ${sessions}`) ?? [],
+      { name: bare.name, figure: bare.figure },
+    );
+    rows.push(anchor, withTarget(guest, `>= ${TARGET_RATIO}x`, guest.ratio >= TARGET_RATIO), bare, sandboxed);
   }
   const latencyNote = "1 session, one command in flight, client-side round trip";
   const anchors = percentileRows(
