@@ -402,14 +402,17 @@ function cpuNote(windows: readonly StallWindow[]): string {
   );
 }
 
-/** The with-logins row of `windows` against `quietRow`: the paired ratio, split by worker, logins/s and CPU in the note. */
+/**
+ * The with-logins row of `windows` against `quietRow`, with the paired ratio
+ * (split by worker in the note, beside logins/s and CPU) the target is read on.
+ */
 function busyRow(
   name: string,
   windows: { quiet: readonly StallWindow[]; busy: readonly StallWindow[] },
   quietRow: Row,
-): Row {
+): { row: Row; ratio: number } {
   const ratio = pairedRatio(windows);
-  return rowOf(
+  const row = rowOf(
     {
       group: GROUP,
       name,
@@ -422,6 +425,7 @@ function busyRow(
     windows.busy.map((window) => window.rates[0] + window.rates[1]),
     { name: quietRow.name, figure: quietRow.figure },
   );
+  return { row, ratio };
 }
 
 /**
@@ -446,22 +450,18 @@ async function stallRows(d: Daemon, cores: number, log: (line: string) => void):
     },
     windows.quiet.map((window) => window.rates[0] + window.rates[1]),
   );
-  const ratio = pairedRatio(windows);
-  const row = withTarget(
-    busyRow(
-      `${GROUP}: ${STALL_SESSIONS} sessions' NOOPs while a client logs in repeatedly, ${what}`,
-      windows,
-      quietRow,
-    ),
-    `>= ${STALL_TARGET}x`,
-    ratio >= STALL_TARGET,
+  const busy = busyRow(
+    `${GROUP}: ${STALL_SESSIONS} sessions' NOOPs while a client logs in repeatedly, ${what}`,
+    windows,
+    quietRow,
   );
+  const row = withTarget(busy.row, `>= ${STALL_TARGET}x`, busy.ratio >= STALL_TARGET);
   if (anchor === undefined) return [quietRow, row];
   const proftpdNote = `; proftpd 1.3.8 in the same run: ${anchor.ratio.toFixed(2)}x at ${anchor.logins} logins/s`;
   // A proftpd that took no login in its windows leaves no rate to hold dsod to.
   if (anchor.logins === 0) return [quietRow, { ...row, note: `${row.note ?? ""}${proftpdNote}` }];
   const paced = await stallWindows(server, log, anchor.logins);
-  const pacedRow = busyRow(
+  const { row: pacedRow } = busyRow(
     `${GROUP}: ${STALL_SESSIONS} sessions' NOOPs while a client logs in at most ${anchor.logins} times/s (proftpd's rate), ${what}`,
     paced,
     quietRow,
