@@ -7,7 +7,7 @@
  * generation's rules, the session and the command in, a reply or nothing out.
  */
 import path from "node:path";
-import { isAllowed, loginAllowed } from "./limit.js";
+import { isAllowed, limitsConcern, loginAllowed } from "./limit.js";
 import type { LimitRules, LimitSubject } from "./limit.js";
 
 /** A refusal, in the shape of the dispatcher's Refusal. */
@@ -181,7 +181,7 @@ export function limitReply(
 ): LimitRefusal | undefined {
   const name = commandName.toUpperCase();
   const found = specFor(name, arg);
-  if (found === undefined) return undefined;
+  if (found === undefined || !limitsConcern(rules, found.check)) return undefined;
   const where =
     found.spec.where === "cwd"
       ? session.cwd
@@ -204,11 +204,9 @@ export function limitAllows(
   virtualPath: string,
   jailRoot: string,
 ): boolean {
-  return isAllowed(rules, {
-    ...subjectOf(session),
-    command: commandName.toUpperCase(),
-    path: hostPath(jailRoot, virtualPath),
-  });
+  const command = commandName.toUpperCase();
+  if (!limitsConcern(rules, command)) return true;
+  return isAllowed(rules, { ...subjectOf(session), command, path: hostPath(jailRoot, virtualPath) });
 }
 
 /**

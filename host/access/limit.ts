@@ -375,15 +375,28 @@ function dirCheckLimits(rules: LimitRules, dir: DirNode | undefined, name: strin
  * `<Limit STOR>` anywhere beats a `<Limit WRITE>` in a deeper <Directory>.
  */
 export function isAllowed(rules: LimitRules, query: LimitQuery): boolean {
+  if (!limitsConcern(rules, query.command)) return true;
   const names = limitNames(query.command);
-  const concerned = (limit: LimitSection): boolean => names.some((name) => lists(limit, name));
-  if (!rules.server.some(concerned) && !rules.directories.some((d) => d.limits.some(concerned))) return true;
   const dir = matchDirectory(directoryTree(rules, query), query.path);
   for (const name of names) {
     const result = dirCheckLimits(rules, dir, name, query);
     if (result !== 1) return result === 2;
   }
   return true;
+}
+
+/**
+ * Whether some <Limit> section, at server level or in a <Directory>, lists
+ * `command` or a group that covers it (limitNames). When none does, every
+ * check of it allows, whoever asks and wherever: callers ask this first and
+ * skip building the question, so a config without <Limit> costs a command
+ * nothing (every NOOP is checked, as core_noop calls dir_check).
+ */
+export function limitsConcern(rules: LimitRules, command: string): boolean {
+  if (rules.server.length === 0 && rules.directories.length === 0) return false;
+  const names = limitNames(command);
+  const concerned = (limit: LimitSection): boolean => names.some((name) => lists(limit, name));
+  return rules.server.some(concerned) || rules.directories.some((d) => d.limits.some(concerned));
 }
 
 /**

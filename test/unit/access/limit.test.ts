@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { connectAllowed, emptyLimitRules, isAllowed, limitNames, loginAllowed } from "../../../host/access/limit.js";
+import {
+  connectAllowed,
+  emptyLimitRules,
+  isAllowed,
+  limitNames,
+  limitsConcern,
+  loginAllowed,
+} from "../../../host/access/limit.js";
 import type { LimitRules, LimitSubject } from "../../../host/access/limit.js";
 import { alice, anonymous, bob, carol, rulesFrom } from "./rules.js";
 
@@ -22,6 +29,31 @@ describe("limitNames: what each command is checked under, most specific first", 
   it("leaves the data-connection commands, PROT and OPTS out of ALL, and SITE HELP alone", () => {
     for (const name of ["PASV", "PORT", "EPRT", "EPSV", "PROT", "OPTS_UTF8"]) expect(limitNames(name)).toEqual([name]);
     expect(limitNames("SITE_HELP")).toEqual(["SITE_HELP"]);
+  });
+});
+
+describe("limitsConcern: whether any <Limit> could decide a command", () => {
+  it("is false for every command without <Limit> sections", () => {
+    for (const name of ["NOOP", "STOR", "LIST", "SITE_CHMOD"])
+      expect(limitsConcern(emptyLimitRules(), name)).toBe(false);
+  });
+
+  it("follows the names a command is checked under: itself, its group, ALL, at server level and in a <Directory>", () => {
+    const write = rulesFrom("<Directory /srv>", "<Limit WRITE>", "DenyAll", "</Limit>", "</Directory>");
+    expect(["STOR", "stor", "DELE", "SITE_CHMOD"].map((name) => limitsConcern(write, name))).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect(["NOOP", "RETR", "LIST"].map((name) => limitsConcern(write, name))).toEqual([false, false, false]);
+    const all = rulesFrom("<Limit ALL>", "DenyUser bob", "</Limit>");
+    expect(["NOOP", "RETR", "PASV", "SITE_HELP"].map((name) => limitsConcern(all, name))).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ]);
   });
 });
 
