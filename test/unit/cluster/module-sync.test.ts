@@ -121,6 +121,20 @@ function cluster(config = "LoadModule mod_test.c\n", debugLevel = 0): Cluster {
   return built;
 }
 
+/** A worker started now through startWorker, its init copied through JSON as the IPC channel copies it. */
+async function lateWorker(c: Cluster): Promise<WorkerModules> {
+  return c.modules.startWorker(async (state) => {
+    const worker = WorkerModules.start(
+      JSON.parse(JSON.stringify({ configFile: c.configFile, debugLevel: 0, ...state })) as WorkerInit,
+      workerRuntime(daemonRuntime()),
+      () => {},
+      () => 0,
+    );
+    lateWorkers.push(worker);
+    return worker;
+  });
+}
+
 /** The requests of module changes (insmod's answer also asks every worker for "status", for its warnings). */
 function changes(c: Cluster): string[] {
   return c.requests.filter((request) => !request.endsWith(" status"));
@@ -299,19 +313,7 @@ describe("rmmod in every worker", () => {
     expect(c.changed).toEqual(["disable mod_sql.c"]);
     expect(c.replaced).toEqual([]);
     // A worker started now replays the journal: it disables the module too.
-    const late = WorkerModules.start(
-      {
-        configFile: c.configFile,
-        debugLevel: 0,
-        journal: c.modules.journal,
-        removedCompiledIn: [],
-        generation: 1,
-        states: [],
-      },
-      workerRuntime(daemonRuntime()),
-      () => {},
-      () => 0,
-    );
+    const late = await lateWorker(c);
     const hosts = [c.reference.host, ...c.workers.map((worker) => worker.current().host), late.current().host];
     for (const host of hosts) {
       const set = host.acquireModules();
@@ -322,7 +324,6 @@ describe("rmmod in every worker", () => {
       );
       set.release();
     }
-    late.current().host.close();
   });
 
   it("replaces a worker that does not disable the module, and disables it everywhere else", async () => {
@@ -492,20 +493,6 @@ describe("a worker started late", () => {
   const caller = { uid: 0, gid: 0, pid: 1, user: "root", group: "root" };
   const CTRLS = `ModulePath ${FIXTURES_DIR}\nLoadModule mod_ctrls_test.c\n`;
 
-  /** A worker started now through startWorker, its init copied through JSON as the IPC channel copies it. */
-  async function late(c: Cluster): Promise<WorkerModules> {
-    return c.modules.startWorker(async (state) => {
-      const worker = WorkerModules.start(
-        JSON.parse(JSON.stringify({ configFile: c.configFile, debugLevel: 0, ...state })) as WorkerInit,
-        workerRuntime(daemonRuntime()),
-        () => {},
-        () => 0,
-      );
-      lateWorkers.push(worker);
-      return worker;
-    });
-  }
-
   /** mod_ctrls_test.c's state in `host`, as the words of the snapshot that a session would fork. */
   function stateOf(host: ModuleHost): unknown {
     const state = host.instanceStates().find((unit) => unit.name === "mod_ctrls_test.c");
@@ -522,7 +509,7 @@ describe("a worker started late", () => {
     const fresh = buildGeneration(c.configFile, () => {}, 0, [], daemonRuntime());
     expect(stateOf(fresh.host)).not.toEqual(reference);
     fresh.host.close();
-    expect(stateOf((await late(c)).current().host)).toEqual(reference);
+    expect(stateOf((await lateWorker(c)).current().host)).toEqual(reference);
   });
 
   it("does not start when its module's file is not the binary the reference loaded, and says so", async () => {
@@ -534,7 +521,7 @@ describe("a worker started late", () => {
       Buffer.concat([bytes, Buffer.from([0, 4, 3, 120, 121, 122])]),
     );
     writeFileSync(c.configFile, `ModulePath ${c.dir}\nLoadModule mod_ctrls_test.c\n`);
-    const refused = late(c);
+    const refused = lateWorker(c);
     await expect(refused).rejects.toMatchObject({ code: ErrorCodes.WORKER_START });
     await expect(refused).rejects.toThrow(
       /^unable to take the primary's module state: module 'mod_ctrls_test\.c' cannot take the state given: its binary here has SHA-256 [0-9a-f]{64}, the state is of [0-9a-f]{64} \(was its file replaced\?\)$/,
@@ -594,21 +581,8 @@ describe("module faults in a worker", () => {
     await c.modules.unloadModule("mod_site_hello.c");
     expect(positions()).toEqual(Array(3).fill({ generation: 1, applied: 2 }));
     // A worker started now has replayed the journal: it stands where the others do.
-    const late = WorkerModules.start(
-      {
-        configFile: c.configFile,
-        debugLevel: 0,
-        journal: c.modules.journal,
-        removedCompiledIn: [],
-        generation: 1,
-        states: [],
-      },
-      workerRuntime(daemonRuntime()),
-      () => {},
-      () => 0,
-    );
+    const late = await lateWorker(c);
     expect(late.position()).toEqual({ generation: 1, applied: 2 });
-    late.current().host.close();
     const next = buildGeneration(c.configFile, () => {}, 0, [], daemonRuntime());
     expect(await c.modules.reload(next)).toBeUndefined();
     c.reference.host.unloadAll();
