@@ -39,12 +39,12 @@ export function siteIds(): { uid: number; gid: number } {
   return { uid, gid: process.getgid?.() ?? NOBODY };
 }
 
-/** Creates a fresh site under the system temp dir (`prefix` names it). */
-export function makeSite(options: { prefix?: string; user?: string; password?: string } = {}): FtpSite {
+/** Creates a fresh site under `base` (the system temp dir by default; `prefix` names it). */
+export function makeSite(options: { prefix?: string; user?: string; password?: string; base?: string } = {}): FtpSite {
   const user = options.user ?? "alice";
   const password = options.password ?? "wonderland";
   const { uid, gid } = siteIds();
-  const dir = mkdtempSync(path.join(tmpdir(), options.prefix ?? "ftp-site-"));
+  const dir = mkdtempSync(path.join(options.base ?? tmpdir(), options.prefix ?? "ftp-site-"));
   // mkdtemp makes 0700; the user's session (proftpd's runs as the user) must reach its home.
   chmodSync(dir, 0o755);
   const home = path.join(dir, "home", user);
