@@ -173,14 +173,23 @@ async function cpuPerLogin(pid: number, port: number, user: string, password: st
   return perLogin;
 }
 
-/** proftpd's CPU per login, the anchor of dsod's; undefined without proftpd. */
-export async function proftpdPerLogin(): Promise<{ name: string; figure: number; row: Row } | undefined> {
+/**
+ * proftpd's CPU per login, the anchor of dsod's, as a row of `group` whose
+ * name starts with `prefix` (the login section's rows have none, the workers
+ * section's `workers: `): each section that compares measures it again, under
+ * a name of its own, so that a row's "vs" names the anchor its ratio was taken
+ * against. Undefined without proftpd.
+ */
+export async function proftpdPerLogin(
+  group: string,
+  prefix: string,
+): Promise<{ name: string; figure: number; row: Row } | undefined> {
   if (!proftpdInstalled()) return undefined;
   const site = makeSite({ prefix: "wasm-dso-bench-login-" });
   const proftpd = await startProftpd({ site });
   try {
     const row = rowOf(
-      { group: "login", name: "proftpd 1.3.8 CPU per login, connect to QUIT (fork, crypt(3))", unit: "CPU ms/login" },
+      { group, name: `${prefix}proftpd 1.3.8 CPU per login, connect to QUIT (fork, crypt(3))`, unit: "CPU ms/login" },
       await cpuPerLogin(proftpd.pid, proftpd.port, site.user, site.password),
     );
     return { name: row.name, figure: row.figure, row };
@@ -246,7 +255,7 @@ export function windowEnd(): Promise<void> {
 
 async function sessionRows(log: (line: string) => void): Promise<Row[]> {
   const rows: Row[] = [];
-  const proftpd = await proftpdPerLogin();
+  const proftpd = await proftpdPerLogin("login", "");
   if (proftpd !== undefined) rows.push(proftpd.row);
   for (const disabled of [false, true]) {
     const label = disabled ? "worker threads" : "crypt addon";

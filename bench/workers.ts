@@ -274,7 +274,7 @@ async function throughputRows(daemons: readonly Daemon[], cores: number, log: (l
 /** Logins/s and server CPU per login (primary + workers), against proftpd's CPU per login. */
 async function loginRows(d: Daemon, cores: number, log: (line: string) => void): Promise<Row[]> {
   const rows: Row[] = [];
-  const proftpd = await proftpdPerLogin();
+  const proftpd = await proftpdPerLogin(GROUP, `${GROUP}: `);
   if (proftpd === undefined) log("bench: workers: proftpd is not installed, no CPU-per-login anchor");
   else rows.push(proftpd.row);
   const perSecond: number[] = [];
