@@ -1,11 +1,11 @@
 /**
  * A session worker's module set (issue 15): its own configuration
- * generation, built from the same config file as the primary's and brought to
+ * generation, built from the same config file as the primary's, brought to
  * the same set by replaying the journal, its instances then taking the state
- * of the primary's reference instances (instance-states.ts), then kept in step with the
- * primary's two-phase changes (module-sync.ts): a prepare does everything
- * that can fail and keeps the result pending; the commit applies it, the
- * abort drops it.
+ * of the primary's reference instances (instance-states.ts); then kept in
+ * step with the primary's two-phase changes (module-sync.ts): a prepare does
+ * everything that can fail and keeps the result pending; the commit applies
+ * it, the abort drops it.
  *
  * Sessions keep the module set they started with (acquireModules), as in one
  * process: a commit changes what new sessions get.
